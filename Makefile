@@ -1,0 +1,50 @@
+# Two commands: `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test setup python-deps web-deps browser test-python test-js typecheck bench clean
+
+run: setup
+	$(BIN)/python -m server $(ARGS)
+
+test: setup browser
+	$(BIN)/python -m pytest -q
+	cd client_web && node --test test/
+	$(BIN)/mypy
+
+setup: python-deps web-deps
+
+python-deps: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+web-deps: client_web/node_modules/.package-lock.json
+client_web/node_modules/.package-lock.json: client_web/package.json client_web/package-lock.json
+	cd client_web && npm ci --no-audit --no-fund
+
+# Debian's Chromium for the real-browser tests (never a browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
+
+test-python: setup browser
+	$(BIN)/python -m pytest -q
+
+test-js: web-deps
+	cd client_web && node --test test/
+
+typecheck: python-deps
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m tools.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) client_web/node_modules test-artifacts .pytest_cache .mypy_cache

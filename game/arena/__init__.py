@@ -1,0 +1,1 @@
+"""``arena``: the real game (players, bullets, pellets, drones)."""

@@ -1,0 +1,139 @@
+"""``drift``: the standard benchmark workload of WORKLOAD.md, exactly.
+
+E NPCs bounce around a 4000 x 4000 arena at constant velocity; every 30
+ticks a tenth of them (``id % 10 == (tick // 30) % 10``) draw a new
+velocity. Players move 5 units per tick along their latest input and are
+clamped to the arena. Positions and velocities are fixed-point: 1/8 world
+unit (``SCALE``). NPC ``n`` is entity id ``n`` (they are spawned first and
+never removed), so "index" in WORKLOAD.md is the entity id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from game import rng
+from game.motion import step_axis
+from game.rules import Event, InputBatch, player_slots, scores_from_column
+from game.schema import Axis, Column, InputField, Option, RulesetSpec
+from game.world import EntityId, PlayerId, World
+
+SCALE = 8
+SIZE = 4000 * SCALE
+PLAYER_KIND = 4
+SPEED = 5 * SCALE
+#: Per-axis step for a diagonal input: 5 units / sqrt(2) = 3.54 units = 28/8.
+DIAGONAL = 28
+REDRAW_PERIOD = 30
+
+_STREAM_SPAWN, _STREAM_VEL, _STREAM_PLAYER = 1, 2, 3
+
+SPEC = RulesetSpec(
+    name="drift",
+    version=1,
+    columns=(
+        Column("kind", "uint8", "uint8", doc="NPC: id % 4 (0-3); player: 4"),
+        Column("x", "int32", "int16", SCALE, "position, 1/8 world unit, 0..32000"),
+        Column("y", "int32", "int16", SCALE, "position, 1/8 world unit, 0..32000"),
+        Column("vx", "int32", "int8", SCALE, "velocity, 1/8 unit per tick (players: last step taken)"),
+        Column("vy", "int32", "int8", SCALE, "velocity, 1/8 unit per tick (players: last step taken)"),
+        Column("hp", "uint8", "uint8", doc="hit points, always 100"),
+        Column("score", "int32", "int32", doc="players' score, always 0"),
+        Column("player", "int32", None, doc="owning player id, -1 for NPCs"),
+    ),
+    inputs=(
+        InputField("dx", -1, 1, "horizontal direction"),
+        InputField("dy", -1, 1, "vertical direction (+1 = down, larger y)"),
+    ),
+    motion=(Axis("x", "vx", 0, SIZE), Axis("y", "vy", 0, SIZE)),
+    width=4000,
+    height=4000,
+    options=(Option("npcs", 2000, 0, 1_000_000, "number of NPCs (E)"),),
+    kinds=("npc0", "npc1", "npc2", "npc3", "player"),
+)
+
+
+def _velocities(seed: int, tick: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each component uniform in [-4, -0.5] u [0.5, 4] units: magnitude 4..32 eighths, random sign."""
+    out = []
+    for axis in (0, 1):
+        keys = ids.astype(np.int64) * 2 + axis
+        mag = rng.integers(seed, tick, _STREAM_VEL, keys, 4, 32)
+        sign = np.where(rng.chance(seed, tick, _STREAM_VEL + 16, keys, 1, 2), -1, 1)
+        out.append((mag * sign).astype(np.int32))
+    return out[0], out[1]
+
+
+class DriftRuleset:
+    """The WORKLOAD.md rules; see the module docstring."""
+
+    spec = SPEC
+
+    def create(self, seed: int, options: dict[str, int]) -> World:
+        opts = SPEC.resolve_options(options)
+        n = opts["npcs"]
+        world = World(SPEC, seed=seed, capacity=max(64, n + n // 4 + 64))
+        ids = np.arange(n, dtype=np.int64)
+        vx, vy = _velocities(seed, 0, ids)
+        world.spawn(
+            n,
+            kind=(ids % 4).astype(np.uint8),
+            x=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2, 0, SIZE),
+            y=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2 + 1, 0, SIZE),
+            vx=vx,
+            vy=vy,
+            hp=100,
+            player=-1,
+        )
+        world.commit()
+        return world
+
+    def join(self, world: World, player: PlayerId) -> EntityId:
+        key = np.array([player * 2, player * 2 + 1], dtype=np.int64)
+        pos = rng.integers(world.seed, world.tick, _STREAM_PLAYER, key, 0, SIZE)
+        (eid,) = world.spawn(1, kind=PLAYER_KIND, x=pos[0], y=pos[1], hp=100, player=player)
+        world.commit()
+        return EntityId(int(eid))
+
+    def leave(self, world: World, player: PlayerId) -> None:
+        slots = player_slots(world, np.array([player], dtype=np.int32))
+        world.despawn(slots[slots >= 0])
+        world.commit()
+
+    def step(self, world: World, inputs: InputBatch) -> list[Event]:
+        world.tick += 1
+        tick = world.tick
+        slots = world.active()
+        cols = world.cols
+
+        # Players: 5 units along the input direction, clamped to the arena.
+        ps = player_slots(world, inputs.players)
+        have = ps >= 0
+        ps = ps[have]
+        dx = inputs.column(0)[have].astype(np.int32)
+        dy = inputs.column(1)[have].astype(np.int32)
+        step = np.where((dx != 0) & (dy != 0), DIAGONAL, SPEED)
+        for pos_name, vel_name, d in (("x", "vx", dx), ("y", "vy", dy)):
+            old = cols[pos_name][ps]
+            new = np.clip(old + d * step, 0, SIZE)
+            cols[vel_name][ps] = new - old
+            cols[pos_name][ps] = new
+
+        # NPCs: constant velocity with reflection, then the periodic redraw.
+        npcs = slots[cols["player"][slots] < 0]
+        for axis in SPEC.motion:
+            pos, vel = cols[axis.pos][npcs], cols[axis.vel][npcs]
+            step_axis(pos, vel, axis.lo, axis.hi)
+            cols[axis.pos][npcs], cols[axis.vel][npcs] = pos, vel
+        if tick % REDRAW_PERIOD == 0:
+            group = (tick // REDRAW_PERIOD) % 10
+            ids = world.ids[npcs].astype(np.int64)
+            chosen = npcs[ids % 10 == group]
+            vx, vy = _velocities(world.seed, tick, world.ids[chosen])
+            cols["vx"][chosen], cols["vy"][chosen] = vx, vy
+
+        world.commit()
+        return []
+
+    def scores(self, world: World) -> dict[int, int]:
+        return scores_from_column(world)

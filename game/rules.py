@@ -1,0 +1,129 @@
+"""The interface a ruleset implements, and the registry of rulesets.
+
+The engine never interprets game state: it creates a world through the
+ruleset, adds and removes players, and calls ``step`` once per tick with
+every player's current input. Everything else is the ruleset's business.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from attrs import field, frozen
+
+from game.errors import GameError
+from game.schema import RulesetSpec
+from game.world import EntityId, PlayerId, World
+
+
+def _as_players(v: npt.ArrayLike) -> npt.NDArray[np.int32]:
+    return np.asarray(v, dtype=np.int32).reshape(-1)
+
+
+def _as_values(v: npt.ArrayLike) -> npt.NDArray[np.int16]:
+    a = np.asarray(v, dtype=np.int16)
+    return a.reshape(a.shape[0] if a.ndim else 0, -1) if a.size else a.reshape(0, 0)
+
+
+@frozen
+class InputBatch:
+    """Every player's current input for one tick, in ascending player-id order.
+
+    Attributes:
+        players: int32 (P,), ascending player ids.
+        values: int16 (P, F), one row per player, fields in the spec's order.
+    """
+
+    players: npt.NDArray[np.int32] = field(converter=_as_players)
+    values: npt.NDArray[np.int16] = field(converter=_as_values)
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.players) and self.values.shape[0] != len(self.players):
+            raise GameError("input batch: one row of values per player")
+        if len(self.players) > 1 and not np.all(np.diff(self.players) > 0):
+            raise GameError("input batch: players must be strictly ascending")
+
+    @classmethod
+    def empty(cls, fields: int) -> InputBatch:
+        return cls(np.zeros(0, np.int32), np.zeros((0, fields), np.int16))
+
+    def column(self, index: int) -> npt.NDArray[np.int16]:
+        if self.values.size == 0:
+            return np.zeros(0, dtype=np.int16)
+        return self.values[:, index]
+
+
+@frozen
+class Event:
+    """Something that happened in a tick, for feeds and sounds: ``kind`` and integer args."""
+
+    kind: str
+    args: tuple[int, ...] = ()
+
+    def to_wire(self) -> list[Any]:
+        return [self.kind, *self.args]
+
+
+class Ruleset(Protocol):
+    """What the server, codec, recorder and clients need from a ruleset."""
+
+    spec: RulesetSpec
+
+    def create(self, seed: int, options: dict[str, int]) -> World:
+        """A new world for a match, at tick 0, with its initial entities committed."""
+        ...
+
+    def join(self, world: World, player: PlayerId) -> EntityId:
+        """Spawn ``player``'s entity (committed at once); returns its id."""
+        ...
+
+    def leave(self, world: World, player: PlayerId) -> None:
+        """Remove ``player``'s entity (committed at once)."""
+        ...
+
+    def step(self, world: World, inputs: InputBatch) -> list[Event]:
+        """Advance ``world`` by one tick (``world.tick`` += 1) and commit."""
+        ...
+
+    def scores(self, world: World) -> dict[int, int]:
+        """Score per player id, for scoreboards and replay end records."""
+        ...
+
+
+def player_slots(world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
+    """Slot of each player's entity (-1 when it has none), via the private ``player`` column."""
+    slots = world.active()
+    owner = world.cols["player"][slots]
+    mine = owner >= 0
+    pslots, powner = slots[mine], owner[mine]
+    order = np.argsort(powner, kind="stable")
+    powner, pslots = powner[order], pslots[order]
+    if powner.size == 0:
+        return np.full(len(players), -1, dtype=np.intp)
+    pos = np.minimum(np.searchsorted(powner, players), powner.size - 1)
+    return np.where(powner[pos] == players, pslots[pos], -1).astype(np.intp)
+
+
+def scores_from_column(world: World) -> dict[int, int]:
+    """``{player id: score}`` from the ``player`` and ``score`` columns."""
+    slots = world.active()
+    owner = world.cols["player"][slots]
+    mine = owner >= 0
+    return {int(p): int(s) for p, s in zip(owner[mine], world.cols["score"][slots][mine])}
+
+
+#: Registered rulesets: name -> (module, class).
+RULESETS = {"arena": ("game.arena.ruleset", "ArenaRuleset"), "drift": ("game.drift", "DriftRuleset")}
+RULESET_NAMES = tuple(sorted(RULESETS))
+
+
+def get_ruleset(name: str) -> Ruleset:
+    """The registered ruleset called ``name``; GameError naming the known ones otherwise."""
+    if name not in RULESETS:
+        raise GameError(f"unknown ruleset {name!r}; known: {', '.join(RULESET_NAMES)}")
+    module, cls = RULESETS[name]
+    ruleset: Ruleset = getattr(importlib.import_module(module), cls)()
+    return ruleset

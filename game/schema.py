@@ -1,0 +1,162 @@
+"""Frozen descriptions of what a ruleset stores, replicates and accepts.
+
+A ruleset declares its columns (state dtype, wire dtype, fixed-point scale),
+its input fields with their valid ranges, the integer motion rule clients may
+use to extrapolate entities between updates, and its tunable options. The
+server, the codec and every client are generic over these values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from attrs import field, frozen
+
+from game.errors import GameError
+
+#: Integer dtypes a column may use, on the wire and in state.
+INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
+
+
+def _check_dtype(_: object, attribute: Any, value: str | None) -> None:
+    if value is not None and value not in INT_DTYPES:
+        raise GameError(f"{attribute.name} must be one of {INT_DTYPES}, not {value!r}")
+
+
+@frozen
+class Column:
+    """One component of every entity.
+
+    Attributes:
+        name: column name, unique in the ruleset.
+        dtype: integer dtype the simulation stores it in.
+        wire: integer dtype it is replicated as, or None for private state.
+        scale: fixed-point scale, stored units per world unit (1 = plain int).
+        doc: what the value means, with its unit.
+    """
+
+    name: str
+    dtype: str = field(validator=_check_dtype)
+    wire: str | None = field(default=None, validator=_check_dtype)
+    scale: int = 1
+    doc: str = ""
+
+    @property
+    def replicated(self) -> bool:
+        return self.wire is not None
+
+
+@frozen
+class InputField:
+    """One integer field of a player's input, valid in [lo, hi]."""
+
+    name: str
+    lo: int
+    hi: int
+    doc: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not -32768 <= self.lo <= self.hi <= 32767:
+            raise GameError(f"input field {self.name}: bad range [{self.lo}, {self.hi}]")
+
+
+@frozen
+class Axis:
+    """Linear motion with reflection on one axis: ``pos += vel``, then
+    ``pos < lo`` -> ``pos = 2*lo - pos, vel = -vel`` and
+    ``pos > hi`` -> ``pos = 2*hi - pos, vel = -vel`` (wire units)."""
+
+    pos: str
+    vel: str
+    lo: int
+    hi: int
+
+
+@frozen
+class Option:
+    """A tunable integer option of a ruleset (``--npcs``, ``--pellets``...)."""
+
+    name: str
+    default: int
+    lo: int
+    hi: int
+    doc: str = ""
+
+
+@frozen
+class RulesetSpec:
+    """Everything generic code needs to know about a ruleset.
+
+    Attributes:
+        name: registry name (``arena``, ``drift``).
+        version: bumped whenever the rules change results for the same inputs.
+        columns: every column, replicated and private, in a fixed order.
+        inputs: the input fields, in the order they travel on the wire.
+        motion: axes clients extrapolate between updates (may be empty).
+        width, height: arena size in world units.
+        options: tunable options with defaults and ranges.
+        kinds: names of the values of the ``kind`` column, by value.
+    """
+
+    name: str
+    version: int
+    columns: tuple[Column, ...]
+    inputs: tuple[InputField, ...]
+    motion: tuple[Axis, ...] = ()
+    width: int = 4000
+    height: int = 4000
+    options: tuple[Option, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise GameError(f"{self.name}: duplicate column names")
+        rep = {c.name for c in self.columns if c.replicated}
+        for axis in self.motion:
+            if axis.pos not in rep or axis.vel not in rep:
+                raise GameError(f"{self.name}: motion axis {axis} uses a column that is not replicated")
+
+    @property
+    def replicated(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.replicated)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise GameError(f"{self.name}: no column {name!r}")
+
+    def resolve_options(self, given: dict[str, int] | None) -> dict[str, int]:
+        """Defaults overlaid with ``given``; unknown names and out-of-range values raise."""
+        given = dict(given or {})
+        out: dict[str, int] = {}
+        for opt in self.options:
+            value = int(given.pop(opt.name, opt.default))
+            if not opt.lo <= value <= opt.hi:
+                raise GameError(f"{self.name}: option {opt.name}={value} is outside [{opt.lo}, {opt.hi}]")
+            out[opt.name] = value
+        if given:
+            raise GameError(f"{self.name}: unknown option(s) {sorted(given)}; known: {[o.name for o in self.options]}")
+        return out
+
+    def input_bounds(self) -> tuple[np.ndarray[Any, np.dtype[np.int16]], np.ndarray[Any, np.dtype[np.int16]]]:
+        lo = np.array([f.lo for f in self.inputs], dtype=np.int16)
+        hi = np.array([f.hi for f in self.inputs], dtype=np.int16)
+        return lo, hi
+
+    def to_wire(self) -> dict[str, Any]:
+        """The description sent to clients in ``welcome`` (see PROTOCOL.md)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "width": self.width,
+            "height": self.height,
+            "columns": [
+                {"name": c.name, "dtype": c.wire, "scale": c.scale, "doc": c.doc} for c in self.replicated
+            ],
+            "inputs": [{"name": f.name, "lo": f.lo, "hi": f.hi, "doc": f.doc} for f in self.inputs],
+            "motion": [{"pos": a.pos, "vel": a.vel, "lo": a.lo, "hi": a.hi} for a in self.motion],
+            "kinds": list(self.kinds),
+        }

@@ -1,0 +1,122 @@
+"""``python -m server``: run a game server (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from game.errors import GameError
+from game.rules import RULESET_NAMES, get_ruleset
+from server.app import GameServer
+from server.config import ServerConfig
+from server.match import Match
+
+log = logging.getLogger("server")
+
+
+def _option(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}")
+    try:
+        return name, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"option {name}: {value!r} is not an integer") from None
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ServerConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Run an authoritative game server: HTTP and WebSocket on one port "
+        "(/ws the game, / the browser client, /healthz, /metrics).",
+    )
+    p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
+    p.add_argument("--port", type=int, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
+    p.add_argument("--ruleset", default=d.ruleset, choices=RULESET_NAMES, help=f"game rules (default {d.ruleset})")
+    p.add_argument("--tick-rate", type=_positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"match seed (default {d.seed})")
+    p.add_argument("--npcs", type=int, default=None, help="NPC count: drones in arena (default 40), E in drift (default 2000)")
+    p.add_argument("--pellets", type=int, default=None, help="pellets in arena (default 150)")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=INT",
+                   help="any other ruleset option; repeatable")
+    p.add_argument("--max-players", type=_positive(int), default=d.max_players, help=f"players per match, spectators aside (default {d.max_players})")
+    p.add_argument("--hold", type=float, default=d.hold_s, metavar="SECONDS",
+                   help=f"how long a disconnected player is kept for a reconnect with its token (default {d.hold_s:g})")
+    p.add_argument("--hello-timeout", type=_positive(float), default=d.hello_timeout_s, metavar="SECONDS",
+                   help=f"close connections that send no hello within this (default {d.hello_timeout_s:g})")
+    p.add_argument("--max-buffer", type=_positive(int), default=d.max_buffer, metavar="BYTES",
+                   help=f"per-client send buffer past which updates are dropped (default {d.max_buffer})")
+    p.add_argument("--slow-timeout", type=_positive(float), default=d.slow_timeout_s, metavar="SECONDS",
+                   help=f"close clients whose buffer stays full this long (default {d.slow_timeout_s:g})")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    options = dict(args.option)
+    if args.npcs is not None:
+        options["npcs"] = args.npcs
+    if args.pellets is not None:
+        options["pellets"] = args.pellets
+    return ServerConfig(
+        host=args.host, port=args.port, ruleset=args.ruleset, options=tuple(options.items()),
+        tick_rate=args.tick_rate, seed=args.seed, max_players=args.max_players, hold_s=args.hold,
+        hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
+    )
+
+
+def make_match(config: ServerConfig) -> Match:
+    ruleset = get_ruleset(config.ruleset)
+    return Match(ruleset, match_id=config.match_id, seed=config.seed, options=dict(config.options),
+                 tick_rate=config.tick_rate, max_players=config.max_players, hold_s=config.hold_s)
+
+
+async def serve(config: ServerConfig) -> None:
+    match = make_match(config)
+    server = GameServer(config, match)
+    port = await server.start()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    log.info("listening on ws://%s:%d/ws (open http://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
+             host, port, host, port, config.ruleset, config.tick_rate, config.seed)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
+    await server.run()
+    log.info("stopped after %d ticks", match.tick_count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    try:
+        config = config_from_args(args)
+        asyncio.run(serve(config))
+    except GameError as exc:
+        parser.exit(2, f"python -m server: error: {exc}\n")
+    except OSError as exc:
+        parser.exit(2, f"python -m server: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

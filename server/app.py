@@ -1,0 +1,220 @@
+"""The asyncio shell: HTTP and WebSocket on one port, and the tick loop.
+
+``/ws`` is the game endpoint; ``/healthz`` and ``/metrics`` report on the
+match; everything else is a file of ``client_web/``. This module only moves
+bytes: sessions decode and validate, the match decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State as WsState
+
+from server.config import ServerConfig
+from server.match import Match, Member
+from server.protocol.codec import encode_server
+from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
+from server.protocol.messages import Error, Hello
+from server.ticker import Ticker, run_ticker
+
+log = logging.getLogger("server")
+
+#: The WebSocket library's own frame limit; our codec's 1 KiB limit comes first.
+WS_MAX_SIZE = 64 * 1024
+
+Route = Callable[[Request], Response]
+
+
+def http_response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
+    for k, v in (extra or {}).items():
+        headers[k] = v
+    return Response(status, HTTPStatus(status).phrase, headers, body)
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return http_response(status, json.dumps(obj).encode(), "application/json")
+
+
+class WsClient:
+    """A match ``Client`` over a websockets connection: fire-and-forget, bounded buffering."""
+
+    def __init__(self, ws: ServerConnection, max_buffer: int, slow_timeout_s: float, stats: dict[str, int]) -> None:
+        self.ws = ws
+        self.max_buffer = max_buffer
+        self.slow_timeout_s = slow_timeout_s
+        self.stats = stats
+        self.slow_since: float | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    def send(self, data: bytes) -> None:
+        ws = self.ws
+        if ws.protocol.state is not WsState.OPEN:
+            return
+        transport = ws.transport
+        if transport is not None and transport.get_write_buffer_size() > self.max_buffer:
+            # A slow reader: drop this frame (the next delta is against its last ack, so
+            # nothing is lost for good), and give up on it if it stays slow.
+            self.stats["frames_dropped"] += 1
+            now = time.monotonic()
+            if self.slow_since is None:
+                self.slow_since = now
+            elif now - self.slow_since > self.slow_timeout_s:
+                self.stats["slow_closed"] += 1
+                self.close(CLOSE_POLICY, f"too slow: over {self.max_buffer} bytes queued for {self.slow_timeout_s:g} s")
+            return
+        self.slow_since = None
+        broadcast((ws,), data)
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self.ws.close(code, reason.encode()[:120].decode(errors="ignore")))
+
+    def fail(self, exc: ProtocolError) -> None:
+        """Tell the peer what was wrong, then close with the error's code."""
+        self.send(encode_server(Error(exc.code, exc.reason)))
+        self.close(exc.code, exc.reason)
+
+
+class GameServer:
+    """One port, one match (for now), its tick loop."""
+
+    def __init__(self, config: ServerConfig, match: Match) -> None:
+        self.config = config
+        self.match = match
+        self.routes: dict[str, Route] = {"/healthz": self._healthz, "/metrics": self._metrics, "/api/match": self._api_match}
+        self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
+        self.ticker: Ticker | None = None
+        self._server: Server | None = None
+        self._stop = asyncio.Event()
+        self._static = config.static_dir.resolve()
+        self._clock = time.monotonic
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Listen; returns the bound port."""
+        self._server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            max_size=WS_MAX_SIZE,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            compression=None,
+            server_header="tickserver",
+        )
+        sock = next(iter(self._server.sockets))
+        port: int = sock.getsockname()[1]
+        return port
+
+    async def run(self) -> None:
+        """Tick until ``stop()``; then close every connection (1001) and the listener."""
+        self.ticker = Ticker(self.match.tick_rate, self._clock())
+        try:
+            await run_ticker(self.ticker, lambda: self.match.tick(self._clock()), self._clock, stop=self._stop)
+        finally:
+            self.match.close()
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- HTTP ------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            return None
+        route = self.routes.get(path)
+        if route is not None:
+            return route(request)
+        return self._file(path)
+
+    def _file(self, path: str) -> Response:
+        if path.endswith("/"):
+            path += "index.html"
+        target = (self._static / path.lstrip("/")).resolve()
+        if not target.is_relative_to(self._static) or not target.is_file():
+            return http_response(404, b"not found\n", "text/plain; charset=utf-8")
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix in (".js", ".mjs"):
+            ctype = "text/javascript"
+        if ctype.startswith("text/") or ctype == "application/json":
+            ctype += "; charset=utf-8"
+        return http_response(200, target.read_bytes(), ctype)
+
+    def _healthz(self, request: Request) -> Response:
+        info = {"status": "ok", **self.match.info()}
+        if self.ticker is not None:
+            info["ticks_dropped"] = self.ticker.dropped
+        return json_response(info)
+
+    def _api_match(self, request: Request) -> Response:
+        """Match info and every player's entity state (world units are column / scale)."""
+        return json_response({**self.match.info(), "players": self.match.player_states()})
+
+    def _metrics(self, request: Request) -> Response:
+        m = self.match
+        s = m.stats
+        lines = [
+            f"tickserver_ticks_total {s.ticks}",
+            f"tickserver_ticks_dropped_total {self.ticker.dropped if self.ticker else 0}",
+            f"tickserver_players {m.player_count()}",
+            f"tickserver_entities {m.world.count()}",
+            f"tickserver_frames_sent_total {s.frames_sent}",
+            f"tickserver_bytes_sent_total {s.bytes_sent}",
+            f"tickserver_keyframes_sent_total {s.keyframes_sent}",
+            f"tickserver_encodes_total {s.encodes}",
+        ]
+        lines += [f"tickserver_{k}_total {v}" for k, v in self.stats.items()]
+        lines += [f"tickserver_tick_{k.replace('_ms', '')}_ms {v:.4f}" for k, v in s.times.summary().items()]
+        return http_response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+
+    # -- WebSocket -------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.stats["connections"] += 1
+        client = WsClient(ws, self.config.max_buffer, self.config.slow_timeout_s, self.stats)
+        match = self.match
+        session = match.new_session()
+        member: Member | None = None
+        clock = self._clock
+        try:
+            try:
+                first = await asyncio.wait_for(ws.recv(), self.config.hello_timeout_s)
+            except TimeoutError:
+                raise PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s") from None
+            hello = session.receive(first, clock(), match.tick_count)
+            assert isinstance(hello, Hello)  # the session's table allows nothing else first
+            member = match.connect(hello, session, client, clock())
+            async for data in ws:
+                msg = session.receive(data, clock(), match.tick_count)
+                if msg is not None:
+                    match.on_message(member, msg)
+        except ProtocolError as exc:
+            self.stats["protocol_errors"] += 1
+            log.info("closing %s: %s", ws.remote_address, exc)
+            client.fail(exc)
+        except ConnectionClosed:
+            pass
+        finally:
+            if member is not None:
+                match.disconnect(member, client, clock())

@@ -1,0 +1,42 @@
+"""Server configuration: one frozen value, built from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attrs import frozen
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@frozen
+class ServerConfig:
+    """Everything the server needs to start. Defaults are the embedded defaults of ``make run``.
+
+    Attributes:
+        host, port: where to listen (port 0: any free port).
+        ruleset: ruleset name (``arena`` or ``drift``).
+        options: ruleset options (``npcs``, ``pellets``...); unset ones take the ruleset's defaults.
+        tick_rate: ticks (and updates) per second.
+        seed: match seed.
+        max_players: players per match; spectators do not count.
+        hold_s: how long a disconnected player is kept for a resume with its token.
+        hello_timeout_s: a connection that says no hello within this is closed (1008).
+        max_buffer: bytes queued to one client past which updates to it are dropped.
+        slow_timeout_s: a client whose buffer stays over ``max_buffer`` this long is closed (1008).
+        static_dir: files served over HTTP at ``/``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    ruleset: str = "arena"
+    options: tuple[tuple[str, int], ...] = ()
+    tick_rate: int = 30
+    seed: int = 1
+    max_players: int = 1000
+    hold_s: float = 10.0
+    hello_timeout_s: float = 10.0
+    max_buffer: int = 1 << 20
+    slow_timeout_s: float = 5.0
+    static_dir: Path = ROOT / "client_web"
+    match_id: str = "main"

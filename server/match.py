@@ -1,0 +1,346 @@
+"""A match: one world, its ruleset, its tick loop and its members.
+
+The match is transport-agnostic: each member has a ``Client`` (anything with
+``send(bytes)`` and ``close(code, reason)``), and the match only ever calls
+``send`` fire-and-forget, so a slow client never holds up the tick. Joins,
+leaves and inputs take effect at the tick boundary, in ascending player-id
+order, which is what makes a match replayable from its inputs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+from attrs import define, field
+
+from game.rules import Event, InputBatch, Ruleset
+from game.world import EntityId, PlayerId, World, state_hash
+from server.protocol import PROTOCOL_VERSION
+from server.protocol.codec import encode_server, finish_update
+from server.protocol.delta import Snapshot, WireSchema
+from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, PolicyViolation
+from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
+from server.protocol.messages import ClientMessage, Hello, Input, Ping, Pong, Roster, RosterEntry, Welcome
+from server.protocol.session import ServerSession
+from server.inputs import InputTable
+
+
+class Client(Protocol):
+    """The transport side of one connection."""
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` as one binary frame; never blocks, may drop for a slow reader."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code``; never blocks."""
+        ...
+
+
+class MatchObserver(Protocol):
+    """Sees every tick's membership changes and applied inputs (the replay recorder)."""
+
+    def on_tick(self, match: Match, tick: int, leaves: list[PlayerId], joins: list[tuple[PlayerId, str]],
+                inputs: InputBatch, events: list[Event]) -> None:
+        """Called after tick ``tick`` was simulated with these leaves, joins and inputs (applied in that order)."""
+        ...
+
+    def on_close(self, match: Match) -> None:
+        ...
+
+
+@define(eq=False)
+class Member:
+    """A player or spectator, connected or held for reconnection."""
+
+    player: PlayerId
+    name: str
+    spectator: bool
+    token: str
+    session: ServerSession
+    client: Client | None
+    entity: EntityId | None = None
+    joined: bool = False
+    needs_welcome: bool = True
+    resumed: bool = False
+    left_at: float | None = None
+
+
+@define
+class TickTimes:
+    """Recent tick durations in seconds, split by phase (the last ``keep`` ticks)."""
+
+    keep: int = 3000
+    sim: deque[float] = field(init=False)
+    encode: deque[float] = field(init=False)
+    send: deque[float] = field(init=False)
+    total: deque[float] = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("sim", "encode", "send", "total"):
+            setattr(self, name, deque(maxlen=self.keep))
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name in ("sim", "encode", "send", "total"):
+            values = np.array(getattr(self, name), dtype=float)
+            out[f"{name}_mean_ms"] = float(values.mean() * 1000) if values.size else 0.0
+            out[f"{name}_p99_ms"] = float(np.percentile(values, 99) * 1000) if values.size else 0.0
+        return out
+
+
+@define
+class MatchStats:
+    ticks: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    encodes: int = 0
+    keyframes_sent: int = 0
+    joins: int = 0
+    leaves: int = 0
+    times: TickTimes = field(factory=TickTimes)
+
+
+class Match:
+    """One world and everyone in it. Drive it with ``tick(now)`` at the tick rate."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        *,
+        match_id: str = "main",
+        seed: int = 0,
+        options: dict[str, int] | None = None,
+        tick_rate: int = 30,
+        max_players: int = 1000,
+        hold_s: float = 10.0,
+        history: int = HISTORY_SIZE,
+        token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+        perf_counter: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.ruleset = ruleset
+        self.match_id = match_id
+        self.seed = seed
+        self.options = ruleset.spec.resolve_options(options)
+        self.tick_rate = tick_rate
+        self.max_players = max_players
+        self.hold_s = hold_s
+        self.world: World = ruleset.create(seed, self.options)
+        self.schema = WireSchema.from_spec(ruleset.spec)
+        self.ruleset_wire = ruleset.spec.to_wire()
+        self.history = SnapshotHistory(history)
+        self.encoder = UpdateEncoder(self.schema, self.history)
+        self.inputs = InputTable(len(ruleset.spec.inputs))
+        self.members: dict[PlayerId, Member] = {}
+        self.observers: list[MatchObserver] = []
+        self.stats = MatchStats()
+        self._tokens: dict[str, Member] = {}
+        self._next_player = 1
+        self._token_factory = token_factory
+        self._perf = perf_counter
+        self._roster_dirty = False
+        self._snapshot = Snapshot.capture(self.world)
+        self.history.add(self._snapshot)
+
+    # -- membership ----------------------------------------------------------
+
+    @property
+    def tick_count(self) -> int:
+        return self.world.tick
+
+    def player_count(self) -> int:
+        return sum(1 for m in self.members.values() if not m.spectator)
+
+    def new_session(self) -> ServerSession:
+        return ServerSession(self.ruleset.spec.inputs)
+
+    def connect(self, hello: Hello, session: ServerSession, client: Client, now: float) -> Member:
+        """A connection said hello: resume the member its token names, or add a new one.
+
+        The welcome follows at the next tick boundary, with the first update.
+
+        Raises:
+            PolicyViolation: (close code 1013) when the match is full.
+        """
+        held = self._tokens.get(hello.token) if hello.token else None
+        if held is not None and held.spectator == hello.spectate:
+            if held.client is not None:
+                held.client.close(CLOSE_NORMAL, "replaced by a new connection with the same token")
+            held.client, held.session, held.left_at = client, session, None
+            held.needs_welcome, held.resumed = True, True
+            self._roster_dirty = True
+            return held
+        if not hello.spectate and self.player_count() >= self.max_players:
+            raise PolicyViolation(f"the match is full ({self.max_players} players)", CLOSE_TRY_AGAIN_LATER)
+        player = PlayerId(self._next_player)
+        self._next_player += 1
+        member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client)
+        self.members[player] = member
+        self._tokens[member.token] = member
+        return member
+
+    def disconnect(self, member: Member, client: Client, now: float) -> None:
+        """``client``, the member's connection, is gone: players are held ``hold_s`` for a resume,
+        spectators leave. A connection that was already replaced by a resume changes nothing."""
+        if self.members.get(member.player) is not member or member.client is not client:
+            return
+        member.client = None
+        member.session.close()
+        if member.spectator or not member.joined:
+            self._forget(member)
+        else:
+            member.left_at = now
+            self.inputs.neutral(member.player)
+        self._roster_dirty = True
+
+    def _forget(self, member: Member) -> None:
+        self.members.pop(member.player, None)
+        self._tokens.pop(member.token, None)
+
+    def on_message(self, member: Member, msg: ClientMessage) -> None:
+        """A validated message from ``member`` (the session already checked it)."""
+        if isinstance(msg, Input):
+            if member.joined and not member.spectator and member.player in self.inputs:
+                self.inputs.submit(member.player, msg.seq, msg.values)
+        elif isinstance(msg, Ping) and member.client is not None:
+            member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
+
+    # -- the tick ------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Run one tick: membership, inputs, simulation, then one update to every client."""
+        perf = self._perf
+        t0 = perf()
+        leaves, joins = self._membership(now)
+        batch = self.inputs.commit()
+        events = self.ruleset.step(self.world, batch)
+        t1 = perf()
+
+        snap = Snapshot.capture(self.world)
+        self._snapshot = snap
+        self.history.add(snap)
+        self.encoder.begin(snap, [e.to_wire() for e in events])
+        for obs in self.observers:
+            obs.on_tick(self, snap.tick, leaves, joins, batch, events)
+        t2 = perf()
+
+        self._send_updates()
+        t3 = perf()
+        s = self.stats
+        s.ticks += 1
+        s.encodes += self.encoder.encodes
+        s.times.sim.append(t1 - t0)
+        s.times.encode.append(t2 - t1)
+        s.times.send.append(t3 - t2)
+        s.times.total.append(t3 - t0)
+
+    def _membership(self, now: float) -> tuple[list[PlayerId], list[tuple[PlayerId, str]]]:
+        leaves: list[PlayerId] = []
+        for m in sorted(self.members.values(), key=lambda m: m.player):
+            if m.left_at is not None and now - m.left_at >= self.hold_s:
+                leaves.append(m.player)
+        for pid in leaves:
+            member = self.members[pid]
+            self.ruleset.leave(self.world, pid)
+            self.inputs.remove(pid)
+            self._forget(member)
+            self.stats.leaves += 1
+        joins: list[tuple[PlayerId, str]] = []
+        for m in sorted(self.members.values(), key=lambda m: m.player):
+            if not m.joined and m.client is not None:
+                m.joined = True
+                if not m.spectator:
+                    m.entity = self.ruleset.join(self.world, m.player)
+                    self.inputs.add(m.player)
+                    joins.append((m.player, m.name))
+                    self.stats.joins += 1
+        if leaves or joins:
+            self._roster_dirty = True
+        return leaves, joins
+
+    def roster(self) -> Roster:
+        return Roster(tuple(
+            RosterEntry(m.player, m.entity, m.name, m.client is not None)
+            for m in sorted(self.members.values(), key=lambda m: m.player)
+            if not m.spectator and m.joined
+        ))
+
+    def _send_updates(self) -> None:
+        roster = encode_server(self.roster()) if self._roster_dirty else None
+        self._roster_dirty = False
+        encoder = self.encoder
+        sent = nbytes = keyframes = 0
+        for m in list(self.members.values()):
+            client = m.client
+            if client is None or not m.joined:
+                continue
+            if m.needs_welcome:
+                m.needs_welcome = False
+                client.send(encode_server(self._welcome(m)))
+                client.send(roster or encode_server(self.roster()))
+            elif roster is not None:
+                client.send(roster)
+            base = encoder.base_for(m.session.acked)
+            ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
+            frame = finish_update(encoder.prefix(base), ack)
+            client.send(frame)
+            sent += 1
+            nbytes += len(frame)
+            keyframes += base is None
+        self.stats.frames_sent += sent
+        self.stats.bytes_sent += nbytes
+        self.stats.keyframes_sent += keyframes
+
+    def _welcome(self, m: Member) -> Welcome:
+        return Welcome(PROTOCOL_VERSION, self.match_id, m.player, m.entity, self.tick_rate, self.world.tick,
+                       m.token, self.ruleset_wire, m.resumed, self.hold_s)
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The replicated state after the last tick."""
+        return self._snapshot
+
+    def state_hash(self) -> str:
+        return state_hash(self.world)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "match": self.match_id,
+            "ruleset": self.ruleset.spec.name,
+            "tick": self.world.tick,
+            "tick_rate": self.tick_rate,
+            "players": self.player_count(),
+            "connected": sum(1 for m in self.members.values() if m.client is not None),
+            "entities": self.world.count(),
+        }
+
+    def player_states(self) -> list[dict[str, Any]]:
+        """Each joined player: id, name, online, entity and its replicated columns (wire units)."""
+        snap = self._snapshot
+        names = self.schema.names()
+        out = []
+        for m in sorted(self.members.values(), key=lambda m: m.player):
+            if m.spectator or not m.joined:
+                continue
+            entry: dict[str, Any] = {"player": m.player, "name": m.name, "online": m.client is not None, "entity": m.entity}
+            if m.entity is not None:
+                i = int(np.searchsorted(snap.ids, m.entity))
+                if i < len(snap.ids) and snap.ids[i] == m.entity:
+                    entry.update({n: int(c[i]) for n, c in zip(names, snap.cols)})
+            out.append(entry)
+        return out
+
+    def close(self, reason: str = "server shutting down") -> None:
+        """Close every connection (1001) and tell the observers the match is over."""
+        for m in list(self.members.values()):
+            if m.client is not None:
+                m.client.close(CLOSE_GOING_AWAY, reason)
+        for obs in self.observers:
+            obs.on_close(self)

@@ -1,0 +1,293 @@
+"""Column snapshots, keyframes and deltas, and the state checksum.
+
+A ``Snapshot`` is the replicated state at one tick: entity ids (ascending)
+and one array per replicated column, in the wire dtypes of the ruleset's
+schema. A delta from a base snapshot to the current one carries, column by
+column as little-endian bytes:
+
+- ``gone``: ids present at the base and removed since;
+- ``rows`` and ``cols``: for the kept entities, the values that differ from
+  the base *extrapolated* to the current tick with the schema's motion rule
+  (so things moving steadily cost nothing), as absolute values or as small
+  differences from the prediction, whichever is smaller;
+- ``new``: entities spawned since the base, every column.
+
+A keyframe is a delta from nothing. Encoder and decoder are mirror images;
+PROTOCOL.md is the normative description.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from attrs import frozen
+
+from game.motion import extrapolate
+from game.schema import INT_DTYPES, Axis, RulesetSpec
+from game.world import World
+from server.protocol.errors import InvalidField
+
+Array = npt.NDArray[Any]
+
+#: Row-set formats in ``rows``.
+ROWS_MASK, ROWS_U16, ROWS_U32 = 0, 1, 2
+#: Value encodings in ``cols`` entries.
+ENC_ABS, ENC_D8, ENC_D16 = 0, 1, 2
+
+_U32 = np.dtype("<u4")
+_DIFF_DTYPES = {ENC_D8: np.dtype("<i1"), ENC_D16: np.dtype("<i2")}
+
+
+@frozen
+class WireColumn:
+    """A replicated column as the wire knows it: name, little-endian dtype, fixed-point scale."""
+
+    name: str
+    dtype: np.dtype[Any]
+    scale: int = 1
+
+
+@frozen
+class WireSchema:
+    """The replicated columns and motion axes both ends agree on (``welcome.ruleset``)."""
+
+    columns: tuple[WireColumn, ...]
+    motion: tuple[Axis, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec: RulesetSpec) -> WireSchema:
+        cols = tuple(WireColumn(c.name, np.dtype(c.wire).newbyteorder("<"), c.scale) for c in spec.replicated)
+        return cls(cols, spec.motion)
+
+    @classmethod
+    def from_wire(cls, desc: Any) -> WireSchema:
+        """Parse ``welcome.ruleset``; InvalidField when it is not a valid description."""
+        try:
+            cols = []
+            for c in desc["columns"]:
+                if c["dtype"] not in INT_DTYPES:
+                    raise InvalidField(f"column {c['name']!r}: unknown dtype {c['dtype']!r}")
+                cols.append(WireColumn(str(c["name"]), np.dtype(c["dtype"]).newbyteorder("<"), int(c.get("scale", 1))))
+            motion = tuple(Axis(str(a["pos"]), str(a["vel"]), int(a["lo"]), int(a["hi"])) for a in desc.get("motion", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidField(f"bad ruleset description: {exc!r}") from None
+        names = {c.name for c in cols}
+        for a in motion:
+            if a.pos not in names or a.vel not in names:
+                raise InvalidField(f"motion axis names an unknown column: {a}")
+        return cls(tuple(cols), motion)
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def checksum(ids: npt.NDArray[np.uint32], cols: tuple[Array, ...] | list[Array]) -> int:
+    """CRC-32 (zlib) of the ids as uint32 LE, then each column's LE bytes in schema order."""
+    crc = zlib.crc32(ids.astype(_U32, copy=False).tobytes())
+    for c in cols:
+        crc = zlib.crc32(c.tobytes(), crc)
+    return crc
+
+
+@frozen(eq=False)
+class Snapshot:
+    """Replicated state at ``tick``: ids uint32 (N,) ascending; cols in wire dtypes (N,) each."""
+
+    tick: int
+    ids: npt.NDArray[np.uint32]
+    cols: tuple[Array, ...]
+    checksum: int
+
+    @classmethod
+    def of(cls, tick: int, ids: npt.NDArray[np.uint32], cols: tuple[Array, ...] | list[Array]) -> Snapshot:
+        cols = tuple(cols)
+        return cls(tick, ids, cols, checksum(ids, cols))
+
+    @classmethod
+    def capture(cls, world: World) -> Snapshot:
+        ids, cols = world.replicated()
+        return cls.of(world.tick, ids, tuple(cols))
+
+    @classmethod
+    def empty(cls, schema: WireSchema, tick: int = 0) -> Snapshot:
+        return cls.of(tick, np.zeros(0, _U32), tuple(np.zeros(0, c.dtype) for c in schema.columns))
+
+    def column(self, schema: WireSchema, name: str) -> Array:
+        return self.cols[schema.names().index(name)]
+
+
+def _predict(schema: WireSchema, base: Snapshot, tick: int) -> tuple[Array, ...]:
+    named = dict(zip(schema.names(), base.cols))
+    moved = extrapolate(schema.motion, named, tick - base.tick)
+    return tuple(moved[n] for n in schema.names())
+
+
+def _packbits(mask: npt.NDArray[np.bool_]) -> bytes:
+    return np.packbits(mask, bitorder="little").tobytes()
+
+
+def _unpackbits(data: bytes, count: int, what: str) -> npt.NDArray[np.bool_]:
+    if len(data) != (count + 7) // 8:
+        raise InvalidField(f"{what}: bitmask of {len(data)} bytes for {count} rows")
+    return np.unpackbits(np.frombuffer(data, np.uint8), count=count, bitorder="little").astype(bool)
+
+
+def _frombuffer(data: Any, dtype: np.dtype[Any], count: int | None, what: str) -> Array:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidField(f"{what}: expected bin, got {type(data).__name__}")
+    if len(data) % dtype.itemsize or (count is not None and len(data) != count * dtype.itemsize):
+        raise InvalidField(f"{what}: {len(data)} bytes is not {count if count is not None else 'n'} x {dtype}")
+    return np.frombuffer(data, dtype)
+
+
+def _keyframe_body(cur: Snapshot) -> dict[str, Any]:
+    if len(cur.ids) == 0:
+        return {}
+    return {"new": [cur.ids.astype(_U32).tobytes(), [c.tobytes() for c in cur.cols]]}
+
+
+def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot) -> dict[str, Any]:
+    """The delta fields (``gone``, ``rows``, ``cols``, ``new``) taking ``base`` to ``cur``.
+
+    ``base`` None gives a keyframe. Empty fields are left out.
+    """
+    if base is None:
+        return _keyframe_body(cur)
+    n_base = len(base.ids)
+    if n_base and len(cur.ids):
+        pos = np.minimum(np.searchsorted(cur.ids, base.ids), len(cur.ids) - 1)
+        keep = cur.ids[pos] == base.ids
+    else:
+        keep = np.zeros(n_base, dtype=bool)
+    k = int(np.count_nonzero(keep))
+    # New ids are always above every base id (ids only grow), so the kept
+    # entities are exactly cur[:k]. Should that ever not hold, send a keyframe.
+    if not np.array_equal(cur.ids[:k], base.ids[keep]) or (k < len(cur.ids) and n_base and cur.ids[k] <= base.ids[-1]):
+        return _keyframe_body(cur)
+
+    body: dict[str, Any] = {}
+    if k < n_base:
+        body["gone"] = base.ids[~keep].astype(_U32).tobytes()
+    if k:
+        predicted = _predict(schema, base, cur.tick)
+        all_kept = k == n_base
+        pred = [p if all_kept else p[keep] for p in predicted]
+        act = [c[:k] for c in cur.cols]
+        differs = [a != p for a, p in zip(act, pred)]
+        changed = np.logical_or.reduce(differs) if differs else np.zeros(k, bool)
+        rows = np.flatnonzero(changed)
+        r = len(rows)
+        if r:
+            mask_bytes, idx_size = (k + 7) // 8, (2 if k <= 0x10000 else 4)
+            if mask_bytes <= r * idx_size:
+                body["rows"] = [ROWS_MASK, _packbits(changed)]
+            elif idx_size == 2:
+                body["rows"] = [ROWS_U16, rows.astype("<u2").tobytes()]
+            else:
+                body["rows"] = [ROWS_U32, rows.astype("<u4").tobytes()]
+            entries = []
+            for ci, (a, p, d) in enumerate(zip(act, pred, differs)):
+                sel = d[rows]
+                count = int(np.count_nonzero(sel))
+                if not count:
+                    continue
+                which = rows if count == r else rows[sel]
+                entries.append([ci, None if count == r else _packbits(sel), *_encode_values(a[which], p[which])])
+            body["cols"] = entries
+    if k < len(cur.ids):
+        body["new"] = [cur.ids[k:].astype(_U32).tobytes(), [c[k:].tobytes() for c in cur.cols]]
+    return body
+
+
+def _encode_values(actual: Array, predicted: Array) -> list[Any]:
+    """[enc, bytes]: absolute values, or wrapped int8/int16 differences when smaller."""
+    itemsize = actual.dtype.itemsize
+    if itemsize > 1:
+        diff = actual.astype(np.int64) - predicted.astype(np.int64)
+        lo, hi = int(diff.min()), int(diff.max())
+        if -128 <= lo and hi <= 127:
+            return [ENC_D8, diff.astype("<i1").tobytes()]
+        if itemsize > 2 and -32768 <= lo and hi <= 32767:
+            return [ENC_D16, diff.astype("<i2").tobytes()]
+    return [ENC_ABS, actual.tobytes()]
+
+
+def apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[str, Any]) -> Snapshot:
+    """The snapshot at ``tick`` from ``base`` (None: keyframe) and a delta's fields.
+
+    Raises InvalidField when the delta does not fit the base or the schema.
+    The checksum of the result is computed, not trusted: compare it with the
+    update's ``sum`` to detect a desync.
+    """
+    ncols = len(schema.columns)
+    if base is None:
+        ids: npt.NDArray[np.uint32] = np.zeros(0, _U32)
+        cols: list[Array] = [np.zeros(0, c.dtype) for c in schema.columns]
+    else:
+        ids = base.ids
+        cols = list(_predict(schema, base, tick))
+        gone_raw = body.get("gone")
+        if gone_raw is not None:
+            gone = _frombuffer(gone_raw, _U32, None, "gone")
+            keep = ~np.isin(ids, gone)
+            if len(ids) - int(np.count_nonzero(keep)) != len(gone):
+                raise InvalidField("gone: names ids the base does not have")
+            ids = ids[keep]
+            cols = [c[keep] for c in cols]
+        else:
+            cols = [c.copy() for c in cols]
+    k = len(ids)
+
+    rows_field = body.get("rows")
+    if rows_field is not None:
+        try:
+            fmt, data = rows_field
+        except (TypeError, ValueError):
+            raise InvalidField("rows: expected [format, bin]") from None
+        if fmt == ROWS_MASK:
+            rows = np.flatnonzero(_unpackbits(_frombuffer(data, np.dtype(np.uint8), None, "rows").tobytes(), k, "rows"))
+        elif fmt in (ROWS_U16, ROWS_U32):
+            rows = _frombuffer(data, np.dtype("<u2" if fmt == ROWS_U16 else "<u4"), None, "rows").astype(np.intp)
+            if len(rows) and (rows.max() >= k or np.any(np.diff(rows) <= 0)):
+                raise InvalidField("rows: indices out of range or not ascending")
+        else:
+            raise InvalidField(f"rows: unknown format {fmt!r}")
+        for entry in body.get("cols") or []:
+            try:
+                ci, sel, enc, data = entry
+            except (TypeError, ValueError):
+                raise InvalidField("cols: expected [column, selection, encoding, bin]") from None
+            if not isinstance(ci, int) or not 0 <= ci < ncols:
+                raise InvalidField(f"cols: column index {ci!r} out of range")
+            which = rows if sel is None else rows[_unpackbits(sel, len(rows), "cols selection")]
+            col = cols[ci]
+            if enc == ENC_ABS:
+                col[which] = _frombuffer(data, col.dtype, len(which), f"column {ci}")
+            elif enc in _DIFF_DTYPES:
+                diff = _frombuffer(data, _DIFF_DTYPES[enc], len(which), f"column {ci}")
+                col[which] = (col[which].astype(np.int64) + diff).astype(col.dtype)
+            else:
+                raise InvalidField(f"cols: unknown encoding {enc!r}")
+    elif body.get("cols"):
+        raise InvalidField("cols without rows")
+
+    new = body.get("new")
+    if new is not None:
+        try:
+            new_ids_raw, new_cols_raw = new
+        except (TypeError, ValueError):
+            raise InvalidField("new: expected [ids, columns]") from None
+        new_ids = _frombuffer(new_ids_raw, _U32, None, "new ids")
+        if not isinstance(new_cols_raw, (list, tuple)) or len(new_cols_raw) != ncols:
+            raise InvalidField(f"new: expected {ncols} columns")
+        if len(new_ids) and ((k and new_ids[0] <= ids[-1]) or np.any(np.diff(new_ids.astype(np.int64)) <= 0)):
+            raise InvalidField("new: ids must ascend past every existing id")
+        ids = np.concatenate([ids, new_ids])
+        cols = [
+            np.concatenate([c, _frombuffer(raw, c.dtype, len(new_ids), f"new column {i}")])
+            for i, (c, raw) in enumerate(zip(cols, new_cols_raw))
+        ]
+    return Snapshot.of(tick, ids, tuple(cols))

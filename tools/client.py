@@ -1,0 +1,265 @@
+"""The asyncio client library: connect, handshake, mirror the world, send inputs.
+
+``GameClient`` keeps a mirror of the replicated state built from the
+server's deltas (a ring of recent snapshots, since each delta names its
+base), verifies every update's checksum (a mismatch counts as a desync and
+asks for a keyframe), acknowledges what it holds, and measures round trips.
+With ``decode=False`` it only reads each update's tick and acknowledges it:
+the cheap mode a load generator uses for most of its clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import numpy as np
+from attrs import define, field
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from server.protocol import PROTOCOL_VERSION
+from server.protocol.codec import decode_server, encode_client
+from server.protocol.delta import Snapshot, WireSchema, apply_body
+from server.protocol.errors import ProtocolError
+from server.protocol.messages import Ack, Error, Hello, Input, Ping, Pong, Resync, Roster, Update, Welcome
+
+#: Snapshots a client keeps as possible delta bases (the server keeps 32).
+KEEP_STATES = 64
+
+
+@define
+class ClientStats:
+    updates: int = 0
+    keyframes: int = 0
+    bytes: int = 0
+    desyncs: int = 0
+    missing_base: int = 0
+    errors: list[str] = field(factory=list)
+    rtts: list[float] = field(factory=list)
+    first_update: float | None = None
+    last_update: float | None = None
+
+
+class ServerClosed(Exception):
+    """The server closed the connection (code and reason, and its error message if any)."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"closed by server: {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class GameClient:
+    """One connection to a game server.
+
+    Args:
+        url: ``ws://host:port/ws``.
+        name: player name (1-24 printable characters).
+        spectate: join as a spectator (no entity, no input).
+        token: a reconnect token from an earlier ``welcome``, to resume that player.
+        decode: build and verify the mirror (False: only acknowledge ticks).
+        on_update: called after each update with this client.
+    """
+
+    def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
+                 decode: bool = True, on_update: Callable[[GameClient], None] | None = None) -> None:
+        self.url = url
+        self.name = name
+        self.spectate = spectate
+        self.token = token
+        self.decode = decode
+        self.on_update = on_update
+        self.ws: ClientConnection | None = None
+        self.welcome: Welcome | None = None
+        self.schema: WireSchema | None = None
+        self.roster: Roster | None = None
+        self.states: OrderedDict[int, Snapshot] = OrderedDict()
+        self.tick: int | None = None
+        self.acked_input = 0
+        self.seq = 0
+        self.events: list[Any] = []
+        self.stats = ClientStats()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._pings: dict[int, float] = {}
+        self._ping_id = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._update_event = asyncio.Event()
+
+    # -- connection ------------------------------------------------------------
+
+    async def connect(self, timeout: float = 10.0) -> Welcome:
+        """Open the connection, say hello and wait for the welcome; then read in the background."""
+        self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2)
+        await self.ws.send(encode_client(Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)))
+        async with asyncio.timeout(timeout):
+            while self.welcome is None:
+                try:
+                    data = await self.ws.recv()
+                except ConnectionClosed as exc:
+                    raise ServerClosed(exc.rcvd.code if exc.rcvd else None, self._error_reason(exc)) from None
+                self._handle(data)
+        self._reader = asyncio.create_task(self._read())
+        return self.welcome
+
+    def _error_reason(self, exc: ConnectionClosed) -> str:
+        return self.close_reason or (exc.rcvd.reason if exc.rcvd else "")
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for data in self.ws:
+                self._handle(data)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self.close_reason = self.close_reason or (self.ws.close_reason or "")
+            self._update_event.set()
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    @property
+    def closed(self) -> bool:
+        return self._reader is not None and self._reader.done()
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send_input(self, values: list[int] | tuple[int, ...]) -> int:
+        """Send an input (with the newest tick held as ack); returns its sequence number."""
+        assert self.ws is not None
+        self.seq += 1
+        await self.ws.send(encode_client(Input(self.seq, tuple(values), self.tick)))
+        return self.seq
+
+    async def ping(self) -> None:
+        assert self.ws is not None
+        self._ping_id += 1
+        self._pings[self._ping_id] = time.perf_counter()
+        await self.ws.send(encode_client(Ping(self._ping_id, 0)))
+
+    async def send_raw(self, data: bytes | str) -> None:
+        assert self.ws is not None
+        await self.ws.send(data)
+
+    async def wait_update(self, timeout: float = 5.0) -> None:
+        """Wait for the next update (or the connection's end)."""
+        self._update_event.clear()
+        async with asyncio.timeout(timeout):
+            await self._update_event.wait()
+
+    async def wait_tick(self, tick: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while (self.tick or 0) < tick and not self.closed:
+                await self.wait_update(timeout)
+
+    # -- receiving -------------------------------------------------------------
+
+    def _handle(self, data: bytes | str) -> None:
+        self.stats.bytes += len(data)
+        if not self.decode and isinstance(data, bytes) and self.welcome is not None:
+            obj = msgpack.unpackb(data, raw=False)
+            if obj.get("t") == "update":
+                self._lean_update(obj)
+                return
+        try:
+            msg = decode_server(data)
+        except ProtocolError as exc:
+            self.stats.errors.append(f"undecodable server message: {exc}")
+            return
+        if isinstance(msg, Update):
+            self._update(msg)
+        elif isinstance(msg, Welcome):
+            self.welcome = msg
+            self.token = msg.token
+            self.schema = WireSchema.from_wire(msg.ruleset)
+        elif isinstance(msg, Roster):
+            self.roster = msg
+        elif isinstance(msg, Pong):
+            sent = self._pings.pop(msg.id, None)
+            if sent is not None:
+                self.stats.rtts.append((time.perf_counter() - sent) * 1000)
+        elif isinstance(msg, Error):
+            self.close_reason = msg.reason
+            self.stats.errors.append(f"server error {msg.code}: {msg.reason}")
+
+    def _count_update(self, tick: int, keyframe: bool) -> None:
+        now = time.perf_counter()
+        s = self.stats
+        s.updates += 1
+        s.keyframes += keyframe
+        s.first_update = s.first_update or now
+        s.last_update = now
+        self.tick = tick
+        if self.spectate and self.ws is not None:
+            asyncio.ensure_future(self._send_quietly(encode_client(Ack(tick))))
+        self._update_event.set()
+        if self.on_update is not None:
+            self.on_update(self)
+
+    def _lean_update(self, obj: dict[str, Any]) -> None:
+        self.acked_input = int(obj.get("ack", 0))
+        self._count_update(int(obj["tick"]), obj.get("base") is None)
+
+    def _update(self, msg: Update) -> None:
+        assert self.schema is not None
+        self.acked_input = msg.ack
+        self.events.extend(msg.events)
+        del self.events[:-256]
+        if msg.base is None:
+            base = None
+        else:
+            base = self.states.get(msg.base)
+            if base is None:
+                self.stats.missing_base += 1
+                self._resync()
+                return
+        try:
+            snap = apply_body(self.schema, base, msg.tick, msg.body)
+        except ProtocolError as exc:
+            self.stats.errors.append(f"bad update for tick {msg.tick}: {exc}")
+            self._resync()
+            return
+        if snap.checksum != msg.checksum:
+            self.stats.desyncs += 1
+            self._resync()
+            return
+        self.states[msg.tick] = snap
+        while len(self.states) > KEEP_STATES:
+            self.states.popitem(last=False)
+        self._count_update(msg.tick, msg.base is None)
+
+    def _resync(self) -> None:
+        self.states.clear()
+        self.tick = None
+        if self.ws is not None:
+            asyncio.ensure_future(self._send_quietly(encode_client(Resync())))
+
+    async def _send_quietly(self, data: bytes) -> None:
+        try:
+            assert self.ws is not None
+            await self.ws.send(data)
+        except ConnectionClosed:
+            pass
+
+    # -- the mirror ------------------------------------------------------------
+
+    @property
+    def state(self) -> Snapshot | None:
+        """The newest verified snapshot."""
+        return self.states[self.tick] if self.tick is not None and self.tick in self.states else None
+
+    def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Ids and ``{column name: array}`` of the newest verified snapshot (wire units)."""
+        snap = self.state
+        assert snap is not None and self.schema is not None
+        return snap.ids, dict(zip(self.schema.names(), snap.cols))
