@@ -27,6 +27,16 @@ def _option(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"option {name}: {value!r} is not an integer") from None
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
+    return value
+
+
 def _positive(kind: type) -> object:
     def parse(text: str) -> object:
         try:
@@ -48,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(/ws the game, / the browser client, /healthz, /metrics).",
     )
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
-    p.add_argument("--port", type=int, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
+    p.add_argument("--port", type=_port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
     p.add_argument("--ruleset", default=d.ruleset, choices=RULESET_NAMES, help=f"game rules (default {d.ruleset})")
     p.add_argument("--tick-rate", type=_positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"match seed (default {d.seed})")

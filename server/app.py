@@ -88,6 +88,11 @@ class WsClient:
         self.send(encode_server(Error(exc.code, exc.reason)))
         self.close(exc.code, exc.reason)
 
+    async def closed(self) -> None:
+        """Wait for a close started here (the handler must not return first: that closes with 1000)."""
+        if self._closing is not None:
+            await self._closing
+
 
 class GameServer:
     """One port, one match (for now), its tick loop."""
@@ -218,3 +223,4 @@ class GameServer:
         finally:
             if member is not None:
                 match.disconnect(member, client, clock())
+        await client.closed()

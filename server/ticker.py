@@ -42,7 +42,8 @@ class Ticker:
 
     def poll(self, now: float) -> int:
         """How many ticks to run now (0 when the next deadline is in the future)."""
-        due = math.floor((now - self.start) / self.period) + 1 - self.done
+        # The epsilon makes "now == next_deadline()" due despite float rounding.
+        due = math.floor((now - self.start) / self.period + 1e-9) + 1 - self.done
         if due <= 0:
             return 0
         if due > self.max_catchup:

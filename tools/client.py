@@ -90,6 +90,7 @@ class GameClient:
         self._ping_id = 0
         self._reader: asyncio.Task[None] | None = None
         self._update_event = asyncio.Event()
+        self._sent_input = False
 
     # -- connection ------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class GameClient:
         """Send an input (with the newest tick held as ack); returns its sequence number."""
         assert self.ws is not None
         self.seq += 1
+        self._sent_input = True
         await self.ws.send(encode_client(Input(self.seq, tuple(values), self.tick)))
         return self.seq
 
@@ -200,8 +202,11 @@ class GameClient:
         s.first_update = s.first_update or now
         s.last_update = now
         self.tick = tick
-        if self.spectate and self.ws is not None:
+        # Inputs carry the ack; a client that sent none since the last update acks on its own,
+        # or it would get a keyframe every tick.
+        if not self._sent_input and self.ws is not None:
             asyncio.ensure_future(self._send_quietly(encode_client(Ack(tick))))
+        self._sent_input = False
         self._update_event.set()
         if self.on_update is not None:
             self.on_update(self)

@@ -1,0 +1,245 @@
+"""End to end: the real server on a free loopback port, real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from server.protocol.codec import decode_server, encode_client
+from server.protocol.messages import Error, Hello, Input
+from tests.conftest import ROOT, ServerProcess
+from tools.client import GameClient, ServerClosed
+
+Start = Callable[..., ServerProcess]
+
+
+async def play(url: str, count: int, ticks: int, inputs: int) -> list[GameClient]:
+    clients = [GameClient(url, f"p{i}") for i in range(count)]
+    for c in clients:
+        await c.connect()
+    start = clients[0].tick or 0
+    while (clients[0].tick or 0) < start + ticks:
+        await clients[0].wait_update()
+        for i, c in enumerate(clients):
+            values = [0] * inputs
+            values[0] = ((c.tick or 0) // 20 + i) % 3 - 1
+            if inputs > 1:
+                values[1] = ((c.tick or 0) // 30 + 2 * i) % 3 - 1
+            await c.send_input(values)
+    await asyncio.sleep(0.1)
+    for c in clients:
+        await c.close()
+    return clients
+
+
+@pytest.mark.parametrize("ruleset", ["drift", "arena"])
+def test_several_clients_play_hundreds_of_ticks_and_every_mirror_matches_the_server(start_server: Start, ruleset: str) -> None:
+    server = start_server("--ruleset", ruleset, "--npcs", "300")
+    clients = asyncio.run(play(server.url, 5, 240, 4 if ruleset == "arena" else 2))
+    for c in clients:
+        s = c.stats
+        assert s.desyncs == 0 and s.errors == [] and s.missing_base == 0
+        assert s.updates >= 240
+        assert s.keyframes == 1  # one on join, deltas ever after
+        assert c.acked_input == c.seq or c.acked_input >= c.seq - 2
+
+
+def test_a_malformed_frame_closes_only_its_own_connection(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "100")
+
+    async def main() -> tuple[Any, int | None, int, int]:
+        good = GameClient(server.url, "good")
+        await good.connect()
+        async with connect(server.url) as bad:
+            await bad.send(encode_client(Hello(1, "bad")))
+            await bad.send(b"\xc1\xc1\xc1")
+            frames = []
+            try:
+                async for f in bad:
+                    frames.append(decode_server(f))
+            except ConnectionClosed:
+                pass
+            code = bad.close_code
+        before = good.tick or 0
+        await good.wait_tick(before + 15)
+        after = good.tick or 0
+        await good.close()
+        return frames, code, before, after
+
+    frames, code, before, after = asyncio.run(main())
+    assert code == 1002
+    errors = [f for f in frames if isinstance(f, Error)]
+    assert errors and errors[-1].code == 1002 and "msgpack" in errors[-1].reason
+    assert after >= before + 15
+    assert server.get_json("/healthz")["status"] == "ok"
+
+
+async def close_code_for(url: str, *frames: bytes | str) -> tuple[int | None, list[Any]]:
+    async with connect(url, max_size=None) as ws:
+        for f in frames:
+            await ws.send(f)
+        got = []
+        try:
+            async for data in ws:
+                got.append(decode_server(data))
+        except ConnectionClosed:
+            pass
+        return ws.close_code, got
+
+
+@pytest.mark.parametrize(
+    "frames, code",
+    [
+        (["hello as text"], 1003),
+        ([b"\x00" * 2000], 1009),
+        ([encode_client(Hello(1, "x")), encode_client(Input(1, (5, 0)))], 1007),
+        ([msgpack.packb({"t": "hello", "v": 99, "name": "x"})], 1002),
+        ([encode_client(Input(1, (0, 0)))], 1002),
+    ],
+)
+def test_bad_frames_get_an_error_message_and_the_matching_close_code(start_server: Start, frames: list[Any], code: int) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+    got_code, messages = asyncio.run(close_code_for(server.url, *frames))
+    assert got_code == code
+    assert isinstance(messages[-1], Error) and messages[-1].code == code
+
+
+def test_a_frame_over_the_websocket_limit_is_refused_with_1009(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+    got_code, _ = asyncio.run(close_code_for(server.url, b"\x00" * 100_000))
+    assert got_code == 1009
+
+
+def test_a_connection_without_hello_is_closed_with_1008(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10", "--hello-timeout", "0.3")
+    got_code, messages = asyncio.run(close_code_for(server.url))
+    assert got_code == 1008 and "no hello" in messages[-1].reason
+
+
+def test_a_full_match_answers_1013(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10", "--max-players", "1")
+
+    async def main() -> int | None:
+        first = GameClient(server.url, "first")
+        await first.connect()
+        second = GameClient(server.url, "second")
+        with pytest.raises(ServerClosed) as info:
+            await second.connect()
+        await first.close()
+        assert "full" in info.value.reason
+        return info.value.code
+
+    assert asyncio.run(main()) == 1013
+
+
+def test_a_player_reconnects_with_its_token_to_the_same_entity(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+
+    async def main() -> tuple[Any, Any]:
+        a = GameClient(server.url, "ann")
+        w1 = await a.connect()
+        await a.wait_tick((a.tick or 0) + 3)
+        await a.close()
+        b = GameClient(server.url, "ann", token=w1.token)
+        w2 = await b.connect()
+        await b.wait_tick((b.tick or 0) + 3)
+        await b.close()
+        assert b.stats.desyncs == 0
+        return w1, w2
+
+    w1, w2 = asyncio.run(main())
+    assert w2.resumed and w2.entity == w1.entity and w2.player == w1.player
+
+
+def test_http_serves_the_page_health_and_nothing_outside_client_web(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+    with urllib.request.urlopen(server.http + "/", timeout=5) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+    health = server.get_json("/healthz")
+    assert health["status"] == "ok" and health["ruleset"] == "drift" and health["tick"] > 0
+    for path in ("/nope.js", "/../pyproject.toml", "/%2e%2e/pyproject.toml"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(server.http + path, timeout=5)
+        assert info.value.code == 404
+    with urllib.request.urlopen(server.http + "/metrics", timeout=5) as resp:
+        assert b"tickserver_ticks_total" in resp.read()
+
+
+def test_sigint_closes_clients_with_1001_and_exits_cleanly(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+
+    async def main() -> int | None:
+        c = GameClient(server.url, "ann")
+        await c.connect()
+        await c.wait_tick((c.tick or 0) + 2)
+        server.proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(c._reader, 10) if c._reader else None
+        return c.close_code
+
+    assert asyncio.run(main()) == 1001
+    assert server.proc.wait(10) == 0
+    assert "Traceback" not in "".join(server.log)
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_bots_cli_plays_and_reports_json_with_no_desyncs_at_30_updates_per_second(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "2000")
+    done = run_cli("-m", "tools.bots", "--url", server.url, "--count", "10", "--duration", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("bots", "connected", "duration_s", "ticks_received", "updates_per_s", "bytes_per_s",
+                "bytes_per_update", "rtt_ms_p50", "rtt_ms_p99", "desyncs", "errors"):
+        assert key in summary
+    assert summary["bots"] == summary["connected"] == 10
+    assert summary["desyncs"] == 0 and summary["errors"] == 0
+    assert 27 <= summary["updates_per_s"] <= 33
+    assert summary["rtt_ms_p50"] is not None and summary["bytes_per_update"] > 0
+
+
+def test_bots_cli_against_no_server_says_so_without_a_traceback() -> None:
+    done = run_cli("-m", "tools.bots", "--url", "ws://127.0.0.1:9/ws", "--count", "1", "--duration", "1")
+    assert done.returncode == 1
+    assert "could not join" in done.stderr + done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--ruleset", "chess"], "invalid choice"),
+        (["--tick-rate", "0"], "must be positive"),
+        (["--npcs", "-5"], "npcs=-5 is outside"),
+        (["--option", "gravity=3", "--ruleset", "drift"], "unknown option"),
+        (["--option", "oops"], "expected NAME=INT"),
+        (["--port", "70000"], "port must be in 0..65535"),
+        (["--host", "203.0.113.77"], "cannot listen"),
+    ],
+)
+def test_server_rejects_bad_flags_with_one_clear_line_and_exit_code_2(args: list[str], words: str) -> None:
+    done = run_cli("-m", "server", "--port", "0", *args, timeout=30)
+    assert done.returncode == 2
+    assert words in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("module", ["server", "tools.bots"])
+def test_help_documents_every_flag(module: str) -> None:
+    done = run_cli("-m", module, "--help")
+    assert done.returncode == 0
+    flags = ["--host", "--port", "--ruleset", "--tick-rate", "--seed", "--npcs", "--max-players"] if module == "server" else \
+        ["--url", "--count", "--duration", "--json", "--seed", "--verify"]
+    for flag in flags:
+        assert flag in done.stdout

@@ -1,0 +1,217 @@
+"""The match with in-memory clients: joins, inputs, acks, bases, holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+
+from game.rules import get_ruleset
+from server.match import Match, Member
+from server.protocol.codec import decode_server, encode_client
+from server.protocol.delta import apply_body
+from server.protocol.errors import ProtocolError
+from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Roster, Update, Welcome
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    def send(self, data: bytes) -> None:
+        self.frames.append(data)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def messages(self) -> list[Any]:
+        return [decode_server(f) for f in self.frames]
+
+    def updates(self) -> list[Update]:
+        return [m for m in self.messages() if isinstance(m, Update)]
+
+
+def new_match(**kw: Any) -> Match:
+    tokens = iter(f"token{i}" for i in range(1000))
+    return Match(get_ruleset("drift"), options={"npcs": 50}, token_factory=lambda: next(tokens), **kw)
+
+
+def join(match: Match, name: str = "ann", spectate: bool = False, token: str | None = None) -> tuple[Member, FakeClient]:
+    client = FakeClient()
+    session = match.new_session()
+    hello = session.receive(encode_client(Hello(1, name, spectate, token)), 0.0, match.tick_count)
+    assert isinstance(hello, Hello)
+    return match.connect(hello, session, client, 0.0), client
+
+
+def send(match: Match, member: Member, msg: Any, now: float = 0.0) -> None:
+    parsed = member.session.receive(encode_client(msg), now, match.tick_count)
+    if parsed is not None:
+        match.on_message(member, parsed)
+
+
+def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick() -> None:
+    match = new_match()
+    member, client = join(match)
+    assert client.frames == []
+    match.tick(0.0)
+    welcome, roster, update = client.messages()
+    assert isinstance(welcome, Welcome) and welcome.entity == member.entity and welcome.token == "token0"
+    assert welcome.ruleset["name"] == "drift" and welcome.tick_rate == 30
+    assert isinstance(roster, Roster) and [(e.player, e.name, e.online) for e in roster.players] == [(member.player, "ann", True)]
+    assert isinstance(update, Update) and update.base is None and update.tick == 1
+    state = apply_body(match.schema, None, update.tick, update.body)
+    assert state.checksum == update.checksum == match.snapshot.checksum
+    assert member.entity in state.ids.tolist()
+
+
+def test_only_the_newest_input_per_tick_is_applied_and_acknowledged() -> None:
+    match = new_match()
+    member, client = join(match)
+    match.tick(0.0)
+    x0 = match.player_states()[0]["x"]
+    send(match, member, Input(1, (-1, 0)))
+    send(match, member, Input(2, (1, 0)))
+    match.tick(0.0)
+    assert match.player_states()[0]["x"] == min(x0 + 40, 32000)
+    assert client.updates()[-1].ack == 2
+
+
+def test_inputs_apply_by_player_id_whatever_order_they_arrive_in() -> None:
+    hashes = []
+    for order in ((0, 1, 2), (2, 0, 1)):
+        match = new_match()
+        members = [join(match, f"p{i}")[0] for i in range(3)]
+        match.tick(0.0)
+        for i in order:
+            send(match, members[i], Input(1, (1 - i, i - 1)))
+        for _ in range(5):
+            match.tick(0.0)
+        hashes.append(match.state_hash())
+    assert hashes[0] == hashes[1]
+
+
+def test_updates_are_deltas_against_the_acknowledged_tick_and_shared_between_clients() -> None:
+    match = new_match()
+    (a, ca), (b, cb), (c, cc) = join(match, "a"), join(match, "b"), join(match, "c")
+    match.tick(0.0)
+    for m in (a, b):
+        send(match, m, Ack(1))
+    send(match, c, Ack(1))
+    match.tick(0.0)
+    send(match, c, Ack(2))
+    match.tick(0.0)
+    ua, ub, uc = ca.updates()[-1], cb.updates()[-1], cc.updates()[-1]
+    assert (ua.base, ub.base, uc.base) == (1, 1, 2)
+    assert match.encoder.encodes == 2  # one encode per distinct base, not per client
+    strip = lambda frame: {k: v for k, v in msgpack.unpackb(frame).items() if k != "ack"}  # noqa: E731
+    assert strip(ca.frames[-1]) == strip(cb.frames[-1]) and ca.frames[-1] == cb.frames[-1]
+
+
+def test_a_client_whose_ack_fell_out_of_the_history_gets_a_keyframe() -> None:
+    match = new_match(history=4)
+    member, client = join(match)
+    match.tick(0.0)
+    send(match, member, Ack(1))
+    for _ in range(6):
+        match.tick(0.0)
+    assert client.updates()[-1].base is None
+
+
+def test_mirrors_built_from_the_updates_match_the_server_every_tick() -> None:
+    match = new_match()
+    players = [join(match, f"p{i}") for i in range(4)]
+    mirrors: list[dict[int, Any]] = [{} for _ in players]
+    for tick in range(1, 120):
+        match.tick(0.0)
+        for i, (member, client) in enumerate(players):
+            upd = client.updates()[-1]
+            base = None if upd.base is None else mirrors[i][upd.base]
+            state = apply_body(match.schema, base, upd.tick, upd.body)
+            assert state.checksum == upd.checksum == match.snapshot.checksum
+            mirrors[i][upd.tick] = state
+            client.frames.clear()
+            if i != 3 or tick % 7 == 0:  # player 3 acks rarely: deltas over several ticks
+                send(match, member, Input(tick, ((tick // 10) % 3 - 1, (i % 3) - 1), ack=upd.tick))
+
+
+def test_ping_is_answered_at_once_with_the_server_tick() -> None:
+    match = new_match()
+    member, client = join(match)
+    match.tick(0.0)
+    client.frames.clear()
+    send(match, member, Ping(9, 1.5))
+    [pong] = client.messages()
+    assert pong == Pong(9, 1.5, 1)
+
+
+def test_a_disconnected_player_is_held_then_leaves() -> None:
+    match = new_match(hold_s=5.0)
+    member, client = join(match)
+    other, oc = join(match, "bob")
+    match.tick(0.0)
+    match.disconnect(member, client, now=1.0)
+    match.tick(2.0)
+    roster = [m for m in oc.messages() if isinstance(m, Roster)][-1]
+    assert [(e.name, e.online) for e in roster.players] == [("ann", False), ("bob", True)]
+    assert member.entity in match.snapshot.ids.tolist()
+    match.tick(6.0)
+    assert member.entity not in match.snapshot.ids.tolist()
+    roster = [m for m in oc.messages() if isinstance(m, Roster)][-1]
+    assert [e.name for e in roster.players] == ["bob"]
+
+
+def test_a_player_resumes_with_its_token_and_keeps_its_entity() -> None:
+    match = new_match(hold_s=5.0)
+    member, client = join(match)
+    match.tick(0.0)
+    match.disconnect(member, client, now=1.0)
+    match.tick(1.5)
+    again, client2 = join(match, "ann", token="token0")
+    assert again is member
+    match.tick(2.0)
+    welcome = client2.messages()[0]
+    assert isinstance(welcome, Welcome) and welcome.resumed and welcome.entity == member.entity
+    match.tick(10.0)
+    assert member.entity in match.snapshot.ids.tolist()
+
+
+def test_a_resume_replaces_a_connection_still_open_with_the_same_token() -> None:
+    match = new_match()
+    member, client = join(match)
+    match.tick(0.0)
+    again, client2 = join(match, "ann", token="token0")
+    assert client.closed is not None and client.closed[0] == 1000
+    match.disconnect(member, client, now=0.5)  # the old connection's end changes nothing
+    assert member.client is client2
+
+
+def test_an_unknown_token_joins_as_a_new_player() -> None:
+    match = new_match()
+    member, _ = join(match, token="no-such-token")
+    match.tick(0.0)
+    assert member.token == "token0" and member.entity is not None
+
+
+def test_a_full_match_refuses_players_with_1013_but_accepts_spectators() -> None:
+    match = new_match(max_players=1)
+    join(match, "a")
+    with pytest.raises(ProtocolError) as info:
+        join(match, "b")
+    assert info.value.code == 1013
+    spectator, sc = join(match, "watcher", spectate=True)
+    match.tick(0.0)
+    welcome = sc.messages()[0]
+    assert isinstance(welcome, Welcome) and welcome.entity is None
+    assert [e.name for e in match.roster().players] == ["a"]
+
+
+def test_close_sends_going_away_to_everyone() -> None:
+    match = new_match()
+    _, a = join(match, "a")
+    _, b = join(match, "b", spectate=True)
+    match.tick(0.0)
+    match.close()
+    assert a.closed is not None and a.closed[0] == 1001 and b.closed is not None and b.closed[0] == 1001

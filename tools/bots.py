@@ -1,0 +1,189 @@
+"""``python -m tools.bots``: headless bot players for play-testing and light load.
+
+Each bot is a ``GameClient`` that keeps a verified mirror of the world and
+sends one input per update, chosen by the ruleset's brain (``tools.brains``):
+in ``arena`` they chase pellets and shoot at enemies, in ``drift`` they do the
+random walk of WORKLOAD.md. At the end a summary is printed; with ``--json``
+the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from tools import brains
+from tools.client import GameClient, ServerClosed
+
+
+def decide(ruleset: str, client: GameClient, me: int | None, prev: list[int], tick: int, seed: int, bot: int) -> list[int]:
+    """The bot's next input: the arena brain when it has a verified mirror, else the random walk."""
+    if ruleset == "arena" and me is not None and client.state is not None:
+        ids, cols = client.columns()
+        return [int(v) for v in brains.arena_brain(cols, ids, me, tick, seed)]
+    walk = [int(v) for v in brains.drift_brain(prev[:2], tick, seed, bot)]
+    return (walk + [0] * len(prev))[: len(prev)]
+
+
+class Bot:
+    """One bot: a client and the loop that plays with it."""
+
+    def __init__(self, index: int, url: str, name: str, seed: int, verify: bool) -> None:
+        self.index = index
+        self.client = GameClient(url, name, decode=verify)
+        self.seed = seed
+        self.verify = verify
+        self.connected = False
+        self.error: str | None = None
+        self.started = 0.0
+
+    async def play(self, deadline: float, ping_interval: float) -> None:
+        c = self.client
+        try:
+            welcome = await c.connect()
+        except (OSError, ServerClosed, TimeoutError) as exc:
+            self.error = f"bot {self.index}: could not join: {exc}"
+            return
+        self.connected = True
+        self.started = time.perf_counter()
+        ruleset = welcome.ruleset["name"]
+        me = welcome.entity
+        values: list[int] = [0] * len(welcome.ruleset["inputs"])
+        next_ping = 0.0
+        try:
+            while time.perf_counter() < deadline and not c.closed:
+                try:
+                    await c.wait_update(timeout=max(0.05, min(2.0, deadline - time.perf_counter())))
+                except TimeoutError:
+                    continue
+                if c.closed:
+                    break
+                tick = c.tick or 0
+                values = decide(ruleset, c, me, values, tick, self.seed, self.index)
+                await c.send_input(values)
+                now = time.perf_counter()
+                if now >= next_ping:
+                    next_ping = now + ping_interval
+                    await c.ping()
+        except Exception as exc:  # a bot's failure is reported, never fatal to the others
+            if not c.closed:
+                self.error = f"bot {self.index}: {type(exc).__name__}: {exc}"
+        finally:
+            if c.closed and c.close_code not in (None, 1000, 1001) and self.error is None:
+                self.error = f"bot {self.index}: closed by server {c.close_code} {c.close_reason}"
+            await c.close()
+
+
+def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str, Any]:
+    joined = [b for b in bots if b.connected]
+    rates, bps, per_update, rtts = [], [], [], []
+    for b in joined:
+        s = b.client.stats
+        span = (s.last_update - s.first_update) if s.first_update and s.last_update else 0.0
+        if span > 0 and s.updates > 1:
+            rates.append((s.updates - 1) / span)
+            bps.append(s.bytes / span)
+        if s.updates:
+            per_update.append(s.bytes / s.updates)
+        rtts.extend(s.rtts)
+    errors = [b.error for b in bots if b.error] + [e for b in joined for e in b.client.stats.errors]
+    return {
+        "bots": len(bots),
+        "connected": len(joined),
+        "still_connected": sum(1 for b in joined if b.client.close_code in (None, 1000) and b.error is None),
+        "ruleset": ruleset,
+        "duration_s": round(duration, 3),
+        "ticks_received": int(sum(b.client.stats.updates for b in joined)),
+        "updates_per_s": round(float(np.mean(rates)), 2) if rates else 0.0,
+        "updates_per_s_min": round(float(np.min(rates)), 2) if rates else 0.0,
+        "bytes_per_s": round(float(np.mean(bps)), 1) if bps else 0.0,
+        "bytes_per_update": round(float(np.mean(per_update)), 1) if per_update else 0.0,
+        "keyframes": int(sum(b.client.stats.keyframes for b in joined)),
+        "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 3) if rtts else None,
+        "rtt_ms_p99": round(float(np.percentile(rtts, 99)), 3) if rtts else None,
+        "desyncs": int(sum(b.client.stats.desyncs for b in joined)),
+        "errors": len(errors),
+        "error_messages": errors[:5],
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    start = time.perf_counter()
+    verify_count = args.count if args.verify is None else min(args.verify, args.count)
+    bots = [Bot(i, args.url, f"{args.name}{i + 1}", args.seed, i < verify_count) for i in range(args.count)]
+    deadline = start + args.duration
+    tasks = []
+    for i, bot in enumerate(bots):
+        tasks.append(asyncio.create_task(bot.play(deadline, args.ping_interval)))
+        if args.connect_rate and i + 1 < len(bots):
+            await asyncio.sleep(1.0 / args.connect_rate)
+    await asyncio.gather(*tasks)
+    ruleset = next((b.client.welcome.ruleset["name"] for b in bots if b.client.welcome), None)
+    return summarize(bots, time.perf_counter() - start, ruleset)
+
+
+def print_human(summary: dict[str, Any]) -> None:
+    print(f"{summary['connected']}/{summary['bots']} bots joined a {summary['ruleset']} match for {summary['duration_s']} s")
+    print(f"  updates: {summary['updates_per_s']}/s per bot (min {summary['updates_per_s_min']}), {summary['ticks_received']} in all, {summary['keyframes']} keyframes")
+    print(f"  received: {summary['bytes_per_s']:.0f} B/s per bot, {summary['bytes_per_update']:.0f} B per update")
+    print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
+    print(f"  desyncs: {summary['desyncs']}, errors: {summary['errors']}")
+    for e in summary["error_messages"]:
+        print(f"    {e}")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.bots", description="Connect bot players that really play, then print a summary.")
+    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="server WebSocket URL (default ws://127.0.0.1:8765/ws)")
+    p.add_argument("--count", type=_positive(int), default=10, help="number of bots (default 10)")
+    p.add_argument("--duration", type=_positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
+    p.add_argument("--name", default="bot", help="name prefix; bots are named PREFIX1, PREFIX2... (default bot)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the bots' decisions (default 1)")
+    p.add_argument("--verify", type=int, default=None, metavar="N",
+                   help="only the first N bots decode and verify every update; the rest just acknowledge (default: all)")
+    p.add_argument("--connect-rate", type=float, default=200.0, metavar="PER_S", help="bots connecting per second (default 200; 0: all at once)")
+    p.add_argument("--ping-interval", type=_positive(float), default=1.0, metavar="SECONDS", help="RTT probe period per bot (default 1)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.url.startswith(("ws://", "wss://")):
+        print(f"python -m tools.bots: error: --url must start with ws:// or wss://, got {args.url!r}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_human(summary)
+    if summary["connected"] == 0:
+        print(f"python -m tools.bots: error: no bot could join {args.url}: {summary['error_messages'][:1]}", file=sys.stderr)
+        return 1
+    return 0 if summary["desyncs"] == 0 and summary["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
