@@ -68,7 +68,8 @@ DIRECTIONS = _direction_table()
 
 def direction(angles: npt.NDArray[np.integer]) -> npt.NDArray[np.int32]:
     """int32 (N, 2) unit vectors (scaled by DIR_ONE) for uint8 angles (N,)."""
-    return DIRECTIONS[np.asarray(angles, dtype=np.int64) & (ANGLE_STEPS - 1)]
+    out: npt.NDArray[np.int32] = DIRECTIONS[np.asarray(angles, dtype=np.int64) & (ANGLE_STEPS - 1)]
+    return out
 
 
 def length(dx: npt.NDArray[np.int64], dy: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -80,4 +81,5 @@ def angle_of(dx: npt.NDArray[np.int64], dy: npt.NDArray[np.int64]) -> npt.NDArra
     """The uint8 angle whose table direction best matches (dx, dy) (largest dot product)."""
     d = np.stack([np.asarray(dx, dtype=np.int64), np.asarray(dy, dtype=np.int64)], axis=-1)
     dots = d @ DIRECTIONS.astype(np.int64).T
-    return np.argmax(dots, axis=-1).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = np.argmax(dots, axis=-1).astype(np.uint8)
+    return out

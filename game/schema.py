@@ -19,7 +19,7 @@ from game.errors import GameError
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32")
 
 
-def _check_dtype(_: object, attribute: Any, value: str | None) -> None:
+def _check_dtype(_: object, attribute: Any, value: Any) -> None:
     if value is not None and value not in INT_DTYPES:
         raise GameError(f"{attribute.name} must be one of {INT_DTYPES}, not {value!r}")
 

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from game.errors import GameError
 from game.rules import RULESET_NAMES, get_ruleset
@@ -37,8 +39,8 @@ def _port(text: str) -> int:
     return value
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:

@@ -41,7 +41,7 @@ MAX_CLIENT_MESSAGE = 1024
 MAX_SERVER_MESSAGE = 64 * 1024 * 1024
 
 _CLIENT_LIMITS = dict(max_str_len=256, max_bin_len=0, max_array_len=32, max_map_len=16, max_ext_len=0)
-_ACK_KEY = msgpack.packb("ack")
+_ACK_KEY: bytes = msgpack.packb("ack")
 
 
 def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, limits: dict[str, int]) -> dict[str, Any]:
@@ -157,7 +157,8 @@ def encode_update_prefix(tick: int, base: int | None, body: dict[str, Any], chec
 
 def finish_update(prefix: bytes, ack: int) -> bytes:
     """The complete update frame for one client: the shared prefix plus ``"ack": ack``."""
-    return prefix + _ACK_KEY + msgpack.packb(ack)
+    tail: bytes = msgpack.packb(ack)
+    return prefix + _ACK_KEY + tail
 
 
 def decode_server(data: bytes | bytearray | memoryview | str) -> ServerMessage:
@@ -167,7 +168,7 @@ def decode_server(data: bytes | bytearray | memoryview | str) -> ServerMessage:
     try:
         if t == "update":
             base = obj["base"]
-            body = {k: obj[k] for k in ("gone", "rows", "cols", "new") if k in obj}
+            body: dict[str, Any] = {k: obj[k] for k in ("gone", "rows", "cols", "new") if k in obj}
             return Update(int(obj["tick"]), None if base is None else int(base), body, int(obj["sum"]),
                           int(obj["ack"]), tuple(obj.get("ev", ())))
         if t == "welcome":

@@ -38,7 +38,7 @@ ROWS_MASK, ROWS_U16, ROWS_U32 = 0, 1, 2
 ENC_ABS, ENC_D8, ENC_D16 = 0, 1, 2
 
 _U32 = np.dtype("<u4")
-_DIFF_DTYPES = {ENC_D8: np.dtype("<i1"), ENC_D16: np.dtype("<i2")}
+_DIFF_DTYPES: dict[int, np.dtype[Any]] = {ENC_D8: np.dtype("<i1"), ENC_D16: np.dtype("<i2")}
 
 
 @frozen

@@ -1,0 +1,64 @@
+"""Movement: players steered by their input, drones and bullets by the motion rule.
+
+Players move ``PLAYER_SPEED`` along their input direction (``DIAGONAL`` per
+axis on diagonals) and are clamped to the arena; their ``vx, vy`` are set to
+the step actually taken, so a client extrapolating them with the motion rule
+is right as long as they keep going. Dead players and players without input
+stand still (``vx = vy = 0``).
+
+Drones and bullets advance by ``game.motion.step_axis``, exactly the rule
+clients extrapolate with, so steadily moving bodies cost nothing on the wire.
+Drones bounce off the walls; a bullet that reaches a wall (the rule reflected
+it) is removed instead, and so is one whose lifetime ran out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from game.arena.frame import Frame, Idx, Intent
+from game.arena.spec import DIAGONAL, PLAYER_SPEED, SIZE, SPEC
+from game.motion import step_axis
+from game.world import World
+
+
+def move_players(world: World, frame: Frame, intent: Intent) -> None:
+    """Apply each living player's move and aim; everyone else's step is zero."""
+    cols = world.cols
+    cols["vx"][frame.players] = 0
+    cols["vy"][frame.players] = 0
+    alive = cols["hp"][intent.slots] > 0
+    slots = intent.slots[alive]
+    dx, dy = intent.dx[alive], intent.dy[alive]
+    step = np.where((dx != 0) & (dy != 0), DIAGONAL, PLAYER_SPEED)
+    for pos_name, vel_name, d in (("x", "vx", dx), ("y", "vy", dy)):
+        old = cols[pos_name][slots].astype(np.int64)
+        new = np.clip(old + d * step, 0, SIZE)
+        cols[vel_name][slots] = new - old
+        cols[pos_name][slots] = new
+    cols["aim"][slots] = intent.aim[alive]
+
+
+def move_bodies(world: World, frame: Frame) -> Idx:
+    """Advance drones and bullets one tick; remove bullets that hit a wall or expired.
+
+    Returns:
+        intp (B,), the bullets that may still hit something this tick: all
+        but those that reached a wall (an expiring bullet gets a last chance).
+    """
+    cols = world.cols
+    movers = np.concatenate([frame.drones, frame.bullets])
+    nb = frame.bullets.size
+    reflected = np.zeros(nb, dtype=np.bool_)
+    for axis in SPEC.motion:
+        pos, vel = cols[axis.pos][movers], cols[axis.vel][movers]
+        before = vel[movers.size - nb :].copy()
+        step_axis(pos, vel, axis.lo, axis.hi)
+        reflected |= vel[movers.size - nb :] != before
+        cols[axis.pos][movers], cols[axis.vel][movers] = pos, vel
+    bullets = frame.bullets
+    life = cols["life"][bullets] - 1
+    cols["life"][bullets] = life
+    frame.remove(world, bullets[reflected | (life <= 0)])
+    flying: Idx = bullets[~reflected]
+    return flying

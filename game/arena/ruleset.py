@@ -1,0 +1,96 @@
+"""``arena``: players shoot drones and each other and eat pellets in a 3000 x 3000 box.
+
+The rules, in the order a tick applies them (constants in ``game.arena.spec``):
+
+1. **Respawn** (``respawn``): dead players count down ``RESPAWN_TICKS`` (3 s)
+   and come back at a random spot with full hp (100), keeping their score.
+   Joined or respawned players are untouchable (and not hunted) for
+   ``SHIELD_TICKS`` (1.5 s).
+2. **Move** (``movement``): living players move 6 units per tick along their
+   input (``dx, dy`` in -1..1, diagonals normalized), clamped to the arena,
+   and turn to their input ``aim``; drones (2 units per tick wandering,
+   3 hunting) bounce off the walls; bullets (14 units per tick) vanish at the
+   walls and after 40 ticks.
+3. **Hit** (``combat``): a bullet hits the nearest player (not its shooter)
+   or drone it touches: 15 damage. A drone touching a player explodes on it:
+   25 damage. Players (100 hp) and drones (30 hp) at 0 hp die; the shooter
+   scores 25 for a player, 5 for a drone. Destroyed drones are replaced
+   elsewhere at once.
+4. **Eat** (``pickups``): a player touching a pellet eats it: +1 score, +5 hp;
+   the pellet reappears elsewhere.
+5. **Shoot** (``combat``): a living player holding ``fire`` shoots along its
+   aim at most once per 6 ticks.
+6. **Steer** (``drones``): drones due to re-think (staggered by id) head for
+   the nearest living player within 450 units, or wander.
+
+Options: ``npcs`` drones (default 40) and ``pellets`` (default 150); both
+counts stay constant. Events: ``respawn``, ``kill``, ``drone_kill``,
+``pickup`` (see the system modules). Randomness comes from ``game.rng``
+keyed by the match seed, the tick, a per-site stream and an entity id, so a
+match is a pure function of its seed and its inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from game.arena.combat import find_hits, fire, resolve_hits
+from game.arena.drones import spawn_drones, steer_drones
+from game.arena.frame import Frame, Intent, random_positions
+from game.arena.movement import move_bodies, move_players
+from game.arena.pickups import eat_pellets, spawn_pellets
+from game.arena.respawn import respawn_players
+from game.arena.spec import PLAYER, PLAYER_HP, SHIELD_TICKS, SPEC, STREAM_PLAYER_SPAWN
+from game.errors import GameError
+from game.rules import Event, InputBatch, player_slots, scores_from_column
+from game.world import EntityId, PlayerId, World
+
+
+class ArenaRuleset:
+    """The arena rules; see the module docstring."""
+
+    spec = SPEC
+
+    def create(self, seed: int, options: dict[str, int]) -> World:
+        opts = SPEC.resolve_options(options)
+        drones, pellets = opts["npcs"], opts["pellets"]
+        base = drones + pellets
+        world = World(SPEC, seed=seed, capacity=max(256, base + base // 4 + 256))
+        spawn_drones(world, 0, np.arange(drones, dtype=np.int64))
+        spawn_pellets(world, 0, np.arange(pellets, dtype=np.int64))
+        world.commit()
+        return world
+
+    def join(self, world: World, player: PlayerId) -> EntityId:
+        if player < 0:
+            raise GameError(f"arena: player ids are >= 0, not {player}")
+        if player_slots(world, np.array([player], dtype=np.int32))[0] >= 0:
+            raise GameError(f"arena: player {player} has already joined")
+        x, y = random_positions(world.seed, world.tick, STREAM_PLAYER_SPAWN, np.array([-1 - player]))
+        (eid,) = world.spawn(
+            1, kind=PLAYER, x=x[0], y=y[0], hp=PLAYER_HP, shield=SHIELD_TICKS, player=player, owner=-1, target=-1
+        )
+        world.commit()
+        return EntityId(int(eid))
+
+    def leave(self, world: World, player: PlayerId) -> None:
+        slots = player_slots(world, np.array([player], dtype=np.int32))
+        world.despawn(slots[slots >= 0])
+        world.commit()
+
+    def step(self, world: World, inputs: InputBatch) -> list[Event]:
+        world.tick += 1
+        frame = Frame.of(world)
+        intent = Intent.of(world, inputs)
+        events = respawn_players(world, frame)
+        move_players(world, frame, intent)
+        flying = move_bodies(world, frame)
+        events += resolve_hits(world, frame, find_hits(world, frame, flying))
+        events += eat_pellets(world, frame)
+        fire(world, frame, intent)
+        steer_drones(world, frame)
+        world.commit()
+        return events
+
+    def scores(self, world: World) -> dict[int, int]:
+        return scores_from_column(world)
