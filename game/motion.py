@@ -2,9 +2,8 @@
 
 ``pos += vel``, then reflect off ``lo``/``hi``: the rule of WORKLOAD.md. The
 codec predicts entities with it between updates (a delta sends only what the
-prediction got wrong), so it must give the same integers everywhere: it is
-computed in 32-bit (here int64, never overflowing) and the results are
-wrapped to the column's dtype.
+prediction got wrong), so it must give the same integers everywhere: exact
+integer arithmetic, with the results wrapped to the column's dtype.
 """
 
 from __future__ import annotations
@@ -17,16 +16,39 @@ import numpy.typing as npt
 from game.schema import Axis
 
 
+_SMALL = 1 << 29
+
+
+def _work_dtype(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int) -> type[np.signedinteger[Any]]:
+    """int32 when no intermediate can overflow it (the usual case, and faster), else int64."""
+    if not (-_SMALL < lo and hi < _SMALL):
+        return np.int64
+    if (pos.dtype.itemsize <= 2 and vel.dtype.itemsize <= 2) or pos.size == 0:
+        return np.int32
+    if -_SMALL < int(pos.min()) and int(pos.max()) < _SMALL and -_SMALL < int(vel.min()) and int(vel.max()) < _SMALL:
+        return np.int32
+    return np.int64
+
+
 def step_axis(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int) -> None:
-    """One tick of linear motion with reflection, in place (any int dtypes, (N,))."""
-    p = pos.astype(np.int64) + vel
-    v = vel.astype(np.int64)
+    """One tick of linear motion with reflection, in place (any int dtypes, (N,)).
+
+    Exact integer arithmetic (int32 when that cannot overflow, else int64);
+    the results are wrapped to the arrays' dtypes.
+    """
+    work = _work_dtype(pos, vel, lo, hi)
+    p = pos.astype(work)
+    p += vel
     low = p < lo
     high = p > hi
-    p = np.where(low, 2 * lo - p, np.where(high, 2 * hi - p, p))
-    v = np.where(low | high, -v, v)
+    if low.any():
+        p[low] = 2 * lo - p[low]
+    if high.any():
+        p[high] = 2 * hi - p[high]
+    flip = low | high
+    if flip.any():
+        vel[flip] = (-vel[flip].astype(work)).astype(vel.dtype)
     pos[...] = p.astype(pos.dtype, copy=False)
-    vel[...] = v.astype(vel.dtype, copy=False)
 
 
 def extrapolate(motion: tuple[Axis, ...], columns: dict[str, npt.NDArray[Any]], steps: int) -> dict[str, npt.NDArray[Any]]:

@@ -46,7 +46,8 @@ def bits(seed: int, tick: int, stream: int, keys: npt.ArrayLike) -> npt.NDArray[
     """
     base = _mix_int(_mix_int(seed) ^ _mix_int(tick * _GOLDEN + stream))
     k = np.asarray(keys).astype(np.uint64)
-    return _mix(k * np.uint64(_GOLDEN) + np.uint64(base))
+    with np.errstate(over="ignore"):  # wrapping is the point; 0-d inputs would warn
+        return _mix(k * np.uint64(_GOLDEN) + np.uint64(base))
 
 
 def integers(seed: int, tick: int, stream: int, keys: npt.ArrayLike, lo: int, hi: int) -> npt.NDArray[np.int64]:

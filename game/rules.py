@@ -25,7 +25,11 @@ def _as_players(v: npt.ArrayLike) -> npt.NDArray[np.int32]:
 
 def _as_values(v: npt.ArrayLike) -> npt.NDArray[np.int16]:
     a = np.asarray(v, dtype=np.int16)
-    return a.reshape(a.shape[0] if a.ndim else 0, -1) if a.size else a.reshape(0, 0)
+    if a.ndim != 2:
+        if a.size:
+            raise GameError(f"input batch: values must be 2-D (players, fields), got shape {a.shape}")
+        a = a.reshape(0, 0)
+    return a
 
 
 @frozen
@@ -41,7 +45,7 @@ class InputBatch:
     values: npt.NDArray[np.int16] = field(converter=_as_values)
 
     def __attrs_post_init__(self) -> None:
-        if len(self.players) and self.values.shape[0] != len(self.players):
+        if self.values.shape[0] != len(self.players):
             raise GameError("input batch: one row of values per player")
         if len(self.players) > 1 and not np.all(np.diff(self.players) > 0):
             raise GameError("input batch: players must be strictly ascending")
