@@ -243,3 +243,44 @@ def test_help_documents_every_flag(module: str) -> None:
         ["--url", "--count", "--duration", "--json", "--seed", "--verify"]
     for flag in flags:
         assert flag in done.stdout
+
+
+def test_a_client_that_stops_reading_is_dropped_without_slowing_the_others(start_server: Start) -> None:
+    import base64
+    import os
+    import socket
+
+    server = start_server("--ruleset", "drift", "--npcs", "3000", "--max-buffer", "65536", "--slow-timeout", "1")
+
+    async def main() -> tuple[int, int]:
+        good = GameClient(server.url, "good")
+        await good.connect()
+        # A raw client with a tiny receive buffer that says hello and then never reads.
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        payload = encode_client(Hello(1, "slow"))
+        sock.sendall(bytes([0x82, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload)
+        start = good.tick or 0
+        dropped = 0
+        for _ in range(100):  # at most ~10 s
+            await asyncio.sleep(0.1)
+            metrics = urllib.request.urlopen(server.http + "/metrics", timeout=5).read().decode()
+            if "tickserver_slow_closed_total 1" in metrics:
+                dropped = 1
+                break
+        ticks = (good.tick or 0) - start
+        sock.close()
+        await good.close()
+        assert good.stats.desyncs == 0
+        return dropped, ticks
+
+    dropped, ticks = asyncio.run(main())
+    assert dropped == 1
+    health = server.get_json("/healthz")
+    assert health["ticks_dropped"] == 0
+    assert ticks > 20
