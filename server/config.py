@@ -33,7 +33,7 @@ class ServerConfig:
     options: tuple[tuple[str, int], ...] = ()
     tick_rate: int = 30
     seed: int = 1
-    max_players: int = 1000
+    max_players: int = 4096
     hold_s: float = 10.0
     hello_timeout_s: float = 10.0
     max_buffer: int = 1 << 20

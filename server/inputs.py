@@ -7,6 +7,8 @@ returns the batch the ruleset steps with, in ascending player-id order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -33,25 +35,29 @@ class InputTable:
     def __contains__(self, player: int) -> bool:
         return player in self._row
 
-    def add(self, player: int) -> None:
-        """Add a player with a neutral (all-zero) input; ids must come in ascending order."""
-        if len(self.players) and player <= self.players[-1]:
-            # Rare (a resumed player re-added): insert in order and rebuild.
-            at = int(np.searchsorted(self.players, player))
-        else:
-            at = len(self.players)
-        self.players = np.insert(self.players, at, player)
-        self.current = np.insert(self.current, at, 0, axis=0)
-        self.pending = np.insert(self.pending, at, 0, axis=0)
+    def add(self, players: Sequence[int]) -> None:
+        """Add players with a neutral (all-zero) input, keeping player-id order."""
+        if not players:
+            return
+        new = np.asarray(players, dtype=np.int32)
+        if any(int(p) in self._row for p in new):
+            raise ValueError("player already in the input table")
+        at = np.searchsorted(self.players, new)
+        n = len(new)
+        self.players = np.insert(self.players, at, new)
+        self.current = np.insert(self.current, at, np.zeros((n, self.fields), np.int16), axis=0)
+        self.pending = np.insert(self.pending, at, np.zeros((n, self.fields), np.int16), axis=0)
         self.has_pending = np.insert(self.has_pending, at, False)
         self.pending_seq = np.insert(self.pending_seq, at, 0)
         self.applied_seq = np.insert(self.applied_seq, at, 0)
         self._reindex()
 
-    def remove(self, player: int) -> None:
-        at = self._row.pop(player)
+    def remove(self, players: Sequence[int]) -> None:
+        if not players:
+            return
+        rows = [self._row[p] for p in players]
         for name in ("players", "current", "pending", "has_pending", "pending_seq", "applied_seq"):
-            setattr(self, name, np.delete(getattr(self, name), at, axis=0))
+            setattr(self, name, np.delete(getattr(self, name), rows, axis=0))
         self._reindex()
 
     def _reindex(self) -> None:

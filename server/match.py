@@ -117,7 +117,7 @@ class Match:
         seed: int = 0,
         options: dict[str, int] | None = None,
         tick_rate: int = 30,
-        max_players: int = 1000,
+        max_players: int = 4096,
         hold_s: float = 10.0,
         history: int = HISTORY_SIZE,
         token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18),
@@ -140,6 +140,9 @@ class Match:
         self.observers: list[MatchObserver] = []
         self.stats = MatchStats()
         self._tokens: dict[str, Member] = {}
+        #: Members waiting for the tick boundary to join, and players held after a disconnect.
+        self._unjoined: dict[PlayerId, Member] = {}
+        self._held: dict[PlayerId, Member] = {}
         self._next_player = 1
         self._token_factory = token_factory
         self._perf = perf_counter
@@ -172,6 +175,7 @@ class Match:
             if held.client is not None:
                 held.client.close(CLOSE_NORMAL, "replaced by a new connection with the same token")
             held.client, held.session, held.left_at = client, session, None
+            self._held.pop(held.player, None)
             held.needs_welcome, held.resumed = True, True
             self._roster_dirty = True
             return held
@@ -181,6 +185,7 @@ class Match:
         self._next_player += 1
         member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client)
         self.members[player] = member
+        self._unjoined[player] = member
         self._tokens[member.token] = member
         return member
 
@@ -195,11 +200,14 @@ class Match:
             self._forget(member)
         else:
             member.left_at = now
+            self._held[member.player] = member
             self.inputs.neutral(member.player)
         self._roster_dirty = True
 
     def _forget(self, member: Member) -> None:
         self.members.pop(member.player, None)
+        self._held.pop(member.player, None)
+        self._unjoined.pop(member.player, None)
         self._tokens.pop(member.token, None)
 
     def on_message(self, member: Member, msg: ClientMessage) -> None:
@@ -241,24 +249,23 @@ class Match:
 
     def _membership(self, now: float) -> tuple[list[PlayerId], list[tuple[PlayerId, str]]]:
         leaves: list[PlayerId] = []
-        for m in sorted(self.members.values(), key=lambda m: m.player):
-            if m.left_at is not None and now - m.left_at >= self.hold_s:
-                leaves.append(m.player)
+        if self._held:
+            leaves = sorted(p for p, m in self._held.items() if m.left_at is not None and now - m.left_at >= self.hold_s)
         for pid in leaves:
-            member = self.members[pid]
             self.ruleset.leave(self.world, pid)
-            self.inputs.remove(pid)
-            self._forget(member)
-            self.stats.leaves += 1
+            self._forget(self.members[pid])
+        self.inputs.remove(leaves)
+        self.stats.leaves += len(leaves)
         joins: list[tuple[PlayerId, str]] = []
-        for m in sorted(self.members.values(), key=lambda m: m.player):
-            if not m.joined and m.client is not None:
+        for pid in sorted(self._unjoined):
+            m = self._unjoined.pop(pid)
+            if m.client is not None:
                 m.joined = True
                 if not m.spectator:
                     m.entity = self.ruleset.join(self.world, m.player)
-                    self.inputs.add(m.player)
                     joins.append((m.player, m.name))
                     self.stats.joins += 1
+        self.inputs.add([pid for pid, _ in joins])
         if leaves or joins:
             self._roster_dirty = True
         return leaves, joins
