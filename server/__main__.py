@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
+import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +18,7 @@ from game.rules import RULESET_NAMES, get_ruleset
 from server.app import GameServer
 from server.config import ServerConfig
 from server.match import Match
+from server.recorder import Recorder, default_match_id
 
 log = logging.getLogger("server")
 
@@ -77,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"per-client send buffer past which updates are dropped (default {d.max_buffer})")
     p.add_argument("--slow-timeout", type=_positive(float), default=d.slow_timeout_s, metavar="SECONDS",
                    help=f"close clients whose buffer stays full this long (default {d.slow_timeout_s:g})")
+    p.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
+                   help="certificate chain (PEM): serve wss:// and https:// instead of ws:// and http://")
+    p.add_argument("--tls-key", type=Path, default=None, metavar="PEM",
+                   help="private key (PEM) of --tls-cert (default: read from the --tls-cert file)")
+    p.add_argument("--replay-dir", type=Path, default=d.replay_dir, metavar="DIR",
+                   help=f"record the match to DIR/<match id>.replay (default {d.replay_dir}; see REPLAY.md)")
+    p.add_argument("--no-record", action="store_true", help="do not record a replay")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
     return p
 
@@ -91,12 +102,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, ruleset=args.ruleset, options=tuple(options.items()),
         tick_rate=args.tick_rate, seed=args.seed, max_players=args.max_players, hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        record=not args.no_record, replay_dir=args.replay_dir,
     )
 
 
 def make_match(config: ServerConfig) -> Match:
     ruleset = get_ruleset(config.ruleset)
-    return Match(ruleset, match_id=config.match_id, seed=config.seed, options=dict(config.options),
+    match_id = config.match_id or default_match_id(config.ruleset, config.seed, time.time())
+    return Match(ruleset, match_id=match_id, seed=config.seed, options=dict(config.options),
                  tick_rate=config.tick_rate, max_players=config.max_players, hold_s=config.hold_s)
 
 
@@ -105,13 +119,19 @@ async def serve(config: ServerConfig) -> None:
     server = GameServer(config, match)
     port = await server.start()
     host = f"[{config.host}]" if ":" in config.host else config.host
-    log.info("listening on ws://%s:%d/ws (open http://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
-             host, port, host, port, config.ruleset, config.tick_rate, config.seed)
+    s = "s" if config.tls_cert else ""
+    log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
+             s, host, port, s, host, port, config.ruleset, config.tick_rate, config.seed)
+    if config.record:
+        recorder = Recorder.create(match, config.replay_dir)
+        match.observers.append(recorder)
+        log.info("recording to %s", recorder.path)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.stop)
     await server.run()
     log.info("stopped after %d ticks", match.tick_count)
+    log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,12 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "debug":
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    if args.tls_key is not None and args.tls_cert is None:
+        parser.error("--tls-key needs --tls-cert")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not path.is_file():
+            parser.error(f"{flag} {path}: no such file")
     try:
         config = config_from_args(args)
         asyncio.run(serve(config))
     except GameError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
+    except ssl.SSLError as exc:
+        parser.exit(2, f"python -m server: error: cannot use the TLS certificate/key: {exc}\n")
     except OSError as exc:
+        if exc.filename is not None:
+            parser.exit(2, f"python -m server: error: {exc.filename}: {exc.strerror}\n")
         parser.exit(2, f"python -m server: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
     return 0
 

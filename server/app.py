@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import mimetypes
+import ssl
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -25,6 +26,7 @@ from websockets.protocol import State as WsState
 
 from server.config import ServerConfig
 from server.match import Match, Member
+from server.recorder import list_replays
 from server.protocol.codec import encode_server
 from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
 from server.protocol.messages import Error, Hello
@@ -101,6 +103,7 @@ class GameServer:
         self.config = config
         self.match = match
         self.routes: dict[str, Route] = {"/healthz": self._healthz, "/metrics": self._metrics, "/api/match": self._api_match}
+        self.routes["/api/replays"] = self._api_replays
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
         self.ticker: Ticker | None = None
         self._server: Server | None = None
@@ -109,6 +112,13 @@ class GameServer:
         self._clock = time.monotonic
 
     # -- lifecycle -------------------------------------------------------------
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.config.tls_cert is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return ctx
 
     async def start(self) -> int:
         """Listen; returns the bound port."""
@@ -123,6 +133,7 @@ class GameServer:
             close_timeout=2,
             compression=None,
             server_header="tickserver",
+            ssl=self.ssl_context(),
         )
         sock = next(iter(self._server.sockets))
         port: int = sock.getsockname()[1]
@@ -175,6 +186,11 @@ class GameServer:
     def _api_match(self, request: Request) -> Response:
         """Match info and every player's entity state (world units are column / scale)."""
         return json_response({**self.match.info(), "players": self.match.player_states()})
+
+    def _api_replays(self, request: Request) -> Response:
+        """The recorded replays of ``--replay-dir``, newest first (REPLAY.md); ``tools.replay play`` plays them."""
+        return json_response({"playback": False, "dir": str(self.config.replay_dir),
+                              "replays": list_replays(self.config.replay_dir)})
 
     def _metrics(self, request: Request) -> Response:
         m = self.match

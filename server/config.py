@@ -25,6 +25,11 @@ class ServerConfig:
         max_buffer: bytes queued to one client past which updates to it are dropped.
         slow_timeout_s: a client whose buffer stays over ``max_buffer`` this long is closed (1008).
         static_dir: files served over HTTP at ``/``.
+        tls_cert, tls_key: PEM certificate chain and private key; when set the
+            port speaks TLS only (``wss://``, ``https://``).
+        match_id: the match id; empty: ``<ruleset>-<UTC timestamp>-<seed>``, unique per run.
+        record: record the match to ``replay_dir/<match id>.replay`` (REPLAY.md).
+        replay_dir: where replays are written (and listed by ``/api/replays``).
     """
 
     host: str = "127.0.0.1"
@@ -39,4 +44,8 @@ class ServerConfig:
     max_buffer: int = 1 << 20
     slow_timeout_s: float = 5.0
     static_dir: Path = ROOT / "client_web"
-    match_id: str = "main"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    match_id: str = ""
+    record: bool = True
+    replay_dir: Path = Path("replays")

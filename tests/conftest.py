@@ -40,7 +40,7 @@ class ServerProcess:
             if not line:
                 raise RuntimeError(f"server exited early ({self.proc.wait()}): {''.join(self.log)}")
             self.log.append(line)
-            m = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/ws", line)
+            m = re.search(r"listening on wss?://127\.0\.0\.1:(\d+)/ws", line)
             if m:
                 self.port = int(m.group(1))
                 break

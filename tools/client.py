@@ -11,6 +11,7 @@ the cheap mode a load generator uses for most of its clients.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -64,16 +65,19 @@ class GameClient:
         token: a reconnect token from an earlier ``welcome``, to resume that player.
         decode: build and verify the mirror (False: only acknowledge ticks).
         on_update: called after each update with this client.
+        ssl_context: for ``wss://`` URLs with a certificate the system does not trust.
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
-                 decode: bool = True, on_update: Callable[[GameClient], None] | None = None) -> None:
+                 decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = url
         self.name = name
         self.spectate = spectate
         self.token = token
         self.decode = decode
         self.on_update = on_update
+        self.ssl_context = ssl_context
         self.ws: ClientConnection | None = None
         self.welcome: Welcome | None = None
         self.schema: WireSchema | None = None
@@ -95,11 +99,12 @@ class GameClient:
     # -- connection ------------------------------------------------------------
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
-        """Open the connection, say hello and wait for the welcome; then read in the background."""
-        self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2)
+        """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
+        extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
+        self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
         await self.ws.send(encode_client(Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)))
         async with asyncio.timeout(timeout):
-            while self.welcome is None:
+            while self.welcome is None or self.stats.updates == 0:
                 try:
                     data = await self.ws.recv()
                 except ConnectionClosed as exc:
