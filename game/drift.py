@@ -13,8 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from game import rng
-from game.motion import step_axis
-from game.rules import Event, InputBatch, player_slots, scores_from_column
+from game.motion import advance, steer
+from game.rules import (
+    Event,
+    InputBatch,
+    player_slots,
+    remove_player,
+    scores_from_column,
+)
 from game.schema import Axis, Column, InputField, Option, RulesetSpec
 from game.world import EntityId, PlayerId, World
 
@@ -96,9 +102,7 @@ class DriftRuleset:
         return EntityId(int(eid))
 
     def leave(self, world: World, player: PlayerId) -> None:
-        slots = player_slots(world, np.array([player], dtype=np.int32))
-        world.despawn(slots[slots >= 0])
-        world.commit()
+        remove_player(world, player)
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1
@@ -110,21 +114,12 @@ class DriftRuleset:
         ps = player_slots(world, inputs.players)
         have = ps >= 0
         ps = ps[have]
-        dx = inputs.column(0)[have].astype(np.int32)
-        dy = inputs.column(1)[have].astype(np.int32)
-        step = np.where((dx != 0) & (dy != 0), DIAGONAL, SPEED)
-        for pos_name, vel_name, d in (("x", "vx", dx), ("y", "vy", dy)):
-            old = cols[pos_name][ps]
-            new = np.clip(old + d * step, 0, SIZE)
-            cols[vel_name][ps] = new - old
-            cols[pos_name][ps] = new
+        dx, dy = inputs.column(0)[have], inputs.column(1)[have]
+        steer(cols, ps, dx, dy, SPEED, DIAGONAL, 0, SIZE)
 
         # NPCs: constant velocity with reflection, then the periodic redraw.
         npcs = slots[cols["player"][slots] < 0]
-        for axis in SPEC.motion:
-            pos, vel = cols[axis.pos][npcs], cols[axis.vel][npcs]
-            step_axis(pos, vel, axis.lo, axis.hi)
-            cols[axis.pos][npcs], cols[axis.vel][npcs] = pos, vel
+        advance(cols, npcs, SPEC.motion)
         if tick % REDRAW_PERIOD == 0:
             group = (tick // REDRAW_PERIOD) % 10
             ids = world.ids[npcs].astype(np.int64)

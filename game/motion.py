@@ -15,7 +15,6 @@ import numpy.typing as npt
 
 from game.schema import Axis
 
-
 _SMALL = 1 << 29
 
 
@@ -67,3 +66,36 @@ def extrapolate(motion: tuple[Axis, ...], columns: dict[str, npt.NDArray[Any]], 
         out[axis.pos] = pos
         out[axis.vel] = vel
     return out
+
+
+def advance(cols: dict[str, npt.NDArray[Any]], slots: npt.NDArray[np.intp], motion: tuple[Axis, ...]) -> npt.NDArray[np.bool_]:
+    """One tick of the motion rule for the entities in ``slots``, in place.
+
+    Returns:
+        bool (len(slots),): which of them reflected off a wall on some axis.
+    """
+    reflected = np.zeros(len(slots), dtype=np.bool_)
+    for axis in motion:
+        pos, vel = cols[axis.pos][slots], cols[axis.vel][slots]
+        before = vel.copy()
+        step_axis(pos, vel, axis.lo, axis.hi)
+        reflected |= vel != before
+        cols[axis.pos][slots], cols[axis.vel][slots] = pos, vel
+    return reflected
+
+
+def steer(cols: dict[str, npt.NDArray[Any]], slots: npt.NDArray[np.intp], dx: npt.NDArray[Any], dy: npt.NDArray[Any],
+          speed: int, diagonal: int, lo: int, hi: int) -> None:
+    """Move the entities in ``slots`` by an input direction, in place.
+
+    ``dx, dy`` in {-1, 0, 1} (N,): ``speed`` along a straight input,
+    ``diagonal`` per axis on a diagonal, clamped to [lo, hi] on both axes.
+    ``vx, vy`` are set to the step actually taken, so the motion rule
+    extrapolates a player who keeps going exactly.
+    """
+    step = np.where((dx != 0) & (dy != 0), diagonal, speed)
+    for pos_name, vel_name, d in (("x", "vx", dx), ("y", "vy", dy)):
+        old = cols[pos_name][slots].astype(np.int64)
+        new = np.clip(old + d.astype(np.int64) * step, lo, hi)
+        cols[vel_name][slots] = new - old
+        cols[pos_name][slots] = new

@@ -111,6 +111,13 @@ def player_slots(world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np
     return np.where(powner[pos] == players, pslots[pos], -1).astype(np.intp)
 
 
+def remove_player(world: World, player: PlayerId) -> None:
+    """Despawn ``player``'s entity, if it has one, and commit."""
+    slots = player_slots(world, np.array([player], dtype=np.int32))
+    world.despawn(slots[slots >= 0])
+    world.commit()
+
+
 def scores_from_column(world: World) -> dict[int, int]:
     """``{player id: score}`` from the ``player`` and ``score`` columns."""
     slots = world.active()

@@ -18,7 +18,7 @@ import numpy as np
 
 from game.arena.frame import Frame, Idx, Intent
 from game.arena.spec import DIAGONAL, PLAYER_SPEED, SIZE, SPEC
-from game.motion import step_axis
+from game.motion import advance, steer
 from game.world import World
 
 
@@ -30,12 +30,7 @@ def move_players(world: World, frame: Frame, intent: Intent) -> None:
     alive = cols["hp"][intent.slots] > 0
     slots = intent.slots[alive]
     dx, dy = intent.dx[alive], intent.dy[alive]
-    step = np.where((dx != 0) & (dy != 0), DIAGONAL, PLAYER_SPEED)
-    for pos_name, vel_name, d in (("x", "vx", dx), ("y", "vy", dy)):
-        old = cols[pos_name][slots].astype(np.int64)
-        new = np.clip(old + d * step, 0, SIZE)
-        cols[vel_name][slots] = new - old
-        cols[pos_name][slots] = new
+    steer(cols, slots, dx, dy, PLAYER_SPEED, DIAGONAL, 0, SIZE)
     cols["aim"][slots] = intent.aim[alive]
 
 
@@ -48,14 +43,7 @@ def move_bodies(world: World, frame: Frame) -> Idx:
     """
     cols = world.cols
     movers = np.concatenate([frame.drones, frame.bullets])
-    nb = frame.bullets.size
-    reflected = np.zeros(nb, dtype=np.bool_)
-    for axis in SPEC.motion:
-        pos, vel = cols[axis.pos][movers], cols[axis.vel][movers]
-        before = vel[movers.size - nb :].copy()
-        step_axis(pos, vel, axis.lo, axis.hi)
-        reflected |= vel[movers.size - nb :] != before
-        cols[axis.pos][movers], cols[axis.vel][movers] = pos, vel
+    reflected = advance(cols, movers, SPEC.motion)[frame.drones.size :]
     bullets = frame.bullets
     life = cols["life"][bullets] - 1
     cols["life"][bullets] = life

@@ -42,7 +42,13 @@ from game.arena.pickups import eat_pellets, spawn_pellets
 from game.arena.respawn import respawn_players
 from game.arena.spec import PLAYER, PLAYER_HP, SHIELD_TICKS, SPEC, STREAM_PLAYER_SPAWN
 from game.errors import GameError
-from game.rules import Event, InputBatch, player_slots, scores_from_column
+from game.rules import (
+    Event,
+    InputBatch,
+    player_slots,
+    remove_player,
+    scores_from_column,
+)
 from game.world import EntityId, PlayerId, World
 
 
@@ -74,9 +80,7 @@ class ArenaRuleset:
         return EntityId(int(eid))
 
     def leave(self, world: World, player: PlayerId) -> None:
-        slots = player_slots(world, np.array([player], dtype=np.int32))
-        world.despawn(slots[slots >= 0])
-        world.commit()
+        remove_player(world, player)
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1
