@@ -9,8 +9,8 @@ import signal
 import ssl
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from game.errors import GameError

@@ -15,7 +15,6 @@ import ssl
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -26,10 +25,10 @@ from websockets.protocol import State as WsState
 
 from server.config import ServerConfig
 from server.match import Match, Member
-from server.recorder import list_replays
 from server.protocol.codec import encode_server
 from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
 from server.protocol.messages import Error, Hello
+from server.recorder import list_replays
 from server.ticker import Ticker, run_ticker
 
 log = logging.getLogger("server")

@@ -20,14 +20,28 @@ from attrs import define, field
 
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
+from server.inputs import InputTable
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
-from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_TRY_AGAIN_LATER, PolicyViolation
+from server.protocol.errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN_LATER,
+    PolicyViolation,
+)
 from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
-from server.protocol.messages import ClientMessage, Hello, Input, Ping, Pong, Roster, RosterEntry, Welcome
+from server.protocol.messages import (
+    ClientMessage,
+    Hello,
+    Input,
+    Ping,
+    Pong,
+    Roster,
+    RosterEntry,
+    Welcome,
+)
 from server.protocol.session import ServerSession
-from server.inputs import InputTable
 
 
 class Client(Protocol):

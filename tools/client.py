@@ -27,7 +27,18 @@ from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
-from server.protocol.messages import Ack, Error, Hello, Input, Ping, Pong, Resync, Roster, Update, Welcome
+from server.protocol.messages import (
+    Ack,
+    Error,
+    Hello,
+    Input,
+    Ping,
+    Pong,
+    Resync,
+    Roster,
+    Update,
+    Welcome,
+)
 
 #: Snapshots a client keeps as possible delta bases (the server keeps 32).
 KEEP_STATES = 64

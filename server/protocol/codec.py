@@ -18,7 +18,13 @@ from typing import Any
 import msgpack
 
 from server.protocol import PROTOCOL_VERSION
-from server.protocol.errors import InvalidField, MalformedMessage, MessageTooBig, UnsupportedData, UnsupportedVersion
+from server.protocol.errors import (
+    InvalidField,
+    MalformedMessage,
+    MessageTooBig,
+    UnsupportedData,
+    UnsupportedVersion,
+)
 from server.protocol.messages import (
     Ack,
     ClientMessage,
