@@ -53,7 +53,9 @@ ROWS_MASK, ROWS_U16, ROWS_U32 = 0, 1, 2
 CHECKPOINT_EVERY = 30
 KEYFRAME_EVERY = 300
 
-_UNPACK_LIMITS = dict(max_str_len=1 << 20, max_bin_len=MAX_FRAME, max_array_len=1 << 24, max_map_len=1 << 16, max_ext_len=0)
+_UNPACK_LIMITS: dict[str, int] = {
+    "max_str_len": 1 << 20, "max_bin_len": MAX_FRAME, "max_array_len": 1 << 24, "max_map_len": 1 << 16, "max_ext_len": 0,
+}
 
 Array = npt.NDArray[Any]
 
@@ -353,7 +355,7 @@ def apply_inputs(dtypes: Sequence[np.dtype[Any]], track: InputTrack, change: Any
     values = track.values.copy()
     entries = change[2]
     if not isinstance(entries, list):
-        raise ValueError("inputs: expected an array of field entries")
+        raise ValueError("inputs: expected an array of field entries")  # noqa: TRY004 - bad data, not a bad call
     for entry in entries:
         if not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], int) or not 0 <= entry[0] < nf:
             raise ValueError("inputs: bad field entry")
@@ -706,7 +708,7 @@ class Replay:
 def _unpack(at: int, payload: bytes) -> list[Any]:
     try:
         rec = msgpack.unpackb(payload, raw=False, strict_map_key=False, **_UNPACK_LIMITS)
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
         raise CorruptReplay(at, f"not msgpack ({type(exc).__name__})") from None
     if not isinstance(rec, list) or not rec or not isinstance(rec[0], int):
         raise CorruptReplay(at, "a record must be an array starting with its kind")

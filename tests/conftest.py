@@ -25,6 +25,8 @@ class ServerProcess:
     """A running ``python -m server`` and where to reach it."""
 
     def __init__(self, args: list[str], timeout: float = 30.0) -> None:
+        if "--replay-dir" not in args and "--no-record" not in args:
+            args = [*args, "--no-record"]  # tests that want a replay say where
         self.args = args
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(

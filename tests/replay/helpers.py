@@ -1,0 +1,90 @@
+"""Recording matches in process for the replay tests: a real ``Match`` with in-memory clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from game.rules import get_ruleset
+from server.match import Match, Member
+from server.protocol.codec import encode_client
+from server.protocol.messages import Hello, Input
+from server.recorder import Recorder
+from server.replayfile import FRAME_HEAD, PREAMBLE, TICK, frame
+
+
+class NullClient:
+    def send(self, data: bytes) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def record_match(directory: Path, ruleset: str = "drift", *, ticks: int = 400, players: int = 4, options: dict[str, int] | None = None,
+                 seed: int = 7, leave_at: int | None = None, change: float = 0.2, **recorder_kw: Any) -> tuple[Path, Match, Recorder]:
+    """Play ``ticks`` ticks with ``players`` random-walking players joining one by one, recorded.
+
+    Returns the replay's path, the (closed) match and its recorder.
+    """
+    options = options if options is not None else ({"npcs": 200} if ruleset == "drift" else {"npcs": 20, "pellets": 60})
+    match = Match(get_ruleset(ruleset), match_id=f"test-{ruleset}-{seed}", seed=seed, options=options, hold_s=0.0)
+    rec = Recorder.create(match, directory, **recorder_kw)
+    match.observers.append(rec)
+    fields = match.ruleset.spec.inputs
+    rng = np.random.default_rng(seed)
+    members: list[Member] = []
+    for t in range(ticks):
+        if len(members) < players and t % 10 == 0:
+            session = match.new_session()
+            hello = session.receive(encode_client(Hello(1, f"p{len(members) + 1}")), 0.0, match.tick_count)
+            assert isinstance(hello, Hello)
+            members.append(match.connect(hello, session, NullClient(), float(t)))
+        if leave_at is not None and t == leave_at and members:
+            gone = members.pop(0)
+            match.disconnect(gone, gone.client, float(t))  # type: ignore[arg-type]
+        for m in members:
+            if m.joined and rng.random() < change:
+                values = tuple(int(rng.integers(f.lo, f.hi + 1)) for f in fields)
+                msg = m.session.receive(encode_client(Input(m.session.last_seq + 1, values)), float(t), match.tick_count)
+                if msg is not None:
+                    match.on_message(m, msg)
+        match.tick(float(t))
+    match.close()
+    assert rec.path is not None
+    return rec.path, match, rec
+
+
+def frames_of(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, payload) of every frame of a well-formed replay."""
+    out, pos = [], PREAMBLE.size
+    while pos < len(data):
+        length, _ = FRAME_HEAD.unpack_from(data, pos)
+        out.append((pos, data[pos + FRAME_HEAD.size : pos + FRAME_HEAD.size + length]))
+        pos += FRAME_HEAD.size + length
+    return out
+
+
+def tamper_input(data: bytes, min_tick: int) -> tuple[bytes, int]:
+    """Change one recorded input value (a nonzero one, negated) at the first tick >= ``min_tick``
+    whose record changes some input, re-framing it with a correct CRC. Returns the new bytes and that tick."""
+    out = bytearray(data[: PREAMBLE.size])
+    done: int | None = None
+    for _, payload in frames_of(data):
+        rec = msgpack.unpackb(payload, raw=False)
+        if done is None and rec[0] == TICK and rec[1] >= min_tick and len(rec) > 4 and rec[4] and rec[4][0] == 0:
+            for entry in rec[4][2]:
+                values = np.frombuffer(entry[2], np.int8).copy()
+                nonzero = np.flatnonzero(values)
+                if entry[0] in (0, 1) and nonzero.size:  # dx or dy, stored as int8
+                    values[nonzero[0]] = -values[nonzero[0]]
+                    entry[2] = values.tobytes()
+                    done = rec[1]
+                    payload = msgpack.packb(rec, use_bin_type=True)
+                    break
+        out += frame(payload)
+    assert done is not None, "no input to change"
+    return bytes(out), done

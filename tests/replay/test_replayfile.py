@@ -1,0 +1,337 @@
+"""The replay format, sans I/O: frames, records, input deltas, keyframes, re-simulation."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from game.rules import InputBatch, get_ruleset
+from game.world import state_hash
+from server.replayfile import (
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_FRAME,
+    PREAMBLE,
+    CorruptReplay,
+    EndRecord,
+    Header,
+    InputTrack,
+    KeyframeData,
+    NotAReplay,
+    ReplayEncoder,
+    Replayer,
+    ReplayError,
+    ReplayUsageError,
+    TruncatedReplay,
+    UnknownRuleset,
+    UnsupportedFormat,
+    apply_inputs,
+    frame,
+    input_dtype,
+    pack_record,
+    parse_replay,
+    preamble,
+)
+from tests.replay.helpers import frames_of, record_match
+
+DRIFT = get_ruleset("drift")
+
+
+def header(**kw: object) -> Header:
+    base: dict[str, object] = {"match": "m", "seed": 3, "options": {"npcs": 10}, "tick_rate": 30,
+                               "start_time": "2025-01-01T00:00:00.000Z"}
+    base.update(kw)
+    return Header.for_spec(DRIFT.spec, **base)  # type: ignore[arg-type]
+
+
+def batch(players: list[int], values: list[list[int]]) -> InputBatch:
+    return InputBatch(np.array(players, np.int32), np.array(values, np.int16).reshape(len(players), 2))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path, _, _ = record_match(tmp_path_factory.mktemp("rec"), "drift", ticks=330, players=3, leave_at=200)
+    return path.read_bytes()
+
+
+# -- frames and records ------------------------------------------------------------
+
+
+def test_a_replay_starts_with_the_magic_and_the_format_version() -> None:
+    enc = ReplayEncoder(header())
+    data = enc.start()
+    assert data[:8] == MAGIC == b"TICKRPLY"
+    assert struct.unpack_from("<I", data, 8)[0] == FORMAT_VERSION
+    length, crc = struct.unpack_from("<II", data, PREAMBLE.size)
+    payload = data[PREAMBLE.size + 8 :]
+    assert length == len(payload) and crc == zlib.crc32(payload)
+    assert msgpack.unpackb(payload)[0] == 0
+
+
+def test_records_round_trip_through_the_parser() -> None:
+    h = header(extra={"writer": "test"})
+    enc = ReplayEncoder(h)
+    data = enc.start()
+    data += enc.step(1, [], [(1, "ann"), (2, "bob")], batch([1, 2], [[0, 0], [1, -1]]))
+    data += enc.step(2, [], [], batch([1, 2], [[0, 0], [1, -1]]))
+    data += enc.checkpoint(2, "ab" * 16, 12345)
+    data += enc.step(3, [1], [(3, "cy")], batch([2, 3], [[1, 1], [0, 0]]))
+    data += enc.end(EndRecord(3, "cd" * 16, 99, {2: 5, 3: 0}, "2025-01-01T00:01:00.000Z"))
+    r = parse_replay(data)
+    assert r.header == h
+    assert [t.tick for t in r.ticks] == [1, 2, 3]
+    assert r.ticks[0].joins == ((1, "ann"), (2, "bob")) and r.ticks[2].leaves == (1,)
+    assert r.ticks[1].inputs is None  # nothing changed: the record is just [1, 2]
+    assert r.checkpoints[0].hash == "ab" * 16 and r.checkpoints[0].checksum == 12345
+    assert r.end is not None and r.end.scores == {2: 5, 3: 0} and r.end.tick == 3
+    assert r.complete and r.warnings() == [] and r.players() == {1: "ann", 2: "bob", 3: "cy"}
+    track = InputTrack(2)
+    for t in r.ticks:
+        track.membership(t.leaves, t.joins)
+        apply_inputs(h.input_dtypes, track, t.inputs)
+    assert track.players.tolist() == [2, 3] and track.values.tolist() == [[1, 1], [0, 0]]
+
+
+def test_a_tick_where_nothing_changed_costs_a_dozen_bytes() -> None:
+    enc = ReplayEncoder(header())
+    enc.start()
+    enc.step(1, [], [(1, "ann")], batch([1], [[1, 0]]))
+    assert len(enc.step(2, [], [], batch([1], [[1, 0]]))) <= 13
+
+
+def test_the_encoder_refuses_ticks_out_of_order() -> None:
+    enc = ReplayEncoder(header())
+    enc.step(1, [], [], InputBatch.empty(2))
+    with pytest.raises(ReplayUsageError):
+        enc.step(3, [], [], InputBatch.empty(2))
+
+
+@pytest.mark.parametrize("lo, hi, dtype", [(-1, 1, "i1"), (0, 255, "u1"), (-128, 127, "i1"), (0, 1000, "<i2"), (-200, 5, "<i2")])
+def test_input_fields_are_stored_in_the_smallest_dtype_holding_their_range(lo: int, hi: int, dtype: str) -> None:
+    assert input_dtype(lo, hi) == np.dtype(dtype)
+
+
+tables = st.lists(
+    st.tuples(
+        st.sets(st.integers(1, 40), max_size=3),  # players leaving (those present)
+        st.sets(st.integers(1, 40), max_size=3),  # players joining (those absent)
+        st.integers(0, 2**32 - 1),  # seed of the new values
+        st.floats(0, 1),  # share of cells that change
+    ),
+    max_size=25,
+)
+
+
+@given(tables)
+@settings(max_examples=150, deadline=None)
+def test_input_deltas_reproduce_any_sequence_of_tables(steps: list[tuple[set[int], set[int], int, float]]) -> None:
+    h = Header.for_spec(get_ruleset("arena").spec, match="m", seed=1, options={}, tick_rate=30, start_time="")
+    enc = ReplayEncoder(h)
+    data = enc.start()
+    players: list[int] = []
+    values = np.zeros((0, 4), np.int16)
+    expected = []
+    for tick, (leave, join, seed, share) in enumerate(steps, start=1):
+        leaves = sorted(p for p in leave if p in players)
+        joins = sorted(p for p in join if p not in players and p not in leaves)
+        keep = [i for i, p in enumerate(players) if p not in leaves]
+        players = [players[i] for i in keep]
+        values = values[keep]
+        for p in joins:
+            at = int(np.searchsorted(players, p))
+            players.insert(at, p)
+            values = np.insert(values, at, 0, axis=0)
+        rng = np.random.default_rng(seed)
+        new = np.stack([rng.integers(-1, 2, len(players)), rng.integers(-1, 2, len(players)),
+                        rng.integers(0, 256, len(players)), rng.integers(0, 2, len(players))], axis=1).astype(np.int16)
+        mask = rng.random(new.shape) < share
+        values = np.where(mask, new, values).astype(np.int16)
+        expected.append((list(players), values.copy()))
+        data += enc.step(tick, leaves, [(p, f"n{p}") for p in joins], InputBatch(np.array(players, np.int32), values.reshape(len(players), 4)))
+    r = parse_replay(data)
+    track = InputTrack(4)
+    for rec, (want_players, want_values) in zip(r.ticks, expected):
+        track.membership(rec.leaves, rec.joins)
+        apply_inputs(h.input_dtypes, track, rec.inputs)
+        assert track.players.tolist() == want_players
+        assert np.array_equal(track.values, want_values.reshape(len(want_players), 4))
+
+
+def test_a_table_whose_players_differ_from_the_prediction_is_recorded_whole() -> None:
+    enc = ReplayEncoder(header())
+    data = enc.start() + enc.step(1, [], [], batch([4, 9], [[1, 1], [-1, 0]]))  # no joins, yet two players
+    r = parse_replay(data)
+    assert r.ticks[0].inputs[0] == 1
+    track = InputTrack(2)
+    apply_inputs(r.header.input_dtypes, track, r.ticks[0].inputs)
+    assert track.players.tolist() == [4, 9] and track.values.tolist() == [[1, 1], [-1, 0]]
+
+
+# -- damage ----------------------------------------------------------------------------
+
+
+def test_a_file_with_the_wrong_magic_is_not_a_replay() -> None:
+    with pytest.raises(NotAReplay):
+        parse_replay(b"PK\x03\x04" + b"\x00" * 100)
+    with pytest.raises(NotAReplay):
+        parse_replay(b"")
+    with pytest.raises(NotAReplay):
+        parse_replay(b"TICX")
+
+
+def test_a_short_prefix_of_the_magic_is_a_truncated_replay() -> None:
+    with pytest.raises(TruncatedReplay):
+        parse_replay(MAGIC[:5])
+
+
+def test_a_newer_format_version_is_refused_with_both_versions_named() -> None:
+    data = bytearray(ReplayEncoder(header()).start())
+    struct.pack_into("<I", data, 8, FORMAT_VERSION + 1)
+    with pytest.raises(UnsupportedFormat) as e:
+        parse_replay(bytes(data))
+    assert f"version {FORMAT_VERSION + 1}" in str(e.value) and e.value.supported == FORMAT_VERSION
+
+
+def test_a_frame_with_a_bad_crc_is_corrupt_and_says_where(recorded: bytes) -> None:
+    offset, payload = frames_of(recorded)[50]
+    data = bytearray(recorded)
+    data[offset + 8 + len(payload) // 2] ^= 0x40
+    with pytest.raises(CorruptReplay) as e:
+        parse_replay(bytes(data))
+    assert e.value.offset == offset and "CRC" in str(e.value)
+
+
+def test_an_impossible_frame_length_is_corrupt(recorded: bytes) -> None:
+    offset, _ = frames_of(recorded)[10]
+    data = bytearray(recorded)
+    struct.pack_into("<I", data, offset, MAX_FRAME + 1)
+    with pytest.raises(CorruptReplay, match="length"):
+        parse_replay(bytes(data))
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_no_flipped_byte_goes_unnoticed(recorded: bytes, data: st.DataObject) -> None:
+    pos = data.draw(st.integers(0, len(recorded) - 1))
+    bit = data.draw(st.integers(0, 7))
+    damaged = bytearray(recorded)
+    damaged[pos] ^= 1 << bit
+    try:
+        r = parse_replay(bytes(damaged))
+    except ReplayError:
+        return
+    # Only a length field grown past the end of the file can pass, and then as a torn (incomplete) replay.
+    assert r.torn is not None and not r.complete
+
+
+def test_truncation_anywhere_keeps_every_complete_frame(recorded: bytes) -> None:
+    full = parse_replay(recorded)
+    header_end = PREAMBLE.size + 8 + len(frames_of(recorded)[0][1])
+    for cut in list(range(header_end + 40)) + list(range(header_end + 40, len(recorded), 97)):
+        data = recorded[:cut]
+        if cut < header_end:
+            with pytest.raises((TruncatedReplay, NotAReplay)):
+                parse_replay(data)
+            continue
+        r = parse_replay(data)
+        assert r.ticks == full.ticks[: len(r.ticks)]
+        assert r.checkpoints == full.checkpoints[: len(r.checkpoints)]
+        assert not r.complete and r.warnings()
+        assert (r.torn is None) == (cut in {off for off, _ in frames_of(recorded)})
+
+
+def test_records_out_of_order_are_corrupt() -> None:
+    enc = ReplayEncoder(header())
+    start = enc.start()
+    t1 = enc.step(1, [], [], InputBatch.empty(2))
+    t2 = enc.step(2, [], [], InputBatch.empty(2))
+    with pytest.raises(CorruptReplay, match="tick 2 where tick 1"):
+        parse_replay(start + t2 + t1)
+    with pytest.raises(CorruptReplay, match="checkpoint"):
+        parse_replay(start + t1 + ReplayEncoder.checkpoint(5, "00" * 16, 0))
+    end = pack_record([4, {"tick": 1, "hash": b"\0" * 16, "checksum": 0, "scores": []}])
+    with pytest.raises(CorruptReplay, match="after the end"):
+        parse_replay(start + t1 + end + t2)
+    with pytest.raises(CorruptReplay, match="not a header"):
+        parse_replay(preamble() + t1)
+
+
+def test_a_frame_that_is_not_msgpack_is_corrupt() -> None:
+    with pytest.raises(CorruptReplay, match="msgpack"):
+        parse_replay(ReplayEncoder(header()).start() + frame(b"\xc1\xc1"))
+
+
+def test_unknown_record_kinds_are_skipped() -> None:
+    enc = ReplayEncoder(header())
+    data = enc.start() + pack_record([99, "a later addition"]) + enc.step(1, [], [], InputBatch.empty(2))
+    assert len(parse_replay(data).ticks) == 1
+
+
+# -- keyframes and re-simulation -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["drift", "arena"])
+def test_a_keyframe_restores_the_world_slot_for_slot_and_it_evolves_the_same(name: str) -> None:
+    ruleset = get_ruleset(name)
+    world = ruleset.create(11, {"npcs": 30} if name == "drift" else {"npcs": 10, "pellets": 20})
+    for p in (1, 2, 3):
+        ruleset.join(world, p)  # type: ignore[arg-type]
+    ruleset.leave(world, 2)  # type: ignore[arg-type]  # a dead row in the middle
+    nf = len(ruleset.spec.inputs)
+    rng = np.random.default_rng(1)
+    inputs = [InputBatch(np.array([1, 3], np.int32), rng.integers(0, 2, (2, nf)).astype(np.int16)) for _ in range(60)]
+    for b in inputs[:30]:
+        ruleset.step(world, b)
+    h = Header.for_spec(ruleset.spec, match="m", seed=11, options={}, tick_rate=30, start_time="")
+    track = InputTrack(nf)
+    track.players = np.array([1, 3], np.int32)
+    track.values = inputs[29].values
+    kf = KeyframeData.capture(world, track, [(1, "a", 30), (3, "c", 32)])
+    rec = kf.to_record()
+    back = KeyframeData.decode(h, rec[1], rec[2])
+    twin = back.world(ruleset.spec, 11)
+    assert twin.high == world.high and np.array_equal(twin.alive[: twin.high], world.alive[: world.high])
+    assert state_hash(twin) == state_hash(world)
+    assert back.players == ((1, "a", 30), (3, "c", 32)) and back.inputs.values.tolist() == track.values.tolist()
+    for b in inputs[30:]:
+        ruleset.step(world, b)
+        ruleset.step(twin, b)
+    assert state_hash(twin) == state_hash(world)
+
+
+@pytest.mark.parametrize("name", ["drift", "arena"])
+def test_seeking_anywhere_gives_the_state_stepping_from_the_start_gives(tmp_path: Path, name: str) -> None:
+    path, match, _ = record_match(tmp_path, name, ticks=650, players=3, leave_at=320, keyframe_every=100)
+    r = parse_replay(path.read_bytes())
+    assert [k.tick for k in r.keyframes] == [100, 200, 300, 400, 500, 600]
+    linear = Replayer(r, get_ruleset(name))
+    hashes = {}
+    while linear.tick < r.last_tick:
+        linear.step()
+        hashes[linear.tick] = linear.hash()
+    assert hashes[r.last_tick] == match.state_hash() == r.end.hash  # type: ignore[union-attr]
+    seeker = Replayer(r, get_ruleset(name))
+    for target in (450, 120, 600, 599, 0, 333, 650, 301):
+        seeker.seek(target)
+        assert seeker.tick == target
+        assert target == 0 or seeker.hash() == hashes[target]
+    with pytest.raises(ReplayUsageError):
+        seeker.seek(651)
+
+
+def test_replaying_with_another_ruleset_version_is_refused(recorded: bytes) -> None:
+    r = parse_replay(recorded)
+    import attrs
+
+    r.header = attrs.evolve(r.header, ruleset_version=r.header.ruleset_version + 1)
+    with pytest.raises(UnknownRuleset, match="version"):
+        Replayer(r, DRIFT)
+    with pytest.raises(UnknownRuleset):
+        Replayer(parse_replay(recorded), get_ruleset("arena"))

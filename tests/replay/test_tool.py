@@ -1,0 +1,166 @@
+"""``python -m tools.replay``: info, verify, and one clear line with exit 2 for every bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.replayfile import FORMAT_VERSION, PREAMBLE, frame, parse_replay
+from tests.conftest import ROOT
+from tests.replay.helpers import frames_of, record_match, tamper_input
+from tools import replay as tool
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path, _, _ = record_match(tmp_path_factory.mktemp("tool"), "drift", ticks=400, players=3, leave_at=220, change=0.3)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = tool.main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_shows_header_duration_players_scores_checkpoints_and_size(capsys: pytest.CaptureFixture[str], good: Path) -> None:
+    code, out, err = run(capsys, "info", str(good))
+    assert code == 0 and err == ""
+    for text in ("drift v1, seed 7", "ticks 0..400", "13.3 s at 30 Hz", "players:     4", "p1", "scores:",
+                 "checkpoints: 13 (every 30 ticks), keyframes: 1 (every 300 ticks)", "bytes per player-minute"):
+        assert text in out
+    code, out, _ = run(capsys, "info", str(good), "--json")
+    d = json.loads(out)
+    assert d["ticks"] == 400 and d["complete"] and d["size"] == good.stat().st_size and len(d["players"]) == 4
+    assert d["final_hash"] == parse_replay(good.read_bytes()).end.hash  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_verify_passes_a_faithful_replay(capsys: pytest.CaptureFixture[str], good: Path, jobs: str) -> None:
+    code, out, err = run(capsys, "verify", str(good), "--json", "--jobs", jobs)
+    r = json.loads(out)
+    assert code == 0 and err == "" and r["jobs"] == int(jobs)
+    assert r["ok"] and r["checkpoints_checked"] == r["checkpoints"] == 13 and r["keyframes_checked"] == 1
+    assert r["final_match"] and r["scores_match"] and r["diverged_at"] is None and r["speedup"] > 1
+    code, out, _ = run(capsys, "verify", str(good))
+    assert code == 0 and out.startswith("OK: 400 ticks re-simulated")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("min_tick", [100, 305])
+def test_changing_one_recorded_input_fails_verify_at_the_first_checkpoint_after_it(
+        capsys: pytest.CaptureFixture[str], good: Path, tmp_path: Path, jobs: str, min_tick: int) -> None:
+    data, tick = tamper_input(good.read_bytes(), min_tick)
+    bad = tmp_path / "tampered.replay"
+    bad.write_bytes(data)
+    code, out, _ = run(capsys, "verify", str(bad), "--json", "--jobs", jobs)
+    r = json.loads(out)
+    first_checkpoint = -(-tick // 30) * 30
+    assert code == 1 and not r["ok"]
+    assert r["diverged_at"] == first_checkpoint and r["last_good"] == first_checkpoint - 30
+    assert "state_hash" in r["reason"]
+    code, out, _ = run(capsys, "verify", str(bad))
+    assert code == 1 and out.startswith(f"DIVERGED at tick {first_checkpoint}")
+
+
+def test_a_replay_cut_short_verifies_up_to_its_last_complete_frame_with_a_warning(
+        capsys: pytest.CaptureFixture[str], good: Path, tmp_path: Path) -> None:
+    offset, _ = frames_of(good.read_bytes())[300]
+    cut = tmp_path / "cut.replay"
+    cut.write_bytes(good.read_bytes()[: offset + 11])  # in the middle of a frame
+    code, out, err = run(capsys, "verify", str(cut), "--json")
+    r = json.loads(out)
+    assert code == 0 and r["ok"] and r["truncated"] and not r["complete"] and r["final_match"] is None
+    assert r["checkpoints_checked"] == r["checkpoints"] > 0
+    assert "warning" in err and "truncated at byte" in err and "no end record" in err
+    code, _, _ = run(capsys, "verify", str(cut), "--strict")
+    assert code == 1
+
+
+def _with_header(good: Path, edit: dict[str, object]) -> bytes:
+    import msgpack
+
+    data = good.read_bytes()
+    frames = frames_of(data)
+    rec = msgpack.unpackb(frames[0][1], raw=False)
+    rec[1].update(edit)
+    return data[: PREAMBLE.size] + frame(msgpack.packb(rec)) + b"".join(frame(p) for _, p in frames[1:])
+
+
+def bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    data = good.read_bytes()
+    newer = bytearray(data)
+    struct.pack_into("<I", newer, 8, FORMAT_VERSION + 1)
+    corrupt = bytearray(data)
+    corrupt[len(data) // 2] ^= 0xFF
+    cases = {
+        "missing": (None, "no such file"),
+        "not a replay": (b"%PDF-1.7 this is not a replay\n" * 20, "not a replay file"),
+        "empty": (b"", "empty file"),
+        "newer format": (bytes(newer), f"format version {FORMAT_VERSION + 1} is not supported"),
+        "unknown ruleset": (_with_header(good, {"ruleset": "chess"}), "cannot replay ruleset 'chess'"),
+        "other ruleset version": (_with_header(good, {"ruleset_version": 99}), "this build has version 1"),
+        "truncated header": (data[:30], "truncated replay"),
+        "corrupted bytes": (bytes(corrupt), "corrupt replay at byte"),
+        "a directory": ("dir", "is a directory"),
+    }
+    out = {}
+    for name, (content, message) in cases.items():
+        path = tmp / (name.replace(" ", "_") + ".replay")
+        if content == "dir":
+            path.mkdir()
+        elif content is not None:
+            assert isinstance(content, bytes)
+            path.write_bytes(content)
+        out[name] = (path, message)
+    return out
+
+
+@pytest.mark.parametrize("command", ["info", "verify", "play"])
+def test_every_kind_of_bad_file_gets_one_clear_line_and_exit_2(
+        capsys: pytest.CaptureFixture[str], good: Path, tmp_path: Path, command: str) -> None:
+    for name, (path, message) in bad_files(good, tmp_path).items():
+        if command == "play" and name == "a directory":
+            continue  # play serves directories
+        code, out, err = run(capsys, command, str(path))
+        assert code == 2, name
+        assert out == "", name
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("python -m tools.replay: error: ") and message in lines[0], (name, err)
+        assert "Traceback" not in err
+
+
+def test_the_real_process_exits_2_without_a_traceback(good: Path, tmp_path: Path) -> None:
+    files = bad_files(good, tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name in ("corrupted bytes", "missing"):
+        path, message = files[name]
+        p = subprocess.run([sys.executable, "-m", "tools.replay", "verify", str(path), "--json"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and message in p.stderr
+
+
+def test_a_progress_bar_is_drawn_only_on_a_terminal(good: Path) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    replay = parse_replay(good.read_bytes())
+    tool.verify(replay, good, tool.Progress(400, stream, enabled=stream.isatty()))
+    assert "verifying [" in stream.getvalue() or stream.getvalue().strip() == ""  # fast runs may finish before 0.1 s
+    quiet = io.StringIO()
+    tool.verify(replay, good, tool.Progress(400, quiet, enabled=quiet.isatty()))
+    assert quiet.getvalue() == ""
