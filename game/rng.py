@@ -55,6 +55,8 @@ def integers(seed: int, tick: int, stream: int, keys: npt.ArrayLike, lo: int, hi
     n = hi - lo + 1
     if n <= 0 or n > 1 << 32:
         raise ValueError(f"bad range [{lo}, {hi}]")
+    if np.ndim(keys) == 1 and len(keys) == 0:  # type: ignore[arg-type]
+        return np.zeros(0, dtype=np.int64)
     top = bits(seed, tick, stream, keys) >> np.uint64(32)
     return ((top * np.uint64(n)) >> np.uint64(32)).astype(np.int64) + lo
 

@@ -122,6 +122,8 @@ def resolve_hits(world: World, frame: Frame, hits: Hits) -> list[Event]:
     """Apply the damage; kill, destroy, replace and score (see module docstring)."""
     cols = world.cols
     frame.remove(world, hits.bullets)
+    if hits.victims.size == 0:  # most ticks: skip the bookkeeping below
+        return []
     victims, inv = np.unique(hits.victims, return_inverse=True)
     total = np.zeros(victims.size, dtype=np.int64)
     np.add.at(total, inv, hits.damage)

@@ -57,8 +57,9 @@ def spawn_drones(world: World, tick: int, keys: npt.ArrayLike) -> None:
 
 def replace_drones(world: World, frame: Frame, slots: Idx) -> None:
     """Remove the drones in ``slots`` (unique) and queue as many new ones."""
-    frame.remove(world, slots)
-    spawn_drones(world, world.tick, world.ids[slots])
+    if slots.size:
+        frame.remove(world, slots)
+        spawn_drones(world, world.tick, world.ids[slots])
 
 
 def steer_drones(world: World, frame: Frame) -> None:
@@ -84,5 +85,7 @@ def steer_drones(world: World, frame: Frame) -> None:
     cols["target"][lost] = -1
     bored = drones[((ids + tick) % WANDER_PERIOD == 0) & (cols["target"][drones] < 0)]
     wander = np.union1d(lost, bored)
+    if wander.size == 0:
+        return
     heading = rng.integers(world.seed, tick, STREAM_DRONE_HEADING, world.ids[wander], 0, 255)
     cols["vx"][wander], cols["vy"][wander] = velocity(heading, WANDER_SPEED)

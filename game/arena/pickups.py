@@ -44,6 +44,8 @@ def eat_pellets(world: World, frame: Frame) -> list[Event]:
     reach = PLAYER_RADIUS + PELLET_RADIUS
     grid = Grid.build(cols["x"][eaters], cols["y"][eaters], reach)
     ip, ie, d2 = grid.pairs(cols["x"][pellets], cols["y"][pellets], reach)
+    if ip.size == 0:  # most ticks nobody eats
+        return []
     best, _ = nearest_of_pairs(pellets.size, ip, ie, d2)
     eaten = np.flatnonzero(best >= 0)
     pslots, who = pellets[eaten], eaters[best[eaten]]
