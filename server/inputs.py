@@ -77,6 +77,13 @@ class InputTable:
         self.pending_seq[row] = self.applied_seq[row]
         self.has_pending[row] = True
 
+    def restart(self, player: int) -> None:
+        """A new connection took over the player: its ``seq`` numbering starts again (ack 0)."""
+        row = self._row[player]
+        self.applied_seq[row] = 0
+        self.pending_seq[row] = 0
+        self.has_pending[row] = False
+
     def commit(self) -> InputBatch:
         """Apply every pending input; the batch of current inputs for this tick."""
         if self.has_pending.any():

@@ -190,6 +190,8 @@ class Match:
                 held.client.close(CLOSE_NORMAL, "replaced by a new connection with the same token")
             held.client, held.session, held.left_at = client, session, None
             self._held.pop(held.player, None)
+            if held.player in self.inputs:
+                self.inputs.restart(held.player)
             held.needs_welcome, held.resumed = True, True
             self._roster_dirty = True
             return held

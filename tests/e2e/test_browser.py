@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -50,16 +49,14 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the module, with a fresh profile directory."""
-    profile = tempfile.mkdtemp(prefix="chromium-e2e-")
+    """One headless Chromium for the module (``launch`` gives it a fresh temporary profile)."""
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                               args=[*CHROMIUM_ARGS, f"--user-data-dir={profile}"], headless=True)
+                               args=CHROMIUM_ARGS, headless=True)
         try:
             yield b
         finally:
             b.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 class Pages:
@@ -106,8 +103,16 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(cancel_all(), timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 @pytest.fixture
@@ -265,30 +270,40 @@ def test_player_joins_and_moves_the_way_the_keys_say(start_server: Callable[...,
     s = join(page, "Walker")
     assert s["ruleset"] == "arena" and s["me"] is not None and not s["spectate"]
     start = settle(page, server, "Walker")
+    # Walk towards the middle (the spawn point is random), so no wall clamps a step.
+    sx = 1 if start["x"] < 12000 else -1
+    sy = 1 if start["y"] < 12000 else -1
 
-    hold(page, "d", 0.8)  # right: +x only
-    right = settle(page, server, "Walker")
-    assert right["x"] - start["x"] >= 48 * 10 and right["y"] == start["y"], (start, right)
+    hold(page, "d" if sx > 0 else "a", 0.8)  # +x or -x only
+    horiz = settle(page, server, "Walker")
+    assert (horiz["x"] - start["x"]) * sx >= 48 * 10 and horiz["y"] == start["y"], (start, horiz)
 
-    hold(page, "ArrowDown", 0.6)  # down: +y only (screen down is +y)
-    down = settle(page, server, "Walker")
-    assert down["y"] - right["y"] >= 48 * 8 and down["x"] == right["x"], (right, down)
+    hold(page, "ArrowDown" if sy > 0 else "ArrowUp", 0.6)  # +y (screen down) or -y only
+    vert = settle(page, server, "Walker")
+    assert (vert["y"] - horiz["y"]) * sy >= 48 * 8 and vert["x"] == horiz["x"], (horiz, vert)
 
-    page.keyboard.down("w")
-    page.keyboard.down("a")  # up-left: the diagonal step, 34 per axis per tick
+    keys = ("d" if sx > 0 else "a", "s" if sy > 0 else "w")  # the diagonal: 34 per axis per tick
+    for k in keys:
+        page.keyboard.down(k)
     time.sleep(0.6)
-    page.keyboard.up("w")
-    page.keyboard.up("a")
+    for k in keys:
+        page.keyboard.up(k)
     diag = settle(page, server, "Walker")
-    dx, dy = down["x"] - diag["x"], down["y"] - diag["y"]
-    assert dx == dy and dx >= 34 * 8 and dx % 34 == 0, (down, diag)
+    dx, dy = (diag["x"] - vert["x"]) * sx, (diag["y"] - vert["y"]) * sy
+    # n diagonal steps of 34 per axis; a tick may fall between the two key presses (or
+    # releases), so one axis may add a straight step of 48 or two.
+    assert any((dx - 48 * a) == (dy - 48 * b) >= 34 * 8 and (dx - 48 * a) % 34 == 0
+               for a in range(3) for b in range(3)), (vert, diag)
 
     # Standing still, the prediction sits exactly on the server's position.
     wait_until(lambda: (p := state(page)["mePredicted"]) and (p["x"], p["y"]) == (diag["x"] / 8, diag["y"] / 8),
                5, what="the prediction to settle on the server position")
     s = state(page)
     assert s["desyncs"] == 0 and s["checksumOk"]
-    assert s["corrections"] <= 2, s  # loopback: the prediction agrees with the server
+    # The prediction agrees with the server tick after tick; a key pressed or released just as
+    # the server re-applies an input (a busy machine) is a real, one-step disagreement. A wrong
+    # rule or a wrong ack would disagree on every update: 60 and more here.
+    assert s["corrections"] <= 6, s
     page.screenshot(path=str(artifacts / "browser-walker.png"))
 
 
@@ -456,23 +471,35 @@ def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callab
         join(page, "Laggy")
         wait_until(lambda: (r := state(page)["rtt"]) is not None and r > 90, 5, what="a 100 ms round trip")
         start = settle(page, server, "Laggy")
-        p0 = state(page)["mePredicted"]
-        page.keyboard.down("d")
-        # The player moves on screen within a tick or two, long before the server hears of it.
-        t0 = time.monotonic()
-        wait_until(lambda: state(page)["mePredicted"]["x"] > p0["x"], 1, interval=0.005, what="the predicted move")
-        reacted = time.monotonic() - t0
-        assert reacted < 0.09, reacted
-        assert server_player(server, "Laggy")["x"] == start["x"]  # the server has not moved it yet
+        key = "d" if start["x"] < 12000 else "a"
+        page.evaluate("""() => {
+          // Note, in the page, when the predicted position first moves and where the server had us then.
+          const g = window.__game.game, p = g.predictor, x0 = p.x, t0 = performance.now();
+          window.__moved = null;
+          const poll = () => {
+            if (p.x !== x0) {
+              const me = window.__game.entities("player").find((e) => e.id === g.me);
+              window.__moved = { ms: performance.now() - t0, serverX: me.x, x0 };
+            } else requestAnimationFrame(poll);
+          };
+          poll();
+        }""")
+        page.keyboard.down(key)
+        moved = wait_until(lambda: page.evaluate("window.__moved"), 1, interval=0.01, what="the predicted move")
+        # The player moves on screen within a tick or two of the key, while the page's own
+        # copy of the server state (100 ms old) still has it where it stood.
+        assert moved["ms"] < 90, moved
+        assert moved["serverX"] == moved["x0"] == start["x"], moved
         time.sleep(0.8)
-        page.keyboard.up("d")
+        page.keyboard.up(key)
         end = settle(page, server, "Laggy")
         wait_until(lambda: (p := state(page)["mePredicted"]) and (p["x"], p["y"]) == (end["x"] / 8, end["y"] / 8), 3,
                    what="the prediction to land on the server position")
         s = state(page)
-        # Holding a key at a steady 100 ms the prediction agreed with every update; a correction
-        # may come from the first or last input racing a tick boundary.
-        assert s["corrections"] <= 2, s
+        # Holding a key at a steady 100 ms the prediction agrees with every update; pressing or
+        # releasing it just as the server re-applies an input is a real one-step disagreement.
+        # A wrong rule or a wrong ack would disagree on every update (about 25 here).
+        assert s["corrections"] <= 4, s
         assert s["desyncs"] == 0
         page.screenshot(path=str(artifacts / "browser-latency.png"))
     finally:

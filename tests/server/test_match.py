@@ -215,3 +215,19 @@ def test_close_sends_going_away_to_everyone() -> None:
     match.tick(0.0)
     match.close()
     assert a.closed is not None and a.closed[0] == 1001 and b.closed is not None and b.closed[0] == 1001
+
+
+def test_a_resumed_player_counts_its_inputs_again_from_the_new_connection() -> None:
+    match = new_match(hold_s=5.0)
+    member, client = join(match)
+    match.tick(0.0)
+    send(match, member, Input(40, (1, 0)))
+    match.tick(0.5)
+    assert client.updates()[-1].ack == 40
+    match.disconnect(member, client, now=1.0)
+    again, client2 = join(match, "ann", token="token0")
+    match.tick(1.5)
+    assert client2.updates()[-1].ack == 0
+    send(match, again, Input(1, (0, 1)))
+    match.tick(1.6)
+    assert client2.updates()[-1].ack == 1

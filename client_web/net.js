@@ -1,0 +1,155 @@
+// The thin WebSocket shell: one connection at a time, binary frames in and
+// out, and reconnection with exponential backoff when an established
+// connection drops. What a message means is main.js's business.
+
+/** Delays between reconnection attempts: 0.5 s doubling to 8 s, with ±20 % jitter. */
+export class Backoff {
+  constructor({ base = 500, max = 8000, factor = 2, jitter = 0.2, random = Math.random } = {}) {
+    Object.assign(this, { base, max, factor, jitter, random });
+    this.attempt = 0;
+  }
+
+  /** The delay before the next attempt (ms); counts the attempt. */
+  next() {
+    const d = Math.min(this.max, this.base * this.factor ** this.attempt);
+    this.attempt++;
+    return Math.round(d * (1 + this.jitter * (2 * this.random() - 1)));
+  }
+
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/**
+ * Whether to reconnect after an established connection closed with `code`:
+ * yes for drops, restarts, slow-reader and rate-limit closes; no for a normal
+ * close (our own, or replaced by another connection with our token) and for
+ * protocol errors (retrying would only repeat them).
+ */
+export function shouldReconnect(code) {
+  return ![1000, 1002, 1003, 1007, 1009].includes(code);
+}
+
+/**
+ * Events (callbacks, all optional):
+ * - onOpen(): the socket is open (send the hello now);
+ * - onMessage(Uint8Array)
+ * - onClose({code, reason, wasEstablished, willRetry, delay, attempt})
+ * - onRetry({attempt}): a reconnection attempt starts.
+ */
+export class Link {
+  constructor(url, handlers = {}, { WebSocketImpl = globalThis.WebSocket, backoff = new Backoff(), timers = globalThis } = {}) {
+    this.url = url;
+    this.h = handlers;
+    this.WS = WebSocketImpl;
+    this.backoff = backoff;
+    this.timers = timers;
+    this.ws = null;
+    /** Set by the app when the server welcomed us: later drops reconnect. */
+    this.established = false;
+    this.stopped = true;
+    this.retryTimer = null;
+    this.retryAt = 0;
+    this.bytesIn = 0;
+    this.framesIn = 0;
+  }
+
+  get open() {
+    return this.ws != null && this.ws.readyState === 1;
+  }
+
+  start() {
+    this.stopped = false;
+    this._connect();
+  }
+
+  _connect() {
+    this.retryTimer = null;
+    let ws;
+    try {
+      ws = new this.WS(this.url);
+    } catch (e) {
+      this._closed(null, 1006, String(e));
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => { if (this.ws === ws && this.h.onOpen) this.h.onOpen(); };
+    ws.onmessage = (e) => {
+      if (this.ws !== ws) return;
+      if (typeof e.data === "string") return; // the protocol has no text frames
+      const bytes = new Uint8Array(e.data);
+      this.bytesIn += bytes.length;
+      this.framesIn++;
+      if (this.h.onMessage) this.h.onMessage(bytes);
+    };
+    ws.onclose = (e) => this._closed(ws, e.code, e.reason);
+    ws.onerror = () => {}; // a close event always follows
+  }
+
+  _closed(ws, code, reason) {
+    if (ws !== null && this.ws !== ws) return;
+    this.ws = null;
+    const wasEstablished = this.established;
+    const willRetry = !this.stopped && wasEstablished && shouldReconnect(code);
+    let delay = 0;
+    if (willRetry) {
+      delay = this.backoff.next();
+      this.retryAt = Date.now() + delay;
+      this.retryTimer = this.timers.setTimeout(() => {
+        if (this.stopped) return;
+        if (this.h.onRetry) this.h.onRetry({ attempt: this.backoff.attempt });
+        this._connect();
+      }, delay);
+    } else {
+      this.stopped = true;
+      this.established = false;
+    }
+    if (this.h.onClose) this.h.onClose({ code, reason, wasEstablished, willRetry, delay, attempt: this.backoff.attempt });
+  }
+
+  /** The server welcomed us: drops from now on reconnect, starting with a short delay. */
+  welcomed() {
+    this.established = true;
+    this.backoff.reset();
+  }
+
+  send(bytes) {
+    if (this.open) {
+      this.ws.send(bytes);
+      return true;
+    }
+    return false;
+  }
+
+  /** Retry right now instead of waiting for the backoff. */
+  retryNow() {
+    if (this.retryTimer == null) return;
+    this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.h.onRetry) this.h.onRetry({ attempt: this.backoff.attempt });
+    this._connect();
+  }
+
+  /** Close for good (no reconnection). */
+  stop(code = 1000, reason = "leaving") {
+    this.stopped = true;
+    this.established = false;
+    if (this.retryTimer != null) this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) try { ws.close(code, reason); } catch { /* already closed */ }
+  }
+
+  /** Debug/test: drop the connection as if the network failed (the link reconnects). */
+  drop() {
+    const ws = this.ws;
+    if (!ws) return;
+    // Detach first so the close is handled as an abnormal drop (1006), not our own close.
+    ws.onclose = null; ws.onmessage = null;
+    try { ws.close(4000, "dropped for a test"); } catch { /* ignore */ }
+    this._closed(ws, 1006, "connection dropped");
+  }
+}

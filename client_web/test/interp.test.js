@@ -1,0 +1,75 @@
+// Snapshot interpolation: the tick clock, bracketing, and per-entity blending.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { parseSchema, makeState } from "../protocol.js";
+import { MAX_EXTRAPOLATE_TICKS, StateBuffer, TickClock, View, sample } from "../interp.js";
+
+const SCHEMA = parseSchema({
+  name: "t", width: 4000, height: 4000, kinds: ["a", "b"],
+  columns: [
+    { name: "kind", dtype: "uint8" }, { name: "x", dtype: "int16", scale: 8 }, { name: "y", dtype: "int16", scale: 8 },
+    { name: "vx", dtype: "int8", scale: 8 }, { name: "vy", dtype: "int8", scale: 8 },
+  ],
+  motion: [{ pos: "x", vel: "vx", lo: 0, hi: 32000 }, { pos: "y", vel: "vy", lo: 0, hi: 32000 }],
+});
+
+function state(tick, rows) {
+  const ids = Uint32Array.from(rows.map((r) => r[0]));
+  const col = (i, A) => A.from(rows.map((r) => r[i]));
+  return makeState(tick, ids, [col(1, Uint8Array), col(2, Int16Array), col(3, Int16Array), col(4, Int8Array), col(5, Int8Array)]);
+}
+
+test("the tick clock locks onto the earliest arrivals and ignores late ones", () => {
+  const c = new TickClock(1000 / 30);
+  assert.equal(c.tickAt(0), null);
+  // Updates every 33.3 ms with jitter of up to 20 ms late.
+  for (let t = 1; t <= 300; t++) c.observe(t, 500 + (t * 1000) / 30 + ((t * 7919) % 20));
+  const est = c.tickAt(500 + 10_000 + 0.0);
+  assert.ok(Math.abs(est - 300) < 0.4, `${est}`);
+  // A big jump (a new server, a sleeping tab) resets instead of drifting.
+  c.observe(5, 60_000);
+  assert.ok(Math.abs(c.tickAt(60_000) - 5) < 1e-9);
+});
+
+test("the buffer brackets a render tick between the states around it", () => {
+  const b = new StateBuffer(4);
+  assert.equal(b.bracket(3), null);
+  for (const t of [10, 11, 13, 14, 15]) b.push(state(t, [[1, 0, 0, 0, 0, 0]]));
+  assert.deepEqual(b.states.map((s) => s.tick), [11, 13, 14, 15]);
+  const br = b.bracket(12.5);
+  assert.deepEqual([br.a.tick, br.b.tick, br.alpha], [11, 13, 0.75]);
+  assert.deepEqual([b.bracket(5).a.tick, b.bracket(5).alpha], [11, 0]);
+  const ahead = b.bracket(30);
+  assert.deepEqual([ahead.a.tick, ahead.b.tick, ahead.ahead], [15, 15, MAX_EXTRAPOLATE_TICKS]);
+  // A keyframe after a resync replaces whatever claimed a later tick.
+  b.push(state(14, [[2, 0, 0, 0, 0, 0]]));
+  assert.deepEqual(b.states.map((s) => s.tick), [11, 13, 14]);
+});
+
+test("entities blend by id; new ones stand where they appear; gone ones are not drawn; jumps snap", () => {
+  const a = state(10, [[1, 0, 1000, 1000, 0, 0], [2, 0, 5000, 5000, 0, 0], [4, 1, 100, 100, 0, 0], [7, 0, 0, 0, 0, 0]]);
+  const b = state(12, [[1, 0, 1100, 900, 50, -50], [4, 1, 200, 100, 0, 0], [7, 0, 30000, 30000, 0, 0], [9, 1, 300, 300, 0, 0]]);
+  const v = sample(SCHEMA, { a, b, alpha: 0.25, ahead: 0 }, new View());
+  assert.equal(v.n, 4);
+  assert.equal(v.state, b);
+  assert.deepEqual([...v.x.slice(0, 4)], [1025, 125, 30000, 300]);
+  assert.deepEqual([...v.y.slice(0, 4)], [975, 100, 30000, 300]);
+  assert.deepEqual([...v.row.slice(0, 4)], [0, 1, 2, 3]);
+});
+
+test("past the newest state, entities coast along their velocity, within the walls", () => {
+  const s = state(10, [[1, 0, 1000, 31990, 40, 20]]);
+  const v = sample(SCHEMA, { a: s, b: s, alpha: 0, ahead: 1.5 }, new View());
+  assert.deepEqual([v.x[0], v.y[0]], [1060, 32000]);
+});
+
+test("the view grows for thousands of entities", () => {
+  const rows = [];
+  for (let i = 0; i < 3000; i++) rows.push([i, i % 2, i, i, 1, 1]);
+  const s = state(1, rows);
+  const v = sample(SCHEMA, { a: s, b: s, alpha: 0, ahead: 0 }, new View());
+  assert.equal(v.n, 3000);
+  assert.equal(v.x[2999], 2999);
+});

@@ -1,0 +1,77 @@
+// The WebSocket shell: backoff, and which closes reconnect.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { Backoff, Link, shouldReconnect } from "../net.js";
+
+test("backoff doubles from half a second to eight, with jitter, and resets", () => {
+  const b = new Backoff({ random: () => 0.5 });
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => b.next()), [500, 1000, 2000, 4000, 8000, 8000]);
+  b.reset();
+  assert.equal(b.next(), 500);
+  const j = new Backoff({ random: () => 1 });
+  assert.equal(j.next(), 600);
+});
+
+test("drops, restarts and slow-reader closes reconnect; our own close and protocol errors do not", () => {
+  for (const code of [1001, 1005, 1006, 1008, 1011, 1012, 1013]) assert.equal(shouldReconnect(code), true, code);
+  for (const code of [1000, 1002, 1003, 1007, 1009]) assert.equal(shouldReconnect(code), false, code);
+});
+
+class FakeWS {
+  static all = [];
+  constructor(url) { this.url = url; this.readyState = 0; this.sent = []; FakeWS.all.push(this); }
+  send(b) { this.sent.push(b); }
+  close(code = 1000) { this.readyState = 3; if (this.onclose) this.onclose({ code, reason: "" }); }
+  open() { this.readyState = 1; this.onopen(); }
+  drop(code = 1006) { this.readyState = 3; this.onclose({ code, reason: "" }); }
+}
+
+function fakeTimers() {
+  const t = { queue: [], setTimeout(fn, ms) { t.queue.push({ fn, ms }); return t.queue.length; }, clearTimeout(id) { t.queue[id - 1] = null; } };
+  t.fire = () => { const q = t.queue.filter(Boolean); t.queue = []; q.forEach((e) => e.fn()); return q.map((e) => e.ms); };
+  return t;
+}
+
+test("an established link reconnects after a drop with growing delays; a refused first connection does not", () => {
+  FakeWS.all = [];
+  const timers = fakeTimers();
+  const events = [];
+  const link = new Link("ws://x/ws", {
+    onOpen: () => events.push("open"),
+    onClose: (i) => events.push(`close ${i.code} retry=${i.willRetry}`),
+    onRetry: (i) => events.push(`retry ${i.attempt}`),
+  }, { WebSocketImpl: FakeWS, timers, backoff: new Backoff({ random: () => 0.5 }) });
+  link.start();
+  FakeWS.all[0].open();
+  link.welcomed();
+  FakeWS.all[0].drop();
+  assert.deepEqual(timers.fire(), [500]);
+  FakeWS.all[1].drop(); // the server is still down
+  assert.deepEqual(timers.fire(), [1000]);
+  FakeWS.all[2].open();
+  link.welcomed();
+  assert.ok(link.open);
+  assert.deepEqual(events, ["open", "close 1006 retry=true", "retry 1", "close 1006 retry=true", "retry 2", "open"]);
+
+  const refused = new Link("ws://x/ws", { onClose: (i) => events.push(`refused ${i.code} retry=${i.willRetry}`) },
+    { WebSocketImpl: FakeWS, timers });
+  refused.start();
+  FakeWS.all[3].drop(1013);
+  assert.equal(events.at(-1), "refused 1013 retry=false");
+  assert.deepEqual(timers.fire(), []);
+});
+
+test("stop() closes for good and cancels a pending retry", () => {
+  FakeWS.all = [];
+  const timers = fakeTimers();
+  const link = new Link("ws://x/ws", {}, { WebSocketImpl: FakeWS, timers });
+  link.start();
+  FakeWS.all[0].open();
+  link.welcomed();
+  FakeWS.all[0].drop();
+  link.stop();
+  assert.deepEqual(timers.fire(), []);
+  assert.equal(FakeWS.all.length, 1);
+});
