@@ -117,13 +117,21 @@ def make_match(config: ServerConfig) -> Match:
 async def serve(config: ServerConfig) -> None:
     match = make_match(config)
     server = GameServer(config, match)
-    port = await server.start()
+    # Open the replay first, so a bad --replay-dir fails before we say we listen.
+    recorder = Recorder.create(match, config.replay_dir) if config.record else None
+    try:
+        port = await server.start()
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+            if recorder.path is not None:
+                recorder.path.unlink(missing_ok=True)
+        raise
     host = f"[{config.host}]" if ":" in config.host else config.host
     s = "s" if config.tls_cert else ""
     log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
              s, host, port, s, host, port, config.ruleset, config.tick_rate, config.seed)
-    if config.record:
-        recorder = Recorder.create(match, config.replay_dir)
+    if recorder is not None:
         match.observers.append(recorder)
         log.info("recording to %s", recorder.path)
     loop = asyncio.get_running_loop()
