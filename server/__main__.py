@@ -9,51 +9,17 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from game.errors import GameError
 from game.rules import RULESET_NAMES, get_ruleset
 from server.app import GameServer
+from server.cli import name_equals_int, port, positive
 from server.config import ServerConfig
 from server.match import Match
 from server.recorder import Recorder, default_match_id
 
 log = logging.getLogger("server")
-
-
-def _option(text: str) -> tuple[str, int]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}")
-    try:
-        return name, int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"option {name}: {value!r} is not an integer") from None
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
-    return value
-
-
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,22 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(/ws the game, / the browser client, /healthz, /metrics).",
     )
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
-    p.add_argument("--port", type=_port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
+    p.add_argument("--port", type=port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
     p.add_argument("--ruleset", default=d.ruleset, choices=RULESET_NAMES, help=f"game rules (default {d.ruleset})")
-    p.add_argument("--tick-rate", type=_positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
+    p.add_argument("--tick-rate", type=positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"match seed (default {d.seed})")
     p.add_argument("--npcs", type=int, default=None, help="NPC count: drones in arena (default 40), E in drift (default 2000)")
     p.add_argument("--pellets", type=int, default=None, help="pellets in arena (default 150)")
-    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=INT",
+    p.add_argument("--option", type=name_equals_int, action="append", default=[], metavar="NAME=INT",
                    help="any other ruleset option; repeatable")
-    p.add_argument("--max-players", type=_positive(int), default=d.max_players, help=f"players per match, spectators aside (default {d.max_players})")
+    p.add_argument("--max-players", type=positive(int), default=d.max_players, help=f"players per match, spectators aside (default {d.max_players})")
     p.add_argument("--hold", type=float, default=d.hold_s, metavar="SECONDS",
                    help=f"how long a disconnected player is kept for a reconnect with its token (default {d.hold_s:g})")
-    p.add_argument("--hello-timeout", type=_positive(float), default=d.hello_timeout_s, metavar="SECONDS",
+    p.add_argument("--hello-timeout", type=positive(float), default=d.hello_timeout_s, metavar="SECONDS",
                    help=f"close connections that send no hello within this (default {d.hello_timeout_s:g})")
-    p.add_argument("--max-buffer", type=_positive(int), default=d.max_buffer, metavar="BYTES",
+    p.add_argument("--max-buffer", type=positive(int), default=d.max_buffer, metavar="BYTES",
                    help=f"per-client send buffer past which updates are dropped (default {d.max_buffer})")
-    p.add_argument("--slow-timeout", type=_positive(float), default=d.slow_timeout_s, metavar="SECONDS",
+    p.add_argument("--slow-timeout", type=positive(float), default=d.slow_timeout_s, metavar="SECONDS",
                    help=f"close clients whose buffer stays full this long (default {d.slow_timeout_s:g})")
     p.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
                    help="certificate chain (PEM): serve wss:// and https:// instead of ws:// and http://")

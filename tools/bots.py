@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from server.cli import positive
 from tools import brains
 from tools.client import GameClient, ServerClosed
 
@@ -138,30 +139,17 @@ def print_human(summary: dict[str, Any]) -> None:
         print(f"    {e}")
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bots", description="Connect bot players that really play, then print a summary.")
     p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="server WebSocket URL (default ws://127.0.0.1:8765/ws)")
-    p.add_argument("--count", type=_positive(int), default=10, help="number of bots (default 10)")
-    p.add_argument("--duration", type=_positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
+    p.add_argument("--count", type=positive(int), default=10, help="number of bots (default 10)")
+    p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
     p.add_argument("--name", default="bot", help="name prefix; bots are named PREFIX1, PREFIX2... (default bot)")
     p.add_argument("--seed", type=int, default=1, help="seed of the bots' decisions (default 1)")
     p.add_argument("--verify", type=int, default=None, metavar="N",
                    help="only the first N bots decode and verify every update; the rest just acknowledge (default: all)")
     p.add_argument("--connect-rate", type=float, default=200.0, metavar="PER_S", help="bots connecting per second (default 200; 0: all at once)")
-    p.add_argument("--ping-interval", type=_positive(float), default=1.0, metavar="SECONDS", help="RTT probe period per bot (default 1)")
+    p.add_argument("--ping-interval", type=positive(float), default=1.0, metavar="SECONDS", help="RTT probe period per bot (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     return p
 
