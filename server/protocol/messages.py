@@ -6,6 +6,7 @@ An invalid message cannot exist: the constructors raise ``InvalidField``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from attrs import field, frozen
@@ -49,6 +50,10 @@ def _number(_: object, attribute: Any, value: Any) -> None:
         raise InvalidField(f"{attribute.name}: expected a number")
 
 
+def _int_tuple(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
 # -- client to server ------------------------------------------------------
 
 
@@ -67,7 +72,7 @@ class Input:
     """A player's input: sequence number, the last update tick held, field values."""
 
     seq: int
-    values: tuple[int, ...] = field(converter=tuple)
+    values: tuple[int, ...] = field(converter=_int_tuple)
     ack: int | None = None
 
     def __attrs_post_init__(self) -> None:

@@ -1,0 +1,448 @@
+"""``python -m tools.bench``: the standard benchmark of WORKLOAD.md.
+
+Starts the real server (``python -m server --ruleset drift``) as a
+subprocess, pinned to one CPU with ``--pin`` and the load generator
+(``tools.loadgen``) to another, connects P players (all but ``--verify`` of
+them lean), warms up, then measures for ``--duration`` seconds between two
+marks: the clients' counters, the server's CPU time (``/proc/PID/stat``),
+its tick and skipped ticks (``/healthz``) and counters (``/metrics``). Tick
+duration means are the window's (from the /metrics means and tick counts at
+both marks, while the server has run fewer than 3000 ticks); the p99s are
+/metrics' own, over its last 3000 ticks, connection ramp included. With
+``--ceiling`` the same clients then run against ``tools.ceiling`` with frames
+of the measured mean update size, and the server's CPU per client per tick
+is given as a ratio of the ceiling's.
+
+Prints a table, or with ``--json`` one JSON line (the last line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tools.ceiling import min_frame_bytes
+from tools.loadgen import LoadGen, LoadGenError, window_stats
+
+ROOT = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/ws")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+#: Every key of the JSON line, in order (the ceiling's are None without --ceiling).
+KEYS = (
+    "variant", "E", "P", "duration_s", "warmup_s", "pinned", "server_cpu", "loadgen_cpus", "loadgen_procs",
+    "clients_connected", "clients_still_connected", "updates_per_s", "updates_per_s_min",
+    "bytes_per_s", "bytes_per_update", "server_cpu_user", "server_cpu_system", "server_cpu_total",
+    "server_peak_rss_mb", "tick_ms_mean", "tick_ms_p99", "sim_ms_mean", "sim_ms_p99", "encode_ms_mean",
+    "encode_ms_p99", "send_ms_mean", "send_ms_p99", "ticks", "ticks_skipped", "server_us_per_client_tick",
+    "frames_sent_per_s", "frames_dropped", "encodes_per_tick", "keyframes_sent", "loadgen_cpu_user",
+    "loadgen_cpu_system", "loadgen_cpu_total", "loadgen_to_server_cpu", "other_cpu",
+    "server_cpu_wait", "rtt_ms_p50", "rtt_ms_p99", "desyncs",
+    "errors", "error_messages",
+    "ceiling_frame_bytes", "ceiling_clients_still_connected", "ceiling_updates_per_s", "ceiling_updates_per_s_min",
+    "ceiling_cpu_total", "ceiling_us_per_client_tick", "ceiling_ticks_skipped", "ceiling_loadgen_cpu_total",
+    "ceiling_other_cpu", "ceiling_cpu_wait",
+    "server_to_ceiling",
+)
+
+
+#: Seconds per second a measured process waited for its CPU past which the table warns.
+WAIT_WARNING = 0.02
+
+
+class BenchError(Exception):
+    """The benchmark could not run (a process did not start, died, or did not answer)."""
+
+
+# -- subprocesses ------------------------------------------------------------------
+
+
+class Proc:
+    """A server-like subprocess that logs ``listening on ws://127.0.0.1:PORT/ws`` on stderr."""
+
+    def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0) -> None:
+        self.name = name
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if cpu is not None:
+            os.sched_setaffinity(self.proc.pid, {cpu})
+        self.log: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.port = 0
+        deadline = time.monotonic() + timeout
+        while not self.port:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise BenchError(f"{name} did not start within {timeout:g} s") from None
+            if line is None:
+                code = self.proc.wait(5)
+                raise BenchError(f"{name} exited ({code}) before listening: {self.tail()}")
+            m = _LISTENING.search(line)
+            if m:
+                self.port = int(m.group(1))
+            elif time.monotonic() > deadline:
+                self.stop()
+                raise BenchError(f"{name} did not start within {timeout:g} s")
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            del self.log[:-200]
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def tail(self) -> str:
+        return " | ".join(line.strip() for line in self.log[-3:])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def get(self, path: str, timeout: float = 5.0) -> bytes:
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} died (exit code {self.proc.returncode}): {self.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+                body: bytes = resp.read()
+                return body
+        except OSError as exc:
+            raise BenchError(f"GET {path} from {self.name} failed: {exc}") from None
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.get(path))
+        return obj
+
+    def cpu(self) -> tuple[float, float]:
+        """User and system CPU seconds so far (``/proc/PID/stat``)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError as exc:
+            raise BenchError(f"{self.name} is gone: {exc}") from None
+        fields = stat[stat.rindex(")") + 2:].split()
+        return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+
+    def run_queue_wait(self) -> float:
+        """Seconds the process was runnable but waiting for a CPU (``/proc/PID/schedstat``), so far."""
+        try:
+            return int(Path(f"/proc/{self.pid}/schedstat").read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def peak_rss_mb(self) -> float | None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT (a clean shutdown), then SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def machine_busy() -> float:
+    """CPU seconds all CPUs spent busy so far (``/proc/stat``: everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _CLK_TCK
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name and not name.startswith("#"):
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+# -- one measured run --------------------------------------------------------------
+
+
+def _cpus(pin: bool) -> tuple[int | None, set[int] | None]:
+    if not pin:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise BenchError("--pin needs at least 2 CPUs")
+    return cpus[0], {cpus[1]}
+
+
+def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int] | None) -> dict[str, Any]:
+    """Connect the clients to ``proc``, warm up, measure; the raw figures of the window."""
+    with LoadGen(proc.url, args.players, procs=args.procs, verify=verify, seed=args.seed,
+                 connect_rate=args.connect_rate, connect_timeout=30.0,
+                 lifetime=args.warmup + args.duration + 600, name="bench", cpus=lg_cpus) as lg:
+        connected = lg.start(timeout=60.0 + args.players / max(args.connect_rate, 1.0))
+        if connected == 0:
+            raise BenchError(f"no client could join {proc.url}: {lg.connect_errors[:1]}")
+        time.sleep(args.warmup)
+        m0 = lg.mark()
+        cpu0, busy0, wait0, t0 = proc.cpu(), machine_busy(), proc.run_queue_wait(), time.monotonic()
+        h0, met0 = proc.get_json("/healthz"), _metrics(proc)
+        time.sleep(args.duration)
+        m1 = lg.mark()
+        cpu1, busy1, wait1, t1 = proc.cpu(), machine_busy(), proc.run_queue_wait(), time.monotonic()
+        h1, met1 = proc.get_json("/healthz"), _metrics(proc)
+        rss = proc.peak_rss_mb()
+        final = lg.stop()
+        errors = lg.connect_errors + final["errors"]
+    wall = t1 - t0
+    ticks = int(h1["tick"]) - int(h0["tick"])
+    still = sum(1 for c in m1.clients.values() if c[3])
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    client_ticks = ticks * still
+    rtts = sorted(final["rtts_ms"])
+    lg_cpu = window_stats(m0, m1)["loadgen_cpu_per_s"]
+    return {
+        "other_cpu": (busy1 - busy0) / wall - (user + system) / wall - lg_cpu,
+        "wait": (wait1 - wait0) / wall,
+        "connected": connected, "still": still, "window": window_stats(m0, m1), "wall": wall, "ticks": ticks,
+        "ticks_skipped": int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
+        "cpu_user": user / wall, "cpu_system": system / wall, "cpu_total": (user + system) / wall,
+        "us_per_client_tick": (user + system) / client_ticks * 1e6 if client_ticks else None,
+        "rss_mb": rss, "metrics0": met0, "metrics": met1, "metrics_delta": {k: met1[k] - met0.get(k, 0.0) for k in met1},
+        "errors": errors, "desyncs": final["desyncs"], "missing_base": final["missing_base"],
+        "rtt_p50": rtts[len(rtts) // 2] if rtts else None,
+        "rtt_p99": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] if rtts else None,
+        "marks": (m0, m1),
+    }
+
+
+#: Ticks the server's /metrics tick durations cover (``server.match.TickTimes.keep``).
+METRICS_KEEP = 3000
+
+
+def window_mean_ms(before: dict[str, float], after: dict[str, float], phase: str) -> float | None:
+    """The mean ``phase`` duration over the ticks between two /metrics scrapes.
+
+    /metrics gives means over its last ``METRICS_KEEP`` ticks; while the server has run fewer,
+    those are all its ticks, so the window's mean follows from the two means and tick counts
+    (without the connection ramp that the end scrape's mean and p99 include). Else the end mean.
+    """
+    key = f"tickserver_tick_{phase}_mean_ms"
+    n0, n1 = before.get("tickserver_ticks_total"), after.get("tickserver_ticks_total")
+    if key not in after:
+        return None
+    if n0 is None or n1 is None or key not in before or n1 > METRICS_KEEP or n1 <= n0:
+        return after[key]
+    return (after[key] * n1 - before[key] * n0) / (n1 - n0)
+
+
+def _metrics(proc: Proc) -> dict[str, float]:
+    if proc.name != "server":
+        return {}
+    return parse_metrics(proc.get("/metrics").decode())
+
+
+def _r(v: float | None, digits: int = 3) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    server_cpu, lg_cpus = _cpus(args.pin)
+    server_cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs),
+                  "--max-players", str(args.players + 10), "--seed", str(args.seed),
+                  *([] if args.record else ["--no-record"]), *args.server_arg]
+    proc = Proc(server_cmd, "server", server_cpu)
+    try:
+        r = measure(proc, args, args.verify, lg_cpus)
+    finally:
+        proc.stop()
+    w, met0, met, dm = r["window"], r["metrics0"], r["metrics"], r["metrics_delta"]
+    lg_total = w["loadgen_cpu_per_s"]
+    out: dict[str, Any] = {
+        "variant": args.variant, "E": args.npcs, "P": args.players, "duration_s": _r(r["wall"]), "warmup_s": args.warmup,
+        "pinned": args.pin, "server_cpu": server_cpu, "loadgen_cpus": sorted(lg_cpus) if lg_cpus else None,
+        "loadgen_procs": args.procs,
+        "clients_connected": r["connected"], "clients_still_connected": r["still"],
+        "updates_per_s": _r(w["updates_per_s"], 2), "updates_per_s_min": _r(w["updates_per_s_min"], 2),
+        "bytes_per_s": _r(w["bytes_per_s"], 1), "bytes_per_update": _r(w["bytes_per_update"], 1),
+        "server_cpu_user": _r(r["cpu_user"]), "server_cpu_system": _r(r["cpu_system"]),
+        "server_cpu_total": _r(r["cpu_total"]), "server_peak_rss_mb": _r(r["rss_mb"], 1),
+        "tick_ms_mean": _r(window_mean_ms(met0, met, "total")), "tick_ms_p99": _r(met.get("tickserver_tick_total_p99_ms")),
+        "sim_ms_mean": _r(window_mean_ms(met0, met, "sim")), "sim_ms_p99": _r(met.get("tickserver_tick_sim_p99_ms")),
+        "encode_ms_mean": _r(window_mean_ms(met0, met, "encode")),
+        "encode_ms_p99": _r(met.get("tickserver_tick_encode_p99_ms")),
+        "send_ms_mean": _r(window_mean_ms(met0, met, "send")), "send_ms_p99": _r(met.get("tickserver_tick_send_p99_ms")),
+        "ticks": r["ticks"], "ticks_skipped": r["ticks_skipped"], "server_us_per_client_tick": _r(r["us_per_client_tick"], 2),
+        "frames_sent_per_s": _r(dm.get("tickserver_frames_sent_total", 0.0) / r["wall"], 1),
+        "frames_dropped": int(dm.get("tickserver_frames_dropped_total", 0)),
+        "encodes_per_tick": _r(dm.get("tickserver_encodes_total", 0.0) / r["ticks"], 2) if r["ticks"] else None,
+        "keyframes_sent": int(dm.get("tickserver_keyframes_sent_total", 0)),
+        "loadgen_cpu_user": _r(w["loadgen_cpu_user_s"] / w["window_s"]) if w["window_s"] else None,
+        "loadgen_cpu_system": _r(w["loadgen_cpu_system_s"] / w["window_s"]) if w["window_s"] else None,
+        "loadgen_cpu_total": _r(lg_total), "loadgen_to_server_cpu": _r(lg_total / r["cpu_total"], 2) if r["cpu_total"] else None,
+        "other_cpu": _r(r["other_cpu"]), "server_cpu_wait": _r(r["wait"]),
+        "rtt_ms_p50": _r(r["rtt_p50"]), "rtt_ms_p99": _r(r["rtt_p99"]),
+        "desyncs": r["desyncs"], "errors": len(r["errors"]), "error_messages": r["errors"][:5],
+    }
+    out.update({k: None for k in KEYS if k.startswith("ceiling_")}, server_to_ceiling=None)
+    if args.ceiling:
+        frame = max(min_frame_bytes(), round(w["bytes_per_update"]))
+        cproc = Proc(["-m", "tools.ceiling", "--port", "0", "--frame-bytes", str(frame)], "ceiling", server_cpu)
+        try:
+            c = measure(cproc, args, 0, lg_cpus)
+        finally:
+            cproc.stop()
+        cw = c["window"]
+        out.update({
+            "ceiling_frame_bytes": frame, "ceiling_clients_still_connected": c["still"],
+            "ceiling_updates_per_s": _r(cw["updates_per_s"], 2), "ceiling_updates_per_s_min": _r(cw["updates_per_s_min"], 2),
+            "ceiling_cpu_total": _r(c["cpu_total"]), "ceiling_us_per_client_tick": _r(c["us_per_client_tick"], 2),
+            "ceiling_ticks_skipped": c["ticks_skipped"], "ceiling_loadgen_cpu_total": _r(cw["loadgen_cpu_per_s"]),
+            "ceiling_other_cpu": _r(c["other_cpu"]), "ceiling_cpu_wait": _r(c["wait"]),
+        })
+        if c["us_per_client_tick"] and r["us_per_client_tick"]:
+            out["server_to_ceiling"] = _r(r["us_per_client_tick"] / c["us_per_client_tick"], 2)
+        out["errors"] += len(c["errors"])
+        out["error_messages"] = (out["error_messages"] + [f"ceiling: {e}" for e in c["errors"]])[:5]
+    return {k: out[k] for k in KEYS}
+
+
+# -- output and CLI ----------------------------------------------------------------
+
+
+def print_table(o: dict[str, Any]) -> None:
+    def row(label: str, value: Any) -> None:
+        print(f"  {label:<34} {value}")
+
+    pin = f"server on CPU {o['server_cpu']}, load generator on CPU {o['loadgen_cpus']}" if o["pinned"] else "not pinned"
+    print(f"drift/{o['variant']}: E={o['E']} P={o['P']}, {o['duration_s']} s measured after {o['warmup_s']} s warm-up ({pin})")
+    row("clients connected / still", f"{o['clients_connected']} / {o['clients_still_connected']}")
+    row("updates/s per client (mean, min)", f"{o['updates_per_s']}, {o['updates_per_s_min']}")
+    row("bytes/s, bytes/update per client", f"{o['bytes_per_s']}, {o['bytes_per_update']}")
+    row("server CPU (cores: user+sys)", f"{o['server_cpu_total']} ({o['server_cpu_user']} + {o['server_cpu_system']})")
+    row("server µs CPU per client per tick", o["server_us_per_client_tick"])
+    row("server peak RSS (MB)", o["server_peak_rss_mb"])
+    row("tick ms mean / p99 (run so far)", f"{o['tick_ms_mean']} / {o['tick_ms_p99']}")
+    row("  sim ms mean / p99", f"{o['sim_ms_mean']} / {o['sim_ms_p99']}")
+    row("  encode ms mean / p99", f"{o['encode_ms_mean']} / {o['encode_ms_p99']}")
+    row("  send ms mean / p99", f"{o['send_ms_mean']} / {o['send_ms_p99']}")
+    row("ticks / skipped", f"{o['ticks']} / {o['ticks_skipped']}")
+    row("frames sent/s, dropped", f"{o['frames_sent_per_s']}, {o['frames_dropped']}")
+    row("encodes per tick, keyframes", f"{o['encodes_per_tick']}, {o['keyframes_sent']}")
+    row("load generator CPU (cores)", f"{o['loadgen_cpu_total']} ({o['loadgen_to_server_cpu']} of the server's)")
+    row("other processes' CPU (cores)", o["other_cpu"])
+    row("server waiting for its CPU (s/s)", o["server_cpu_wait"])
+    row("rtt ms p50 / p99", f"{o['rtt_ms_p50']} / {o['rtt_ms_p99']}")
+    row("desyncs, errors", f"{o['desyncs']}, {o['errors']}")
+    for e in o["error_messages"]:
+        print(f"    {e}")
+    if o["ceiling_frame_bytes"] is not None:
+        print(f"ceiling: websockets.broadcast of {o['ceiling_frame_bytes']}-byte frames to the same clients")
+        row("clients still connected", o["ceiling_clients_still_connected"])
+        row("updates/s per client (mean, min)", f"{o['ceiling_updates_per_s']}, {o['ceiling_updates_per_s_min']}")
+        row("ceiling CPU (cores)", o["ceiling_cpu_total"])
+        row("ceiling µs CPU per client per tick", o["ceiling_us_per_client_tick"])
+        row("ticks skipped", o["ceiling_ticks_skipped"])
+        row("load generator CPU (cores)", o["ceiling_loadgen_cpu_total"])
+        row("other processes' CPU (cores)", o["ceiling_other_cpu"])
+        row("ceiling waiting for its CPU (s/s)", o["ceiling_cpu_wait"])
+        row("server / ceiling (µs per client-tick)", o["server_to_ceiling"])
+    waits = [v for v in (o["server_cpu_wait"], o["ceiling_cpu_wait"]) if v is not None and v > WAIT_WARNING]
+    if waits:
+        print(f"warning: the server waited {max(waits):.2f} s/s for its CPU (other processes on it?): "
+              "the figures are not reliable")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _number(kind: type, lo: float, what: str) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {what}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    can_pin = len(os.sched_getaffinity(0)) >= 2
+    p = _Parser(prog="python -m tools.bench", description="The standard benchmark of WORKLOAD.md against the real server.")
+    p.add_argument("--npcs", type=_number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
+    p.add_argument("--players", type=_number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
+    p.add_argument("--duration", type=_number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
+                   help="measured time (default 15)")
+    p.add_argument("--warmup", type=_number(float, 0, "at least 0"), default=5.0, metavar="SECONDS",
+                   help="time between the last join and the measurement (default 5)")
+    p.add_argument("--variant", choices=["full", "interest"], default="full", help="what each client receives (default full)")
+    p.add_argument("--ceiling", action="store_true", help="also measure tools.ceiling with the same clients and frame size")
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
+                   help=f"server on one CPU, load generator on another (default {'on' if can_pin else 'off'}: "
+                        f"{len(os.sched_getaffinity(0))} CPUs)")
+    p.add_argument("--verify", type=_number(int, 0, "at least 0"), default=2, metavar="N",
+                   help="clients that decode and verify every update (default 2)")
+    p.add_argument("--procs", type=_number(int, 1, "at least 1"), default=1, metavar="K", help="load generator processes (default 1)")
+    p.add_argument("--connect-rate", type=_number(float, 1, "at least 1"), default=500.0, metavar="PER_S",
+                   help="client connections per second (default 500)")
+    p.add_argument("--seed", type=int, default=1, help="match and random-walk seed (default 1)")
+    p.add_argument("--record", action="store_true", help="let the server record its replay (default: --no-record)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for python -m server (repeatable, e.g. --server-arg=--max-buffer=2000000)")
+    p.add_argument("--json", action="store_true", help="print one JSON line (the last line) instead of a table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.variant != "full":
+        parser.error(f"--variant {args.variant}: the server does not implement it yet (only full)")
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error(f"--pin needs at least 2 CPUs, this process may use {len(os.sched_getaffinity(0))}")
+    try:
+        out = run(args)
+    except (BenchError, LoadGenError) as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print_table(out)
+    ok = out["desyncs"] == 0 and out["errors"] == 0 and out["clients_still_connected"] == args.players
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
