@@ -17,7 +17,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -50,6 +50,15 @@ def json_response(obj: Any, status: int = 200) -> Response:
     return http_response(status, json.dumps(obj).encode(), "application/json")
 
 
+def binary_frame_header(size: int) -> bytes:
+    """The header of an unmasked, final, binary WebSocket frame of ``size`` bytes (RFC 6455 5.2)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 1 << 16:
+        return b"\x82\x7e" + size.to_bytes(2, "big")
+    return b"\x82\x7f" + size.to_bytes(8, "big")
+
+
 class WsClient:
     """A match ``Client`` over a websockets connection: fire-and-forget, bounded buffering."""
 
@@ -78,7 +87,13 @@ class WsClient:
                 self.close(CLOSE_POLICY, f"too slow: over {self.max_buffer} bytes queued for {self.slow_timeout_s:g} s")
             return
         self.slow_since = None
-        broadcast((ws,), data)
+        if transport is not None:
+            # The frame written straight to the transport: what websockets'
+            # broadcast() does (serialize, then write) minus its per-call
+            # framing machinery, which is a third of the send cost per client.
+            # Safe because the library never holds data frames back: its own
+            # writes (pings, close) go out whole, so frames never interleave.
+            transport.write(binary_frame_header(len(data)) + data)
 
     def close(self, code: int, reason: str) -> None:
         if self._closing is None:
