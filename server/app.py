@@ -8,17 +8,12 @@ bytes: sessions decode and validate, the match decides.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import mimetypes
 import ssl
 import time
 from collections.abc import Callable
-from http import HTTPStatus
-from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State as WsState
@@ -30,6 +25,7 @@ from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
 from server.protocol.messages import Error, Hello
 from server.recorder import list_replays
 from server.ticker import Ticker, run_ticker
+from server.web import http_response, json_response, static_file
 
 log = logging.getLogger("server")
 
@@ -37,17 +33,6 @@ log = logging.getLogger("server")
 WS_MAX_SIZE = 64 * 1024
 
 Route = Callable[[Request], Response]
-
-
-def http_response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
-    for k, v in (extra or {}).items():
-        headers[k] = v
-    return Response(status, HTTPStatus(status).phrase, headers, body)
-
-
-def json_response(obj: Any, status: int = 200) -> Response:
-    return http_response(status, json.dumps(obj).encode(), "application/json")
 
 
 def binary_frame_header(size: int) -> bytes:
@@ -179,17 +164,7 @@ class GameServer:
         return self._file(path)
 
     def _file(self, path: str) -> Response:
-        if path.endswith("/"):
-            path += "index.html"
-        target = (self._static / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self._static) or not target.is_file():
-            return http_response(404, b"not found\n", "text/plain; charset=utf-8")
-        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        if target.suffix in (".js", ".mjs"):
-            ctype = "text/javascript"
-        if ctype.startswith("text/") or ctype == "application/json":
-            ctype += "; charset=utf-8"
-        return http_response(200, target.read_bytes(), ctype)
+        return static_file(self._static, path)
 
     def _healthz(self, request: Request) -> Response:
         info = {"status": "ok", **self.match.info()}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 import secrets
 import signal
 import time
@@ -35,7 +34,7 @@ from websockets.http11 import Request, Response
 
 from game.errors import GameError
 from game.rules import RULESET_NAMES, Ruleset, get_ruleset
-from server.app import WS_MAX_SIZE, WsClient, http_response, json_response
+from server.app import WS_MAX_SIZE, WsClient
 from server.config import ROOT
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import MAX_CLIENT_MESSAGE, encode_server, finish_update
@@ -63,6 +62,7 @@ from server.replayfile import (
     parse_replay,
 )
 from server.ticker import Ticker
+from server.web import json_response, static_file
 
 log = logging.getLogger("server.playback")
 
@@ -466,15 +466,7 @@ class PlaybackServer:
         return self._file(path)
 
     def _file(self, path: str) -> Response:
-        target = (self._static / path.lstrip("/")).resolve()
-        if not target.is_relative_to(self._static) or not target.is_file():
-            return http_response(404, b"not found\n", "text/plain; charset=utf-8")
-        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        if target.suffix in (".js", ".mjs"):
-            ctype = "text/javascript"
-        if ctype.startswith("text/") or ctype == "application/json":
-            ctype += "; charset=utf-8"
-        return http_response(200, target.read_bytes(), ctype)
+        return static_file(self._static, path)
 
     # -- WebSocket -------------------------------------------------------------
 
