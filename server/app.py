@@ -12,11 +12,14 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State as WsState
+from websockets.server import ServerProtocol
 
 from server.config import ServerConfig
 from server.match import Match, Member
@@ -42,6 +45,34 @@ def binary_frame_header(size: int) -> bytes:
     if size < 1 << 16:
         return b"\x82\x7e" + size.to_bytes(2, "big")
     return b"\x82\x7f" + size.to_bytes(8, "big")
+
+
+#: Close codes the websockets library itself fails a connection with for the peer's fault.
+_PEER_FAULTS = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG})
+
+
+class GameProtocol(ServerProtocol):
+    """websockets' sans-I/O server protocol, telling the peer why before the library fails it.
+
+    The library closes by itself on what it catches in frame parsing (a frame
+    over ``WS_MAX_SIZE``: 1009; bad framing: 1002; invalid UTF-8: 1007). Our own
+    errors are preceded by an ``error`` message; this makes the library's too.
+    """
+
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        if self.state is WsState.OPEN and code in _PEER_FAULTS:
+            self.send_frame(Frame(Opcode.BINARY, encode_server(Error(int(code), reason))))
+        super().fail(code, reason)
+
+
+class GameConnection(ServerConnection):
+    """A websockets server connection whose protocol is a ``GameProtocol``."""
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        # serve() builds a plain ServerProtocol and has no hook for its class;
+        # GameProtocol only overrides a method, so the instance can adopt it.
+        protocol.__class__ = GameProtocol
+        super().__init__(protocol, *args, **kwargs)
 
 
 class WsClient:
@@ -132,6 +163,7 @@ class GameServer:
             close_timeout=2,
             compression=None,
             server_header="tickserver",
+            create_connection=GameConnection,
             ssl=self.ssl_context(),
         )
         sock = next(iter(self._server.sockets))

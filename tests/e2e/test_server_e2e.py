@@ -116,10 +116,33 @@ def test_bad_frames_get_an_error_message_and_the_matching_close_code(start_serve
     assert isinstance(messages[-1], Error) and messages[-1].code == code
 
 
-def test_a_frame_over_the_websocket_limit_is_refused_with_1009(start_server: Start) -> None:
+def test_a_frame_over_the_websocket_limit_gets_an_error_message_and_1009(start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "10")
-    got_code, _ = asyncio.run(close_code_for(server.url, b"\x00" * 100_000))
+    got_code, messages = asyncio.run(close_code_for(server.url, b"\x00" * 100_000))
     assert got_code == 1009
+    assert isinstance(messages[-1], Error) and messages[-1].code == 1009
+    assert "100000" in messages[-1].reason
+
+
+def test_invalid_utf8_in_a_text_frame_gets_an_error_message_and_1007(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+
+    async def main() -> tuple[int | None, list[Any]]:
+        async with connect(server.url) as ws:
+            # A text frame whose payload is not UTF-8: the websockets library
+            # itself fails the connection; the server still says why first.
+            await ws.send(b"\xff\xfe", text=True)
+            got = []
+            try:
+                async for data in ws:
+                    got.append(decode_server(data))
+            except ConnectionClosed:
+                pass
+            return ws.close_code, got
+
+    got_code, messages = asyncio.run(main())
+    assert got_code == 1007
+    assert isinstance(messages[-1], Error) and messages[-1].code == 1007
 
 
 def test_a_connection_without_hello_is_closed_with_1008(start_server: Start) -> None:
