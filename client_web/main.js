@@ -8,7 +8,7 @@ import {
 } from "./protocol.js";
 import { Mirror } from "./world.js";
 import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
-import { Predictor, movementRule } from "./predict.js";
+import { Pacer, Predictor, movementRule } from "./predict.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
 import { Link } from "./net.js";
 import { Renderer, playerHue, rowIn } from "./render.js";
@@ -197,6 +197,7 @@ class Game {
     this.clock = new TickClock(tickMs);
     const rule = movementRule(schema);
     this.predictor = rule && msg.entity != null ? new Predictor(rule) : null;
+    this.pacer = new Pacer(tickMs);
     this.scheduler = new InputScheduler(tickMs);
     this.token = msg.token;
     this.me = msg.entity ?? null;
@@ -253,6 +254,7 @@ class Game {
       const state = r.state;
       this.buffer.push(state);
       this.clock.observe(state.tick, now);
+      this.pacer.observe(this.clock.tickAt(now) - state.tick);
       this.updateTimes.push(now);
       if (this.predictor && this.me != null) {
         const row = rowIn(state.ids, this.me);
@@ -268,11 +270,12 @@ class Game {
       const t = this.mirror.ackTick();
       if (t != null) this.link.send(encodeAck(t));
     } else if (this.scheduler.onUpdate(now)) {
-      this.sendInput(now);
+      this.sendInput(now, msg.tick);
     }
   }
 
-  sendInput(now) {
+  /** Send the current input; `tick`: the update it answers (null: sent by the timer). */
+  sendInput(now, tick = null) {
     if (!this.schema || !this.link || !this.link.open || this.spectate || this.me == null) return;
     const [px, py] = this.myScreenPos();
     const intent = this.controls.intent(px, py);
@@ -282,7 +285,7 @@ class Game {
     const f = this.schema.inputs.map((x) => x.name);
     const dx = f.includes("dx") ? values[f.indexOf("dx")] : 0;
     const dy = f.includes("dy") ? values[f.indexOf("dy")] : 0;
-    if (this.predictor) this.predictor.push(this.seq, dx, dy, now);
+    if (this.predictor) this.predictor.push(this.seq, dx, dy, tick);
     this.scheduler.sent(now);
   }
 
@@ -447,9 +450,19 @@ class Game {
 
   // -- frame -----------------------------------------------------------------
 
+  /**
+   * Where the player is drawn (column units), paced by the tick clock: at
+   * frame time `now`, or where the last frame put it (`now` null: the playhead
+   * only moves with frames, so every frame steps evenly). Null when not predicted.
+   */
+  myDrawnPos(now = null) {
+    if (!this.predictor || !this.predictor.ready) return null;
+    return this.predictor.position(now == null ? this.pacer.head : this.pacer.at(now, this.clock.tickAt(now)));
+  }
+
   myScreenPos() {
     const s = this.schema;
-    const pos = this.predictor && this.predictor.ready ? this.predictor.position(performance.now(), this.tickMs) : null;
+    const pos = this.myDrawnPos();
     if (!s || !pos) return [this.renderer.w / 2, this.renderer.h / 2];
     return this.renderer.toScreen(pos.x / s.columns[s.index.x].scale, pos.y / s.columns[s.index.y].scale);
   }
@@ -477,7 +490,7 @@ class Game {
       const meRow = this.me != null ? rowIn(this.view.state.ids, this.me) : -1;
       if (this.predictor && meRow >= 0) {
         this.predictor.decay(dt);
-        mePos = this.predictor.position(ts, this.tickMs);
+        mePos = this.myDrawnPos(ts);
       }
       this.updateCamera(mePos, meRow, dt);
       scene = {
@@ -642,7 +655,7 @@ class Game {
       for (let i = 0; i < kc.length; i++) { const k = s.kinds[kc[i]] ?? `kind${kc[i]}`; counts[k] = (counts[k] || 0) + 1; }
     }
     const now = performance.now();
-    const mePos = this.predictor && this.predictor.ready ? this.predictor.position(now, this.tickMs) : null;
+    const mePos = this.myDrawnPos();
     const { ups, bps } = this.stats(now);
     const b = $("banner");
     return {

@@ -18,6 +18,14 @@
 // will skip. A server catching up two ticks at once, or a page that stalls,
 // then costs no visible correction at all.
 //
+// Drawing: every input is labelled with the server tick of the update that
+// prompted it, and the player is drawn along the predicted path at a
+// playhead (`Pacer`) that runs on the smoothed local tick clock (`TickClock`),
+// one tick and a jitter margin behind it. Inputs go out when updates arrive,
+// so pacing by send times would turn arrival jitter into jitter of the
+// player's own motion, and of the camera locked to it; the playhead moves as
+// steadily as the interpolated others.
+//
 // Pure: no DOM, no clock (callers pass `now` in ms).
 
 /**
@@ -65,6 +73,8 @@ export const BLEND_MS = 50;
 export const MAX_PENDING = 120;
 /** A debt of re-applied inputs that no skip has paid back after this many updates is forgotten. */
 export const DEBT_UPDATES = 15;
+/** Points of the predicted path kept for drawing (about a second of ticks). */
+export const TRAIL = 32;
 
 export class Predictor {
   constructor(rule) {
@@ -72,12 +82,15 @@ export class Predictor {
     /** Inputs sent but not yet applied by the server: {seq, dx, dy}. */
     this.pending = [];
     this.alive = true;
-    /** Predicted position after every pending input, and before the newest one. */
+    /** Predicted position after every pending input. */
     this.x = null; this.y = null;
-    this.prevX = null; this.prevY = null;
+    /**
+     * The predicted path, oldest first: {t, x, y}, the position after the input
+     * labelled with tick `t` (non-decreasing). Drawn by `position(tick)`.
+     */
+    this.trail = [];
     /** Visual offset still to blend away after a correction. */
     this.errX = 0; this.errY = 0;
-    this.lastInputAt = 0;
     this.corrections = 0;
     this.lastCorrection = 0;
     this.ack = 0;
@@ -91,14 +104,20 @@ export class Predictor {
     return this.x != null;
   }
 
-  /** An input was just sent: it will move the player one tick. */
-  push(seq, dx, dy, now) {
+  /**
+   * An input was just sent: it will move the player one tick. `tick` labels it
+   * for drawing: the tick of the update it answers (null: one after the last).
+   */
+  push(seq, dx, dy, tick = null) {
     this.pending.push({ seq, dx, dy });
     if (this.pending.length > MAX_PENDING) this.pending.shift();
-    this.lastInputAt = now;
     if (this.x == null) return;
-    this.prevX = this.x; this.prevY = this.y;
     if (!(this.rule.deadStill && !this.alive)) [this.x, this.y] = stepMove(this.rule, this.x, this.y, dx, dy);
+    const tr = this.trail;
+    const last = tr.length ? tr[tr.length - 1].t : -Infinity;
+    const t = tick == null ? last + 1 : Math.max(tick, last);
+    tr.push({ t, x: this.x, y: this.y });
+    if (tr.length > TRAIL) tr.shift();
   }
 
   /**
@@ -119,21 +138,24 @@ export class Predictor {
     this.debt = Math.max(0, Math.min(this.debt, this.pending.length));
     this._debtAge = this.debt > 0 ? this._debtAge + 1 : 0;
     if (this._debtAge > DEBT_UPDATES) this.debt = this._debtAge = 0;
-    let px = x, py = y, bx = x, by = y;
+    let px = x, py = y;
     const still = this.rule.deadStill && !alive;
     for (let i = this.debt; i < this.pending.length; i++) {
       const p = this.pending[i];
-      bx = px; by = py;
       if (!still) [px, py] = stepMove(this.rule, px, py, p.dx, p.dy);
     }
     if (this.x == null) {
-      this.x = px; this.y = py; this.prevX = bx; this.prevY = by;
+      this.x = px; this.y = py;
+      this.trail = [{ t: tick ?? 0, x: px, y: py }];
       return 0;
     }
     const cx = this.x - px, cy = this.y - py;
     if (cx !== 0 || cy !== 0) {
       this.corrections++;
       this.lastCorrection = Math.hypot(cx, cy);
+      // The whole path moves with the correction; the offset left to blend keeps
+      // the drawn player where it was (a snap drops it).
+      for (const p of this.trail) { p.x -= cx; p.y -= cy; }
       if (Math.abs(cx) > SNAP_DISTANCE || Math.abs(cy) > SNAP_DISTANCE) {
         this.errX = 0; this.errY = 0;
       } else {
@@ -141,8 +163,6 @@ export class Predictor {
       }
     }
     this.x = px; this.y = py;
-    this.prevX = this.pending.length > this.debt ? bx : px;
-    this.prevY = this.pending.length > this.debt ? by : py;
     return Math.hypot(cx, cy);
   }
 
@@ -155,23 +175,97 @@ export class Predictor {
   }
 
   /**
-   * Where to draw the player at `now` (column units, fractional): between the
-   * position before and after the newest input, by the time since it was sent.
+   * Where to draw the player (column units, fractional) at playhead `tick` (a
+   * fractional tick from `Pacer.at`): along the predicted path, between the
+   * points labelled around it; the oldest point before its start, the newest
+   * when `tick` is null. Past the newest point (an update later than the
+   * pacer allowed for) the newest input's step goes on for up to one tick, as
+   * interpolation extrapolates others: the input is nearly always unchanged,
+   * so the late point lands where the player already is instead of the player
+   * stopping to wait for it.
    */
-  position(now, tickMs) {
+  position(tick) {
     if (this.x == null) return null;
-    const a = clamp((now - this.lastInputAt) / tickMs, 0, 1);
-    return {
-      x: this.prevX + (this.x - this.prevX) * a + this.errX,
-      y: this.prevY + (this.y - this.prevY) * a + this.errY,
-    };
+    const tr = this.trail;
+    let i = tr.length - 1;
+    if (tick != null) while (i > 0 && tr[i - 1].t >= tick) i--;
+    let a = i > 0 ? tr[i - 1] : tr[i], b = tr[i], f = 1;
+    if (tick != null && tick > b.t && this.pending.length && !(this.rule.deadStill && !this.alive)) {
+      const last = this.pending[this.pending.length - 1];
+      const [nx, ny] = stepMove(this.rule, b.x, b.y, last.dx, last.dy);
+      a = b; b = { t: b.t + 1, x: nx, y: ny };
+    }
+    if (tick != null && b.t > a.t) f = clamp((tick - a.t) / (b.t - a.t), 0, 1);
+    return { x: a.x + (b.x - a.x) * f + this.errX, y: a.y + (b.y - a.y) * f + this.errY };
   }
 
   reset() {
     this.pending.length = 0;
+    this.trail = [];
     this.debt = this._debtAge = 0;
     this._lastTick = null;
-    this.x = this.y = this.prevX = this.prevY = null;
+    this.x = this.y = null;
     this.errX = this.errY = 0;
+  }
+}
+
+/** Ticks kept between the playhead and the clock's newest arrivals besides the measured lateness. */
+export const PACE_SAFETY = 0.1;
+/** Lateness allowed for at most (ticks): later than that is a stall, and the player stops. */
+export const MAX_MARGIN = 3;
+/** The margin covers the latest arrival among this many recent updates (4 s at 30 Hz). */
+export const MARGIN_WINDOW = 120;
+/** The playhead runs at most this much faster or slower than real time to follow its target. */
+export const SLEW = 0.1;
+/** Gain of that following: rate change per tick of error. */
+export const PACE_GAIN = 0.5;
+/** A playhead further than this from its target (ticks) jumps to it (a stall, a new clock). */
+export const PACE_RESET = 4;
+
+/**
+ * The playhead that paces the drawn player: a fractional input tick running
+ * at real-time speed, aimed at `clock tick - 1 - margin`, where `margin`
+ * covers how late updates (and so the inputs labelled with their ticks)
+ * arrive compared with the clock: the latest of the last `MARGIN_WINDOW`
+ * arrivals, so it rises at once and relaxes only when a late arrival is a few
+ * seconds old. The playhead bends its rate by at most `SLEW`
+ * to follow the target, so neither jitter nor a change of margin shows as a
+ * jump. Pure: callers pass `now` (ms) and the clock's reading.
+ */
+export class Pacer {
+  constructor(tickMs) {
+    this.tickMs = tickMs;
+    this.margin = 0.25;
+    this._late = new Float64Array(MARGIN_WINDOW);
+    this._n = 0;
+    this.head = null;
+    this.last = null;
+  }
+
+  /** An update arrived `late` ticks after the tick clock expected it (clock.tickAt(now) - tick). */
+  observe(late) {
+    this._late[this._n++ % MARGIN_WINDOW] = clamp(late, 0, MAX_MARGIN);
+    let m = 0;
+    for (let i = Math.min(this._n, MARGIN_WINDOW) - 1; i >= 0; i--) if (this._late[i] > m) m = this._late[i];
+    this.margin = m;
+  }
+
+  /** The playhead at `now` (ms) with the clock reading `clockTick`; null before the clock runs. */
+  at(now, clockTick) {
+    if (clockTick == null) return null;
+    const target = clockTick - 1 - this.margin - PACE_SAFETY;
+    if (this.head == null || Math.abs(target - this.head) > PACE_RESET) {
+      this.head = target;
+      this.last = now;
+    } else if (now > this.last) {
+      const dt = (now - this.last) / this.tickMs;
+      this.head += dt * (1 + clamp((target - this.head - dt) * PACE_GAIN, -SLEW, SLEW));
+      this.last = now;
+    }
+    return this.head;
+  }
+
+  reset() {
+    this.head = this.last = null;
   }
 }

@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 import { parseSchema } from "../protocol.js";
-import { Predictor, SNAP_DISTANCE, movementRule, stepMove } from "../predict.js";
+import { MARGIN_WINDOW, MAX_MARGIN, PACE_SAFETY, Pacer, Predictor, SLEW, SNAP_DISTANCE, movementRule, stepMove } from "../predict.js";
+import { TickClock } from "../interp.js";
 
 const WALKS = JSON.parse(readFileSync(fileURLToPath(new URL("../../tests/vectors/movement.json", import.meta.url)), "utf8"));
 const ARENA = parseSchema(Object.values(WALKS).find((w) => w.ruleset.name === "arena").ruleset);
@@ -81,16 +82,123 @@ test("with nothing disagreeing, reconciliation never corrects (0 and 100 ms of l
 test("prediction moves at once: the input's step shows before the server acknowledges it", () => {
   const rule = movementRule(ARENA);
   const p = new Predictor(rule);
-  p.reconcile(5000, 5000, true, 0);
-  p.push(1, 1, 0, 1000);
+  p.reconcile(5000, 5000, true, 0, 10);
+  p.push(1, 1, 0, 11);
   assert.deepEqual([p.x, p.y], [5048, 5000]);
-  // Drawn between the two positions by the time since the input, so 144 Hz frames move smoothly.
-  assert.deepEqual(p.position(1000, 33.3), { x: 5000, y: 5000 });
-  assert.equal(p.position(1000 + 33.3 / 2, 33.3).x, 5024);
-  assert.equal(p.position(1100, 33.3).x, 5048);
-  // The server applied it: nothing changes.
-  assert.equal(p.reconcile(5048, 5000, true, 1), 0);
+  // Drawn along the path by the playhead's tick, so frames at any rate move smoothly.
+  assert.deepEqual(p.position(10), { x: 5000, y: 5000 });
+  assert.equal(p.position(10.5).x, 5024);
+  assert.equal(p.position(11).x, 5048);
+  assert.equal(p.position(null).x, 5048);
+  // Past the newest point the input's step goes on, for one tick at most.
+  assert.equal(p.position(11.5).x, 5072);
+  assert.equal(p.position(14).x, 5096);
+  // The server applied it: nothing changes, and with nothing pending the player stands.
+  assert.equal(p.reconcile(5048, 5000, true, 1, 11), 0);
   assert.deepEqual([p.x, p.y, p.pending.length], [5048, 5000, 0]);
+  assert.equal(p.position(14).x, 5048);
+});
+
+/** A deterministic generator in [0, 1). */
+function lcg(seed) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+/**
+ * A key held on loopback with jittered arrivals: server tick k at k * T, its update
+ * arriving 1..13 ms late (now and then 15 ms more; in order, one TCP stream), one
+ * input sent per update and applied by the server at the next tick. Frames every
+ * `frameMs`, drawn the way main.js draws: the predicted path at the pacer's playhead.
+ */
+function jittered(frameMs, { holdTicks = 200, ticks = 260 } = {}) {
+  const rule = movementRule(ARENA);
+  const T = 1000 / 30;
+  const clock = new TickClock(T), pacer = new Pacer(T), p = new Predictor(rule);
+  const rand = lcg(42);
+  let sx = 2000, current = { seq: 0, dx: 0 }, inbox = [], seq = 0, lastAt = 0, k = 1;
+  const arrivals = [];
+  const serverTick = () => {
+    const arrived = inbox.filter((m) => m.at <= k * T);
+    inbox = inbox.filter((m) => m.at > k * T);
+    if (arrived.length) current = arrived[arrived.length - 1];
+    [sx] = stepMove(rule, sx, 3000, current.dx, 0);
+    lastAt = Math.max(lastAt, k * T + 1 + 12 * rand() + (k % 37 === 0 ? 15 : 0));
+    arrivals.push({ at: lastAt, tick: k, x: sx, ack: current.seq });
+    k++;
+  };
+  const frames = [], sendPaced = [];
+  let last = null, prevX = null, newX = null, sentAt = 0;
+  for (let f = 0; f * frameMs < ticks * T + 200; f++) {
+    const now = f * frameMs;
+    // Everything up to this frame, in time order.
+    for (;;) {
+      const tServer = k <= ticks ? k * T : Infinity, tArrival = arrivals.length ? arrivals[0].at : Infinity;
+      if (Math.min(tServer, tArrival) > now) break;
+      if (tServer <= tArrival) { serverTick(); continue; }
+      const u = arrivals.shift();
+      clock.observe(u.tick, u.at);
+      pacer.observe(clock.tickAt(u.at) - u.tick);
+      p.reconcile(u.x, 3000, true, u.ack, u.tick);
+      const dx = u.tick <= holdTicks ? 1 : 0;
+      prevX = p.x;
+      p.push(++seq, dx, 0, u.tick);
+      newX = p.x; sentAt = u.at;
+      inbox.push({ seq, dx, at: u.at + 1 });
+    }
+    if (clock.tickAt(now) == null) continue;
+    p.decay(last == null ? frameMs : now - last);
+    last = now;
+    frames.push({ now, x: p.position(pacer.at(now, clock.tickAt(now))).x });
+    // What pacing by send times drew: the newest step spread over a tick since it was sent.
+    sendPaced.push(prevX + (newX - prevX) * Math.min(1, (now - sentAt) / T));
+  }
+  return { frames, sendPaced, p, server: sx, T, holdTicks };
+}
+
+for (const hz of [60, 144]) {
+  test(`with jittered arrivals the player's own drawn steps stay steady (${hz} Hz)`, () => {
+    const frameMs = 1000 / hz;
+    const { frames, sendPaced, p, server, T, holdTicks } = jittered(frameMs);
+    const expected = (48 * frameMs) / T; // 24 units a frame at 60 Hz
+    // While the key is held (after a second to settle the clock), from frame to frame.
+    const held = (f) => f.now > 1000 && f.now < holdTicks * T;
+    const steps = [];
+    for (let i = 1; i < frames.length; i++) if (held(frames[i - 1]) && held(frames[i])) steps.push(frames[i].x - frames[i - 1].x);
+    assert.ok(steps.length > 100);
+    const lo = Math.min(...steps), hi = Math.max(...steps);
+    assert.ok(lo >= expected * (1 - SLEW) - 0.01 && hi <= expected * (1 + SLEW) + 0.01, `steps ${lo}..${hi}, expected ${expected}`);
+    // The same arrivals paced by send times: every late update is a visible hitch.
+    const old = [];
+    for (let i = 1; i < frames.length; i++) if (held(frames[i - 1]) && held(frames[i])) old.push(sendPaced[i] - sendPaced[i - 1]);
+    assert.ok(Math.min(...old) < expected * 0.7 || Math.max(...old) > expected * 1.3, "the scenario has no jitter to smooth");
+    // Never a step back, not even when the key is let go.
+    for (let i = 1; i < frames.length; i++) assert.ok(frames[i].x >= frames[i - 1].x, `frame ${i}: ${frames[i - 1].x} -> ${frames[i].x}`);
+    // Reconciliation is untouched: nothing disagreed, and the player ends where the server has it.
+    assert.equal(p.corrections, 0);
+    assert.equal(frames[frames.length - 1].x, server);
+  });
+}
+
+test("the pacer's margin covers the latest recent arrival, and forgets it after a while", () => {
+  const pacer = new Pacer(1000 / 30);
+  pacer.observe(0.2);
+  assert.equal(pacer.margin, 0.2);
+  pacer.observe(0.6);
+  for (let i = 0; i < MARGIN_WINDOW - 1; i++) pacer.observe(0.1);
+  assert.equal(pacer.margin, 0.6);
+  pacer.observe(0.1);
+  assert.equal(pacer.margin, 0.1);
+  pacer.observe(100);
+  assert.equal(pacer.margin, MAX_MARGIN);
+  // The playhead follows its target at a bounded rate, and jumps when far off.
+  const q = new Pacer(10);
+  assert.equal(q.at(0, null), null);
+  const h0 = q.at(0, 100);
+  const h1 = q.at(10, 102); // the target moved 2 ticks in 1 tick of time
+  assert.ok(Math.abs(h1 - h0 - (1 + SLEW)) < 1e-9, `${h1 - h0}`);
+  assert.equal(q.at(5, 102), h1); // time never runs backwards
+  assert.equal(q.at(20, 200), 200 - 1 - q.margin - PACE_SAFETY);
 });
 
 test("a lost turn is corrected at the next update and blended away within frames", () => {
@@ -175,7 +283,7 @@ function stalls(useTicks) {
       if (c) corrections.push(c);
       seq++;
       const [dx, dy] = k < 120 ? [1, 0] : k < 190 ? [0, 1] : [0, 0];
-      p.push(seq, dx, dy, u.at);
+      p.push(seq, dx, dy, u.tick);
       inbox.push({ seq, dx, dy, at: u.at + 0.3 });
     }
   }
