@@ -14,7 +14,7 @@ from pathlib import Path
 from game.errors import GameError
 from game.rules import RULESET_NAMES, get_ruleset
 from server.app import GameServer
-from server.cli import name_equals_int, port, positive
+from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.match import Match
 from server.recorder import Recorder, default_match_id
@@ -33,12 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
     p.add_argument("--ruleset", default=d.ruleset, choices=RULESET_NAMES, help=f"game rules (default {d.ruleset})")
     p.add_argument("--tick-rate", type=positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"match seed (default {d.seed})")
+    p.add_argument("--seed", type=seed_int, default=d.seed, help=f"match seed, 0 to 2**63-1 (default {d.seed})")
     p.add_argument("--npcs", type=int, default=None, help="NPC count: drones in arena (default 40), E in drift (default 2000)")
     p.add_argument("--pellets", type=int, default=None, help="pellets in arena (default 150)")
     p.add_argument("--option", type=name_equals_int, action="append", default=[], metavar="NAME=INT",
                    help="any other ruleset option; repeatable")
     p.add_argument("--max-players", type=positive(int), default=d.max_players, help=f"players per match, spectators aside (default {d.max_players})")
+    p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
+                   help="messages a second one client may send, sustained; bursts of twice that; "
+                   "over it: error and close 1008 (default 4 per tick, at least 120)")
     p.add_argument("--hold", type=float, default=d.hold_s, metavar="SECONDS",
                    help=f"how long a disconnected player is kept for a reconnect with its token (default {d.hold_s:g})")
     p.add_argument("--hello-timeout", type=positive(float), default=d.hello_timeout_s, metavar="SECONDS",
@@ -66,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         options["pellets"] = args.pellets
     return ServerConfig(
         host=args.host, port=args.port, ruleset=args.ruleset, options=tuple(options.items()),
-        tick_rate=args.tick_rate, seed=args.seed, max_players=args.max_players, hold_s=args.hold,
+        tick_rate=args.tick_rate, seed=args.seed, max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
+        hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
         record=not args.no_record, replay_dir=args.replay_dir,
@@ -77,7 +81,8 @@ def make_match(config: ServerConfig) -> Match:
     ruleset = get_ruleset(config.ruleset)
     match_id = config.match_id or default_match_id(config.ruleset, config.seed, time.time())
     return Match(ruleset, match_id=match_id, seed=config.seed, options=dict(config.options),
-                 tick_rate=config.tick_rate, max_players=config.max_players, hold_s=config.hold_s)
+                 tick_rate=config.tick_rate, max_players=config.max_players, msg_rate=config.msg_rate,
+                 hold_s=config.hold_s)
 
 
 async def serve(config: ServerConfig) -> None:

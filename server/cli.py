@@ -33,6 +33,21 @@ def port(text: str) -> int:
     return value
 
 
+#: Seeds are unsigned 63-bit: what every msgpack and JavaScript reader holds exactly as an integer.
+MAX_SEED = 2**63 - 1
+
+
+def seed_int(text: str) -> int:
+    """An argparse type: a match or random seed, 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be in 0..2**63-1, got {value}")
+    return value
+
+
 def name_equals_int(text: str) -> tuple[str, int]:
     """An argparse type: ``NAME=INT``."""
     name, sep, value = text.partition("=")

@@ -20,6 +20,8 @@ class ServerConfig:
         tick_rate: ticks (and updates) per second.
         seed: match seed.
         max_players: players per match; spectators do not count.
+        msg_rate: messages a second one client may send, sustained (bursts of
+            twice that); 0: the default for the tick rate (``default_rate``).
         hold_s: how long a disconnected player is kept for a resume with its token.
         hello_timeout_s: a connection that says no hello within this is closed (1008).
         max_buffer: bytes queued to one client past which updates to it are dropped.
@@ -39,6 +41,7 @@ class ServerConfig:
     tick_rate: int = 30
     seed: int = 1
     max_players: int = 4096
+    msg_rate: float = 0.0
     hold_s: float = 10.0
     hello_timeout_s: float = 10.0
     max_buffer: int = 1 << 20

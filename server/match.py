@@ -41,7 +41,7 @@ from server.protocol.messages import (
     RosterEntry,
     Welcome,
 )
-from server.protocol.session import ServerSession
+from server.protocol.session import ServerSession, default_rate
 
 
 class Client(Protocol):
@@ -132,6 +132,7 @@ class Match:
         options: dict[str, int] | None = None,
         tick_rate: int = 30,
         max_players: int = 4096,
+        msg_rate: float = 0.0,
         hold_s: float = 10.0,
         history: int = HISTORY_SIZE,
         token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18),
@@ -143,6 +144,8 @@ class Match:
         self.options = ruleset.spec.resolve_options(options)
         self.tick_rate = tick_rate
         self.max_players = max_players
+        #: Messages a second one client may send (bursts of twice that).
+        self.msg_rate = msg_rate or default_rate(tick_rate)
         self.hold_s = hold_s
         self.world: World = ruleset.create(seed, self.options)
         self.schema = WireSchema.from_spec(ruleset.spec)
@@ -174,7 +177,7 @@ class Match:
         return sum(1 for m in self.members.values() if not m.spectator)
 
     def new_session(self) -> ServerSession:
-        return ServerSession(self.ruleset.spec.inputs)
+        return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate)
 
     def connect(self, hello: Hello, session: ServerSession, client: Client, now: float) -> Member:
         """A connection said hello: resume the member its token names, or add a new one.

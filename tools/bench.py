@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
 from tools.loadgen import LoadGen, LoadGenError, window_stats
 
@@ -413,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--procs", type=_number(int, 1, "at least 1"), default=1, metavar="K", help="load generator processes (default 1)")
     p.add_argument("--connect-rate", type=_number(float, 1, "at least 1"), default=500.0, metavar="PER_S",
                    help="client connections per second (default 500)")
-    p.add_argument("--seed", type=int, default=1, help="match and random-walk seed (default 1)")
+    p.add_argument("--seed", type=seed_int, default=1, help="match and random-walk seed, 0 to 2**63-1 (default 1)")
     p.add_argument("--record", action="store_true", help="let the server record its replay (default: --no-record)")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for python -m server (repeatable, e.g. --server-arg=--max-buffer=2000000)")

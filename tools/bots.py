@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from server.cli import positive
+from server.cli import positive, seed_int
 from tools import brains
 from tools.client import GameClient, ServerClosed
 
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=positive(int), default=10, help="number of bots (default 10)")
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
     p.add_argument("--name", default="bot", help="name prefix; bots are named PREFIX1, PREFIX2... (default bot)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the bots' decisions (default 1)")
+    p.add_argument("--seed", type=seed_int, default=1, help="seed of the bots' decisions, 0 to 2**63-1 (default 1)")
     p.add_argument("--verify", type=int, default=None, metavar="N",
                    help="only the first N bots decode and verify every update; the rest just acknowledge (default: all)")
     p.add_argument("--connect-rate", type=float, default=200.0, metavar="PER_S", help="bots connecting per second (default 200; 0: all at once)")

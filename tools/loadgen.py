@@ -39,7 +39,7 @@ import msgpack
 from attrs import define, field, frozen
 from websockets.exceptions import ConnectionClosed
 
-from server.cli import positive
+from server.cli import positive, seed_int
 from tools.client import GameClient
 
 # -- the random walk ---------------------------------------------------------------
@@ -829,7 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--procs", type=positive(int), default=1, metavar="K", help="worker processes (default 1)")
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="measured time (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, metavar="SECONDS", help="time before measuring (default 2)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random walks (default 1)")
+    p.add_argument("--seed", type=seed_int, default=1, help="seed of the random walks, 0 to 2**63-1 (default 1)")
     p.add_argument("--connect-rate", type=positive(float), default=500.0, metavar="PER_S", help="connections per second (default 500)")
     p.add_argument("--no-inputs", dest="inputs", action="store_false",
                    help="lean clients send nothing after hello (measures a server's send path alone)")

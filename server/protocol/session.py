@@ -37,6 +37,12 @@ RATE_PER_S = 120.0
 RATE_BURST = 240.0
 
 
+def default_rate(tick_rate: int) -> float:
+    """The default sustained message rate at ``tick_rate``: room for an input every tick,
+    pings and acks, four times over (120 a second at 30 Hz)."""
+    return float(max(RATE_PER_S, 4 * tick_rate))
+
+
 @define
 class ServerSession:
     """One connection's protocol state.

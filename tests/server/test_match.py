@@ -231,3 +231,27 @@ def test_a_resumed_player_counts_its_inputs_again_from_the_new_connection() -> N
     send(match, again, Input(1, (0, 1)))
     match.tick(1.6)
     assert client2.updates()[-1].ack == 1
+
+
+@pytest.mark.parametrize("tick_rate", [30, 60, 150, 240])
+def test_a_client_sending_an_input_and_an_ack_every_tick_plus_pings_stays_under_the_default_rate_limit(tick_rate: int) -> None:
+    match = new_match(tick_rate=tick_rate)
+    member, _ = join(match)
+    match.tick(0.0)
+    dt = 1.0 / tick_rate
+    for i in range(tick_rate * 10):  # ten seconds: past any burst
+        now = i * dt
+        send(match, member, Input(i + 1, (1, 0)), now)
+        send(match, member, Ack(1), now)  # a spectator's ack per update, on top
+        if i % tick_rate == 0:
+            send(match, member, Ping(i), now)
+
+
+def test_max_msg_rate_sets_the_sustained_rate_and_a_burst_of_twice_that() -> None:
+    match = new_match(msg_rate=10)
+    member, _ = join(match)  # the hello is the first of the burst of 20
+    for _ in range(19):
+        send(match, member, Ping(1))
+    with pytest.raises(ProtocolError, match="messages per second") as info:
+        send(match, member, Ping(1))
+    assert info.value.code == 1008

@@ -1,0 +1,48 @@
+"""The command lines' value types: one clear line for each bad value."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from server.__main__ import build_parser, config_from_args
+from server.cli import MAX_SEED, name_equals_int, port, positive, seed_int
+
+
+@pytest.mark.parametrize("text", ["-1", str(MAX_SEED + 1), "123456789012345678901234", "1.5", "x"])
+def test_seed_int_refuses_what_is_not_an_unsigned_63_bit_integer(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        seed_int(text)
+
+
+def test_seed_int_takes_the_whole_range() -> None:
+    assert seed_int("0") == 0 and seed_int(str(MAX_SEED)) == MAX_SEED
+
+
+@pytest.mark.parametrize("text", ["-1", "65536", "99999", "http"])
+def test_port_refuses_what_is_not_a_port(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        port(text)
+
+
+def test_positive_and_name_equals_int_say_what_is_wrong() -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="must be positive"):
+        positive(float)("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=INT"):
+        name_equals_int("npcs")
+    assert name_equals_int("npcs=7") == ("npcs", 7)
+
+
+def test_server_flags_reach_the_config() -> None:
+    args = build_parser().parse_args(["--seed", "9", "--tick-rate", "60", "--max-msg-rate", "500", "--npcs", "12"])
+    config = config_from_args(args)
+    assert (config.seed, config.tick_rate, config.msg_rate) == (9, 60, 500.0)
+    assert dict(config.options) == {"npcs": 12}
+
+
+def test_server_rejects_a_seed_out_of_range_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--seed", str(2**64)])
+    assert info.value.code == 2
+    assert "seed must be in 0..2**63-1" in capsys.readouterr().err
