@@ -39,10 +39,16 @@ from server.config import ROOT
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import MAX_CLIENT_MESSAGE, encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
-from server.protocol.errors import InvalidField, PolicyViolation, ProtocolError
+from server.protocol.errors import (
+    CLOSE_POLICY,
+    InvalidField,
+    PolicyViolation,
+    ProtocolError,
+)
 from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
 from server.protocol.messages import (
     Ack,
+    Error,
     Hello,
     Input,
     Ping,
@@ -211,6 +217,11 @@ class Playback:
         self.updates_sent = 0
         self._progress = 0.0
         self._hold = False
+        #: The seek to apply at the next tick (the last one asked for), if any.
+        self._seek_to: int | None = None
+        #: Seeks applied (re-simulations), and why the playback failed (None while it plays).
+        self.seeks = 0
+        self.failed: str | None = None
         self._next_viewer = FIRST_VIEWER
         self._ticks = 0
         self._status_dirty = True
@@ -239,6 +250,8 @@ class Playback:
         viewer = Viewer(self._next_viewer, hello.name, session, client)
         self._next_viewer += 1
         self.viewers[viewer.player] = viewer
+        if self.failed is not None:
+            self.fail(self.failed)  # too late: it failed while this viewer was connecting
         return viewer
 
     def disconnect(self, viewer: Viewer) -> None:
@@ -248,22 +261,32 @@ class Playback:
     # -- controls ----------------------------------------------------------------
 
     def control(self, c: Control) -> None:
+        """Apply a viewer's control. A seek waits for the next ``tick()``: of several seeks
+        between two ticks only the last is applied (each one re-simulates up to a keyframe
+        period), so a viewer cannot make the playback re-simulate faster than it ticks."""
+        if self.failed is not None:
+            return
         if c.pause is not None and c.pause != self.paused:
             self.paused = c.pause
             self._progress = 0.0
             if not self.paused and self.sim.tick >= self.sim.last_tick:
-                self.seek(self.replay.first_tick)  # play again from the start
+                self._seek_to = self.replay.first_tick  # play again from the start
         if c.speed is not None:
             self.speed = c.speed
         if c.seek is not None:
-            self.seek(c.seek)
+            self._seek_to = c.seek
         self._status_dirty = True
 
     def seek(self, tick: int) -> None:
-        """Go to ``tick`` (clamped to the replay): nearest keyframe at or before it, then re-simulate."""
+        """Go to ``tick`` (clamped to the replay) now: nearest keyframe at or before it, then re-simulate.
+
+        Raises:
+            ReplayError: the replay cannot be re-simulated there (a corrupt keyframe or record).
+        """
         tick = min(max(tick, self.replay.first_tick), self.sim.last_tick)
         if tick == self.sim.tick:
             return
+        self.seeks += 1
         self._events = [e.to_wire() for e in self.sim.seek(tick)]
         self._progress = 0.0
         # A new timeline of ticks: fresh bases, and acks only from here on.
@@ -276,12 +299,39 @@ class Playback:
         self._status_dirty = True
         self._hold = True  # the next tick shows the target itself
 
+    def fail(self, reason: str) -> None:
+        """The replay cannot go on: tell every viewer why and close them (1008). The playback is dead."""
+        if self.failed is None:
+            self.failed = reason
+            log.warning("playback of %s failed: %s", self.name, reason)
+        for v in list(self.viewers.values()):
+            v.client.send(encode_server(Error(CLOSE_POLICY, reason)))
+            v.client.close(CLOSE_POLICY, reason)
+        self.viewers.clear()
+
     # -- the tick ------------------------------------------------------------------
 
     def tick(self, now: float = 0.0) -> None:
-        """Advance by ``speed`` replay ticks (fractions carry over), then send what changed."""
+        """Apply the pending seek, or advance by ``speed`` replay ticks (fractions carry over); send what changed.
+
+        A replay that fails re-simulation (``ReplayError``) fails the playback
+        (``fail()``: its viewers get ``error`` and 1008) instead of raising.
+        """
+        if self.failed is not None:
+            return
+        try:
+            self._advance()
+        except ReplayError as exc:
+            self.fail(f"cannot play {self.name}: {exc}")
+            return
+        self._send()
+
+    def _advance(self) -> None:
         self._ticks += 1
         sim = self.sim
+        if self._seek_to is not None:
+            target, self._seek_to = self._seek_to, None
+            self.seek(target)
         if self._hold:
             self._hold = False
         elif not self.paused and sim.tick < sim.last_tick:
@@ -298,7 +348,6 @@ class Playback:
             self._status_dirty = True
         if self._ticks % STATUS_EVERY == 0 and not self.paused:
             self._status_dirty = True
-        self._send()
 
     def _capture(self) -> Snapshot:
         snap = Snapshot.capture(self.sim.world)
@@ -427,13 +476,19 @@ class PlaybackServer:
                 now = self._clock()
                 for name, pb in list(self.playbacks.items()):
                     ticker = self.tickers[name]
-                    for _ in range(ticker.poll(now)):
-                        pb.tick(now)
-                    if pb.viewers:
+                    try:
+                        for _ in range(ticker.poll(now)):
+                            pb.tick(now)
+                    except Exception as exc:  # one broken playback must not stop the others
+                        log.exception("playback of %s", name)
+                        pb.fail(f"cannot play {name}: internal error ({type(exc).__name__})")
+                    if pb.failed is not None:
+                        self._drop(name)  # its viewers are closed; a new viewer reloads it
+                    elif pb.viewers:
                         self._idle_since.pop(name, None)
                     elif now - self._idle_since.setdefault(name, now) > IDLE_S:
                         # Nobody watching for a while: forget it (a new viewer reloads it).
-                        del self.playbacks[name], self.tickers[name], self._idle_since[name]
+                        self._drop(name)
                 deadlines = [t.next_deadline() for t in self.tickers.values()]
                 delay = max(0.0, min(deadlines) - self._clock()) if deadlines else 1.0
                 self._wake.clear()
@@ -447,6 +502,11 @@ class PlaybackServer:
             if self._server is not None:
                 self._server.close()
                 await self._server.wait_closed()
+
+    def _drop(self, name: str) -> None:
+        self.playbacks.pop(name, None)
+        self.tickers.pop(name, None)
+        self._idle_since.pop(name, None)
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -488,7 +548,7 @@ class PlaybackServer:
         path = self.replay_path(name)
         key = path.name
         pb = self.playbacks.get(key)
-        if pb is not None:
+        if pb is not None and pb.failed is None:
             return pb
         loading = self._loading.get(key)
         if loading is None:
@@ -500,7 +560,7 @@ class PlaybackServer:
             raise PolicyViolation(f"cannot play {key}: {exc}") from None
         finally:
             self._loading.pop(key, None)
-        if key not in self.playbacks:
+        if key not in self.playbacks or self.playbacks[key].failed is not None:
             self.playbacks[key] = pb
             self.tickers[key] = Ticker(pb.tick_rate, self._clock())
             self._wake.set()

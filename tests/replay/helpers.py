@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from server.match import Match, Member
 from server.protocol.codec import encode_client
 from server.protocol.messages import Hello, Input
 from server.recorder import Recorder
-from server.replayfile import FRAME_HEAD, PREAMBLE, TICK, frame
+from server.replayfile import FRAME_HEAD, KEYFRAME, PREAMBLE, TICK, frame
 
 
 class NullClient:
@@ -88,3 +90,33 @@ def tamper_input(data: bytes, min_tick: int) -> tuple[bytes, int]:
         out += frame(payload)
     assert done is not None, "no input to change"
     return bytes(out), done
+
+
+def edit_records(data: bytes, edit: Callable[[list[Any]], list[Any] | None]) -> bytes:
+    """``data`` with every record passed through ``edit`` (None: unchanged), re-framed with correct CRCs."""
+    out = bytearray(data[: PREAMBLE.size])
+    for _, payload in frames_of(data):
+        rec = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        new = edit(rec)
+        out += frame(payload if new is None else msgpack.packb(new, use_bin_type=True))
+    return bytes(out)
+
+
+def edit_tick(data: bytes, tick: int, record: list[Any]) -> bytes:
+    """``data`` with the tick record of ``tick`` replaced by ``record``."""
+    return edit_records(data, lambda rec: record if rec[0] == TICK and rec[1] == tick else None)
+
+
+def edit_keyframe(data: bytes, tick: int, body: bytes | None = None, **fields: Any) -> bytes:
+    """``data`` with the keyframe of ``tick`` holding ``body`` (the compressed bin as is), or its map with ``fields`` changed."""
+
+    def edit(rec: list[Any]) -> list[Any] | None:
+        if rec[0] != KEYFRAME or rec[1] != tick:
+            return None
+        if body is not None:
+            return [KEYFRAME, tick, body]
+        b = msgpack.unpackb(zlib.decompress(rec[2]), raw=False)
+        b.update(fields)
+        return [KEYFRAME, tick, zlib.compress(msgpack.packb(b, use_bin_type=True))]
+
+    return edit_records(data, edit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from server.protocol.delta import Snapshot, WireSchema, apply_body
 from server.protocol.errors import InvalidField, PolicyViolation
 from server.protocol.messages import (
     Ack,
+    Error,
     Hello,
     Ping,
     Pong,
@@ -24,18 +26,19 @@ from server.protocol.messages import (
     Welcome,
 )
 from server.replayfile import Replayer, UnknownRuleset, parse_replay
-from tests.replay.helpers import record_match
+from tests.replay.helpers import edit_keyframe, edit_tick, record_match
 
 
 class FakeClient:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
 
     def send(self, data: bytes) -> None:
         self.frames.append(data)
 
     def close(self, code: int, reason: str) -> None:
-        pass
+        self.closed = (code, reason)
 
     def take(self) -> list[Any]:
         out = []
@@ -295,3 +298,114 @@ def test_a_replay_of_an_unknown_ruleset_cannot_be_loaded(tmp_path: Path, replay_
     assert parse_replay(fixed).header.ruleset == "xxxxx"
     with pytest.raises(UnknownRuleset, match="xxxxx"):
         load_playback(tmp_path / "x.replay")
+
+
+def _broken(tmp_path: Path, replay_path: Path, data: bytes) -> Playback:
+    path = tmp_path / "broken.replay"
+    path.write_bytes(data)
+    return load_playback(path)
+
+
+def _assert_failed_with_1008(pb: Playback, w: Watcher, reason: str) -> None:
+    errors = [m for m in w.client.take() if isinstance(m, Error)]
+    assert len(errors) == 1 and errors[0].code == 1008 and reason in errors[0].reason
+    assert w.client.closed is not None and w.client.closed[0] == 1008 and reason in w.client.closed[1]
+    assert pb.failed is not None and reason in pb.failed and pb.viewers == {}
+
+
+def test_a_replay_that_fails_re_simulation_closes_its_viewers_with_an_error_and_1008(tmp_path: Path, replay_path: Path) -> None:
+    # Tick 20's input change has a field entry with too few values: valid frames, but it cannot be applied.
+    pb = _broken(tmp_path, replay_path, edit_tick(replay_path.read_bytes(), 20, [1, 20, [], [], [0, [1, b""], [[0, None, b"\x01"]]]]))
+    a, b = Watcher(pb, "a"), Watcher(pb, "b")
+    for _ in range(19):
+        pb.tick()
+        a.pump(), b.pump()
+    assert pb.failed is None and pb.sim.tick == 19
+    pb.tick()  # raises nothing
+    for w in (a, b):
+        _assert_failed_with_1008(pb, w, "tick 20")
+    pb.tick()  # a dead playback stays quiet
+    assert a.client.frames == [] and pb.sim.tick == 19
+    late = Watcher(pb, "late")  # connected while it was failing: closed at once
+    _assert_failed_with_1008(pb, late, "tick 20")
+
+
+def test_a_corrupt_keyframe_met_on_a_seek_closes_the_viewers_with_an_error_and_1008(tmp_path: Path, replay_path: Path) -> None:
+    pb = _broken(tmp_path, replay_path, edit_keyframe(replay_path.read_bytes(), 300, body=zlib.compress(b"\x00" * 10)))
+    w = Watcher(pb)
+    pb.tick()
+    w.pump()
+    w.control(seek=450)
+    pb.tick()
+    _assert_failed_with_1008(pb, w, "keyframe at tick 300")
+
+
+def test_seeks_between_two_ticks_are_coalesced_into_the_last_one(pb: Playback) -> None:
+    w = Watcher(pb)
+    pb.tick()
+    w.pump()
+    for target in range(400, 460):  # two seconds' worth of controls, all before the next tick
+        w.session._tokens = 60  # the rate limit is tested elsewhere
+        w.control(seek=target)
+    assert pb.seeks == 0 and pb.sim.tick == 1  # nothing re-simulated yet
+    pb.tick()
+    (u,) = w.pump()
+    assert pb.seeks == 1 and u.tick == 459 and u.base is None
+    w.control(seek=30, pause=True)
+    w.control(seek=600)
+    pb.tick()
+    (u,) = w.pump()
+    assert pb.seeks == 2 and u.tick == 600 and pb.paused
+
+
+async def _watch(port: int, name: str, until_tick: int | None = None) -> tuple[list[Any], int | None]:
+    """A raw viewer: hello, then ack every update; returns what it got and the close code."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    got: list[Any] = []
+    async with connect(f"ws://127.0.0.1:{port}/ws?replay={name}") as ws:
+        await ws.send(encode_client(Hello(1, "v", True)))
+        try:
+            async for data in ws:
+                assert isinstance(data, bytes)
+                obj = msgpack.unpackb(data, raw=False)
+                msg = obj if obj["t"] in ("replay", "replay_info") else decode_server(data)
+                got.append(msg)
+                if isinstance(msg, Update):
+                    await ws.send(encode_client(Ack(msg.tick)))
+                    if until_tick is not None and msg.tick >= until_tick:
+                        return got, None
+        except ConnectionClosed:
+            pass
+        return got, ws.close_code
+
+
+def test_the_server_drops_a_failing_playback_and_keeps_serving_the_others(tmp_path: Path, replay_path: Path) -> None:
+    import asyncio
+
+    from server.playback import PlaybackServer
+
+    data = replay_path.read_bytes()
+    (tmp_path / "good.replay").write_bytes(data)
+    (tmp_path / "bad.replay").write_bytes(edit_tick(data, 15, [1, 15, [], [], [0, [1, b""], [[0, None, b"\x01"]]]]))
+
+    async def main() -> None:
+        server = PlaybackServer(tmp_path, port=0)
+        port = await server.start()
+        runner = asyncio.create_task(server.run())
+        try:
+            good = asyncio.create_task(_watch(port, "good.replay", until_tick=45))
+            bad_msgs, code = await asyncio.wait_for(_watch(port, "bad.replay"), 10)
+            assert code == 1008
+            (error,) = [m for m in bad_msgs if isinstance(m, Error)]
+            assert error.code == 1008 and "tick 15" in error.reason
+            assert max(m.tick for m in bad_msgs if isinstance(m, Update)) == 14
+            good_msgs, good_code = await asyncio.wait_for(good, 10)  # still playing, past the other's failure
+            assert good_code is None and not [m for m in good_msgs if isinstance(m, Error)]
+            assert "bad.replay" not in server.playbacks and not runner.done()
+        finally:
+            server.stop()
+            await asyncio.wait_for(runner, 10)
+
+    asyncio.run(main())
