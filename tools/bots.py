@@ -109,6 +109,8 @@ def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str
         "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 3) if rtts else None,
         "rtt_ms_p99": round(float(np.percentile(rtts, 99)), 3) if rtts else None,
         "desyncs": int(sum(b.client.stats.desyncs for b in joined)),
+        "resyncs": int(sum(b.client.stats.resyncs for b in joined)),
+        "missing_base": int(sum(b.client.stats.missing_base for b in joined)),
         "errors": len(errors),
         "error_messages": errors[:5],
     }
@@ -134,7 +136,7 @@ def print_human(summary: dict[str, Any]) -> None:
     print(f"  updates: {summary['updates_per_s']}/s per bot (min {summary['updates_per_s_min']}), {summary['ticks_received']} in all, {summary['keyframes']} keyframes")
     print(f"  received: {summary['bytes_per_s']:.0f} B/s per bot, {summary['bytes_per_update']:.0f} B per update")
     print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
-    print(f"  desyncs: {summary['desyncs']}, errors: {summary['errors']}")
+    print(f"  desyncs: {summary['desyncs']}, resyncs: {summary['resyncs']}, errors: {summary['errors']}")
     for e in summary["error_messages"]:
         print(f"    {e}")
 

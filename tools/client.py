@@ -51,6 +51,7 @@ class ClientStats:
     bytes: int = 0
     desyncs: int = 0
     missing_base: int = 0
+    resyncs: int = 0
     errors: list[str] = field(factory=list)
     rtts: list[float] = field(factory=list)
     first_update: float | None = None
@@ -106,6 +107,8 @@ class GameClient:
         self._reader: asyncio.Task[None] | None = None
         self._update_event = asyncio.Event()
         self._sent_input = False
+        #: A resync was sent and its keyframe has not come yet.
+        self._resync_sent = False
 
     # -- connection ------------------------------------------------------------
 
@@ -238,9 +241,12 @@ class GameClient:
         del self.events[:-256]
         if msg.base is None:
             base = None
+            self._resync_sent = False
         else:
             base = self.states.get(msg.base)
             if base is None:
+                # Deltas already in flight when we asked for a keyframe find no base:
+                # drop them without asking again (each resync would cost another keyframe).
                 self.stats.missing_base += 1
                 self._resync()
                 return
@@ -260,8 +266,13 @@ class GameClient:
         self._count_update(msg.tick, msg.base is None)
 
     def _resync(self) -> None:
+        """Forget every state and ask for one keyframe (once, until it arrives)."""
         self.states.clear()
         self.tick = None
+        if self._resync_sent:
+            return
+        self._resync_sent = True
+        self.stats.resyncs += 1
         if self.ws is not None:
             asyncio.ensure_future(self._send_quietly(encode_client(Resync())))
 

@@ -18,8 +18,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol.codec import decode_server, encode_client
+from server.protocol.delta import Snapshot, checksum
 from server.protocol.messages import Error, Hello, Input
 from tests.conftest import ROOT, ServerProcess
+from tests.netem import DelayProxy
 from tools.client import GameClient, ServerClosed
 
 Start = Callable[..., ServerProcess]
@@ -307,6 +309,39 @@ def test_a_client_that_stops_reading_is_dropped_without_slowing_the_others(start
     health = server.get_json("/healthz")
     assert health["ticks_dropped"] == 0
     assert ticks > 20
+
+
+def test_a_client_whose_mirror_goes_wrong_counts_one_desync_asks_once_and_recovers(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "200")
+
+    joining_keyframes: list[int] = []
+
+    async def main() -> GameClient:
+        # 100 ms each way: three updates are in flight when the client asks for a keyframe.
+        proxy = await DelayProxy(server.port, 0.1).start()
+        c = GameClient(f"ws://127.0.0.1:{proxy.port}/ws", "victim")
+        await c.connect()
+        await c.wait_tick((c.tick or 0) + 30)
+        joining_keyframes.append(c.stats.keyframes)  # keyframes until the server heard an ack: ~ RTT x 30
+        # Corrupt every state the client holds, as a decoder bug would: the next delta
+        # cannot match its checksum, and the deltas already in flight lose their base.
+        for tick, snap in list(c.states.items()):
+            cols = list(snap.cols)
+            cols[1] = cols[1] + 1  # x of every entity, off by one unit
+            c.states[tick] = Snapshot.of(tick, snap.ids, cols)
+        await c.wait_tick((c.tick or 0) + 60)
+        await c.close()
+        await proxy.close()
+        return c
+
+    c = asyncio.run(main())
+    s = c.stats
+    assert s.desyncs == 1 and s.resyncs == 1  # one mismatch, one request: no keyframe storm
+    assert s.missing_base >= 3  # the deltas in flight, dropped quietly
+    # The keyframes asked for: again about one round trip's worth, not one per dropped delta.
+    assert 1 <= s.keyframes - joining_keyframes[0] <= joining_keyframes[0] + 2
+    assert s.errors == []
+    assert c.state is not None and c.state.checksum == checksum(c.state.ids, c.state.cols)
 
 
 def test_the_server_speaks_wss_and_https_with_a_certificate(start_server: Start, tmp_path: Any) -> None:
