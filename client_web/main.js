@@ -259,9 +259,9 @@ class Game {
       if (this.predictor && this.me != null) {
         const row = rowIn(state.ids, this.me);
         if (row >= 0) {
-          const s = this.schema;
+          const s = this.schema, rule = this.predictor.rule;
           const alive = s.index.hp == null || state.cols[s.index.hp][row] > 0;
-          this.predictor.reconcile(state.cols[s.index.x][row], state.cols[s.index.y][row], alive, msg.ack >>> 0, state.tick);
+          this.predictor.reconcile(state.cols[rule.x][row], state.cols[rule.y][row], alive, msg.ack >>> 0, state.tick);
           if (alive) this.deathBy = null;
         }
       }
@@ -282,10 +282,8 @@ class Game {
     const values = inputValues(this.schema.inputs, intent);
     this.seq++;
     this.link.send(encodeInput(this.seq, values, this.mirror.ackTick()));
-    const f = this.schema.inputs.map((x) => x.name);
-    const dx = f.includes("dx") ? values[f.indexOf("dx")] : 0;
-    const dy = f.includes("dy") ? values[f.indexOf("dy")] : 0;
-    if (this.predictor) this.predictor.push(this.seq, dx, dy, tick);
+    const p = this.predictor;
+    if (p) p.push(this.seq, values[p.rule.dx], values[p.rule.dy], tick);
     this.scheduler.sent(now);
   }
 

@@ -1,11 +1,12 @@
 // Client-side prediction of the player's own movement, and reconciliation
 // with the server's acknowledged input sequence (`update.ack`).
 //
-// The movement rule is the server's, in the same integers: per tick the
-// player moves `speed` (column units) along its input (dx, dy) in -1..1, or
-// `diagonal` per axis when both are non-zero, clamped to 0..width*scale and
-// 0..height*scale. Inputs the server has not applied yet (seq > ack) are
-// replayed on every authoritative position, so when nothing disagrees the
+// The movement rule is the server's, in the same integers, as the welcome
+// describes it (`ruleset.player`, PROTOCOL.md): per tick the player moves
+// `speed` (column units) along its input (dx, dy) in -1..1, or `diagonal` per
+// axis when both are non-zero, clamped to lo..hi; without a description
+// there is no prediction. Inputs the server has not applied yet (seq > ack)
+// are replayed on every authoritative position, so when nothing disagrees the
 // prediction lands exactly where the server will, and a disagreement is
 // corrected at the next update (blended over a few frames when small).
 //
@@ -29,31 +30,22 @@
 // Pure: no DOM, no clock (callers pass `now` in ms).
 
 /**
- * Per-ruleset speeds, column units per tick. Mirrors game/arena/spec.py
- * (PLAYER_SPEED = 6 * 8, DIAGONAL = 34; dead players, hp 0, stand still) and
- * game/drift.py (SPEED = 5 * 8, DIAGONAL = 28). Bounds come from the welcome.
+ * The movement rule of a parsed schema, from `welcome.ruleset.player`, with
+ * column and input indices resolved; null (no prediction) when the ruleset
+ * describes none or describes one this client cannot use.
  */
-export const MOVEMENT = Object.freeze({
-  arena: Object.freeze({ speed: 48, diagonal: 34, deadStill: true }),
-  drift: Object.freeze({ speed: 40, diagonal: 28, deadStill: false }),
-});
-
-/** The movement rule for a parsed schema, or null when the ruleset is unknown (no prediction). */
-export function movementRule(schema, table = MOVEMENT) {
-  const t = table[schema.name];
-  const ix = schema.index.x, iy = schema.index.y;
-  if (!t || ix == null || iy == null) return null;
-  const axis = (name, size, col) => {
-    const m = schema.motion.find((a) => a.pos === name);
-    if (size > 0) return size * schema.columns[col].scale;
-    return m ? m.hi : 0;
-  };
+export function movementRule(schema) {
+  const m = schema.player;
+  if (!m) return null;
+  const x = schema.index[m.x], y = schema.index[m.y];
+  const dx = schema.inputs.findIndex((f) => f.name === m.dx), dy = schema.inputs.findIndex((f) => f.name === m.dy);
+  const hp = m.dead_still ? schema.index.hp : null;
+  const ints = [m.speed, m.diagonal, m.lo, m.hi].every(Number.isInteger) && m.lo <= m.hi;
+  if (x == null || y == null || dx < 0 || dy < 0 || !ints || (m.dead_still && hp == null)) return null;
   return Object.freeze({
-    speed: t.speed,
-    diagonal: t.diagonal,
-    deadStill: t.deadStill && schema.index.hp != null,
-    maxX: axis("x", schema.width, ix),
-    maxY: axis("y", schema.height, iy),
+    speed: m.speed, diagonal: m.diagonal, lo: m.lo, hi: m.hi, deadStill: !!m.dead_still,
+    /** Column indices of the position and of hp (null unless dead players stand still); input field indices. */
+    x, y, hp, dx, dy,
   });
 }
 
@@ -62,7 +54,7 @@ const clamp = (v, lo, hi) => (v < lo ? lo : v > hi ? hi : v);
 /** One tick of the player's move: new [x, y] (integers, column units). */
 export function stepMove(rule, x, y, dx, dy) {
   const s = dx !== 0 && dy !== 0 ? rule.diagonal : rule.speed;
-  return [clamp(x + dx * s, 0, rule.maxX), clamp(y + dy * s, 0, rule.maxY)];
+  return [clamp(x + dx * s, rule.lo, rule.hi), clamp(y + dy * s, rule.lo, rule.hi)];
 }
 
 /** Corrections larger than this (column units) snap instead of blending: respawns, teleports. */

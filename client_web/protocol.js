@@ -65,6 +65,8 @@ export function parseSchema(desc) {
     motion: Object.freeze(motion),
     inputs: Object.freeze((desc.inputs || []).map((f) => Object.freeze({ name: f.name, lo: f.lo, hi: f.hi }))),
     kinds: Object.freeze([...(desc.kinds || [])]),
+    // How players move (prediction): checked where it is used (predict.js movementRule).
+    player: desc.player && typeof desc.player === "object" ? Object.freeze({ ...desc.player }) : null,
   });
 }
 

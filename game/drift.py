@@ -21,7 +21,7 @@ from game.rules import (
     remove_player,
     scores_from_column,
 )
-from game.schema import Axis, Column, InputField, Option, RulesetSpec
+from game.schema import Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 from game.world import EntityId, PlayerId, World
 
 SCALE = 8
@@ -56,6 +56,7 @@ SPEC = RulesetSpec(
     height=4000,
     options=(Option("npcs", 2000, 0, 1_000_000, "number of NPCs (E)"),),
     kinds=("npc0", "npc1", "npc2", "npc3", "player"),
+    player=PlayerMove(SPEED, DIAGONAL, 0, SIZE),
 )
 
 

@@ -73,6 +73,55 @@ class Axis:
     hi: int
 
 
+def _non_negative(_: object, attribute: Any, value: int) -> None:
+    if value < 0:
+        raise GameError(f"player movement: {attribute.name} must be >= 0, not {value}")
+
+
+@frozen
+class PlayerMove:
+    """How a player's own entity moves each tick: what clients predict it by.
+
+    Each tick a player's ``x`` and ``y`` columns move by ``dx * s`` and
+    ``dy * s``, where ``dx, dy`` (-1..1) are the values of the named input
+    fields and ``s`` is ``diagonal`` when both are non-zero and ``speed``
+    otherwise, then each is clamped to ``[lo, hi]``. With ``dead_still`` a
+    player whose ``hp`` column is 0 stays where it is. All in column units
+    (the stored fixed point of ``x`` and ``y``) per tick.
+
+    Attributes:
+        speed: step along a straight input.
+        diagonal: step per axis along a diagonal input.
+        lo, hi: clamp range of both position columns (inclusive).
+        dx, dy: names of the input fields giving the direction.
+        x, y: names of the position columns.
+        dead_still: whether players with ``hp`` 0 do not move.
+    """
+
+    speed: int = field(validator=_non_negative)
+    diagonal: int = field(validator=_non_negative)
+    lo: int
+    hi: int
+    dx: str = "dx"
+    dy: str = "dy"
+    x: str = "x"
+    y: str = "y"
+    dead_still: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise GameError(f"player movement: bounds [{self.lo}, {self.hi}] are empty")
+
+    def step(self, x: int, y: int, dx: int, dy: int) -> tuple[int, int]:
+        """One tick of a living player at ``(x, y)`` under input ``(dx, dy)`` (the reference, scalar)."""
+        s = self.diagonal if dx and dy else self.speed
+        return min(max(x + dx * s, self.lo), self.hi), min(max(y + dy * s, self.lo), self.hi)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "dx": self.dx, "dy": self.dy, "speed": self.speed,
+                "diagonal": self.diagonal, "lo": self.lo, "hi": self.hi, "dead_still": self.dead_still}
+
+
 @frozen
 class Option:
     """A tunable integer option of a ruleset (``--npcs``, ``--pellets``...)."""
@@ -97,6 +146,8 @@ class RulesetSpec:
         width, height: arena size in world units.
         options: tunable options with defaults and ranges.
         kinds: names of the values of the ``kind`` column, by value.
+        player: how players move, for clients' prediction; None when the
+            ruleset does not describe it (clients then do not predict).
     """
 
     name: str
@@ -108,6 +159,7 @@ class RulesetSpec:
     height: int = 4000
     options: tuple[Option, ...] = ()
     kinds: tuple[str, ...] = ()
+    player: PlayerMove | None = None
 
     def __attrs_post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -117,6 +169,18 @@ class RulesetSpec:
         for axis in self.motion:
             if axis.pos not in rep or axis.vel not in rep:
                 raise GameError(f"{self.name}: motion axis {axis} uses a column that is not replicated")
+        if self.player is not None:
+            self._check_player(self.player, rep)
+
+    def _check_player(self, move: PlayerMove, rep: set[str]) -> None:
+        for name in (move.x, move.y) + (("hp",) if move.dead_still else ()):
+            if name not in rep:
+                raise GameError(f"{self.name}: player movement uses column {name!r}, which is not replicated")
+        fields = {f.name: f for f in self.inputs}
+        for name in (move.dx, move.dy):
+            f = fields.get(name)
+            if f is None or f.lo < -1 or f.hi > 1:
+                raise GameError(f"{self.name}: player movement needs an input field {name!r} within -1..1")
 
     @property
     def replicated(self) -> tuple[Column, ...]:
@@ -159,4 +223,5 @@ class RulesetSpec:
             "inputs": [{"name": f.name, "lo": f.lo, "hi": f.hi, "doc": f.doc} for f in self.inputs],
             "motion": [{"pos": a.pos, "vel": a.vel, "lo": a.lo, "hi": a.hi} for a in self.motion],
             "kinds": list(self.kinds),
+            **({"player": self.player.to_wire()} if self.player is not None else {}),
         }

@@ -25,10 +25,22 @@ for (const [name, walk] of Object.entries(WALKS)) {
   });
 }
 
-test("the rule's bounds come from the welcome's width, height and scale", () => {
-  assert.deepEqual([movementRule(ARENA).maxX, movementRule(ARENA).maxY], [24000, 24000]);
-  assert.deepEqual([movementRule(DRIFT).maxX, movementRule(DRIFT).maxY], [32000, 32000]);
-  assert.equal(movementRule({ ...DRIFT, name: "unknown" }), null);
+test("the rule comes from welcome.ruleset.player; no description, no prediction", () => {
+  const arena = movementRule(ARENA), drift = movementRule(DRIFT);
+  assert.deepEqual([arena.speed, arena.diagonal, arena.lo, arena.hi, arena.deadStill], [48, 34, 0, 24000, true]);
+  assert.deepEqual([drift.speed, drift.diagonal, drift.lo, drift.hi, drift.deadStill], [40, 28, 0, 32000, false]);
+  // Columns and input fields by name, wherever the schema puts them.
+  assert.deepEqual([arena.x, arena.y, arena.hp, arena.dx, arena.dy], [1, 2, 6, 0, 1]);
+  assert.equal(drift.hp, null);
+  const desc = Object.values(WALKS).find((w) => w.ruleset.name === "drift").ruleset;
+  const { player, ...bare } = desc;
+  assert.equal(movementRule(parseSchema(bare)), null);
+  assert.equal(movementRule(parseSchema({ ...desc, name: "unknown" })).speed, 40); // not keyed by name
+  // A description this client cannot use: no prediction rather than a wrong one.
+  for (const bad of [{ dx: "nope" }, { x: "nope" }, { speed: 4.5 }, { lo: 10, hi: 0 }, { dead_still: true, hp: "gone" }]) {
+    const columns = bad.hp ? desc.columns.filter((c) => c.name !== "hp") : desc.columns;
+    assert.equal(movementRule(parseSchema({ ...desc, columns, player: { ...player, ...bad } })), null, JSON.stringify(bad));
+  }
 });
 
 /**

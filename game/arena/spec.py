@@ -7,7 +7,7 @@ All lengths are fixed-point: ``SCALE`` (8) stored units per world unit, so the
 
 from __future__ import annotations
 
-from game.schema import Axis, Column, InputField, Option, RulesetSpec
+from game.schema import Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 
 SCALE = 8
 #: Arena side, world units, and in fixed point (positions are 0..SIZE inclusive).
@@ -115,6 +115,7 @@ SPEC = RulesetSpec(
         Option("pellets", 150, 0, 100_000, "number of pellets (constant: an eaten pellet reappears elsewhere)"),
     ),
     kinds=KINDS,
+    player=PlayerMove(PLAYER_SPEED, DIAGONAL, 0, SIZE, dead_still=True),
 )
 
 #: Input field indices, in ``SPEC.inputs`` order.

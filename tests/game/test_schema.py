@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from game.errors import GameError
-from game.schema import INT_DTYPES, Axis, Column, InputField, Option, RulesetSpec
+from game.rules import RULESETS
+from game.schema import (
+    INT_DTYPES,
+    Axis,
+    Column,
+    InputField,
+    Option,
+    PlayerMove,
+    RulesetSpec,
+)
 
 
 def make_spec(**changes) -> RulesetSpec:
@@ -208,3 +217,100 @@ def test_to_wire_describes_name_size_inputs_motion_and_kinds():
 def test_to_wire_is_plain_json():
     wire = make_spec().to_wire()
     assert json.loads(json.dumps(wire)) == wire
+
+
+# -- player movement -----------------------------------------------------------------
+
+
+def test_player_move_steps_straight_and_diagonally_within_its_bounds():
+    move = PlayerMove(48, 34, 0, 1000)
+    assert move.step(500, 500, 1, 0) == (548, 500)
+    assert move.step(500, 500, -1, 1) == (466, 534)
+    assert move.step(500, 500, 0, 0) == (500, 500)
+    assert move.step(990, 10, 1, -1) == (1000, 0)
+
+
+@pytest.mark.parametrize("args,message", [
+    ((-1, 34, 0, 10), "speed must be >= 0, not -1"),
+    ((48, -2, 0, 10), "diagonal must be >= 0, not -2"),
+    ((48, 34, 10, 0), r"bounds \[10, 0\] are empty"),
+])
+def test_player_move_rejects_negative_steps_and_empty_bounds(args, message):
+    with pytest.raises(GameError, match=message):
+        PlayerMove(*args)
+
+
+def test_spec_rejects_player_movement_on_columns_or_inputs_it_lacks():
+    toy_inputs = (InputField("dx", -1, 1), InputField("dy", -1, 1))
+    with pytest.raises(GameError, match="toy: player movement uses column 'y', which is not replicated"):
+        make_spec(inputs=toy_inputs, player=PlayerMove(8, 6, 0, 800))
+    with pytest.raises(GameError, match="toy: player movement uses column 'owner', which is not replicated"):
+        make_spec(inputs=toy_inputs, player=PlayerMove(8, 6, 0, 800, y="owner"))
+    with pytest.raises(GameError, match="toy: player movement needs an input field 'dy' within -1..1"):
+        make_spec(player=PlayerMove(8, 6, 0, 800, y="x"))
+    with pytest.raises(GameError, match="toy: player movement needs an input field 'aim' within -1..1"):
+        make_spec(player=PlayerMove(8, 6, 0, 800, y="x", dy="aim"))
+    no_hp = tuple(c for c in make_spec().columns if c.name != "hp")
+    with pytest.raises(GameError, match="toy: player movement uses column 'hp'"):
+        make_spec(columns=no_hp, inputs=toy_inputs, player=PlayerMove(8, 6, 0, 800, y="x", dead_still=True))
+
+
+def test_to_wire_describes_player_movement_only_when_the_ruleset_has_one():
+    spec = make_spec(inputs=(InputField("dx", -1, 1), InputField("dy", -1, 1)),
+                     player=PlayerMove(8, 6, 0, 800, y="x", dead_still=True))
+    assert spec.to_wire()["player"] == {
+        "x": "x", "y": "x", "dx": "dx", "dy": "dy", "speed": 8, "diagonal": 6, "lo": 0, "hi": 800, "dead_still": True,
+    }
+    assert "player" not in make_spec().to_wire()
+
+
+def _walker(name: str):
+    """A real world of ruleset ``name`` with one player and nothing to disturb it; (ruleset, world, stepper)."""
+    from game.rules import InputBatch, get_ruleset
+
+    ruleset = get_ruleset(name)
+    options = {o.name: 0 for o in ruleset.spec.options}  # no drones, pellets or NPCs
+    world = ruleset.create(7, options)
+    me = ruleset.join(world, 1)
+    fields = [f.name for f in ruleset.spec.inputs]
+
+    def slot() -> int:
+        (s,) = world.slots_of(np.array([me]))
+        return int(s)
+
+    def step(dx: int, dy: int) -> tuple[int, int]:
+        values = [0] * len(fields)
+        values[fields.index(ruleset.spec.player.dx)] = dx
+        values[fields.index(ruleset.spec.player.dy)] = dy
+        ruleset.step(world, InputBatch(np.array([1]), np.array([values])))
+        s = slot()
+        return int(world.cols[ruleset.spec.player.x][s]), int(world.cols[ruleset.spec.player.y][s])
+
+    return ruleset, world, slot, step
+
+
+DIRECTIONS = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+
+
+@pytest.mark.parametrize("name", sorted(RULESETS))
+def test_each_rulesets_player_movement_description_is_its_actual_step(name):
+    ruleset, world, slot, step = _walker(name)
+    move = ruleset.spec.player
+    assert move is not None
+    inside = (move.lo + move.hi) // 2
+    near_lo, near_hi = move.lo + move.diagonal // 2, move.hi - move.diagonal // 2
+    for start in [(inside, inside), (near_lo, near_lo), (near_hi, near_hi), (near_lo, near_hi), (move.lo, move.hi)]:
+        for dx, dy in DIRECTIONS:
+            s = slot()
+            world.cols[move.x][s], world.cols[move.y][s] = start
+            assert step(dx, dy) == move.step(*start, dx, dy), (start, dx, dy)
+
+
+def test_arena_players_with_no_hp_stand_still_as_described():
+    ruleset, world, slot, step = _walker("arena")
+    assert ruleset.spec.player.dead_still
+    s = slot()
+    world.cols["x"][s], world.cols["y"][s] = 5000, 6000
+    world.cols["hp"][s], world.cols["respawn"][s] = 0, 1000
+    for dx, dy in DIRECTIONS:
+        assert step(dx, dy) == (5000, 6000)
