@@ -26,6 +26,7 @@ $(VENV)/.installed: pyproject.toml
 
 web-deps: client_web/node_modules/.package-lock.json
 client_web/node_modules/.package-lock.json: client_web/package.json client_web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make: npm not found: install Node.js 20+ with npm (the browser client's dependencies come from the npm registry)" >&2; exit 1; }
 	cd client_web && npm ci --no-audit --no-fund
 
 # Debian's Chromium for the real-browser tests (never a browser download).
