@@ -41,6 +41,13 @@ PREAMBLE = struct.Struct("<8sI")
 FRAME_HEAD = struct.Struct("<II")
 #: Largest payload a reader accepts; a larger declared length is corruption.
 MAX_FRAME = 1 << 28
+#: Largest keyframe body once inflated, bytes: a larger one is corrupt (a zlib bomb), never inflated whole.
+MAX_KEYFRAME_BODY = 1 << 27
+#: Largest world a keyframe may hold, rows (``capacity``): over 3x the biggest world the rulesets' options allow.
+MAX_ROWS = 1 << 22
+#: Player ids are in ``[0, MAX_PLAYER]``: the input table holds them as int32.
+MAX_PLAYER = (1 << 31) - 1
+_U32 = (1 << 32) - 1
 
 #: Record kinds: the first element of every payload (a msgpack array).
 HEADER, TICK, CHECKPOINT, KEYFRAME, END = 0, 1, 2, 3, 4
@@ -240,8 +247,27 @@ def _unpackbits(data: Any, count: int, what: str) -> npt.NDArray[np.bool_]:
 def _array(data: Any, dtype: str | np.dtype[Any], count: int | None, what: str) -> Array:
     dt = np.dtype(dtype)
     if not isinstance(data, bytes) or len(data) % dt.itemsize or (count is not None and len(data) != count * dt.itemsize):
-        raise ValueError(f"{what}: expected {'' if count is None else count} values of {dt}")
+        want = f"a whole number of {dt} values" if count is None else f"{count} value{'' if count == 1 else 's'} of {dt}"
+        raise ValueError(f"{what}: expected {want}")
     return np.frombuffer(data, dt)
+
+
+def _int_in(v: Any, hi: int, what: str) -> int:
+    """``v`` if it is an integer in ``[0, hi]``, else ValueError."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+        raise ValueError(f"{what} {v!r} is not an integer in [0, {hi}]")
+    return v
+
+
+def _inflate(blob: bytes, limit: int, what: str) -> bytes:
+    """The zlib stream ``blob`` inflated, if that is at most ``limit`` bytes; ValueError otherwise (never more memory)."""
+    d = zlib.decompressobj()
+    out = d.decompress(blob, limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"{what}: inflates to over {limit} bytes")
+    if not d.eof:
+        raise ValueError(f"{what}: the zlib stream is cut short")
+    return out
 
 
 @define
@@ -465,13 +491,12 @@ class TickRecord:
             raise ValueError("tick: expected [1, tick, leaves?, joins?, inputs?]")
         leaves = rec[2] if len(rec) > 2 else []
         joins = rec[3] if len(rec) > 3 else []
-        if not isinstance(leaves, list) or not all(isinstance(p, int) for p in leaves):
-            raise ValueError("tick: leaves must be player ids")
-        if not isinstance(joins, list) or not all(
-            isinstance(j, list) and len(j) == 2 and isinstance(j[0], int) and isinstance(j[1], str) for j in joins
-        ):
+        if not isinstance(leaves, list):
+            raise ValueError("tick: leaves must be player ids")  # noqa: TRY004 - bad data, not a bad call
+        if not isinstance(joins, list) or not all(isinstance(j, list) and len(j) == 2 and isinstance(j[1], str) for j in joins):
             raise ValueError("tick: joins must be [player, name] pairs")
-        return cls(rec[1], tuple(leaves), tuple((p, n) for p, n in joins), rec[4] if len(rec) > 4 else None)
+        return cls(rec[1], tuple(_int_in(p, MAX_PLAYER, "tick: leaving player id") for p in leaves),
+                   tuple((_int_in(p, MAX_PLAYER, "tick: joining player id"), n) for p, n in joins), rec[4] if len(rec) > 4 else None)
 
 
 @frozen
@@ -535,23 +560,31 @@ class KeyframeData:
     def decode(cls, header: Header, tick: int, blob: bytes) -> KeyframeData:
         """ValueError when the body is malformed."""
         try:
-            b = msgpack.unpackb(zlib.decompress(blob), raw=False, **_UNPACK_LIMITS)
-            high, nf = int(b["high"]), len(header.inputs)
-            ids = _array(b["ids"], "<u4", high, "keyframe ids").astype(np.uint32)
-            alive = _unpackbits(b["alive"], high, "keyframe alive")
+            body = _inflate(blob, MAX_KEYFRAME_BODY, "body")
+            try:
+                b = msgpack.unpackb(body, raw=False, **_UNPACK_LIMITS)
+            except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
+                raise ValueError(f"the body is not one msgpack value ({type(exc).__name__})") from None
+            high, capacity, nf = int(b["high"]), int(b["capacity"]), len(header.inputs)
+            if not 0 <= high <= capacity <= MAX_ROWS:
+                raise ValueError(f"high {high} and capacity {capacity} must satisfy 0 <= high <= capacity <= {MAX_ROWS}")
+            ids = _array(b["ids"], "<u4", high, "ids").astype(np.uint32)
+            alive = _unpackbits(b["alive"], high, "alive")
             if len(b["cols"]) != len(header.columns):
-                raise ValueError("keyframe: wrong number of columns")
-            cols = tuple(_array(raw, np.dtype(d).newbyteorder("<"), high, f"keyframe column {n}").astype(d)
+                raise ValueError("wrong number of columns")
+            cols = tuple(_array(raw, np.dtype(d).newbyteorder("<"), high, f"column {n}").astype(d)
                          for raw, (n, d, _) in zip(b["cols"], header.columns))
             track = InputTrack(nf)
-            track.players = _array(b["inputs"][0], "<i4", None, "keyframe input players").astype(np.int32)
-            track.values = _array(b["inputs"][1], "<i2", len(track.players) * nf, "keyframe inputs").astype(np.int16).reshape(-1, nf)
-            players = tuple((int(p), str(n), None if e is None else int(e)) for p, n, e in b["players"])
-            if int(b["tick"]) != tick or int(b["capacity"]) < high:
-                raise ValueError("keyframe: inconsistent tick or capacity")
-            return cls(tick, int(b["capacity"]), int(b["next_id"]), ids, alive, cols, track, players)
-        except (KeyError, TypeError, ValueError, zlib.error, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-            raise ValueError(f"keyframe at tick {tick}: {exc}") from None
+            track.players = _array(b["inputs"][0], "<i4", None, "input players").astype(np.int32)
+            track.values = _array(b["inputs"][1], "<i2", len(track.players) * nf, "inputs").astype(np.int16).reshape(-1, nf)
+            players = tuple((_int_in(p, MAX_PLAYER, "player id"), str(n), None if e is None else _int_in(e, _U32, "entity id"))
+                            for p, n, e in b["players"])
+            next_id = _int_in(b["next_id"], _U32 + 1, "next_id")
+            if int(b["tick"]) != tick:
+                raise ValueError(f"it says tick {b['tick']}")
+            return cls(tick, capacity, next_id, ids, alive, cols, track, players)
+        except (KeyError, TypeError, ValueError, zlib.error) as exc:
+            raise ValueError(f"keyframe at tick {tick}: {type(exc).__name__ if isinstance(exc, KeyError) else ''}{exc}") from None
 
     def world(self, spec: RulesetSpec, seed: int) -> World:
         """A world equal to the captured one, slot for slot."""

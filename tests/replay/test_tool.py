@@ -7,13 +7,26 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
-from server.replayfile import FORMAT_VERSION, PREAMBLE, frame, parse_replay
+from server.replayfile import (
+    FORMAT_VERSION,
+    MAX_KEYFRAME_BODY,
+    PREAMBLE,
+    frame,
+    parse_replay,
+)
 from tests.conftest import ROOT
-from tests.replay.helpers import frames_of, record_match, tamper_input
+from tests.replay.helpers import (
+    edit_keyframe,
+    edit_tick,
+    frames_of,
+    record_match,
+    tamper_input,
+)
 from tools import replay as tool
 
 
@@ -111,6 +124,8 @@ def bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         "other ruleset version": (_with_header(good, {"ruleset_version": 99}), "this build has version 1"),
         "truncated header": (data[:30], "truncated replay"),
         "corrupted bytes": (bytes(corrupt), "corrupt replay at byte"),
+        "player id over int32": (edit_tick(data, 100, [1, 100, [], [[1 << 31, "x"]]]), "joining player id 2147483648 is not"),
+        "negative player id": (edit_tick(data, 100, [1, 100, [-1]]), "leaving player id -1 is not"),
         "a directory": ("dir", "is a directory"),
     }
     out = {}
@@ -125,6 +140,37 @@ def bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
+def _zlib_bomb(size: int) -> bytes:
+    z = zlib.compressobj(9)
+    chunk = bytes(1 << 20)
+    return b"".join(z.compress(chunk) for _ in range(-(-size // len(chunk)))) + z.flush()
+
+
+def bad_keyframes(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    """Files whose frames are sound but whose keyframe at tick 300 is not: only ``verify`` reads it."""
+    data = good.read_bytes()
+    cases = {
+        "huge capacity": (edit_keyframe(data, 300, capacity=1 << 40), f"capacity {1 << 40} must satisfy"),
+        "zlib bomb": (edit_keyframe(data, 300, body=_zlib_bomb(MAX_KEYFRAME_BODY + 1)), f"inflates to over {MAX_KEYFRAME_BODY} bytes"),
+        "not msgpack": (edit_keyframe(data, 300, body=zlib.compress(b"\xc1")), "keyframe at tick 300: "),
+        "player id over int32": (edit_keyframe(data, 300, players=[[1 << 31, "x", None]]), "player id 2147483648 is not"),
+    }
+    out = {}
+    for name, (content, message) in cases.items():
+        path = tmp / ("kf_" + name.replace(" ", "_") + ".replay")
+        path.write_bytes(content)
+        out[name] = (path, message)
+    return out
+
+
+def assert_one_error_line(code: int, out: str, err: str, message: str, name: str) -> None:
+    assert code == 2, (name, out, err)
+    assert out == "", name
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m tools.replay: error: ") and message in lines[0], (name, err)
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("command", ["info", "verify", "play"])
 def test_every_kind_of_bad_file_gets_one_clear_line_and_exit_2(
         capsys: pytest.CaptureFixture[str], good: Path, tmp_path: Path, command: str) -> None:
@@ -132,22 +178,38 @@ def test_every_kind_of_bad_file_gets_one_clear_line_and_exit_2(
         if command == "play" and name == "a directory":
             continue  # play serves directories
         code, out, err = run(capsys, command, str(path))
-        assert code == 2, name
-        assert out == "", name
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("python -m tools.replay: error: ") and message in lines[0], (name, err)
-        assert "Traceback" not in err
+        assert_one_error_line(code, out, err, message, name)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_verify_finds_every_kind_of_bad_keyframe_with_one_clear_line_and_exit_2(
+        capsys: pytest.CaptureFixture[str], good: Path, tmp_path: Path, jobs: str) -> None:
+    for name, (path, message) in bad_keyframes(good, tmp_path).items():
+        code, out, err = run(capsys, "verify", str(path), "--jobs", jobs)
+        assert_one_error_line(code, out, err, message, name)
+        assert err.count("keyframe at tick 300") == 1, err  # said once, not "corrupt keyframe at tick 300: keyframe at tick 300"
+
+
+def test_an_error_no_check_foresaw_is_still_one_line_and_exit_2(
+        capsys: pytest.CaptureFixture[str], good: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kw: object) -> None:
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(tool, "verify", boom)
+    code, out, err = run(capsys, "verify", str(good))
+    assert_one_error_line(code, out, err, f"{good}: MemoryError: out of memory", "unforeseen")
 
 
 def test_the_real_process_exits_2_without_a_traceback(good: Path, tmp_path: Path) -> None:
     files = bad_files(good, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for name in ("corrupted bytes", "missing"):
+    files.update({f"keyframe {k}": v for k, v in bad_keyframes(good, tmp_path).items()})
+    for name in ("corrupted bytes", "missing", "player id over int32", "keyframe huge capacity", "keyframe zlib bomb"):
         path, message = files[name]
         p = subprocess.run([sys.executable, "-m", "tools.replay", "verify", str(path), "--json"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60, check=False)
         assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
-        assert len(p.stderr.strip().splitlines()) == 1 and message in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and message in p.stderr, (name, p.stderr)
 
 
 def test_a_progress_bar_is_drawn_only_on_a_terminal(good: Path) -> None:
