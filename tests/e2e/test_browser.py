@@ -18,12 +18,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from tests.conftest import ROOT, ServerProcess
+from tests.netem import DelayProxy
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -202,61 +204,21 @@ def free_port() -> int:
         return port
 
 
-class LatencyProxy:
-    """A TCP proxy on loopback that delays every byte by ``delay`` seconds each way (so RTT = 2 * delay)."""
+@contextmanager
+def delay_proxy(loop: LoopThread, upstream_port: int, delay: float) -> Iterator[DelayProxy]:
+    """A ``DelayProxy`` (``delay`` seconds each way) running in ``loop`` while the block runs."""
+    proxy = loop.run(DelayProxy(upstream_port, delay).start())
+    try:
+        yield proxy
+    finally:
+        loop.run(proxy.close())
 
-    def __init__(self, loop: LoopThread, upstream_port: int, delay: float) -> None:
-        self.loop = loop
-        self.upstream_port = upstream_port
-        self.delay = delay
-        self.server: asyncio.AbstractServer | None = None
-        self.port = 0
-        self.loop.run(self._start())
 
-    async def _start(self) -> None:
-        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def later() -> None:
-            while True:
-                due, data = await queue.get()
-                if not data:
-                    break
-                wait = due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        sender = asyncio.ensure_future(later())
-        try:
-            while data := await reader.read(65536):
-                queue.put_nowait((time.monotonic() + self.delay, data))
-        except (ConnectionError, OSError):
-            pass
-        queue.put_nowait((0.0, b""))
-        try:
-            await sender
-        except (ConnectionError, OSError):
-            pass
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer), return_exceptions=True)
-
-    def close(self) -> None:
-        async def stop() -> None:
-            if self.server is not None:
-                self.server.close()
-        self.loop.run(stop())
+def cut(loop: LoopThread, proxy: DelayProxy) -> None:
+    """Drop the proxy's connections from outside the page, as a network failure would."""
+    async def now() -> None:
+        proxy.cut()
+    loop.run(now())
 
 
 # -- tests ---------------------------------------------------------------------------
@@ -421,6 +383,50 @@ def test_dropped_connection_shows_a_banner_and_resumes_the_same_player(
     assert state(page)["desyncs"] == 0
 
 
+def test_connection_cut_outside_the_page_shows_a_banner_and_resumes_the_same_player(
+        start_server: Callable[..., ServerProcess], pages: Pages, loop: LoopThread) -> None:
+    server = start_server("--ruleset", "arena", "--npcs", "0", "--hold", "20")
+    with delay_proxy(loop, server.port, 0.0) as proxy:
+        page = pages.open(f"http://127.0.0.1:{proxy.port}/")
+        before = join(page, "Tunnel")
+        held = server_player(server, "Tunnel")
+        assert (held["player"], held["entity"], held["online"]) == (before["player"], before["me"], True)
+        # Watch the server's side of the drop in the background: the player goes offline, held.
+        seen: list[dict[str, Any]] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                seen.append(server_player(server, "Tunnel"))
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            time.sleep(0.1)
+            cut(loop, proxy)  # no close frame: the page only sees its socket die (1006)
+            banner = wait_until(lambda: state(page)["banner"], 3, interval=0.01, what="the reconnect banner")
+            assert "Reconnecting" in banner, banner
+            after = wait_until(lambda: (s := state(page))["reconnects"] == 1 and s["phase"] == "live" and s, 10,
+                               what="the resume")
+        finally:
+            stop.set()
+            watcher.join(5)
+        assert after["resumed"] is True and "welcome back" in (after["banner"] or "")
+        assert (after["me"], after["player"], after["token"]) == (before["me"], before["player"], before["token"])
+        # On the server: the same player and entity, held offline during the drop and back online after it.
+        assert any(not p["online"] for p in seen), "the server never saw the player go offline"
+        assert all((p["player"], p["entity"]) == (held["player"], held["entity"]) for p in seen)
+        players = server.get_json("/api/match")["players"]
+        assert [(p["name"], p["player"], p["entity"], p["online"]) for p in players] == \
+            [("Tunnel", held["player"], held["entity"], True)]
+        # Still played through the proxy after the resume.
+        start = settle(page, server, "Tunnel")
+        hold(page, "d" if start["x"] < 12000 else "a", 0.4)
+        assert settle(page, server, "Tunnel")["x"] != start["x"]
+        assert state(page)["desyncs"] == 0
+
+
 def test_server_restart_reconnects_with_backoff_as_a_new_player(start_server: Callable[..., ServerProcess],
                                                                 pages: Pages) -> None:
     port = free_port()
@@ -465,8 +471,7 @@ def test_full_match_and_unreachable_server_get_clear_messages(start_server: Call
 def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callable[..., ServerProcess], pages: Pages,
                                                             loop: LoopThread, artifacts: Path) -> None:
     server = start_server("--ruleset", "arena", "--npcs", "0")
-    proxy = LatencyProxy(loop, server.port, 0.050)  # 50 ms each way: 100 ms round trip
-    try:
+    with delay_proxy(loop, server.port, 0.050) as proxy:  # 50 ms each way: 100 ms round trip
         page = pages.open(f"http://127.0.0.1:{proxy.port}/")
         join(page, "Laggy")
         wait_until(lambda: (r := state(page)["rtt"]) is not None and r > 90, 5, what="a 100 ms round trip")
@@ -502,5 +507,3 @@ def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callab
         assert s["corrections"] <= 4, s
         assert s["desyncs"] == 0
         page.screenshot(path=str(artifacts / "browser-latency.png"))
-    finally:
-        proxy.close()
