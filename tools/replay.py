@@ -12,7 +12,8 @@ Exit codes: 0 fine (a replay cut short by a killed server still verifies up
 to its last complete frame, with a warning); 1 a verification failed (or,
 with ``--strict``, the replay is incomplete); 2 a bad file (missing, not a
 replay, newer format, unknown ruleset, corrupt, truncated before its header)
-or bad arguments: one line on stderr, never a traceback.
+or bad arguments: one line on stderr, never a traceback; 141 the reader of
+the output went away (``info FILE | head -1``), quietly.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from attrs import frozen
 from game.errors import GameError
 from game.rules import RULESET_NAMES, Ruleset, get_ruleset
 from game.world import state_hash
+from server.cli import port
 from server.protocol.delta import Snapshot
 from server.replayfile import (
     CorruptReplay,
@@ -417,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("play", help="serve a replay (or a directory of them) to the browser viewer")
     pl.add_argument("path", type=Path, nargs="?", default=Path("replays"), help="a .replay file or a directory (default replays)")
     pl.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    pl.add_argument("--port", type=int, default=8770, help="port; 0 picks a free one (default 8770)")
+    pl.add_argument("--port", type=port, default=8770, help="port, 0 to 65535; 0 picks a free one (default 8770)")
     return p
 
 
@@ -426,32 +428,27 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "play":
-            return play(args)
-        path: Path = args.file
-        replay = load(path)
-        if args.command == "info":
-            ruleset_for(replay, path)
-            warn(path, replay)
-            d = info(replay, path)
-            if args.json:
-                print(json.dumps(d))
-            else:
-                print_info(d, sys.stdout)
-            return 0
+#: Exit status when whoever reads our output goes away (``| head``): what a shell reports for SIGPIPE.
+EXIT_PIPE = 128 + 13
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "play":
+        return play(args)
+    path: Path = args.file
+    replay = load(path)
+    if args.command == "info":
+        ruleset_for(replay, path)
         warn(path, replay)
-        progress = Progress(replay.last_tick - replay.first_tick, sys.stderr,
-                            sys.stderr.isatty() and not args.no_progress)
-        r = verify(replay, path, progress, jobs=max(1, args.jobs))
-    except BadFile as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - a file no check foresaw: still one line, never a traceback
-        fail(f"{getattr(args, 'file', None) or args.path}: {type(exc).__name__}: {exc}")
+        d = info(replay, path)
+        if args.json:
+            print(json.dumps(d))
+        else:
+            print_info(d, sys.stdout)
+        return 0
+    warn(path, replay)
+    progress = Progress(replay.last_tick - replay.first_tick, sys.stderr, sys.stderr.isatty() and not args.no_progress)
+    r = verify(replay, path, progress, jobs=max(1, args.jobs))
     if args.json:
         print(json.dumps(r))
     else:
@@ -459,6 +456,26 @@ def main(argv: list[str] | None = None) -> int:
     if not r["ok"]:
         return 1
     return 1 if args.strict and not r["complete"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = run_command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (``info FILE | head -1``): stop quietly, as the docs of the
+        # signal module advise, with stdout pointed at devnull so the exit flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    except BadFile as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a file no check foresaw: still one line, never a traceback
+        fail(f"{getattr(args, 'file', None) or args.path}: {type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -226,3 +227,26 @@ def test_a_progress_bar_is_drawn_only_on_a_terminal(good: Path) -> None:
     quiet = io.StringIO()
     tool.verify(replay, good, tool.Progress(400, quiet, enabled=quiet.isatty()))
     assert quiet.getvalue() == ""
+
+
+def _run_real(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tools.replay", *args], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          text=True, timeout=60, check=False, **kw)
+
+
+@pytest.mark.parametrize("args", [("info",), ("info", "--json"), ("verify",)])
+def test_output_into_a_closed_pipe_exits_quietly(good: Path, args: tuple[str, ...]) -> None:
+    read, write = os.pipe()
+    os.close(read)  # like `| head -1` having exited: every write fails with EPIPE
+    try:
+        p = _run_real(args[0], str(good), *args[1:], stdout=write, stderr=subprocess.PIPE)
+    finally:
+        os.close(write)
+    assert p.returncode == tool.EXIT_PIPE == 141 and p.stderr == ""
+
+
+@pytest.mark.parametrize("value", ["99999", "-1", "http"])
+def test_play_refuses_a_port_out_of_range_with_a_usage_error(value: str) -> None:
+    p = _run_real("play", "--port", value, capture_output=True)
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("python -m tools.replay play: error: argument --port: ")
