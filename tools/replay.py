@@ -35,7 +35,7 @@ from attrs import frozen
 from game.errors import GameError
 from game.rules import RULESET_NAMES, Ruleset, get_ruleset
 from game.world import state_hash
-from server.cli import port
+from server.cli import port, positive
 from server.protocol.delta import Snapshot
 from server.replayfile import (
     CorruptReplay,
@@ -263,6 +263,11 @@ def check_segment(replay: Replay, path: Path, start: int, end: int, progress: Pr
         raise BadFile(f"{path}: {exc}") from None
 
 
+def default_jobs(replay: Replay) -> int:
+    """One process per CPU, but no more than the replay has keyframe-to-keyframe pieces."""
+    return max(1, min(os.cpu_count() or 1, len(segments(replay, 2))))
+
+
 def segments(replay: Replay, jobs: int) -> list[tuple[int, int]]:
     """``(start, end]`` ranges to re-simulate: the whole replay for one job, else keyframe to keyframe."""
     if jobs <= 1 or not replay.keyframes:
@@ -283,17 +288,19 @@ def _check_in_worker(span: tuple[int, int]) -> Segment:
         return Segment(span[0], span[1], error=str(exc))
 
 
-def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int = 1) -> dict[str, Any]:
+def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int | None = 1) -> dict[str, Any]:
     """Re-simulate ``replay`` and compare every checkpoint, keyframe and the end record.
 
     With ``jobs`` > 1 the replay is cut at its keyframes and the pieces are
     re-simulated in parallel processes, each from its keyframe; each piece
     also checks that it arrives exactly at the next keyframe (world, input
     table, players), so the chain proves what one re-simulation from the
-    seed proves.
+    seed proves. ``jobs`` None: ``default_jobs(replay)``.
     """
     global _SHARED
     replayer_for(replay, path)  # a bad ruleset fails here, before any worker starts
+    if jobs is None:
+        jobs = default_jobs(replay)
     h = replay.header
     spans = segments(replay, jobs)
     t0 = time.perf_counter()
@@ -413,9 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the result as one JSON object")
     v.add_argument("--strict", action="store_true", help="exit 1 when the replay is incomplete (no end record or cut short)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
-    v.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help=f"re-simulate keyframe-to-keyframe pieces in N processes (default 1: one pass from the seed; "
-                        f"this machine has {os.cpu_count()} CPUs)")
+    v.add_argument("--jobs", type=positive(int), default=None, metavar="N",
+                   help=f"re-simulate the keyframe-to-keyframe pieces of the replay in N processes; 1: one pass from "
+                        f"the seed (default: one per CPU, no more than there are pieces; this machine has "
+                        f"{os.cpu_count()} CPUs)")
     pl = sub.add_parser("play", help="serve a replay (or a directory of them) to the browser viewer")
     pl.add_argument("path", type=Path, nargs="?", default=Path("replays"), help="a .replay file or a directory (default replays)")
     pl.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -448,7 +456,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     warn(path, replay)
     progress = Progress(replay.last_tick - replay.first_tick, sys.stderr, sys.stderr.isatty() and not args.no_progress)
-    r = verify(replay, path, progress, jobs=max(1, args.jobs))
+    r = verify(replay, path, progress, jobs=args.jobs)
     if args.json:
         print(json.dumps(r))
     else:

@@ -250,3 +250,16 @@ def test_play_refuses_a_port_out_of_range_with_a_usage_error(value: str) -> None
     p = _run_real("play", "--port", value, capture_output=True)
     assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("python -m tools.replay play: error: argument --port: ")
+
+
+@pytest.mark.parametrize("cpus, jobs", [(1, 1), (2, 2), (8, 2)])  # the replay has two pieces: 0..300, 300..400
+def test_verify_runs_one_process_per_cpu_by_default_but_no_more_than_pieces(
+        capsys: pytest.CaptureFixture[str], good: Path, monkeypatch: pytest.MonkeyPatch, cpus: int, jobs: int) -> None:
+    monkeypatch.setattr(tool.os, "cpu_count", lambda: cpus)
+    code, out, _ = run(capsys, "verify", str(good), "--json")
+    r = json.loads(out)
+    assert code == 0 and r["ok"] and r["jobs"] == jobs and r["keyframes_checked"] == 1
+    code, out, _ = run(capsys, "verify", str(good), "--json", "--jobs", "1")
+    assert json.loads(out)["jobs"] == 1
+    code, _, err = run(capsys, "verify", str(good), "--jobs", "0")
+    assert code == 2 and "--jobs: '0' must be positive" in err
