@@ -11,7 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,7 +35,7 @@ log = logging.getLogger("server")
 #: The WebSocket library's own frame limit; our codec's 1 KiB limit comes first.
 WS_MAX_SIZE = 64 * 1024
 
-Route = Callable[[Request], Response]
+Route = Callable[[Request], Response | Awaitable[Response]]
 
 
 def binary_frame_header(size: int) -> bytes:
@@ -186,7 +186,7 @@ class GameServer:
 
     # -- HTTP ------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return None
@@ -208,10 +208,13 @@ class GameServer:
         """Match info and every player's entity state (world units are column / scale)."""
         return json_response({**self.match.info(), "players": self.match.player_states()})
 
-    def _api_replays(self, request: Request) -> Response:
-        """The recorded replays of ``--replay-dir``, newest first (REPLAY.md); ``tools.replay play`` plays them."""
-        return json_response({"playback": False, "dir": str(self.config.replay_dir),
-                              "replays": list_replays(self.config.replay_dir)})
+    async def _api_replays(self, request: Request) -> Response:
+        """The recorded replays of ``--replay-dir``, newest first (REPLAY.md); ``tools.replay play`` plays them.
+
+        Listed on a worker thread (the disk must not stall the tick), each header read once (``ReplayIndex``).
+        """
+        replays = await asyncio.to_thread(list_replays, self.config.replay_dir)
+        return json_response({"playback": False, "dir": str(self.config.replay_dir), "replays": replays})
 
     def _metrics(self, request: Request) -> Response:
         m = self.match

@@ -22,7 +22,7 @@ import secrets
 import signal
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -510,20 +510,24 @@ class PlaybackServer:
 
     # -- HTTP ------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return None
         if path == "/api/replays":
-            replays = list_replays(self.directory)
-            if self.only is not None:
-                replays = [r for r in replays if r["name"] == self.only]
-            return json_response({"playback": True, "dir": str(self.directory), "replays": replays})
+            return self._api_replays()
         if path == "/healthz":
             return json_response({"status": "ok", "playing": {n: p.sim.tick for n, p in self.playbacks.items()}})
         if path == "/":
             path = "/replay.html"
         return self._file(path)
+
+    async def _api_replays(self) -> Response:
+        """The listing, read on a worker thread (the disk must not stall the playbacks), headers cached."""
+        replays = await asyncio.to_thread(list_replays, self.directory)
+        if self.only is not None:
+            replays = [r for r in replays if r["name"] == self.only]
+        return json_response({"playback": True, "dir": str(self.directory), "replays": replays})
 
     def _file(self, path: str) -> Response:
         return static_file(self._static, path)

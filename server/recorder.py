@@ -27,7 +27,10 @@ from game.world import PlayerId, state_hash
 from server.protocol.delta import Snapshot
 from server.replayfile import (
     CHECKPOINT_EVERY,
+    FRAME_HEAD,
     KEYFRAME_EVERY,
+    PREAMBLE,
+    CorruptReplay,
     EndRecord,
     FrameDecoder,
     Header,
@@ -265,47 +268,116 @@ class Recorder:
 
 # -- replays on disk -----------------------------------------------------------
 
-#: Bytes read from the start of a file to find its header when listing.
-HEADER_PROBE = 64 << 10
+#: Bytes read first from a file to find its header when listing (headers are a few hundred bytes).
+HEADER_PROBE = 4 << 10
+#: The longest header frame a listing reads; a longer one is listed with an error.
+HEADER_MAX = 64 << 10
 #: Most replays listed (newest first).
 MAX_LISTED = 500
 
 
-def read_header(path: Path) -> Header:
-    """The header of the replay at ``path``, reading only its first bytes.
+def read_header(path: Path, probe: int = HEADER_PROBE) -> Header:
+    """The header of the replay at ``path``: reads ``probe`` bytes, more only if the header frame is longer.
 
     Raises:
         OSError; ReplayError (NotAReplay, UnsupportedFormat, TruncatedReplay, CorruptReplay).
     """
-    with open(path, "rb") as f:
-        data = f.read(HEADER_PROBE)
     dec = FrameDecoder()
-    dec.feed(data)
-    for at, payload in dec.frames():
-        return header_of(at, payload)
+    with open(path, "rb") as f:
+        data = f.read(probe)
+        size = len(data)
+        dec.feed(data)
+        for at, payload in dec.frames():
+            return header_of(at, payload)
+        if dec.version is not None and size == probe and size >= PREAMBLE.size + FRAME_HEAD.size:
+            # A preamble, then a header frame longer than the probe: read the rest of it, within reason.
+            need = PREAMBLE.size + FRAME_HEAD.size + FRAME_HEAD.unpack_from(data, PREAMBLE.size)[0]
+            if need > HEADER_MAX:
+                raise CorruptReplay(PREAMBLE.size, f"a header frame of {need - PREAMBLE.size} bytes, over {HEADER_MAX}")
+            more = f.read(need - size)
+            size += len(more)
+            dec.feed(more)
+            for at, payload in dec.frames():
+                return header_of(at, payload)
     dec.eof()
-    raise TruncatedReplay(len(data))
+    raise TruncatedReplay(size)
+
+
+def _summary(path: Path, st: os.stat_result) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": path.name, "path": str(path), "size": st.st_size, "mtime": utc_iso(st.st_mtime)}
+    try:
+        h = read_header(path)
+        item.update(match=h.match, ruleset=h.ruleset, ruleset_version=h.ruleset_version, seed=h.seed,
+                    options=h.options, tick_rate=h.tick_rate, start_time=h.start_time)
+    except (OSError, ReplayError) as exc:
+        item["error"] = str(exc)
+    return item
+
+
+class ReplayIndex:
+    """The replays of one directory, newest first, each file's header read once.
+
+    A file's summary is kept while its (name, size, mtime_ns) stays the
+    same, so a listing stats every file but reads only new or changed ones
+    (a replay being recorded changes at every flush). Blocking: call
+    ``list()`` off the event loop (``asyncio.to_thread``); listings run one
+    at a time.
+
+    Attributes:
+        reads: headers read so far (cache misses).
+    """
+
+    def __init__(self, directory: Path, limit: int = MAX_LISTED) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.reads = 0
+        self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def list(self) -> list[dict[str, Any]]:
+        """Name, path, size, mtime and the header's summary (or an ``error``) per replay; [] without the directory."""
+        with self._lock:
+            entries = []
+            try:
+                with os.scandir(self.directory) as it:
+                    for e in it:
+                        try:
+                            if e.name.endswith(SUFFIX) and e.is_file():
+                                entries.append((self.directory / e.name, e.stat()))
+                        except OSError:  # gone since the directory was read
+                            continue
+            except OSError:
+                return []
+            entries.sort(key=lambda e: (-e[1].st_mtime, e[0].name))
+            fresh: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+            for path, st in entries[: self.limit]:
+                key = (st.st_size, st.st_mtime_ns)
+                hit = self._cache.get(path.name)
+                if hit is None or hit[0] != key:
+                    hit = (key, _summary(path, st))
+                    self.reads += 1
+                fresh[path.name] = hit
+            self._cache = fresh
+            return [dict(item) for _, item in fresh.values()]
+
+
+_indexes: dict[Path, ReplayIndex] = {}
+_indexes_lock = threading.Lock()
+
+
+def replay_index(directory: Path) -> ReplayIndex:
+    """The process's ``ReplayIndex`` of ``directory`` (one per directory, shared by every caller)."""
+    key = directory.resolve()
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = _indexes[key] = ReplayIndex(directory)
+        return index
 
 
 def list_replays(directory: Path, *, limit: int = MAX_LISTED) -> list[dict[str, Any]]:
-    """The replays in ``directory``, newest first: name, size, mtime and their header's summary.
+    """The replays in ``directory``, newest first (``ReplayIndex.list``, cached per directory). Blocking.
 
     A file that cannot be read is listed with an ``error``; a missing directory lists nothing.
     """
-    try:
-        entries = [(p, p.stat()) for p in directory.iterdir() if p.suffix == SUFFIX and p.is_file()]
-    except OSError:
-        return []
-    entries.sort(key=lambda e: (-e[1].st_mtime, e[0].name))
-    out = []
-    for path, st in entries[:limit]:
-        item: dict[str, Any] = {"name": path.name, "path": str(path), "size": st.st_size,
-                                "mtime": utc_iso(st.st_mtime)}
-        try:
-            h = read_header(path)
-            item.update(match=h.match, ruleset=h.ruleset, ruleset_version=h.ruleset_version, seed=h.seed,
-                        options=h.options, tick_rate=h.tick_rate, start_time=h.start_time)
-        except (OSError, ReplayError) as exc:
-            item["error"] = str(exc)
-        out.append(item)
-    return out
+    return replay_index(directory).list()[:limit]

@@ -1,0 +1,154 @@
+"""Listing replays (``/api/replays``): small header reads, a cache by (name, size, mtime), off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from game.rules import get_ruleset
+from server import recorder
+from server.app import GameServer
+from server.config import ServerConfig
+from server.match import Match
+from server.playback import PlaybackServer
+from server.recorder import HEADER_MAX, HEADER_PROBE, ReplayIndex, read_header
+from server.replayfile import HEADER, CorruptReplay
+from tests.replay.helpers import edit_records, record_match
+
+MANY = 500
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of ``MANY`` replays (copies of one), each with its own mtime."""
+    directory = tmp_path_factory.mktemp("many")
+    path, _, _ = record_match(directory, "drift", ticks=60, players=2, options={"npcs": 50})
+    for i in range(MANY - 1):
+        copy = directory / f"r{i:03d}.replay"
+        shutil.copyfile(path, copy)
+        os.utime(copy, ns=(1_700_000_000_000_000_000 + i * 1_000_000, 1_700_000_000_000_000_000 + i * 1_000_000))
+    return directory
+
+
+def test_a_listing_reads_each_header_once_until_the_file_changes(many: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    shutil.copytree(many, directory)
+    index = ReplayIndex(directory)
+    listing = index.list()
+    assert len(listing) == MANY and index.reads == MANY
+    assert [e["name"] for e in listing][-3:] == ["r002.replay", "r001.replay", "r000.replay"]  # newest first
+    assert all(e["ruleset"] == "drift" and "error" not in e for e in listing)
+    assert index.list() == listing and index.reads == MANY  # all from the cache
+    with open(directory / "r005.replay", "ab") as f:  # a replay still being recorded grows
+        f.write(b"\0")
+    (directory / "r006.replay").unlink()
+    again = index.list()
+    assert index.reads == MANY + 1 and len(again) == MANY - 1
+    assert next(e for e in again if e["name"] == "r005.replay")["size"] == (many / "r005.replay").stat().st_size + 1
+
+
+def test_read_header_reads_a_small_probe_and_more_only_for_a_longer_header(
+        many: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (many / "r000.replay").read_bytes()
+
+    def with_writer(text: str) -> Path:
+        path = tmp_path / f"w{len(text)}.replay"
+        path.write_bytes(edit_records(data, lambda rec: [HEADER, {**rec[1], "writer": text}] if rec[0] == HEADER else None))
+        return path
+
+    asked: list[int] = []  # the sizes of the reads
+    real_open = open
+
+    class Counting:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def __enter__(self) -> Self:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def read(self, n: int) -> bytes:
+            asked.append(n)
+            out: bytes = self.f.read(n)
+            return out
+
+    monkeypatch.setattr(recorder, "open", lambda *a: Counting(real_open(*a)), raising=False)
+    assert read_header(many / "r000.replay").ruleset == "drift" and asked == [HEADER_PROBE]
+    asked.clear()
+    long = with_writer("x" * 10_000)
+    assert read_header(long).extra["writer"] == "x" * 10_000
+    header_end = 12 + 8 + int.from_bytes(long.read_bytes()[12:16], "little")
+    assert asked == [HEADER_PROBE, header_end - HEADER_PROBE]  # the probe, then just the rest of the header
+    with pytest.raises(CorruptReplay, match=f"over {HEADER_MAX}"):
+        read_header(with_writer("x" * HEADER_MAX))
+
+
+def _get(port: int, path: str) -> Any:
+    """A plain HTTP GET on a thread of its own (urllib), decoded from JSON."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+        return json.loads(r.read())
+
+
+def test_the_game_server_lists_many_replays_off_the_event_loop(many: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[str] = []
+    real = recorder.list_replays
+
+    def slow_listing(directory: Path) -> list[dict[str, Any]]:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.5)  # a slow disk: the tick loop and other requests must go on meanwhile
+        return real(directory)
+
+    monkeypatch.setattr("server.app.list_replays", slow_listing)
+    config = ServerConfig(port=0, ruleset="drift", options=(("npcs", 10),), record=False, replay_dir=many)
+    server = GameServer(config, Match(get_ruleset("drift"), match_id="m", options={"npcs": 10}))
+
+    async def main() -> None:
+        port = await server.start()
+        runner = asyncio.create_task(server.run())
+        try:
+            listing = asyncio.create_task(asyncio.to_thread(_get, port, "/api/replays"))
+            await asyncio.sleep(0.1)
+            tick = server.match.tick_count
+            health = await asyncio.to_thread(_get, port, "/healthz")  # answered while the listing is under way
+            assert not listing.done() and health["status"] == "ok"
+            await asyncio.sleep(0.2)
+            assert server.match.tick_count > tick  # the tick loop kept ticking
+            body = await listing
+            assert body["playback"] is False and len(body["replays"]) == MANY
+            assert threads and threads[0] != threading.main_thread().name
+        finally:
+            server.stop()
+            await asyncio.wait_for(runner, 10)
+
+    asyncio.run(main())
+
+
+def test_the_playback_server_lists_many_replays_from_the_cache(many: Path) -> None:
+    server = PlaybackServer(many, port=0)
+
+    async def main() -> None:
+        port = await server.start()
+        runner = asyncio.create_task(server.run())
+        try:
+            first = await asyncio.to_thread(_get, port, "/api/replays")
+            reads = recorder.replay_index(many).reads
+            second = await asyncio.to_thread(_get, port, "/api/replays")
+            assert first == second and first["playback"] is True and len(first["replays"]) == MANY
+            assert recorder.replay_index(many).reads == reads  # nothing read again
+        finally:
+            server.stop()
+            await asyncio.wait_for(runner, 10)
+
+    asyncio.run(main())
