@@ -70,6 +70,8 @@ class Game {
     this.follow = null; // spectators: entity followed, null = whole arena
     this.arenaView = params.get("view") === "arena";
     this.camera = { x: 0, y: 0, zoom: 1 };
+    /** CSS pixels the HUD's bars take at the top and bottom (kept free in the whole-arena view). */
+    this.insets = { top: 20, bottom: 20 };
     this.rtt = null;
     this.pingId = 0;
     this.updateTimes = new Ring(120);
@@ -107,6 +109,20 @@ class Game {
     $("watch").addEventListener("click", () => this.join(nameInput.value || "spectator", true));
     $("leave").addEventListener("click", () => this.leave());
     $("banner-retry").addEventListener("click", () => this.link && this.link.retryNow());
+    $("lb-toggle").addEventListener("click", () => {
+      const open = $("leaderboard").classList.toggle("open");
+      $("lb-toggle").textContent = open ? "▴" : "▾";
+      $("lb-toggle").title = open ? "Show the top three" : "Show the whole leaderboard";
+      $("lb-toggle").setAttribute("aria-expanded", String(open));
+      this.layoutHud();
+    });
+    // Touch spectators have no Tab key: a tap on the bar shows the next player, then the whole arena.
+    $("spectating").addEventListener("click", () => {
+      const list = this.followable();
+      if (!this.arenaView && list.length && list[list.length - 1].entity === this.follow) this.arenaView = true;
+      else this.cycle(1);
+      this.lastHud = -Infinity;
+    });
     setTimeout(() => nameInput.focus(), 0);
   }
 
@@ -554,8 +570,10 @@ class Game {
       else this.cycle(1);
     }
     if (!target) {
-      target = { x: s.width / 2, y: s.height / 2 };
-      zoom = r.fitZoom(s.width, s.height);
+      // The whole arena, centred in the room the HUD's top and bottom bars leave.
+      const { top, bottom } = this.insets;
+      zoom = r.fitZoom(s.width, s.height, top, bottom);
+      target = { x: s.width / 2, y: s.height / 2 + (bottom - top) / (2 * zoom) };
     }
     const c = this.camera;
     if (!this.cameraInit || (!this.spectate && mePos)) {
@@ -630,7 +648,9 @@ class Game {
     spec.hidden = !this.spectate;
     if (this.spectate) {
       const who = this.arenaView || this.follow == null ? "the whole arena" : (this.names.get(this.follow)?.name ?? `#${this.follow}`);
-      spec.innerHTML = `Spectating <b>${escapeHtml(who)}</b> · <kbd>Tab</kbd> next player · <kbd>V</kbd> whole arena`;
+      const how = document.body.classList.contains("compact")
+        ? `<span class="muted">tap to switch</span>` : `<kbd>Tab</kbd> next player · <kbd>V</kbd> whole arena`;
+      spec.innerHTML = `Spectating <b>${escapeHtml(who)}</b> · ${how}`;
     }
     if (!this.spectate && now - this.hintShownAt > 9000) $("hint").classList.add("faded");
     // Network numbers.
@@ -641,6 +661,29 @@ class Game {
       `ping <b>${ping}</b> · tick <b>${st.tick}</b> · <b>${ups}</b> upd/s · <b>${(bps / 1024).toFixed(1)}</b> kB/s<br>` +
       `<b>${st.ids.length}</b> entities · <b>${Math.round(fps)}</b> fps · ` +
       `<span class="${m.desyncs ? "warn" : ""}">desync <b>${m.desyncs}</b></span> · corrections <b>${corr}</b>`;
+    this.layoutHud();
+  }
+
+  /**
+   * Fit the HUD to the window: compact panels on small screens (the
+   * leaderboard folds to its top rows, the kill feed goes under the top
+   * panels), and the room the bars leave for the whole-arena view.
+   */
+  layoutHud() {
+    const compact = window.innerWidth <= 700 || window.innerHeight <= 500;
+    document.body.classList.toggle("compact", compact);
+    const h = window.innerHeight;
+    let top = 0, bottom = 0;
+    for (const id of ["me-card", "leave", "leaderboard"]) {
+      const r = $(id).getBoundingClientRect();
+      if (r.height > 0) top = Math.max(top, r.bottom);
+    }
+    for (const id of ["spectating", "netstats"]) {
+      const r = $(id).getBoundingClientRect();
+      if (r.height > 0) bottom = Math.max(bottom, h - r.top);
+    }
+    $("killfeed").style.top = compact ? `${Math.round(top + 8)}px` : "";
+    this.insets = { top: compact ? top + 8 : 20, bottom: Math.max(20, bottom + 8) };
   }
 
   // -- debug hook --------------------------------------------------------------

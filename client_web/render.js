@@ -53,9 +53,9 @@ export class Renderer {
     return Math.max(0.35, Math.sqrt(this.w * this.h) / 1100);
   }
 
-  /** Zoom that fits a width x height arena on screen. */
-  fitZoom(width, height) {
-    return Math.min(this.w / (width * 1.06), (this.h - 40) / (height * 1.06));
+  /** Zoom that fits a width x height arena on screen between `top` and `bottom` CSS pixels kept for the HUD. */
+  fitZoom(width, height, top = 20, bottom = 20) {
+    return Math.min(this.w / (width * 1.06), Math.max(40, this.h - top - bottom) / (height * 1.06));
   }
 
   toScreen(wx, wy) {

@@ -314,6 +314,55 @@ def test_bots_are_mirrored_and_drawn(start_server: Callable[..., ServerProcess],
     assert state(page)["desyncs"] == 0
 
 
+HUD_RECTS = """() => {
+  const rect = (id) => { const r = document.getElementById(id).getBoundingClientRect();
+                         return r.height > 0 ? [r.left, r.top, r.right, r.bottom] : null; };
+  const g = window.__game.game, s = g.schema, r = g.renderer;
+  const [x0, y0] = r.toScreen(0, 0), [x1, y1] = r.toScreen(s.width, s.height);
+  const rows = [...document.querySelectorAll('#scores li')].filter((li) => li.getBoundingClientRect().height > 0).length;
+  return { arena: [x0, y0, x1, y1], rows, w: innerWidth, h: innerHeight,
+           ...Object.fromEntries(['me-card', 'leave', 'leaderboard', 'killfeed', 'netstats', 'spectating'].map((id) => [id, rect(id)])) };
+}"""
+
+
+def overlap(a: list[float] | None, b: list[float] | None) -> bool:
+    return a is not None and b is not None and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_hud_panels_leave_the_arena_and_each_other_clear_on_desktop_and_mobile(
+        start_server: Callable[..., ServerProcess], pages: Pages, processes: list[subprocess.Popen[bytes]],
+        artifacts: Path) -> None:
+    server = start_server("--ruleset", "arena")
+    start_bots(processes, server, 6)
+    wait_until(lambda: server.get_json("/healthz")["players"] >= 6, 15, what="bots to join")
+    feed = "() => { for (const [a, b] of [['bot1', 'bot2'], ['a drone', 'bot3'], ['bot4', 'bot5']]) window.__game.game.pushFeed(a, b, false); }"
+    # Desktop, the whole arena: the bottom bars sit below the arena; Leave takes the empty card's place.
+    desk = pages.open(server.http + "/")
+    join(desk, "Wide", spectate=True)
+    time.sleep(1.0)  # the camera settles on the fitted zoom
+    r = desk.evaluate(HUD_RECTS)
+    assert r["arena"][3] <= min(r["spectating"][1], r["netstats"][1]), r
+    assert r["me-card"] is None and r["leave"][1] <= 20, r
+    desk.screenshot(path=str(artifacts / "browser-hud-desktop-arena.png"))
+    # A 390 px phone, playing: a folded leaderboard, and the kill feed under the panels.
+    ctx = pages.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    pages.contexts.append(ctx)
+    phone = ctx.new_page()
+    phone.goto(server.http + "/")
+    phone.wait_for_function("() => window.__game !== undefined")
+    join(phone, "Narrow")
+    phone.evaluate(feed)
+    time.sleep(0.6)
+    r = phone.evaluate(HUD_RECTS)
+    assert r["rows"] <= 4, r
+    for a, b in [("killfeed", "me-card"), ("killfeed", "leaderboard"), ("killfeed", "leave"), ("me-card", "leaderboard")]:
+        assert not overlap(r[a], r[b]), (a, b, r)
+    assert r["leaderboard"][2] <= r["w"] and r["killfeed"][2] <= r["w"], r
+    phone.screenshot(path=str(artifacts / "browser-hud-mobile-player.png"))
+    phone.click("#lb-toggle")
+    wait_until(lambda: phone.evaluate(HUD_RECTS)["rows"] > 4, 2, what="the unfolded leaderboard")
+
+
 def test_two_pages_see_each_other(start_server: Callable[..., ServerProcess], pages: Pages, artifacts: Path) -> None:
     server = start_server("--ruleset", "arena", "--npcs", "0")
     a, b = pages.open(server.http + "/"), pages.open(server.http + "/")
