@@ -696,6 +696,7 @@ class Replay:
         ticks: one record per tick, ``start_tick + 1`` onwards, contiguous.
         torn: the incomplete last frame, if the writer was killed mid-write.
         size: bytes parsed.
+        version: the file's format version (from its preamble).
     """
 
     header: Header
@@ -705,6 +706,7 @@ class Replay:
     end: EndRecord | None = None
     torn: TornTail | None = None
     size: int = 0
+    version: int = FORMAT_VERSION
 
     @property
     def first_tick(self) -> int:
@@ -727,8 +729,21 @@ class Replay:
         return out
 
     def players(self) -> dict[int, str]:
-        """Everyone who ever joined: player id -> name."""
-        return {p: n for t in self.ticks for p, n in t.joins}
+        """Everyone who was ever in the match: player id -> name.
+
+        The players who joined, and for a recording that starts mid-match
+        those of its start keyframe (none if that keyframe is corrupt:
+        re-simulation reports it).
+        """
+        out: dict[int, str] = {}
+        start = self.keyframe_at_or_before(self.first_tick) if self.first_tick else None
+        if start is not None:
+            try:
+                out.update((p, n) for p, n, _ in start.decode(self.header).players)
+            except ValueError:
+                pass
+        out.update((p, n) for t in self.ticks for p, n in t.joins)
+        return out
 
     def keyframe_at_or_before(self, tick: int) -> Keyframe | None:
         best = None
@@ -772,7 +787,8 @@ def parse_replay(data: bytes | bytearray | memoryview) -> Replay:
     if first is None:
         dec.eof()  # raises TruncatedReplay or NotAReplay before a complete header
         raise TruncatedReplay(len(data))
-    replay = Replay(header_of(*first))
+    assert dec.version is not None  # a frame came after the preamble
+    replay = Replay(header_of(*first), version=dec.version)
     expected = replay.header.start_tick + 1
     for at, payload in frames:
         rec = _unpack(at, payload)

@@ -1,6 +1,7 @@
 """``python -m tools.replay``: inspect, verify and play recorded matches (REPLAY.md).
 
-- ``info FILE``: the header, duration, players, final scores, checkpoints, size.
+- ``info FILE``: the format version, the header, duration, players, final
+  scores (with the players' names), checkpoints, size.
 - ``verify FILE``: re-simulate from the seed and the recorded inputs and
   compare every checkpoint (and keyframe, and the end record); exit 0 when
   everything matches, 1 at the first divergence. ``--json`` prints one
@@ -115,13 +116,16 @@ def info(replay: Replay, path: Path) -> dict[str, Any]:
             present[p] = t.tick
     player_minutes += sum(replay.last_tick - s for s in present.values()) / h.tick_rate / 60
     return {
-        "file": str(path), "size": replay.size, "complete": replay.complete,
+        "file": str(path), "format_version": replay.version, "size": replay.size, "complete": replay.complete,
         "match": h.match, "ruleset": h.ruleset, "ruleset_version": h.ruleset_version, "seed": h.seed,
         "options": h.options, "tick_rate": h.tick_rate, "start_time": h.start_time,
         "end_time": replay.end.end_time if replay.end else None,
         "first_tick": replay.first_tick, "last_tick": replay.last_tick, "ticks": ticks,
         "duration_s": round(seconds, 3),
         "players": [{"player": p, "name": n} for p, n in sorted(joined.items())],
+        "score_table": None if replay.end is None else [
+            {"player": p, "name": joined.get(p), "score": s}
+            for p, s in sorted(replay.end.scores.items(), key=lambda ps: (-ps[1], ps[0]))],
         "scores": None if replay.end is None else {str(p): s for p, s in sorted(replay.end.scores.items())},
         "final_hash": replay.end.hash if replay.end else None,
         "checkpoints": len(replay.checkpoints), "checkpoint_every": h.checkpoint_every,
@@ -135,16 +139,17 @@ def info(replay: Replay, path: Path) -> dict[str, Any]:
 
 def print_info(d: dict[str, Any], out: TextIO) -> None:
     opts = ", ".join(f"{k}={v}" for k, v in d["options"].items()) or "none"
-    print(f"file:        {d['file']} ({d['size']} bytes, {'complete' if d['complete'] else 'INCOMPLETE'})", file=out)
+    print(f"file:        {d['file']} ({d['size']} bytes, format version {d['format_version']}, "
+          f"{'complete' if d['complete'] else 'INCOMPLETE'})", file=out)
     print(f"match:       {d['match']}: {d['ruleset']} v{d['ruleset_version']}, seed {d['seed']}, options {opts}", file=out)
     print(f"started:     {d['start_time']}" + (f", ended {d['end_time']}" if d["end_time"] else ""), file=out)
     print(f"duration:    ticks {d['first_tick']}..{d['last_tick']} ({d['ticks']} ticks, {d['duration_s']:.1f} s at {d['tick_rate']} Hz)", file=out)
     players = ", ".join(f"{p['player']} {p['name']}" for p in d["players"]) or "none"
     print(f"players:     {len(d['players'])}: {players}", file=out)
-    if d["scores"] is None:
+    if d["score_table"] is None:
         print("scores:      unknown (no end record)", file=out)
     else:
-        scores = ", ".join(f"{p}: {s}" for p, s in sorted(d["scores"].items(), key=lambda kv: -kv[1])) \
+        scores = ", ".join(f"{e['name'] or '?'} ({e['player']}): {e['score']}" for e in d["score_table"]) \
             or "none (no player was left in the match)"
         print(f"scores:      {scores}", file=out)
         print(f"final hash:  {d['final_hash']}", file=out)
@@ -412,7 +417,7 @@ def play(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Inspect, verify and play recorded matches (REPLAY.md).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    i = sub.add_parser("info", help="header, duration, players, final scores, checkpoints, size")
+    i = sub.add_parser("info", help="format version, header, duration, players, final scores, checkpoints, size")
     i.add_argument("file", type=Path)
     i.add_argument("--json", action="store_true", help="print one JSON object")
     v = sub.add_parser("verify", help="re-simulate and compare every checkpoint; exit 1 at the first divergence")

@@ -130,6 +130,7 @@ def test_a_recorder_attached_mid_match_starts_with_a_keyframe(tmp_path: Path) ->
     assert r.header.start_tick == 45 and r.keyframes[0].tick == 45 and r.ticks[0].tick == 46
     sim = Replayer(r, get_ruleset("arena"))
     assert sim.players == {1: ("early", match.members[1].entity)}  # type: ignore[index]
+    assert r.players() == {1: "early"}  # from the start keyframe: "early" joined before the recording
     sim.seek(r.last_tick)
     assert sim.hash() == r.end.hash == match.state_hash()  # type: ignore[union-attr]
 
