@@ -171,7 +171,7 @@ class Progress:
         self.stream = stream
         self.enabled = enabled
         self.count = 0
-        self._last = 0.0
+        self._last = float("-inf")  # the first update always draws
         self._start = time.perf_counter()
 
     def advance(self, ticks: int) -> None:

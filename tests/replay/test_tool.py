@@ -220,20 +220,54 @@ def test_the_real_process_exits_2_without_a_traceback(good: Path, tmp_path: Path
         assert len(p.stderr.strip().splitlines()) == 1 and message in p.stderr, (name, p.stderr)
 
 
-def test_a_progress_bar_is_drawn_only_on_a_terminal(good: Path) -> None:
+def test_a_progress_bar_is_drawn_when_enabled_and_cleared_at_the_end(good: Path) -> None:
     import io
 
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    stream = Tty()
+    stream = io.StringIO()
     replay = parse_replay(good.read_bytes())
-    tool.verify(replay, good, tool.Progress(400, stream, enabled=stream.isatty()))
-    assert "verifying [" in stream.getvalue() or stream.getvalue().strip() == ""  # fast runs may finish before 0.1 s
+    tool.verify(replay, good, tool.Progress(400, stream, enabled=True))
+    text = stream.getvalue()
+    assert text.startswith("\rverifying [") and "tick 1/400" in text  # the first tick draws at once
+    assert text.endswith("\r" + " " * 79 + "\r")  # and the line is wiped at the end
     quiet = io.StringIO()
-    tool.verify(replay, good, tool.Progress(400, quiet, enabled=quiet.isatty()))
+    tool.verify(replay, good, tool.Progress(400, quiet, enabled=False))
     assert quiet.getvalue() == ""
+
+
+def _stderr_of_verify(good: Path, on_a_terminal: bool, *extra: str) -> str:
+    """What ``verify`` writes to its stderr when that is a terminal (a pty) or a pipe."""
+    import pty
+
+    if not on_a_terminal:
+        p = _run_real("verify", str(good), "--jobs", "1", *extra, capture_output=True)
+        assert p.returncode == 0 and p.stdout.startswith("OK:")
+        return p.stderr
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tools.replay", "verify", str(good), "--jobs", "1", *extra], cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.startswith(b"OK:")
+    finally:
+        os.close(master)
+    return b"".join(chunks).decode()
+
+
+def test_the_cli_draws_the_progress_bar_only_when_stderr_is_a_terminal(good: Path) -> None:
+    assert "verifying [" in _stderr_of_verify(good, True)
+    assert _stderr_of_verify(good, True, "--no-progress") == ""
+    assert _stderr_of_verify(good, False) == ""
+
 
 
 def _run_real(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
