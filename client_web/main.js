@@ -17,6 +17,9 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const WS_URL = params.get("server") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 const RING = 1200;
+/** The local muzzle flash (cosmetic, on sending fire): how long it shows, and at most how often (ms). */
+const FLASH_MS = 90;
+const FLASH_EVERY_MS = 150;
 
 /** A fixed-size ring of numbers (frame intervals, render times). */
 class Ring {
@@ -86,6 +89,8 @@ class Game {
     this.lastHud = 0;
     this.deathBy = null;
     this.hintShownAt = 0;
+    this.flashAt = -Infinity;
+    this.flashes = 0;
     this.wireDom();
     this.fetchStatus();
     requestAnimationFrame((t) => this.frame(t));
@@ -300,6 +305,12 @@ class Game {
     this.link.send(encodeInput(this.seq, values, this.mirror.ackTick()));
     const p = this.predictor;
     if (p) p.push(this.seq, values[p.rule.dx], values[p.rule.dy], tick);
+    // Fire shows at once at our gun; the bullet itself comes from the server a round trip later.
+    const fire = this.schema.inputs.findIndex((f) => f.name === "fire");
+    if (fire >= 0 && values[fire] > 0 && (!p || p.alive) && now - this.flashAt >= FLASH_EVERY_MS) {
+      this.flashAt = now;
+      this.flashes++;
+    }
     this.scheduler.sent(now);
   }
 
@@ -509,7 +520,8 @@ class Game {
       this.updateCamera(mePos, meRow, dt);
       scene = {
         schema: s, view: this.view, camera: this.camera, me: this.me, mePos,
-        myAim: !this.spectate && this.me != null && this.controls.mouse.seen ? this.controls.aimAngle : null,
+        myAim: !this.spectate && this.me != null && (this.controls.mouse.seen || this.controls.touch.aim) ? this.controls.aimAngle : null,
+        myFlash: Math.min(1, Math.max(0, 1 - (ts - this.flashAt) / FLASH_MS)),
         names: this.names, effects: this.effects, now: ts, wholeArena: this.spectate && this.arenaView,
       };
       this.renderer.draw(scene);
@@ -733,6 +745,7 @@ class Game {
       pending: this.predictor ? this.predictor.pending.length : 0,
       corrections: this.predictor ? this.predictor.corrections : 0,
       seq: this.seq,
+      flashes: this.flashes,
       camera: { ...this.camera },
       renderTick: this.renderTick ?? null,
     };

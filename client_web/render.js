@@ -78,6 +78,7 @@ export class Renderer {
    * Draw one frame.
    * @param scene {schema, view, camera: {x, y, zoom} (world units), me: entity id or null,
    *   mePos: {x, y} (column units, predicted) or null, myAim: radians or null,
+   *   myFlash: 0..1, the local muzzle flash at my gun (1 just fired, 0 none),
    *   names: Map(entity -> {name, player, online}), effects: [{x, y, t0, ms, r0, r1, width, color, text}],
    *   wholeArena: the camera shows the whole arena (no minimap), now (ms)}
    */
@@ -258,6 +259,7 @@ export class Renderer {
         ctx.rect(r * 0.3, -r * 0.3, r * 1.25, r * 0.6);
         ctx.fill();
         ctx.stroke();
+        if (isMe && scene.myFlash > 0) Renderer._flash(ctx, r * 1.6, r, scene.myFlash);
         ctx.restore();
       }
       ctx.fillStyle = `hsl(${hue}, 75%, ${dead ? 40 : 58}%)`;
@@ -312,6 +314,27 @@ export class Renderer {
       this.drawn.player = (this.drawn.player || 0) + (pl && pl.n ? 0 : 1);
     }
     if (this.showMinimap && !scene.wholeArena) this._minimap(ctx, scene, view, scaleX, scaleY, kindCol);
+  }
+
+  /** A muzzle flash at distance `at` along +x (the gun's rotated frame), for a body of radius `r`, fading with `k` 1 -> 0. */
+  static _flash(ctx, at, r, k) {
+    const size = r * (0.8 + 0.5 * k);
+    const g = ctx.createRadialGradient(at, 0, 0, at, 0, size);
+    g.addColorStop(0, `rgba(255,250,220,${0.95 * k})`);
+    g.addColorStop(0.35, `rgba(255,200,90,${0.8 * k})`);
+    g.addColorStop(1, "rgba(255,140,40,0)");
+    ctx.fillStyle = g;
+    ctx.beginPath();
+    ctx.arc(at, 0, size, 0, TAU);
+    ctx.fill();
+    // A short cone of sparks along the barrel.
+    ctx.fillStyle = `rgba(255,230,150,${0.9 * k})`;
+    ctx.beginPath();
+    ctx.moveTo(at - size * 0.2, -size * 0.3);
+    ctx.lineTo(at + size * 1.6, 0);
+    ctx.lineTo(at - size * 0.2, size * 0.3);
+    ctx.closePath();
+    ctx.fill();
   }
 
   _floor(ctx, W, H, sx, sy, z) {

@@ -269,13 +269,16 @@ def test_player_joins_and_moves_the_way_the_keys_say(start_server: Callable[...,
     page.screenshot(path=str(artifacts / "browser-walker.png"))
 
 
-def test_mouse_aims_and_click_fires(start_server: Callable[..., ServerProcess], pages: Pages) -> None:
+def test_mouse_aims_and_click_fires(start_server: Callable[..., ServerProcess], pages: Pages, artifacts: Path) -> None:
     server = start_server("--ruleset", "arena", "--npcs", "0")
     page = pages.open(server.http + "/")
     join(page, "Gunner")
     # Aim straight down from the player (drawn at the centre of the view): angle 64.
     page.mouse.move(VIEWPORT["width"] / 2, VIEWPORT["height"] / 2 + 200)
     page.mouse.down()
+    # The muzzle flash shows as soon as fire is sent, before any bullet comes back.
+    wait_until(lambda: state(page)["flashes"] >= 1, 2, interval=0.01, what="the local muzzle flash")
+    page.screenshot(path=str(artifacts / "browser-muzzle-flash.png"))
     bullets = wait_until(lambda: [b for b in page.evaluate("window.__game.entities('bullet')") if b["vy"] > 0], 5,
                          what="a bullet")
     page.mouse.up()
