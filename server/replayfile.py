@@ -569,6 +569,8 @@ class KeyframeData:
             if not 0 <= high <= capacity <= MAX_ROWS:
                 raise ValueError(f"high {high} and capacity {capacity} must satisfy 0 <= high <= capacity <= {MAX_ROWS}")
             ids = _array(b["ids"], "<u4", high, "ids").astype(np.uint32)
+            if high > 1 and np.any(ids[1:] <= ids[:-1]):
+                raise ValueError("ids: the rows' entity ids must strictly ascend")
             alive = _unpackbits(b["alive"], high, "alive")
             if len(b["cols"]) != len(header.columns):
                 raise ValueError("wrong number of columns")

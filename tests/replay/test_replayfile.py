@@ -335,3 +335,18 @@ def test_replaying_with_another_ruleset_version_is_refused(recorded: bytes) -> N
         Replayer(r, DRIFT)
     with pytest.raises(UnknownRuleset):
         Replayer(parse_replay(recorded), get_ruleset("arena"))
+
+
+def test_state_goes_to_the_wire_by_a_wrapping_cast_as_replay_md_says() -> None:
+    from server.protocol.delta import Snapshot
+
+    ruleset = get_ruleset("arena")
+    world = ruleset.create(1, {"npcs": 2, "pellets": 0})
+    slots = world.active()
+    world.cols["score"][slots[:2]] = (70000, -1)  # int32 in state, uint16 on the wire
+    world.cols["x"][slots[0]] = 40000  # int32 in state, int16 on the wire
+    snap = Snapshot.capture(world)
+    names = [c.name for c in ruleset.spec.replicated]
+    assert snap.cols[names.index("score")][:2].tolist() == [4464, 65535]
+    assert snap.cols[names.index("x")][0] == 40000 - 65536
+

@@ -11,10 +11,12 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from server.replayfile import (
     FORMAT_VERSION,
+    KEYFRAME,
     MAX_KEYFRAME_BODY,
     PREAMBLE,
     frame,
@@ -157,7 +159,10 @@ def _zlib_bomb(size: int) -> bytes:
 def bad_keyframes(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     """Files whose frames are sound but whose keyframe at tick 300 is not: only ``verify`` reads it."""
     data = good.read_bytes()
+    (kf,) = [p for _, p in frames_of(data) if p[0] == 0x93 and p[1] == KEYFRAME]
+    ids = msgpack.unpackb(zlib.decompress(msgpack.unpackb(kf)[2]))["ids"]
     cases = {
+        "ids not ascending": (edit_keyframe(data, 300, ids=ids[4:8] + ids[:4] + ids[8:]), "ids must strictly ascend"),
         "huge capacity": (edit_keyframe(data, 300, capacity=1 << 40), f"capacity {1 << 40} must satisfy"),
         "zlib bomb": (edit_keyframe(data, 300, body=_zlib_bomb(MAX_KEYFRAME_BODY + 1)), f"inflates to over {MAX_KEYFRAME_BODY} bytes"),
         "not msgpack": (edit_keyframe(data, 300, body=zlib.compress(b"\xc1")), "keyframe at tick 300: "),
