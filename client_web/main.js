@@ -20,6 +20,8 @@ const RING = 1200;
 /** The local muzzle flash (cosmetic, on sending fire): how long it shows, and at most how often (ms). */
 const FLASH_MS = 90;
 const FLASH_EVERY_MS = 150;
+/** The "leave the match?" question after Esc goes away by itself after this long (ms). */
+const CONFIRM_LEAVE_MS = 4000;
 
 /** A fixed-size ring of numbers (frame intervals, render times). */
 class Ring {
@@ -113,6 +115,8 @@ class Game {
     $("join-form").addEventListener("submit", (e) => { e.preventDefault(); this.join(nameInput.value, false); });
     $("watch").addEventListener("click", () => this.join(nameInput.value || "spectator", true));
     $("leave").addEventListener("click", () => this.leave());
+    $("confirm-leave-yes").addEventListener("click", () => this.leave());
+    $("confirm-leave-no").addEventListener("click", () => { this.hideConfirmLeave(); this.canvas.focus(); });
     $("banner-retry").addEventListener("click", () => this.link && this.link.retryNow());
     $("lb-toggle").addEventListener("click", () => {
       const open = $("leaderboard").classList.toggle("open");
@@ -143,6 +147,7 @@ class Game {
 
   showJoin(error) {
     this.phase = "idle";
+    this.hideConfirmLeave();
     document.body.classList.remove("offline");
     $("join").hidden = false;
     $("hud").hidden = true;
@@ -177,7 +182,22 @@ class Game {
     this.link.start();
   }
 
+  /** Esc: a player is asked first (leaving gives up the player and its reconnect token); Esc again leaves. */
+  askLeave() {
+    if (this.phase === "idle") return;
+    if (this.spectate || this.me == null || !$("confirm-leave").hidden) { this.leave(); return; }
+    $("confirm-leave").hidden = false;
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = setTimeout(() => this.hideConfirmLeave(), CONFIRM_LEAVE_MS);
+  }
+
+  hideConfirmLeave() {
+    clearTimeout(this.confirmTimer);
+    $("confirm-leave").hidden = true;
+  }
+
   leave() {
+    this.hideConfirmLeave();
     if (this.link) this.link.stop(1000, "left");
     this.link = null;
     this.me = null;
@@ -457,7 +477,7 @@ class Game {
   }
 
   onAction(action) {
-    if (action === "escape") { if (this.phase !== "idle") this.leave(); return; }
+    if (action === "escape") { this.askLeave(); return; }
     if (action === "minimap") { this.renderer.showMinimap = !this.renderer.showMinimap; return; }
     if (!this.spectate) return;
     if (action === "arena") { this.arenaView = !this.arenaView; if (!this.arenaView && this.follow == null) this.cycle(1); return; }
@@ -735,6 +755,7 @@ class Game {
       resumed: this.resumed,
       reconnects: this.reconnects,
       banner: b.hidden ? null : $("banner-text").textContent,
+      confirmLeave: !$("confirm-leave").hidden,
       bannerKind: b.hidden ? null : b.dataset.kind,
       joinError: $("join-error").hidden ? null : $("join-error").textContent,
       rtt: this.rtt,

@@ -479,6 +479,25 @@ def test_connection_cut_outside_the_page_shows_a_banner_and_resumes_the_same_pla
         assert state(page)["desyncs"] == 0
 
 
+def test_escape_asks_before_leaving_and_a_second_escape_leaves(start_server: Callable[..., ServerProcess],
+                                                               pages: Pages) -> None:
+    server = start_server("--ruleset", "arena", "--npcs", "0")
+    page = pages.open(server.http + "/")
+    join(page, "Careful")
+    page.keyboard.press("Escape")
+    s = wait_until(lambda: (st := state(page))["confirmLeave"] and st, 2, what="the leave question")
+    assert s["phase"] == "live" and s["connected"]
+    page.click("#confirm-leave-no")  # Stay
+    assert not state(page)["confirmLeave"]
+    time.sleep(0.3)
+    assert state(page)["phase"] == "live" and server_player(server, "Careful")["online"]
+    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+    wait_until(lambda: state(page)["phase"] == "idle", 2, what="the join screen")
+    assert not state(page)["confirmLeave"] and page.is_visible("#join")
+    wait_until(lambda: not server_player(server, "Careful")["online"], 3, what="the player to go offline")
+
+
 def test_server_restart_reconnects_with_backoff_as_a_new_player(start_server: Callable[..., ServerProcess],
                                                                 pages: Pages) -> None:
     port = free_port()
