@@ -22,6 +22,19 @@ export class Backoff {
 }
 
 /**
+ * The HTTP(S) URL of `path` on the server a WebSocket URL points at (ws: ->
+ * http:, wss: -> https:), e.g. its `/healthz`: a page told to play on
+ * another server (`?server=`) asks that server, not its own origin.
+ */
+export function httpUrl(wsUrl, path) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.pathname = path;
+  u.search = u.hash = "";
+  return u.href;
+}
+
+/**
  * Whether to reconnect after an established connection closed with `code`:
  * yes for drops, restarts, slow-reader and rate-limit closes; no for a normal
  * close (our own, or replaced by another connection with our token) and for

@@ -3,7 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Backoff, Link, shouldReconnect } from "../net.js";
+import { Backoff, Link, httpUrl, shouldReconnect } from "../net.js";
+
+test("the status of a server comes from its own origin: ws -> http, wss -> https", () => {
+  assert.equal(httpUrl("ws://127.0.0.1:8765/ws", "/healthz"), "http://127.0.0.1:8765/healthz");
+  assert.equal(httpUrl("wss://game.example:443/ws?x=1#y", "/healthz"), "https://game.example/healthz");
+  assert.equal(httpUrl("ws://other.example/sub/ws", "/healthz"), "http://other.example/healthz");
+  assert.throws(() => httpUrl("not a url", "/healthz"));
+});
 
 test("backoff doubles from half a second to eight, with jitter, and resets", () => {
   const b = new Backoff({ random: () => 0.5 });
