@@ -10,7 +10,7 @@ import { Mirror } from "./world.js";
 import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
 import { Pacer, Predictor, movementRule } from "./predict.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
-import { Link } from "./net.js";
+import { Link, httpUrl } from "./net.js";
 import { Renderer, playerHue, rowIn } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -96,8 +96,7 @@ class Game {
     this.wireDom();
     this.fetchStatus();
     requestAnimationFrame((t) => this.frame(t));
-    setInterval(() => this.tickTimers(), 10);
-    setInterval(() => this.ping(), 1000);
+    this.timers = null; // the match's timers: inputs during a downlink stall, the reconnect countdown, pings
     if (params.get("autojoin")) this.join(params.get("name") || this.defaultName(), params.get("spectate") === "1");
   }
 
@@ -137,7 +136,7 @@ class Game {
 
   async fetchStatus() {
     try {
-      const r = await fetch("/healthz", { cache: "no-store" });
+      const r = await fetch(httpUrl(WS_URL, "/healthz"), { cache: "no-store" });
       const h = await r.json();
       $("server-status").textContent = `${h.ruleset} · ${h.players} player${h.players === 1 ? "" : "s"} in the match`;
     } catch {
@@ -145,8 +144,19 @@ class Game {
     }
   }
 
+  /** Run the match's timers (`on`) or stop them: the join screen needs none. */
+  matchTimers(on) {
+    if (on && !this.timers) {
+      this.timers = [setInterval(() => this.tickTimers(), 10), setInterval(() => this.ping(), 1000)];
+    } else if (!on && this.timers) {
+      this.timers.forEach(clearInterval);
+      this.timers = null;
+    }
+  }
+
   showJoin(error) {
     this.phase = "idle";
+    this.matchTimers(false);
     this.hideConfirmLeave();
     document.body.classList.remove("offline");
     $("join").hidden = false;
@@ -169,6 +179,7 @@ class Game {
     this.reconnects = 0;
     this.serverError = null;
     this.phase = "connecting";
+    this.matchTimers(true);
     $("play").disabled = $("watch").disabled = true;
     $("join-error").hidden = true;
     $("server-status").textContent = "Connecting…";

@@ -1,8 +1,9 @@
 """``python -m tools.browser_bench``: the browser client's frame time with many entities on screen.
 
-Starts a server (``drift`` with ``--npcs`` NPCs by default), opens the page in
-headless Chromium (Debian's ``/usr/bin/chromium``, through Playwright) as a
-spectator showing the whole arena (or as a player, ``--view player``), and measures inside the page: the
+Starts a server (``drift`` with ``--npcs`` NPCs by default; it records no
+replay), opens the page in headless Chromium (Debian's ``/usr/bin/chromium``,
+through Playwright) as a spectator showing the whole arena (or as a player,
+``--view player``), and measures inside the page: the
 interval between ``requestAnimationFrame`` callbacks and the time spent in
 the frame's work (interpolation, camera, drawing). Prints one JSON object.
 
@@ -39,7 +40,8 @@ def _drain(stream: Any) -> None:
 def start_server(ruleset: str, npcs: int) -> tuple[subprocess.Popen[str], int]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", ruleset, "--npcs", str(npcs)],
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", ruleset, "--npcs", str(npcs),
+         "--no-record"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None

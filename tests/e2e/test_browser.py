@@ -517,6 +517,30 @@ def test_server_restart_reconnects_with_backoff_as_a_new_player(start_server: Ca
     assert after["desyncs"] == 0
 
 
+def test_a_page_sent_to_another_server_asks_that_server_and_plays_there(
+        start_server: Callable[..., ServerProcess], pages: Pages) -> None:
+    home = start_server("--ruleset", "arena", "--npcs", "0")
+    other = start_server("--ruleset", "drift", "--npcs", "50")
+    ctx = pages.browser.new_context(viewport=VIEWPORT)
+    pages.contexts.append(ctx)
+    page = ctx.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(f"{home.http}/?server={other.url}")
+    page.wait_for_function("() => window.__game !== undefined")
+    wait_until(lambda: f"{other.http}/healthz" in asked, 5, what="the other server's /healthz")
+    assert f"{home.http}/healthz" not in asked, asked
+    # The join screen runs no timers; a match does, until it is left.
+    assert page.evaluate("window.__game.game.timers") is None
+    s = join(page, "Visitor")
+    assert s["ruleset"] == "drift" and page.evaluate("window.__game.game.timers !== null")
+    assert [p["name"] for p in other.get_json("/api/match")["players"]] == ["Visitor"]
+    assert home.get_json("/api/match")["players"] == []
+    page.click("#leave")
+    wait_until(lambda: state(page)["phase"] == "idle", 3, what="the join screen")
+    assert page.evaluate("window.__game.game.timers") is None
+
+
 def test_full_match_and_unreachable_server_get_clear_messages(start_server: Callable[..., ServerProcess],
                                                               pages: Pages, loop: LoopThread) -> None:
     from tools.client import GameClient
