@@ -11,6 +11,7 @@ import asyncio
 import logging
 import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +28,6 @@ from server.protocol.codec import encode_server
 from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
 from server.protocol.messages import Error, Hello
 from server.recorder import list_replays
-from server.ticker import Ticker, run_ticker
 from server.web import http_response, json_response, static_file
 
 log = logging.getLogger("server")
@@ -127,15 +127,30 @@ class WsClient:
 
 
 class GameServer:
-    """One port, one match (for now), its tick loop."""
+    """One port, the matches it hosts (each ticking on its own loop), HTTP and WebSocket.
 
-    def __init__(self, config: ServerConfig, match: Match) -> None:
+    ``/ws`` joins the default match (the first one); ``/ws/<match id>`` any
+    hosted match. ``/healthz``, ``/metrics`` and ``/api/match`` describe the
+    default match (``/api/match?id=<match id>`` another); ``/api/matches``
+    lists them all.
+    """
+
+    def __init__(self, config: ServerConfig, matches: Match | list[Match]) -> None:
         self.config = config
-        self.match = match
+        hosted = [matches] if isinstance(matches, Match) else list(matches)
+        if not hosted:
+            raise ValueError("a game server hosts at least one match")
+        self.matches: dict[str, Match] = {}
+        for m in hosted:
+            if m.match_id in self.matches:
+                raise ValueError(f"two matches with the id {m.match_id!r}")
+            self.matches[m.match_id] = m
+        #: The match ``/ws`` joins.
+        self.match = hosted[0]
         self.routes: dict[str, Route] = {"/healthz": self._healthz, "/metrics": self._metrics, "/api/match": self._api_match}
+        self.routes["/api/matches"] = self._api_matches
         self.routes["/api/replays"] = self._api_replays
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
-        self.ticker: Ticker | None = None
         self._server: Server | None = None
         self._stop = asyncio.Event()
         self._static = config.static_dir.resolve()
@@ -171,12 +186,14 @@ class GameServer:
         return port
 
     async def run(self) -> None:
-        """Tick until ``stop()``; then close every connection (1001) and the listener."""
-        self.ticker = Ticker(self.match.tick_rate, self._clock())
+        """Tick every match until ``stop()``; then close every connection (1001) and the listener."""
         try:
-            await run_ticker(self.ticker, lambda: self.match.tick(self._clock()), self._clock, stop=self._stop)
+            async with asyncio.TaskGroup() as group:
+                for m in self.matches.values():
+                    group.create_task(m.run(self._clock, self._stop))
         finally:
-            self.match.close()
+            for m in self.matches.values():
+                m.close()
             if self._server is not None:
                 self._server.close()
                 await self._server.wait_closed()
@@ -186,9 +203,20 @@ class GameServer:
 
     # -- HTTP ------------------------------------------------------------------
 
+    def match_for(self, path: str) -> Match | None:
+        """The match a WebSocket path names: ``/ws`` the default one, ``/ws/<match id>`` that one."""
+        path = path.split("?", 1)[0]
+        if path == "/ws":
+            return self.match
+        if path.startswith("/ws/"):
+            return self.matches.get(path[4:])
+        return None
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
-        if path == "/ws":
+        if path == "/ws" or path.startswith("/ws/"):
+            if self.match_for(path) is None:
+                return json_response({"error": f"no match {path[4:]!r} here", "matches": list(self.matches)}, 404)
             return None
         route = self.routes.get(path)
         if route is not None:
@@ -199,14 +227,22 @@ class GameServer:
         return static_file(self._static, path)
 
     def _healthz(self, request: Request) -> Response:
-        info = {"status": "ok", **self.match.info()}
-        if self.ticker is not None:
-            info["ticks_dropped"] = self.ticker.dropped
-        return json_response(info)
+        # Readable from any origin: a page served elsewhere shows this server's status before joining.
+        return json_response({"status": "ok", **self.match.info(), "matches": len(self.matches)},
+                             extra={"Access-Control-Allow-Origin": "*"})
 
     def _api_match(self, request: Request) -> Response:
-        """Match info and every player's entity state (world units are column / scale)."""
-        return json_response({**self.match.info(), "players": self.match.player_states()})
+        """A match's info and every player's entity state (world units are column / scale):
+        the default match, or ``?id=<match id>``."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+        match = self.matches.get(query["id"][0]) if "id" in query else self.match
+        if match is None:
+            return json_response({"error": f"no match {query['id'][0]!r} here", "matches": list(self.matches)}, 404)
+        return json_response({**match.info(), "players": match.player_states()})
+
+    def _api_matches(self, request: Request) -> Response:
+        """Every hosted match's info, the default one first."""
+        return json_response({"matches": [m.info() for m in self.matches.values()]})
 
     async def _api_replays(self, request: Request) -> Response:
         """The recorded replays of ``--replay-dir``, newest first (REPLAY.md); ``tools.replay play`` plays them.
@@ -221,7 +257,7 @@ class GameServer:
         s = m.stats
         lines = [
             f"tickserver_ticks_total {s.ticks}",
-            f"tickserver_ticks_dropped_total {self.ticker.dropped if self.ticker else 0}",
+            f"tickserver_ticks_dropped_total {m.ticks_dropped}",
             f"tickserver_players {m.player_count()}",
             f"tickserver_entities {m.world.count()}",
             f"tickserver_frames_sent_total {s.frames_sent}",
@@ -238,7 +274,8 @@ class GameServer:
     async def _handle(self, ws: ServerConnection) -> None:
         self.stats["connections"] += 1
         client = WsClient(ws, self.config.max_buffer, self.config.slow_timeout_s, self.stats)
-        match = self.match
+        match = self.match_for(ws.request.path if ws.request is not None else "/ws")
+        assert match is not None  # _process_request refused the handshake otherwise
         session = match.new_session()
         member: Member | None = None
         clock = self._clock

@@ -9,6 +9,7 @@ order, which is what makes a match replayable from its inputs.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections import deque
@@ -42,6 +43,7 @@ from server.protocol.messages import (
     Welcome,
 )
 from server.protocol.session import ServerSession, default_rate
+from server.ticker import Ticker, run_ticker
 
 
 class Client(Protocol):
@@ -166,6 +168,8 @@ class Match:
         self._roster_dirty = False
         self._snapshot = Snapshot.capture(self.world)
         self.history.add(self._snapshot)
+        #: The match's own tick schedule, from ``run()`` on.
+        self.ticker: Ticker | None = None
 
     # -- membership ----------------------------------------------------------
 
@@ -238,6 +242,19 @@ class Match:
             member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
 
     # -- the tick ------------------------------------------------------------
+
+    async def run(self, clock: Callable[[], float], stop: asyncio.Event) -> None:
+        """The match's tick loop: ``tick(now)`` at ``tick_rate`` on ``clock`` until ``stop`` is set.
+
+        Deadlines, bounded catch-up and dropped ticks are the ``Ticker``'s. Each
+        match runs its own loop, so one process can host several.
+        """
+        self.ticker = Ticker(self.tick_rate, clock())
+        await run_ticker(self.ticker, lambda: self.tick(clock()), clock, stop=stop)
+
+    @property
+    def ticks_dropped(self) -> int:
+        return self.ticker.dropped if self.ticker is not None else 0
 
     def tick(self, now: float) -> None:
         """Run one tick: membership, inputs, simulation, then one update to every client."""
@@ -345,6 +362,7 @@ class Match:
             "players": self.player_count(),
             "connected": sum(1 for m in self.members.values() if m.client is not None),
             "entities": self.world.count(),
+            "ticks_dropped": self.ticks_dropped,
         }
 
     def player_states(self) -> list[dict[str, Any]]:

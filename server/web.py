@@ -32,8 +32,8 @@ def http_response(status: int, body: bytes, content_type: str, extra: dict[str, 
     return Response(status, HTTPStatus(status).phrase, headers, body)
 
 
-def json_response(obj: Any, status: int = 200) -> Response:
-    return http_response(status, json.dumps(obj).encode(), "application/json")
+def json_response(obj: Any, status: int = 200, extra: dict[str, str] | None = None) -> Response:
+    return http_response(status, json.dumps(obj).encode(), "application/json", extra)
 
 
 def not_found() -> Response:
