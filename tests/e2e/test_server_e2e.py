@@ -88,10 +88,11 @@ def test_a_malformed_frame_closes_only_its_own_connection(start_server: Start) -
     assert server.get_json("/healthz")["status"] == "ok"
 
 
-async def close_code_for(url: str, *frames: bytes | str) -> tuple[int | None, list[Any]]:
+async def close_code_for(url: str, *frames: bytes | str, text: bool | None = None) -> tuple[int | None, list[Any]]:
+    """Send ``frames`` (``text=True``: bytes as text frames), then read until closed: the code and the messages."""
     async with connect(url, max_size=None) as ws:
         for f in frames:
-            await ws.send(f)
+            await ws.send(f, text=text)
         got = []
         try:
             async for data in ws:
@@ -128,21 +129,9 @@ def test_a_frame_over_the_websocket_limit_gets_an_error_message_and_1009(start_s
 
 def test_invalid_utf8_in_a_text_frame_gets_an_error_message_and_1007(start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "10")
-
-    async def main() -> tuple[int | None, list[Any]]:
-        async with connect(server.url) as ws:
-            # A text frame whose payload is not UTF-8: the websockets library
-            # itself fails the connection; the server still says why first.
-            await ws.send(b"\xff\xfe", text=True)
-            got = []
-            try:
-                async for data in ws:
-                    got.append(decode_server(data))
-            except ConnectionClosed:
-                pass
-            return ws.close_code, got
-
-    got_code, messages = asyncio.run(main())
+    # A text frame whose payload is not UTF-8: the websockets library itself
+    # fails the connection; the server still says why first.
+    got_code, messages = asyncio.run(close_code_for(server.url, b"\xff\xfe", text=True))
     assert got_code == 1007
     assert isinstance(messages[-1], Error) and messages[-1].code == 1007
 
