@@ -16,16 +16,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Event
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
+from websockets.typing import BytesLike
 
 from server.config import ServerConfig
 from server.match import Match, Member
 from server.protocol.codec import encode_server
-from server.protocol.errors import CLOSE_POLICY, PolicyViolation, ProtocolError
+from server.protocol.errors import (
+    CLOSE_POLICY,
+    InvalidField,
+    PolicyViolation,
+    ProtocolError,
+)
 from server.protocol.messages import Error, Hello
 from server.recorder import list_replays
 from server.web import http_response, json_response, static_file
@@ -65,14 +71,45 @@ class GameProtocol(ServerProtocol):
         super().fail(code, reason)
 
 
+_DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
+
+
 class GameConnection(ServerConnection):
-    """A websockets server connection whose protocol is a ``GameProtocol``."""
+    """A websockets server connection whose protocol is a ``GameProtocol``, and
+    whose data frames can go straight to a handler.
+
+    Every data frame the library has parsed (and checked: masking, size,
+    UTF-8) goes to ``on_frame``, called from ``data_received``, instead of
+    being queued for ``recv()`` and waking the connection's task: no queue,
+    no future, no task switch per message, which is much of what a client's
+    30 inputs a second cost the server. Frames that come before a handler is
+    attached (``take_frames``) wait in a list; ``on_frame = None`` gives them
+    back to the library's queue. Control frames (ping, pong, close) always
+    stay with the library.
+    """
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
         # serve() builds a plain ServerProtocol and has no hook for its class;
         # GameProtocol only overrides a method, so the instance can adopt it.
         protocol.__class__ = GameProtocol
         super().__init__(protocol, *args, **kwargs)
+        self._early: list[Frame] = []
+        self.on_frame: Callable[[Frame], None] | None = self._early.append
+
+    def take_frames(self, handler: Callable[[Frame], None]) -> None:
+        """Send every data frame to ``handler`` from now on, those already received first."""
+        early, self._early = self._early, []
+        self.on_frame = handler
+        for frame in early:
+            if self.on_frame is handler:  # it may have let go (an error) on the way
+                handler(frame)
+
+    def process_event(self, event: Event) -> None:
+        handler = self.on_frame
+        if handler is not None and isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
+            handler(event)
+        else:
+            super().process_event(event)
 
 
 class WsClient:
@@ -272,32 +309,84 @@ class GameServer:
     # -- WebSocket -------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, GameConnection)  # serve(create_connection=GameConnection)
         self.stats["connections"] += 1
         client = WsClient(ws, self.config.max_buffer, self.config.slow_timeout_s, self.stats)
         match = self.match_for(ws.request.path if ws.request is not None else "/ws")
         assert match is not None  # _process_request refused the handshake otherwise
-        session = match.new_session()
-        member: Member | None = None
-        clock = self._clock
+        talk = Conversation(ws, client, match, self._clock, self.stats)
+        closed = asyncio.ensure_future(ws.wait_closed())
         try:
-            try:
-                first = await asyncio.wait_for(ws.recv(), self.config.hello_timeout_s)
-            except TimeoutError:
-                raise PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s") from None
-            hello = session.receive(first, clock(), match.tick_count)
-            assert isinstance(hello, Hello)  # the session's table allows nothing else first
-            member = match.connect(hello, session, client, clock())
-            async for data in ws:
-                msg = session.receive(data, clock(), match.tick_count)
-                if msg is not None:
-                    match.on_message(member, msg)
-        except ProtocolError as exc:
-            self.stats["protocol_errors"] += 1
-            log.info("closing %s: %s", ws.remote_address, exc)
-            client.fail(exc)
-        except ConnectionClosed:
-            pass
+            ws.take_frames(talk.on_frame)
+            # Everything else happens in talk.on_frame, as frames arrive; here we
+            # only wait for the hello (or give up on it), then for the end.
+            await asyncio.wait({talk.said_hello, closed}, timeout=self.config.hello_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not talk.said_hello.done() and not closed.done():
+                talk.fail(PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s"))
+            await closed
         finally:
-            if member is not None:
-                match.disconnect(member, client, clock())
+            closed.cancel()
+            talk.end()
         await client.closed()
+
+
+class Conversation:
+    """One connection to a match after the WebSocket handshake, frame by frame.
+
+    ``on_frame`` runs inside the connection's ``data_received``: the session
+    decodes and checks each message (the first must be the hello), the match
+    takes it. A protocol error tells the peer and closes with its code; it
+    never reaches the tick or another connection.
+    """
+
+    def __init__(self, ws: GameConnection, client: WsClient, match: Match, clock: Callable[[], float],
+                 stats: dict[str, int]) -> None:
+        self.ws = ws
+        self.client = client
+        self.match = match
+        self.clock = clock
+        self.stats = stats
+        self.session = match.new_session()
+        self.member: Member | None = None
+        #: Done once the hello was taken (the member exists).
+        self.said_hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_frame(self, frame: Frame) -> None:
+        match = self.match
+        try:
+            if not frame.fin or frame.opcode is Opcode.CONT:
+                raise PolicyViolation("fragmented message: send each message as one frame")
+            data: BytesLike | str = frame.data
+            if frame.opcode is Opcode.TEXT:
+                try:
+                    data = bytes(frame.data).decode()  # the session refuses text (1003), once it is text
+                except UnicodeDecodeError as exc:
+                    raise InvalidField(f"text frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
+            msg = self.session.receive(data, self.clock(), match.tick_count)
+            if self.member is None:
+                assert isinstance(msg, Hello)  # the session's table allows nothing else first
+                self.member = match.connect(msg, self.session, self.client, self.clock())
+                self.said_hello.set_result(None)
+            elif msg is not None:
+                match.on_message(self.member, msg)
+        except ProtocolError as exc:
+            self.fail(exc)
+        except Exception:
+            # Our bug, not the peer's: say so in the log, close this connection only.
+            log.exception("closing %s: internal error on a message", self.ws.remote_address)
+            self.ws.on_frame = None
+            self.client.fail(ProtocolError("internal server error", CloseCode.INTERNAL_ERROR))
+
+    def fail(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol: tell it, close with the error's code, hear nothing more."""
+        self.ws.on_frame = None
+        self.stats["protocol_errors"] += 1
+        log.info("closing %s: %s", self.ws.remote_address, exc)
+        self.client.fail(exc)
+
+    def end(self) -> None:
+        """The connection is gone: the match holds or forgets the member."""
+        self.ws.on_frame = None
+        if self.member is not None:
+            self.match.disconnect(self.member, self.client, self.clock())

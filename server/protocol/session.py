@@ -67,7 +67,7 @@ class ServerSession:
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
 
-    def receive(self, data: bytes | str, now: float, server_tick: int) -> ClientMessage | None:
+    def receive(self, data: bytes | bytearray | memoryview | str, now: float, server_tick: int) -> ClientMessage | None:
         """Decode and check one frame; returns the message, or None for a stale input.
 
         Args:

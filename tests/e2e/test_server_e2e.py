@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Snapshot, checksum
-from server.protocol.messages import Error, Hello, Input
+from server.protocol.messages import Error, Hello, Input, Ping
 from tests.conftest import ROOT, ServerProcess
 from tests.netem import DelayProxy
 from tools.client import GameClient, ServerClosed
@@ -88,8 +88,9 @@ def test_a_malformed_frame_closes_only_its_own_connection(start_server: Start) -
     assert server.get_json("/healthz")["status"] == "ok"
 
 
-async def close_code_for(url: str, *frames: bytes | str, text: bool | None = None) -> tuple[int | None, list[Any]]:
-    """Send ``frames`` (``text=True``: bytes as text frames), then read until closed: the code and the messages."""
+async def close_code_for(url: str, *frames: bytes | str | list[bytes], text: bool | None = None) -> tuple[int | None, list[Any]]:
+    """Send ``frames`` (a list: one message in several frames; ``text=True``: bytes as text frames),
+    then read until closed: the code and the messages."""
     async with connect(url, max_size=None) as ws:
         for f in frames:
             await ws.send(f, text=text)
@@ -110,6 +111,7 @@ async def close_code_for(url: str, *frames: bytes | str, text: bool | None = Non
         ([encode_client(Hello(1, "x")), encode_client(Input(1, (5, 0)))], 1007),
         ([msgpack.packb({"t": "hello", "v": 99, "name": "x"})], 1002),
         ([encode_client(Input(1, (0, 0)))], 1002),
+        ([encode_client(Hello(1, "x")), [encode_client(Ping(1))[:3], encode_client(Ping(1))[3:]]], 1008),
     ],
 )
 def test_bad_frames_get_an_error_message_and_the_matching_close_code(start_server: Start, frames: list[Any], code: int) -> None:

@@ -1,0 +1,115 @@
+"""How the game server takes frames off a connection: early, fragmented, or hitting a bug."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from game.rules import get_ruleset
+from server.app import GameServer
+from server.config import ServerConfig
+from server.match import Match, Member
+from server.protocol.codec import decode_server, encode_client
+from server.protocol.messages import ClientMessage, Error, Hello, Ping, Pong, Welcome
+from tools.client import GameClient
+
+
+def masked(payload: bytes, opcode: int = 0x2, fin: bool = True) -> bytes:
+    """A client frame (RFC 6455 5.2) with a zero mask, payload under 126 bytes."""
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+
+
+def read_frames(sock: socket.socket, want: int, timeout: float = 5.0) -> list[bytes]:
+    """Read the HTTP response, then ``want`` unmasked server frames' payloads."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    out = []
+    while len(out) < want:
+        while len(buf) < 2 or len(buf) < frame_end(buf):
+            buf += sock.recv(65536)
+        end = frame_end(buf)
+        start = end - payload_len(buf)
+        out.append(buf[start:end])
+        buf = buf[end:]
+    return out
+
+
+def payload_len(buf: bytes) -> int:
+    n = buf[1] & 0x7F
+    return n if n < 126 else int.from_bytes(buf[2:4] if n == 126 else buf[2:10], "big")
+
+
+def frame_end(buf: bytes) -> int:
+    n = buf[1] & 0x7F
+    head = 2 if n < 126 else 4 if n == 126 else 10
+    return head + payload_len(buf) if len(buf) >= head else 1 << 30
+
+
+def test_a_hello_sent_with_the_handshake_request_is_not_lost(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        # One write: the upgrade request, the hello and a ping, before any answer.
+        sock.sendall(request + masked(encode_client(Hello(1, "eager"))) + masked(encode_client(Ping(7))))
+        messages = [decode_server(f) for f in read_frames(sock, 2)]
+    assert {type(m) for m in messages} == {Welcome, Pong}
+
+
+class BuggyMatch(Match):
+    """A match with a bug on one message: a ping from a player named ``buggy``."""
+
+    def on_message(self, member: Member, msg: ClientMessage) -> None:
+        if member.name == "buggy" and isinstance(msg, Ping):
+            raise RuntimeError("a bug in the match")
+        super().on_message(member, msg)
+
+
+def test_a_bug_on_one_message_closes_that_connection_with_1011_and_nothing_else(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    match = BuggyMatch(get_ruleset("drift"), match_id="m", options={"npcs": 20})
+    server = GameServer(ServerConfig(port=0, record=False, replay_dir=tmp_path), match)
+
+    async def main() -> tuple[int | None, list[Any], GameClient, int]:
+        port = await server.start()
+        loop = asyncio.create_task(server.run())
+        try:
+            good = GameClient(f"ws://127.0.0.1:{port}/ws", "good")
+            await good.connect()
+            async with connect(f"ws://127.0.0.1:{port}/ws") as bad:
+                await bad.send(encode_client(Hello(1, "buggy")))
+                await bad.send(encode_client(Ping(1)))
+                errors = []
+                try:
+                    async for data in bad:
+                        errors.append(decode_server(data))
+                except ConnectionClosed:
+                    pass
+                code = bad.close_code
+            before = good.tick or 0
+            await good.wait_tick(before + 15)
+            await good.close()
+            return code, errors, good, before
+        finally:
+            server.stop()
+            await loop
+
+    code, errors, good, before = asyncio.run(main())
+    assert code == 1011
+    assert isinstance(errors[-1], Error) and errors[-1].code == 1011
+    assert (good.tick or 0) >= before + 15 and good.stats.desyncs == 0
+    assert "internal error on a message" in caplog.text and "a bug in the match" in caplog.text
+    assert match.ticks_dropped == 0
