@@ -113,3 +113,38 @@ def test_a_bug_on_one_message_closes_that_connection_with_1011_and_nothing_else(
     assert (good.tick or 0) >= before + 15 and good.stats.desyncs == 0
     assert "internal error on a message" in caplog.text and "a bug in the match" in caplog.text
     assert match.ticks_dropped == 0
+
+
+def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_updates_a_second(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "200")
+
+    async def main() -> tuple[int | None, list[Any], GameClient, float]:
+        good = GameClient(server.url, "good")
+        await good.connect()
+        start_tick, start = good.tick or 0, asyncio.get_running_loop().time()
+        async with connect(server.url) as flood:
+            await flood.send(encode_client(Hello(1, "flood")))
+            ping = encode_client(Ping(1))
+            try:
+                for _ in range(5000):  # far past the burst of 240: bounded, never endless
+                    await flood.send(ping)
+            except ConnectionClosed:
+                pass
+            got = []
+            try:
+                async for data in flood:
+                    got.append(decode_server(data))
+            except ConnectionClosed:
+                pass
+            code = flood.close_code
+        await good.wait_tick(start_tick + 60)
+        rate = ((good.tick or 0) - start_tick) / (asyncio.get_running_loop().time() - start)
+        await good.close()
+        return code, got, good, rate
+
+    code, got, good, rate = asyncio.run(main())
+    assert code == 1008
+    errors = [m for m in got if isinstance(m, Error)]
+    assert errors and "messages per second" in errors[-1].reason
+    assert good.stats.desyncs == 0 and rate > 27
+    assert server.get_json("/healthz")["ticks_dropped"] == 0
