@@ -6,7 +6,9 @@ query point (``r = ceil(radius / cell)``, so 3 x 3 when ``radius <= cell``),
 expands the candidate ranges with ``np.repeat`` / ``cumsum`` and keeps the
 pairs whose exact integer squared distance is ``<= radius²``. Everything is
 vectorized: one sort to build, work proportional to the candidates to query,
-never all pairs.
+never all pairs, except when there are so few (``DIRECT_PAIRS``: queries x
+points) that checking each is cheaper than walking cells; both ways give the
+same pairs in the same order.
 
 Cell offsets are kept in a dense table (``bincount`` + ``cumsum``) when the
 points' bounding box has few enough cells, and found by ``searchsorted`` on
@@ -30,6 +32,8 @@ Idx = npt.NDArray[np.intp]
 
 #: Bounding boxes with up to this many cells (or 4 per point) use a dense table.
 _DENSE_CELLS = 1 << 16
+#: Queries with at most this many (query, point) combinations check them all directly.
+DIRECT_PAIRS = 4096
 
 
 def _ints(v: npt.ArrayLike) -> I64:
@@ -105,6 +109,8 @@ class Grid:
         none = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.int64))
         if radius < 0 or qxs.size == 0 or self.x.size == 0:
             return none
+        if qxs.size * self.x.size <= DIRECT_PAIRS:
+            return self._pairs_direct(qxs, qys, radius)
         reach = -(-radius // self.cell)
         offs = np.arange(-reach, reach + 1, dtype=np.int64)
         width = offs.size
@@ -143,6 +149,19 @@ class Grid:
         d2 = dx * dx + dy * dy
         keep = d2 <= radius * radius
         return iq[keep].astype(np.intp), ip[keep], d2[keep]
+
+    def _pairs_direct(self, qxs: I64, qys: I64, radius: int) -> tuple[Idx, Idx, I64]:
+        """``pairs`` for a few combinations: check each one, in a handful of numpy calls
+        instead of the walk's few dozen (the walk's per-call cost dominates when the
+        arrays are tiny). Taking the points in the grid's order (cell key, then index)
+        gives the very pairs the walk finds, in the very same order: the walk visits a
+        query's neighbour cells in ascending key order."""
+        px, py = self.x[self.order], self.y[self.order]
+        dx = qxs[:, None] - px[None, :]
+        dy = qys[:, None] - py[None, :]
+        d2 = dx * dx + dy * dy
+        iq, j = np.nonzero(d2 <= radius * radius)
+        return iq.astype(np.intp), self.order[j], d2[iq, j]
 
     def nearest(self, qx: npt.ArrayLike, qy: npt.ArrayLike, radius: int) -> tuple[Idx, I64]:
         """The nearest grid point within ``radius`` of each query point.

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from game import spatial
 from game.errors import GameError
 from game.spatial import Grid, nearest, nearest_of_pairs, pairs_within
+
+
+@pytest.fixture(autouse=True, scope="module")
+def walk_cells() -> Iterator[None]:
+    """These tests are about the cell walk: no query here is small enough to check pairs directly
+    (``test_checking_pairs_directly_gives_what_the_walk_gives`` compares the two)."""
+    saved, spatial.DIRECT_PAIRS = spatial.DIRECT_PAIRS, -1
+    yield
+    spatial.DIRECT_PAIRS = saved
+
+
+def both_ways(grid: Grid, qx, qy, radius):
+    """``grid.pairs`` by the cell walk, then by checking every pair directly."""
+    saved = spatial.DIRECT_PAIRS
+    try:
+        spatial.DIRECT_PAIRS = -1
+        walked = grid.pairs(qx, qy, radius)
+        spatial.DIRECT_PAIRS = 1 << 40
+        direct = grid.pairs(qx, qy, radius)
+    finally:
+        spatial.DIRECT_PAIRS = saved
+    return walked, direct
 
 
 def brute_pairs(ax, ay, bx, by, radius):
@@ -124,3 +149,27 @@ def test_a_large_grid_query_runs_without_all_pairs():
     if sample.size:
         want = brute_pairs(q[0][:1], q[1][:1], x, y, 200)
         assert {(0, int(j)) for j in ip[sample]} == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(coords, coords, st.integers(0, 300), st.integers(1, 400), st.booleans())
+def test_checking_pairs_directly_gives_what_the_walk_gives_in_the_same_order(a, b, radius, cell, spread):
+    ax, ay = split(a)
+    bx, by = split(b)
+    if spread:  # a sparse grid (searchsorted keys) too
+        bx, by = bx * 997, by * 991
+    walked, direct = both_ways(Grid.build(bx, by, cell), ax, ay, radius)
+    for w, d in zip(walked, direct):
+        assert w.dtype == d.dtype
+        assert w.tolist() == d.tolist()
+
+
+def test_queries_with_few_combinations_take_the_direct_way_and_many_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = Grid.build(np.arange(100), np.zeros(100, np.int64), 10)
+    direct = []
+    real = Grid._pairs_direct
+    monkeypatch.setattr(Grid, "_pairs_direct", lambda self, *args: direct.append(len(args[0])) or real(self, *args))
+    monkeypatch.setattr(spatial, "DIRECT_PAIRS", 4096)
+    grid.pairs(np.arange(40), np.zeros(40, np.int64), 5)  # 4,000 combinations: direct
+    grid.pairs(np.arange(41), np.zeros(41, np.int64), 5)  # 4,100: the walk
+    assert direct == [40]
