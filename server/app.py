@@ -24,6 +24,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
 from server.config import ServerConfig
+from server.frames import FrameSplitter
 from server.match import Match, Member
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
@@ -73,19 +74,25 @@ class GameProtocol(ServerProtocol):
 
 _DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
 
+#: A data message, as the connection hands it on: a payload we split off
+#: ourselves (``FrameSplitter``), or a frame the library parsed.
+Incoming = bytes | Frame
+
 
 class GameConnection(ServerConnection):
     """A websockets server connection whose protocol is a ``GameProtocol``, and
-    whose data frames can go straight to a handler.
+    whose data messages go straight to a handler.
 
-    Every data frame the library has parsed (and checked: masking, size,
-    UTF-8) goes to ``on_frame``, called from ``data_received``, instead of
-    being queued for ``recv()`` and waking the connection's task: no queue,
-    no future, no task switch per message, which is much of what a client's
-    30 inputs a second cost the server. Frames that come before a handler is
-    attached (``take_frames``) wait in a list; ``on_frame = None`` gives them
-    back to the library's queue. Control frames (ping, pong, close) always
-    stay with the library.
+    After the opening handshake, a ``FrameSplitter`` reads the client's simple
+    binary frames itself and hands everything else (control frames, anything
+    unusual) to the library; frames the library parses come back through
+    ``process_event``. Either way each data message goes to ``on_message``,
+    called from ``data_received``, instead of being queued for ``recv()`` and
+    waking the connection's task: no frame parser generator, no queue, no
+    future, no task switch per message, which is most of what a client's 30
+    inputs a second would cost the server in the library. Messages that come
+    before a handler is attached (``take_messages``) wait in a list;
+    ``stop_messages()`` drops every later one (the connection is closing).
     """
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
@@ -93,21 +100,48 @@ class GameConnection(ServerConnection):
         # GameProtocol only overrides a method, so the instance can adopt it.
         protocol.__class__ = GameProtocol
         super().__init__(protocol, *args, **kwargs)
-        self._early: list[Frame] = []
-        self.on_frame: Callable[[Frame], None] | None = self._early.append
+        self._early: list[Incoming] = []
+        self.on_message: Callable[[Incoming], None] | None = self._early.append
+        self.splitter: FrameSplitter | None = None
+        self._handshake = b""
 
-    def take_frames(self, handler: Callable[[Frame], None]) -> None:
-        """Send every data frame to ``handler`` from now on, those already received first."""
+    def take_messages(self, handler: Callable[[Incoming], None]) -> None:
+        """Send every data message to ``handler`` from now on, those already received first."""
         early, self._early = self._early, []
-        self.on_frame = handler
-        for frame in early:
-            if self.on_frame is handler:  # it may have let go (an error) on the way
-                handler(frame)
+        self.on_message = handler
+        for item in early:
+            if self.on_message is handler:  # it may have let go (an error) on the way
+                handler(item)
+
+    def stop_messages(self) -> None:
+        """Drop every data message from now on."""
+        self.on_message = None
+
+    def data_received(self, data: bytes) -> None:
+        splitter = self.splitter
+        if splitter is None:
+            if self.protocol.state is not WsState.OPEN:
+                # The opening handshake is the library's (the state turns OPEN in
+                # its handshake task, once the response is written).
+                if self.protocol.state is WsState.CONNECTING:
+                    self._handshake += data
+                super().data_received(data)
+                return
+            splitter = self.splitter = FrameSplitter(WS_MAX_SIZE)
+            # Bytes right behind the request went to the library's parser: it keeps the stream then.
+            splitter.passthrough = self._handshake.find(b"\r\n\r\n") + 4 != len(self._handshake)
+            self._handshake = b""
+        for is_message, piece in splitter.feed(data):
+            if not is_message:
+                super().data_received(piece)
+            elif self.on_message is not None:
+                self.on_message(piece)
 
     def process_event(self, event: Event) -> None:
-        handler = self.on_frame
-        if handler is not None and isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
-            handler(event)
+        handler = self.on_message
+        if isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
+            if handler is not None:
+                handler(event)
         else:
             super().process_event(event)
 
@@ -317,8 +351,8 @@ class GameServer:
         talk = Conversation(ws, client, match, self._clock, self.stats)
         closed = asyncio.ensure_future(ws.wait_closed())
         try:
-            ws.take_frames(talk.on_frame)
-            # Everything else happens in talk.on_frame, as frames arrive; here we
+            ws.take_messages(talk.on_message)
+            # Everything else happens in talk.on_message, as messages arrive; here we
             # only wait for the hello (or give up on it), then for the end.
             await asyncio.wait({talk.said_hello, closed}, timeout=self.config.hello_timeout_s,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -334,7 +368,7 @@ class GameServer:
 class Conversation:
     """One connection to a match after the WebSocket handshake, frame by frame.
 
-    ``on_frame`` runs inside the connection's ``data_received``: the session
+    ``on_message`` runs inside the connection's ``data_received``: the session
     decodes and checks each message (the first must be the hello), the match
     takes it. A protocol error tells the peer and closes with its code; it
     never reaches the tick or another connection.
@@ -352,17 +386,10 @@ class Conversation:
         #: Done once the hello was taken (the member exists).
         self.said_hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def on_frame(self, frame: Frame) -> None:
+    def on_message(self, item: Incoming) -> None:
         match = self.match
         try:
-            if not frame.fin or frame.opcode is Opcode.CONT:
-                raise PolicyViolation("fragmented message: send each message as one frame")
-            data: BytesLike | str = frame.data
-            if frame.opcode is Opcode.TEXT:
-                try:
-                    data = bytes(frame.data).decode()  # the session refuses text (1003), once it is text
-                except UnicodeDecodeError as exc:
-                    raise InvalidField(f"text frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
+            data = item if isinstance(item, bytes) else self._payload(item)
             msg = self.session.receive(data, self.clock(), match.tick_count)
             if self.member is None:
                 assert isinstance(msg, Hello)  # the session's table allows nothing else first
@@ -375,18 +402,30 @@ class Conversation:
         except Exception:
             # Our bug, not the peer's: say so in the log, close this connection only.
             log.exception("closing %s: internal error on a message", self.ws.remote_address)
-            self.ws.on_frame = None
+            self.ws.stop_messages()
             self.client.fail(ProtocolError("internal server error", CloseCode.INTERNAL_ERROR))
+
+    @staticmethod
+    def _payload(frame: Frame) -> BytesLike | str:
+        """A data frame the library parsed: its payload, unless it cannot be a message of ours."""
+        if not frame.fin or frame.opcode is Opcode.CONT:
+            raise PolicyViolation("fragmented message: send each message as one frame")
+        if frame.opcode is Opcode.TEXT:
+            try:
+                return bytes(frame.data).decode()  # the session refuses text (1003), once it is text
+            except UnicodeDecodeError as exc:
+                raise InvalidField(f"text frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
+        return frame.data
 
     def fail(self, exc: ProtocolError) -> None:
         """The peer broke the protocol: tell it, close with the error's code, hear nothing more."""
-        self.ws.on_frame = None
+        self.ws.stop_messages()
         self.stats["protocol_errors"] += 1
         log.info("closing %s: %s", self.ws.remote_address, exc)
         self.client.fail(exc)
 
     def end(self) -> None:
         """The connection is gone: the match holds or forgets the member."""
-        self.ws.on_frame = None
+        self.ws.stop_messages()
         if self.member is not None:
             self.match.disconnect(self.member, self.client, self.clock())

@@ -148,3 +148,22 @@ def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_u
     assert errors and "messages per second" in errors[-1].reason
     assert good.stats.desyncs == 0 and rate > 27
     assert server.get_json("/healthz")["ticks_dropped"] == 0
+
+
+def test_websocket_pings_between_messages_are_answered_and_messages_after_them_still_arrive(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+
+    async def main() -> tuple[float, list[Any]]:
+        async with connect(server.url) as ws:
+            await ws.send(encode_client(Hello(1, "pinger")))
+            latency = await asyncio.wait_for(await ws.ping(b"are you there"), 5)  # a control frame, the library's
+            await ws.send(encode_client(Ping(42)))  # a message again, read by the server itself
+            got: list[Any] = []
+            while not (any(isinstance(m, Pong) and m.id == 42 for m in got) and any(isinstance(m, Welcome) for m in got)):
+                got.append(decode_server(await asyncio.wait_for(ws.recv(), 5)))
+            return latency, got
+
+    latency, got = asyncio.run(main())
+    assert 0 <= latency < 5  # the library answered the ping
+    assert [m.id for m in got if isinstance(m, Pong)] == [42]  # and the message after it was read
+    assert sum(isinstance(m, Welcome) for m in got) == 1
