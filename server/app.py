@@ -1,8 +1,10 @@
-"""The asyncio shell: HTTP and WebSocket on one port, and the tick loop.
+"""The asyncio shell: HTTP and WebSocket on one port, for the matches it hosts.
 
-``/ws`` is the game endpoint; ``/healthz`` and ``/metrics`` report on the
-match; everything else is a file of ``client_web/``. This module only moves
-bytes: sessions decode and validate, the match decides.
+``/ws`` (and ``/ws/<match id>``) is the game endpoint; ``/healthz``,
+``/metrics`` and ``/api/...`` report on the matches; everything else is a
+file of ``client_web/``. This module only moves bytes: the frame splitter
+and the library frame them, sessions decode and validate, the match decides
+(and runs its own tick loop).
 """
 
 from __future__ import annotations
