@@ -23,7 +23,6 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Event
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
-from websockets.typing import BytesLike
 
 from server.config import ServerConfig
 from server.frames import FrameSplitter
@@ -75,6 +74,9 @@ class GameProtocol(ServerProtocol):
 
 
 _DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
+
+#: A frame's payload (websockets >= 15 calls it ``BytesLike``; 14 has no name for it).
+BytesLike = bytes | bytearray | memoryview
 
 #: A data message, as the connection hands it on: a payload we split off
 #: ourselves (``FrameSplitter``), or a frame the library parsed.
