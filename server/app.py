@@ -25,7 +25,7 @@ from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 
 from server.config import ServerConfig
-from server.frames import FrameSplitter
+from server.frames import FrameSplitter, RequestEnd
 from server.match import Match, Member
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
@@ -78,6 +78,9 @@ _DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
 #: A frame's payload (websockets >= 15 calls it ``BytesLike``; 14 has no name for it).
 BytesLike = bytes | bytearray | memoryview
 
+#: Messages a connection may send behind its opening request, before the server takes them.
+EARLY_MESSAGES = 64
+
 #: A data message, as the connection hands it on: a payload we split off
 #: ourselves (``FrameSplitter``), or a frame the library parsed.
 Incoming = bytes | Frame
@@ -105,9 +108,23 @@ class GameConnection(ServerConnection):
         protocol.__class__ = GameProtocol
         super().__init__(protocol, *args, **kwargs)
         self._early: list[Incoming] = []
-        self.on_message: Callable[[Incoming], None] | None = self._early.append
+        self._early_bytes = 0
+        self.on_message: Callable[[Incoming], None] | None = self._hold_early
         self.splitter: FrameSplitter | None = None
-        self._handshake = b""
+        self._request = RequestEnd()
+
+    def _hold_early(self, item: Incoming) -> None:
+        """A message before anyone takes them (pipelined behind the request): kept, within bounds."""
+        self._early.append(item)
+        self._early_bytes += len(item) if isinstance(item, bytes) else len(item.data)
+        if len(self._early) > EARLY_MESSAGES or self._early_bytes > WS_MAX_SIZE:
+            # No client needs this many messages before its handshake completes.
+            log.info("closing %s: %d messages (%d bytes) before the handshake completed",
+                     self.remote_address, len(self._early), self._early_bytes)
+            self.on_message = None
+            self._early.clear()
+            if self.transport is not None:
+                self.transport.abort()
 
     def take_messages(self, handler: Callable[[Incoming], None]) -> None:
         """Send every data message to ``handler`` from now on, those already received first."""
@@ -127,14 +144,12 @@ class GameConnection(ServerConnection):
             if self.protocol.state is not WsState.OPEN:
                 # The opening handshake is the library's (the state turns OPEN in
                 # its handshake task, once the response is written).
-                if self.protocol.state is WsState.CONNECTING:
-                    self._handshake += data
+                self._request.feed(data)
                 super().data_received(data)
                 return
             splitter = self.splitter = FrameSplitter(WS_MAX_SIZE)
             # Bytes right behind the request went to the library's parser: it keeps the stream then.
-            splitter.passthrough = self._handshake.find(b"\r\n\r\n") + 4 != len(self._handshake)
-            self._handshake = b""
+            splitter.passthrough = self._request.behind
         for is_message, piece in splitter.feed(data):
             if not is_message:
                 super().data_received(piece)
@@ -163,8 +178,8 @@ class WsClient:
 
     def send(self, data: bytes) -> None:
         ws = self.ws
-        if ws.protocol.state is not WsState.OPEN:
-            return
+        if self._closing is not None or ws.protocol.state is not WsState.OPEN:
+            return  # nothing after a close we started (an error message goes first, in fail())
         transport = ws.transport
         if transport is not None and transport.get_write_buffer_size() > self.max_buffer:
             # A slow reader: drop this frame (the next delta is against its last ack, so
@@ -187,7 +202,10 @@ class WsClient:
             transport.write(binary_frame_header(len(data)) + data)
 
     def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; from now on nothing is sent and no message is taken."""
         if self._closing is None:
+            if isinstance(self.ws, GameConnection):
+                self.ws.stop_messages()  # a replaced, slow or shut-down connection steers nothing
             self._closing = asyncio.ensure_future(self.ws.close(code, reason.encode()[:120].decode(errors="ignore")))
 
     def fail(self, exc: ProtocolError) -> None:

@@ -22,6 +22,8 @@ library. ``FrameSplitter`` is sans-I/O: bytes in, a list of pieces out.
 
 from __future__ import annotations
 
+from attrs import define
+
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # websockets built without its C extension
@@ -95,3 +97,30 @@ class FrameSplitter:
         elif pos < end:
             pending += buf[pos:]
         return out
+
+
+@define
+class RequestEnd:
+    """Where a client's opening request ends (its empty line), found across reads in constant memory.
+
+    ``behind`` tells whether any byte came after the request before the
+    handshake completed: the library has parsed those as frames already, so
+    the splitter must not start (it would read the stream from the middle).
+    """
+
+    done: bool = False
+    behind: bool = False
+    _tail: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.done:
+            self.behind = self.behind or bool(data)
+            return
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._tail = seen[-3:]
+            return
+        self.done = True
+        self.behind = end + 4 < len(seen)
+        self._tail = b""

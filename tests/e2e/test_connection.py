@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -17,7 +18,15 @@ from server.app import GameServer
 from server.config import ServerConfig
 from server.match import Match, Member
 from server.protocol.codec import decode_server, encode_client
-from server.protocol.messages import ClientMessage, Error, Hello, Ping, Pong, Welcome
+from server.protocol.messages import (
+    ClientMessage,
+    Error,
+    Hello,
+    Input,
+    Ping,
+    Pong,
+    Welcome,
+)
 from tools.client import GameClient
 
 
@@ -27,23 +36,37 @@ def masked(payload: bytes, opcode: int = 0x2, fin: bool = True) -> bytes:
     return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
 
 
-def read_frames(sock: socket.socket, want: int, timeout: float = 5.0) -> list[bytes]:
-    """Read the HTTP response, then ``want`` unmasked server frames' payloads."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        buf += sock.recv(65536)
-    head, buf = buf.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    out = []
-    while len(out) < want:
-        while len(buf) < 2 or len(buf) < frame_end(buf):
-            buf += sock.recv(65536)
-        end = frame_end(buf)
-        start = end - payload_len(buf)
-        out.append(buf[start:end])
-        buf = buf[end:]
-    return out
+class RawClient:
+    """A WebSocket client on a bare socket: it sends what the test says, whatever the server said."""
+
+    def __init__(self, port: int, *pipelined: bytes) -> None:
+        """Connect and send the upgrade request, with ``pipelined`` frames right behind it."""
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.settimeout(5.0)
+        self.sock.sendall(upgrade_request() + b"".join(pipelined))
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def frames(self, want: int | None = None) -> list[bytes]:
+        """The payloads of the next ``want`` data frames (None: all until the server closes)."""
+        out: list[bytes] = []
+        while want is None or len(out) < want:
+            while len(self.buf) < 2 or len(self.buf) < frame_end(self.buf):
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return out
+                self.buf += chunk
+            end = frame_end(self.buf)
+            if self.buf[0] & 0x0F in (0x1, 0x2):
+                out.append(self.buf[end - payload_len(self.buf):end])
+            self.buf = self.buf[end:]
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def payload_len(buf: bytes) -> int:
@@ -59,13 +82,10 @@ def frame_end(buf: bytes) -> int:
 
 def test_a_hello_sent_with_the_handshake_request_is_not_lost(start_server: Any) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "10")
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-    with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        # One write: the upgrade request, the hello and a ping, before any answer.
-        sock.sendall(request + masked(encode_client(Hello(1, "eager"))) + masked(encode_client(Ping(7))))
-        messages = [decode_server(f) for f in read_frames(sock, 2)]
+    # One write: the upgrade request, the hello and a ping, before any answer.
+    raw = RawClient(server.port, masked(encode_client(Hello(1, "eager"))), masked(encode_client(Ping(7))))
+    messages = [decode_server(f) for f in raw.frames(2)]
+    raw.close()
     assert {type(m) for m in messages} == {Welcome, Pong}
 
 
@@ -167,3 +187,79 @@ def test_websocket_pings_between_messages_are_answered_and_messages_after_them_s
     assert 0 <= latency < 5  # the library answered the ping
     assert [m.id for m in got if isinstance(m, Pong)] == [42]  # and the message after it was read
     assert sum(isinstance(m, Welcome) for m in got) == 1
+
+
+def upgrade_request() -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def test_a_flood_of_frames_behind_the_request_is_cut_off_and_costs_others_nothing(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "50")
+
+    async def main() -> tuple[bytes, GameClient, int]:
+        good = GameClient(server.url, "good")
+        await good.connect()
+        before = good.tick or 0
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(upgrade_request() + masked(encode_client(Hello(1, "eager"))) + masked(encode_client(Ping(1))) * 500)
+        received = b""
+        try:
+            while chunk := await asyncio.wait_for(reader.read(65536), 5):
+                received += chunk
+        except ConnectionError:
+            pass  # aborted: a reset is what the flood gets
+        writer.close()
+        await good.wait_tick(before + 30)
+        await good.close()
+        return received, good, before
+
+    received, good, before = asyncio.run(main())
+    assert received.count(b"\x82") < 100  # cut off long before 500 pongs
+    assert (good.tick or 0) >= before + 30 and good.stats.desyncs == 0
+    for _ in range(50):  # the server's log reaches us through a pipe
+        if "before the handshake completed" in "".join(server.log):
+            break
+        time.sleep(0.1)
+    assert "before the handshake completed" in "".join(server.log)
+
+
+def test_a_connection_replaced_by_a_resume_steers_nothing_any_more(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "50", "--hold", "30")
+    old = RawClient(server.port)
+    old.sock.sendall(masked(encode_client(Hello(1, "twice"))))
+    welcome = decode_server(old.frames(1)[0])
+    assert isinstance(welcome, Welcome)
+
+    async def main() -> list[int]:
+        acks: list[int] = []
+        new = GameClient(server.url, "twice", token=welcome.token, on_update=lambda c: acks.append(c.acked_input))
+        await new.connect()
+        # The old connection ignores the close it was sent and keeps sending inputs with its own numbers.
+        for i in range(30):
+            await new.send_input([0, 1])
+            await asyncio.sleep(0.005)
+            try:  # the last input before the tick is the one applied: the old one's, if it still counted
+                old.sock.sendall(masked(encode_client(Input(100_001 + i, (1, 0)))))
+            except OSError:
+                break
+            await asyncio.sleep(1 / 60)
+        await new.wait_tick((new.tick or 0) + 10)
+        await new.close()
+        return acks
+
+    acks = asyncio.run(main())
+    old.close()
+    assert acks and max(acks) <= 30  # only the new connection's own sequence numbers
+
+
+def test_nothing_but_the_error_follows_a_protocol_error(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "50")
+    raw = RawClient(server.port)
+    # The hello and a bad frame in one write: the member joins, then must hear nothing more.
+    raw.sock.sendall(masked(encode_client(Hello(1, "rude"))) + masked(b"\xc1"))
+    messages = [decode_server(f) for f in raw.frames()]
+    raw.close()
+    assert isinstance(messages[-1], Error) and messages[-1].code == 1002
+    assert [m for m in messages if not isinstance(m, Error)] == []  # no welcome, no update after the error

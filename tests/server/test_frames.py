@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
-from server.frames import FrameSplitter
+from server.frames import FrameSplitter, RequestEnd
 
 MAX = 1024
 
@@ -105,3 +105,27 @@ def test_a_frame_waits_for_its_last_byte() -> None:
 def test_a_16_bit_length_message_is_read_here() -> None:
     payload = os.urandom(600)
     assert FrameSplitter(MAX).feed(client_frame(Opcode.BINARY, payload)) == [(True, payload)]
+
+
+REQUEST = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40), st.lists(st.integers(0, 1 << 12), max_size=12))
+def test_the_request_end_is_found_across_any_cuts_and_what_follows_it_is_noticed(behind, cuts):
+    watch = RequestEnd()
+    stream = REQUEST + behind
+    last = 0
+    for cut in sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]:
+        watch.feed(stream[last:cut])
+        last = cut
+    assert watch.done
+    assert watch.behind == bool(behind)
+
+
+def test_a_request_that_never_ends_keeps_three_bytes_however_long_it_grows() -> None:
+    watch = RequestEnd()
+    for _ in range(1000):
+        watch.feed(b"X-Junk: " + b"a" * 1000 + b"\r\n")
+    assert not watch.done and len(watch._tail) == 3
