@@ -90,10 +90,12 @@ class GameConnection(ServerConnection):
     """A websockets server connection whose protocol is a ``GameProtocol``, and
     whose data messages go straight to a handler.
 
-    After the opening handshake, a ``FrameSplitter`` reads the client's simple
-    binary frames itself and hands everything else (control frames, anything
-    unusual) to the library; frames the library parses come back through
-    ``process_event``. Either way each data message goes to ``on_message``,
+    During the opening handshake the library gets the request and nothing
+    else (``RequestEnd``); bytes a client sends behind it wait for the
+    handshake to end. From then on a ``FrameSplitter`` reads the client's
+    simple binary frames itself and hands everything else (control frames,
+    anything unusual) to the library, always as whole frames; frames the
+    library parses come back through ``process_event``. Either way each data message goes to ``on_message``,
     called from ``data_received``, instead of being queued for ``recv()`` and
     waking the connection's task: no frame parser generator, no queue, no
     future, no task switch per message, which is most of what a client's 30
@@ -112,6 +114,8 @@ class GameConnection(ServerConnection):
         self.on_message: Callable[[Incoming], None] | None = self._hold_early
         self.splitter: FrameSplitter | None = None
         self._request = RequestEnd()
+        #: Bytes the client sent behind its request before the handshake ended.
+        self._held = bytearray()
 
     def _hold_early(self, item: Incoming) -> None:
         """A message before anyone takes them (pipelined behind the request): kept, within bounds."""
@@ -139,18 +143,48 @@ class GameConnection(ServerConnection):
         self.on_message = None
 
     def data_received(self, data: bytes) -> None:
-        splitter = self.splitter
-        if splitter is None:
+        if self.splitter is None:
             if self.protocol.state is not WsState.OPEN:
-                # The opening handshake is the library's (the state turns OPEN in
-                # its handshake task, once the response is written).
-                self._request.feed(data)
-                super().data_received(data)
+                self._opening(data)
                 return
-            splitter = self.splitter = FrameSplitter(WS_MAX_SIZE)
-            # Bytes right behind the request went to the library's parser: it keeps the stream then.
-            splitter.passthrough = self._request.behind
-        for is_message, piece in splitter.feed(data):
+            self._start_splitting()
+        self._split(data)
+
+    def _opening(self, data: bytes) -> None:
+        """Bytes while the library runs the opening handshake: it gets the request, and
+        only the request; whatever the client sent behind it waits for the handshake to
+        end (then it goes through the splitter like the rest of the stream)."""
+        if self.protocol.state is not WsState.CONNECTING:
+            super().data_received(data)  # refused or closed: the library discards it
+            return
+        used = self._request.feed(data)
+        if used:
+            super().data_received(data[:used])
+        if used < len(data):
+            self._held += data[used:]
+            if len(self._held) > WS_MAX_SIZE + 14:  # more than one largest frame
+                log.info("closing %s: %d bytes sent before the handshake completed", self.remote_address, len(self._held))
+                self._held.clear()
+                if self.transport is not None:
+                    self.transport.abort()
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        await super().handshake(*args, **kwargs)
+        if self.protocol.state is WsState.OPEN:
+            if self.splitter is None:
+                self._start_splitting()
+        else:
+            self._held.clear()  # frames behind a request that got an HTTP response: nobody's
+
+    def _start_splitting(self) -> None:
+        self.splitter = FrameSplitter(WS_MAX_SIZE)
+        held, self._held = bytes(self._held), bytearray()
+        if held:
+            self._split(held)
+
+    def _split(self, data: bytes) -> None:
+        assert self.splitter is not None
+        for is_message, piece in self.splitter.feed(data):
             if not is_message:
                 super().data_received(piece)
             elif self.on_message is not None:

@@ -101,26 +101,21 @@ class FrameSplitter:
 
 @define
 class RequestEnd:
-    """Where a client's opening request ends (its empty line), found across reads in constant memory.
-
-    ``behind`` tells whether any byte came after the request before the
-    handshake completed: the library has parsed those as frames already, so
-    the splitter must not start (it would read the stream from the middle).
-    """
+    """Where a client's opening request ends (its empty line), found across reads in constant memory."""
 
     done: bool = False
-    behind: bool = False
     _tail: bytes = b""
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> int:
+        """Take the next bytes; returns how many of them belong to the request (all, until it ends)."""
         if self.done:
-            self.behind = self.behind or bool(data)
-            return
+            return 0
         seen = self._tail + data
         end = seen.find(b"\r\n\r\n")
         if end < 0:
             self._tail = seen[-3:]
-            return
+            return len(data)
         self.done = True
-        self.behind = end + 4 < len(seen)
+        used = end + 4 - (len(seen) - len(data))
         self._tail = b""
+        return used

@@ -113,19 +113,22 @@ REQUEST = (b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnec
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=40), st.lists(st.integers(0, 1 << 12), max_size=12))
-def test_the_request_end_is_found_across_any_cuts_and_what_follows_it_is_noticed(behind, cuts):
+def test_the_request_end_is_found_across_any_cuts_and_what_follows_it_is_set_apart(behind, cuts):
     watch = RequestEnd()
     stream = REQUEST + behind
+    request, rest = b"", b""
     last = 0
     for cut in sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]:
-        watch.feed(stream[last:cut])
+        piece = stream[last:cut]
+        used = watch.feed(piece)
+        request, rest = request + piece[:used], rest + piece[used:]
         last = cut
     assert watch.done
-    assert watch.behind == bool(behind)
+    assert (request, rest) == (REQUEST, behind)
 
 
 def test_a_request_that_never_ends_keeps_three_bytes_however_long_it_grows() -> None:
     watch = RequestEnd()
     for _ in range(1000):
-        watch.feed(b"X-Junk: " + b"a" * 1000 + b"\r\n")
+        assert watch.feed(b"X-Junk: " + b"a" * 1000 + b"\r\n") == 1010
     assert not watch.done and len(watch._tail) == 3
