@@ -74,6 +74,7 @@ class GameProtocol(ServerProtocol):
 
 
 _DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
+_PING_PONG = frozenset({Opcode.PING, Opcode.PONG})
 
 #: A frame's payload (websockets >= 15 calls it ``BytesLike``; 14 has no name for it).
 BytesLike = bytes | bytearray | memoryview
@@ -112,6 +113,8 @@ class GameConnection(ServerConnection):
         self._early: list[Incoming] = []
         self._early_bytes = 0
         self.on_message: Callable[[Incoming], None] | None = self._hold_early
+        #: Called for each ping or pong frame the client sends (the library answers pings).
+        self.on_control: Callable[[], None] | None = None
         self.splitter: FrameSplitter | None = None
         self._request = RequestEnd()
         #: Bytes the client sent behind its request before the handshake ended.
@@ -141,6 +144,7 @@ class GameConnection(ServerConnection):
     def stop_messages(self) -> None:
         """Drop every data message from now on."""
         self.on_message = None
+        self.on_control = None
 
     def data_received(self, data: bytes) -> None:
         if self.splitter is None:
@@ -195,8 +199,10 @@ class GameConnection(ServerConnection):
         if isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
             if handler is not None:
                 handler(event)
-        else:
-            super().process_event(event)
+            return
+        if isinstance(event, Frame) and event.opcode in _PING_PONG and self.on_control is not None:
+            self.on_control()  # the library answers pings by itself: they count against the rate limit
+        super().process_event(event)
 
 
 class WsClient:
@@ -407,6 +413,7 @@ class GameServer:
         talk = Conversation(ws, client, match, self._clock, self.stats)
         closed = asyncio.ensure_future(ws.wait_closed())
         try:
+            ws.on_control = talk.on_control
             ws.take_messages(talk.on_message)
             # Everything else happens in talk.on_message, as messages arrive; here we
             # only wait for the hello (or give up on it), then for the end.
@@ -460,6 +467,13 @@ class Conversation:
             log.exception("closing %s: internal error on a message", self.ws.remote_address)
             self.ws.stop_messages()
             self.client.fail(ProtocolError("internal server error", CloseCode.INTERNAL_ERROR))
+
+    def on_control(self) -> None:
+        """A ping or pong frame: it counts against the message rate limit like a message."""
+        try:
+            self.session.charge(self.clock())
+        except ProtocolError as exc:
+            self.fail(exc)
 
     @staticmethod
     def _payload(frame: Frame) -> BytesLike | str:

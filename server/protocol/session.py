@@ -78,7 +78,7 @@ class ServerSession:
         Raises:
             ProtocolError: with the close code to use.
         """
-        self._charge(now)
+        self.charge(now)
         msg = decode_client(data)
         allowed = ALLOWED[self.state]
         if type(msg) not in allowed:
@@ -120,7 +120,12 @@ class ServerSession:
         if self.acked is None or tick > self.acked:
             self.acked = tick
 
-    def _charge(self, now: float) -> None:
+    def charge(self, now: float) -> None:
+        """Count one message (or WebSocket ping) against the rate limit.
+
+        Raises:
+            PolicyViolation: over the limit (close code 1008).
+        """
         if self._last_time is None:
             self._tokens = self.burst
         else:

@@ -263,3 +263,13 @@ def test_nothing_but_the_error_follows_a_protocol_error(start_server: Any) -> No
     raw.close()
     assert isinstance(messages[-1], Error) and messages[-1].code == 1002
     assert [m for m in messages if not isinstance(m, Error)] == []  # no welcome, no update after the error
+
+
+def test_websocket_pings_count_against_the_rate_limit(start_server: Any) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10")
+    raw = RawClient(server.port)
+    raw.sock.sendall(masked(encode_client(Hello(1, "pingy"))) + masked(b"p", opcode=0x9) * 1000)
+    messages = [decode_server(f) for f in raw.frames()]
+    raw.close()
+    assert isinstance(messages[-1], Error) and messages[-1].code == 1008
+    assert "messages per second" in messages[-1].reason
