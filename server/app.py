@@ -96,13 +96,15 @@ class GameConnection(ServerConnection):
     handshake to end. From then on a ``FrameSplitter`` reads the client's
     simple binary frames itself and hands everything else (control frames,
     anything unusual) to the library, always as whole frames; frames the
-    library parses come back through ``process_event``. Either way each data message goes to ``on_message``,
-    called from ``data_received``, instead of being queued for ``recv()`` and
-    waking the connection's task: no frame parser generator, no queue, no
-    future, no task switch per message, which is most of what a client's 30
-    inputs a second would cost the server in the library. Messages that come
-    before a handler is attached (``take_messages``) wait in a list;
-    ``stop_messages()`` drops every later one (the connection is closing).
+    library parses come back through ``process_event``. Either way each data
+    message goes to ``on_message``, called from ``data_received``, instead of
+    being queued for ``recv()`` and waking the connection's task: no frame
+    parser generator, no queue, no future, no task switch per message, which
+    is most of what a client's 30 inputs a second would cost the server in
+    the library. Messages that come before a handler is attached
+    (``take_messages``) wait in a list, within bounds; ``stop_messages()``
+    drops every later one (the connection is closing). Ping and pong frames
+    go to ``on_control`` (the rate limit) on their way to the library.
     """
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
