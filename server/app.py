@@ -128,12 +128,16 @@ class GameConnection(ServerConnection):
         self._early_bytes += len(item) if isinstance(item, bytes) else len(item.data)
         if len(self._early) > EARLY_MESSAGES or self._early_bytes > WS_MAX_SIZE:
             # No client needs this many messages before its handshake completes.
-            log.info("closing %s: %d messages (%d bytes) before the handshake completed",
-                     self.remote_address, len(self._early), self._early_bytes)
-            self.on_message = None
-            self._early.clear()
-            if self.transport is not None:
-                self.transport.abort()
+            self._abort(f"{len(self._early)} messages ({self._early_bytes} bytes) before the handshake completed")
+
+    def _abort(self, why: str) -> None:
+        """Drop a connection that abuses the time before its handshake ends: no close handshake."""
+        log.info("closing %s: %s", self.remote_address, why)
+        self.stop_messages()
+        self._early.clear()
+        self._held.clear()
+        if self.transport is not None:
+            self.transport.abort()
 
     def take_messages(self, handler: Callable[[Incoming], None]) -> None:
         """Send every data message to ``handler`` from now on, those already received first."""
@@ -169,10 +173,7 @@ class GameConnection(ServerConnection):
         if used < len(data):
             self._held += data[used:]
             if len(self._held) > WS_MAX_SIZE + 14:  # more than one largest frame
-                log.info("closing %s: %d bytes sent before the handshake completed", self.remote_address, len(self._held))
-                self._held.clear()
-                if self.transport is not None:
-                    self.transport.abort()
+                self._abort(f"{len(self._held)} bytes sent before the handshake completed")
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
         await super().handshake(*args, **kwargs)

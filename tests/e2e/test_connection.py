@@ -27,6 +27,7 @@ from server.protocol.messages import (
     Pong,
     Welcome,
 )
+from tests.e2e.helpers import messages_until_closed, serving
 from tools.client import GameClient
 
 
@@ -104,28 +105,18 @@ def test_a_bug_on_one_message_closes_that_connection_with_1011_and_nothing_else(
     server = GameServer(ServerConfig(port=0, record=False, replay_dir=tmp_path), match)
 
     async def main() -> tuple[int | None, list[Any], GameClient, int]:
-        port = await server.start()
-        loop = asyncio.create_task(server.run())
-        try:
+        async with serving(server) as port:
             good = GameClient(f"ws://127.0.0.1:{port}/ws", "good")
             await good.connect()
             async with connect(f"ws://127.0.0.1:{port}/ws") as bad:
                 await bad.send(encode_client(Hello(1, "buggy")))
                 await bad.send(encode_client(Ping(1)))
-                errors = []
-                try:
-                    async for data in bad:
-                        errors.append(decode_server(data))
-                except ConnectionClosed:
-                    pass
+                errors = await messages_until_closed(bad)
                 code = bad.close_code
             before = good.tick or 0
             await good.wait_tick(before + 15)
             await good.close()
             return code, errors, good, before
-        finally:
-            server.stop()
-            await loop
 
     code, errors, good, before = asyncio.run(main())
     assert code == 1011
@@ -150,12 +141,7 @@ def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_u
                     await flood.send(ping)
             except ConnectionClosed:
                 pass
-            got = []
-            try:
-                async for data in flood:
-                    got.append(decode_server(data))
-            except ConnectionClosed:
-                pass
+            got = await messages_until_closed(flood)
             code = flood.close_code
         await good.wait_tick(start_tick + 60)
         rate = ((good.tick or 0) - start_tick) / (asyncio.get_running_loop().time() - start)

@@ -14,6 +14,7 @@ from game.rules import get_ruleset
 from server.app import GameServer
 from server.config import ServerConfig
 from server.match import Match
+from tests.e2e.helpers import serving
 from tools.client import GameClient
 
 
@@ -29,9 +30,7 @@ def test_a_server_hosts_two_matches_each_with_its_own_loop_and_players(tmp_path:
     server = GameServer(ServerConfig(port=0, record=False, replay_dir=tmp_path), [first, second])
 
     async def main() -> tuple[GameClient, GameClient, Any, Any]:
-        port = await server.start()
-        loop = asyncio.create_task(server.run())
-        try:
+        async with serving(server) as port:
             a = GameClient(f"ws://127.0.0.1:{port}/ws", "ann")  # the default match
             b = GameClient(f"ws://127.0.0.1:{port}/ws/second", "bob")
             await a.connect()
@@ -49,9 +48,6 @@ def test_a_server_hosts_two_matches_each_with_its_own_loop_and_players(tmp_path:
             await a.close()
             await b.close()
             return a, b, listing, one
-        finally:
-            server.stop()
-            await loop
 
     a, b, listing, one = asyncio.run(main())
     assert a.welcome is not None and a.welcome.match == "first" and a.welcome.ruleset["name"] == "drift"

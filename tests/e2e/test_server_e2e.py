@@ -15,12 +15,12 @@ from typing import Any
 import msgpack
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
-from server.protocol.codec import decode_server, encode_client
+from server.protocol.codec import encode_client
 from server.protocol.delta import Snapshot, checksum
 from server.protocol.messages import Error, Hello, Input, Ping
 from tests.conftest import ROOT, ServerProcess
+from tests.e2e.helpers import messages_until_closed
 from tests.netem import DelayProxy
 from tools.client import GameClient, ServerClosed
 
@@ -67,12 +67,7 @@ def test_a_malformed_frame_closes_only_its_own_connection(start_server: Start) -
         async with connect(server.url) as bad:
             await bad.send(encode_client(Hello(1, "bad")))
             await bad.send(b"\xc1\xc1\xc1")
-            frames = []
-            try:
-                async for f in bad:
-                    frames.append(decode_server(f))
-            except ConnectionClosed:
-                pass
+            frames = await messages_until_closed(bad)
             code = bad.close_code
         before = good.tick or 0
         await good.wait_tick(before + 15)
@@ -94,12 +89,7 @@ async def close_code_for(url: str, *frames: bytes | str | list[bytes], text: boo
     async with connect(url, max_size=None) as ws:
         for f in frames:
             await ws.send(f, text=text)
-        got = []
-        try:
-            async for data in ws:
-                got.append(decode_server(data))
-        except ConnectionClosed:
-            pass
+        got = await messages_until_closed(ws)
         return ws.close_code, got
 
 
