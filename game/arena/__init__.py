@@ -2,5 +2,5 @@
 
 ``ruleset`` holds ``ArenaRuleset`` and the rules in brief; ``spec`` the
 constants and columns; one module per system: ``movement``, ``combat``,
-``pickups``, ``drones``, ``respawn``; ``frame`` what they share in a tick.
+``pickups``, ``drones``, ``respawn``; ``census`` what they share in a tick.
 """

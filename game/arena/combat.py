@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 from attrs import frozen
 
+from game.arena.census import I64, Census, Idx, Intent
 from game.arena.drones import replace_drones, velocity
-from game.arena.frame import I64, Frame, Idx, Intent
 from game.arena.respawn import kill_players
 from game.arena.spec import (
     BULLET,
@@ -81,12 +81,12 @@ class Hits:
     exploded: Idx
 
 
-def find_hits(world: World, frame: Frame, flying: Idx) -> Hits:
+def find_hits(world: World, census: Census, flying: Idx) -> Hits:
     """Bullets against players and drones, drones against players (see module docstring)."""
     cols = world.cols
     x, y = cols["x"], cols["y"]
-    drones = frame.present(frame.drones)
-    players = frame.targets(world)
+    drones = census.present(census.drones)
+    players = census.targets(world)
     drone_grid = Grid.build(x[drones], y[drones], CONTACT_CELL)
     player_grid = Grid.build(x[players], y[players], CONTACT_CELL)
 
@@ -118,10 +118,10 @@ def find_hits(world: World, frame: Frame, flying: Idx) -> Hits:
     )
 
 
-def resolve_hits(world: World, frame: Frame, hits: Hits) -> list[Event]:
+def resolve_hits(world: World, census: Census, hits: Hits) -> list[Event]:
     """Apply the damage; kill, destroy, replace and score (see module docstring)."""
     cols = world.cols
-    frame.remove(world, hits.bullets)
+    census.remove(world, hits.bullets)
     if hits.victims.size == 0:  # most ticks: skip the bookkeeping below
         return []
     victims, inv = np.unique(hits.victims, return_inverse=True)
@@ -138,7 +138,7 @@ def resolve_hits(world: World, frame: Frame, hits: Hits) -> list[Event]:
     died, killer = victims[dead], killer[dead]
     kind = cols["kind"][died]
     kill_players(world, died[kind == PLAYER])
-    replace_drones(world, frame, np.union1d(died[kind == DRONE], hits.exploded))
+    replace_drones(world, census, np.union1d(died[kind == DRONE], hits.exploded))
 
     scorer = world.slots_of(killer)
     scores = scorer >= 0
@@ -152,10 +152,10 @@ def resolve_hits(world: World, frame: Frame, hits: Hits) -> list[Event]:
     return [Event(str(n), (int(k), int(v))) for n, k, v in zip(names, killer, world.ids[died])]
 
 
-def fire(world: World, frame: Frame, intent: Intent) -> None:
+def fire(world: World, census: Census, intent: Intent) -> None:
     """Count cooldowns down; living players holding fire with a ready gun shoot."""
     cols = world.cols
-    players = frame.players
+    players = census.players
     cols["cooldown"][players] = np.maximum(cols["cooldown"][players].astype(np.int64) - 1, 0)
     ready = intent.fire & (cols["hp"][intent.slots] > 0) & (cols["cooldown"][intent.slots] == 0)
     shooters, aim = intent.slots[ready], intent.aim[ready]

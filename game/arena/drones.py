@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from game import rng
-from game.arena.frame import I64, Frame, Idx, random_positions
+from game.arena.census import I64, Census, Idx, random_positions
 from game.arena.spec import (
     DRONE,
     DRONE_HP,
@@ -55,22 +55,22 @@ def spawn_drones(world: World, tick: int, keys: npt.ArrayLike) -> None:
     world.spawn(k.size, kind=DRONE, x=x, y=y, vx=vx, vy=vy, hp=DRONE_HP, player=-1, owner=-1, target=-1)
 
 
-def replace_drones(world: World, frame: Frame, slots: Idx) -> None:
+def replace_drones(world: World, census: Census, slots: Idx) -> None:
     """Remove the drones in ``slots`` (unique) and queue as many new ones."""
     if slots.size:
-        frame.remove(world, slots)
+        census.remove(world, slots)
         spawn_drones(world, world.tick, world.ids[slots])
 
 
-def steer_drones(world: World, frame: Frame) -> None:
+def steer_drones(world: World, census: Census) -> None:
     """Hunting and wandering decisions for the drones due this tick (see module docstring)."""
     cols = world.cols
-    drones = frame.present(frame.drones)
+    drones = census.present(census.drones)
     ids = world.ids[drones].astype(np.int64)
     tick = world.tick
 
     due = drones[(ids + tick) % HUNT_PERIOD == 0]
-    prey = frame.targets(world)
+    prey = census.targets(world)
     grid = Grid.build(cols["x"][prey], cols["y"][prey], HUNT_RADIUS)
     near, _ = grid.nearest(cols["x"][due], cols["y"][due], HUNT_RADIUS)
     found = near >= 0

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from game.arena.frame import Frame, Idx, Intent
+from game.arena.census import Census, Idx, Intent
 from game.arena.spec import DIAGONAL, PLAYER_SPEED, SIZE, SPEC
 from game.motion import advance, steer
 from game.world import World
 
 
-def move_players(world: World, frame: Frame, intent: Intent) -> None:
+def move_players(world: World, census: Census, intent: Intent) -> None:
     """Apply each living player's move and aim; everyone else's step is zero."""
     cols = world.cols
-    cols["vx"][frame.players] = 0
-    cols["vy"][frame.players] = 0
+    cols["vx"][census.players] = 0
+    cols["vy"][census.players] = 0
     alive = cols["hp"][intent.slots] > 0
     slots = intent.slots[alive]
     dx, dy = intent.dx[alive], intent.dy[alive]
@@ -34,7 +34,7 @@ def move_players(world: World, frame: Frame, intent: Intent) -> None:
     cols["aim"][slots] = intent.aim[alive]
 
 
-def move_bodies(world: World, frame: Frame) -> Idx:
+def move_bodies(world: World, census: Census) -> Idx:
     """Advance drones and bullets one tick; remove bullets that hit a wall or expired.
 
     Returns:
@@ -42,11 +42,11 @@ def move_bodies(world: World, frame: Frame) -> Idx:
         but those that reached a wall (an expiring bullet gets a last chance).
     """
     cols = world.cols
-    movers = np.concatenate([frame.drones, frame.bullets])
-    reflected = advance(cols, movers, SPEC.motion)[frame.drones.size :]
-    bullets = frame.bullets
+    movers = np.concatenate([census.drones, census.bullets])
+    reflected = advance(cols, movers, SPEC.motion)[census.drones.size :]
+    bullets = census.bullets
     life = cols["life"][bullets] - 1
     cols["life"][bullets] = life
-    frame.remove(world, bullets[reflected | (life <= 0)])
+    census.remove(world, bullets[reflected | (life <= 0)])
     flying: Idx = bullets[~reflected]
     return flying

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from game.arena.frame import Frame, random_positions
+from game.arena.census import Census, random_positions
 from game.arena.spec import (
     PELLET,
     PELLET_HEAL,
@@ -36,11 +36,11 @@ def spawn_pellets(world: World, tick: int, keys: npt.ArrayLike) -> None:
     world.spawn(k.size, kind=PELLET, x=x, y=y, player=-1, owner=-1, target=-1)
 
 
-def eat_pellets(world: World, frame: Frame) -> list[Event]:
+def eat_pellets(world: World, census: Census) -> list[Event]:
     """Living players eat the pellets they touch; eaten pellets reappear elsewhere."""
     cols = world.cols
-    eaters = frame.living_players(world)
-    pellets = frame.present(frame.pellets)
+    eaters = census.living_players(world)
+    pellets = census.present(census.pellets)
     reach = PLAYER_RADIUS + PELLET_RADIUS
     grid = Grid.build(cols["x"][eaters], cols["y"][eaters], reach)
     ip, ie, d2 = grid.pairs(cols["x"][pellets], cols["y"][pellets], reach)
@@ -52,6 +52,6 @@ def eat_pellets(world: World, frame: Frame) -> list[Event]:
     fed, n = np.unique(who, return_counts=True)
     cols["score"][fed] = np.minimum(cols["score"][fed].astype(np.int64) + n * PELLET_SCORE, SCORE_MAX)
     cols["hp"][fed] = np.minimum(cols["hp"][fed].astype(np.int64) + n * PELLET_HEAL, PLAYER_HP)
-    frame.remove(world, pslots)
+    census.remove(world, pslots)
     spawn_pellets(world, world.tick, world.ids[pslots])
     return [Event("pickup", (int(p), int(e))) for p, e in zip(world.ids[who], world.ids[pslots])]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from game.arena.frame import Frame, Idx, random_positions
+from game.arena.census import Census, Idx, random_positions
 from game.arena.spec import PLAYER_HP, RESPAWN_TICKS, SHIELD_TICKS, STREAM_PLAYER_SPAWN
 from game.rules import Event
 from game.world import World
@@ -29,11 +29,11 @@ def kill_players(world: World, slots: Idx) -> None:
     cols["respawn"][slots] = RESPAWN_TICKS
 
 
-def respawn_players(world: World, frame: Frame) -> list[Event]:
+def respawn_players(world: World, census: Census) -> list[Event]:
     """Count shields and dead players down; those done reappear at a random spot with full hp."""
     cols = world.cols
-    cols["shield"][frame.players] = np.maximum(cols["shield"][frame.players].astype(np.int64) - 1, 0)
-    dead = frame.players[cols["hp"][frame.players] == 0]
+    cols["shield"][census.players] = np.maximum(cols["shield"][census.players].astype(np.int64) - 1, 0)
+    dead = census.players[cols["hp"][census.players] == 0]
     left = cols["respawn"][dead].astype(np.int64) - 1
     cols["respawn"][dead] = np.maximum(left, 0)
     back = dead[left <= 0]

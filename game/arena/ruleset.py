@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from game.arena.census import Census, Intent, random_positions
 from game.arena.combat import find_hits, fire, resolve_hits
 from game.arena.drones import spawn_drones, steer_drones
-from game.arena.frame import Frame, Intent, random_positions
 from game.arena.movement import move_bodies, move_players
 from game.arena.pickups import eat_pellets, spawn_pellets
 from game.arena.respawn import respawn_players
@@ -84,15 +84,15 @@ class ArenaRuleset:
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1
-        frame = Frame.of(world)
+        census = Census.of(world)
         intent = Intent.of(world, inputs)
-        events = respawn_players(world, frame)
-        move_players(world, frame, intent)
-        flying = move_bodies(world, frame)
-        events += resolve_hits(world, frame, find_hits(world, frame, flying))
-        events += eat_pellets(world, frame)
-        fire(world, frame, intent)
-        steer_drones(world, frame)
+        events = respawn_players(world, census)
+        move_players(world, census, intent)
+        flying = move_bodies(world, census)
+        events += resolve_hits(world, census, find_hits(world, census, flying))
+        events += eat_pellets(world, census)
+        fire(world, census, intent)
+        steer_drones(world, census)
         world.commit()
         return events
 

@@ -1,9 +1,12 @@
 """What every arena system shares within one tick: who is who, and the inputs.
 
-``Frame`` sorts the live slots by kind once per step and records the slots
+``Census`` sorts the live slots by kind once per step and records the slots
 despawned during the step (their rows stay alive until ``world.commit()``, so
 later systems must skip them). ``Intent`` is the input batch resolved to
 player slots.
+
+(Not a "frame": in this project a frame is a WebSocket frame in the transport
+or a length+CRC record in a replay file.)
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ I64 = npt.NDArray[np.int64]
 
 
 @define
-class Frame:
+class Census:
     """The live slots of each kind at the start of a step, ascending (= id order).
 
     Attributes:
@@ -48,7 +51,7 @@ class Frame:
     removed: npt.NDArray[np.bool_]
 
     @classmethod
-    def of(cls, world: World) -> Frame:
+    def of(cls, world: World) -> Census:
         slots = world.active()
         kind = world.cols["kind"][slots]
         return cls(
