@@ -22,6 +22,7 @@ from attrs import define, field
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
 from server.inputs import InputTable
+from server.loop import run_ticker
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
@@ -43,7 +44,7 @@ from server.protocol.messages import (
     Welcome,
 )
 from server.protocol.session import ServerSession, default_rate
-from server.ticker import Ticker, run_ticker
+from server.ticker import Ticker
 
 
 class Client(Protocol):

@@ -3,15 +3,16 @@
 Tick ``k`` (1-based) is due at ``start + (k - 1) * period``: deadlines come
 from the start time, never from "now + period", so errors do not accumulate.
 When the loop falls behind it runs at most ``max_catchup`` late ticks at once
-and drops (skips and counts) the rest. The clock is injected, so tests drive
-it without sleeping.
+and drops (skips and counts) the rest.
+
+Sans-I/O: no asyncio and no clock of its own; the caller passes ``now``, so
+tests drive it without sleeping. ``server.loop.run_ticker`` runs it on an
+event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable
 
 from attrs import define, field
 
@@ -57,22 +58,3 @@ class Ticker:
     def next_deadline(self) -> float:
         """Monotonic time when the next tick is due."""
         return self.start + self.done * self.period
-
-
-async def run_ticker(
-    ticker: Ticker,
-    tick: Callable[[], None],
-    clock: Callable[[], float],
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    stop: asyncio.Event | None = None,
-    max_ticks: int | None = None,
-) -> None:
-    """Call ``tick()`` on schedule until ``stop`` is set (or ``max_ticks`` ran)."""
-    ran = 0
-    while not (stop is not None and stop.is_set()):
-        for _ in range(ticker.poll(clock())):
-            tick()
-            ran += 1
-            if max_ticks is not None and ran >= max_ticks:
-                return
-        await sleep(max(0.0, ticker.next_deadline() - clock()))

@@ -28,7 +28,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server.app import WS_MAX_SIZE
-from server.ticker import Ticker, run_ticker
+from server.loop import run_ticker
+from server.ticker import Ticker
 
 log = logging.getLogger("ceiling")
 

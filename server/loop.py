@@ -1,0 +1,32 @@
+"""The asyncio driver of a ``Ticker``: call a function on schedule until stopped.
+
+The schedule itself (deadlines, bounded catch-up, drops) is the pure
+``server.ticker.Ticker``; this module only sleeps until its next deadline. The
+clock and the sleep are injected, so tests run the loop on a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from server.ticker import Ticker
+
+
+async def run_ticker(
+    ticker: Ticker,
+    tick: Callable[[], None],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    stop: asyncio.Event | None = None,
+    max_ticks: int | None = None,
+) -> None:
+    """Call ``tick()`` on schedule until ``stop`` is set (or ``max_ticks`` ran)."""
+    ran = 0
+    while not (stop is not None and stop.is_set()):
+        for _ in range(ticker.poll(clock())):
+            tick()
+            ran += 1
+            if max_ticks is not None and ran >= max_ticks:
+                return
+        await sleep(max(0.0, ticker.next_deadline() - clock()))
