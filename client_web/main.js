@@ -6,12 +6,12 @@
 import {
   CLOSE_REASONS, checksum, decodeMessage, encodeAck, encodeHello, encodeInput, encodePing, encodeResync, parseSchema,
 } from "./protocol.js";
-import { Mirror } from "./world.js";
 import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
 import { Pacer, Predictor, movementRule } from "./predict.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
 import { Link, httpUrl } from "./net.js";
-import { Renderer, playerHue, rowIn } from "./render.js";
+import { Renderer, playerHue } from "./render.js";
+import { Mirror, rowIn } from "./world.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);

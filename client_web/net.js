@@ -1,6 +1,7 @@
 // The thin WebSocket shell: one connection at a time, binary frames in and
 // out, and reconnection with exponential backoff when an established
-// connection drops. What a message means is main.js's business.
+// connection drops (`Link`); `openFeed` puts the spectator core (feed.js)
+// behind one. What a message means is feed.js's and the pages' business.
 
 /** Delays between reconnection attempts: 0.5 s doubling to 8 s, with ±20 % jitter. */
 export class Backoff {
@@ -165,4 +166,28 @@ export class Link {
     try { ws.close(4000, "dropped for a test"); } catch { /* ignore */ }
     this._closed(ws, 1006, "connection dropped");
   }
+}
+
+/**
+ * A `Link` to `url` that feeds `feed` (feed.js): `hello()` (encoded) when the
+ * socket opens, every frame into the feed, then whatever the feed asks to
+ * send (acks, a resync), then `onEvent(event)` with what the feed made of the
+ * frame. A welcome marks the link established, so later drops reconnect.
+ * `onClose` and `onRetry` are the Link's; `now()` the clock (ms).
+ */
+export function openFeed(url, feed, { hello, onEvent = null, onClose = null, onRetry = null, now = () => performance.now() },
+  linkOptions = {}) {
+  const link = new Link(url, {
+    onOpen: () => link.send(hello()),
+    onMessage: (bytes) => {
+      const ev = feed.receiveData(bytes, now());
+      if (ev.type === "welcome") link.welcomed();
+      for (const data of feed.dataToSend()) link.send(data);
+      if (ev.type === "invalid") console.warn(ev.error);
+      if (onEvent) onEvent(ev);
+    },
+    onClose,
+    onRetry,
+  }, linkOptions);
+  return link;
 }

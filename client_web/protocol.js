@@ -70,6 +70,11 @@ export function parseSchema(desc) {
   });
 }
 
+/** The name of value `k` of the `kind` column (`kind<k>` for a value the schema does not name). */
+export function kindName(schema, k) {
+  return schema.kinds[k] ?? `kind${k}`;
+}
+
 // -- state --------------------------------------------------------------------
 
 /**
@@ -343,6 +348,15 @@ export function encodeInput(seq, values, ack) {
 export const encodeAck = (tick) => encode({ t: "ack", tick });
 export const encodePing = (id, time) => encode({ t: "ping", id, time });
 export const encodeResync = () => encode({ t: "resync" });
+
+/** Playback `control` (REPLAY.md, "Playback"): any of `pause` (bool), `speed` (0.25..8), `seek` (tick). */
+export function encodeControl({ pause, speed, seek } = {}) {
+  const m = { t: "control" };
+  if (pause !== undefined) m.pause = pause;
+  if (speed !== undefined) m.speed = speed;
+  if (seek !== undefined) m.seek = seek;
+  return encode(m);
+}
 
 /** Close codes (PROTOCOL.md) and what to tell a person about them. */
 export const CLOSE_REASONS = Object.freeze({

@@ -5,8 +5,10 @@
 // thousands cost a few milliseconds.
 
 import { byteToAngle } from "./input.js";
+import { rowIn } from "./world.js";
 
 const TAU = Math.PI * 2;
+const BACKGROUND = "#060a13";
 /** Largest backing store the renderer draws into (device pixels). */
 const MAX_PIXELS = 4.2e6;
 /** Looks of the kinds the renderer knows, by kind name (radius in world units). */
@@ -48,6 +50,14 @@ export class Renderer {
     }
   }
 
+  /** Fill the canvas with the background, in CSS pixels from here on. */
+  clear() {
+    const ctx = this.ctx;
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, this.w, this.h);
+  }
+
   /** Zoom (CSS px per world unit) that shows about 1100 world units across. */
   followZoom() {
     return Math.max(0.35, Math.sqrt(this.w * this.h) / 1100);
@@ -87,9 +97,7 @@ export class Renderer {
     const ctx = this.ctx;
     this.camera = scene.camera;
     const cam = this.camera, z = cam.zoom, w = this.w, h = this.h;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = "#060a13";
-    ctx.fillRect(0, 0, w, h);
+    this.clear();
     const W = schema.width, H = schema.height;
     const sx = (x) => (x - cam.x) * z + w / 2;
     const sy = (y) => (y - cam.y) * z + h / 2;
@@ -454,16 +462,4 @@ export class Renderer {
       ctx.strokeRect(rx0 + 0.5, ry0 + 0.5, rx1 - rx0 - 1, ry1 - ry0 - 1);
     }
   }
-}
-
-/** Row of `id` in ascending `ids`, or -1. */
-export function rowIn(ids, id) {
-  let lo = 0, hi = ids.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const v = ids[mid];
-    if (v === id) return mid;
-    if (v < id) lo = mid + 1; else hi = mid - 1;
-  }
-  return -1;
 }

@@ -10,10 +10,10 @@
 
 import { encode } from "@msgpack/msgpack";
 import { CLOSE_REASONS, checksum, decodeMessage, encodeAck, encodeHello, encodeResync, parseSchema } from "./protocol.js";
-import { Mirror } from "./world.js";
 import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
 import { Link } from "./net.js";
-import { Renderer, playerHue, rowIn } from "./render.js";
+import { Renderer, playerHue } from "./render.js";
+import { Mirror, rowIn } from "./world.js";
 
 /** `control` message (REPLAY.md): any of {pause: bool, speed: 0.25..8, seek: tick}. */
 export const encodeControl = (fields) => encode({ t: "control", ...fields });

@@ -96,19 +96,17 @@ export class Mirror {
     this.awaitingKeyframe = false;
     this.checksumOk = true;
   }
+}
 
-  /** Row of entity `id` in `state` (binary search over the ascending ids), or -1. */
-  static rowOf(state, id) {
-    if (state == null || id == null) return -1;
-    const ids = state.ids;
-    let lo = 0, hi = ids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const v = ids[mid];
-      if (v === id) return mid;
-      if (v < id) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+/** Row of entity `id` in ascending `ids` (binary search), or -1. */
+export function rowIn(ids, id) {
+  let lo = 0, hi = ids.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = ids[mid];
+    if (v === id) return mid;
+    if (v < id) lo = mid + 1;
+    else hi = mid - 1;
   }
+  return -1;
 }

@@ -3,7 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Backoff, Link, httpUrl, shouldReconnect } from "../net.js";
+import { decode, encode } from "@msgpack/msgpack";
+
+import { Backoff, Link, httpUrl, openFeed, shouldReconnect } from "../net.js";
+import { Feed } from "../feed.js";
 
 test("the status of a server comes from its own origin: ws -> http, wss -> https", () => {
   assert.equal(httpUrl("ws://127.0.0.1:8765/ws", "/healthz"), "http://127.0.0.1:8765/healthz");
@@ -81,4 +84,30 @@ test("stop() closes for good and cancels a pending retry", () => {
   link.stop();
   assert.deepEqual(timers.fire(), []);
   assert.equal(FakeWS.all.length, 1);
+});
+
+test("openFeed says hello on open, feeds every frame to the feed, sends its acks and is established by the welcome", () => {
+  FakeWS.all = [];
+  const timers = fakeTimers();
+  const feed = new Feed();
+  const seen = [];
+  const link = openFeed("ws://x/ws", feed, {
+    hello: () => encode({ t: "hello", v: 1, name: "viewer", spectate: true }),
+    onEvent: (ev) => seen.push(`${ev.type} acks=${ws.sent.length - 1}`),
+    now: () => 0,
+  }, { WebSocketImpl: FakeWS, timers });
+  link.start();
+  const ws = FakeWS.all[0];
+  ws.open();
+  assert.deepEqual(decode(ws.sent[0]), { t: "hello", v: 1, name: "viewer", spectate: true });
+  const frame = (m) => ws.onmessage({ data: encode(m).slice().buffer });
+  const ruleset = { name: "t", columns: [{ name: "x", dtype: "int16" }, { name: "y", dtype: "int16" }] };
+  assert.equal(link.established, false);
+  frame({ t: "welcome", v: 1, player: 1, entity: null, tick_rate: 30, tick: 5, token: "k", ruleset });
+  assert.equal(link.established, true);
+  frame({ t: "update", tick: 5, base: null, sum: 0, ack: 0 });
+  // The ack goes out before the page hears of the update.
+  assert.deepEqual(seen, ["welcome acks=0", "update acks=1"]);
+  assert.deepEqual(decode(ws.sent[1]), { t: "ack", tick: 5 });
+  assert.equal(feed.latest.tick, 5);
 });

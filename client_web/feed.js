@@ -1,0 +1,228 @@
+// The spectator core both pages share: server messages in; the world
+// mirror, the tick clock, the interpolation buffer and the roster out, and
+// the replies the protocol asks for (an `ack` per update from a client
+// without an entity, one `resync` after a lost state) queued for the shell
+// to send (`dataToSend`).
+//
+// Sans-I/O, like the server's protocol core: no DOM, no WebSocket, no clock
+// (callers pass `now`, ms). The play page (main.js) and the replay page
+// (replay.js) feed it through net.js's `openFeed`; a page adds only what is
+// its own (inputs and prediction; playback controls and checkpoints).
+
+import { ProtocolError, checksum, decodeMessage, encodeAck, encodeResync, kindName, parseSchema } from "./protocol.js";
+import { Mirror, rowIn } from "./world.js";
+import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
+
+/**
+ * What `receive` reports, by `type`:
+ * - `welcome` {msg, schema}: a new mirror (a new connection or a resume);
+ * - `roster` {roster}: the players changed (`feed.roster`, `feed.names`);
+ * - `update` {msg, status, state, prev, events}: `status` as `Mirror.apply`
+ *   ("ok" | "desync" | "missing" | "invalid" | "dropped"), or "early" before
+ *   any welcome; `state` the verified state ("ok" only), `prev` the newest
+ *   one before it, `events` the update's `ev` the first time its tick is seen
+ *   (else null);
+ * - `invalid` {error}: a message this client cannot read (ignored);
+ * - any other message type {msg}: the page's business (`pong`, `error`, a
+ *   playback's `replay_info` and `replay`).
+ */
+export class Feed {
+  /**
+   * @param bufferSize verified states kept to interpolate between
+   * @param restartOnKeyframe a keyframe starts the timeline afresh (buffer and
+   *   clock): a replay's seek may jump either way. Live, a keyframe (after a
+   *   resync) goes on from where the timeline was.
+   */
+  constructor({ bufferSize = 40, restartOnKeyframe = false } = {}) {
+    this.buffer = new StateBuffer(bufferSize);
+    this.view = new View();
+    this.restartOnKeyframe = restartOnKeyframe;
+    this._out = [];
+    this.reset();
+  }
+
+  /** Forget the connection (leaving, or opening another one). */
+  reset() {
+    this.welcome = null;
+    this.schema = null;
+    this.mirror = null;
+    this.clock = null;
+    this.tickMs = null;
+    /** Ticks of the server per tick of its rate (a playback's speed). */
+    this.speed = 1;
+    /** The render tick of the last `sample`. */
+    this.renderTick = null;
+    /** @type {{player, entity, name, online}[]} */
+    this.roster = [];
+    /** Roster entries by entity id. */
+    this.names = new Map();
+    this.lastEventTick = -1;
+    this.buffer.clear();
+    this._out.length = 0;
+  }
+
+  /** The newest verified state, or null. */
+  get latest() {
+    return this.mirror ? this.mirror.latest : null;
+  }
+
+  /** Welcomed without an entity (a spectator, a replay viewer): acknowledges every update itself. */
+  get spectator() {
+    return this.welcome != null && this.welcome.entity == null;
+  }
+
+  /** The tick to acknowledge (a player's `input.ack`), or null. */
+  ackTick() {
+    return this.mirror ? this.mirror.ackTick() : null;
+  }
+
+  /** Encoded messages to send, oldest first; the queue is emptied. */
+  dataToSend() {
+    return this._out.splice(0);
+  }
+
+  /** One binary frame from the server. */
+  receiveData(bytes, now) {
+    let msg;
+    try {
+      msg = decodeMessage(bytes);
+    } catch (error) {
+      return { type: "invalid", error };
+    }
+    return this.receive(msg, now);
+  }
+
+  /** One decoded message. */
+  receive(msg, now) {
+    try {
+      switch (msg.t) {
+        case "welcome": return this._welcome(msg);
+        case "roster": return this._roster(msg);
+        case "update": return this._update(msg, now);
+        default: return { type: msg.t, msg };
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return { type: "invalid", error };
+    }
+  }
+
+  _welcome(msg) {
+    const schema = parseSchema(msg.ruleset);
+    this.welcome = msg;
+    this.schema = schema;
+    this.mirror = new Mirror(schema);
+    this.buffer.clear();
+    this.tickMs = 1000 / msg.tick_rate;
+    this.speed = 1;
+    this.clock = new TickClock(this.tickMs);
+    this.lastEventTick = -1;
+    return { type: "welcome", msg, schema };
+  }
+
+  _roster(msg) {
+    this.roster = msg.players.map(([player, entity, name, online]) => ({ player, entity, name, online }));
+    this.names = new Map(this.roster.filter((p) => p.entity != null).map((p) => [p.entity, p]));
+    return { type: "roster", roster: this.roster };
+  }
+
+  _update(msg, now) {
+    if (!this.mirror) return { type: "update", msg, status: "early", state: null, prev: null, events: null };
+    const prev = this.mirror.latest;
+    const r = this.mirror.apply(msg, now);
+    if (r.resync) this._out.push(encodeResync());
+    let events = null;
+    if (Array.isArray(msg.ev) && msg.tick > this.lastEventTick) {
+      this.lastEventTick = msg.tick;
+      events = msg.ev;
+    }
+    if (r.status === "ok") {
+      if (this.restartOnKeyframe && msg.base == null) {
+        this.buffer.clear();
+        this.clock.reset();
+      }
+      this.buffer.push(r.state);
+      this.clock.observe(r.state.tick, now);
+    }
+    if (this.spectator) {
+      const t = this.mirror.ackTick();
+      if (t != null) this._out.push(encodeAck(t));
+    }
+    return { type: "update", msg, status: r.status, state: r.state, prev, events };
+  }
+
+  /** The server's tick rate changed by `speed` (a playback's 0.25x..8x): the clock starts afresh at that rate. */
+  setSpeed(speed) {
+    if (speed === this.speed || !this.tickMs) return;
+    this.speed = speed;
+    this.clock = new TickClock(this.tickMs / speed);
+  }
+
+  /**
+   * The picture to draw at `now`: every entity interpolated `INTERP_DELAY_MS`
+   * behind the tick clock (`hold`: exactly the newest state, as while a
+   * playback is paused). Fills and returns `this.view`; null before the
+   * first verified state.
+   */
+  sample(now, { hold = false } = {}) {
+    const newest = this.buffer.newest, tickNow = this.clock ? this.clock.tickAt(now) : null;
+    if (!this.schema || !newest) return null;
+    // A clock started afresh (a new speed) reads nothing until the next update: hold till then.
+    this.renderTick = hold || tickNow == null ? newest.tick : tickNow - (INTERP_DELAY_MS * this.speed) / this.tickMs;
+    return sample(this.schema, this.buffer.bracket(this.renderTick), this.view);
+  }
+
+  /** The roster with each player's row and score in the newest state, best first (ties: lower player id). */
+  standings() {
+    const st = this.latest, iscore = this.schema ? this.schema.index.score : null;
+    return this.roster.map((p) => {
+      const row = st && p.entity != null ? rowIn(st.ids, p.entity) : -1;
+      return { ...p, row, score: row >= 0 && iscore != null ? st.cols[iscore][row] : 0 };
+    }).sort((a, b) => b.score - a.score || a.player - b.player);
+  }
+
+  // -- what tests and debug hooks read -------------------------------------------------
+
+  /** The newest state's tick, its checksum recomputed from its arrays, and its entity count; or null. */
+  mirrorChecksum() {
+    const st = this.latest;
+    return st ? { tick: st.tick, sum: checksum(st.ids, st.cols) >>> 0, count: st.ids.length } : null;
+  }
+
+  /** The newest state as plain objects ({id, column: value, ..., kindName}), optionally of one kind. */
+  entities(kind = null) {
+    const st = this.latest, s = this.schema;
+    if (!st) return [];
+    const out = [];
+    for (let i = 0; i < st.ids.length; i++) {
+      const e = { id: st.ids[i] };
+      s.columns.forEach((c, j) => { e[c.name] = st.cols[j][i]; });
+      e.kindName = s.index.kind != null ? kindName(s, e.kind) : null;
+      if (kind == null || e.kindName === kind) out.push(e);
+    }
+    return out;
+  }
+
+  /** Entities in the newest state per kind name. */
+  kindCounts() {
+    const st = this.latest, s = this.schema, counts = {};
+    if (!st || s.index.kind == null) return counts;
+    for (const k of st.cols[s.index.kind]) { const name = kindName(s, k); counts[name] = (counts[name] || 0) + 1; }
+    return counts;
+  }
+
+  /** The mirror's counters and the newest tick, for a page's debug state. */
+  stats() {
+    const m = this.mirror, st = this.latest;
+    return {
+      ruleset: this.schema ? this.schema.name : null,
+      tick: st ? st.tick : null,
+      checksumOk: m ? m.checksumOk : null,
+      desyncs: m ? m.desyncs : 0,
+      missingBase: m ? m.missingBase : 0,
+      keyframes: m ? m.keyframes : 0,
+      updates: m ? m.updates : 0,
+      entityCount: st ? st.ids.length : 0,
+    };
+  }
+}

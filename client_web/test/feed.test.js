@@ -1,0 +1,172 @@
+// The spectator core both pages share: welcome -> mirror, updates applied
+// from the shared delta vectors (the Python encoder's bytes), acks and the
+// one resync after a mismatch, the interpolation clock, the roster.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { decode, encode } from "@msgpack/msgpack";
+
+import { Feed } from "../feed.js";
+import { INTERP_DELAY_MS } from "../interp.js";
+import { RESYNC_RETRY_MS } from "../world.js";
+
+const VECTORS = JSON.parse(readFileSync(fileURLToPath(new URL("../../tests/vectors/deltas.json", import.meta.url)), "utf8"));
+const b64 = (s) => new Uint8Array(Buffer.from(s, "base64"));
+const sequence = (name) => VECTORS.sequences.find((s) => s.name === name);
+const TICK_MS = 1000 / 30;
+
+function welcome(ruleset, { entity = null, tick = 1 } = {}) {
+  return encode({
+    t: "welcome", v: 1, match: "m", player: 7, entity, tick_rate: 30, tick, token: "tok", hold_s: 10, resumed: false, ruleset,
+  });
+}
+
+/** The messages the feed asks to send, decoded. */
+const sent = (feed) => feed.dataToSend().map((b) => decode(b));
+
+test("a welcome builds the mirror and the clock from the ruleset", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed();
+  assert.equal(feed.sample(0), null);
+  const ev = feed.receiveData(welcome(seq.ruleset), 0);
+  assert.equal(ev.type, "welcome");
+  assert.equal(ev.schema.name, "drift");
+  assert.equal(feed.tickMs, TICK_MS);
+  assert.equal(feed.spectator, true);
+  assert.equal(feed.latest, null);
+  assert.deepEqual(sent(feed), []);
+});
+
+test("a spectator applies a keyframe then deltas, and acknowledges each update's tick", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset), 0);
+  seq.frames.forEach((frame, i) => {
+    const ev = feed.receiveData(b64(frame.data), i * TICK_MS);
+    assert.equal(ev.type, "update");
+    assert.equal(ev.status, "ok", `tick ${frame.tick}`);
+    assert.equal(ev.state.sum, frame.expect.sum);
+    assert.deepEqual(sent(feed), [{ t: "ack", tick: frame.tick }]);
+  });
+  const last = seq.frames[seq.frames.length - 1];
+  assert.deepEqual(feed.mirrorChecksum(), { tick: last.tick, sum: last.expect.sum, count: feed.latest.ids.length });
+  assert.deepEqual(feed.stats().desyncs, 0);
+  assert.equal(feed.stats().keyframes, 1);
+  assert.equal(feed.stats().updates, seq.frames.length);
+  assert.equal(feed.entities().length, feed.latest.ids.length);
+  assert.ok(feed.entities("player").every((e) => e.kindName === "player" && e.kind === 4));
+  const counts = feed.kindCounts();
+  assert.equal(Object.values(counts).reduce((a, b) => a + b, 0), feed.latest.ids.length);
+});
+
+test("a player acknowledges in its inputs: the feed sends no acks but says which tick to acknowledge", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset, { entity: 99 }), 0);
+  assert.equal(feed.spectator, false);
+  for (const frame of seq.frames.slice(0, 5)) {
+    feed.receiveData(b64(frame.data), 0);
+    assert.equal(feed.ackTick(), frame.tick);
+  }
+  assert.deepEqual(sent(feed), []);
+});
+
+test("a checksum mismatch asks for exactly one resync, stops the acks, and a keyframe restores both", () => {
+  const seq = sequence("synthetic-errors");
+  const [keyframe, wrongSum, ...rest] = seq.frames;
+  assert.equal(wrongSum.expect.error, "checksum");
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset), 0);
+  feed.receiveData(b64(keyframe.data), 0);
+  assert.deepEqual(sent(feed), [{ t: "ack", tick: keyframe.tick }]);
+
+  assert.equal(feed.receiveData(b64(wrongSum.data), 10).status, "desync");
+  // Every delta still in flight against the forgotten base, within the retry window.
+  const after = rest.map((f, i) => feed.receiveData(b64(f.data), 20 + i).status);
+  assert.ok(after.every((s) => s === "dropped"), after);
+  assert.deepEqual(sent(feed), [{ t: "resync" }]);
+  assert.equal(feed.stats().desyncs, 1);
+  assert.equal(feed.stats().checksumOk, false);
+  assert.equal(feed.ackTick(), null);
+
+  const back = feed.receiveData(b64(keyframe.data), 30);
+  assert.equal(back.status, "ok");
+  assert.deepEqual(sent(feed), [{ t: "ack", tick: keyframe.tick }]);
+  assert.equal(feed.stats().checksumOk, true);
+});
+
+test("a resync that brings no keyframe is asked for again once the retry time has passed", () => {
+  const seq = sequence("synthetic-errors");
+  const [keyframe, wrongSum, delta] = seq.frames;
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset), 0);
+  feed.receiveData(b64(keyframe.data), 0);
+  feed.receiveData(b64(wrongSum.data), 0);
+  feed.receiveData(b64(delta.data), RESYNC_RETRY_MS - 1);
+  feed.receiveData(b64(delta.data), RESYNC_RETRY_MS + 1);
+  assert.deepEqual(sent(feed).map((m) => m.t), ["ack", "resync", "resync"]);
+});
+
+test("an update before any welcome and a frame that is not msgpack are reported, not thrown", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed();
+  assert.equal(feed.receiveData(b64(seq.frames[0].data), 0).status, "early");
+  assert.equal(feed.receiveData(new Uint8Array([0xc1]), 0).type, "invalid");
+  assert.equal(feed.receive({ t: "welcome", ruleset: {} }, 0).type, "invalid");
+  assert.deepEqual(feed.receive({ t: "pong", id: 1 }, 0), { type: "pong", msg: { t: "pong", id: 1 } });
+  assert.deepEqual(sent(feed), []);
+});
+
+test("the picture is drawn INTERP_DELAY_MS behind the tick clock, or held on the newest state", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset), 0);
+  for (const frame of seq.frames.slice(0, 10)) feed.receiveData(b64(frame.data), frame.tick * TICK_MS);
+  const now = 10 * TICK_MS;
+  const view = feed.sample(now);
+  assert.equal(view, feed.view);
+  assert.ok(Math.abs(feed.renderTick - (10 - INTERP_DELAY_MS / TICK_MS)) < 1e-9, feed.renderTick);
+  assert.equal(view.n, feed.latest.ids.length);
+  feed.sample(now, { hold: true });
+  assert.equal(feed.renderTick, 10);
+  // A playback at 2x: the delay is in the playback's ticks, and a new clock holds until the next update.
+  feed.setSpeed(2);
+  feed.sample(now + 5);
+  assert.equal(feed.renderTick, 10);
+  feed.receiveData(b64(seq.frames[10].data), now + 5);
+  feed.sample(now + 5);
+  assert.ok(Math.abs(feed.renderTick - (11 - (2 * INTERP_DELAY_MS) / TICK_MS)) < 1e-9, feed.renderTick);
+});
+
+test("a replay's keyframe starts the timeline afresh; a live keyframe goes on", () => {
+  const seq = sequence("drift/spectator"); // ticks 1 and 2 are keyframes
+  for (const restartOnKeyframe of [false, true]) {
+    const feed = new Feed({ restartOnKeyframe });
+    feed.receiveData(welcome(seq.ruleset), 0);
+    feed.receiveData(b64(seq.frames[0].data), 0);
+    feed.receiveData(b64(seq.frames[1].data), 0);
+    assert.deepEqual(feed.buffer.states.map((s) => s.tick), restartOnKeyframe ? [2] : [1, 2]);
+  }
+});
+
+test("events are reported once per tick; the roster names entities; standings rank by score", () => {
+  const seq = sequence("synthetic-errors");
+  const feed = new Feed();
+  feed.receiveData(welcome(seq.ruleset), 0);
+  const msg = decode(b64(seq.frames[0].data));
+  assert.deepEqual(feed.receive({ ...msg, ev: [["kill", 1, 2]] }, 0).events, [["kill", 1, 2]]);
+  assert.equal(feed.receive({ ...msg, ev: [["kill", 1, 2]] }, 0).events, null);
+  const ids = [...feed.latest.ids];
+  const ev = feed.receive({ t: "roster", players: [[1, ids[0], "ann", true], [2, null, "bob", false], [3, ids[1], "cy", true]] }, 0);
+  assert.equal(ev.type, "roster");
+  assert.deepEqual([...feed.names.keys()], [ids[0], ids[1]]);
+  assert.equal(feed.names.get(ids[1]).name, "cy");
+  const rows = feed.standings();
+  assert.deepEqual(rows.map((p) => p.name).sort(), ["ann", "bob", "cy"]);
+  assert.equal(rows.find((p) => p.name === "bob").row, -1);
+  for (let i = 1; i < rows.length; i++) {
+    assert.ok(rows[i - 1].score > rows[i].score || (rows[i - 1].score === rows[i].score && rows[i - 1].player < rows[i].player));
+  }
+});
