@@ -3,26 +3,26 @@
 // from `python -m tools.replay play`, and steer the playback with `control`
 // messages: pause, speed (0.25x to 8x), seek (REPLAY.md, "Playback").
 //
-// The mirror is the live client's (world.js); each state that lands on a
-// recorded checkpoint tick is compared with the checkpoint's checksum, so the
-// page shows that what it draws is what was recorded. `window.__replay` is a
-// debug hook for tests.
+// The spectator core is the live pages' (feed.js: mirror, clock,
+// interpolation, acks and resyncs; camera.js), with a keyframe restarting
+// the timeline, since a seek may jump either way. What is this page's own:
+// the list, the controls, and the checkpoints: each state that lands on a
+// recorded checkpoint tick is compared with the checkpoint's checksum, so
+// the page shows that what it draws is what was recorded. `window.__replay`
+// is a debug hook for tests.
 
-import { encode } from "@msgpack/msgpack";
-import { CLOSE_REASONS, checksum, decodeMessage, encodeAck, encodeHello, encodeResync, parseSchema } from "./protocol.js";
-import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
-import { Link } from "./net.js";
+import { CLOSE_REASONS, encodeControl, encodeHello } from "./protocol.js";
+import { Feed } from "./feed.js";
+import { Camera, entityAt, followZoom, wholeArena } from "./camera.js";
+import { openFeed } from "./net.js";
 import { Renderer, playerHue } from "./render.js";
-import { Mirror, rowIn } from "./world.js";
+import { $, escapeHtml } from "./dom.js";
 
-/** `control` message (REPLAY.md): any of {pause: bool, speed: 0.25..8, seek: tick}. */
-export const encodeControl = (fields) => encode({ t: "control", ...fields });
-
-const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const HISTORY = 5000;
+/** CSS px the info panel and the control bar take at the top and the bottom (the whole-arena view keeps them free). */
+const INSETS = { top: 40, bottom: 110 };
 
-const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const fmtTime = (ticks, rate) => {
   const s = Math.max(0, Math.floor(ticks / rate));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
@@ -34,9 +34,8 @@ class Viewer {
     this.canvas = $("game");
     this.renderer = new Renderer(this.canvas);
     this.renderer.showMinimap = false;
-    this.view = new View();
-    this.buffer = new StateBuffer(64);
-    this.camera = { x: 0, y: 0, zoom: 1 };
+    this.feed = new Feed({ bufferSize: 64, restartOnKeyframe: true });
+    this.camera = new Camera();
     this.follow = null;
     this.reset();
     this.listing = null;
@@ -50,21 +49,15 @@ class Viewer {
   reset() {
     this.link = null;
     this.name = null;
-    this.schema = null;
-    this.mirror = null;
-    this.clock = null;
-    this.welcome = null;
     this.info = null;
     this.status = null;
-    this.roster = [];
-    this.names = new Map();
     this.checkpoints = new Map();
     this.verified = [];
     this.mismatches = [];
     this.history = [];
     this.error = null;
     this.dragging = false;
-    this.buffer.clear();
+    this.feed.reset();
   }
 
   // -- the list ----------------------------------------------------------------
@@ -123,9 +116,9 @@ class Viewer {
     history.replaceState(null, "", `?replay=${encodeURIComponent(name)}`);
     $("picker").hidden = true;
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?replay=${encodeURIComponent(name)}`;
-    this.link = new Link(url, {
-      onOpen: () => this.link.send(encodeHello("viewer", { spectate: true })),
-      onMessage: (bytes) => this.onMessage(bytes),
+    this.link = openFeed(url, this.feed, {
+      hello: () => encodeHello("viewer", { spectate: true }),
+      onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
     });
     this.link.start();
@@ -156,34 +149,18 @@ class Viewer {
     this.send({ seek: Math.max(this.status.first, Math.min(this.status.last, Math.round(tick))) });
   }
 
-  onMessage(bytes) {
-    let msg;
-    try { msg = decodeMessage(bytes); } catch (e) { console.warn(e); return; }
-    const now = performance.now();
-    switch (msg.t) {
-      case "update": this.onUpdate(msg, now); break;
-      case "welcome": this.onWelcome(msg); break;
-      case "replay_info": this.onInfo(msg); break;
-      case "replay": this.onStatus(msg); break;
-      case "roster":
-        this.roster = msg.players.map(([player, entity, name, online]) => ({ player, entity, name, online }));
-        this.names = new Map(this.roster.filter((p) => p.entity != null).map((p) => [p.entity, p]));
+  onEvent(ev) {
+    switch (ev.type) {
+      case "welcome":
+        this.camera.reset();
+        for (const id of ["bar", "info", "board"]) $(id).hidden = false;
         break;
-      case "error": this.error = msg.reason; break;
+      case "update": if (ev.status === "ok") this.onState(ev.state); break;
+      case "replay_info": this.onInfo(ev.msg); break;
+      case "replay": this.onStatus(ev.msg); break;
+      case "error": this.error = ev.msg.reason; break;
       default: break;
     }
-  }
-
-  onWelcome(msg) {
-    this.welcome = msg;
-    this.schema = parseSchema(msg.ruleset);
-    this.mirror = new Mirror(this.schema);
-    this.tickMs = 1000 / msg.tick_rate;
-    this.clock = new TickClock(this.tickMs);
-    this.buffer.clear();
-    this.link.welcomed();
-    this.cameraInit = false;
-    for (const id of ["bar", "info", "board"]) $(id).hidden = false;
   }
 
   onInfo(info) {
@@ -203,11 +180,8 @@ class Viewer {
   onStatus(st) {
     const prev = this.status;
     this.status = st;
-    if (!prev || prev.speed !== st.speed) {
-      // The tick clock runs at the playback speed.
-      this.clock = new TickClock(this.tickMs / st.speed);
-      $("speed").value = String(st.speed);
-    }
+    this.feed.setSpeed(st.speed); // the tick clock runs at the playback speed
+    if (!prev || prev.speed !== st.speed) $("speed").value = String(st.speed);
     $("play").textContent = st.paused ? (st.tick >= st.last ? "Replay" : "Play") : "Pause";
     if (!this.dragging) {
       $("seek").value = st.tick;
@@ -215,34 +189,20 @@ class Viewer {
     }
   }
 
-  onUpdate(msg, now) {
-    if (!this.mirror) return;
-    const r = this.mirror.apply(msg, now);
-    if (r.resync) this.link.send(encodeResync());
-    if (r.status === "ok") {
-      const state = r.state;
-      if (msg.base == null) {
-        // A keyframe: the start, a seek, or a resync. The timeline may have jumped.
-        this.buffer.clear();
-        this.clock.reset();
-      }
-      this.buffer.push(state);
-      this.clock.observe(state.tick, now);
-      this.history.push([state.tick, state.sum]);
-      if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
-      const want = this.checkpoints.get(state.tick);
-      if (want !== undefined) {
-        if (want === state.sum >>> 0) this.verified.push(state.tick);
-        else this.mismatches.push({ tick: state.tick, expected: want, got: state.sum >>> 0 });
-      }
-      if (!this.dragging) {
-        $("seek").value = state.tick;
-        this.showClock(state.tick);
-      }
-      this.showCheck();
+  /** A verified state: checked against the recording's checkpoint for its tick, if any. */
+  onState(state) {
+    this.history.push([state.tick, state.sum]);
+    if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
+    const want = this.checkpoints.get(state.tick);
+    if (want !== undefined) {
+      if (want === state.sum >>> 0) this.verified.push(state.tick);
+      else this.mismatches.push({ tick: state.tick, expected: want, got: state.sum >>> 0 });
     }
-    const t = this.mirror.ackTick();
-    if (t != null) this.link.send(encodeAck(t));
+    if (!this.dragging) {
+      $("seek").value = state.tick;
+      this.showClock(state.tick);
+    }
+    this.showCheck();
   }
 
   showClock(tick) {
@@ -259,9 +219,9 @@ class Viewer {
       const m = this.mismatches[0];
       el.className = "mono bad";
       el.textContent = `✗ checksum differs from the recording at tick ${m.tick}`;
-    } else if (this.mirror && this.mirror.desyncs) {
+    } else if (this.feed.stats().desyncs) {
       el.className = "mono bad";
-      el.textContent = `✗ ${this.mirror.desyncs} desyncs`;
+      el.textContent = `✗ ${this.feed.stats().desyncs} desyncs`;
     } else {
       el.className = "mono ok";
       el.textContent = n ? `✓ ${n} checkpoint${n === 1 ? "" : "s"} match the recording` : "";
@@ -274,28 +234,18 @@ class Viewer {
     requestAnimationFrame((t) => this.frame(t));
     const r = this.renderer;
     r.resize();
-    const s = this.schema, newest = this.buffer.newest;
-    if (!s || !newest || !this.status) {
-      const ctx = r.ctx;
-      ctx.setTransform(r.dpr, 0, 0, r.dpr, 0, 0);
-      ctx.fillStyle = "#060a13";
-      ctx.fillRect(0, 0, r.w, r.h);
+    // Paused: exactly the newest state, no extrapolation.
+    const view = this.status ? this.feed.sample(ts, { hold: this.status.paused }) : null;
+    if (!view) {
+      r.clear();
       return;
     }
     const dt = this.lastFrame == null ? 16 : ts - this.lastFrame;
     this.lastFrame = ts;
-    const tickAt = this.clock.tickAt(ts);
-    let br;
-    if (this.status.paused || tickAt == null) {
-      br = this.buffer.bracket(newest.tick); // exactly the newest state: no extrapolation while paused
-    } else {
-      br = this.buffer.bracket(tickAt - (INTERP_DELAY_MS * this.status.speed) / this.tickMs);
-    }
-    sample(s, br, this.view);
     this.updateCamera(dt);
     r.draw({
-      schema: s, view: this.view, camera: this.camera, me: null, mePos: null, myAim: null,
-      names: this.names, effects: [], now: ts, wholeArena: this.follow == null,
+      schema: this.feed.schema, view, camera: this.camera, me: null, mePos: null, myAim: null,
+      names: this.feed.names, effects: [], now: ts, wholeArena: this.follow == null,
     });
     if (ts - (this.lastHud || 0) > 250) {
       this.lastHud = ts;
@@ -303,37 +253,17 @@ class Viewer {
     }
   }
 
+  /** The followed player, or the whole arena between the info panel and the control bar. */
   updateCamera(dt) {
-    const s = this.schema, r = this.renderer, view = this.view;
-    let target = null, zoom = r.followZoom();
-    const row = this.follow != null ? rowIn(view.state.ids, this.follow) : -1;
-    if (row >= 0) {
-      target = { x: view.x[row] / s.columns[s.index.x].scale, y: view.y[row] / s.columns[s.index.y].scale };
-    } else {
-      // The whole arena, above the control bar (about 70 px high).
-      zoom = Math.min(r.fitZoom(s.width, s.height), (r.h - 150) / (s.height * 1.04));
-      target = { x: s.width / 2, y: s.height / 2 + 35 / zoom };
-    }
-    const c = this.camera;
-    if (!this.cameraInit) {
-      Object.assign(c, target, { zoom });
-      this.cameraInit = true;
-    } else {
-      const k = 1 - Math.exp(-dt / 90);
-      c.x += (target.x - c.x) * k;
-      c.y += (target.y - c.y) * k;
-      c.zoom += (zoom - c.zoom) * (1 - Math.exp(-dt / 120));
-    }
+    const s = this.feed.schema, r = this.renderer;
+    const at = entityAt(s, this.feed.view, this.follow);
+    const { zoom, ...target } = at ? { ...at, zoom: followZoom(r.w, r.h) } : wholeArena(s, r.w, r.h, INSETS);
+    this.camera.move(target, zoom, dt);
   }
 
   updateBoard() {
-    const s = this.schema, st = this.mirror && this.mirror.latest;
-    if (!s || !st) return;
-    const iscore = s.index.score;
-    const rows = this.roster.map((p) => {
-      const row = p.entity != null ? rowIn(st.ids, p.entity) : -1;
-      return { ...p, score: row >= 0 && iscore != null ? st.cols[iscore][row] : 0 };
-    }).sort((a, b) => b.score - a.score || a.player - b.player);
+    if (!this.feed.latest) return;
+    const rows = this.feed.standings();
     const ol = $("scores");
     ol.innerHTML = rows.slice(0, 12).map((p) =>
       `<li data-entity="${p.entity}" class="${p.entity === this.follow ? "follow" : ""}"><span class="dot" style="background:hsl(${playerHue(p.player)},75%,58%)"></span>` +
@@ -349,28 +279,28 @@ class Viewer {
   // -- debug hook --------------------------------------------------------------
 
   debugState() {
-    const m = this.mirror, st = m && m.latest;
+    const st = this.feed.latest, fs = this.feed.stats();
     return {
       name: this.name,
       connected: !!(this.link && this.link.open),
-      ruleset: this.schema ? this.schema.name : null,
-      tick: st ? st.tick : null,
+      ruleset: fs.ruleset,
+      tick: fs.tick,
       sum: st ? st.sum >>> 0 : null,
       serverTick: this.status ? this.status.tick : null,
       paused: this.status ? this.status.paused : null,
       speed: this.status ? this.status.speed : null,
       first: this.info ? this.info.first : null,
       last: this.info ? this.info.last : null,
-      checksumOk: m ? m.checksumOk : null,
-      desyncs: m ? m.desyncs : 0,
-      updates: m ? m.updates : 0,
-      keyframes: m ? m.keyframes : 0,
+      checksumOk: fs.checksumOk,
+      desyncs: fs.desyncs,
+      updates: fs.updates,
+      keyframes: fs.keyframes,
       checkpoints: this.checkpoints.size,
       verified: [...new Set(this.verified)],
       mismatches: this.mismatches.slice(),
-      entityCount: st ? st.ids.length : 0,
+      entityCount: fs.entityCount,
       drawnTotal: Object.values(this.renderer.drawn).reduce((a, b) => a + b, 0),
-      roster: this.roster.map((p) => ({ ...p })),
+      roster: this.feed.roster.map((p) => ({ ...p })),
       picker: !$("picker").hidden,
       error: $("error").hidden ? null : $("error").textContent,
     };
@@ -383,10 +313,7 @@ window.__replay = {
   viewer,
   state: () => viewer.debugState(),
   /** The newest mirror state's checksum, recomputed from its arrays. */
-  mirrorChecksum: () => {
-    const st = viewer.mirror && viewer.mirror.latest;
-    return st ? { tick: st.tick, sum: checksum(st.ids, st.cols) >>> 0, count: st.ids.length } : null;
-  },
+  mirrorChecksum: () => viewer.feed.mirrorChecksum(),
   /** [tick, checksum] of every verified state applied, oldest first (the last 5000). */
   history: () => viewer.history.map(([t, s]) => [t, s >>> 0]),
   listing: () => viewer.listing,
