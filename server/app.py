@@ -2,26 +2,40 @@
 
 ``/ws`` (and ``/ws/<match id>``) is the game endpoint; ``/healthz``,
 ``/metrics`` and ``/api/...`` report on the matches; everything else is a
-file of ``client_web/``. This module only moves bytes: the frame splitter
-and the library frame them, sessions decode and validate, the match decides
-(and runs its own tick loop).
+file of ``client_web/``.
+
+The shell is the I/O layer under websockets' sans-I/O ``ServerProtocol``, on
+its documented API only (``receive_data``, ``receive_eof``,
+``events_received``, ``data_to_send``, ``accept``, ``send_response``,
+``send_close``, ``send_ping``, ``fail``, ``state``, ``close_expected``): the
+library parses the HTTP request and runs the WebSocket protocol; we own the
+socket, so the timers (opening handshake, keepalive, closing) are ours, as
+they are the asyncio layer's inside websockets. Names:
+
+- ``GameServer``: the listener, the HTTP router and the hosted matches.
+- ``Connection``: one TCP (or TLS) connection: its HTTP request, then its
+  WebSocket and session; it is the ``Client`` the match sends to.
+
+This module only moves bytes: the frame splitter and the library frame them,
+sessions decode and validate, the match decides (and runs its own tick loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import CloseCode, Frame, Opcode
+from attrs import define
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Event
-from websockets.protocol import State as WsState
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from server.config import ServerConfig
@@ -29,12 +43,14 @@ from server.frames import FrameSplitter, RequestEnd
 from server.match import Match, Member
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
+    CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     InvalidField,
     PolicyViolation,
     ProtocolError,
 )
 from server.protocol.messages import Error, Hello
+from server.protocol.session import ServerSession
 from server.recorder import list_replays
 from server.web import http_response, json_response, static_file
 
@@ -43,7 +59,16 @@ log = logging.getLogger("server")
 #: The WebSocket library's own frame limit; our codec's 1 KiB limit comes first.
 WS_MAX_SIZE = 64 * 1024
 
+#: The ``Server`` header of every response.
+SERVER_HEADER = "tickserver"
+
+#: Messages (and control frames) a connection may send behind its opening request, before the server takes them.
+EARLY_MESSAGES = 64
+
 Route = Callable[[Request], Response | Awaitable[Response]]
+
+#: A frame's payload (websockets calls it ``BytesLike``).
+BytesLike = bytes | bytearray | memoryview
 
 
 def binary_frame_header(size: int) -> bytes:
@@ -55,209 +80,483 @@ def binary_frame_header(size: int) -> bytes:
     return b"\x82\x7f" + size.to_bytes(8, "big")
 
 
-#: Close codes the websockets library itself fails a connection with for the peer's fault.
-_PEER_FAULTS = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG})
-
-
-class GameProtocol(ServerProtocol):
-    """websockets' sans-I/O server protocol, telling the peer why before the library fails it.
-
-    The library closes by itself on what it catches in frame parsing (a frame
-    over ``WS_MAX_SIZE``: 1009; bad framing: 1002; invalid UTF-8: 1007). Our own
-    errors are preceded by an ``error`` message; this makes the library's too.
-    """
-
-    def fail(self, code: CloseCode | int, reason: str = "") -> None:
-        if self.state is WsState.OPEN and code in _PEER_FAULTS:
-            self.send_frame(Frame(Opcode.BINARY, encode_server(Error(int(code), reason))))
-        super().fail(code, reason)
-
+#: Close codes the websockets library fails a connection with for the peer's fault: told first with an ``error``.
+PEER_FAULTS = frozenset({CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG})
 
 _DATA_OPCODES = frozenset({Opcode.BINARY, Opcode.TEXT, Opcode.CONT})
 _PING_PONG = frozenset({Opcode.PING, Opcode.PONG})
-
-#: A frame's payload (websockets >= 15 calls it ``BytesLike``; 14 has no name for it).
-BytesLike = bytes | bytearray | memoryview
-
-#: Messages a connection may send behind its opening request, before the server takes them.
-EARLY_MESSAGES = 64
-
-#: A data message, as the connection hands it on: a payload we split off
-#: ourselves (``FrameSplitter``), or a frame the library parsed.
-Incoming = bytes | Frame
+_CLOSE_FRAME = b"\x88"  # the first byte of a close frame (FIN, opcode 8)
 
 
-class GameConnection(ServerConnection):
-    """A websockets server connection whose protocol is a ``GameProtocol``, and
-    whose data messages go straight to a handler.
+def outgoing_close(out: list[bytes]) -> Close | None:
+    """The close frame among ``out`` (a server's frames, as ``data_to_send`` returns them), parsed; or None."""
+    for data in out:
+        if data[:1] == _CLOSE_FRAME:
+            # A server's frames are unmasked and a control frame's payload is under 126 bytes: one length byte.
+            return Close.parse(data[2:2 + data[1]])
+    return None
 
-    During the opening handshake the library gets the request and nothing
-    else (``RequestEnd``); bytes a client sends behind it wait for the
-    handshake to end. From then on a ``FrameSplitter`` reads the client's
-    simple binary frames itself and hands everything else (control frames,
-    anything unusual) to the library, always as whole frames; frames the
-    library parses come back through ``process_event``. Either way each data
-    message goes to ``on_message``, called from ``data_received``, instead of
-    being queued for ``recv()`` and waking the connection's task: no frame
-    parser generator, no queue, no future, no task switch per message, which
-    is most of what a client's 30 inputs a second would cost the server in
-    the library. Messages that come before a handler is attached
-    (``take_messages``) wait in a list, within bounds; ``stop_messages()``
-    drops every later one (the connection is closing). Ping and pong frames
-    go to ``on_control`` (the rate limit) on their way to the library.
+
+@define
+class SlowReader:
+    """When a client that does not read its updates is given up on. Sans-I/O: the time is passed in.
+
+    Attributes:
+        max_buffer: bytes queued to the client past which updates to it are dropped.
+        timeout_s: how long its queue may stay over ``max_buffer`` before it is closed.
+        stats: the server's counters (``frames_dropped``, ``slow_closed``).
+        since: when its queue went over, or None.
     """
 
-    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
-        # serve() builds a plain ServerProtocol and has no hook for its class;
-        # GameProtocol only overrides a method, so the instance can adopt it.
-        protocol.__class__ = GameProtocol
-        super().__init__(protocol, *args, **kwargs)
-        self._early: list[Incoming] = []
-        self._early_bytes = 0
-        self.on_message: Callable[[Incoming], None] | None = self._hold_early
-        #: Called for each ping or pong frame the client sends (the library answers pings).
-        self.on_control: Callable[[], None] | None = None
-        self.splitter: FrameSplitter | None = None
-        self._request = RequestEnd()
-        #: Bytes the client sent behind its request before the handshake ended.
+    max_buffer: int
+    timeout_s: float
+    stats: dict[str, int]
+    since: float | None = None
+
+    def dropped(self, now: float) -> bool:
+        """An update was dropped for a full queue at ``now``. Returns True when it is time to close the client.
+
+        The next delta is against the client's last ack, so nothing is lost for good.
+        """
+        self.stats["frames_dropped"] += 1
+        if self.since is None:
+            self.since = now
+        elif now - self.since > self.timeout_s:
+            self.stats["slow_closed"] += 1
+            return True
+        return False
+
+    def reason(self) -> str:
+        return f"too slow: over {self.max_buffer} bytes queued for {self.timeout_s:g} s"
+
+
+class Connection(asyncio.Protocol):
+    """One client's connection: its HTTP request, then (on a game path) its WebSocket, session and member.
+
+    It owns the websockets ``ServerProtocol`` and is its I/O layer: bytes
+    received go to ``receive_data`` (or ``receive_eof``), and after every call
+    into the protocol whatever ``data_to_send`` returns is written at once, so
+    the protocol never holds output while we write ours.
+
+    - **Opening.** The library gets the request and only the request
+      (``RequestEnd`` finds its end in constant memory); bytes behind it wait
+      (at most one largest frame, and ``EARLY_MESSAGES`` frames) until the
+      handshake completes. A game path is accepted (``accept``); any other
+      goes through ``GameServer.respond`` and its answer is sent with
+      ``send_response``, after which the connection closes.
+    - **Receiving.** A ``FrameSplitter`` reads the client's small binary
+      frames itself: each payload goes straight to the session and the
+      match, no ``Frame`` object, event or queue per message. Every other
+      frame goes to the library whole; the data frames it parses come back as
+      events and take the same way (fragments are refused, 1008). Ping and
+      pong frames count against the session's message rate limit.
+    - **Sending.** ``send`` writes an update frame (``binary_frame_header``
+      and payload) to the transport itself, only while the protocol is OPEN:
+      the protocol's own output has always been written by then, so frames
+      never interleave. A slow reader's updates are dropped and it is closed
+      (1008) if it stays slow (``SlowReader``).
+    - **Closing.** ``close`` sends the close frame through the protocol; the
+      peer's close frame, its EOF or the close timeout ends the connection.
+      After a close we start, nothing is sent and no message is taken.
+      ``connection_lost`` ends the session: the match holds or forgets the
+      member.
+    - **Errors.** The peer's: an ``error`` message, then a close with its
+      code. Ours on one message: logged, ``error`` and 1011 for this
+      connection only.
+    """
+
+    def __init__(self, server: GameServer) -> None:
+        config = server.config
+        self.server = server
+        self.config = config
+        self.clock = server.clock
+        self.loop = asyncio.get_running_loop()
+        self.protocol = ServerProtocol(max_size=WS_MAX_SIZE)
+        self.transport: asyncio.Transport
+        self.peer: Any = None
+        #: The match a game path names, the session and (after the hello) the member.
+        self.match: Match
+        self.session: ServerSession
+        self.member: Member | None = None
+        #: Whether data messages still go to the session (not after an error or a close).
+        self.taking = False
+        #: Whether we started the close.
+        self.closing = False
+        self.slow = SlowReader(config.max_buffer, config.slow_timeout_s, server.stats)
+        #: Done when the connection is gone.
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self._request_end = RequestEnd()
+        #: Bytes the client sent behind its request before the handshake completed.
         self._held = bytearray()
+        self._responded = False
+        self._splitter: FrameSplitter | None = None
+        self._answering: asyncio.Future[None] | None = None
+        #: The opening handshake's deadline, then the hello's.
+        self._deadline: asyncio.TimerHandle | None = None
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._closer: asyncio.TimerHandle | None = None
+        self._ping_data: bytes | None = None
+        self._ping_sent = 0.0
 
-    def _hold_early(self, item: Incoming) -> None:
-        """A message before anyone takes them (pipelined behind the request): kept, within bounds."""
-        self._early.append(item)
-        self._early_bytes += len(item) if isinstance(item, bytes) else len(item.data)
-        if len(self._early) > EARLY_MESSAGES or self._early_bytes > WS_MAX_SIZE:
-            # No client needs this many messages before its handshake completes.
-            self._abort(f"{len(self._early)} messages ({self._early_bytes} bytes) before the handshake completed")
+    # -- asyncio.Protocol ------------------------------------------------------
 
-    def _abort(self, why: str) -> None:
-        """Drop a connection that abuses the time before its handshake ends: no close handshake."""
-        log.info("closing %s: %s", self.remote_address, why)
-        self.stop_messages()
-        self._early.clear()
-        self._held.clear()
-        if self.transport is not None:
-            self.transport.abort()
-
-    def take_messages(self, handler: Callable[[Incoming], None]) -> None:
-        """Send every data message to ``handler`` from now on, those already received first."""
-        early, self._early = self._early, []
-        self.on_message = handler
-        for item in early:
-            if self.on_message is handler:  # it may have let go (an error) on the way
-                handler(item)
-
-    def stop_messages(self) -> None:
-        """Drop every data message from now on."""
-        self.on_message = None
-        self.on_control = None
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = transport.get_extra_info("peername")
+        self.server.connections.add(self)
+        self._deadline = self.loop.call_later(self.config.open_timeout_s, self._abort, "no request answered in time")
 
     def data_received(self, data: bytes) -> None:
-        if self.splitter is None:
-            if self.protocol.state is not WsState.OPEN:
-                self._opening(data)
-                return
-            self._start_splitting()
-        self._split(data)
+        splitter = self._splitter
+        if splitter is None:
+            self._opening(data)
+        else:
+            self._pieces(splitter.feed(data))
+
+    def eof_received(self) -> bool | None:
+        self.taking = False
+        self.protocol.receive_eof()
+        self.protocol.events_received()  # a server gets no event from an EOF
+        self._flush()
+        return None  # the transport closes: nothing is written after the peer's EOF but the protocol's own
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.taking = False
+        self.protocol.receive_eof()  # idempotent: its state is CLOSED from here
+        self.protocol.data_to_send()  # nowhere to write it
+        for timer in (self._deadline, self._keepalive, self._closer):
+            if timer is not None:
+                timer.cancel()
+        if self._answering is not None:
+            self._answering.cancel()
+        self._held.clear()
+        self.server.connections.discard(self)
+        if self.member is not None:
+            self.match.disconnect(self.member, self, self.clock())
+        self.lost.set_result(None)
+
+    # -- the match's Client ----------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` as one binary frame; never blocks; dropped for a slow reader, or when not open."""
+        if self.protocol.state is not State.OPEN:
+            return  # not before the handshake, nothing after a close (ours or the library's)
+        transport = self.transport
+        if transport.get_write_buffer_size() > self.slow.max_buffer:
+            if self.slow.dropped(self.clock()):
+                self.close(CLOSE_POLICY, self.slow.reason())
+            return
+        self.slow.since = None
+        # Legitimate now that we are the I/O layer: everything the protocol had
+        # to send is written (_flush after each call into it), and it is OPEN.
+        transport.write(binary_frame_header(len(data)) + data)
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; from now on nothing is sent and no message is taken."""
+        if self.closing:
+            return
+        self.closing = True
+        self.taking = False
+        state = self.protocol.state
+        if state is State.OPEN:
+            # A close frame's payload is at most 125 bytes, 2 of them the code.
+            self.protocol.send_close(code, reason.encode()[:120].decode(errors="ignore"))
+            self._flush()
+        elif state is State.CONNECTING:
+            self.transport.abort()  # shutting down while the request is answered: no response
+        # CLOSING or CLOSED: the library already closes (its close frame went out with a deadline).
+
+    def fail(self, exc: ProtocolError) -> None:
+        """The peer broke the protocol: tell it why, close with the error's code, take nothing more."""
+        self.taking = False
+        self.server.stats["protocol_errors"] += 1
+        log.info("closing %s: %s", self.peer, exc)
+        self._tell_and_close(exc.code, exc.reason)
+
+    # -- opening ---------------------------------------------------------------
 
     def _opening(self, data: bytes) -> None:
-        """Bytes while the library runs the opening handshake: it gets the request, and
-        only the request; whatever the client sent behind it waits for the handshake to
-        end (then it goes through the splitter like the rest of the stream)."""
-        if self.protocol.state is not WsState.CONNECTING:
-            super().data_received(data)  # refused or closed: the library discards it
-            return
-        used = self._request.feed(data)
-        if used:
-            super().data_received(data[:used])
+        """Bytes before the WebSocket is open: the request goes to the library, what follows it waits."""
+        if self._responded:
+            return  # answered over HTTP: the rest is nobody's
+        used = self._request_end.feed(data)
         if used < len(data):
             self._held += data[used:]
             if len(self._held) > WS_MAX_SIZE + 14:  # more than one largest frame
                 self._abort(f"{len(self._held)} bytes sent before the handshake completed")
+                return
+        if used:
+            protocol = self.protocol
+            protocol.receive_data(data if used == len(data) else data[:used])
+            events = protocol.events_received()
+            self._flush()  # an invalid request: the library closes (no response)
+            for event in events:
+                if isinstance(event, Request):
+                    self._request(event)
 
-    async def handshake(self, *args: Any, **kwargs: Any) -> None:
-        await super().handshake(*args, **kwargs)
-        if self.protocol.state is WsState.OPEN:
-            if self.splitter is None:
-                self._start_splitting()
+    def _request(self, request: Request) -> None:
+        """The opening request: the WebSocket handshake on a game path, the router's answer on any other."""
+        try:
+            answer = self.server.respond(request)
+        except Exception:
+            log.exception("answering %s %s", request.path, self.peer)
+            answer = self._internal_error()
+        if answer is None:
+            match = self.server.match_for(request.path)
+            assert match is not None  # respond() answers 404 otherwise
+            self.match = match
+            self._respond(self.protocol.accept(request))
+        elif isinstance(answer, Response):
+            self._respond(answer)
         else:
-            self._held.clear()  # frames behind a request that got an HTTP response: nobody's
+            self._answering = asyncio.ensure_future(self._respond_later(request, answer))
 
-    def _start_splitting(self) -> None:
-        self.splitter = FrameSplitter(WS_MAX_SIZE)
+    async def _respond_later(self, request: Request, answer: Awaitable[Response]) -> None:
+        try:
+            response = await answer
+        except Exception:
+            log.exception("answering %s %s", request.path, self.peer)
+            response = self._internal_error()
+        self._respond(response)
+
+    def _internal_error(self) -> Response:
+        return self.protocol.reject(500, "Internal server error; see the server's log.\n")
+
+    def _respond(self, response: Response) -> None:
+        """Send the response to the opening request; a 101 opens the WebSocket, any other ends the connection."""
+        if self._responded or self.transport.is_closing():
+            return  # gone while an answer was computed
+        self._responded = True
+        response.headers["Server"] = SERVER_HEADER
+        self.protocol.send_response(response)
+        self._flush()
+        if self.protocol.state is State.OPEN:
+            self._opened()
+        else:
+            self._held.clear()
+            self._expect_close()
+
+    def _opened(self) -> None:
+        """The WebSocket is open: a session, the hello's deadline, keepalive, and the bytes that waited."""
+        config = self.config
+        self.server.stats["connections"] += 1
+        self.session = self.match.new_session()
+        self.taking = True
+        self._set_deadline(config.hello_timeout_s, self._no_hello)
+        self._keepalive = self.loop.call_later(config.ping_interval_s, self._ping)
+        splitter = self._splitter = FrameSplitter(WS_MAX_SIZE)
         held, self._held = bytes(self._held), bytearray()
         if held:
-            self._split(held)
+            pieces = splitter.feed(held)
+            if len(pieces) > EARLY_MESSAGES:
+                # No client needs this many messages before its handshake completes.
+                self._abort(f"{len(pieces)} frames before the handshake completed")
+                return
+            self._pieces(pieces)
 
-    def _split(self, data: bytes) -> None:
-        assert self.splitter is not None
-        for is_message, piece in self.splitter.feed(data):
+    def _no_hello(self) -> None:
+        self._deadline = None
+        if self.member is None and self.taking:
+            self.fail(PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s"))
+
+    def _abort(self, why: str) -> None:
+        """Drop a connection that abuses the time before its handshake ends (or overruns it): no close handshake."""
+        log.info("closing %s: %s", self.peer, why)
+        self.taking = False
+        self._held.clear()
+        self.transport.abort()
+
+    # -- receiving -------------------------------------------------------------
+
+    def _pieces(self, pieces: list[tuple[bool, bytes]]) -> None:
+        for is_message, piece in pieces:
             if not is_message:
-                super().data_received(piece)
-            elif self.on_message is not None:
-                self.on_message(piece)
+                self._to_library(piece)
+            elif self.taking:
+                self._take(piece)
 
-    def process_event(self, event: Event) -> None:
-        handler = self.on_message
-        if isinstance(event, Frame) and event.opcode in _DATA_OPCODES:
-            if handler is not None:
-                handler(event)
+    def _to_library(self, raw: bytes) -> None:
+        """Whole frames the splitter leaves to the library: it answers pings, closes, or fails the connection.
+
+        When the library fails the connection for the peer's fault (1002, 1007,
+        1009), it does so inside ``receive_data``: its close frame is among the
+        bytes ``data_to_send`` hands us, not yet written. We write an ``error``
+        message ahead of them, as ``send_binary`` would have put it had it been
+        called just before the failure. That is not writing behind the
+        library's back: we are its I/O layer, its output goes out unchanged and
+        in order, and on the wire a data frame before a close frame is what RFC
+        6455 allows.
+        """
+        protocol = self.protocol
+        was_open = protocol.state is State.OPEN
+        protocol.receive_data(raw)
+        events = protocol.events_received()
+        out = protocol.data_to_send()
+        if was_open and protocol.state is not State.OPEN:
+            close = outgoing_close(out)
+            peer_closed = any(isinstance(e, Frame) and e.opcode is Opcode.CLOSE for e in events)
+            if close is not None and close.code in PEER_FAULTS and not peer_closed:
+                self.server.stats["protocol_errors"] += 1
+                log.info("closing %s: %s (close code %d)", self.peer, close.reason, close.code)
+                payload = encode_server(Error(close.code, close.reason))
+                self.transport.write(binary_frame_header(len(payload)) + payload)
+        self._write(out)
+        for event in events:
+            if isinstance(event, Frame):
+                self._frame(event)
+        if protocol.state is not State.OPEN:
+            self.taking = False
+
+    def _frame(self, frame: Frame) -> None:
+        """A frame the library parsed."""
+        opcode = frame.opcode
+        if opcode is Opcode.PONG:
+            self._pong(bytes(frame.data))
+        if not self.taking:
             return
-        if isinstance(event, Frame) and event.opcode in _PING_PONG and self.on_control is not None:
-            self.on_control()  # the library answers pings by itself: they count against the rate limit
-        super().process_event(event)
+        if opcode in _DATA_OPCODES:
+            self._take(frame)
+        elif opcode in _PING_PONG:
+            try:  # the library answered a ping by itself: it still counts against the rate limit
+                self.session.charge(self.clock())
+            except ProtocolError as exc:
+                self.fail(exc)
+
+    def _take(self, item: bytes | Frame) -> None:
+        """One data message: the session decodes and checks it (the first must be the hello), the match takes it."""
+        match = self.match
+        try:
+            data = item if isinstance(item, bytes) else self._payload(item)
+            now = self.clock()
+            msg = self.session.receive(data, now, match.tick_count)
+            member = self.member
+            if member is None:
+                assert isinstance(msg, Hello)  # the session's table allows nothing else first
+                self.member = match.connect(msg, self.session, self, now)
+                self._set_deadline(None, None)
+            elif msg is not None:
+                match.on_message(member, msg)
+        except ProtocolError as exc:
+            self.fail(exc)
+        except Exception:
+            # Our bug, not the peer's: say so in the log, close this connection only.
+            log.exception("closing %s: internal error on a message", self.peer)
+            self.taking = False
+            self._tell_and_close(CloseCode.INTERNAL_ERROR, "internal server error")
+
+    @staticmethod
+    def _payload(frame: Frame) -> BytesLike | str:
+        """A data frame the library parsed: its payload, unless it cannot be a message of ours."""
+        if not frame.fin or frame.opcode is Opcode.CONT:
+            raise PolicyViolation("fragmented message: send each message as one frame")
+        if frame.opcode is Opcode.TEXT:
+            try:
+                return bytes(frame.data).decode()  # the session refuses text (1003), once it is text
+            except UnicodeDecodeError as exc:
+                raise InvalidField(f"text frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
+        return frame.data
+
+    # -- keepalive -------------------------------------------------------------
+
+    def _ping(self) -> None:
+        """Ping the client; it has ``ping_timeout_s`` to answer."""
+        self._keepalive = None
+        if self.protocol.state is not State.OPEN:
+            return
+        self._ping_data = random.getrandbits(32).to_bytes(4, "big")
+        self._ping_sent = self.loop.time()
+        self.protocol.send_ping(self._ping_data)
+        self._flush()
+        self._keepalive = self.loop.call_later(self.config.ping_timeout_s, self._pong_overdue)
+
+    def _pong(self, data: bytes) -> None:
+        if self._ping_data is None or data != self._ping_data:
+            return  # unsolicited, or an old ping's
+        self._ping_data = None
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        latency = self.loop.time() - self._ping_sent
+        self._keepalive = self.loop.call_later(max(0.0, self.config.ping_interval_s - latency), self._ping)
+
+    def _pong_overdue(self) -> None:
+        self._keepalive = None
+        if self.protocol.state is not State.OPEN:
+            return
+        log.info("closing %s: no pong within %g s", self.peer, self.config.ping_timeout_s)
+        self.taking = False
+        self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._flush()
+
+    # -- writing and closing ---------------------------------------------------
+
+    def _tell_and_close(self, code: int, reason: str) -> None:
+        self.send(encode_server(Error(code, reason)))
+        self.close(code, reason)
+
+    def _flush(self) -> None:
+        """Write what the protocol has to send; it always comes right after a call into the protocol."""
+        self._write(self.protocol.data_to_send())
+
+    def _write(self, out: list[bytes]) -> None:
+        transport = self.transport
+        for data in out:
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()  # the protocol's end of stream: half-close
+            else:
+                transport.close()  # TLS cannot half-close
+        if out and self.protocol.close_expected():
+            self._expect_close()
+
+    def _expect_close(self) -> None:
+        """The protocol expects the TCP connection to close: give the peer ``close_timeout_s`` to do its part."""
+        if self._closer is None:
+            self._set_deadline(None, None)
+            if self._keepalive is not None:
+                self._keepalive.cancel()
+                self._keepalive = None
+            self._closer = self.loop.call_later(self.config.close_timeout_s, self.transport.abort)
+
+    def _set_deadline(self, seconds: float | None, callback: Callable[[], None] | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = None if seconds is None or callback is None else self.loop.call_later(seconds, callback)
 
 
 class WsClient:
-    """A match ``Client`` over a websockets connection: fire-and-forget, bounded buffering."""
+    """A match ``Client`` over a websockets asyncio ``ServerConnection``, for ``server/playback.py`` only.
+
+    Kept while the playback server still runs its own websockets server; it
+    goes when playback becomes a feed of ``GameServer`` (issue 8). It writes
+    update frames to the library's transport as the live server used to.
+    """
 
     def __init__(self, ws: ServerConnection, max_buffer: int, slow_timeout_s: float, stats: dict[str, int]) -> None:
         self.ws = ws
-        self.max_buffer = max_buffer
-        self.slow_timeout_s = slow_timeout_s
-        self.stats = stats
-        self.slow_since: float | None = None
+        self.slow = SlowReader(max_buffer, slow_timeout_s, stats)
         self._closing: asyncio.Task[None] | None = None
 
     def send(self, data: bytes) -> None:
         ws = self.ws
-        if self._closing is not None or ws.protocol.state is not WsState.OPEN:
-            return  # nothing after a close we started (an error message goes first, in fail())
-        transport = ws.transport
-        if transport is not None and transport.get_write_buffer_size() > self.max_buffer:
-            # A slow reader: drop this frame (the next delta is against its last ack, so
-            # nothing is lost for good), and give up on it if it stays slow.
-            self.stats["frames_dropped"] += 1
-            now = time.monotonic()
-            if self.slow_since is None:
-                self.slow_since = now
-            elif now - self.slow_since > self.slow_timeout_s:
-                self.stats["slow_closed"] += 1
-                self.close(CLOSE_POLICY, f"too slow: over {self.max_buffer} bytes queued for {self.slow_timeout_s:g} s")
+        if self._closing is not None or ws.protocol.state is not State.OPEN:
             return
-        self.slow_since = None
-        if transport is not None:
-            # The frame written straight to the transport: what websockets'
-            # broadcast() does (serialize, then write) minus its per-call
-            # framing machinery, which is a third of the send cost per client.
-            # Safe because the library never holds data frames back: its own
-            # writes (pings, close) go out whole, so frames never interleave.
-            transport.write(binary_frame_header(len(data)) + data)
+        if ws.transport.get_write_buffer_size() > self.slow.max_buffer:
+            if self.slow.dropped(time.monotonic()):
+                self.close(CLOSE_POLICY, self.slow.reason())
+            return
+        self.slow.since = None
+        ws.transport.write(binary_frame_header(len(data)) + data)
 
     def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake; from now on nothing is sent and no message is taken."""
         if self._closing is None:
-            if isinstance(self.ws, GameConnection):
-                self.ws.stop_messages()  # a replaced, slow or shut-down connection steers nothing
             self._closing = asyncio.ensure_future(self.ws.close(code, reason.encode()[:120].decode(errors="ignore")))
 
     def fail(self, exc: ProtocolError) -> None:
-        """Tell the peer what was wrong, then close with the error's code."""
         self.send(encode_server(Error(exc.code, exc.reason)))
         self.close(exc.code, exc.reason)
 
     async def closed(self) -> None:
-        """Wait for a close started here (the handler must not return first: that closes with 1000)."""
         if self._closing is not None:
             await self._closing
 
@@ -287,10 +586,13 @@ class GameServer:
         self.routes["/api/matches"] = self._api_matches
         self.routes["/api/replays"] = self._api_replays
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
-        self._server: Server | None = None
+        #: Every open connection, HTTP or WebSocket.
+        self.connections: set[Connection] = set()
+        #: Monotonic seconds: the matches' clock and the sessions' (rate limits).
+        self.clock: Callable[[], float] = time.monotonic
+        self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._static = config.static_dir.resolve()
-        self._clock = time.monotonic
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -303,22 +605,13 @@ class GameServer:
 
     async def start(self) -> int:
         """Listen; returns the bound port."""
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            process_request=self._process_request,
-            max_size=WS_MAX_SIZE,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=2,
-            compression=None,
-            server_header="tickserver",
-            create_connection=GameConnection,
-            ssl=self.ssl_context(),
-        )
-        sock = next(iter(self._server.sockets))
-        port: int = sock.getsockname()[1]
+        config = self.config
+        ctx = self.ssl_context()
+        tls: dict[str, Any] = {} if ctx is None else {
+            "ssl": ctx, "ssl_handshake_timeout": config.open_timeout_s, "ssl_shutdown_timeout": config.close_timeout_s}
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(lambda: Connection(self), config.host, config.port, **tls)
+        port: int = self._listener.sockets[0].getsockname()[1]
         return port
 
     async def run(self) -> None:
@@ -326,13 +619,24 @@ class GameServer:
         try:
             async with asyncio.TaskGroup() as group:
                 for m in self.matches.values():
-                    group.create_task(m.run(self._clock, self._stop))
+                    group.create_task(m.run(self.clock, self._stop))
         finally:
             for m in self.matches.values():
                 m.close()
-            if self._server is not None:
-                self._server.close()
-                await self._server.wait_closed()
+            if self._listener is not None:
+                self._listener.close()
+                await self._close_connections()
+                await self._listener.wait_closed()
+
+    async def _close_connections(self) -> None:
+        """Close every connection (1001) and wait until each is gone: the close timeout bounds the wait."""
+        for conn in list(self.connections):
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        waiting = [conn.lost for conn in self.connections]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.config.close_timeout_s + 1)
+        for conn in list(self.connections):
+            conn.transport.abort()
 
     def stop(self) -> None:
         self._stop.set()
@@ -348,7 +652,9 @@ class GameServer:
             return self.matches.get(path[4:])
         return None
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
+    def respond(self, request: Request) -> Response | Awaitable[Response] | None:
+        """The one HTTP router: None opens the WebSocket (a game path naming a hosted match);
+        anything else is the response (some routes answer later: an awaitable)."""
         path = request.path.split("?", 1)[0]
         if path == "/ws" or path.startswith("/ws/"):
             if self.match_for(path) is None:
@@ -357,9 +663,6 @@ class GameServer:
         route = self.routes.get(path)
         if route is not None:
             return route(request)
-        return self._file(path)
-
-    def _file(self, path: str) -> Response:
         return static_file(self._static, path)
 
     def _healthz(self, request: Request) -> Response:
@@ -404,101 +707,3 @@ class GameServer:
         lines += [f"tickserver_{k}_total {v}" for k, v in self.stats.items()]
         lines += [f"tickserver_tick_{k.replace('_ms', '')}_ms {v:.4f}" for k, v in s.times.summary().items()]
         return http_response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
-
-    # -- WebSocket -------------------------------------------------------------
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, GameConnection)  # serve(create_connection=GameConnection)
-        self.stats["connections"] += 1
-        client = WsClient(ws, self.config.max_buffer, self.config.slow_timeout_s, self.stats)
-        match = self.match_for(ws.request.path if ws.request is not None else "/ws")
-        assert match is not None  # _process_request refused the handshake otherwise
-        talk = Conversation(ws, client, match, self._clock, self.stats)
-        closed = asyncio.ensure_future(ws.wait_closed())
-        try:
-            ws.on_control = talk.on_control
-            ws.take_messages(talk.on_message)
-            # Everything else happens in talk.on_message, as messages arrive; here we
-            # only wait for the hello (or give up on it), then for the end.
-            await asyncio.wait({talk.said_hello, closed}, timeout=self.config.hello_timeout_s,
-                               return_when=asyncio.FIRST_COMPLETED)
-            if not talk.said_hello.done() and not closed.done():
-                talk.fail(PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s"))
-            await closed
-        finally:
-            closed.cancel()
-            talk.end()
-        await client.closed()
-
-
-class Conversation:
-    """One connection to a match after the WebSocket handshake, frame by frame.
-
-    ``on_message`` runs inside the connection's ``data_received``: the session
-    decodes and checks each message (the first must be the hello), the match
-    takes it. A protocol error tells the peer and closes with its code; it
-    never reaches the tick or another connection.
-    """
-
-    def __init__(self, ws: GameConnection, client: WsClient, match: Match, clock: Callable[[], float],
-                 stats: dict[str, int]) -> None:
-        self.ws = ws
-        self.client = client
-        self.match = match
-        self.clock = clock
-        self.stats = stats
-        self.session = match.new_session()
-        self.member: Member | None = None
-        #: Done once the hello was taken (the member exists).
-        self.said_hello: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def on_message(self, item: Incoming) -> None:
-        match = self.match
-        try:
-            data = item if isinstance(item, bytes) else self._payload(item)
-            msg = self.session.receive(data, self.clock(), match.tick_count)
-            if self.member is None:
-                assert isinstance(msg, Hello)  # the session's table allows nothing else first
-                self.member = match.connect(msg, self.session, self.client, self.clock())
-                self.said_hello.set_result(None)
-            elif msg is not None:
-                match.on_message(self.member, msg)
-        except ProtocolError as exc:
-            self.fail(exc)
-        except Exception:
-            # Our bug, not the peer's: say so in the log, close this connection only.
-            log.exception("closing %s: internal error on a message", self.ws.remote_address)
-            self.ws.stop_messages()
-            self.client.fail(ProtocolError("internal server error", CloseCode.INTERNAL_ERROR))
-
-    def on_control(self) -> None:
-        """A ping or pong frame: it counts against the message rate limit like a message."""
-        try:
-            self.session.charge(self.clock())
-        except ProtocolError as exc:
-            self.fail(exc)
-
-    @staticmethod
-    def _payload(frame: Frame) -> BytesLike | str:
-        """A data frame the library parsed: its payload, unless it cannot be a message of ours."""
-        if not frame.fin or frame.opcode is Opcode.CONT:
-            raise PolicyViolation("fragmented message: send each message as one frame")
-        if frame.opcode is Opcode.TEXT:
-            try:
-                return bytes(frame.data).decode()  # the session refuses text (1003), once it is text
-            except UnicodeDecodeError as exc:
-                raise InvalidField(f"text frame is not UTF-8: {exc.reason} at byte {exc.start}") from None
-        return frame.data
-
-    def fail(self, exc: ProtocolError) -> None:
-        """The peer broke the protocol: tell it, close with the error's code, hear nothing more."""
-        self.ws.stop_messages()
-        self.stats["protocol_errors"] += 1
-        log.info("closing %s: %s", self.ws.remote_address, exc)
-        self.client.fail(exc)
-
-    def end(self) -> None:
-        """The connection is gone: the match holds or forgets the member."""
-        self.ws.stop_messages()
-        if self.member is not None:
-            self.match.disconnect(self.member, self.client, self.clock())

@@ -24,6 +24,12 @@ class ServerConfig:
             twice that); 0: the default for the tick rate (``default_rate``).
         hold_s: how long a disconnected player is kept for a resume with its token.
         hello_timeout_s: a connection that says no hello within this is closed (1008).
+        open_timeout_s: a connection whose opening request is not answered within
+            this (TLS handshake included) is dropped.
+        ping_interval_s, ping_timeout_s: a WebSocket ping every ``ping_interval_s``;
+            no pong within ``ping_timeout_s``: the connection fails (1011).
+        close_timeout_s: how long a connection we close (or answer over HTTP)
+            may take to close its end before it is dropped.
         max_buffer: bytes queued to one client past which updates to it are dropped.
         slow_timeout_s: a client whose buffer stays over ``max_buffer`` this long is closed (1008).
         static_dir: files served over HTTP at ``/``.
@@ -44,6 +50,10 @@ class ServerConfig:
     msg_rate: float = 0.0
     hold_s: float = 10.0
     hello_timeout_s: float = 10.0
+    open_timeout_s: float = 10.0
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    close_timeout_s: float = 2.0
     max_buffer: int = 1 << 20
     slow_timeout_s: float = 5.0
     static_dir: Path = ROOT / "client_web"
