@@ -29,11 +29,15 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from attrs import frozen
 
 from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
+from tools.cli import Parser
 from tools.loadgen import LoadGen, LoadGenError, window_stats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +203,49 @@ def _cpus(pin: bool) -> tuple[int | None, set[int] | None]:
     return cpus[0], {cpus[1]}
 
 
-def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int] | None) -> dict[str, Any]:
+@frozen
+class Measured:
+    """The raw figures of one measured window (CPU figures in seconds per second of wall time).
+
+    Attributes:
+        connected, still: clients that joined, and that were still open at the end.
+        window: the load generator's per-client rates (``tools.loadgen.window_stats``).
+        wall: the window's length, seconds.
+        ticks, ticks_skipped: the measured process's ticks in the window, and those it dropped.
+        cpu_user, cpu_system, cpu_total: the measured process's CPU.
+        us_per_client_tick: its CPU per client per tick, microseconds (None without ticks).
+        wait: seconds per second it was runnable but waiting for a CPU.
+        other_cpu: everything else the machine ran (neither it nor the load generator).
+        rss_mb: its peak resident memory, MiB.
+        metrics0, metrics, metrics_delta: /metrics at both marks, and their difference.
+        errors, desyncs, missing_base: what the clients saw go wrong.
+        rtt_p50, rtt_p99: verifying clients' round trips, milliseconds.
+    """
+
+    connected: int
+    still: int
+    window: dict[str, float]
+    wall: float
+    ticks: int
+    ticks_skipped: int
+    cpu_user: float
+    cpu_system: float
+    cpu_total: float
+    us_per_client_tick: float | None
+    wait: float
+    other_cpu: float
+    rss_mb: float | None
+    metrics0: dict[str, float]
+    metrics: dict[str, float]
+    metrics_delta: dict[str, float]
+    errors: list[str]
+    desyncs: int
+    missing_base: int
+    rtt_p50: float | None
+    rtt_p99: float | None
+
+
+def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int] | None) -> Measured:
     """Connect the clients to ``proc``, warm up, measure; the raw figures of the window."""
     with LoadGen(proc.url, args.players, procs=args.procs, verify=verify, seed=args.seed,
                  connect_rate=args.connect_rate, connect_timeout=30.0,
@@ -225,19 +271,18 @@ def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int]
     client_ticks = ticks * still
     rtts = sorted(final["rtts_ms"])
     lg_cpu = window_stats(m0, m1)["loadgen_cpu_per_s"]
-    return {
-        "other_cpu": (busy1 - busy0) / wall - (user + system) / wall - lg_cpu,
-        "wait": (wait1 - wait0) / wall,
-        "connected": connected, "still": still, "window": window_stats(m0, m1), "wall": wall, "ticks": ticks,
-        "ticks_skipped": int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
-        "cpu_user": user / wall, "cpu_system": system / wall, "cpu_total": (user + system) / wall,
-        "us_per_client_tick": (user + system) / client_ticks * 1e6 if client_ticks else None,
-        "rss_mb": rss, "metrics0": met0, "metrics": met1, "metrics_delta": {k: met1[k] - met0.get(k, 0.0) for k in met1},
-        "errors": errors, "desyncs": final["desyncs"], "missing_base": final["missing_base"],
-        "rtt_p50": rtts[len(rtts) // 2] if rtts else None,
-        "rtt_p99": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] if rtts else None,
-        "marks": (m0, m1),
-    }
+    return Measured(
+        other_cpu=(busy1 - busy0) / wall - (user + system) / wall - lg_cpu,
+        wait=(wait1 - wait0) / wall,
+        connected=connected, still=still, window=window_stats(m0, m1), wall=wall, ticks=ticks,
+        ticks_skipped=int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
+        cpu_user=user / wall, cpu_system=system / wall, cpu_total=(user + system) / wall,
+        us_per_client_tick=(user + system) / client_ticks * 1e6 if client_ticks else None,
+        rss_mb=rss, metrics0=met0, metrics=met1, metrics_delta={k: met1[k] - met0.get(k, 0.0) for k in met1},
+        errors=errors, desyncs=final["desyncs"], missing_base=final["missing_base"],
+        rtt_p50=rtts[len(rtts) // 2] if rtts else None,
+        rtt_p99=rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] if rtts else None,
+    )
 
 
 #: Ticks the server's /metrics tick durations cover (``server.match.TickTimes.keep``).
@@ -280,33 +325,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r = measure(proc, args, args.verify, lg_cpus)
     finally:
         proc.stop()
-    w, met0, met, dm = r["window"], r["metrics0"], r["metrics"], r["metrics_delta"]
+    w, met0, met, dm = r.window, r.metrics0, r.metrics, r.metrics_delta
     lg_total = w["loadgen_cpu_per_s"]
     out: dict[str, Any] = {
-        "variant": args.variant, "E": args.npcs, "P": args.players, "duration_s": _r(r["wall"]), "warmup_s": args.warmup,
+        "variant": args.variant, "E": args.npcs, "P": args.players, "duration_s": _r(r.wall), "warmup_s": args.warmup,
         "pinned": args.pin, "server_cpu": server_cpu, "loadgen_cpus": sorted(lg_cpus) if lg_cpus else None,
         "loadgen_procs": args.procs,
-        "clients_connected": r["connected"], "clients_still_connected": r["still"],
+        "clients_connected": r.connected, "clients_still_connected": r.still,
         "updates_per_s": _r(w["updates_per_s"], 2), "updates_per_s_min": _r(w["updates_per_s_min"], 2),
         "bytes_per_s": _r(w["bytes_per_s"], 1), "bytes_per_update": _r(w["bytes_per_update"], 1),
-        "server_cpu_user": _r(r["cpu_user"]), "server_cpu_system": _r(r["cpu_system"]),
-        "server_cpu_total": _r(r["cpu_total"]), "server_peak_rss_mb": _r(r["rss_mb"], 1),
+        "server_cpu_user": _r(r.cpu_user), "server_cpu_system": _r(r.cpu_system),
+        "server_cpu_total": _r(r.cpu_total), "server_peak_rss_mb": _r(r.rss_mb, 1),
         "tick_ms_mean": _r(window_mean_ms(met0, met, "total")), "tick_ms_p99": _r(met.get("tickserver_tick_total_p99_ms")),
         "sim_ms_mean": _r(window_mean_ms(met0, met, "sim")), "sim_ms_p99": _r(met.get("tickserver_tick_sim_p99_ms")),
         "encode_ms_mean": _r(window_mean_ms(met0, met, "encode")),
         "encode_ms_p99": _r(met.get("tickserver_tick_encode_p99_ms")),
         "send_ms_mean": _r(window_mean_ms(met0, met, "send")), "send_ms_p99": _r(met.get("tickserver_tick_send_p99_ms")),
-        "ticks": r["ticks"], "ticks_skipped": r["ticks_skipped"], "server_us_per_client_tick": _r(r["us_per_client_tick"], 2),
-        "frames_sent_per_s": _r(dm.get("tickserver_frames_sent_total", 0.0) / r["wall"], 1),
+        "ticks": r.ticks, "ticks_skipped": r.ticks_skipped, "server_us_per_client_tick": _r(r.us_per_client_tick, 2),
+        "frames_sent_per_s": _r(dm.get("tickserver_frames_sent_total", 0.0) / r.wall, 1),
         "frames_dropped": int(dm.get("tickserver_frames_dropped_total", 0)),
-        "encodes_per_tick": _r(dm.get("tickserver_encodes_total", 0.0) / r["ticks"], 2) if r["ticks"] else None,
+        "encodes_per_tick": _r(dm.get("tickserver_encodes_total", 0.0) / r.ticks, 2) if r.ticks else None,
         "keyframes_sent": int(dm.get("tickserver_keyframes_sent_total", 0)),
         "loadgen_cpu_user": _r(w["loadgen_cpu_user_s"] / w["window_s"]) if w["window_s"] else None,
         "loadgen_cpu_system": _r(w["loadgen_cpu_system_s"] / w["window_s"]) if w["window_s"] else None,
-        "loadgen_cpu_total": _r(lg_total), "loadgen_to_server_cpu": _r(lg_total / r["cpu_total"], 2) if r["cpu_total"] else None,
-        "other_cpu": _r(r["other_cpu"]), "server_cpu_wait": _r(r["wait"]),
-        "rtt_ms_p50": _r(r["rtt_p50"]), "rtt_ms_p99": _r(r["rtt_p99"]),
-        "desyncs": r["desyncs"], "errors": len(r["errors"]), "error_messages": r["errors"][:5],
+        "loadgen_cpu_total": _r(lg_total), "loadgen_to_server_cpu": _r(lg_total / r.cpu_total, 2) if r.cpu_total else None,
+        "other_cpu": _r(r.other_cpu), "server_cpu_wait": _r(r.wait),
+        "rtt_ms_p50": _r(r.rtt_p50), "rtt_ms_p99": _r(r.rtt_p99),
+        "desyncs": r.desyncs, "errors": len(r.errors), "error_messages": r.errors[:5],
     }
     out.update({k: None for k in KEYS if k.startswith("ceiling_")}, server_to_ceiling=None)
     if args.ceiling:
@@ -316,18 +361,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             c = measure(cproc, args, 0, lg_cpus)
         finally:
             cproc.stop()
-        cw = c["window"]
+        cw = c.window
         out.update({
-            "ceiling_frame_bytes": frame, "ceiling_clients_still_connected": c["still"],
+            "ceiling_frame_bytes": frame, "ceiling_clients_still_connected": c.still,
             "ceiling_updates_per_s": _r(cw["updates_per_s"], 2), "ceiling_updates_per_s_min": _r(cw["updates_per_s_min"], 2),
-            "ceiling_cpu_total": _r(c["cpu_total"]), "ceiling_us_per_client_tick": _r(c["us_per_client_tick"], 2),
-            "ceiling_ticks_skipped": c["ticks_skipped"], "ceiling_loadgen_cpu_total": _r(cw["loadgen_cpu_per_s"]),
-            "ceiling_other_cpu": _r(c["other_cpu"]), "ceiling_cpu_wait": _r(c["wait"]),
+            "ceiling_cpu_total": _r(c.cpu_total), "ceiling_us_per_client_tick": _r(c.us_per_client_tick, 2),
+            "ceiling_ticks_skipped": c.ticks_skipped, "ceiling_loadgen_cpu_total": _r(cw["loadgen_cpu_per_s"]),
+            "ceiling_other_cpu": _r(c.other_cpu), "ceiling_cpu_wait": _r(c.wait),
         })
-        if c["us_per_client_tick"] and r["us_per_client_tick"]:
-            out["server_to_ceiling"] = _r(r["us_per_client_tick"] / c["us_per_client_tick"], 2)
-        out["errors"] += len(c["errors"])
-        out["error_messages"] = (out["error_messages"] + [f"ceiling: {e}" for e in c["errors"]])[:5]
+        if c.us_per_client_tick and r.us_per_client_tick:
+            out["server_to_ceiling"] = _r(r.us_per_client_tick / c.us_per_client_tick, 2)
+        out["errors"] += len(c.errors)
+        out["error_messages"] = (out["error_messages"] + [f"ceiling: {e}" for e in c.errors])[:5]
     return {k: out[k] for k in KEYS}
 
 
@@ -335,7 +380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_table(o: dict[str, Any]) -> None:
-    def row(label: str, value: Any) -> None:
+    def row(label: str, value: object) -> None:
         print(f"  {label:<34} {value}")
 
     pin = f"server on CPU {o['server_cpu']}, load generator on CPU {o['loadgen_cpus']}" if o["pinned"] else "not pinned"
@@ -377,13 +422,13 @@ def print_table(o: dict[str, Any]) -> None:
               "the figures are not reliable")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+Number = TypeVar("Number", int, float)
 
 
-def _number(kind: type, lo: float, what: str) -> Any:
-    def parse(text: str) -> Any:
+def _number(kind: type[Number], lo: float, what: str) -> Callable[[str], Number]:
+    """An argparse type: ``kind(text)``, at least ``lo`` (``what`` says so in the error)."""
+
+    def parse(text: str) -> Number:
         try:
             value = kind(text)
         except ValueError:
@@ -397,7 +442,7 @@ def _number(kind: type, lo: float, what: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     can_pin = len(os.sched_getaffinity(0)) >= 2
-    p = _Parser(prog="python -m tools.bench", description="The standard benchmark of WORKLOAD.md against the real server.")
+    p = Parser(prog="python -m tools.bench", description="The standard benchmark of WORKLOAD.md against the real server.")
     p.add_argument("--npcs", type=_number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
     p.add_argument("--players", type=_number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
     p.add_argument("--duration", type=_number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",

@@ -47,7 +47,10 @@ _STREAM_WANDER, _STREAM_JITTER, _STREAM_DRIFT, _STREAM_DRIFT_DIR = 201, 202, 203
 #: (dx, dy) for each eighth of a turn, starting at +x and turning towards +y.
 OCTANTS = np.array([(1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1)], dtype=np.int64)
 
+#: Replicated column name -> array (N,) in wire units; each column has its own dtype.
 State = dict[str, npt.NDArray[Any]]
+#: uint32 (N,), entity ids, ascending.
+Ids = npt.NDArray[np.uint32]
 
 
 def _octant_step(dx: int, dy: int) -> tuple[int, int]:
@@ -67,7 +70,7 @@ def _nearest(mask: npt.NDArray[np.bool_], d2: npt.NDArray[np.int64], limit: int)
     return int(np.flatnonzero(ok)[np.argmin(d2[ok])])
 
 
-def arena_brain(state: State, ids: npt.NDArray[Any], me: int, tick: int, seed: int) -> list[int]:
+def arena_brain(state: State, ids: Ids, me: int, tick: int, seed: int) -> list[int]:
     """The next ``[dx, dy, aim, fire]`` for the player entity ``me``.
 
     Args:
@@ -141,18 +144,18 @@ class Brain(Protocol):
     """
 
     def __call__(
-        self, *, state: State, ids: npt.NDArray[Any], me: int, prev: list[int], tick: int, seed: int, bot_index: int
+        self, *, state: State, ids: Ids, me: int, prev: list[int], tick: int, seed: int, bot_index: int
     ) -> list[int]: ...
 
 
 def _arena(
-    *, state: State, ids: npt.NDArray[Any], me: int, prev: list[int], tick: int, seed: int, bot_index: int
+    *, state: State, ids: Ids, me: int, prev: list[int], tick: int, seed: int, bot_index: int
 ) -> list[int]:
     return arena_brain(state, ids, me, tick, seed)
 
 
 def _drift(
-    *, state: State, ids: npt.NDArray[Any], me: int, prev: list[int], tick: int, seed: int, bot_index: int
+    *, state: State, ids: Ids, me: int, prev: list[int], tick: int, seed: int, bot_index: int
 ) -> list[int]:
     return drift_brain(prev, tick, seed, bot_index)
 

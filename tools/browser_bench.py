@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _drain(stream: Any) -> None:
+def _drain(stream: Iterable[str]) -> None:
     for _ in stream:
         pass
 

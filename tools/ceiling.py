@@ -12,7 +12,6 @@ changes. Inputs and everything else clients send are read and discarded.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -30,6 +29,7 @@ from websockets.http11 import Request, Response
 from server.app import WS_MAX_SIZE
 from server.loop import run_ticker
 from server.ticker import Ticker
+from tools.cli import Parser
 
 log = logging.getLogger("ceiling")
 
@@ -129,13 +129,8 @@ async def run(host: str, port: int, frame_bytes: int, tick_rate: int) -> None:
         log.info("stopped after %d ticks", ceiling.tick)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = _Parser(prog="python -m tools.ceiling",
+    p = Parser(prog="python -m tools.ceiling",
                 description="A websockets server with no game: one pre-encoded update-shaped frame per tick to every client.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8766, help="port; 0 picks a free one (default 8766)")

@@ -19,13 +19,14 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import numpy.typing as npt
 from attrs import define, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import decode_server, encode_client
-from server.protocol.delta import Snapshot, WireSchema, apply_body
+from server.protocol.delta import Array, Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
 from server.protocol.messages import (
     Ack,
@@ -114,6 +115,7 @@ class GameClient:
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
+        # ssl only when given: connect() refuses ssl=None for wss:// and any ssl for ws://.
         extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
         await self.ws.send(encode_client(Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)))
@@ -290,7 +292,7 @@ class GameClient:
         """The newest verified snapshot."""
         return self.states[self.tick] if self.tick is not None and self.tick in self.states else None
 
-    def columns(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def columns(self) -> tuple[npt.NDArray[np.uint32], dict[str, Array]]:
         """Ids and ``{column name: array}`` of the newest verified snapshot (wire units)."""
         snap = self.state
         assert snap is not None and self.schema is not None

@@ -30,9 +30,10 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.context import SpawnProcess
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import msgpack
@@ -40,6 +41,7 @@ from attrs import define, field, frozen
 from websockets.exceptions import ConnectionClosed
 
 from server.cli import positive, seed_int
+from tools.cli import Parser
 from tools.client import GameClient
 
 # -- the random walk ---------------------------------------------------------------
@@ -520,6 +522,37 @@ async def _connect_lean(spec: WorkerSpec, index: int) -> LeanClient:
     return client
 
 
+#: One client's counters: (index, updates, bytes, keyframes, open, first_update, last_update).
+ClientCounters = tuple[int, int, int, int, bool, float | None, float | None]
+
+
+class WorkerReady(TypedDict):
+    """A worker's first message: how many of its clients joined, and why the others did not."""
+
+    connected: int
+    errors: list[str]
+
+
+class WorkerMark(TypedDict):
+    """A worker's answer to ``mark``: its clients' counters and its own CPU time (seconds)."""
+
+    time: float
+    cpu_user: float
+    cpu_system: float
+    clients: list[ClientCounters]
+
+
+class WorkerFinal(WorkerMark):
+    """A worker's answer to ``stop``: a last mark, and what went wrong."""
+
+    errors: list[str]
+    desyncs: int
+    missing_base: int
+    rtts_ms: list[float]
+    connected: int
+    verifying: int
+
+
 class Worker:
     """The clients of one process and the answers to the parent's commands."""
 
@@ -531,7 +564,7 @@ class Worker:
 
     async def connect(self) -> None:
         spec = self.spec
-        pending: list[asyncio.Task[Any]] = []
+        pending: list[asyncio.Task[None]] = []
         for k in range(spec.count):
             index = spec.first + k
             if k < spec.verify:
@@ -559,10 +592,10 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any failure to join is reported, never fatal
             self.connect_errors.append(f"{v.client.name}: could not join: {type(exc).__name__}: {exc}")
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WorkerMark:
         """Every client's counters now, and this process's CPU time."""
         user, system = _cpu_self()
-        clients = []
+        clients: list[ClientCounters] = []
         for c in self.lean:
             s = c.stats
             clients.append((c.index, s.updates, s.bytes, s.keyframes, c.open, s.first_update, s.last_update))
@@ -571,7 +604,7 @@ class Worker:
             clients.append((v.index, s2.updates, s2.bytes, s2.keyframes, v.open, s2.first_update, s2.last_update))
         return {"time": time.monotonic(), "cpu_user": user, "cpu_system": system, "clients": clients}
 
-    async def finish(self) -> dict[str, Any]:
+    async def finish(self) -> WorkerFinal:
         """Close everyone; the final counters, errors, desyncs and round trips."""
         snap = self.snapshot()
         await asyncio.gather(*(c.close() for c in self.lean), *(v.close() for v in self.verifiers))
@@ -587,9 +620,8 @@ class Worker:
             desyncs += s.desyncs
             missing_base += s.missing_base
             rtts.extend(s.rtts)
-        snap.update(errors=errors, desyncs=desyncs, missing_base=missing_base, rtts_ms=rtts,
-                    connected=len(self.lean) + len(self.verifiers), verifying=len(self.verifiers))
-        return snap
+        return {**snap, "errors": errors, "desyncs": desyncs, "missing_base": missing_base, "rtts_ms": rtts,
+                "connected": len(self.lean) + len(self.verifiers), "verifying": len(self.verifiers)}
 
 
 async def _serve_parent(spec: WorkerSpec, conn: Connection) -> None:
@@ -606,7 +638,8 @@ async def _serve_parent(spec: WorkerSpec, conn: Connection) -> None:
     loop.add_reader(conn.fileno(), readable)
     worker = Worker(spec)
     await worker.connect()
-    conn.send(("ready", {"connected": len(worker.lean) + len(worker.verifiers), "errors": worker.connect_errors[:20]}))
+    ready: WorkerReady = {"connected": len(worker.lean) + len(worker.verifiers), "errors": worker.connect_errors[:20]}
+    conn.send(("ready", ready))
     deadline = loop.time() + spec.lifetime
     while True:
         try:
@@ -649,13 +682,24 @@ class Mark:
     clients: dict[int, tuple[int, int, int, bool, float | None, float | None]]
 
 
-def _merge(snaps: list[dict[str, Any]]) -> Mark:
-    clients = {c[0]: tuple(c[1:]) for s in snaps for c in s["clients"]}
+class Final(TypedDict):
+    """What ``LoadGen.stop`` returns: the last mark of every client, and what went wrong."""
+
+    mark: Mark
+    errors: list[str]
+    desyncs: int
+    missing_base: int
+    rtts_ms: list[float]
+    verifying: int
+
+
+def _merge(snaps: Sequence[WorkerMark]) -> Mark:
+    clients = {c[0]: c[1:] for s in snaps for c in s["clients"]}
     return Mark(sum(s["time"] for s in snaps) / len(snaps), sum(s["cpu_user"] for s in snaps),
                 sum(s["cpu_system"] for s in snaps), clients)
 
 
-def window_stats(a: Mark, b: Mark) -> dict[str, Any]:
+def window_stats(a: Mark, b: Mark) -> dict[str, float]:
     """Per-client rates between two marks (clients present and open at both)."""
     dt = b.time - a.time
     rates, bps, per_update = [], [], []
@@ -709,7 +753,7 @@ class LoadGen:
             first += count
         self.cpus = cpus
         self._ctx = multiprocessing.get_context("spawn")
-        self._procs: list[Any] = []
+        self._procs: list[SpawnProcess] = []
         self._conns: list[Connection] = []
         self.connected = 0
         self.connect_errors: list[str] = []
@@ -731,12 +775,14 @@ class LoadGen:
                 os.sched_setaffinity(p.pid, self.cpus)
             self._procs.append(p)
             self._conns.append(parent)
-        for msg in self._ask_all(None, timeout, "ready"):
+        readies: list[WorkerReady] = self._ask_all(None, timeout, "ready")
+        for msg in readies:
             self.connected += msg["connected"]
             self.connect_errors.extend(msg["errors"])
         return self.connected
 
-    def _ask_all(self, cmd: str | None, timeout: float, expect: str) -> list[dict[str, Any]]:
+    def _ask_all(self, cmd: str | None, timeout: float, expect: str) -> list[Any]:
+        """Each worker's answer ``expect`` (unpickled, so untyped: the caller names its type)."""
         if cmd is not None:
             for c in self._conns:
                 try:
@@ -764,11 +810,12 @@ class LoadGen:
 
     def mark(self, timeout: float = 10.0) -> Mark:
         """Every client's counters and the workers' CPU time, now."""
-        return _merge(self._ask_all("mark", timeout, "mark"))
+        marks: list[WorkerMark] = self._ask_all("mark", timeout, "mark")
+        return _merge(marks)
 
-    def stop(self, timeout: float = 30.0) -> dict[str, Any]:
+    def stop(self, timeout: float = 30.0) -> Final:
         """Close every client; the final mark, errors, desyncs, round trips."""
-        finals = self._ask_all("stop", timeout, "done")
+        finals: list[WorkerFinal] = self._ask_all("stop", timeout, "done")
         mark = _merge(finals)
         rtts = [r for f in finals for r in f["rtts_ms"]]
         self.kill()
@@ -802,7 +849,7 @@ class LoadGen:
 # -- the CLI -----------------------------------------------------------------------
 
 
-def summarize(start: Mark, end: Mark, final: dict[str, Any], clients: int, connected: int) -> dict[str, Any]:
+def summarize(start: Mark, end: Mark, final: Final, clients: int, connected: int) -> dict[str, Any]:
     w = window_stats(start, end)
     rtts = sorted(final["rtts_ms"])
     still = sum(1 for c in end.clients.values() if c[3])
@@ -815,13 +862,8 @@ def summarize(start: Mark, end: Mark, final: dict[str, Any], clients: int, conne
     }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m tools.loadgen",
+    p = Parser(prog="python -m tools.loadgen",
                 description="Connect lean clients (and a few verifying ones) to a server, measure, print a summary.")
     p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="server WebSocket URL (default ws://127.0.0.1:8765/ws)")
     p.add_argument("--clients", type=positive(int), default=100, help="number of clients (default 100)")

@@ -13,15 +13,17 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from game.motion import step_axis
 from game.rules import RULESET_NAMES, InputBatch, get_ruleset
+from game.world import PlayerId
 
 
-def _time(fn: Any, reps: int) -> list[float]:
+def _time(fn: Callable[[], object], reps: int) -> list[float]:
     out = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -34,7 +36,7 @@ def measure(ruleset_name: str, npcs: int, players: int, steps: int, warmup: int,
     ruleset = get_ruleset(ruleset_name)
     world = ruleset.create(seed, {"npcs": npcs})
     for p in range(1, players + 1):
-        ruleset.join(world, p)  # type: ignore[arg-type]
+        ruleset.join(world, PlayerId(p))
     rng = np.random.default_rng(seed)
     lo, hi = ruleset.spec.input_bounds()
     pids = np.arange(1, players + 1, dtype=np.int32)
