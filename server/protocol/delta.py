@@ -13,7 +13,8 @@ column as little-endian bytes:
 - ``new``: entities spawned since the base, every column.
 
 A keyframe is a delta from nothing. Encoder and decoder are mirror images;
-PROTOCOL.md is the normative description.
+PROTOCOL.md is the normative description. ``rows`` and ``cols`` are a row
+set (``server/protocol/rowset.py``, shared with the replay's input codec).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from game.motion import extrapolate
 from game.schema import INT_DTYPES, Axis, RulesetSpec
 from game.world import World
 from server.protocol.errors import InvalidField
+from server.protocol.rowset import ROWS_MASK as ROWS_MASK  # the formats of ``rows``, re-exported
+from server.protocol.rowset import ROWS_U16 as ROWS_U16
+from server.protocol.rowset import ROWS_U32 as ROWS_U32
+from server.protocol.rowset import RowSetError, array_from, decode_cells, decode_rows, encode_cells
 
 Array = npt.NDArray[Any]
 
-#: Row-set formats in ``rows``.
-ROWS_MASK, ROWS_U16, ROWS_U32 = 0, 1, 2
 #: Value encodings in ``cols`` entries.
 ENC_ABS, ENC_D8, ENC_D16 = 0, 1, 2
 
@@ -125,24 +128,6 @@ def _predict(schema: WireSchema, base: Snapshot, tick: int) -> tuple[Array, ...]
     return tuple(moved[n] for n in schema.names())
 
 
-def _packbits(mask: npt.NDArray[np.bool_]) -> bytes:
-    return np.packbits(mask, bitorder="little").tobytes()
-
-
-def _unpackbits(data: bytes, count: int, what: str) -> npt.NDArray[np.bool_]:
-    if len(data) != (count + 7) // 8:
-        raise InvalidField(f"{what}: bitmask of {len(data)} bytes for {count} rows")
-    return np.unpackbits(np.frombuffer(data, np.uint8), count=count, bitorder="little").astype(bool)
-
-
-def _frombuffer(data: Any, dtype: np.dtype[Any], count: int | None, what: str) -> Array:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidField(f"{what}: expected bin, got {type(data).__name__}")
-    if len(data) % dtype.itemsize or (count is not None and len(data) != count * dtype.itemsize):
-        raise InvalidField(f"{what}: {len(data)} bytes is not {count if count is not None else 'n'} x {dtype}")
-    return np.frombuffer(data, dtype)
-
-
 def _keyframe_body(cur: Snapshot) -> dict[str, Any]:
     if len(cur.ids) == 0:
         return {}
@@ -176,27 +161,10 @@ def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot) -> dic
         all_kept = k == n_base
         pred = [p if all_kept else p[keep] for p in predicted]
         act = [c[:k] for c in cur.cols]
-        differs = [a != p for a, p in zip(act, pred)]
-        changed = np.logical_or.reduce(differs) if differs else np.zeros(k, bool)
-        rows = np.flatnonzero(changed)
-        r = len(rows)
-        if r:
-            mask_bytes, idx_size = (k + 7) // 8, (2 if k <= 0x10000 else 4)
-            if mask_bytes <= r * idx_size:
-                body["rows"] = [ROWS_MASK, _packbits(changed)]
-            elif idx_size == 2:
-                body["rows"] = [ROWS_U16, rows.astype("<u2").tobytes()]
-            else:
-                body["rows"] = [ROWS_U32, rows.astype("<u4").tobytes()]
-            entries = []
-            for ci, (a, p, d) in enumerate(zip(act, pred, differs)):
-                sel = d[rows]
-                count = int(np.count_nonzero(sel))
-                if not count:
-                    continue
-                which = rows if count == r else rows[sel]
-                entries.append([ci, None if count == r else _packbits(sel), *_encode_values(a[which], p[which])])
-            body["cols"] = entries
+        cells = encode_cells([a != p for a, p in zip(act, pred)])
+        if cells is not None:
+            body["rows"], changed = cells
+            body["cols"] = [[ci, sel, *_encode_values(act[ci][which], pred[ci][which])] for ci, sel, which in changed]
     if k < len(cur.ids):
         body["new"] = [cur.ids[k:].astype(_U32).tobytes(), [c[k:].tobytes() for c in cur.cols]]
     return body
@@ -222,6 +190,13 @@ def apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[
     The checksum of the result is computed, not trusted: compare it with the
     update's ``sum`` to detect a desync.
     """
+    try:
+        return _apply_body(schema, base, tick, body)
+    except RowSetError as exc:
+        raise InvalidField(str(exc)) from None
+
+
+def _apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[str, Any]) -> Snapshot:
     ncols = len(schema.columns)
     if base is None:
         ids: npt.NDArray[np.uint32] = np.zeros(0, _U32)
@@ -231,7 +206,7 @@ def apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[
         cols = list(_predict(schema, base, tick))
         gone_raw = body.get("gone")
         if gone_raw is not None:
-            gone = _frombuffer(gone_raw, _U32, None, "gone")
+            gone = array_from(gone_raw, _U32, None, "gone")
             keep = ~np.isin(ids, gone)
             if len(ids) - int(np.count_nonzero(keep)) != len(gone):
                 raise InvalidField("gone: names ids the base does not have")
@@ -243,31 +218,13 @@ def apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[
 
     rows_field = body.get("rows")
     if rows_field is not None:
-        try:
-            fmt, data = rows_field
-        except (TypeError, ValueError):
-            raise InvalidField("rows: expected [format, bin]") from None
-        if fmt == ROWS_MASK:
-            rows = np.flatnonzero(_unpackbits(_frombuffer(data, np.dtype(np.uint8), None, "rows").tobytes(), k, "rows"))
-        elif fmt in (ROWS_U16, ROWS_U32):
-            rows = _frombuffer(data, np.dtype("<u2" if fmt == ROWS_U16 else "<u4"), None, "rows").astype(np.intp)
-            if len(rows) and (rows.max() >= k or np.any(np.diff(rows) <= 0)):
-                raise InvalidField("rows: indices out of range or not ascending")
-        else:
-            raise InvalidField(f"rows: unknown format {fmt!r}")
-        for entry in body.get("cols") or []:
-            try:
-                ci, sel, enc, data = entry
-            except (TypeError, ValueError):
-                raise InvalidField("cols: expected [column, selection, encoding, bin]") from None
-            if not isinstance(ci, int) or not 0 <= ci < ncols:
-                raise InvalidField(f"cols: column index {ci!r} out of range")
-            which = rows if sel is None else rows[_unpackbits(sel, len(rows), "cols selection")]
+        rows = decode_rows(rows_field, k, "rows")
+        for ci, which, (_, _, enc, data) in decode_cells(rows, body.get("cols") or [], ncols, 4, "cols"):
             col = cols[ci]
             if enc == ENC_ABS:
-                col[which] = _frombuffer(data, col.dtype, len(which), f"column {ci}")
+                col[which] = array_from(data, col.dtype, len(which), f"column {ci}")
             elif enc in _DIFF_DTYPES:
-                diff = _frombuffer(data, _DIFF_DTYPES[enc], len(which), f"column {ci}")
+                diff = array_from(data, _DIFF_DTYPES[enc], len(which), f"column {ci}")
                 col[which] = (col[which].astype(np.int64) + diff).astype(col.dtype)
             else:
                 raise InvalidField(f"cols: unknown encoding {enc!r}")
@@ -280,14 +237,14 @@ def apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict[
             new_ids_raw, new_cols_raw = new
         except (TypeError, ValueError):
             raise InvalidField("new: expected [ids, columns]") from None
-        new_ids = _frombuffer(new_ids_raw, _U32, None, "new ids")
+        new_ids = array_from(new_ids_raw, _U32, None, "new ids")
         if not isinstance(new_cols_raw, (list, tuple)) or len(new_cols_raw) != ncols:
             raise InvalidField(f"new: expected {ncols} columns")
         if len(new_ids) and ((k and new_ids[0] <= ids[-1]) or np.any(np.diff(new_ids.astype(np.int64)) <= 0)):
             raise InvalidField("new: ids must ascend past every existing id")
         ids = np.concatenate([ids, new_ids])
         cols = [
-            np.concatenate([c, _frombuffer(raw, c.dtype, len(new_ids), f"new column {i}")])
+            np.concatenate([c, array_from(raw, c.dtype, len(new_ids), f"new column {i}")])
             for i, (c, raw) in enumerate(zip(cols, new_cols_raw))
         ]
     return Snapshot.of(tick, ids, tuple(cols))
