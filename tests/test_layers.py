@@ -7,8 +7,8 @@ The layers (../shared/STYLE.md), lowest first:
 - the protocol, ``server/protocol/``: sans-I/O. game, msgpack, numpy, attrs,
   zlib and a few pure stdlib modules.
 - the sans-I/O modules that live in the shell (``SANS_IO``): the same, plus
-  the protocol, each other, struct and websockets' pure ``apply_mask``; no
-  clock, loop, socket, thread or file.
+  the protocol, each other, math, struct, datetime without its clock and
+  websockets' pure ``apply_mask``; no clock, loop, socket, thread or file.
 - the shell, ``server/``: the protocol, game, websockets, numpy, attrs,
   msgpack and the stdlib; never ``tools``.
 - ``tools/``: anything; no layer's whitelist names it, so nothing in
@@ -18,7 +18,7 @@ Every ``.py`` file under a layer is parsed (files added later are covered
 too), and every name it reaches is resolved to an absolute dotted name:
 imports (relative ones and ``from pkg import module`` included), literal
 ``importlib.import_module("...")`` / ``__import__("...")`` calls, attributes
-of an imported module (``np.random``), and the builtins that do I/O or run
+of an imported module (``np.random``, ``datetime.datetime.now``), and the builtins that do I/O or run
 code (``open``, ``print``, ``exec``...) as ``builtins.<name>``. A computed
 import (a non-literal argument) is ``<computed>``, allowed only in the files
 a layer names, each saying what it loads. A name passes a layer
@@ -100,9 +100,11 @@ SANS_IO_FILES = (
     "server/frames.py",
     "server/inputs.py",
     "server/ticker.py",
-    # TODO(replay package): enable these three once server/replay/ exists.
-    # "server/replay/format.py",
-    # "server/replay/inputs.py",
+    "server/replay/format.py",
+    "server/replay/inputs.py",
+    # TODO(replay package): enable once playback.py is sans-I/O. Today it reaches logging,
+    # secrets (its viewers' tokens), server.replay.resim (which imports multiprocessing, os
+    # and time for verify's jobs) and, for a type, server.replay.listing.
     # "server/replay/playback.py",
 )
 
@@ -111,10 +113,12 @@ SANS_IO = Layer(
     SANS_IO_FILES,
     PROTOCOL.allowed | {
         "math", "struct",
+        "datetime",  # formatting a timestamp it is given; its clock is denied below
         "websockets.speedups", "websockets.utils",  # apply_mask, a pure function (frames.py)
         *(".".join(Path(f).with_suffix("").parts) for f in SANS_IO_FILES),
     },
-    denied=("numpy.random",),
+    denied=("numpy.random", "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
+            "datetime.date.today"),
 )
 
 SHELL = Layer(
@@ -146,6 +150,15 @@ def _origin(node: ast.ImportFrom, package: list[str]) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _chain(node: ast.expr) -> list[str]:
+    """``a.b.c`` as ``["a", "b", "c"]``; ``[""]`` when the chain does not start at a name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.insert(0, node.attr)
+        node = node.value
+    return [node.id, *parts] if isinstance(node, ast.Name) else [""]
+
+
 def names_reached(source: str, module: str, is_package: bool = False) -> Iterator[tuple[int, str]]:
     """(line, absolute dotted name) for every name the source of ``module`` reaches (see the module docstring)."""
     tree = ast.parse(source)
@@ -169,8 +182,10 @@ def names_reached(source: str, module: str, is_package: bool = False) -> Iterato
             for alias in node.names:
                 if alias.name != "*":
                     yield node.lineno, f"{origin}.{alias.name}"
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
-            yield node.lineno, f"{aliases[node.value.id]}.{node.attr}"
+        elif isinstance(node, ast.Attribute):
+            chain = _chain(node)
+            if chain[0] in aliases:
+                yield node.lineno, ".".join([aliases[chain[0]], *chain[1:]])
         elif isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
@@ -237,6 +252,8 @@ def test_name_resolution_handles_relative_from_dynamic_attribute_and_builtin_rea
         "importlib.import_module(name)\n"
         "import numpy as np\n"
         "np.random.seed(1)\n"
+        "import datetime as dt\n"
+        "dt.datetime.now()\n"
         "open('f')\n"
     )
     got = [m for _, m in names_reached(src, "server.protocol.fake")]
@@ -248,7 +265,8 @@ def test_name_resolution_handles_relative_from_dynamic_attribute_and_builtin_rea
     assert "websockets.sync" in got
     assert "socket" in got
     assert COMPUTED in got
-    assert "numpy.random" in got
+    assert "numpy.random" in got and "numpy.random.seed" in got
+    assert "datetime.datetime.now" in got
     assert "builtins.open" in got
 
 
@@ -327,6 +345,9 @@ REFUSED = [
     (SANS_IO, "server.ticker", "from server import app"),
     (SANS_IO, "server.inputs", "import numpy as np\nnp.random.default_rng()"),
     (SANS_IO, "server.replay.format", "open('match.replay', 'rb')"),
+    (SANS_IO, "server.replay.format", "from datetime import datetime\ndatetime.now()"),
+    (SANS_IO, "server.replay.format", "import datetime\ndatetime.datetime.now(datetime.UTC)"),
+    (SANS_IO, "server.replay.format", "from datetime import date\ndate.today()"),
     (SANS_IO, "server.frames", "import tools.client"),
     (SHELL, "server.fake", "import tools.client"),
     (SHELL, "server.fake", "from tools import bots"),
@@ -350,6 +371,7 @@ ACCEPTED = [
     (GAME, "game.rules", "import importlib\nimportlib.import_module(module)\n"),
     (PROTOCOL, "server.protocol.fake", "import msgpack, zlib\nfrom game.schema import Column\nfrom .delta import Snapshot\n"),
     (SANS_IO, "server.ticker", "import math\nfrom attrs import define\n"),
+    (SANS_IO, "server.replay.format", "from datetime import UTC, datetime\ndatetime.fromtimestamp(0, UTC)\n"),
     (SANS_IO, "server.inputs", "import struct\nfrom server.ticker import Ticker\n"
                                "from server.protocol.history import SnapshotHistory\n"),
     (SHELL, "server.fake", "import asyncio, socket, time\nfrom websockets.server import ServerProtocol\n"
