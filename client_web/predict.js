@@ -27,7 +27,12 @@
 // player's own motion, and of the camera locked to it; the playhead moves as
 // steadily as the interpolated others.
 //
+// `Prediction` is the glue a page needs: it reconciles with our entity's row
+// in each verified state, books each input sent, and says where to draw.
+//
 // Pure: no DOM, no clock (callers pass `now` in ms).
+
+import { rowIn } from "./world.js";
 
 /**
  * The movement rule of a parsed schema, from `welcome.ruleset.player`, with
@@ -259,5 +264,68 @@ export class Pacer {
 
   reset() {
     this.head = this.last = null;
+  }
+}
+
+/**
+ * The prediction of the player's own entity, between the page and the pieces
+ * above: a `Predictor` fed from each verified state's row of our entity, and
+ * a `Pacer` that paces its drawing by the tick clock.
+ */
+export class Prediction {
+  /** For a welcome: null (no prediction) for a spectator or a ruleset that describes no movement rule. */
+  static forWelcome(schema, entity, tickMs) {
+    const rule = movementRule(schema);
+    return rule && entity != null ? new Prediction(schema, rule, entity, tickMs) : null;
+  }
+
+  constructor(schema, rule, entity, tickMs) {
+    this.schema = schema;
+    this.rule = rule;
+    this.entity = entity;
+    this.predictor = new Predictor(rule);
+    this.pacer = new Pacer(tickMs);
+  }
+
+  /**
+   * A verified `state` arrived `late` ticks after the tick clock expected it
+   * (clock.tickAt(now) - state.tick); the server had applied our inputs up to
+   * `ack`. Returns whether our entity is alive (hp > 0, or no hp column), or
+   * null when it is not in the state.
+   */
+  observe(state, ack, late) {
+    this.pacer.observe(late);
+    const row = rowIn(state.ids, this.entity);
+    if (row < 0) return null;
+    const ihp = this.schema.index.hp, cols = state.cols;
+    const alive = ihp == null || cols[ihp][row] > 0;
+    this.predictor.reconcile(cols[this.rule.x][row], cols[this.rule.y][row], alive, ack >>> 0, state.tick);
+    return alive;
+  }
+
+  /** Input `seq` went out with `values` (one per schema input field), answering the update of `tick` (null: the timer's). */
+  sent(seq, values, tick) {
+    this.predictor.push(seq, values[this.rule.dx], values[this.rule.dy], tick);
+  }
+
+  /** Whether the player can act as far as we know (dead players' fire shows no flash). */
+  get alive() {
+    return this.predictor.alive;
+  }
+
+  /**
+   * Where to draw the player (column units), paced by the tick clock: at frame
+   * time `now` with the clock reading `clockTick`, or (`now` null) where the
+   * last frame put it, so every frame steps evenly. Null before the first state.
+   */
+  position(now = null, clockTick = null) {
+    if (!this.predictor.ready) return null;
+    return this.predictor.position(now == null ? this.pacer.head : this.pacer.at(now, clockTick));
+  }
+
+  /** One animation frame of `dt` ms at `now`: the correction offset fades; returns `position(now, clockTick)`. */
+  frame(dt, now, clockTick) {
+    this.predictor.decay(dt);
+    return this.position(now, clockTick);
   }
 }

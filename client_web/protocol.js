@@ -331,6 +331,15 @@ export function decodeMessage(data) {
   return obj;
 }
 
+/**
+ * A name as `hello` takes it (PROTOCOL.md): control and format characters
+ * removed, spaces trimmed, at most 24 code points; "" when nothing is left.
+ */
+export function cleanName(raw) {
+  const name = String(raw ?? "").trim().replace(/[^\P{C}]/gu, "");
+  return [...name].slice(0, 24).join("").trim();
+}
+
 export function encodeHello(name, { spectate = false, token = null } = {}) {
   const m = { t: "hello", v: PROTOCOL_VERSION, name };
   if (spectate) m.spectate = true;

@@ -58,14 +58,34 @@ export class Renderer {
     ctx.fillRect(0, 0, this.w, this.h);
   }
 
-  /** Zoom (CSS px per world unit) that shows about 1100 world units across. */
-  followZoom() {
-    return Math.max(0.35, Math.sqrt(this.w * this.h) / 1100);
+  /** The join screen's backdrop: a slowly drifting grid. */
+  drawIdle(ts) {
+    const ctx = this.ctx;
+    this.clear();
+    const off = (ts / 60) % 60;
+    ctx.strokeStyle = "rgba(110,160,255,0.07)";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let x = -off; x < this.w; x += 60) { ctx.moveTo(x + 0.5, 0); ctx.lineTo(x + 0.5, this.h); }
+    for (let y = -off; y < this.h; y += 60) { ctx.moveTo(0, y + 0.5); ctx.lineTo(this.w, y + 0.5); }
+    ctx.stroke();
   }
 
-  /** Zoom that fits a width x height arena on screen between `top` and `bottom` CSS pixels kept for the HUD. */
-  fitZoom(width, height, top = 20, bottom = 20) {
-    return Math.min(this.w / (width * 1.06), Math.max(40, this.h - top - bottom) / (height * 1.06));
+  /** The touch sticks (input.js `Controls.touch`: {move, aim}, each {x0, y0, x, y} in CSS px or null), over the frame. */
+  drawSticks(touch) {
+    const ctx = this.ctx;
+    for (const stick of [touch.move, touch.aim]) {
+      if (!stick) continue;
+      ctx.strokeStyle = "rgba(255,255,255,0.35)";
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.arc(stick.x0, stick.y0, 46, 0, TAU);
+      ctx.stroke();
+      ctx.fillStyle = "rgba(255,255,255,0.25)";
+      ctx.beginPath();
+      ctx.arc(stick.x, stick.y, 20, 0, TAU);
+      ctx.fill();
+    }
   }
 
   toScreen(wx, wy) {

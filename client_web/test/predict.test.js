@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-import { parseSchema } from "../protocol.js";
-import { MARGIN_WINDOW, MAX_MARGIN, PACE_SAFETY, Pacer, Predictor, SLEW, SNAP_DISTANCE, movementRule, stepMove } from "../predict.js";
+import { makeState, parseSchema } from "../protocol.js";
+import {
+  MARGIN_WINDOW, MAX_MARGIN, PACE_SAFETY, Pacer, Prediction, Predictor, SLEW, SNAP_DISTANCE, movementRule, stepMove,
+} from "../predict.js";
 import { TickClock } from "../interp.js";
 
 const WALKS = JSON.parse(readFileSync(fileURLToPath(new URL("../../tests/vectors/movement.json", import.meta.url)), "utf8"));
@@ -330,4 +332,41 @@ test("a debt no skip pays back is forgotten", () => {
     p.reconcile(x, 0, true, seq - (t % 2), t);
   }
   assert.ok(p.debt <= 1);
+});
+
+/** An arena state with one player (entity `id`) at (x, y) with `hp`, beside a pellet. */
+function arenaState(tick, id, x, y, hp) {
+  const row = { kind: 0, x, y, vx: 0, vy: 0, aim: 0, hp, score: 0 };
+  const pellet = { kind: 3, x: 100, y: 100, vx: 0, vy: 0, aim: 0, hp: 0, score: 0 };
+  const rows = id < 50 ? [row, pellet] : [pellet, row];
+  return makeState(tick, Uint32Array.from(id < 50 ? [id, 50] : [50, id]), ARENA.columns.map((c) => c.Array.from(rows.map((r) => r[c.name]))));
+}
+
+test("a page predicts only a player of a ruleset that describes its movement", () => {
+  assert.equal(Prediction.forWelcome(ARENA, null, 1000 / 30), null);
+  const { player, ...bare } = Object.values(WALKS).find((w) => w.ruleset.name === "arena").ruleset;
+  assert.equal(Prediction.forWelcome(parseSchema(bare), 7, 1000 / 30), null);
+  assert.ok(Prediction.forWelcome(ARENA, 7, 1000 / 30) instanceof Prediction);
+});
+
+test("the page's prediction reconciles with its entity's row, books inputs sent and says where to draw", () => {
+  const p = Prediction.forWelcome(ARENA, 7, 1000 / 30);
+  assert.equal(p.position(), null);
+  assert.equal(p.observe(arenaState(10, 99, 0, 0, 100), 0, 0), null); // not in this state
+  assert.equal(p.observe(arenaState(10, 7, 5000, 6000, 100), 0, 0), true);
+  assert.deepEqual(p.position(), { x: 5000, y: 6000 });
+  const values = [1, -1, 0, 0]; // dx, dy, aim, fire
+  p.sent(1, values, 10);
+  assert.deepEqual([p.predictor.x, p.predictor.y], [5034, 5966]);
+  // The server applied it: no correction; then the player dies and stands still (dead_still).
+  assert.equal(p.observe(arenaState(11, 7, 5034, 5966, 100), 1, 0.2), true);
+  assert.equal(p.observe(arenaState(12, 7, 5034, 5966, 0), 1, 0.2), false);
+  assert.equal(p.alive, false);
+  p.sent(2, values, 12);
+  assert.deepEqual([p.predictor.x, p.predictor.y], [5034, 5966]);
+  assert.equal(p.predictor.corrections, 0);
+  // Frames: the pacer runs on the clock's reading.
+  const at = p.frame(16, 1000, 14);
+  assert.deepEqual(at, { x: 5034, y: 5966 });
+  assert.ok(p.pacer.head != null);
 });

@@ -338,7 +338,7 @@ def test_hud_panels_leave_the_arena_and_each_other_clear_on_desktop_and_mobile(
     server = start_server("--ruleset", "arena")
     start_bots(processes, server, 6)
     wait_until(lambda: server.get_json("/healthz")["players"] >= 6, 15, what="bots to join")
-    feed = "() => { for (const [a, b] of [['bot1', 'bot2'], ['a drone', 'bot3'], ['bot4', 'bot5']]) window.__game.game.pushFeed(a, b, false); }"
+    feed = "() => { for (const [a, b] of [['bot1', 'bot2'], ['a drone', 'bot3'], ['bot4', 'bot5']]) window.__game.kill(a, b); }"
     # Desktop, the whole arena: the bottom bars sit below the arena; Leave takes the empty card's place.
     desk = pages.open(server.http + "/")
     join(desk, "Wide", spectate=True)
@@ -574,7 +574,7 @@ def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callab
         key = "d" if start["x"] < 12000 else "a"
         page.evaluate("""() => {
           // Note, in the page, when the predicted position first moves and where the server had us then.
-          const g = window.__game.game, p = g.predictor, x0 = p.x, t0 = performance.now();
+          const g = window.__game.game, p = g.prediction.predictor, x0 = p.x, t0 = performance.now();
           window.__moved = null;
           const poll = () => {
             if (p.x !== x0) {

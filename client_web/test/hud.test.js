@@ -1,0 +1,22 @@
+// What the join screen says when a connection ends for good.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { closeNotice } from "../hud.js";
+
+const URL = "ws://h:1/ws";
+
+test("a refused join says why: full, unreachable, or the server's reason", () => {
+  assert.match(closeNotice({ code: 1013, reason: "", wasEstablished: false }, null, URL), /^Can't join right now: the match is full\./);
+  assert.equal(closeNotice({ code: 1006, reason: "", wasEstablished: false }, null, URL),
+    "Can't reach the game server at ws://h:1/ws. Is it running?");
+  assert.equal(closeNotice({ code: 1008, reason: "x", wasEstablished: false }, { code: 1008, reason: "rate limit" }, URL),
+    "The server refused the connection (1008): rate limit");
+});
+
+test("a match that ends says whether another window took over", () => {
+  assert.equal(closeNotice({ code: 1000, reason: "replaced by a new connection", wasEstablished: true }, null, URL),
+    "You joined from another window, so this one was disconnected.");
+  assert.equal(closeNotice({ code: 1002, reason: "", wasEstablished: true }, null, URL), "Disconnected by the server (1002): protocol error");
+});

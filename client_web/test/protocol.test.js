@@ -1,0 +1,28 @@
+// Client messages the pages build (the decoder is tested against the shared
+// vectors in vectors.test.js).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decode } from "@msgpack/msgpack";
+
+import { cleanName, encodeControl, kindName, parseSchema } from "../protocol.js";
+
+test("a name is trimmed, stripped of control characters and cut at 24 code points", () => {
+  assert.equal(cleanName("  Ann\u0007 \u200b "), "Ann");
+  assert.equal(cleanName("\n\t"), "");
+  assert.equal(cleanName(null), "");
+  assert.equal(cleanName("🙂".repeat(30)), "🙂".repeat(24)); // never half a surrogate pair
+  assert.equal(cleanName("a".repeat(23) + " b"), "a".repeat(23));
+});
+
+test("a playback control carries only the keys given", () => {
+  assert.deepEqual(decode(encodeControl({ pause: true })), { t: "control", pause: true });
+  assert.deepEqual(decode(encodeControl({ speed: 0.25, seek: 90 })), { t: "control", speed: 0.25, seek: 90 });
+  assert.deepEqual(decode(encodeControl()), { t: "control" });
+});
+
+test("a kind value the schema does not name still has a name", () => {
+  const schema = parseSchema({ kinds: ["player"], columns: [{ name: "kind", dtype: "uint8" }] });
+  assert.equal(kindName(schema, 0), "player");
+  assert.equal(kindName(schema, 3), "kind3");
+});
