@@ -46,13 +46,15 @@ from server.rooms.errors import (
     UnknownNode,
     UnknownSeat,
 )
+from server.rooms.lifecycle import Lifecycle
+from server.rooms.matchmaker import CreateMatch, Matchmaker
 from server.rooms.memory import MemoryDirectory
 from server.rooms.requests import ListQuery, MatchmakeRequest, parse_listing, parse_matchmake
 from server.rooms.roomtype import RoomType
 
 __all__ = [
-    "Catalog", "DirectoryError", "DuplicateMatch", "Expired", "InvalidRoomType", "ListQuery",
-    "MatchDirectory", "MatchFull", "MatchId", "MatchInfo", "MatchmakeError", "MatchmakeRequest",
+    "Catalog", "CreateMatch", "DirectoryError", "DuplicateMatch", "Expired", "InvalidRoomType", "Lifecycle", "ListQuery",
+    "MatchDirectory", "MatchFull", "MatchId", "MatchInfo", "MatchmakeError", "MatchmakeRequest", "Matchmaker",
     "MemoryDirectory", "NodeId", "NodeInfo", "Offer", "RoomError", "RoomType", "Seat", "SeatError", "SeatExpired",
     "SeatForAnotherMatch", "SeatTaken", "UnknownMatch", "UnknownNode", "UnknownSeat", "parse_listing",
     "parse_matchmake",

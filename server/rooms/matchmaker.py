@@ -1,0 +1,185 @@
+"""Matchmaking: a request in, a reserved seat out, through the directory.
+
+``Matchmaker.handle(body, now=...)`` is ``POST /api/matchmake``: it parses
+and checks the body, then by mode
+
+- ``join``: reserves a seat in ``match_id``, or in the fullest open match of
+  the ruleset with the labels asked for;
+- ``create``: creates a match (room type + the request's options and
+  labels) on the least loaded live node that accepts matches, and reserves
+  a seat in it;
+- ``join_or_create``: joins if any match has a free seat, else creates.
+
+Seats are reserved atomically by the directory, so however many requests
+race for the last seats, a match is never over-filled: a request that
+loses a race tries the next match, then creates one. Concurrent creations
+for the same ruleset, labels and options are shared: a request waiting for
+a seat joins a match being created that still has unclaimed seats instead
+of creating its own, so 200 simultaneous requests for a full ruleset make
+about 200 / max_players matches, not 200.
+
+The shell provides ``create_match(room_type, node) -> match id``: it starts
+the match on that node (itself, or another one through its API) and
+returns the id; the matchmaker lists it in the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from attrs import define
+
+from server.rooms.catalog import Catalog, Offer
+from server.rooms.directory import MatchDirectory, MatchId, MatchInfo, NodeInfo, Seat
+from server.rooms.errors import MatchFull, MatchmakeError, UnknownMatch, UnknownNode
+from server.rooms.requests import CREATE, JOIN, MatchmakeRequest, parse_listing, parse_matchmake
+from server.rooms.roomtype import RoomType
+
+#: The shell's match factory: start a match of this room type on this node, return its id.
+CreateMatch = Callable[[RoomType, NodeInfo], Awaitable[MatchId]]
+
+_Key = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]
+
+
+@define(eq=False)
+class _Creation:
+    """A match being created, and how many of its seats waiting requests have not claimed yet."""
+
+    task: asyncio.Future[MatchId]
+    unclaimed: int
+
+
+class Matchmaker:
+    """Seats for matchmake requests (see the module docstring).
+
+    Args:
+        directory: where matches are found and seats reserved.
+        catalog: the room types offered, by ruleset name.
+        create_match: the shell's match factory.
+        seat_ttl: seconds a seat is held for its player to connect.
+        attempts: rounds of join-then-create before answering 503.
+        candidates: open matches tried per round.
+    """
+
+    def __init__(self, directory: MatchDirectory, catalog: Catalog, create_match: CreateMatch, *,
+                 seat_ttl: float = 15.0, attempts: int = 8, candidates: int = 16) -> None:
+        if not seat_ttl > 0:
+            raise ValueError(f"seat_ttl must be positive, not {seat_ttl}")
+        self.directory = directory
+        self.catalog = catalog
+        self.create_match = create_match
+        self.seat_ttl = seat_ttl
+        self.attempts = attempts
+        self.candidates = candidates
+        self._creating: dict[_Key, list[_Creation]] = {}
+
+    def parse(self, body: bytes) -> MatchmakeRequest:
+        """The request in ``body``, checked against the catalog; MatchmakeError 400 naming the field at fault."""
+        request = parse_matchmake(body)
+        self.catalog.offer(request.ruleset).check_options(request.options)
+        return request
+
+    async def handle(self, body: bytes, *, now: float) -> Seat:
+        """``POST /api/matchmake``: parse, check and matchmake. MatchmakeError for the answer otherwise."""
+        return await self.matchmake(self.parse(body), now=now)
+
+    async def listing(self, query: str, *, now: float) -> list[MatchInfo]:
+        """``GET /api/matches?<query>``: MatchmakeError 400 for a bad query."""
+        q = parse_listing(query)
+        return await self.directory.list_matches(now=now, ruleset=q.ruleset, labels=q.labels,
+                                                 open_only=q.open_only, limit=q.limit)
+
+    async def matchmake(self, request: MatchmakeRequest, *, now: float) -> Seat:
+        """A seat for ``request`` (already parsed). MatchmakeError 404/409/503 when there is none."""
+        offer = self.catalog.offer(request.ruleset)
+        if request.mode == JOIN:
+            if request.match_id is not None:
+                return await self._join_match(MatchId(request.match_id), request, now)
+            seat = await self._join_any(request, now)
+            if seat is None:
+                raise MatchmakeError(404, f"no open match of ruleset {request.ruleset!r}{_with(request.labels)}")
+            return seat
+        for _ in range(self.attempts):
+            seat = None if request.mode == CREATE else await self._join_any(request, now)
+            if seat is None:
+                seat = await self._create_and_reserve(offer, request, now)
+            if seat is not None:
+                return seat
+        raise MatchmakeError(503, "matches fill faster than they are made: try again")
+
+    # -- joining -------------------------------------------------------------------
+
+    async def _join_match(self, match_id: MatchId, request: MatchmakeRequest, now: float) -> Seat:
+        match = await self.directory.get_match(match_id, now=now)
+        if match is None:
+            raise MatchmakeError(404, f"no match {match_id!r}", "match_id")
+        if match.ruleset != request.ruleset:
+            raise MatchmakeError(409, f"match {match_id!r} plays ruleset {match.ruleset!r}", "ruleset")
+        missing = {k: v for k, v in request.labels.items() if match.labels.get(k) != v}
+        if missing:
+            raise MatchmakeError(409, f"match {match_id!r} does not have the labels {missing}", "labels")
+        try:
+            return await self.directory.reserve(match_id, ttl=self.seat_ttl, now=now)
+        except MatchFull as exc:
+            raise MatchmakeError(409, str(exc), "match_id") from None
+        except UnknownMatch:
+            raise MatchmakeError(404, f"no match {match_id!r}", "match_id") from None
+
+    async def _join_any(self, request: MatchmakeRequest, now: float) -> Seat | None:
+        """A seat in the fullest open match that fits (fill matches before spreading players); None if none."""
+        found = await self.directory.list_matches(now=now, ruleset=request.ruleset, labels=request.labels,
+                                                  open_only=True, limit=self.candidates)
+        found.sort(key=lambda m: (m.free, m.created, m.match_id))
+        for match in found:
+            try:
+                return await self.directory.reserve(match.match_id, ttl=self.seat_ttl, now=now)
+            except (MatchFull, UnknownMatch):
+                continue  # lost a race for its last seats, or it ended: try the next
+        return None
+
+    # -- creating ------------------------------------------------------------------
+
+    async def _create_and_reserve(self, offer: Offer, request: MatchmakeRequest, now: float) -> Seat | None:
+        """A seat in a new match, shared with concurrent requests alike; None if others filled it first."""
+        room = offer.room_type.customized(request.options, request.labels)
+        key: _Key = (offer.spec.name, tuple(room.labels.items()), tuple(room.options.items()))
+        pending = self._creating.setdefault(key, [])
+        creation = next((c for c in pending if c.unclaimed > 0), None)
+        if creation is None:
+            task = asyncio.ensure_future(self._create(offer, room, now))
+            creation = _Creation(task, room.max_players)
+            pending.append(creation)
+            task.add_done_callback(lambda _: self._created(key, creation))
+        creation.unclaimed -= 1
+        # Shielded: a request given up (its client left) does not cancel a creation others wait for.
+        match_id = await asyncio.shield(creation.task)
+        try:
+            return await self.directory.reserve(match_id, ttl=self.seat_ttl, now=now)
+        except (MatchFull, UnknownMatch):
+            return None
+
+    def _created(self, key: _Key, creation: _Creation) -> None:
+        pending = self._creating.get(key, [])
+        if creation in pending:
+            pending.remove(creation)
+        if not pending:
+            self._creating.pop(key, None)
+
+    async def _create(self, offer: Offer, room: RoomType, now: float) -> MatchId:
+        """Start a match of ``room`` on the least loaded node accepting matches, and list it."""
+        nodes = [n for n in await self.directory.nodes(now=now) if n.accepting]
+        if not nodes:
+            raise MatchmakeError(503, "no live node accepts new matches")
+        node = min(nodes, key=lambda n: (n.load, n.node_id))
+        match_id = await self.create_match(room, node)
+        try:
+            await self.directory.add_match(match_id, node.node_id, offer.spec.name, room.labels, room.max_players,
+                                           now=now)
+        except UnknownNode:
+            raise MatchmakeError(503, f"node {node.node_id!r} went away while creating a match") from None
+        return match_id
+
+
+def _with(labels: Mapping[str, str]) -> str:
+    return f" with labels {dict(labels)}" if labels else ""
