@@ -1,21 +1,37 @@
-"""msgpack <-> messages, with size limits and validation.
+"""msgpack <-> messages, driven by one table: ``MESSAGES``.
 
-Every frame is one msgpack map with a string type tag under ``"t"``.
+Every frame is one msgpack map with a string type tag under ``"t"``. Each
+message type is declared once, in ``MESSAGES`` (Quake 3's ``netField_t``
+idea): its tag, its class, who sends it, and its fields in wire order, each
+a wire key, the attribute it fills, whether it may be absent (then the
+class default applies) and whether the encoder leaves it out when it holds
+that default. ``encode_client``, ``decode_client``, ``encode_server`` and
+``decode_server`` are driven by it, and an import-time check makes sure every
+entry covers its class's attributes exactly, so adding a message is one
+class in ``messages.py`` and one entry here.
+
 Decoding never trusts the peer: sizes are checked before parsing, msgpack's
-own container limits are set, and the constructors in ``messages.py``
-validate every field. Errors come out as ``ProtocolError`` subclasses that
-carry the close code.
+own container limits are set, the table rejects missing fields (and unknown
+ones from clients), and the constructors in ``messages.py`` validate every
+field. Errors come out as ``ProtocolError`` subclasses that carry the close
+code. Clients ignore unknown keys in server messages (PROTOCOL.md).
 
-Updates are the one hot path: the server encodes the shared part of an
-update once per (tick, base) with ``encode_update_prefix`` and appends each
-client's input acknowledgement with ``finish_update``, a byte concatenation.
+Two hot paths keep their shape, both pinned to the table: a client's
+``input`` (30 a second per player) is built positionally from the table's
+keys, and updates are written by ``encode_update_prefix`` once per (tick,
+base) plus ``finish_update``'s per-client ``ack``, a byte concatenation
+(``encode_server`` of an ``Update`` gives the same bytes).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from collections.abc import Callable
+from typing import Any, get_args
 
+import attrs
 import msgpack
+from attrs import frozen
 
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.errors import (
@@ -26,13 +42,17 @@ from server.protocol.errors import (
     UnsupportedVersion,
 )
 from server.protocol.messages import (
+    UPDATE_BODY_KEYS,
     Ack,
     ClientMessage,
+    Control,
     Error,
     Hello,
     Input,
     Ping,
     Pong,
+    ReplayInfo,
+    ReplayStatus,
     Resync,
     Roster,
     RosterEntry,
@@ -49,8 +69,201 @@ MAX_SERVER_MESSAGE = 64 * 1024 * 1024
 # msgpack's container limits: a 1 KiB frame could not hold more anyway, but
 # these reject absurd shapes early. Ext types are never accepted.
 _CLIENT_LIMITS = dict(max_str_len=256, max_bin_len=0, max_array_len=32, max_map_len=16, max_ext_len=0)
-_INPUT_KEYS = frozenset({"t", "seq", "in", "ack"})
-_ACK_KEY: bytes = msgpack.packb("ack")
+
+
+class Sender(enum.Enum):
+    """Who sends a message: decoding a frame of the other side's type is an unknown type."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@frozen
+class Field:
+    """One field of a message on the wire (``Req``, ``Opt``, ``Inline`` build them).
+
+    Attributes:
+        key: the wire key.
+        attr: the message attribute it fills.
+        optional: it may be absent on the wire: decoding then uses the class default.
+            (An inline field's keys are each optional; the attribute always gets a map.)
+        omit: the encoder leaves it out when it equals the class default (optional fields only).
+        to_wire, from_wire: conversions between the attribute and the wire value (None: as is).
+        inline: the attribute is a map whose entries (any of these keys, in the map's order)
+            sit in the message itself; ``key`` is unused.
+    """
+
+    key: str
+    attr: str
+    optional: bool = False
+    omit: bool = False
+    to_wire: Callable[[Any], Any] | None = None
+    from_wire: Callable[[Any], Any] | None = None
+    inline: tuple[str, ...] = ()
+
+
+def Req(key: str, attr: str | None = None, *, to_wire: Callable[[Any], Any] | None = None,
+        from_wire: Callable[[Any], Any] | None = None) -> Field:
+    """A field every message of the type carries."""
+    return Field(key, attr or key, to_wire=to_wire, from_wire=from_wire)
+
+
+def Opt(key: str, attr: str | None = None, *, omit: bool = False) -> Field:
+    """A field that may be absent (the class default applies); ``omit``: written only when not the default."""
+    return Field(key, attr or key, optional=True, omit=omit)
+
+
+def Inline(attr: str, keys: tuple[str, ...]) -> Field:
+    """A map attribute whose entries are fields of the message itself (an update's body)."""
+    return Field("", attr, inline=keys)
+
+
+@frozen
+class Message:
+    """One message type on the wire.
+
+    Attributes:
+        tag: its ``"t"``.
+        cls: its class in ``messages.py``.
+        sender: who sends it.
+        fields: its fields in wire order (after ``"t"``, always first).
+        check: run on the decoded map after the field checks, before construction
+            (``hello``'s version, which has its own error).
+    """
+
+    tag: str
+    cls: type
+    sender: Sender
+    fields: tuple[Field, ...]
+    check: Callable[[dict[str, Any]], None] | None = None
+    #: Every key the message may carry, ``"t"`` included.
+    keys: frozenset[str] = attrs.field(init=False)
+    #: The keys it must carry, in wire order.
+    required: tuple[str, ...] = attrs.field(init=False)
+    #: Each field's class default (``attrs.NOTHING`` for none).
+    defaults: tuple[Any, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        _check_covers(self)
+        keys = {"t"}
+        for f in self.fields:
+            keys.update(f.inline or (f.key,))
+        defaults = {a.name: a.default for a in attrs.fields(self.cls)}
+        object.__setattr__(self, "keys", frozenset(keys))
+        object.__setattr__(self, "required", tuple(f.key for f in self.fields if not (f.optional or f.inline)))
+        object.__setattr__(self, "defaults", tuple(defaults[f.attr] for f in self.fields))
+
+    def encode(self, msg: Any) -> bytes:
+        obj: dict[str, Any] = {"t": self.tag}
+        for f, default in zip(self.fields, self.defaults):
+            value = getattr(msg, f.attr)
+            if f.inline:
+                obj.update(value)  # its keys are the inline ones: the class checks
+            elif not (f.omit and value == default):
+                obj[f.key] = value if f.to_wire is None else f.to_wire(value)
+        out: bytes = msgpack.packb(obj)
+        return out
+
+    def decode(self, obj: dict[str, Any], *, strict: bool) -> Any:
+        """The message in ``obj`` (a map with this tag); ``strict``: unknown keys are an error."""
+        missing = [k for k in self.required if k not in obj]
+        if missing:
+            raise InvalidField(f"{self.tag}: missing field(s) {', '.join(missing)}")
+        if strict and not obj.keys() <= self.keys:
+            extra = sorted(k for k in obj if k not in self.keys)
+            raise InvalidField(f"{self.tag}: unknown field(s) {', '.join(extra)}")
+        if self.check is not None:
+            self.check(obj)
+        kwargs: dict[str, Any] = {}
+        for f in self.fields:
+            if f.inline:
+                kwargs[f.attr] = {k: v for k, v in obj.items() if k in f.inline}
+            elif f.key in obj:
+                value = obj[f.key]
+                kwargs[f.attr] = value if f.from_wire is None else f.from_wire(value)
+        return self.cls(**kwargs)
+
+
+def _check_covers(m: Message) -> None:
+    """The entry fills every attribute of its class exactly once, and its flags make sense."""
+    names = [a.name for a in attrs.fields(m.cls)]
+    attrs_ = [f.attr for f in m.fields]
+    if sorted(attrs_) != sorted(names):
+        raise TypeError(f"{m.tag}: the table's fields {attrs_} do not cover {m.cls.__name__}'s attributes {names}")
+    keys = [k for f in m.fields for k in (f.inline or (f.key,))]
+    if len(set(keys)) != len(keys) or "t" in keys:
+        raise TypeError(f"{m.tag}: duplicate wire keys in {keys}")
+    for f, a in zip(m.fields, (attrs.fields_dict(m.cls)[f.attr] for f in m.fields)):
+        if f.optional and a.default is attrs.NOTHING:
+            raise TypeError(f"{m.tag}.{f.key}: optional, but {m.cls.__name__}.{f.attr} has no default")
+        if f.omit and not f.optional:
+            raise TypeError(f"{m.tag}.{f.key}: only an optional field can be omitted")
+
+
+def _roster_to_wire(players: tuple[RosterEntry, ...]) -> list[list[Any]]:
+    return [[e.player, e.entity, e.name, e.online] for e in players]
+
+
+def _roster_from_wire(players: Any) -> tuple[RosterEntry, ...]:
+    if not isinstance(players, list) or not all(isinstance(e, list) and len(e) == 4 for e in players):
+        raise InvalidField("roster: players must be an array of [player, entity, name, online]")
+    return tuple(RosterEntry(*e) for e in players)
+
+
+def _check_version(obj: dict[str, Any]) -> None:
+    if obj["v"] != PROTOCOL_VERSION:
+        raise UnsupportedVersion(obj["v"], PROTOCOL_VERSION)
+
+
+CLIENT, SERVER = Sender.CLIENT, Sender.SERVER
+
+#: Every message of the protocol (PROTOCOL.md; the playback's: REPLAY.md).
+MESSAGES: tuple[Message, ...] = (
+    # client -> server
+    Message("hello", Hello, CLIENT, (Req("v", "version"), Req("name"), Opt("spectate", omit=True),
+                                     Opt("token", omit=True)), check=_check_version),
+    Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True))),
+    Message("ack", Ack, CLIENT, (Req("tick"),)),
+    Message("ping", Ping, CLIENT, (Req("id"), Opt("time"))),
+    Message("resync", Resync, CLIENT, ()),
+    Message("control", Control, CLIENT, (Opt("pause", omit=True), Opt("speed", omit=True), Opt("seek", omit=True))),
+    # server -> client
+    Message("welcome", Welcome, SERVER, (
+        Req("v", "version"), Req("match"), Req("player"), Req("entity"), Req("tick_rate"), Req("tick"),
+        Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"))),
+    Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),)),
+    Message("pong", Pong, SERVER, (Req("id"), Req("time"), Req("tick"))),
+    Message("error", Error, SERVER, (Req("code"), Req("reason"))),
+    # ``ack`` last: finish_update appends it to a shared prefix.
+    Message("update", Update, SERVER, (Req("tick"), Req("base"), Inline("body", UPDATE_BODY_KEYS),
+                                       Req("sum", "checksum"), Opt("ev", "events", omit=True), Req("ack"))),
+    Message("replay_info", ReplayInfo, SERVER, (
+        Req("name"), Req("match"), Req("ruleset"), Req("ruleset_version"), Req("seed"), Req("options"),
+        Req("tick_rate"), Req("start_time"), Req("first"), Req("last"), Req("complete"), Req("warnings"),
+        Req("keyframes"), Req("checkpoints"), Req("scores"), Req("players"))),
+    Message("replay", ReplayStatus, SERVER, (Req("tick"), Req("first"), Req("last"), Req("paused"), Req("speed"))),
+)
+
+_BY_CLASS: dict[type, Message] = {m.cls: m for m in MESSAGES}
+_CLIENT: dict[str, Message] = {m.tag: m for m in MESSAGES if m.sender is CLIENT}
+_SERVER: dict[str, Message] = {m.tag: m for m in MESSAGES if m.sender is SERVER}
+if (len(_BY_CLASS) != len(MESSAGES) or len(_CLIENT) + len(_SERVER) != len(MESSAGES)
+        or {m.cls for m in _CLIENT.values()} != set(get_args(ClientMessage))
+        or {m.cls for m in _SERVER.values()} != set(get_args(ServerMessage))):
+    raise TypeError("MESSAGES must hold each message class once, under a tag unique to its sender")
+
+# The input hot path, from the table: its keys, which are required, in the class's order.
+_INPUT = _BY_CLASS[Input]
+_INPUT_TAG, _INPUT_KEYS = _INPUT.tag, _INPUT.keys
+_SEQ, _VALUES, _ACK = (f.key for f in _INPUT.fields)
+if ([f.attr for f in _INPUT.fields] != [a.name for a in attrs.fields(Input)] or _INPUT.required != (_SEQ, _VALUES)
+        or any(f.from_wire for f in _INPUT.fields) or _INPUT.defaults[2] is not None):
+    raise TypeError("decode_client's input path assumes input's fields are seq, values (required), ack (optional)")
+
+_UPDATE = _BY_CLASS[Update]
+_ACK_KEY: bytes = msgpack.packb(_UPDATE.fields[-1].key)
+if _UPDATE.fields[-1].optional:
+    raise TypeError("finish_update appends an update's last field: it must be required")
 
 
 def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, limits: dict[str, int]) -> dict[str, Any]:
@@ -69,91 +282,34 @@ def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, limits: d
     return obj
 
 
-def _fields(obj: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    t = obj["t"]
-    missing = [k for k in required if k not in obj]
-    if missing:
-        raise InvalidField(f"{t}: missing field(s) {', '.join(missing)}")
-    extra = set(obj) - set(required) - set(optional) - {"t"}
-    if extra:
-        raise InvalidField(f"{t}: unknown field(s) {', '.join(sorted(extra))}")
-
-
 def decode_client(data: bytes | bytearray | memoryview | str) -> ClientMessage:
     """One client frame -> a validated message. Raises ProtocolError subclasses."""
     obj = _unpack(data, MAX_CLIENT_MESSAGE, _CLIENT_LIMITS)
     t = obj["t"]
-    if t == "input" and "seq" in obj and "in" in obj and obj.keys() <= _INPUT_KEYS:
-        values = obj["in"]  # the hot path: 30 per second per player
-        if type(values) is not list:
-            raise InvalidField("input: 'in' must be an array of integers")
-        return Input(obj["seq"], tuple(values), obj.get("ack"))
-    if t == "hello":
-        _fields(obj, ("v", "name"), ("spectate", "token"))
-        if obj["v"] != PROTOCOL_VERSION:
-            raise UnsupportedVersion(obj["v"], PROTOCOL_VERSION)
-        return Hello(obj["v"], obj["name"], obj.get("spectate", False), obj.get("token"))
-    if t == "input":
-        _fields(obj, ("seq", "in"), ("ack",))
-        if not isinstance(obj["in"], list):
-            raise InvalidField("input: 'in' must be an array of integers")
-        return Input(obj["seq"], tuple(obj["in"]), obj.get("ack"))
-    if t == "ack":
-        _fields(obj, ("tick",))
-        return Ack(obj["tick"])
-    if t == "ping":
-        _fields(obj, ("id",), ("time",))
-        return Ping(obj["id"], obj.get("time", 0))
-    if t == "resync":
-        _fields(obj, ())
-        return Resync()
-    raise MalformedMessage(f"unknown message type {t!r}")
+    if t == _INPUT_TAG and _SEQ in obj and _VALUES in obj and obj.keys() <= _INPUT_KEYS:
+        return Input(obj[_SEQ], obj[_VALUES], obj.get(_ACK))  # the hot path: 30 per second per player
+    m = _CLIENT.get(t)
+    if m is None:
+        raise MalformedMessage(f"unknown message type {t!r}")
+    msg: ClientMessage = m.decode(obj, strict=True)
+    return msg
 
 
 def encode_client(msg: ClientMessage) -> bytes:
     """A client message -> one frame (the Python client and tests use this)."""
-    obj: dict[str, Any]
-    if isinstance(msg, Hello):
-        obj = {"t": "hello", "v": msg.version, "name": msg.name}
-        if msg.spectate:
-            obj["spectate"] = True
-        if msg.token is not None:
-            obj["token"] = msg.token
-    elif isinstance(msg, Input):
-        obj = {"t": "input", "seq": msg.seq, "in": list(msg.values)}
-        if msg.ack is not None:
-            obj["ack"] = msg.ack
-    elif isinstance(msg, Ack):
-        obj = {"t": "ack", "tick": msg.tick}
-    elif isinstance(msg, Ping):
-        obj = {"t": "ping", "id": msg.id, "time": msg.time}
-    elif isinstance(msg, Resync):
-        obj = {"t": "resync"}
-    else:
+    m = _BY_CLASS.get(type(msg))
+    if m is None or m.sender is not CLIENT:
         raise TypeError(f"not a client message: {msg!r}")
-    out: bytes = msgpack.packb(obj)
-    return out
+    return m.encode(msg)
 
 
-def encode_server(msg: Welcome | Roster | Pong | Error) -> bytes:
-    """A server message other than an update -> one frame."""
-    obj: dict[str, Any]
-    if isinstance(msg, Welcome):
-        obj = {
-            "t": "welcome", "v": msg.version, "match": msg.match, "player": msg.player, "entity": msg.entity,
-            "tick_rate": msg.tick_rate, "tick": msg.tick, "token": msg.token, "ruleset": msg.ruleset,
-            "resumed": msg.resumed, "hold_s": msg.hold_s,
-        }
-    elif isinstance(msg, Roster):
-        obj = {"t": "roster", "players": [[e.player, e.entity, e.name, e.online] for e in msg.players]}
-    elif isinstance(msg, Pong):
-        obj = {"t": "pong", "id": msg.id, "time": msg.time, "tick": msg.tick}
-    elif isinstance(msg, Error):
-        obj = {"t": "error", "code": msg.code, "reason": msg.reason}
-    else:
+def encode_server(msg: ServerMessage) -> bytes:
+    """A server message -> one frame. (The server writes updates with ``encode_update_prefix``
+    and ``finish_update``; an ``Update`` encoded here has the same bytes.)"""
+    m = _BY_CLASS.get(type(msg))
+    if m is None or m.sender is not SERVER:
         raise TypeError(f"not a server message: {msg!r}")
-    out: bytes = msgpack.packb(obj)
-    return out
+    return m.encode(msg)
 
 
 def encode_update_prefix(tick: int, base: int | None, body: dict[str, Any], checksum: int, events: list[Any]) -> bytes:
@@ -176,24 +332,17 @@ def finish_update(prefix: bytes, ack: int) -> bytes:
 
 
 def decode_server(data: bytes | bytearray | memoryview | str) -> ServerMessage:
-    """One server frame -> a message (the Python client uses this). Raises ProtocolError."""
+    """One server frame -> a validated message (the Python client uses this). Raises ProtocolError.
+
+    Unknown keys are ignored (later minor versions may add some); unknown types are ``MalformedMessage``.
+    """
     obj = _unpack(data, MAX_SERVER_MESSAGE, {})
     t = obj["t"]
+    m = _SERVER.get(t)
+    if m is None:
+        raise MalformedMessage(f"unknown message type {t!r}")
     try:
-        if t == "update":
-            base = obj["base"]
-            body: dict[str, Any] = {k: obj[k] for k in ("gone", "rows", "cols", "new") if k in obj}
-            return Update(int(obj["tick"]), None if base is None else int(base), body, int(obj["sum"]),
-                          int(obj["ack"]), tuple(obj.get("ev", ())))
-        if t == "welcome":
-            return Welcome(obj["v"], obj["match"], obj["player"], obj["entity"], obj["tick_rate"], obj["tick"],
-                           obj["token"], obj["ruleset"], obj.get("resumed", False), obj.get("hold_s", 0.0))
-        if t == "roster":
-            return Roster(tuple(RosterEntry(p, e, n, o) for p, e, n, o in obj["players"]))
-        if t == "pong":
-            return Pong(obj["id"], obj["time"], obj["tick"])
-        if t == "error":
-            return Error(obj["code"], obj["reason"])
+        msg: ServerMessage = m.decode(obj, strict=False)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidField(f"{t}: malformed message ({exc!r})") from None
-    raise MalformedMessage(f"unknown message type {t!r}")
+    return msg
