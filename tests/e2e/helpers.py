@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from game.rules import get_ruleset
 from server.app import GameServer
+from server.config import ServerConfig
+from server.match import Match
 from server.protocol.codec import decode_server
 
 
@@ -35,3 +39,9 @@ async def serving(server: GameServer) -> AsyncIterator[int]:
     finally:
         server.stop()
         await loop
+
+
+def drift_server(tmp_path: Path, **config: Any) -> GameServer:
+    """A game server on a free loopback port hosting one small drift match, with ``config``'s settings."""
+    match = Match(get_ruleset("drift"), match_id="m", options={"npcs": 20})
+    return GameServer(ServerConfig(port=0, record=False, replay_dir=tmp_path, **config), match)

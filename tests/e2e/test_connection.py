@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import time
@@ -27,7 +28,7 @@ from server.protocol.messages import (
     Pong,
     Welcome,
 )
-from tests.e2e.helpers import messages_until_closed, serving
+from tests.e2e.helpers import drift_server, messages_until_closed, serving
 from tools.client import GameClient
 
 
@@ -259,3 +260,181 @@ def test_websocket_pings_count_against_the_rate_limit(start_server: Any) -> None
     raw.close()
     assert isinstance(messages[-1], Error) and messages[-1].code == 1008
     assert "messages per second" in messages[-1].reason
+
+
+# -- the transport's own timers and answers, on a server in this process ---------------
+
+
+async def raw_upgrade(port: int, *pipelined: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An asyncio socket through the opening handshake of ``/ws`` (``pipelined`` sent right behind the request)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request() + b"".join(pipelined))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def frames_until_eof(reader: asyncio.StreamReader, limit_s: float = 5.0) -> tuple[list[tuple[int, bytes, float]], float]:
+    """Every frame the server sends until its end of the TCP connection, as (opcode, payload, arrival
+    time on the loop's clock), and the time of that end. Fails if it does not come within ``limit_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    frames: list[tuple[int, bytes, float]] = []
+    buf = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), max(0.0, deadline - loop.time()))
+        except ConnectionError:
+            chunk = b""
+        except TimeoutError:
+            raise AssertionError(f"the server did not close within {limit_s} s (frames: {frames})") from None
+        if not chunk:
+            return frames, loop.time()
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= frame_end(buf):
+            end = frame_end(buf)
+            frames.append((buf[0] & 0x0F, buf[end - payload_len(buf):end], loop.time()))
+            buf = buf[end:]
+
+
+def close_code(frames: list[tuple[int, bytes, float]]) -> int:
+    closes = [payload for opcode, payload, _ in frames if opcode == 0x8]
+    assert len(closes) == 1, frames
+    return int.from_bytes(closes[0][:2], "big")
+
+
+def test_a_client_that_never_answers_pings_fails_with_1011_after_the_pong_timeout(tmp_path: Any) -> None:
+    server = drift_server(tmp_path, ping_interval_s=0.2, ping_timeout_s=0.3)
+
+    async def main() -> list[tuple[int, bytes, float]]:
+        async with serving(server) as port:
+            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "deaf"))))
+            frames, _ = await frames_until_eof(reader)
+            writer.close()
+            return frames
+
+    frames = asyncio.run(main())
+    pings = [f for f in frames if f[0] == 0x9]
+    assert len(pings) == 1  # one keepalive ping, never answered
+    assert close_code(frames) == 1011
+
+
+def test_a_client_that_answers_pings_keeps_playing(tmp_path: Any) -> None:
+    server = drift_server(tmp_path, ping_interval_s=0.1, ping_timeout_s=0.3)
+
+    async def main() -> GameClient:
+        async with serving(server) as port:
+            c = GameClient(f"ws://127.0.0.1:{port}/ws", "awake")  # websockets answers our pings
+            await c.connect()
+            await c.wait_tick((c.tick or 0) + 45)  # 1.5 s: some fifteen pings
+            await c.close()
+            return c
+
+    c = asyncio.run(main())
+    assert c.stats.desyncs == 0 and c.stats.updates >= 45 and c.close_code == 1000
+
+
+def test_a_request_that_never_ends_is_dropped_after_the_open_timeout(tmp_path: Any) -> None:
+    server = drift_server(tmp_path, open_timeout_s=0.3)
+
+    async def main() -> tuple[bytes, float]:
+        async with serving(server) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = asyncio.get_running_loop().time()
+            writer.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the empty line
+            try:
+                got = await asyncio.wait_for(reader.read(), 5)
+            except ConnectionError:
+                got = b""
+            writer.close()
+            return got, asyncio.get_running_loop().time() - start
+
+    got, waited = asyncio.run(main())
+    assert got == b"" and 0.25 < waited < 3
+
+
+def test_a_client_that_ignores_our_close_frame_is_dropped_after_the_close_timeout(tmp_path: Any) -> None:
+    server = drift_server(tmp_path, hello_timeout_s=0.2, close_timeout_s=0.5)
+
+    async def main() -> tuple[list[tuple[int, bytes, float]], float]:
+        async with serving(server) as port:
+            reader, writer = await raw_upgrade(port)  # no hello, and no answer to the close that follows
+            frames, end = await frames_until_eof(reader)
+            writer.close()
+            return frames, end
+
+    frames, end = asyncio.run(main())
+    assert close_code(frames) == 1008
+    error = decode_server(frames[0][1])
+    assert isinstance(error, Error) and "no hello" in error.reason
+    closed_at = next(t for opcode, _, t in frames if opcode == 0x8)
+    assert 0.4 < end - closed_at < 3  # the close timeout, then the server drops the connection
+
+
+def test_a_frame_the_library_refuses_is_explained_by_an_error_right_before_its_close(tmp_path: Any) -> None:
+    server = drift_server(tmp_path)
+    reserved_bit = bytes([0xC2, 0x81]) + b"\x00" * 4 + b"x"  # RSV1 without an extension: websockets fails it (1002)
+
+    async def main() -> list[tuple[int, bytes, float]]:
+        async with serving(server) as port:
+            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "odd"))))
+            await asyncio.sleep(0.2)  # the welcome and some updates first
+            writer.write(reserved_bit)
+            frames, _ = await frames_until_eof(reader)
+            writer.close()
+            return frames
+
+    frames = asyncio.run(main())
+    assert close_code(frames) == 1002
+    assert [opcode for opcode, _, _ in frames[-2:]] == [0x2, 0x8]  # the error, then the close: nothing between
+    error = decode_server(frames[-2][1])
+    assert isinstance(error, Error) and error.code == 1002 and "reserved bits" in error.reason
+    assert server.stats["protocol_errors"] == 1
+
+
+def test_an_http_request_is_answered_once_and_what_follows_it_is_ignored(tmp_path: Any) -> None:
+    server = drift_server(tmp_path)
+
+    async def main() -> bytes:
+        async with serving(server) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            # A close frame and a second request behind the first: neither is read.
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + masked(b"\x03\xe8", opcode=0x8)
+                         + b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = await asyncio.wait_for(reader.read(), 5)  # to the server's end of the connection
+            writer.close()
+            return got
+
+    got = asyncio.run(main())
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"Server: tickserver" in head
+    assert b"Access-Control-Allow-Origin: *" in head
+    assert json.loads(body)["status"] == "ok" and got.count(b"HTTP/1.1") == 1
+
+
+def test_stopping_the_server_closes_websockets_with_1001_and_drops_unanswered_requests(tmp_path: Any) -> None:
+    server = drift_server(tmp_path)
+
+    async def main() -> tuple[int | None, bytes, float]:
+        port = await server.start()
+        running = asyncio.create_task(server.run())
+        c = GameClient(f"ws://127.0.0.1:{port}/ws", "stayer")
+        await c.connect()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ws HTTP/1.1\r\n")  # a request still coming
+        await asyncio.sleep(0.1)
+        start = asyncio.get_running_loop().time()
+        server.stop()
+        await asyncio.wait_for(running, 5)
+        took = asyncio.get_running_loop().time() - start
+        try:
+            rest = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionError:
+            rest = b""
+        writer.close()
+        await asyncio.wait_for(c._reader, 5) if c._reader else None
+        return c.close_code, rest, took
+
+    code, rest, took = asyncio.run(main())
+    assert code == 1001 and rest == b"" and took < 3
+    assert server.connections == set()
