@@ -1,10 +1,23 @@
-"""The per-connection state machine, sans I/O.
+"""The per-connection state machine, sans I/O, for players and replay viewers alike.
 
 States and the messages each accepts are one table (``ALLOWED``); a message
-out of turn is a protocol error. The session also validates inputs against
-the ruleset's ranges, drops stale inputs, tracks the client's acknowledged
-tick, and enforces a message rate limit with a token bucket on an injected
-clock.
+out of turn is a protocol error (1002). A session is created for what the
+connection joins: ``ServerSession(inputs)`` for a live match (``HANDSHAKE``
+then ``ACTIVE``), ``ServerSession.for_viewer()`` for a replay's playback
+(``VIEWER_HANDSHAKE`` then ``WATCHING``, where ``control`` is accepted and
+``input`` is not). The session also validates inputs against the ruleset's
+ranges, drops stale inputs, tracks the client's acknowledged tick, and
+enforces the connection's one rate limit: a token bucket on an injected
+clock, where each message costs one token (``COST`` lists the dearer ones)
+and so does each WebSocket ping or pong (``charge``).
+
+Acknowledgements: acks at or below ``ack_floor`` are ignored (a ``resync``
+raises it to the current tick: the client's older states are gone). An ack
+ahead of the server's tick is an error from a player; from a viewer it is
+ignored, because a playback's ticks jump at a seek, even backwards, and acks
+of the old timeline may still be in flight: the playback calls
+``restart_acks(tick)`` at each seek, so only acks of ticks from ``tick`` to
+the playback's current tick count.
 """
 
 from __future__ import annotations
@@ -16,25 +29,36 @@ from attrs import define, field
 from game.schema import InputField
 from server.protocol.codec import decode_client
 from server.protocol.errors import InvalidField, MalformedMessage, PolicyViolation
-from server.protocol.messages import Ack, ClientMessage, Hello, Input, Ping, Resync
+from server.protocol.messages import Ack, ClientMessage, Control, Hello, Input, Ping, Resync
 
 
 class State(enum.Enum):
     HANDSHAKE = "handshake"
     ACTIVE = "active"
+    VIEWER_HANDSHAKE = "viewer handshake"
+    WATCHING = "watching"
     CLOSED = "closed"
 
 
 #: Which messages each state accepts, and the state each one leads to.
 ALLOWED: dict[State, dict[type, State]] = {
+    # A player or spectator of a live match.
     State.HANDSHAKE: {Hello: State.ACTIVE},
     State.ACTIVE: {Input: State.ACTIVE, Ack: State.ACTIVE, Ping: State.ACTIVE, Resync: State.ACTIVE},
+    # A viewer of a replay's playback: a spectator that steers the playback instead of playing.
+    State.VIEWER_HANDSHAKE: {Hello: State.WATCHING},
+    State.WATCHING: {Ack: State.WATCHING, Ping: State.WATCHING, Resync: State.WATCHING, Control: State.WATCHING},
     State.CLOSED: {},
 }
 
 #: Default sustained message rate (per second) and burst a client may send.
 RATE_PER_S = 120.0
 RATE_BURST = 240.0
+
+#: What a message costs against the rate limit, in messages (1 unless listed). A ``control``
+#: may make the playback re-simulate up to a keyframe period: at the default rate a viewer
+#: may send 30 a second sustained, 60 in a burst, less what its acks and pings use.
+COST: dict[type, int] = {Control: 4}
 
 
 def default_rate(tick_rate: int) -> float:
@@ -48,11 +72,14 @@ class ServerSession:
     """One connection's protocol state.
 
     Attributes:
-        inputs: the ruleset's input fields (ranges checked here).
-        state: where the handshake stands.
-        spectator: set by ``hello``.
+        inputs: the ruleset's input fields (ranges checked here; none for a viewer).
+        rate, burst: the rate limit, messages per second sustained and at most at once.
+        state: where the conversation stands (``ALLOWED``).
+        spectator: set by ``hello`` (always true for a viewer).
+        viewer: a replay viewer's session (``for_viewer``).
         last_seq: the newest input sequence number accepted (-1: none).
         acked: the newest update tick the client says it holds (None: none).
+        ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
     """
 
     inputs: tuple[InputField, ...]
@@ -60,12 +87,17 @@ class ServerSession:
     burst: float = RATE_BURST
     state: State = State.HANDSHAKE
     spectator: bool = False
+    viewer: bool = False
     last_seq: int = -1
     acked: int | None = None
-    #: Acks at or below this tick are ignored (set by a resync, whose old states are gone).
     ack_floor: int = -1
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
+
+    @classmethod
+    def for_viewer(cls, *, rate: float = RATE_PER_S, burst: float = RATE_BURST) -> ServerSession:
+        """The session of a replay viewer: ``hello``, then acks, pings, resyncs and controls."""
+        return cls((), rate, burst, State.VIEWER_HANDSHAKE, spectator=True, viewer=True)
 
     def receive(self, data: bytes | bytearray | memoryview | str, now: float, server_tick: int) -> ClientMessage | None:
         """Decode and check one frame; returns the message, or None for a stale input.
@@ -73,21 +105,26 @@ class ServerSession:
         Args:
             data: the frame's payload (str for a text frame).
             now: monotonic seconds, for the rate limit.
-            server_tick: the server's current tick (acks may not be ahead of it).
+            server_tick: the tick of the newest update the server (or the playback) has sent:
+                acks may not be ahead of it.
 
         Raises:
             ProtocolError: with the close code to use.
         """
         self.charge(now)
         msg = decode_client(data)
+        cls = type(msg)
         allowed = ALLOWED[self.state]
-        if type(msg) not in allowed:
+        if cls not in allowed:
             expected = ", ".join(sorted(t.__name__.lower() for t in allowed)) or "nothing"
-            raise MalformedMessage(f"{type(msg).__name__.lower()} is not allowed in state {self.state.value} (expected {expected})")
-        self.state = allowed[type(msg)]
-        if isinstance(msg, Hello):
-            self.spectator = msg.spectate
-        elif isinstance(msg, Input):
+            raise MalformedMessage(f"{cls.__name__.lower()} is not allowed in state {self.state.value} (expected {expected})")
+        if cls in COST:
+            cost = COST[cls]
+            if self._tokens < cost - 1:  # one was charged before decoding
+                raise PolicyViolation(f"more than {self.rate / cost:g} {cls.__name__.lower()} messages per second")
+            self._tokens -= cost - 1
+        self.state = allowed[cls]
+        if isinstance(msg, Input):
             if self.spectator:
                 raise PolicyViolation("spectators cannot send input")
             self._check_input(msg)
@@ -97,10 +134,18 @@ class ServerSession:
             self.last_seq = msg.seq
         elif isinstance(msg, Ack):
             self._ack(msg.tick, server_tick)
+        elif isinstance(msg, Hello):
+            self.spectator = msg.spectate or self.viewer
         elif isinstance(msg, Resync):
             self.acked = None
             self.ack_floor = server_tick
         return msg
+
+    def restart_acks(self, first: int) -> None:
+        """The feed's ticks start again at ``first`` (a playback's seek): forget the client's acks,
+        and from now on count only acks of ticks from ``first`` on (older ones are of the old timeline)."""
+        self.acked = None
+        self.ack_floor = first - 1
 
     def close(self) -> None:
         self.state = State.CLOSED
@@ -116,12 +161,14 @@ class ServerSession:
         if tick is None or tick <= self.ack_floor:
             return
         if tick > server_tick:
+            if self.viewer:
+                return  # of a timeline a seek left behind
             raise InvalidField(f"ack of tick {tick}, ahead of the server's tick {server_tick}")
         if self.acked is None or tick > self.acked:
             self.acked = tick
 
     def charge(self, now: float) -> None:
-        """Count one message (or WebSocket ping) against the rate limit.
+        """Count one message (or WebSocket ping or pong) against the rate limit.
 
         Raises:
             PolicyViolation: over the limit (close code 1008).

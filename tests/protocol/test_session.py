@@ -1,13 +1,17 @@
-"""The connection state machine: turn order, input checks, acks, rate limit."""
+"""The connection state machine: turn order for players and replay viewers, input checks, acks, one rate limit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from game.drift import SPEC
 from server.protocol.codec import encode_client
-from server.protocol.errors import ProtocolError
-from server.protocol.messages import Ack, Hello, Input, Ping, Resync
+from server.protocol.errors import MalformedMessage, PolicyViolation, ProtocolError
+from server.protocol.messages import Ack, Control, Hello, Input, Ping, Resync
 from server.protocol.session import ServerSession, State
 
 
@@ -91,3 +95,123 @@ def test_session_enforces_the_message_rate_limit() -> None:
         s.receive(encode_client(Ping(1)), 0.0, 10)
     assert info.value.code == 1008
     s.receive(encode_client(Ping(1)), 0.5, 10)  # the bucket refilled
+
+
+def test_spectator_acks_are_tracked_like_a_players() -> None:
+    s = session()
+    s.receive(hello(spectate=True), 0.0, 10)
+    s.receive(encode_client(Ack(7)), 0.0, 10)
+    assert s.acked == 7 and s.spectator and not s.viewer
+
+
+# -- live players and replay viewers: one table ----------------------------------
+
+
+def viewer() -> ServerSession:
+    s = ServerSession.for_viewer()
+    s.receive(hello(), 0.0, 0)
+    return s
+
+
+def test_a_live_player_sending_control_is_told_it_is_not_allowed_in_state_active() -> None:
+    s = session()
+    s.receive(hello(), 0.0, 10)
+    with pytest.raises(MalformedMessage, match=r"control is not allowed in state active \(expected ack, input, ping, resync\)") as info:
+        s.receive(encode_client(Control(pause=True)), 0.0, 10)
+    assert info.value.code == 1002
+
+
+def test_a_viewer_watches_after_hello_and_may_steer_the_playback() -> None:
+    s = ServerSession.for_viewer()
+    assert s.state is State.VIEWER_HANDSHAKE and s.viewer
+    assert isinstance(s.receive(hello(spectate=False), 0.0, 0), Hello)
+    assert s.state is State.WATCHING and s.spectator
+    assert s.receive(encode_client(Control(seek=300)), 0.0, 0) == Control(seek=300)
+    assert s.receive(encode_client(Ping(1)), 0.0, 0) == Ping(1)
+
+
+@pytest.mark.parametrize("msg, words", [
+    (Control(pause=True), "control is not allowed in state viewer handshake (expected hello)"),
+    (Ack(1), "ack is not allowed in state viewer handshake"),
+])
+def test_a_viewer_says_hello_first(msg: Any, words: str) -> None:
+    s = ServerSession.for_viewer()
+    with pytest.raises(MalformedMessage) as info:
+        s.receive(encode_client(msg), 0.0, 0)
+    assert info.value.code == 1002 and words in info.value.reason
+
+
+def test_a_viewer_may_not_send_input_or_a_second_hello() -> None:
+    for msg in (Input(1, (0, 0)), Hello(1, "again")):
+        s = viewer()
+        with pytest.raises(MalformedMessage, match="not allowed in state watching") as info:
+            s.receive(encode_client(msg), 0.0, 10)
+        assert info.value.code == 1002
+
+
+def test_a_viewer_ignores_acks_ahead_of_the_playback_instead_of_failing() -> None:
+    s = viewer()
+    s.receive(encode_client(Ack(500)), 0.0, 100)  # acked before a seek back to 100
+    assert s.acked is None
+    s.receive(encode_client(Ack(100)), 0.0, 100)
+    assert s.acked == 100
+
+
+def test_after_a_seek_only_acks_of_the_new_timeline_count() -> None:
+    s = viewer()
+    s.receive(encode_client(Ack(40)), 0.0, 40)
+    s.restart_acks(300)  # seek forward
+    assert s.acked is None
+    s.receive(encode_client(Ack(41)), 0.0, 301)  # in flight from before the seek
+    assert s.acked is None
+    s.receive(encode_client(Ack(300)), 0.0, 301)
+    assert s.acked == 300
+    s.restart_acks(100)  # seek back
+    s.receive(encode_client(Ack(301)), 0.0, 101)
+    s.receive(encode_client(Ack(99)), 0.0, 101)
+    assert s.acked is None
+    s.receive(encode_client(Ack(101)), 0.0, 101)
+    assert s.acked == 101
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["ack", "seek", "play", "resync"]), st.integers(0, 1000)), max_size=40))
+def test_a_viewers_ack_is_always_a_tick_of_the_current_timeline_it_was_sent(ops: list[tuple[str, int]]) -> None:
+    s = viewer()
+    tick, first = 0, 0
+    for op, n in ops:
+        if op == "seek":
+            tick = first = n
+            s.restart_acks(n)
+        elif op == "play":
+            tick += n % 20
+        elif op == "resync":
+            s.receive(encode_client(Resync()), 0.0, tick)
+            first = tick + 1
+        else:
+            s.receive(encode_client(Ack(n)), 0.0, tick)  # never raises: any tick from a viewer
+        assert s.acked is None or first <= s.acked <= tick
+
+
+def test_controls_cost_four_messages_in_the_one_bucket() -> None:
+    s = ServerSession.for_viewer()  # 120 messages a second, bursts of 240
+    s.receive(hello(), 0.0, 0)
+    for _ in range(59):
+        s.receive(encode_client(Control(pause=True)), 0.0, 0)
+    with pytest.raises(PolicyViolation, match="more than 30 control messages per second") as info:
+        s.receive(encode_client(Control(pause=True)), 0.0, 0)  # 3 tokens left: a ping would pass, a control not
+    assert info.value.code == 1008
+
+
+def test_a_viewer_may_send_thirty_controls_a_second_with_its_acks_and_pings_until_the_burst_is_spent() -> None:
+    s = ServerSession.for_viewer()
+    s.receive(hello(), 0.0, 0)
+    for i in range(600):  # 20 s of 30 controls a second, with an ack each: 150 tokens a second for 120
+        now = i / 30
+        s.receive(encode_client(Control(speed=2)), now, 0)
+        try:
+            s.receive(encode_client(Ack(0)), now, 0)
+        except PolicyViolation:
+            assert now > 7  # the burst of 240 lasted 240 / 30 = 8 s
+            return
+    raise AssertionError("never limited")
