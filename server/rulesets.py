@@ -57,9 +57,11 @@ def load_ruleset(ref: str) -> Ruleset:
     targets = sorted({ep.value for ep in found})
     if len(targets) > 1:
         raise GameError(f"ruleset {ref!r}: several entry points in {ENTRY_POINT_GROUP!r} claim it: {', '.join(targets)}")
-    target = f"{found[0].module}:{found[0].attr}"
+    ep = found[0]
+    if not ep.attr:
+        raise GameError(f"entry point {ref!r} ({ENTRY_POINT_GROUP}): {ep.value!r} names a module; expected package.module:Attr")
     try:
-        return _from_reference(target)
+        return _from_reference(f"{ep.module}:{ep.attr}")
     except GameError as exc:
         raise GameError(f"entry point {ref!r} ({ENTRY_POINT_GROUP}): {exc}") from exc.__cause__
 

@@ -118,6 +118,14 @@ def test_an_entry_point_that_fails_says_which_entry_point_and_why(tmp_path: Path
     )
 
 
+def test_an_entry_point_naming_only_a_module_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_distribution(tmp_path, "vague-game", {"vague": "game.drift"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert error_of("vague") == (
+        f"entry point 'vague' ({ENTRY_POINT_GROUP}): 'game.drift' names a module; expected package.module:Attr"
+    )
+
+
 def test_a_name_two_distributions_claim_differently_is_ambiguous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_distribution(tmp_path / "a", "game-a", {"twin": "a_game:Game"})
     write_distribution(tmp_path / "b", "game-b", {"twin": "b_game:Game"})
