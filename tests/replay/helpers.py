@@ -1,4 +1,4 @@
-"""Recording matches in process for the replay tests: a real ``Match`` with in-memory clients."""
+"""For the replay tests: matches recorded in process (a real ``Match`` with in-memory clients), headers, file edits."""
 
 from __future__ import annotations
 
@@ -10,12 +10,25 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from game.rules import get_ruleset
+from game.rules import InputBatch, get_ruleset
 from server.match import Match, Member
 from server.protocol.codec import encode_client
 from server.protocol.messages import Hello, Input
-from server.recorder import Recorder
-from server.replayfile import FRAME_HEAD, KEYFRAME, PREAMBLE, TICK, frame
+from server.replay.format import FRAME_HEAD, KEYFRAME, PREAMBLE, TICK, Header, frame
+from server.recorder import Recorder  # the old recorder, until server.replay.recorder
+
+
+def drift_header(**kw: object) -> Header:
+    """A header of a drift match, with any field changed by ``kw``."""
+    base: dict[str, object] = {"match": "m", "seed": 3, "options": {"npcs": 10}, "tick_rate": 30,
+                               "start_time": "2025-01-01T00:00:00.000Z"}
+    base.update(kw)
+    return Header.for_spec(get_ruleset("drift").spec, **base)  # type: ignore[arg-type]
+
+
+def batch(players: list[int], values: list[list[int]]) -> InputBatch:
+    """An input batch of drift's two fields."""
+    return InputBatch(np.array(players, np.int32), np.array(values, np.int16).reshape(len(players), 2))
 
 
 class NullClient:

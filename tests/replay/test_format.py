@@ -1,10 +1,10 @@
-"""The replay format, sans I/O: frames, records, input deltas, keyframes, re-simulation."""
+"""The replay file format, sans I/O: frames, records, the encoder and the parser, keyframes, the error tree."""
 
 from __future__ import annotations
 
+import pickle
 import struct
 import zlib
-from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -14,58 +14,39 @@ from hypothesis import strategies as st
 
 from game.rules import InputBatch, get_ruleset
 from game.world import state_hash
-from server.replayfile import (
+from server.replay.format import (
     FORMAT_VERSION,
     MAGIC,
     MAX_FRAME,
     PREAMBLE,
+    BadReplay,
     CorruptReplay,
     EndRecord,
     Header,
-    InputTrack,
     KeyframeData,
+    NoSuchReplay,
     NotAReplay,
     ReplayEncoder,
-    Replayer,
     ReplayError,
     ReplayUsageError,
     TruncatedReplay,
     UnknownRuleset,
     UnsupportedFormat,
-    apply_inputs,
     frame,
-    input_dtype,
     pack_record,
     parse_replay,
     preamble,
+    utc_iso,
 )
-from tests.replay.helpers import frames_of, record_match
-
-DRIFT = get_ruleset("drift")
-
-
-def header(**kw: object) -> Header:
-    base: dict[str, object] = {"match": "m", "seed": 3, "options": {"npcs": 10}, "tick_rate": 30,
-                               "start_time": "2025-01-01T00:00:00.000Z"}
-    base.update(kw)
-    return Header.for_spec(DRIFT.spec, **base)  # type: ignore[arg-type]
-
-
-def batch(players: list[int], values: list[list[int]]) -> InputBatch:
-    return InputBatch(np.array(players, np.int32), np.array(values, np.int16).reshape(len(players), 2))
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path, _, _ = record_match(tmp_path_factory.mktemp("rec"), "drift", ticks=330, players=3, leave_at=200)
-    return path.read_bytes()
+from server.replay.inputs import InputTrack, apply_inputs
+from tests.replay.helpers import batch, drift_header, frames_of
 
 
 # -- frames and records ------------------------------------------------------------
 
 
 def test_a_replay_starts_with_the_magic_and_the_format_version() -> None:
-    enc = ReplayEncoder(header())
+    enc = ReplayEncoder(drift_header())
     data = enc.start()
     assert data[:8] == MAGIC == b"TICKRPLY"
     assert struct.unpack_from("<I", data, 8)[0] == FORMAT_VERSION
@@ -76,7 +57,7 @@ def test_a_replay_starts_with_the_magic_and_the_format_version() -> None:
 
 
 def test_records_round_trip_through_the_parser() -> None:
-    h = header(extra={"writer": "test"})
+    h = drift_header(extra={"writer": "test"})
     enc = ReplayEncoder(h)
     data = enc.start()
     data += enc.step(1, [], [(1, "ann"), (2, "bob")], batch([1, 2], [[0, 0], [1, -1]]))
@@ -100,78 +81,17 @@ def test_records_round_trip_through_the_parser() -> None:
 
 
 def test_a_tick_where_nothing_changed_costs_a_dozen_bytes() -> None:
-    enc = ReplayEncoder(header())
+    enc = ReplayEncoder(drift_header())
     enc.start()
     enc.step(1, [], [(1, "ann")], batch([1], [[1, 0]]))
     assert len(enc.step(2, [], [], batch([1], [[1, 0]]))) <= 13
 
 
 def test_the_encoder_refuses_ticks_out_of_order() -> None:
-    enc = ReplayEncoder(header())
+    enc = ReplayEncoder(drift_header())
     enc.step(1, [], [], InputBatch.empty(2))
     with pytest.raises(ReplayUsageError):
         enc.step(3, [], [], InputBatch.empty(2))
-
-
-@pytest.mark.parametrize("lo, hi, dtype", [(-1, 1, "i1"), (0, 255, "u1"), (-128, 127, "i1"), (0, 1000, "<i2"), (-200, 5, "<i2")])
-def test_input_fields_are_stored_in_the_smallest_dtype_holding_their_range(lo: int, hi: int, dtype: str) -> None:
-    assert input_dtype(lo, hi) == np.dtype(dtype)
-
-
-tables = st.lists(
-    st.tuples(
-        st.sets(st.integers(1, 40), max_size=3),  # players leaving (those present)
-        st.sets(st.integers(1, 40), max_size=3),  # players joining (those absent)
-        st.integers(0, 2**32 - 1),  # seed of the new values
-        st.floats(0, 1),  # share of cells that change
-    ),
-    max_size=25,
-)
-
-
-@given(tables)
-@settings(max_examples=150, deadline=None)
-def test_input_deltas_reproduce_any_sequence_of_tables(steps: list[tuple[set[int], set[int], int, float]]) -> None:
-    h = Header.for_spec(get_ruleset("arena").spec, match="m", seed=1, options={}, tick_rate=30, start_time="")
-    enc = ReplayEncoder(h)
-    data = enc.start()
-    players: list[int] = []
-    values = np.zeros((0, 4), np.int16)
-    expected = []
-    for tick, (leave, join, seed, share) in enumerate(steps, start=1):
-        leaves = sorted(p for p in leave if p in players)
-        joins = sorted(p for p in join if p not in players and p not in leaves)
-        keep = [i for i, p in enumerate(players) if p not in leaves]
-        players = [players[i] for i in keep]
-        values = values[keep]
-        for p in joins:
-            at = int(np.searchsorted(players, p))
-            players.insert(at, p)
-            values = np.insert(values, at, 0, axis=0)
-        rng = np.random.default_rng(seed)
-        new = np.stack([rng.integers(-1, 2, len(players)), rng.integers(-1, 2, len(players)),
-                        rng.integers(0, 256, len(players)), rng.integers(0, 2, len(players))], axis=1).astype(np.int16)
-        mask = rng.random(new.shape) < share
-        values = np.where(mask, new, values).astype(np.int16)
-        expected.append((list(players), values.copy()))
-        data += enc.step(tick, leaves, [(p, f"n{p}") for p in joins], InputBatch(np.array(players, np.int32), values.reshape(len(players), 4)))
-    r = parse_replay(data)
-    track = InputTrack(4)
-    for rec, (want_players, want_values) in zip(r.ticks, expected):
-        track.membership(rec.leaves, rec.joins)
-        apply_inputs(h.input_dtypes, track, rec.inputs)
-        assert track.players.tolist() == want_players
-        assert np.array_equal(track.values, want_values.reshape(len(want_players), 4))
-
-
-def test_a_table_whose_players_differ_from_the_prediction_is_recorded_whole() -> None:
-    enc = ReplayEncoder(header())
-    data = enc.start() + enc.step(1, [], [], batch([4, 9], [[1, 1], [-1, 0]]))  # no joins, yet two players
-    r = parse_replay(data)
-    assert r.ticks[0].inputs[0] == 1
-    track = InputTrack(2)
-    apply_inputs(r.header.input_dtypes, track, r.ticks[0].inputs)
-    assert track.players.tolist() == [4, 9] and track.values.tolist() == [[1, 1], [-1, 0]]
 
 
 # -- damage ----------------------------------------------------------------------------
@@ -192,7 +112,7 @@ def test_a_short_prefix_of_the_magic_is_a_truncated_replay() -> None:
 
 
 def test_a_newer_format_version_is_refused_with_both_versions_named() -> None:
-    data = bytearray(ReplayEncoder(header()).start())
+    data = bytearray(ReplayEncoder(drift_header()).start())
     struct.pack_into("<I", data, 8, FORMAT_VERSION + 1)
     with pytest.raises(UnsupportedFormat) as e:
         parse_replay(bytes(data))
@@ -248,7 +168,7 @@ def test_truncation_anywhere_keeps_every_complete_frame(recorded: bytes) -> None
 
 
 def test_records_out_of_order_are_corrupt() -> None:
-    enc = ReplayEncoder(header())
+    enc = ReplayEncoder(drift_header())
     start = enc.start()
     t1 = enc.step(1, [], [], InputBatch.empty(2))
     t2 = enc.step(2, [], [], InputBatch.empty(2))
@@ -265,16 +185,16 @@ def test_records_out_of_order_are_corrupt() -> None:
 
 def test_a_frame_that_is_not_msgpack_is_corrupt() -> None:
     with pytest.raises(CorruptReplay, match="msgpack"):
-        parse_replay(ReplayEncoder(header()).start() + frame(b"\xc1\xc1"))
+        parse_replay(ReplayEncoder(drift_header()).start() + frame(b"\xc1\xc1"))
 
 
 def test_unknown_record_kinds_are_skipped() -> None:
-    enc = ReplayEncoder(header())
+    enc = ReplayEncoder(drift_header())
     data = enc.start() + pack_record([99, "a later addition"]) + enc.step(1, [], [], InputBatch.empty(2))
     assert len(parse_replay(data).ticks) == 1
 
 
-# -- keyframes and re-simulation -------------------------------------------------------
+# -- keyframes ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["drift", "arena"])
@@ -306,37 +226,6 @@ def test_a_keyframe_restores_the_world_slot_for_slot_and_it_evolves_the_same(nam
     assert state_hash(twin) == state_hash(world)
 
 
-@pytest.mark.parametrize("name", ["drift", "arena"])
-def test_seeking_anywhere_gives_the_state_stepping_from_the_start_gives(tmp_path: Path, name: str) -> None:
-    path, match, _ = record_match(tmp_path, name, ticks=650, players=3, leave_at=320, keyframe_every=100)
-    r = parse_replay(path.read_bytes())
-    assert [k.tick for k in r.keyframes] == [100, 200, 300, 400, 500, 600]
-    linear = Replayer(r, get_ruleset(name))
-    hashes = {}
-    while linear.tick < r.last_tick:
-        linear.step()
-        hashes[linear.tick] = linear.hash()
-    assert hashes[r.last_tick] == match.state_hash() == r.end.hash  # type: ignore[union-attr]
-    seeker = Replayer(r, get_ruleset(name))
-    for target in (450, 120, 600, 599, 0, 333, 650, 301):
-        seeker.seek(target)
-        assert seeker.tick == target
-        assert target == 0 or seeker.hash() == hashes[target]
-    with pytest.raises(ReplayUsageError):
-        seeker.seek(651)
-
-
-def test_replaying_with_another_ruleset_version_is_refused(recorded: bytes) -> None:
-    r = parse_replay(recorded)
-    import attrs
-
-    r.header = attrs.evolve(r.header, ruleset_version=r.header.ruleset_version + 1)
-    with pytest.raises(UnknownRuleset, match="version"):
-        Replayer(r, DRIFT)
-    with pytest.raises(UnknownRuleset):
-        Replayer(parse_replay(recorded), get_ruleset("arena"))
-
-
 def test_state_goes_to_the_wire_by_a_wrapping_cast_as_replay_md_says() -> None:
     from server.protocol.delta import Snapshot
 
@@ -350,3 +239,58 @@ def test_state_goes_to_the_wire_by_a_wrapping_cast_as_replay_md_says() -> None:
     assert snap.cols[names.index("score")][:2].tolist() == [4464, 65535]
     assert snap.cols[names.index("x")][0] == 40000 - 65536
 
+
+# -- the error tree ----------------------------------------------------------------------------
+
+
+BAD_FILES = [
+    (NotAReplay(), "not a replay file (wrong magic bytes)"),
+    (UnsupportedFormat(7), "replay format version 7 is not supported; this reader reads versions 1 to 1"),
+    (TruncatedReplay(30), "truncated replay: 30 bytes end before the header is complete"),
+    (CorruptReplay(120, "frame CRC mismatch"), "corrupt replay at byte 120: frame CRC mismatch"),
+    (CorruptReplay(None, "tick 5: no such player"), "corrupt replay: tick 5: no such player"),
+    (UnknownRuleset("chess", 2, "this build knows drift, arena"), "cannot replay ruleset 'chess' version 2: this build knows drift, arena"),
+    (NoSuchReplay("x.replay", "no replay 'x.replay' here"), "no replay 'x.replay' here"),
+]
+
+
+@pytest.mark.parametrize("error, text", BAD_FILES)
+def test_a_bad_file_is_a_bad_replay_that_formats_its_fields_in_one_line(error: ReplayError, text: str) -> None:
+    assert isinstance(error, BadReplay) and not isinstance(error, ReplayUsageError)
+    assert str(error) == text
+
+
+@pytest.mark.parametrize("error, text", [*BAD_FILES, (ReplayUsageError("tick 3 recorded after tick 1"), "tick 3 recorded after tick 1")])
+def test_every_replay_error_pickles_with_its_class_and_fields(error: ReplayError, text: str) -> None:
+    back = pickle.loads(pickle.dumps(error))  # verify's workers send them back to the parent
+    assert type(back) is type(error) and vars(back) == vars(error) and str(back) == text
+
+
+def test_our_misuse_is_a_usage_error_not_a_bad_replay() -> None:
+    enc = ReplayEncoder(drift_header())
+    enc.step(1, [], [], InputBatch.empty(2))
+    with pytest.raises(ReplayUsageError) as info:
+        enc.step(3, [], [], InputBatch.empty(2))
+    assert isinstance(info.value, ReplayError) and not isinstance(info.value, BadReplay)
+    assert str(info.value) == "tick 3 recorded after tick 1"
+
+
+def test_every_way_a_file_can_be_bad_raises_a_bad_replay(recorded: bytes) -> None:
+    for data in (b"", b"PK\x03\x04", MAGIC[:5], recorded[:40], recorded[:100] + b"\xff" + recorded[101:]):
+        with pytest.raises(BadReplay):
+            parse_replay(data)
+
+
+# -- the rest of the format ------------------------------------------------------------------------
+
+
+def test_times_are_utc_iso_8601_with_milliseconds() -> None:
+    assert utc_iso(1738324800.123) == "2025-01-31T12:00:00.123Z"
+
+
+def test_player_ticks_count_each_players_time_in_the_match() -> None:
+    enc = ReplayEncoder(drift_header())
+    data = enc.start() + enc.step(1, [], [(1, "a"), (2, "b")], batch([1, 2], [[0, 0], [0, 0]]))
+    data += enc.step(2, [], [], batch([1, 2], [[0, 0], [0, 0]])) + enc.step(3, [1], [], batch([2], [[0, 0]]))
+    data += enc.step(4, [], [], batch([2], [[0, 0]]))
+    assert parse_replay(data).player_ticks() == (3 - 1) + (4 - 1)
