@@ -15,7 +15,7 @@ from server.match import Match, Member
 from server.protocol.codec import encode_client
 from server.protocol.messages import Hello, Input
 from server.replay.format import FRAME_HEAD, KEYFRAME, PREAMBLE, TICK, Header, frame
-from server.recorder import Recorder  # the old recorder, until server.replay.recorder
+from server.replay.recorder import Recorder
 
 
 def drift_header(**kw: object) -> Header:

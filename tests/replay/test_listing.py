@@ -1,4 +1,5 @@
-"""Listing replays (``/api/replays``): small header reads, a cache by (name, size, mtime), off the event loop."""
+"""Replays on disk: small header reads, a listing cached by (name, size, mtime) and read off the event loop,
+and the library that resolves a viewer's replay name safely."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from typing import Any, Self
 import pytest
 
 from game.rules import get_ruleset
-from server import recorder
 from server.app import GameServer
 from server.config import ServerConfig
 from server.match import Match
 from server.playback import PlaybackServer
-from server.recorder import HEADER_MAX, HEADER_PROBE, ReplayIndex, read_header
-from server.replayfile import HEADER, CorruptReplay
+from server.replay import listing
+from server.replay.format import HEADER, BadReplay, CorruptReplay, NoSuchReplay, UnknownRuleset
+from server.replay.listing import HEADER_MAX, HEADER_PROBE, ReplayIndex, ReplayLibrary, list_replays, read_header
 from tests.replay.helpers import edit_records, record_match
 
 MANY = 500
@@ -82,7 +83,7 @@ def test_read_header_reads_a_small_probe_and_more_only_for_a_longer_header(
             out: bytes = self.f.read(n)
             return out
 
-    monkeypatch.setattr(recorder, "open", lambda *a: Counting(real_open(*a)), raising=False)
+    monkeypatch.setattr(listing, "open", lambda *a: Counting(real_open(*a)), raising=False)
     assert read_header(many / "r000.replay").ruleset == "drift" and asked == [HEADER_PROBE]
     asked.clear()
     long = with_writer("x" * 10_000)
@@ -103,7 +104,7 @@ def _get(port: int, path: str) -> Any:
 
 def test_the_game_server_lists_many_replays_off_the_event_loop(many: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[str] = []
-    real = recorder.list_replays
+    real = listing.list_replays
 
     def slow_listing(directory: Path) -> list[dict[str, Any]]:
         threads.append(threading.current_thread().name)
@@ -143,12 +144,76 @@ def test_the_playback_server_lists_many_replays_from_the_cache(many: Path) -> No
         runner = asyncio.create_task(server.run())
         try:
             first = await asyncio.to_thread(_get, port, "/api/replays")
-            reads = recorder.replay_index(many).reads
+            reads = listing.replay_index(many).reads
             second = await asyncio.to_thread(_get, port, "/api/replays")
             assert first == second and first["playback"] is True and len(first["replays"]) == MANY
-            assert recorder.replay_index(many).reads == reads  # nothing read again
+            assert listing.replay_index(many).reads == reads  # nothing read again
         finally:
             server.stop()
             await asyncio.wait_for(runner, 10)
 
     asyncio.run(main())
+
+
+def test_the_listing_shows_headers_newest_first_and_errors_for_bad_files(tmp_path: Path) -> None:
+    record_match(tmp_path, "drift", ticks=3, players=1, seed=1)
+    (tmp_path / "junk.replay").write_bytes(b"nothing to see")
+    (tmp_path / "notes.txt").write_text("ignored")
+    listing = list_replays(tmp_path)
+    assert {e["name"] for e in listing} == {"test-drift-1.replay", "junk.replay"}
+    good = next(e for e in listing if e["name"] == "test-drift-1.replay")
+    assert good["ruleset"] == "drift" and good["seed"] == 1 and good["size"] > 0 and "error" not in good
+    assert "not a replay" in next(e for e in listing if e["name"] == "junk.replay")["error"]
+    assert list_replays(tmp_path / "missing") == []
+
+
+# -- the library --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> ReplayLibrary:
+    directory = tmp_path_factory.mktemp("library")
+    record_match(directory, "drift", ticks=40, players=2, seed=1)
+    (directory / "junk.replay").write_bytes(b"nothing to see")
+    (directory / "notes.txt").write_text("not a replay")
+    (directory / "sub.replay").mkdir()
+    outside = tmp_path_factory.mktemp("outside")
+    record_match(outside, "drift", ticks=5, players=1, seed=2)
+    (directory / "link.replay").symlink_to(outside / "test-drift-2.replay")
+    return ReplayLibrary(directory)
+
+
+def test_the_library_resolves_a_listed_name_to_its_file(library: ReplayLibrary) -> None:
+    assert library.resolve("test-drift-1.replay") == (library.directory / "test-drift-1.replay").resolve()
+    loaded = library.load("test-drift-1.replay")
+    assert loaded.name == "test-drift-1.replay" and loaded.ruleset.spec.name == "drift"
+    assert loaded.replay.complete and loaded.replay.last_tick == 40
+
+
+@pytest.mark.parametrize("name", [
+    None, "", "missing.replay", "notes.txt", "sub.replay", "../outside/test-drift-2.replay", "link.replay",
+    "/etc/passwd", "..\\test-drift-1.replay", "test-drift-1", ".",
+])
+def test_the_library_refuses_every_name_that_is_not_one_of_its_replays(library: ReplayLibrary, name: str | None) -> None:
+    with pytest.raises(NoSuchReplay) as info:
+        library.resolve(name)
+    assert isinstance(info.value, BadReplay) and info.value.name == (name or None)
+
+
+def test_a_library_of_one_replay_serves_it_by_default_and_nothing_else(library: ReplayLibrary) -> None:
+    one = ReplayLibrary(library.directory, only="test-drift-1.replay")
+    assert one.resolve(None).name == "test-drift-1.replay"
+    with pytest.raises(NoSuchReplay, match="this server plays only test-drift-1.replay"):
+        one.resolve("junk.replay")
+    assert [e["name"] for e in one.list()] == ["test-drift-1.replay"]
+    assert {"test-drift-1.replay", "junk.replay"} <= {e["name"] for e in library.list()}
+
+
+def test_loading_a_bad_file_or_an_unknown_ruleset_is_a_bad_replay(library: ReplayLibrary, tmp_path: Path) -> None:
+    with pytest.raises(BadReplay, match="not a replay"):
+        library.load("junk.replay")
+    data = (library.directory / "test-drift-1.replay").read_bytes()
+    (tmp_path / "chess.replay").write_bytes(
+        edit_records(data, lambda rec: [HEADER, {**rec[1], "ruleset": "chess"}] if rec[0] == HEADER else None))
+    with pytest.raises(UnknownRuleset, match="chess"):
+        ReplayLibrary(tmp_path).load("chess.replay")

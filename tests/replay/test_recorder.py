@@ -11,14 +11,10 @@ import pytest
 
 from game.rules import get_ruleset
 from server.match import Match
-from server.recorder import (
-    Recorder,
-    default_match_id,
-    list_replays,
-    open_new,
-    read_header,
-)
-from server.replayfile import Replayer, parse_replay
+from server.replay.format import parse_replay
+from server.replay.listing import read_header
+from server.replay.recorder import Recorder, default_match_id, open_new
+from server.replay.resim import Replayer
 from tests.replay.helpers import NullClient, record_match
 
 
@@ -146,15 +142,3 @@ def test_new_replays_never_overwrite_old_ones(tmp_path: Path) -> None:
 
 def test_default_match_ids_name_the_ruleset_the_utc_time_and_the_seed() -> None:
     assert default_match_id("drift", 7, 1738324800.5) == "drift-20250131T120000.500Z-7"
-
-
-def test_the_listing_shows_headers_newest_first_and_errors_for_bad_files(tmp_path: Path) -> None:
-    record_match(tmp_path, "drift", ticks=3, players=1, seed=1)
-    (tmp_path / "junk.replay").write_bytes(b"nothing to see")
-    (tmp_path / "notes.txt").write_text("ignored")
-    listing = list_replays(tmp_path)
-    assert {e["name"] for e in listing} == {"test-drift-1.replay", "junk.replay"}
-    good = next(e for e in listing if e["name"] == "test-drift-1.replay")
-    assert good["ruleset"] == "drift" and good["seed"] == 1 and good["size"] > 0 and "error" not in good
-    assert "not a replay" in next(e for e in listing if e["name"] == "junk.replay")["error"]
-    assert list_replays(tmp_path / "missing") == []
