@@ -1,4 +1,4 @@
-"""Playback: a replay served to spectators through the live protocol, with pause, speed and seek."""
+"""The playback core: a replay served to spectators through the live protocol, with pause, speed and seek."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import msgpack
 import pytest
 
 from game.rules import get_ruleset
-from server.playback import Control, Playback, Viewer, decode_control, load_playback
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Snapshot, WireSchema, apply_body
 from server.protocol.errors import InvalidField, PolicyViolation
@@ -25,8 +24,17 @@ from server.protocol.messages import (
     Update,
     Welcome,
 )
-from server.replayfile import Replayer, UnknownRuleset, parse_replay
+from server.replay.format import PREAMBLE, UnknownRuleset, frame, parse_replay
+from server.replay.listing import ReplayLibrary
+from server.replay.playback import Control, Playback, Viewer, decode_control
+from server.replay.resim import Replayer
 from tests.replay.helpers import edit_keyframe, edit_tick, record_match
+
+
+def load_playback(path: Path) -> Playback:
+    """The playback of the replay at ``path``, as a server loads it."""
+    loaded = ReplayLibrary(path.parent).load(path.name)
+    return Playback(loaded.name, loaded.replay, loaded.ruleset)
 
 
 class FakeClient:
@@ -290,7 +298,6 @@ def test_a_control_before_hello_is_a_policy_violation(pb: Playback) -> None:
 
 def test_a_replay_of_an_unknown_ruleset_cannot_be_loaded(tmp_path: Path, replay_path: Path) -> None:
     data = replay_path.read_bytes().replace(b"\xa5arena", b"\xa5xxxxx", 1)
-    from server.replayfile import PREAMBLE, frame
     from tests.replay.helpers import frames_of
 
     fixed = data[: PREAMBLE.size] + b"".join(frame(p) for _, p in frames_of(data))
