@@ -15,6 +15,10 @@ with ``--strict``, the replay is incomplete); 2 a bad file (missing, not a
 replay, newer format, unknown ruleset, corrupt, truncated before its header)
 or bad arguments: one line on stderr, never a traceback; 141 the reader of
 the output went away (``info FILE | head -1``), quietly.
+
+The work is the ``server.replay`` package's (``resim.verify``, ``Replay``,
+``server/playback.py``); this module parses arguments, prints, draws the
+progress bar and picks the exit code.
 """
 
 from __future__ import annotations
@@ -23,30 +27,16 @@ import argparse
 import asyncio
 import json
 import logging
-import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-import numpy as np
-from attrs import frozen
-
-from game.errors import GameError
-from game.rules import RULESET_NAMES, Ruleset, get_ruleset
-from game.world import state_hash
 from server.cli import port, positive
-from server.protocol.delta import Snapshot
-from server.replayfile import (
-    CorruptReplay,
-    Replay,
-    Replayer,
-    ReplayError,
-    UnknownRuleset,
-    check_ruleset,
-    parse_replay,
-)
+from server.replay import resim
+from server.replay.format import BadReplay, Replay
+from server.replay.listing import read_replay
 
 PROG = "python -m tools.replay"
 
@@ -58,37 +48,24 @@ class BadFile(Exception):
 def load(path: Path) -> Replay:
     """Read and parse a replay. BadFile with one line of explanation otherwise."""
     try:
-        data = path.read_bytes()
+        return read_replay(path)
     except FileNotFoundError:
         raise BadFile(f"{path}: no such file") from None
     except IsADirectoryError:
         raise BadFile(f"{path}: is a directory, not a replay file") from None
     except OSError as exc:
         raise BadFile(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return parse_replay(data)
-    except ReplayError as exc:
+    except BadReplay as exc:
         raise BadFile(f"{path}: {exc}") from None
 
 
-def ruleset_for(replay: Replay, path: Path) -> Ruleset:
-    """The replay's ruleset, at the recorded version with the recorded columns and inputs. BadFile otherwise."""
-    h = replay.header
+def check(replay: Replay, path: Path, *, from_start: bool = False) -> None:
+    """BadFile unless this build has the replay's ruleset (and, ``from_start``, can start re-simulating it)."""
     try:
-        ruleset = get_ruleset(h.ruleset)
-    except GameError:
-        raise BadFile(f"{path}: {UnknownRuleset(h.ruleset, h.ruleset_version, 'this build knows ' + ', '.join(RULESET_NAMES))}") from None
-    try:
-        check_ruleset(h, ruleset)
-    except ReplayError as exc:
-        raise BadFile(f"{path}: {exc}") from None
-    return ruleset
-
-
-def replayer_for(replay: Replay, path: Path) -> Replayer:
-    try:
-        return Replayer(replay, ruleset_for(replay, path))
-    except ReplayError as exc:
+        ruleset = resim.ruleset_for(replay.header)
+        if from_start:
+            resim.Replayer(replay, ruleset)
+    except BadReplay as exc:
         raise BadFile(f"{path}: {exc}") from None
 
 
@@ -105,16 +82,7 @@ def info(replay: Replay, path: Path) -> dict[str, Any]:
     ticks = replay.last_tick - replay.first_tick
     seconds = ticks / h.tick_rate
     joined = replay.players()
-    player_minutes = 0.0
-    present: dict[int, int] = {}
-    for t in replay.ticks:  # player-ticks, for the size per player-minute
-        for p in t.leaves:
-            start = present.pop(p, None)
-            if start is not None:
-                player_minutes += (t.tick - start) / h.tick_rate / 60
-        for p, _ in t.joins:
-            present[p] = t.tick
-    player_minutes += sum(replay.last_tick - s for s in present.values()) / h.tick_rate / 60
+    player_minutes = replay.player_ticks() / h.tick_rate / 60
     return {
         "file": str(path), "format_version": replay.version, "size": replay.size, "complete": replay.complete,
         "match": h.match, "ruleset": h.ruleset, "ruleset_version": h.ruleset_version, "seed": h.seed,
@@ -198,173 +166,16 @@ class Progress:
             self.stream.flush()
 
 
-@frozen
-class Segment:
-    """What re-simulating ticks ``(start, end]`` found."""
-
-    start: int
-    end: int
-    checkpoints_checked: int = 0
-    keyframes_checked: int = 0
-    #: (tick, reason, expected, got) of the first difference, if any.
-    divergence: tuple[int, str, Any, Any] | None = None
-    final_hash: str | None = None
-    scores: dict[int, int] | None = None
-    error: str | None = None
-
-
-def check_segment(replay: Replay, path: Path, start: int, end: int, progress: Progress | None = None) -> Segment:
-    """Re-simulate ``(start, end]`` from the start of the replay or from the keyframe at ``start``.
-
-    Compares every checkpoint in the range, and every keyframe (its world,
-    input table and players) with the re-simulation; stops at the first
-    difference.
-    """
-    try:
-        sim = replayer_for(replay, path)
-        h = replay.header
-        if start != replay.first_tick:
-            sim.restore(next(k for k in replay.keyframes if k.tick == start))
-        checkpoints = {c.tick: c for c in replay.checkpoints if start < c.tick <= end}
-        keyframes = {k.tick: k for k in replay.keyframes if start < k.tick <= end}
-        n_cp = n_kf = 0
-
-        def stop(tick: int, reason: str, expected: Any, got: Any) -> Segment:
-            return Segment(start, end, n_cp, n_kf, (tick, reason, expected, got))
-
-        while sim.tick < end:
-            sim.step()
-            t = sim.tick
-            cp = checkpoints.get(t)
-            if cp is not None:
-                got = sim.hash()
-                if got != cp.hash:
-                    return stop(t, "checkpoint state_hash differs", cp.hash, got)
-                checksum = Snapshot.capture(sim.world).checksum
-                if checksum != cp.checksum:
-                    return stop(t, "checkpoint checksum differs", cp.checksum, checksum)
-                n_cp += 1
-            kf = keyframes.get(t)
-            if kf is not None:
-                try:
-                    data = kf.decode(h)
-                except ValueError as exc:
-                    raise CorruptReplay(kf.offset, str(exc)) from None
-                got_kf = state_hash(data.world(sim.ruleset.spec, h.seed))
-                if got_kf != sim.hash():
-                    return stop(t, "keyframe differs from the re-simulation", got_kf, sim.hash())
-                if not (np.array_equal(data.inputs.players, sim.track.players)
-                        and np.array_equal(data.inputs.values, sim.track.values)):
-                    return stop(t, "keyframe input table differs from the re-simulation", None, None)
-                if {p: (n, e) for p, n, e in data.players} != sim.players:
-                    return stop(t, "keyframe players differ from the re-simulation", None, None)
-                n_kf += 1
-            if progress is not None:
-                progress.advance(1)
-        final = sim.hash() if end == replay.last_tick else None
-        scores = sim.ruleset.scores(sim.world) if final is not None else None
-        return Segment(start, end, n_cp, n_kf, None, final, scores)
-    except ReplayError as exc:
-        raise BadFile(f"{path}: {exc}") from None
-
-
-def default_jobs(replay: Replay) -> int:
-    """One process per CPU, but no more than the replay has keyframe-to-keyframe pieces."""
-    return max(1, min(os.cpu_count() or 1, len(segments(replay, 2))))
-
-
-def segments(replay: Replay, jobs: int) -> list[tuple[int, int]]:
-    """``(start, end]`` ranges to re-simulate: the whole replay for one job, else keyframe to keyframe."""
-    if jobs <= 1 or not replay.keyframes:
-        return [(replay.first_tick, replay.last_tick)]
-    starts = [replay.first_tick] + [k.tick for k in replay.keyframes if replay.first_tick < k.tick < replay.last_tick]
-    return list(zip(starts, starts[1:] + [replay.last_tick]))
-
-
-#: The replay a forked worker checks (set before the pool forks, inherited).
-_SHARED: tuple[Replay, Path] | None = None
-
-
-def _check_in_worker(span: tuple[int, int]) -> Segment:
-    assert _SHARED is not None
-    try:
-        return check_segment(_SHARED[0], _SHARED[1], *span)
-    except BadFile as exc:
-        return Segment(span[0], span[1], error=str(exc))
-
-
 def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int | None = 1) -> dict[str, Any]:
-    """Re-simulate ``replay`` and compare every checkpoint, keyframe and the end record.
-
-    With ``jobs`` > 1 the replay is cut at its keyframes and the pieces are
-    re-simulated in parallel processes, each from its keyframe; each piece
-    also checks that it arrives exactly at the next keyframe (world, input
-    table, players), so the chain proves what one re-simulation from the
-    seed proves. ``jobs`` None: ``default_jobs(replay)``.
-    """
-    global _SHARED
-    replayer_for(replay, path)  # a bad ruleset fails here, before any worker starts
-    if jobs is None:
-        jobs = default_jobs(replay)
-    h = replay.header
-    spans = segments(replay, jobs)
-    t0 = time.perf_counter()
+    """``resim.verify`` as ``--json`` prints it (with ``file``). BadFile for a replay that cannot be re-simulated."""
     try:
-        if len(spans) == 1:
-            results = [check_segment(replay, path, *spans[0], progress)]
-        else:
-            _SHARED = (replay, path)
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(jobs, len(spans))) as pool:
-                results = []
-                for seg in pool.imap_unordered(_check_in_worker, spans):
-                    if seg.error is not None:
-                        raise BadFile(seg.error)
-                    results.append(seg)
-                    if progress is not None:
-                        progress.advance(seg.end - seg.start)
-            _SHARED = None
+        result = resim.verify(replay, jobs=jobs, progress=None if progress is None else progress.advance)
+    except BadReplay as exc:
+        raise BadFile(f"{path}: {exc}") from None
     finally:
         if progress is not None:
             progress.done()
-    elapsed = time.perf_counter() - t0
-    results.sort(key=lambda seg: seg.start)
-    ticks = replay.last_tick - replay.first_tick
-    result: dict[str, Any] = {
-        "file": str(path), "ok": True, "ruleset": h.ruleset, "first_tick": replay.first_tick,
-        "last_tick": replay.last_tick, "ticks": ticks, "jobs": min(jobs, len(spans)),
-        "checkpoints": len(replay.checkpoints), "checkpoints_checked": 0, "keyframes_checked": 0,
-        "diverged_at": None, "last_good": replay.first_tick, "reason": None, "expected": None, "got": None,
-        "final_hash": None, "final_hash_recorded": replay.end.hash if replay.end else None,
-        "final_match": None, "scores_match": None, "complete": replay.complete, "truncated": replay.torn is not None,
-        "warnings": replay.warnings(),
-        "seconds": round(elapsed, 3),
-        "ticks_per_s": round(ticks / elapsed, 1) if elapsed > 0 else None,
-        "speedup": round(ticks / elapsed / h.tick_rate, 1) if elapsed > 0 else None,
-    }
-    diverged = [seg.divergence for seg in results if seg.divergence is not None]
-    first = min(diverged, key=lambda d: d[0]) if diverged else None
-    limit = first[0] if first is not None else replay.last_tick + 1
-    good = [c.tick for c in replay.checkpoints if c.tick < limit]
-    result["checkpoints_checked"] = len(good) if first is not None else sum(seg.checkpoints_checked for seg in results)
-    result["keyframes_checked"] = sum(1 for k in replay.keyframes if replay.first_tick < k.tick < limit) \
-        if first is not None else sum(seg.keyframes_checked for seg in results)
-    result["last_good"] = good[-1] if good else replay.first_tick
-    if first is not None:
-        result.update(ok=False, diverged_at=first[0], reason=first[1], expected=first[2], got=first[3])
-        return result
-    last = results[-1]
-    result["final_hash"] = last.final_hash
-    if replay.end is not None:
-        result["final_match"] = last.final_hash == replay.end.hash
-        result["scores_match"] = last.scores == replay.end.scores
-        if not result["final_match"]:
-            result.update(ok=False, diverged_at=replay.last_tick, reason="final state_hash differs from the end record",
-                          expected=replay.end.hash, got=last.final_hash)
-        elif not result["scores_match"]:
-            result.update(ok=False, diverged_at=replay.last_tick, reason="final scores differ from the end record",
-                          expected=replay.end.scores, got=last.scores)
-    return result
+    return {"file": str(path), **result.as_dict()}
 
 
 def print_verify(r: dict[str, Any], out: TextIO) -> None:
@@ -389,7 +200,7 @@ def play(args: argparse.Namespace) -> int:
         directory, only = path, None
     elif path.exists():
         replay = load(path)  # a bad file fails now, not in the browser
-        replayer_for(replay, path)
+        check(replay, path, from_start=True)
         warn(path, replay)
         directory, only = path.parent, path.name
     else:
@@ -451,7 +262,7 @@ def run_command(args: argparse.Namespace) -> int:
     path: Path = args.file
     replay = load(path)
     if args.command == "info":
-        ruleset_for(replay, path)
+        check(replay, path)
         warn(path, replay)
         d = info(replay, path)
         if args.json:

@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from server.replayfile import (
+from server.replay.format import (
     FORMAT_VERSION,
     KEYFRAME,
     MAX_KEYFRAME_BODY,
