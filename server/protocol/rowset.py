@@ -40,6 +40,9 @@ ROWS_MASK, ROWS_U16, ROWS_U32 = 0, 1, 2
 #: Most rows whose indices fit ``ROWS_U16``.
 _U16_ROWS = 0x10000
 _INDEX_DTYPES: dict[int, np.dtype[Any]] = {ROWS_U16: np.dtype("<u2"), ROWS_U32: np.dtype("<u4")}
+_FORMATS = frozenset({ROWS_MASK, *_INDEX_DTYPES})
+_U8 = np.dtype(np.uint8)
+_BYTES = (bytes, bytearray, memoryview)
 
 Array = npt.NDArray[Any]
 Rows = npt.NDArray[np.intp]
@@ -71,10 +74,10 @@ def bitmask(mask: npt.NDArray[np.bool_]) -> bytes:
 def from_bitmask(data: Any, count: int, what: str) -> npt.NDArray[np.bool_]:
     """The bool (count,) array of a ``bitmask``. RowSetError when ``data`` is not ``ceil(count/8)`` bytes."""
     size = (count + 7) // 8
-    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) != size:
-        got = f"{len(data)} bytes" if isinstance(data, (bytes, bytearray, memoryview)) else type(data).__name__
+    if not isinstance(data, _BYTES) or len(data) != size:
+        got = f"{len(data)} bytes" if isinstance(data, _BYTES) else type(data).__name__
         raise RowSetError(what, f"expected a bitmask of {size} bytes for {count} rows, got {got}")
-    return np.unpackbits(np.frombuffer(data, np.uint8), count=count, bitorder="little").view(np.bool_)
+    return np.unpackbits(np.frombuffer(data, _U8), count=count, bitorder="little").view(np.bool_)
 
 
 def array_from(data: Any, dtype: npt.DTypeLike, count: int | None, what: str) -> Array:
@@ -84,7 +87,7 @@ def array_from(data: Any, dtype: npt.DTypeLike, count: int | None, what: str) ->
         RowSetError: ``data`` is not bytes, or not that many values.
     """
     dt = np.dtype(dtype)
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+    if not isinstance(data, _BYTES):
         raise RowSetError(what, f"expected bin, got {type(data).__name__}")
     if len(data) % dt.itemsize or (count is not None and len(data) != count * dt.itemsize):
         raise RowSetError(what, f"{len(data)} bytes is not {'a whole number of' if count is None else count} x {dt}")
@@ -115,7 +118,7 @@ def decode_rows(field: Any, count: int, what: str) -> Rows:
     if not isinstance(field, (list, tuple)) or len(field) != 2:
         raise RowSetError(what, "expected [format, bin]")
     fmt, data = field
-    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in (ROWS_MASK, *_INDEX_DTYPES):
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt not in _FORMATS:
         raise RowSetError(what, f"unknown format {fmt!r}")
     if fmt == ROWS_MASK:
         return np.flatnonzero(from_bitmask(data, count, what))
@@ -175,10 +178,11 @@ def decode_cells(rows: Rows, entries: Any, columns: int, width: int,
     """
     if not isinstance(entries, (list, tuple)):
         raise RowSetError(what, "expected an array of column entries")
+    selection = f"{what} selection"
     for entry in entries:
         if not isinstance(entry, (list, tuple)) or len(entry) != width:
             raise RowSetError(what, f"expected entries of {width} items [column, selection, ...]")
         c, sel = entry[0], entry[1]
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < columns:
             raise RowSetError(what, f"column index {c!r} out of range [0, {columns})")
-        yield c, rows if sel is None else rows[from_bitmask(sel, len(rows), f"{what} selection")], entry
+        yield c, rows if sel is None else rows[from_bitmask(sel, len(rows), selection)], entry
