@@ -17,7 +17,7 @@ from server.app import GameServer
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.match import Match
-from server.recorder import Recorder, default_match_id
+from server.replay.recorder import Recorder, default_match_id
 
 log = logging.getLogger("server")
 

@@ -24,7 +24,8 @@ import pytest
 
 from game.rules import get_ruleset
 from server.protocol.delta import Snapshot
-from server.replayfile import Replay, Replayer, parse_replay
+from server.replay.format import Replay, parse_replay
+from server.replay.resim import Replayer
 from tests.conftest import ROOT
 from tests.replay.helpers import record_match
 
