@@ -153,12 +153,20 @@ class Hello:
     token: str | None = field(default=None, validator=_optional(_token))
 
 
+def _values(values: Any) -> tuple[int, ...]:
+    if type(values) is list:
+        return tuple(values)
+    if type(values) is tuple:
+        return values
+    raise InvalidField(f"values: expected an array of integers, got {type(values).__name__}")
+
+
 @frozen
 class Input:
     """A player's input: sequence number, the last update tick held, field values."""
 
     seq: int
-    values: tuple[int, ...] = field(converter=_to_tuple)
+    values: tuple[int, ...] = field(converter=_values)
     ack: int | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -170,7 +178,7 @@ class Input:
         if ack is not None and (type(ack) is not int or not 0 <= ack <= U32):
             raise InvalidField(f"ack: expected an integer in [0, {U32}], got {ack!r}")
         values = self.values
-        if type(values) is not tuple or len(values) > 16:
+        if len(values) > 16:
             raise InvalidField("values: expected an array of at most 16 integers")
         for v in values:
             if type(v) is not int or not -32768 <= v <= 32767:
