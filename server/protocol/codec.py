@@ -261,7 +261,7 @@ _INPUT = _BY_CLASS[Input]
 _INPUT_TAG, _INPUT_KEYS = _INPUT.tag, _INPUT.keys
 _SEQ, _VALUES, _ACK = (f.key for f in _INPUT.fields)
 if ([f.attr for f in _INPUT.fields] != [a.name for a in attrs.fields(Input)] or _INPUT.required != (_SEQ, _VALUES)
-        or any(f.from_wire for f in _INPUT.fields) or _INPUT.defaults[2] is not None):
+        or any(f.from_wire for f in _INPUT.fields) or _INPUT.check is not None or _INPUT.defaults[2] is not None):
     raise TypeError("decode_client's input path assumes input's fields are seq, values (required), ack (optional)")
 
 _UPDATE = _BY_CLASS[Update]
