@@ -6,7 +6,7 @@
 // the document before the constructor runs.
 
 import { $, escapeHtml } from "./dom.js";
-import { CLOSE_REASONS } from "./protocol.js";
+import { CLOSE_REASONS, SEAT_CLOSE_CODES } from "./protocol.js";
 import { playerHue } from "./render.js";
 
 /** The "leave the match?" question goes away by itself after this long (ms). */
@@ -23,6 +23,9 @@ export const HINT_MS = 9000;
  */
 export function closeNotice(info, serverError, url) {
   const reason = (serverError && serverError.reason) || info.reason || CLOSE_REASONS[info.code] || "";
+  if (SEAT_CLOSE_CODES.includes(info.code)) {
+    return `Your seat in this match is not valid: ${CLOSE_REASONS[info.code]}. Go back to the lobby to get a new one.`;
+  }
   if (!info.wasEstablished) {
     if (info.code === 1013) return `Can't join right now: ${reason || "the match is full"}. Try again in a moment.`;
     if (info.code === 1006 && !serverError) return `Can't reach the game server at ${url}. Is it running?`;

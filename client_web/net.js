@@ -3,6 +3,8 @@
 // connection drops (`Link`); `openFeed` puts the spectator core (feed.js)
 // behind one. What a message means is feed.js's and the pages' business.
 
+import { SEAT_CLOSE_CODES } from "./protocol.js";
+
 /** Delays between reconnection attempts: 0.5 s doubling to 8 s, with ±20 % jitter. */
 export class Backoff {
   constructor({ base = 500, max = 8000, factor = 2, jitter = 0.2, random = Math.random } = {}) {
@@ -36,13 +38,29 @@ export function httpUrl(wsUrl, path) {
 }
 
 /**
+ * The WebSocket URL the play page connects to, from its URL parameters
+ * (`params`: URLSearchParams) and its own `location`: `ws` as given (the
+ * seat's URL, possibly another node's); else `server` (default: this page's
+ * host at `/ws`, `wss:` under https), followed by `/<match id>` when `match`
+ * names one.
+ */
+export function socketUrl(params, location) {
+  const ws = params.get("ws");
+  if (ws) return ws;
+  const base = params.get("server") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  const match = params.get("match");
+  return match ? `${base.replace(/\/+$/, "")}/${encodeURIComponent(match)}` : base;
+}
+
+/**
  * Whether to reconnect after an established connection closed with `code`:
  * yes for drops, restarts, slow-reader and rate-limit closes; no for a normal
- * close (our own, or replaced by another connection with our token) and for
- * protocol errors (retrying would only repeat them).
+ * close (our own, or replaced by another connection with our token), for
+ * protocol errors (retrying would only repeat them) and for a bad seat token
+ * (4401, 4403, 4409, 4410: only a new seat from the lobby helps).
  */
 export function shouldReconnect(code) {
-  return ![1000, 1002, 1003, 1007, 1009].includes(code);
+  return ![1000, 1002, 1003, 1007, 1009].includes(code) && !SEAT_CLOSE_CODES.includes(code);
 }
 
 /**

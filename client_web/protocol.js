@@ -340,10 +340,18 @@ export function cleanName(raw) {
   return [...name].slice(0, 24).join("").trim();
 }
 
-export function encodeHello(name, { spectate = false, token = null } = {}) {
+/**
+ * The `hello` (PROTOCOL.md): `token` resumes a player from an earlier
+ * `welcome`; `seat` presents a seat token from `POST /api/matchmake`. A
+ * connection presents one or the other, never both (a resume is no new seat):
+ * asking for both is the caller's mistake and throws.
+ */
+export function encodeHello(name, { spectate = false, token = null, seat = null } = {}) {
+  if (token && seat) throw new Error("encodeHello: a hello carries a resume token or a seat token, not both");
   const m = { t: "hello", v: PROTOCOL_VERSION, name };
   if (spectate) m.spectate = true;
   if (token) m.token = token;
+  if (seat) m.seat = seat;
   return encode(m);
 }
 
@@ -378,4 +386,12 @@ export const CLOSE_REASONS = Object.freeze({
   1008: "policy violation",
   1009: "message too big",
   1013: "the match is full",
+  // A bad seat token (server/rooms/errors.py): none is worth retrying, every one means "matchmake again".
+  4401: "this seat is unknown to the server",
+  4403: "this seat is for another match",
+  4409: "this seat was taken already",
+  4410: "this seat expired before it was taken",
 });
+
+/** The close codes of a bad seat token: the page sends the player back to the lobby for a new one. */
+export const SEAT_CLOSE_CODES = Object.freeze([4401, 4403, 4409, 4410]);

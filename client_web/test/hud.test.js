@@ -20,3 +20,11 @@ test("a match that ends says whether another window took over", () => {
     "You joined from another window, so this one was disconnected.");
   assert.equal(closeNotice({ code: 1002, reason: "", wasEstablished: true }, null, URL), "Disconnected by the server (1002): protocol error");
 });
+
+test("a bad seat sends the player back to the lobby, whatever the server's words", () => {
+  for (const code of [4401, 4403, 4409, 4410]) {
+    const notice = closeNotice({ code, reason: "x", wasEstablished: false }, { code, reason: "seat expired (seats are held 15 s)" }, URL);
+    assert.match(notice, /^Your seat in this match is not valid: .*seat.*\. Go back to the lobby to get a new one\.$/, String(code));
+  }
+  assert.match(closeNotice({ code: 4410, reason: "", wasEstablished: false }, null, URL), /expired/);
+});

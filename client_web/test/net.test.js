@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 
 import { decode, encode } from "@msgpack/msgpack";
 
-import { Backoff, Link, httpUrl, openFeed, shouldReconnect } from "../net.js";
+import { Backoff, Link, httpUrl, openFeed, shouldReconnect, socketUrl } from "../net.js";
 import { Feed } from "../feed.js";
 
 test("the status of a server comes from its own origin: ws -> http, wss -> https", () => {
@@ -13,6 +13,18 @@ test("the status of a server comes from its own origin: ws -> http, wss -> https
   assert.equal(httpUrl("wss://game.example:443/ws?x=1#y", "/healthz"), "https://game.example/healthz");
   assert.equal(httpUrl("ws://other.example/sub/ws", "/healthz"), "http://other.example/healthz");
   assert.throws(() => httpUrl("not a url", "/healthz"));
+});
+
+test("the play page connects to the seat's URL, else to the match on its server, else to the default match", () => {
+  const here = { protocol: "http:", host: "game.example:8765" };
+  const url = (q, loc = here) => socketUrl(new URLSearchParams(q), loc);
+  assert.equal(url(""), "ws://game.example:8765/ws");
+  assert.equal(url("", { protocol: "https:", host: "game.example" }), "wss://game.example/ws");
+  assert.equal(url("match=m-1.a&seat=s"), "ws://game.example:8765/ws/m-1.a");
+  assert.equal(url("match=a/b?c"), "ws://game.example:8765/ws/a%2Fb%3Fc"); // never another path
+  assert.equal(url("server=ws://other:1/ws/&match=m1"), "ws://other:1/ws/m1");
+  assert.equal(url("server=ws://other:1/ws"), "ws://other:1/ws");
+  assert.equal(url("match=m1&ws=ws%3A%2F%2Fnode2%3A9000%2Fws%2Fm1"), "ws://node2:9000/ws/m1");
 });
 
 test("backoff doubles from half a second to eight, with jitter, and resets", () => {
@@ -24,9 +36,10 @@ test("backoff doubles from half a second to eight, with jitter, and resets", () 
   assert.equal(j.next(), 600);
 });
 
-test("drops, restarts and slow-reader closes reconnect; our own close and protocol errors do not", () => {
+test("drops, restarts and slow-reader closes reconnect; our own close, protocol errors and bad seats do not", () => {
   for (const code of [1001, 1005, 1006, 1008, 1011, 1012, 1013]) assert.equal(shouldReconnect(code), true, code);
   for (const code of [1000, 1002, 1003, 1007, 1009]) assert.equal(shouldReconnect(code), false, code);
+  for (const code of [4401, 4403, 4409, 4410]) assert.equal(shouldReconnect(code), false, code); // a bad seat: matchmake again
 });
 
 class FakeWS {

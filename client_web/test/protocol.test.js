@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decode } from "@msgpack/msgpack";
 
-import { cleanName, encodeControl, kindName, parseSchema } from "../protocol.js";
+import { CLOSE_REASONS, SEAT_CLOSE_CODES, cleanName, encodeControl, encodeHello, kindName, parseSchema } from "../protocol.js";
 
 test("a name is trimmed, stripped of control characters and cut at 24 code points", () => {
   assert.equal(cleanName("  Ann\u0007 \u200b "), "Ann");
@@ -25,4 +25,20 @@ test("a kind value the schema does not name still has a name", () => {
   const schema = parseSchema({ kinds: ["player"], columns: [{ name: "kind", dtype: "uint8" }] });
   assert.equal(kindName(schema, 0), "player");
   assert.equal(kindName(schema, 3), "kind3");
+});
+
+test("a hello carries the keys given: a spectator's flag, a resume token, a seat token", () => {
+  assert.deepEqual(decode(encodeHello("Ann")), { t: "hello", v: 1, name: "Ann" });
+  assert.deepEqual(decode(encodeHello("Ann", { spectate: true })), { t: "hello", v: 1, name: "Ann", spectate: true });
+  assert.deepEqual(decode(encodeHello("Ann", { token: "r1" })), { t: "hello", v: 1, name: "Ann", token: "r1" });
+  assert.deepEqual(decode(encodeHello("Ann", { seat: "s".repeat(64) })), { t: "hello", v: 1, name: "Ann", seat: "s".repeat(64) });
+  assert.deepEqual(decode(encodeHello("Ann", { token: null, seat: null })), { t: "hello", v: 1, name: "Ann" });
+});
+
+test("a hello never carries a resume token and a seat together", () => {
+  assert.throws(() => encodeHello("Ann", { token: "r1", seat: "s1" }), /not both/);
+});
+
+test("every bad-seat close code has words for a person", () => {
+  for (const code of SEAT_CLOSE_CODES) assert.match(CLOSE_REASONS[code], /seat/, String(code));
 });
