@@ -19,16 +19,20 @@ export const HINT_MS = 9000;
 /**
  * What the join screen says after a connection closed for good (`info` as
  * net.js's `onClose`; `serverError` the `error` message before the close, if
- * any; `url` the server's).
+ * any; `url` the server's; `match` the match the page was sent to, if any).
  */
-export function closeNotice(info, serverError, url) {
+export function closeNotice(info, serverError, url, match = null) {
   const reason = (serverError && serverError.reason) || info.reason || CLOSE_REASONS[info.code] || "";
   if (SEAT_CLOSE_CODES.includes(info.code)) {
     return `Your seat in this match is not valid: ${CLOSE_REASONS[info.code]}. Go back to the lobby to get a new one.`;
   }
   if (!info.wasEstablished) {
     if (info.code === 1013) return `Can't join right now: ${reason || "the match is full"}. Try again in a moment.`;
-    if (info.code === 1006 && !serverError) return `Can't reach the game server at ${url}. Is it running?`;
+    if (info.code === 1006 && !serverError) {
+      // A browser tells a refused handshake (an unknown match: HTTP 404) from an unreachable server no better.
+      return match ? `Can't reach match ${match} at ${url}: it may have ended. Find another one in the lobby.`
+        : `Can't reach the game server at ${url}. Is it running?`;
+    }
     return `The server refused the connection (${info.code}): ${reason}`;
   }
   if (info.code === 1000 && /replaced/.test(reason)) return "You joined from another window, so this one was disconnected.";

@@ -5,13 +5,19 @@
 // the DOM of the join screen and the HUD (hud.js), the events' effects
 // (effects.js) and the page's own measurements (stats.js); and it keeps a
 // debug hook for tests (`window.__game`).
+//
+// A link from the lobby (lobby.html) names a match and a seat:
+// `?match=ID&seat=TOKEN[&ws=URL]` joins that match at once, presenting the
+// seat (from `POST /api/matchmake`) in the hello; `?match=ID&spectate=1`
+// watches it. The seat is presented once: reconnections resume with the
+// welcome's token instead.
 
 import { CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodePing } from "./protocol.js";
 import { Feed } from "./feed.js";
 import { Camera, cycle, entityAt, followZoom, toWorld, wholeArena } from "./camera.js";
 import { Prediction } from "./predict.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
-import { httpUrl, openFeed } from "./net.js";
+import { httpUrl, openFeed, socketUrl } from "./net.js";
 import { Renderer } from "./render.js";
 import { Effects } from "./effects.js";
 import { Hud, closeNotice } from "./hud.js";
@@ -20,7 +26,10 @@ import { rowIn } from "./world.js";
 import { $ } from "./dom.js";
 
 const params = new URLSearchParams(location.search);
-const WS_URL = params.get("server") || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const WS_URL = socketUrl(params, location);
+/** The match the page was sent to (null: the server's default match), and the seat reserved in it, if any. */
+const MATCH = params.get("match");
+const SEAT = params.get("seat");
 /** The local muzzle flash (cosmetic, on sending fire): how long it shows, and at most how often (ms). */
 const FLASH_MS = 90;
 const FLASH_EVERY_MS = 150;
@@ -43,6 +52,8 @@ class Game {
     this.prediction = null;
     this.scheduler = null;
     this.token = null;
+    this.seat = SEAT; // spent by the first welcome
+    this.matchId = null;
     this.name = "";
     this.spectate = false;
     this.me = null;
@@ -76,7 +87,9 @@ class Game {
     this.hud.prefill(this.defaultName());
     this.fetchStatus();
     requestAnimationFrame((t) => this.frame(t));
-    if (params.get("autojoin")) this.join(params.get("name") || this.defaultName(), params.get("spectate") === "1");
+    // A seat is held for seconds only, and a spectator sent by the lobby asked to watch: both join at once.
+    const spectate = params.get("spectate") === "1";
+    if (params.get("autojoin") || (MATCH && (SEAT || spectate))) this.join(params.get("name") || this.defaultName(), spectate);
   }
 
   get schema() {
@@ -93,9 +106,12 @@ class Game {
 
   async fetchStatus() {
     try {
-      const r = await fetch(httpUrl(WS_URL, "/healthz"), { cache: "no-store" });
+      const url = MATCH ? `${httpUrl(WS_URL, "/api/match")}?id=${encodeURIComponent(MATCH)}` : httpUrl(WS_URL, "/healthz");
+      const r = await fetch(url, { cache: "no-store" });
       const h = await r.json();
-      this.hud.setStatus(`${h.ruleset} · ${h.players} player${h.players === 1 ? "" : "s"} in the match`);
+      if (!r.ok) throw new Error(h.error);
+      const n = typeof h.players === "number" ? h.players : h.players.length;
+      this.hud.setStatus(`${h.ruleset} · ${n} player${n === 1 ? "" : "s"} in the match${MATCH ? ` ${MATCH}` : ""}`);
     } catch {
       this.hud.setStatus("");
     }
@@ -132,7 +148,8 @@ class Game {
     this.hud.joining();
     if (this.link) this.link.stop();
     this.link = openFeed(WS_URL, this.feed, {
-      hello: () => encodeHello(this.name, { spectate: this.spectate, token: this.token }),
+      // A spectator takes no seat; a resume presents its token instead of the (spent) seat.
+      hello: () => encodeHello(this.name, { spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat }),
       onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
       onRetry: () => { this.phase = "reconnecting"; this.serverError = null; this.showReconnecting(); },
@@ -179,6 +196,14 @@ class Game {
     this.prediction = Prediction.forWelcome(schema, msg.entity, this.feed.tickMs);
     this.scheduler = new InputScheduler(this.feed.tickMs);
     this.token = msg.token;
+    if (!this.spectate && this.seat) {
+      // Spent: a reload must not present it again (4409), so it leaves the address too.
+      this.seat = null;
+      const q = new URLSearchParams(location.search);
+      q.delete("seat");
+      history.replaceState(null, "", `${location.pathname}?${q}`);
+    }
+    this.matchId = msg.match;
     this.me = msg.entity ?? null;
     this.player = msg.player;
     this.resumed = !!msg.resumed;
@@ -254,7 +279,7 @@ class Game {
       this.showReconnecting();
       return;
     }
-    if (this.phase !== "idle") this.showJoin(closeNotice(info, this.serverError, WS_URL));
+    if (this.phase !== "idle") this.showJoin(closeNotice(info, this.serverError, WS_URL, MATCH));
   }
 
   showReconnecting() {
@@ -388,6 +413,9 @@ class Game {
       player: this.player,
       name: this.name,
       spectate: this.spectate,
+      match: this.matchId,
+      url: WS_URL,
+      seat: this.seat,
       arenaView: this.arenaView,
       follow: this.follow,
       token: this.token,

@@ -28,3 +28,8 @@ test("a bad seat sends the player back to the lobby, whatever the server's words
   }
   assert.match(closeNotice({ code: 4410, reason: "", wasEstablished: false }, null, URL), /expired/);
 });
+
+test("a match that cannot be reached may have ended: the lobby has others", () => {
+  assert.equal(closeNotice({ code: 1006, reason: "", wasEstablished: false }, null, "ws://h:1/ws/m1", "m1"),
+    "Can't reach match m1 at ws://h:1/ws/m1: it may have ended. Find another one in the lobby.");
+});
