@@ -5,22 +5,33 @@ sends one input per update, chosen by the ruleset's brain (``tools.brains``):
 in ``arena`` they chase pellets and shoot at enemies, in ``drift`` they do the
 random walk of WORKLOAD.md. At the end a summary is printed; with ``--json``
 the last line is one JSON object.
+
+Bots connect to a match directly (``--url ws://HOST:PORT/ws``) or each gets a
+seat through matchmaking (``--matchmake RULESET --url http://HOST:PORT``) and
+connects where its seat says, possibly another node.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from server.cli import positive, seed_int
 from tools import brains
-from tools.client import GameClient, ServerClosed
+from server.rooms.errors import MatchmakeError
+from tools.client import MATCHMAKE_MODES, GameClient, NoMatchmakeAnswer, Seat, ServerClosed, matchmake
+
+#: Where bots play when ``--url`` is not given: a match directly, or a server to matchmake at.
+DEFAULT_WS_URL = "ws://127.0.0.1:8765/ws"
+DEFAULT_HTTP_URL = "http://127.0.0.1:8765"
 
 
 def decide(ruleset: str, client: GameClient, me: int | None, prev: list[int], tick: int, seed: int, bot: int) -> list[int]:
@@ -33,11 +44,18 @@ def decide(ruleset: str, client: GameClient, me: int | None, prev: list[int], ti
 
 
 class Bot:
-    """One bot: a client and the loop that plays with it."""
+    """One bot: a client and the loop that plays with it.
 
-    def __init__(self, index: int, url: str, name: str, seed: int, verify: bool) -> None:
+    Args:
+        url: the match's WebSocket URL, or (with ``get_seat``) the server's HTTP one.
+        get_seat: matchmaking: the bot connects where the seat this gives says.
+    """
+
+    def __init__(self, index: int, url: str, name: str, seed: int, verify: bool,
+                 get_seat: Callable[[], Awaitable[Seat]] | None = None) -> None:
         self.index = index
         self.client = GameClient(url, name, decode=verify)
+        self.get_seat = get_seat
         self.seed = seed
         self.verify = verify
         self.connected = False
@@ -46,6 +64,15 @@ class Bot:
 
     async def play(self, deadline: float, ping_interval: float) -> None:
         c = self.client
+        try:
+            if self.get_seat is not None:
+                c.take_seat(await self.get_seat())
+        except MatchmakeError as exc:
+            self.error = f"bot {self.index}: no seat: {exc}"
+            return
+        except NoMatchmakeAnswer as exc:
+            self.error = f"bot {self.index}: {exc}"
+            return
         try:
             welcome = await c.connect()
         except (OSError, ServerClosed, TimeoutError) as exc:
@@ -97,6 +124,7 @@ def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str
     return {
         "bots": len(bots),
         "connected": len(joined),
+        "matches": len({b.client.welcome.match for b in joined if b.client.welcome is not None}),
         "still_connected": sum(1 for b in joined if b.client.close_code in (None, 1000) and b.error is None),
         "ruleset": ruleset,
         "duration_s": round(duration, 3),
@@ -119,7 +147,11 @@ def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     verify_count = args.count if args.verify is None else min(args.verify, args.count)
-    bots = [Bot(i, args.url, f"{args.name}{i + 1}", args.seed, i < verify_count) for i in range(args.count)]
+    get_seat = None
+    if args.matchmake is not None:
+        get_seat = functools.partial(matchmake, args.url, args.matchmake, mode=args.mode or "join_or_create",
+                                     labels=dict(args.labels or ()))
+    bots = [Bot(i, args.url, f"{args.name}{i + 1}", args.seed, i < verify_count, get_seat) for i in range(args.count)]
     deadline = start + args.duration
     tasks = []
     for i, bot in enumerate(bots):
@@ -132,7 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_human(summary: dict[str, Any]) -> None:
-    print(f"{summary['connected']}/{summary['bots']} bots joined a {summary['ruleset']} match for {summary['duration_s']} s")
+    n = summary["matches"]
+    print(f"{summary['connected']}/{summary['bots']} bots joined {n} {summary['ruleset']} match{'' if n == 1 else 'es'} for {summary['duration_s']} s")
     print(f"  updates: {summary['updates_per_s']}/s per bot (min {summary['updates_per_s_min']}), {summary['ticks_received']} in all, {summary['keyframes']} keyframes")
     print(f"  received: {summary['bytes_per_s']:.0f} B/s per bot, {summary['bytes_per_update']:.0f} B per update")
     print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
@@ -141,9 +174,28 @@ def print_human(summary: dict[str, Any]) -> None:
         print(f"    {e}")
 
 
+def label(text: str) -> tuple[str, str]:
+    """A ``KEY=VALUE`` label of ``--labels`` (the server checks the key and the value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.bots", description="Connect bot players that really play, then print a summary.")
-    p.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="server WebSocket URL (default ws://127.0.0.1:8765/ws)")
+    p.add_argument("--url", default=None,
+                   help=f"where the bots play: a match's WebSocket URL ws://HOST:PORT/ws (or /ws/MATCH), connected to directly "
+                        f"(default {DEFAULT_WS_URL}); with --matchmake, the server's HTTP address http://HOST:PORT "
+                        f"(default {DEFAULT_HTTP_URL})")
+    p.add_argument("--matchmake", metavar="RULESET",
+                   help="get each bot a seat in a match of RULESET through POST /api/matchmake at --url, and connect where "
+                        "the seat says (possibly another node)")
+    p.add_argument("--mode", choices=MATCHMAKE_MODES, default=None,
+                   help="with --matchmake: join an open match or create one (join_or_create, the default), create a new one "
+                        "(create; requests at the same moment may share it), or only join an open one (join)")
+    p.add_argument("--labels", type=label, nargs="+", action="extend", metavar="KEY=VALUE",
+                   help="with --matchmake: labels the match must have (join) or gets (create), e.g. --labels mode=ffa region=eu")
     p.add_argument("--count", type=positive(int), default=10, help="number of bots (default 10)")
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
     p.add_argument("--name", default="bot", help="name prefix; bots are named PREFIX1, PREFIX2... (default bot)")
@@ -156,11 +208,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill in the default ``--url``; a usage error (exit 2) for a combination that cannot work."""
+    if args.matchmake is None:
+        if args.mode is not None or args.labels:
+            parser.error("--mode and --labels go with --matchmake RULESET")
+        args.url = args.url or DEFAULT_WS_URL
+        if args.url.startswith(("http://", "https://")):
+            parser.error(f"--url {args.url} is an HTTP address: add --matchmake RULESET to get seats there, "
+                         "or give a match's WebSocket URL ws://HOST:PORT/ws")
+        if not args.url.startswith(("ws://", "wss://")):
+            parser.error(f"--url must start with ws:// or wss://, got {args.url!r}")
+        return
+    args.url = args.url or DEFAULT_HTTP_URL
+    if args.url.startswith(("ws://", "wss://")):
+        parser.error(f"--matchmake asks the server's HTTP address for seats: give --url http://HOST:PORT, not the "
+                     f"WebSocket URL {args.url}")
+    if not args.url.startswith(("http://", "https://")):
+        parser.error(f"with --matchmake, --url must start with http:// or https://, got {args.url!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.url.startswith(("ws://", "wss://")):
-        print(f"python -m tools.bots: error: --url must start with ws:// or wss://, got {args.url!r}", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_target(parser, args)
     try:
         summary = asyncio.run(run(args))
     except KeyboardInterrupt:

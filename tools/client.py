@@ -1,4 +1,4 @@
-"""The asyncio client library: connect, handshake, mirror the world, send inputs.
+"""The asyncio client library: get a seat, connect, handshake, mirror the world, send inputs.
 
 ``GameClient`` keeps a mirror of the replicated state built from the
 server's deltas (a ring of recent snapshots, since each delta names its
@@ -6,21 +6,32 @@ base), verifies every update's checksum (a mismatch counts as a desync and
 asks for a keyframe), acknowledges what it holds, and measures round trips.
 With ``decode=False`` it only reads each update's tick and acknowledges it:
 the cheap mode a load generator uses for most of its clients.
+
+``matchmake`` asks a server for a seat (``POST /api/matchmake``); the
+``Seat`` names the match's WebSocket URL (possibly another node's) and the
+token a client presents in its ``hello`` (``GameClient.from_seat``). The
+request and the answer are built and read by pure functions
+(``matchmake_request``, ``parse_seat``); only ``matchmake`` does I/O, with
+the standard library's HTTP client in a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import ssl
 import time
+import urllib.error
+import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
 import numpy as np
 import numpy.typing as npt
-from attrs import define, field
+from attrs import define, field, frozen
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -40,9 +51,139 @@ from server.protocol.messages import (
     Update,
     Welcome,
 )
+from server.rooms.errors import MatchmakeError
 
 #: Snapshots a client keeps as possible delta bases (the server keeps 32).
 KEEP_STATES = 64
+#: Matchmake modes (``server.rooms.requests``): join an open match or create one; always create; only join.
+MATCHMAKE_MODES = ("join_or_create", "create", "join")
+#: Seconds a matchmake request may take before it is given up.
+MATCHMAKE_TIMEOUT = 10.0
+
+
+# -- matchmaking -------------------------------------------------------------------
+
+
+@frozen
+class Seat:
+    """A seat reserved by ``POST /api/matchmake``.
+
+    Attributes:
+        match: the match id.
+        url: the WebSocket URL to connect to (``ws://host:port/ws/<match>``, possibly another node).
+        token: the seat token to present in ``hello``.
+        expires_in: seconds the server holds the seat untaken, from its answer.
+    """
+
+    match: str
+    url: str
+    token: str
+    expires_in: float
+
+
+class NoMatchmakeAnswer(ConnectionError):
+    """A matchmake request that got no usable answer: the server is unreachable, too slow, not
+    speaking HTTP, or answered 200 without a seat. (A refusal is the server's ``MatchmakeError``.)"""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"no seat from {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def matchmake_request(http_url: str, ruleset: str, *, mode: str = "join_or_create",
+                      labels: Mapping[str, str] | None = None, options: Mapping[str, int] | None = None,
+                      match_id: str | None = None) -> urllib.request.Request:
+    """The ``POST <http_url>/api/matchmake`` request: a JSON body with only what is given.
+
+    Raises:
+        ValueError: our misuse: not an ``http(s)://`` URL, an unknown mode, a
+            ``match_id`` without mode ``join``, options with ``join``.
+    """
+    if not http_url.startswith(("http://", "https://")):
+        raise ValueError(f"matchmake asks the server's HTTP address (http://HOST:PORT), not {http_url!r}")
+    if mode not in MATCHMAKE_MODES:
+        raise ValueError(f"unknown matchmake mode {mode!r}; expected one of {', '.join(MATCHMAKE_MODES)}")
+    if match_id is not None and mode != "join":
+        raise ValueError("a match_id goes with mode join only")
+    if options and mode == "join":
+        raise ValueError("options go with a mode that may create a match")
+    body: dict[str, Any] = {"ruleset": ruleset, "mode": mode}
+    if labels:
+        body["labels"] = dict(labels)
+    if options:
+        body["options"] = dict(options)
+    if match_id is not None:
+        body["match_id"] = match_id
+    return urllib.request.Request(
+        http_url.rstrip("/") + "/api/matchmake", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"})
+
+
+def parse_seat(url: str, status: int, body: bytes) -> Seat:
+    """The seat in the answer to a matchmake request to ``url``.
+
+    Raises:
+        MatchmakeError: a refusal, as the server raised it: its status, and
+            the reason and field of its ``{"error", "field"}`` body (or just
+            the status when the body is not that).
+        NoMatchmakeAnswer: a 200 answer without a seat in it.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = None
+    if status != 200:
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            field = data.get("field")
+            raise MatchmakeError(status, data["error"], field if isinstance(field, str) else None)
+        raise MatchmakeError(status, "the server refused the request without saying why")
+    if not isinstance(data, dict):
+        raise NoMatchmakeAnswer(url, "the answer is not a JSON object")
+    for key, kind in (("match", str), ("url", str), ("seat", str), ("expires_in", (int, float))):
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise NoMatchmakeAnswer(url, f"the answer has no valid {key!r}")
+    return Seat(data["match"], data["url"], data["seat"], float(data["expires_in"]))
+
+
+async def matchmake(http_url: str, ruleset: str, *, mode: str = "join_or_create", labels: Mapping[str, str] | None = None,
+                    options: Mapping[str, int] | None = None, match_id: str | None = None,
+                    timeout: float = MATCHMAKE_TIMEOUT) -> Seat:
+    """A seat in a match of ``ruleset`` from the server at ``http_url`` (``http://host:port``).
+
+    ``mode``: ``join_or_create`` (an open match with ``labels``, or a new one
+    with them and ``options``), ``create`` or ``join`` (``match_id``, or any
+    open match with ``labels``). Connect with ``GameClient.from_seat`` before
+    ``seat.expires_in`` runs out.
+
+    Raises:
+        MatchmakeError: the server refused (``server.rooms.errors``: its HTTP
+            ``status``, one-line ``reason`` and the ``field`` at fault).
+        NoMatchmakeAnswer: no usable answer within ``timeout`` seconds.
+        ValueError: our misuse (``matchmake_request``).
+    """
+    request = matchmake_request(http_url, ruleset, mode=mode, labels=labels, options=options, match_id=match_id)
+    status, body = await asyncio.to_thread(_post, request, timeout)
+    return parse_seat(request.full_url, status, body)
+
+
+def _post(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
+    """Send ``request``; its status and body, refusals included. Blocking: run it in a worker thread."""
+    try:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as refusal:  # a 4xx or 5xx answer: its body says why
+            with refusal:
+                return refusal.code, refusal.read()
+    except urllib.error.URLError as exc:  # before any answer: refused, unresolvable, timed out connecting
+        raise NoMatchmakeAnswer(request.full_url, f"cannot reach it: {exc.reason}") from None
+    except (OSError, http.client.HTTPException) as exc:  # during the answer: a timeout, a reset, not HTTP
+        raise NoMatchmakeAnswer(request.full_url, str(exc) or type(exc).__name__) from None
+
+
+# -- the game connection -------------------------------------------------------------
 
 
 @define
@@ -72,22 +213,27 @@ class GameClient:
     """One connection to a game server.
 
     Args:
-        url: ``ws://host:port/ws``.
+        url: ``ws://host:port/ws`` (the default match) or ``ws://host:port/ws/<match id>``.
         name: player name (1-24 printable characters).
         spectate: join as a spectator (no entity, no input).
         token: a reconnect token from an earlier ``welcome``, to resume that player.
+        seat: a seat token from ``matchmake`` to present in ``hello`` (not with ``token``).
         decode: build and verify the mirror (False: only acknowledge ticks).
         on_update: called after each update with this client.
         ssl_context: for ``wss://`` URLs with a certificate the system does not trust.
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
-                 decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
+                 seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
+        if token is not None and seat is not None:
+            raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
         self.name = name
         self.spectate = spectate
         self.token = token
+        #: The seat token to present; spent (None) once welcomed: the welcome's token resumes from then on.
+        self.seat = seat
         self.decode = decode
         self.on_update = on_update
         self.ssl_context = ssl_context
@@ -111,14 +257,35 @@ class GameClient:
         #: A resync was sent and its keyframe has not come yet.
         self._resync_sent = False
 
+    @classmethod
+    def from_seat(cls, seat: Seat, name: str, **kwargs: Any) -> GameClient:
+        """A client of the seat's match, at the seat's URL, that presents the seat in its hello."""
+        client = cls(seat.url, name, **kwargs)
+        client.take_seat(seat)
+        return client
+
+    def take_seat(self, seat: Seat) -> None:
+        """Connect to the seat's match and present its token (before ``connect``)."""
+        if self.token is not None:
+            raise ValueError("a hello presents a resume token or a seat token, not both")
+        self.url = seat.url
+        self.seat = seat.token
+
     # -- connection ------------------------------------------------------------
+
+    def hello(self) -> Hello:
+        """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one."""
+        if self.seat is None:
+            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)
+        # Hello.seat is being added to the codec (issue 9): mypy flags this ignore as unused once it lands.
+        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat)  # type: ignore[call-arg]
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
         # ssl only when given: connect() refuses ssl=None for wss:// and any ssl for ws://.
         extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
-        await self.ws.send(encode_client(Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)))
+        await self.ws.send(encode_client(self.hello()))
         async with asyncio.timeout(timeout):
             while self.welcome is None or self.stats.updates == 0:
                 try:
@@ -204,6 +371,7 @@ class GameClient:
         elif isinstance(msg, Welcome):
             self.welcome = msg
             self.token = msg.token
+            self.seat = None
             self.schema = WireSchema.from_wire(msg.ruleset)
         elif isinstance(msg, Roster):
             self.roster = msg
