@@ -1,7 +1,8 @@
 // The lobby (lobby.html): the matches this server hosts (GET /api/matches),
 // quick play (join or create a match of a ruleset), creating a match with
 // labels and options, joining or spectating a listed match, and the recorded
-// replays (GET /api/replays) with links to watch them.
+// replays (GET /api/replays) with links to watch them (when the server plays
+// them: its `playback`; else the command that does).
 //
 // Getting a seat is `POST /api/matchmake` (PROTOCOL.md, "Matchmaking"); the
 // lobby then sends the player to the play page with it
@@ -212,14 +213,20 @@ export function matchRowsHtml(matches) {
   }).join("");
 }
 
-/** The replay table's rows (`listing`: a `GET /api/replays` answer): a Watch link per readable replay. */
+/**
+ * The replay table's rows (`listing`: a `GET /api/replays` answer): a Watch
+ * link per readable replay when the server plays them (`playback`);
+ * otherwise the command that does.
+ */
 export function replayRowsHtml(listing) {
   const rows = Array.isArray(listing.replays) ? listing.replays : [];
   if (!rows.length) return `<tr class="empty"><td colspan="4" class="muted">No replays recorded yet.</td></tr>`;
   return rows.map((r) => {
     const what = r.error ? `<span class="muted">${escapeHtml(r.error)}</span>` : `${escapeHtml(r.ruleset)} · seed ${escapeHtml(r.seed)}`;
     const when = escapeHtml(String(r.start_time || r.mtime || "").replace("T", " ").replace("Z", ""));
-    const watch = r.error ? "" : `<a class="watch" href="${escapeHtml(replayUrl(r.name))}">Watch</a>`;
+    const watch = r.error ? ""
+      : listing.playback ? `<a class="watch" href="${escapeHtml(replayUrl(r.name))}">Watch</a>`
+        : `<code class="muted" title="This server records matches; this command plays them">python -m tools.replay play ${escapeHtml(r.path ?? r.name)}</code>`;
     return `<tr data-replay="${escapeHtml(r.name)}"><td class="mono">${escapeHtml(r.name)}</td><td>${what}</td><td>${when}</td><td>${watch}</td></tr>`;
   }).join("");
 }

@@ -157,12 +157,13 @@ test("whatever the server lists goes into the markup as text", () => {
   const html = matchRowsHtml([{ match: `m"1`, ruleset: evil, labels: { mode: evil }, players: 0, reserved: 0, max: 4 }]);
   assert.ok(!html.includes("<img"), html);
   assert.match(html, /data-match="m&quot;1"/);
-  const replays = replayRowsHtml({ replays: [{ name: `"><script>`, ruleset: evil, seed: 1, size: 10 }] });
+  const replays = replayRowsHtml({ playback: true, replays: [{ name: `"><script>`, ruleset: evil, seed: 1, size: 10 }] });
   assert.ok(!replays.includes("<script>") && !replays.includes("<img"), replays);
 });
 
 test("each readable replay has a Watch link; an unreadable one says why", () => {
   const html = replayRowsHtml({
+    playback: true,
     replays: [
       { name: "a.tsr", ruleset: "arena", seed: 7, start_time: "2024-05-01T10:00:00Z", size: 2048 },
       { name: "b.tsr", error: "truncated", mtime: "2024-05-01T09:00:00Z", size: 3 },
@@ -171,6 +172,12 @@ test("each readable replay has a Watch link; an unreadable one says why", () => 
   assert.match(html, /<tr data-replay="a.tsr">.*arena · seed 7.*2024-05-01 10:00:00.*<a class="watch" href="replay.html\?replay=a.tsr">Watch<\/a>/);
   assert.match(html, /<tr data-replay="b.tsr">.*truncated.*<td><\/td><\/tr>/);
   assert.match(replayRowsHtml({ replays: [] }), /No replays/);
+});
+
+test("a server that only records its replays gets the command that plays one instead of a link", () => {
+  const html = replayRowsHtml({ playback: false, replays: [{ name: "a.tsr", path: "replays/a.tsr", ruleset: "arena", seed: 7, size: 1 }] });
+  assert.ok(!html.includes("<a "), html);
+  assert.match(html, /<code[^>]*>python -m tools.replay play replays\/a.tsr<\/code>/);
 });
 
 test("the rulesets offered are the listed ones and arena, once each", () => {
