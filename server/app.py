@@ -204,7 +204,9 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
         self.server.connections.add(self)
-        self._deadline = self.loop.call_later(self.config.open_timeout_s, self._abort, "no request answered in time")
+        # Browsers open spare connections they may never use: dropping one is routine (debug, not info).
+        self._deadline = self.loop.call_later(self.config.open_timeout_s, self._abort, "no request answered in time",
+                                              logging.DEBUG)
 
     def data_received(self, data: bytes) -> None:
         splitter = self._splitter
@@ -359,9 +361,9 @@ class Connection(asyncio.Protocol):
         if self.member is None and self.taking:
             self.fail(PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s"))
 
-    def _abort(self, why: str) -> None:
+    def _abort(self, why: str, level: int = logging.INFO) -> None:
         """Drop a connection that abuses the time before its handshake ends (or overruns it): no close handshake."""
-        log.info("closing %s: %s", self.peer, why)
+        log.log(level, "closing %s: %s", self.peer, why)
         self.taking = False
         self._held.clear()
         self.transport.abort()
