@@ -217,7 +217,7 @@ CLIENT, SERVER = Sender.CLIENT, Sender.SERVER
 MESSAGES: tuple[Message, ...] = (
     # client -> server
     Message("hello", Hello, CLIENT, (Req("v", "version"), Req("name"), Opt("spectate", omit=True),
-                                     Opt("token", omit=True)), check=_check_version),
+                                     Opt("token", omit=True), Opt("seat", omit=True)), check=_check_version),
     Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True))),
     Message("ack", Ack, CLIENT, (Req("tick"),)),
     Message("ping", Ping, CLIENT, (Req("id"), Opt("time"))),

@@ -151,6 +151,12 @@ class Hello:
     name: str = field(validator=_name)
     spectate: bool = field(default=False, validator=_bool)
     token: str | None = field(default=None, validator=_optional(_token))
+    #: A seat token from ``POST /api/matchmake`` (never with ``token``: a resume needs no seat).
+    seat: str | None = field(default=None, validator=_optional(_token))
+
+    def __attrs_post_init__(self) -> None:
+        if self.seat is not None and self.token is not None:
+            raise InvalidField("hello: send a seat (a new player) or a token (a resume), not both")
 
 
 def _values(values: Any) -> tuple[int, ...]:
