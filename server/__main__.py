@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import ssl
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from game.errors import GameError
 from game.rules import RULESET_NAMES, get_ruleset
-from server.app import GameServer
+from server.app import GameServer, serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.match import Match
@@ -27,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m server",
         description="Run an authoritative game server: HTTP and WebSocket on one port "
-        "(/ws the game, / the browser client, /healthz, /metrics).",
+        "(/ws the game, / the browser client, /healthz, /metrics, /replay.html and /ws?replay=NAME "
+        "its recorded matches).",
     )
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
     p.add_argument("--port", type=port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", type=Path, default=None, metavar="PEM",
                    help="private key (PEM) of --tls-cert (default: read from the --tls-cert file)")
     p.add_argument("--replay-dir", type=Path, default=d.replay_dir, metavar="DIR",
-                   help=f"record the match to DIR/<match id>.replay (default {d.replay_dir}; see REPLAY.md)")
+                   help=f"record the match to DIR/<match id>.replay, and play the replays of DIR to the viewer "
+                   f"(/replay.html) (default {d.replay_dir}; see REPLAY.md)")
     p.add_argument("--no-record", action="store_true", help="do not record a replay")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
     return p
@@ -85,30 +86,34 @@ def make_match(config: ServerConfig) -> Match:
                  hold_s=config.hold_s)
 
 
-async def serve(config: ServerConfig) -> None:
+async def run(config: ServerConfig) -> None:
+    """Host the command line's match (recorded unless ``--no-record``) and the replays of ``--replay-dir``
+    until SIGINT or SIGTERM."""
     match = make_match(config)
     server = GameServer(config, match)
     # Open the replay first, so a bad --replay-dir fails before we say we listen.
     recorder = Recorder.create(match, config.replay_dir) if config.record else None
-    try:
-        port = await server.start()
-    except BaseException:
+    listening = False
+
+    def ready(port: int) -> None:
+        nonlocal listening
+        listening = True
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        s = "s" if config.tls_cert else ""
+        log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
+                 s, host, port, s, host, port, config.ruleset, config.tick_rate, config.seed)
         if recorder is not None:
+            match.observers.append(recorder)
+            log.info("recording to %s", recorder.path)
+
+    try:
+        await serve(server, ready)
+    except BaseException:
+        if recorder is not None and not listening:
             recorder.close()
             if recorder.path is not None:
                 recorder.path.unlink(missing_ok=True)
         raise
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    s = "s" if config.tls_cert else ""
-    log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
-             s, host, port, s, host, port, config.ruleset, config.tick_rate, config.seed)
-    if recorder is not None:
-        match.observers.append(recorder)
-        log.info("recording to %s", recorder.path)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.stop)
-    await server.run()
     log.info("stopped after %d ticks", match.tick_count)
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
 
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} {path}: no such file")
     try:
         config = config_from_args(args)
-        asyncio.run(serve(config))
+        asyncio.run(run(config))
     except GameError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
     except ssl.SSLError as exc:

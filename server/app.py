@@ -1,8 +1,12 @@
-"""The asyncio shell: HTTP and WebSocket on one port, for the matches it hosts.
+"""The asyncio shell: HTTP and WebSocket on one port, for the feeds it hosts.
 
-``/ws`` (and ``/ws/<match id>``) is the game endpoint; ``/healthz``,
-``/metrics`` and ``/api/...`` report on the matches; everything else is a
-file of ``client_web/``.
+A **feed** is what a WebSocket joins (``server/feed.py``): a live match, or
+the playback of a recorded one. ``/ws`` joins the default match,
+``/ws/<match id>`` any hosted match, and ``/ws?replay=NAME`` the playback
+of a replay of the server's ``ReplayLibrary`` (opened on first use, dropped
+when idle). ``/healthz``, ``/metrics`` and ``/api/...`` report on them;
+other routes may be added per (method, path) (``add_route``), POST
+included; everything else is a file of ``client_web/``.
 
 The shell is the I/O layer under websockets' sans-I/O ``ServerProtocol``, on
 its documented API only (``receive_data``, ``receive_eof``,
@@ -12,12 +16,16 @@ library parses the HTTP request and runs the WebSocket protocol; we own the
 socket, so the timers (opening handshake, keepalive, closing) are ours, as
 they are the asyncio layer's inside websockets. Names:
 
-- ``GameServer``: the listener, the HTTP router and the hosted matches.
+- ``GameServer``: the listener, the HTTP router and the registry of feeds
+  (``add_feed``, ``remove_feed``), each ticked on its own loop
+  (``server.loop.run_feed``), and the admission hook (``admit``).
 - ``Connection``: one TCP (or TLS) connection: its HTTP request, then its
-  WebSocket and session; it is the ``Client`` the match sends to.
+  WebSocket and session; it is the ``Client`` the feed sends to.
+- ``Target``: what a WebSocket path names (a feed id, and a replay to open).
+- ``serve``: run a server until SIGINT or SIGTERM (the one signal handler).
 
 This module only moves bytes: the frame splitter and the library frame them,
-sessions decode and validate, the match decides (and runs its own tick loop).
+sessions decode and validate, the feed decides.
 """
 
 from __future__ import annotations
@@ -25,22 +33,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
-from attrs import define
-from websockets.asyncio.server import ServerConnection
+from attrs import define, frozen
+from websockets.datastructures import Headers
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from server.config import ServerConfig
+from server.feed import Feed
 from server.frames import FrameSplitter, RequestEnd
-from server.match import Match, Member
+from server.loop import run_feed
+from server.match import Match
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
     CLOSE_GOING_AWAY,
@@ -50,9 +61,22 @@ from server.protocol.errors import (
     ProtocolError,
 )
 from server.protocol.messages import Error, Hello
-from server.protocol.session import ServerSession
-from server.recorder import list_replays
-from server.web import http_response, json_response, static_file
+from server.protocol.session import RATE_PER_S, ServerSession
+from server.replay.format import NoSuchReplay, ReplayError
+from server.replay.listing import ReplayLibrary
+from server.replay.playback import IDLE_S, Playback, viewer_session
+from server.web import (
+    MAX_HEAD,
+    HttpError,
+    HttpRequest,
+    body_length,
+    http_response,
+    json_response,
+    not_allowed,
+    parse_head,
+    servable,
+    static_file,
+)
 
 log = logging.getLogger("server")
 
@@ -62,10 +86,19 @@ WS_MAX_SIZE = 64 * 1024
 #: The ``Server`` header of every response.
 SERVER_HEADER = "tickserver"
 
-#: Messages (and control frames) a connection may send behind its opening request, before the server takes them.
+#: Messages (and control frames) a connection may send behind its opening request, before the server takes them;
+#: and messages it may send after its hello while it is admitted, before the feed takes them.
 EARLY_MESSAGES = 64
 
-Route = Callable[[Request], Response | Awaitable[Response]]
+#: The ids of playbacks in the registry start with this (a match id cannot: ``/ws/<match id>`` never names one).
+REPLAY_PREFIX = "replay:"
+
+#: An HTTP route: the request (its body too), and the response, now or later.
+Route = Callable[[HttpRequest], Response | Awaitable[Response]]
+
+#: The admission hook: ``(feed id, hello, connection)``, awaited after a valid hello and before the feed's
+#: ``connect``; a ``ProtocolError`` it raises refuses the connection (``error`` and its close code).
+Admit = Callable[[str, Hello, "Connection"], Awaitable[None]]
 
 #: A frame's payload (websockets calls it ``BytesLike``).
 BytesLike = bytes | bytearray | memoryview
@@ -95,6 +128,19 @@ def outgoing_close(out: list[bytes]) -> Close | None:
             # A server's frames are unmasked and a control frame's payload is under 126 bytes: one length byte.
             return Close.parse(data[2:2 + data[1]])
     return None
+
+
+@frozen
+class Target:
+    """What a WebSocket path names, found at its opening request (no I/O): the feed its connection joins.
+
+    Attributes:
+        feed_id: the feed's id in the registry (a playback's: ``REPLAY_PREFIX`` and its replay's name).
+        replay: for a playback, the replay's name ("": none named), opened on first use; None for a match.
+    """
+
+    feed_id: str
+    replay: str | None = None
 
 
 @define
@@ -131,22 +177,30 @@ class SlowReader:
 
 
 class Connection(asyncio.Protocol):
-    """One client's connection: its HTTP request, then (on a game path) its WebSocket, session and member.
+    """One client's connection: its HTTP request, then (on a WebSocket path) its WebSocket, session and member.
 
     It owns the websockets ``ServerProtocol`` and is its I/O layer: bytes
     received go to ``receive_data`` (or ``receive_eof``), and after every call
     into the protocol whatever ``data_to_send`` returns is written at once, so
     the protocol never holds output while we write ours.
 
-    - **Opening.** The library gets the request and only the request
-      (``RequestEnd`` finds its end in constant memory); bytes behind it wait
-      (at most one largest frame, and ``EARLY_MESSAGES`` frames) until the
-      handshake completes. A game path is accepted (``accept``); any other
-      goes through ``GameServer.respond`` and its answer is sent with
-      ``send_response``, after which the connection closes.
+    - **Opening.** A GET goes to the library, the request and only the
+      request (``RequestEnd`` finds its end in constant memory); bytes behind
+      it wait (at most one largest frame, and ``EARLY_MESSAGES`` frames)
+      until the handshake completes. Any other method is parsed here
+      (``server.web.parse_head``, a body of up to ``MAX_BODY`` bytes). A
+      WebSocket path is accepted (``accept``), which names the ``Target``;
+      every other request goes to ``GameServer.respond`` and its answer is
+      sent with ``send_response``, after which the connection closes.
+    - **Joining.** The session is the target feed's (``new_session``); the
+      first message must be the hello. Then the feed is found (a playback
+      is loaded on first use, on a worker thread), the server's ``admit``
+      hook is awaited, and the feed ``connect``s the client; messages that
+      come meanwhile wait, in order (at most ``EARLY_MESSAGES``). A hosted
+      feed and no hook: all at once, on the hello.
     - **Receiving.** A ``FrameSplitter`` reads the client's small binary
       frames itself: each payload goes straight to the session and the
-      match, no ``Frame`` object, event or queue per message. Every other
+      feed, no ``Frame`` object, event or queue per message. Every other
       frame goes to the library whole; the data frames it parses come back as
       events and take the same way (fragments are refused, 1008). Ping and
       pong frames count against the session's message rate limit.
@@ -158,7 +212,7 @@ class Connection(asyncio.Protocol):
     - **Closing.** ``close`` sends the close frame through the protocol; the
       peer's close frame, its EOF or the close timeout ends the connection.
       After a close we start, nothing is sent and no message is taken.
-      ``connection_lost`` ends the session: the match holds or forgets the
+      ``connection_lost`` ends the session: the feed holds or forgets the
       member.
     - **Errors.** The peer's: an ``error`` message, then a close with its
       code. Ours on one message: logged, ``error`` and 1011 for this
@@ -174,10 +228,13 @@ class Connection(asyncio.Protocol):
         self.protocol = ServerProtocol(max_size=WS_MAX_SIZE)
         self.transport: asyncio.Transport
         self.peer: Any = None
-        #: The match a game path names, the session and (after the hello) the member.
-        self.match: Match
+        #: The request's path (with its query), and what it names when it opens a WebSocket.
+        self.path = ""
+        self.target: Target | None = None
+        #: The WebSocket's session, and (once joined) the feed and the feed's member for it.
         self.session: ServerSession
-        self.member: Member | None = None
+        self.feed: Feed[Any] | None = None
+        self.member: Any = None
         #: Whether data messages still go to the session (not after an error or a close).
         self.taking = False
         #: Whether we started the close.
@@ -186,9 +243,19 @@ class Connection(asyncio.Protocol):
         #: Done when the connection is gone.
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self._request_end = RequestEnd()
-        #: Bytes the client sent behind its request before the handshake completed.
+        #: The first bytes, until they say whether the request is a GET (the library's) or not (ours); then None.
+        self._probe: bytes | None = b""
+        #: A request we parse ourselves: its head so far, then its method, path, headers and body length.
+        self._head: bytearray | None = None
+        self._own: tuple[str, str, Headers, int] | None = None
+        #: Bytes the client sent behind its request before the handshake completed (or a body).
         self._held = bytearray()
+        #: A request we parsed was handed to the router; the response was sent.
+        self._dispatched = False
         self._responded = False
+        #: After the hello until the feed connected the client: the join under way, and the messages that wait.
+        self._joining: asyncio.Future[None] | None = None
+        self._waiting: list[bytes | Frame] | None = None
         self._splitter: FrameSplitter | None = None
         self._answering: asyncio.Future[None] | None = None
         #: The opening handshake's deadline, then the hello's.
@@ -229,15 +296,17 @@ class Connection(asyncio.Protocol):
         for timer in (self._deadline, self._keepalive, self._closer):
             if timer is not None:
                 timer.cancel()
-        if self._answering is not None:
-            self._answering.cancel()
+        for task in (self._answering, self._joining):
+            if task is not None:
+                task.cancel()
         self._held.clear()
+        self._waiting = None
         self.server.connections.discard(self)
-        if self.member is not None:
-            self.match.disconnect(self.member, self, self.clock())
+        if self.feed is not None:
+            self.feed.disconnect(self.member, self, self.clock())
         self.lost.set_result(None)
 
-    # -- the match's Client ----------------------------------------------------
+    # -- the feed's Client -----------------------------------------------------
 
     def send(self, data: bytes) -> None:
         """Write ``data`` as one binary frame; never blocks; dropped for a slow reader, or when not open."""
@@ -269,18 +338,37 @@ class Connection(asyncio.Protocol):
         # CLOSING or CLOSED: the library already closes (its close frame went out with a deadline).
 
     def fail(self, exc: ProtocolError) -> None:
-        """The peer broke the protocol: tell it why, close with the error's code, take nothing more."""
+        """The peer broke the protocol (or is refused): tell it why, close with the error's code, take nothing more."""
         self.taking = False
         self.server.stats["protocol_errors"] += 1
         log.info("closing %s: %s", self.peer, exc)
-        self._tell_and_close(exc.code, exc.reason)
+        self.tell_and_close(exc.code, exc.reason)
+
+    def tell_and_close(self, code: int, reason: str) -> None:
+        """Send an ``error`` with ``code`` and ``reason``, then close with them; take nothing more."""
+        self.taking = False
+        self.send(encode_server(Error(code, reason)))
+        self.close(code, reason)
 
     # -- opening ---------------------------------------------------------------
 
     def _opening(self, data: bytes) -> None:
-        """Bytes before the WebSocket is open: the request goes to the library, what follows it waits."""
-        if self._responded:
-            return  # answered over HTTP: the rest is nobody's
+        """Bytes before the WebSocket is open: a GET's request goes to the library (what follows it waits);
+        any other request is read here."""
+        if self._responded or self._dispatched:
+            return  # answered over HTTP (or being answered): the rest is nobody's
+        probe = self._probe
+        if probe is not None:
+            probe += data
+            if len(probe) < 4:
+                self._probe = probe
+                return
+            data, self._probe = probe, None
+            if not data.startswith(b"GET "):
+                self._head = bytearray()
+        if self._head is not None:
+            self._own_request(data)
+            return
         used = self._request_end.feed(data)
         if used < len(data):
             self._held += data[used:]
@@ -296,28 +384,61 @@ class Connection(asyncio.Protocol):
                 if isinstance(event, Request):
                     self._request(event)
 
+    def _own_request(self, data: bytes) -> None:
+        """Bytes of a request that is not a GET: its head (``parse_head``), then its body (``body_length``)."""
+        head = self._head
+        assert head is not None
+        used = self._request_end.feed(data)
+        head += data[:used]
+        self._held += data[used:]
+        try:
+            if len(head) > MAX_HEAD:
+                raise HttpError(431, f"a request head over {MAX_HEAD} bytes")
+            if not self._request_end.done:
+                return
+            if self._own is None:
+                method, path, headers = parse_head(bytes(head))
+                self._own = method, path, headers, body_length(headers)
+                self.path = path
+        except HttpError as exc:
+            log.info("answering %s: %s", self.peer, exc)
+            self._dispatched = True
+            self._respond(exc.response())
+            return
+        method, path, headers, length = self._own
+        if len(self._held) >= length:
+            body, self._held = bytes(self._held[:length]), bytearray()
+            self._dispatched = True
+            self._answer(HttpRequest(method, path, headers, body))
+
     def _request(self, request: Request) -> None:
-        """The opening request: the WebSocket handshake on a game path, the router's answer on any other."""
+        """A GET the library parsed: the WebSocket handshake on a WebSocket path, the router's answer on any other."""
+        self.path = request.path
+        answer = self._answer(HttpRequest.of(request))
+        if answer is not None:
+            self.target = answer
+            self._respond(self.protocol.accept(request))
+
+    def _answer(self, request: HttpRequest) -> Target | None:
+        """Send the router's answer to ``request`` (now, or once computed); a ``Target`` is returned, not sent."""
         try:
             answer = self.server.respond(request)
         except Exception:
-            log.exception("answering %s %s", request.path, self.peer)
+            log.exception("answering %s %s %s", request.method, request.path, self.peer)
             answer = self._internal_error()
-        if answer is None:
-            match = self.server.match_for(request.path)
-            assert match is not None  # respond() answers 404 otherwise
-            self.match = match
-            self._respond(self.protocol.accept(request))
-        elif isinstance(answer, Response):
+        if isinstance(answer, Target):
+            return answer
+        if isinstance(answer, Response):
             self._respond(answer)
         else:
             self._answering = asyncio.ensure_future(self._respond_later(request, answer))
+        return None
 
-    async def _respond_later(self, request: Request, answer: Awaitable[Response]) -> None:
+    async def _respond_later(self, request: HttpRequest, answer: Awaitable[Response]) -> None:
         try:
             response = await answer
         except Exception:
-            log.exception("answering %s %s", request.path, self.peer)
+            log.exception("answering %s %s %s", request.method, request.path, self.peer)
             response = self._internal_error()
         self._respond(response)
 
@@ -342,7 +463,8 @@ class Connection(asyncio.Protocol):
         """The WebSocket is open: a session, the hello's deadline, keepalive, and the bytes that waited."""
         config = self.config
         self.server.stats["connections"] += 1
-        self.session = self.match.new_session()
+        assert self.target is not None
+        self.session = self.server.session_for(self.target)
         self.taking = True
         self._set_deadline(config.hello_timeout_s, self._no_hello)
         self._keepalive = self.loop.call_later(config.ping_interval_s, self._ping)
@@ -358,8 +480,9 @@ class Connection(asyncio.Protocol):
 
     def _no_hello(self) -> None:
         self._deadline = None
-        if self.member is None and self.taking:
-            self.fail(PolicyViolation(f"no hello within {self.config.hello_timeout_s:g} s"))
+        if self.feed is None and self.taking:
+            said = "the hello was not admitted" if self._joining is not None else "no hello"
+            self.fail(PolicyViolation(f"{said} within {self.config.hello_timeout_s:g} s"))
 
     def _abort(self, why: str, level: int = logging.INFO) -> None:
         """Drop a connection that abuses the time before its handshake ends (or overruns it): no close handshake."""
@@ -425,26 +548,79 @@ class Connection(asyncio.Protocol):
                 self.fail(exc)
 
     def _take(self, item: bytes | Frame) -> None:
-        """One data message: the session decodes and checks it (the first must be the hello), the match takes it."""
-        match = self.match
+        """One data message: the session decodes and checks it (the first must be the hello), the feed takes it."""
+        waiting = self._waiting
+        if waiting is not None:  # joining: in order, once the feed has the client
+            if len(waiting) >= EARLY_MESSAGES:
+                self.fail(PolicyViolation(f"more than {EARLY_MESSAGES} messages before the hello was admitted"))
+            else:
+                waiting.append(item)
+            return
+        feed = self.feed
         try:
             data = item if isinstance(item, bytes) else self._payload(item)
             now = self.clock()
-            msg = self.session.receive(data, now, match.tick_count)
-            member = self.member
-            if member is None:
-                assert isinstance(msg, Hello)  # the session's table allows nothing else first
-                self.member = match.connect(msg, self.session, self, now)
-                self._set_deadline(None, None)
-            elif msg is not None:
-                match.on_message(member, msg)
+            if feed is not None:
+                msg = self.session.receive(data, now, feed.tick_count)
+                if msg is not None:
+                    feed.on_message(self.member, msg)
+            else:
+                hello = self.session.receive(data, now, 0)
+                assert isinstance(hello, Hello)  # the session's table allows nothing else first
+                self._hello(hello, now)
         except ProtocolError as exc:
             self.fail(exc)
         except Exception:
             # Our bug, not the peer's: say so in the log, close this connection only.
             log.exception("closing %s: internal error on a message", self.peer)
-            self.taking = False
-            self._tell_and_close(CloseCode.INTERNAL_ERROR, "internal server error")
+            self.tell_and_close(CloseCode.INTERNAL_ERROR, "internal server error")
+
+    # -- joining ---------------------------------------------------------------
+
+    def _hello(self, hello: Hello, now: float) -> None:
+        """A valid hello: join the target feed now if it is hosted and nothing is to be awaited, else later."""
+        server = self.server
+        assert self.target is not None
+        feed = server.hosted(self.target)
+        if feed is not None and server.admit is None:
+            self._connect(feed, hello, now)
+        else:
+            self._waiting = []
+            self._joining = asyncio.ensure_future(self._join(hello))
+
+    async def _join(self, hello: Hello) -> None:
+        """Open the target feed (a playback: loaded on first use), await the admission hook, connect."""
+        server = self.server
+        assert self.target is not None
+        try:
+            feed = await server.open_feed(self.target)
+            if server.admit is not None and self.taking:
+                await server.admit(self.target.feed_id, hello, self)
+            if not self.taking:
+                return  # closed meanwhile
+            if server.feeds.get(self.target.feed_id) is not feed:
+                raise PolicyViolation(f"{self.target.feed_id} ended while this connection was joining", CLOSE_GOING_AWAY)
+            self._connect(feed, hello, self.clock())
+        except ProtocolError as exc:
+            if self.taking:
+                self.fail(exc)
+            return
+        except Exception:
+            log.exception("closing %s: internal error while joining %s", self.peer, self.target.feed_id)
+            if self.taking:
+                self.tell_and_close(CloseCode.INTERNAL_ERROR, "internal server error")
+            return
+        waiting, self._waiting = self._waiting or [], None
+        for item in waiting:
+            if not self.taking:
+                break
+            self._take(item)
+
+    def _connect(self, feed: Feed[Any], hello: Hello, now: float) -> None:
+        """The feed takes the client (it may refuse with a ``ProtocolError``); the hello's deadline is over."""
+        self.member = feed.connect(hello, self.session, self, now)
+        self.feed = feed
+        self._set_deadline(None, None)
 
     @staticmethod
     def _payload(frame: Frame) -> BytesLike | str:
@@ -491,10 +667,6 @@ class Connection(asyncio.Protocol):
 
     # -- writing and closing ---------------------------------------------------
 
-    def _tell_and_close(self, code: int, reason: str) -> None:
-        self.send(encode_server(Error(code, reason)))
-        self.close(code, reason)
-
     def _flush(self) -> None:
         """Write what the protocol has to send; it always comes right after a call into the protocol."""
         self._write(self.protocol.data_to_send())
@@ -526,75 +698,212 @@ class Connection(asyncio.Protocol):
         self._deadline = None if seconds is None or callback is None else self.loop.call_later(seconds, callback)
 
 
-class WsClient:
-    """A match ``Client`` over a websockets asyncio ``ServerConnection``, for ``server/playback.py`` only.
-
-    Kept while the playback server still runs its own websockets server; it
-    goes when playback becomes a feed of ``GameServer`` (issue 8). It writes
-    update frames to the library's transport as the live server used to.
-    """
-
-    def __init__(self, ws: ServerConnection, max_buffer: int, slow_timeout_s: float, stats: dict[str, int]) -> None:
-        self.ws = ws
-        self.slow = SlowReader(max_buffer, slow_timeout_s, stats)
-        self._closing: asyncio.Task[None] | None = None
-
-    def send(self, data: bytes) -> None:
-        ws = self.ws
-        if self._closing is not None or ws.protocol.state is not State.OPEN:
-            return
-        if ws.transport.get_write_buffer_size() > self.slow.max_buffer:
-            if self.slow.dropped(time.monotonic()):
-                self.close(CLOSE_POLICY, self.slow.reason())
-            return
-        self.slow.since = None
-        ws.transport.write(binary_frame_header(len(data)) + data)
-
-    def close(self, code: int, reason: str) -> None:
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self.ws.close(code, reason.encode()[:120].decode(errors="ignore")))
-
-    def fail(self, exc: ProtocolError) -> None:
-        self.send(encode_server(Error(exc.code, exc.reason)))
-        self.close(exc.code, exc.reason)
-
-    async def closed(self) -> None:
-        if self._closing is not None:
-            await self._closing
-
-
 class GameServer:
-    """One port, the matches it hosts (each ticking on its own loop), HTTP and WebSocket.
+    """One port, the feeds it hosts (each ticking on its own loop), HTTP and WebSocket.
 
-    ``/ws`` joins the default match (the first one); ``/ws/<match id>`` any
-    hosted match. ``/healthz``, ``/metrics`` and ``/api/match`` describe the
-    default match (``/api/match?id=<match id>`` another); ``/api/matches``
-    lists them all.
+    The registry holds feeds by id: live matches (the constructor's, and
+    any ``add_feed`` adds) and playbacks of the replay library, opened on
+    first use (a worker thread reads the file) and dropped when nobody has
+    watched them for ``idle_s`` seconds or when they fail.
+
+    WebSocket paths: ``/ws`` joins the default match (the first one; on a
+    server without a match: the library's only replay, if it serves one
+    file), ``/ws/<match id>`` any hosted match (an unknown id: HTTP 404),
+    ``/ws?replay=NAME`` the playback of replay NAME (an unknown or bad
+    replay: ``error`` and 1008 after the hello). HTTP: ``/healthz``,
+    ``/metrics`` and ``/api/match`` describe the default match
+    (``/api/match?id=<match id>`` another), ``/api/matches`` lists the
+    matches, ``/api/replays`` the library; routes are added per (method,
+    path) with ``add_route``; ``/`` on a server without a match is the
+    replay viewer.
+
+    Attributes:
+        admit: the admission hook (``Admit``), or None: awaited after each
+            valid hello, before the feed's ``connect``, with the feed id, the
+            hello and the connection; a ``ProtocolError`` it raises refuses
+            the connection (``error`` and its close code); it is cancelled if
+            the connection goes away meanwhile.
+        idle_s: how long a playback nobody watches is kept.
+        clock: monotonic seconds: the feeds' clock and the sessions' (rate limits).
     """
 
-    def __init__(self, config: ServerConfig, matches: Match | list[Match]) -> None:
+    def __init__(self, config: ServerConfig, matches: Match | Iterable[Match] = (), *,
+                 library: ReplayLibrary | None = None) -> None:
         self.config = config
-        hosted = [matches] if isinstance(matches, Match) else list(matches)
-        if not hosted:
-            raise ValueError("a game server hosts at least one match")
-        self.matches: dict[str, Match] = {}
-        for m in hosted:
-            if m.match_id in self.matches:
-                raise ValueError(f"two matches with the id {m.match_id!r}")
-            self.matches[m.match_id] = m
-        #: The match ``/ws`` joins.
-        self.match = hosted[0]
-        self.routes: dict[str, Route] = {"/healthz": self._healthz, "/metrics": self._metrics, "/api/match": self._api_match}
-        self.routes["/api/matches"] = self._api_matches
-        self.routes["/api/replays"] = self._api_replays
+        #: The registry: every hosted feed by id.
+        self.feeds: dict[str, Feed[Any]] = {}
+        #: The id of the match ``/ws`` joins (None: none).
+        self.default_id: str | None = None
+        #: The replays this server plays (default: those of ``config.replay_dir``).
+        self.library = library if library is not None else ReplayLibrary(config.replay_dir)
+        #: Messages a second a replay viewer may send (bursts of twice that).
+        self.viewer_rate = config.msg_rate or RATE_PER_S
+        self.admit: Admit | None = None
+        self.idle_s = IDLE_S
+        self.routes: dict[tuple[str, str], Route] = {}
+        for path, route in (("/healthz", self._healthz), ("/metrics", self._metrics), ("/api/match", self._api_match),
+                            ("/api/matches", self._api_matches), ("/api/replays", self._api_replays)):
+            self.add_route("GET", path, route)
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
         #: Every open connection, HTTP or WebSocket.
         self.connections: set[Connection] = set()
-        #: Monotonic seconds: the matches' clock and the sessions' (rate limits).
         self.clock: Callable[[], float] = time.monotonic
         self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
+        self._running = False
+        #: Each ticking feed's loop, and the feeds opened on demand (dropped when idle).
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._on_demand: set[str] = set()
+        #: Playbacks being loaded, by feed id: every viewer that asks meanwhile waits for the same one.
+        self._loading: dict[str, asyncio.Future[Playback]] = {}
         self._static = config.static_dir.resolve()
+        for m in [matches] if isinstance(matches, Match) else matches:
+            self.add_feed(m.match_id, m)
+
+    # -- the registry ----------------------------------------------------------
+
+    @property
+    def matches(self) -> dict[str, Match]:
+        """The live matches, by id, the default one first."""
+        return {fid: f for fid, f in self.feeds.items() if isinstance(f, Match)}
+
+    @property
+    def match(self) -> Match:
+        """The default match (``/ws``). LookupError on a server without one."""
+        feed = self.feeds.get(self.default_id) if self.default_id is not None else None
+        if not isinstance(feed, Match):
+            raise LookupError("this server hosts no default match")
+        return feed
+
+    def add_feed(self, feed_id: str, feed: Feed[Any], *, default: bool = False) -> None:
+        """Host ``feed`` as ``feed_id``; it ticks from now on if the server runs (else from ``run()``).
+
+        The first match added is the default one (``/ws``), unless ``default`` names another.
+
+        Raises:
+            ValueError: an id already hosted, or a match id a ``/ws/<id>`` path cannot name.
+        """
+        if feed_id in self.feeds:
+            raise ValueError(f"two feeds with the id {feed_id!r}")
+        if not feed_id or "/" in feed_id or "?" in feed_id:
+            raise ValueError(f"a feed id is not empty and has no '/' or '?': {feed_id!r}")
+        self.feeds[feed_id] = feed
+        if default or (self.default_id is None and isinstance(feed, Match)):
+            self.default_id = feed_id
+        if self._running:
+            self._start_feed(feed_id, feed)
+
+    def remove_feed(self, feed_id: str, reason: str = "the match is over") -> Feed[Any] | None:
+        """Stop ``feed_id`` ticking, close it (``feed.close(reason)``) and every connection to it (1001, ``reason``).
+
+        Returns the feed, or None if it was not hosted.
+        """
+        return self._drop(feed_id, CLOSE_GOING_AWAY, reason)
+
+    def _drop(self, feed_id: str, code: int, reason: str) -> Feed[Any] | None:
+        """Unhost ``feed_id`` and close its connections with ``code`` (an ``error`` first unless it is 1001):
+        those it has, and those on their way to a match (a replay's are left to open it again)."""
+        feed = self._unhost(feed_id)
+        if feed is None:
+            return None
+        for conn in list(self.connections):
+            target = conn.target
+            if conn.feed is feed or (conn.feed is None and target is not None and target.feed_id == feed_id
+                                     and target.replay is None):
+                if code == CLOSE_GOING_AWAY:
+                    conn.close(code, reason)
+                else:
+                    conn.tell_and_close(code, reason)
+        feed.close(reason)
+        return feed
+
+    def _unhost(self, feed_id: str) -> Feed[Any] | None:
+        feed = self.feeds.pop(feed_id, None)
+        if feed is None:
+            return None
+        task = self._loops.pop(feed_id, None)
+        if task is not None:
+            task.cancel()  # it waits for its next tick: none runs
+        self._on_demand.discard(feed_id)
+        if self.default_id == feed_id:
+            self.default_id = None
+        return feed
+
+    def _start_feed(self, feed_id: str, feed: Feed[Any]) -> None:
+        task = asyncio.create_task(run_feed(feed, self.clock), name=f"feed {feed_id}")
+        self._loops[feed_id] = task
+        task.add_done_callback(lambda t: self._feed_stopped(feed_id, t))
+
+    def _feed_stopped(self, feed_id: str, task: asyncio.Task[None]) -> None:
+        """A feed's loop ended: by ``_drop`` (cancelled), or by a bug in its tick: then only that feed goes (1011)."""
+        if task.cancelled() or self._loops.get(feed_id) is not task:
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("%s failed; closing its connections", feed_id, exc_info=exc)
+            self._drop(feed_id, CloseCode.INTERNAL_ERROR, "internal server error")
+
+    def hosted(self, target: Target) -> Feed[Any] | None:
+        """The feed ``target`` names, if it is hosted and playing."""
+        feed = self.feeds.get(target.feed_id)
+        return feed if feed is not None and not feed.finished else None
+
+    def session_for(self, target: Target) -> ServerSession:
+        """The session of a new connection to ``target``: its feed's kind, even before a playback is loaded."""
+        feed = self.feeds.get(target.feed_id)
+        if feed is not None:
+            return feed.new_session()
+        return viewer_session(self.viewer_rate)
+
+    async def open_feed(self, target: Target) -> Feed[Any]:
+        """The feed ``target`` names; a playback is loaded on first use, on a worker thread.
+
+        Raises:
+            PolicyViolation: (1008) no such match, no replay named, or the replay cannot be played.
+        """
+        feed = self.hosted(target)
+        if feed is not None:
+            return feed
+        name = target.replay
+        if name is None:
+            raise PolicyViolation(f"no match {target.feed_id!r} here")
+        if not name:
+            raise PolicyViolation("name a replay: /ws?replay=NAME (see /api/replays)")
+        feed_id = target.feed_id
+        loading = self._loading.get(feed_id)
+        if loading is None:
+            loading = self._loading[feed_id] = asyncio.ensure_future(asyncio.to_thread(self._load, name))
+            loading.add_done_callback(lambda _: self._loading.pop(feed_id, None))
+        try:
+            playback = await asyncio.shield(loading)
+        except NoSuchReplay as exc:
+            raise PolicyViolation(str(exc)) from None
+        except (OSError, ReplayError) as exc:
+            raise PolicyViolation(f"cannot play {name}: {exc}") from None
+        current = self.hosted(target)
+        if current is not None:
+            return current  # another viewer's wait ended first
+        self._unhost(feed_id)  # a failed one, if any: its viewers are closed already
+        self.add_feed(feed_id, playback)
+        self._on_demand.add(feed_id)
+        log.info("playing %s (%s, ticks %d..%d)", name, playback.header.ruleset, playback.replay.first_tick,
+                 playback.sim.last_tick)
+        return playback
+
+    def _load(self, name: str) -> Playback:
+        """Read, parse and check replay ``name`` of the library and make its playback (blocking: a worker thread)."""
+        loaded = self.library.load(name)
+        return Playback(loaded.name, loaded.replay, loaded.ruleset, msg_rate=self.viewer_rate)
+
+    def _sweep(self) -> None:
+        """Drop the feeds opened on demand that nobody uses (for ``idle_s``), and every finished feed."""
+        now = self.clock()
+        for feed_id, feed in list(self.feeds.items()):
+            if feed.finished:
+                self._drop(feed_id, CLOSE_GOING_AWAY, f"{feed_id} ended")
+            elif feed_id in self._on_demand and feed.idle_since is not None and now - feed.idle_since >= self.idle_s:
+                log.info("dropping %s: nobody in it for %g s", feed_id, self.idle_s)
+                self._drop(feed_id, CLOSE_GOING_AWAY, "idle")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -617,14 +926,22 @@ class GameServer:
         return port
 
     async def run(self) -> None:
-        """Tick every match until ``stop()``; then close every connection (1001) and the listener."""
+        """Tick every feed (each on its own loop) until ``stop()``; then close every feed, every connection
+        (1001) and the listener."""
+        self._running = True
         try:
-            async with asyncio.TaskGroup() as group:
-                for m in self.matches.values():
-                    group.create_task(m.run(self.clock, self._stop))
+            for feed_id, feed in self.feeds.items():
+                self._start_feed(feed_id, feed)
+            sweep = min(1.0, self.idle_s / 2)
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._stop.wait(), sweep)
+                except TimeoutError:
+                    self._sweep()
         finally:
-            for m in self.matches.values():
-                m.close()
+            self._running = False
+            for feed_id in list(self.feeds):
+                self.remove_feed(feed_id, "server shutting down")
             if self._listener is not None:
                 self._listener.close()
                 await self._close_connections()
@@ -645,67 +962,119 @@ class GameServer:
 
     # -- HTTP ------------------------------------------------------------------
 
-    def match_for(self, path: str) -> Match | None:
-        """The match a WebSocket path names: ``/ws`` the default one, ``/ws/<match id>`` that one."""
-        path = path.split("?", 1)[0]
-        if path == "/ws":
-            return self.match
-        if path.startswith("/ws/"):
-            return self.matches.get(path[4:])
-        return None
+    def add_route(self, method: str, path: str, route: Route) -> None:
+        """Answer ``method`` requests for ``path`` (no query) with ``route`` (which gets the body too)."""
+        self.routes[(method, path)] = route
 
-    def respond(self, request: Request) -> Response | Awaitable[Response] | None:
-        """The one HTTP router: None opens the WebSocket (a game path naming a hosted match);
-        anything else is the response (some routes answer later: an awaitable)."""
-        path = request.path.split("?", 1)[0]
-        if path == "/ws" or path.startswith("/ws/"):
-            if self.match_for(path) is None:
-                return json_response({"error": f"no match {path[4:]!r} here", "matches": list(self.matches)}, 404)
-            return None
-        route = self.routes.get(path)
+    def respond(self, request: HttpRequest) -> Response | Awaitable[Response] | Target:
+        """The one HTTP router: a ``Target`` opens a WebSocket (a GET of a WebSocket path naming a feed);
+        anything else is the response (some routes answer later: an awaitable).
+
+        Routes are found by (method, path); a path served with other methods only is 405 with ``Allow``.
+        """
+        method, path = request.method, request.path.split("?", 1)[0]
+        route = self.routes.get((method, path))
         if route is not None:
             return route(request)
-        return static_file(self._static, path)
+        allowed = [m for m, p in self.routes if p == path]
+        websocket = path == "/ws" or path.startswith("/ws/")
+        if method == "GET":
+            if websocket:
+                return self.target(request.path)
+            if allowed:
+                return not_allowed(allowed)
+            if path == "/" and self.default_id is None:
+                path = "/replay.html"  # a replay server: the viewer is its page
+            return static_file(self._static, path)
+        if websocket or servable(self._static, path if not path.endswith("/") else path + "index.html"):
+            allowed.append("GET")
+        if allowed:
+            return not_allowed(allowed)
+        return json_response({"error": f"no {method} {path} here"}, 404)
 
-    def _healthz(self, request: Request) -> Response:
+    def target(self, path: str) -> Target | Response:
+        """What a WebSocket path names (see the class docstring), or the 404 answer to it."""
+        url = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        if "replay" in query:
+            if url.path != "/ws":
+                return json_response({"error": "a replay plays at /ws?replay=NAME"}, 404)
+            name = query["replay"][0]
+            return Target(REPLAY_PREFIX + name, name)
+        if url.path == "/ws":
+            if self.default_id is not None:
+                return Target(self.default_id)
+            only = self.library.only or ""
+            return Target(REPLAY_PREFIX + only, only)  # a replay server: its one replay, or an error after the hello
+        match_id = url.path[4:]
+        if not isinstance(self.feeds.get(match_id), Match):
+            return json_response({"error": f"no match {match_id!r} here", "matches": list(self.matches)}, 404)
+        return Target(match_id)
+
+    def _healthz(self, request: HttpRequest) -> Response:
         # Readable from any origin: a page served elsewhere shows this server's status before joining.
-        return json_response({"status": "ok", **self.match.info(), "matches": len(self.matches)},
+        default = self.feeds.get(self.default_id) if self.default_id is not None else None
+        return json_response({"status": "ok", **(default.info() if default is not None else {}),
+                              "matches": len(self.matches), "playbacks": len(self.feeds) - len(self.matches)},
                              extra={"Access-Control-Allow-Origin": "*"})
 
-    def _api_match(self, request: Request) -> Response:
+    def _api_match(self, request: HttpRequest) -> Response:
         """A match's info and every player's entity state (world units are column / scale):
         the default match, or ``?id=<match id>``."""
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
-        match = self.matches.get(query["id"][0]) if "id" in query else self.match
-        if match is None:
-            return json_response({"error": f"no match {query['id'][0]!r} here", "matches": list(self.matches)}, 404)
+        match_id = query["id"][0] if "id" in query else self.default_id
+        match = self.feeds.get(match_id) if match_id is not None else None
+        if not isinstance(match, Match):
+            return json_response({"error": f"no match {match_id!r} here", "matches": list(self.matches)}, 404)
         return json_response({**match.info(), "players": match.player_states()})
 
-    def _api_matches(self, request: Request) -> Response:
+    def _api_matches(self, request: HttpRequest) -> Response:
         """Every hosted match's info, the default one first."""
-        return json_response({"matches": [m.info() for m in self.matches.values()]})
+        matches = self.matches
+        first = [matches.pop(self.default_id)] if self.default_id in matches else []
+        return json_response({"matches": [m.info() for m in first + list(matches.values())]})
 
-    async def _api_replays(self, request: Request) -> Response:
-        """The recorded replays of ``--replay-dir``, newest first (REPLAY.md); ``tools.replay play`` plays them.
+    async def _api_replays(self, request: HttpRequest) -> Response:
+        """The replays of the library, newest first (REPLAY.md); ``/ws?replay=NAME`` plays them.
 
         Listed on a worker thread (the disk must not stall the tick), each header read once (``ReplayIndex``).
         """
-        replays = await asyncio.to_thread(list_replays, self.config.replay_dir)
-        return json_response({"playback": False, "dir": str(self.config.replay_dir), "replays": replays})
+        replays = await asyncio.to_thread(self.library.list)
+        return json_response({"playback": True, "dir": str(self.library.directory), "replays": replays})
 
-    def _metrics(self, request: Request) -> Response:
-        m = self.match
-        s = m.stats
-        lines = [
-            f"tickserver_ticks_total {s.ticks}",
-            f"tickserver_ticks_dropped_total {m.ticks_dropped}",
-            f"tickserver_players {m.player_count()}",
-            f"tickserver_entities {m.world.count()}",
-            f"tickserver_frames_sent_total {s.frames_sent}",
-            f"tickserver_bytes_sent_total {s.bytes_sent}",
-            f"tickserver_keyframes_sent_total {s.keyframes_sent}",
-            f"tickserver_encodes_total {s.encodes}",
-        ]
+    def _metrics(self, request: HttpRequest) -> Response:
+        lines = [f"tickserver_matches {len(self.matches)}", f"tickserver_playbacks {len(self.feeds) - len(self.matches)}"]
+        if self.default_id is not None:
+            m = self.match
+            s = m.stats
+            lines += [
+                f"tickserver_ticks_total {s.ticks}",
+                f"tickserver_ticks_dropped_total {m.ticks_dropped}",
+                f"tickserver_players {m.player_count()}",
+                f"tickserver_entities {m.world.count()}",
+                f"tickserver_frames_sent_total {s.frames_sent}",
+                f"tickserver_bytes_sent_total {s.bytes_sent}",
+                f"tickserver_keyframes_sent_total {s.keyframes_sent}",
+                f"tickserver_encodes_total {s.encodes}",
+            ]
+            lines += [f"tickserver_tick_{k.replace('_ms', '')}_ms {v:.4f}" for k, v in s.times.summary().items()]
         lines += [f"tickserver_{k}_total {v}" for k, v in self.stats.items()]
-        lines += [f"tickserver_tick_{k.replace('_ms', '')}_ms {v:.4f}" for k, v in s.times.summary().items()]
         return http_response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+
+
+async def serve(server: GameServer, on_ready: Callable[[int], None]) -> None:
+    """Start ``server``, tell ``on_ready`` its port, and run it until SIGINT or SIGTERM (or ``stop()``).
+
+    The one place a server is run until a signal: ``python -m server`` and ``tools.replay play`` both use it.
+    """
+    port = await server.start()
+    on_ready(port)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, server.stop)
+    try:
+        await server.run()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -3,13 +3,17 @@
 The schedule itself (deadlines, bounded catch-up, drops) is the pure
 ``server.ticker.Ticker``; this module only sleeps until its next deadline. The
 clock and the sleep are injected, so tests run the loop on a fake clock.
+``run_feed`` is the one tick loop of every feed the server hosts (a match, a
+playback): each on its own ``Ticker``, at its own rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from server.feed import Feed
 from server.ticker import Ticker
 
 
@@ -30,3 +34,20 @@ async def run_ticker(
             if max_ticks is not None and ran >= max_ticks:
                 return
         await sleep(max(0.0, ticker.next_deadline() - clock()))
+
+
+async def run_feed(
+    feed: Feed[Any],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    stop: asyncio.Event | None = None,
+    max_ticks: int | None = None,
+) -> None:
+    """Tick ``feed`` at its ``tick_rate`` on ``clock`` until ``stop`` is set (or the task is cancelled).
+
+    The feed's ``ticker`` is set here, from its first deadline (now) on, so
+    its dropped ticks can be reported. Cancelling the task stops the feed
+    between two ticks: ``tick`` is synchronous, the loop only waits in ``sleep``.
+    """
+    ticker = feed.ticker = Ticker(feed.tick_rate, clock())
+    await run_ticker(ticker, lambda: feed.tick(clock()), clock, sleep, stop, max_ticks)

@@ -1,15 +1,15 @@
-"""A match: one world, its ruleset, its tick loop and its members.
+"""A match: one world, its ruleset and its members; a live feed (``server/feed.py``).
 
 The match is transport-agnostic: each member has a ``Client`` (anything with
 ``send(bytes)`` and ``close(code, reason)``), and the match only ever calls
 ``send`` fire-and-forget, so a slow client never holds up the tick. Joins,
 leaves and inputs take effect at the tick boundary, in ascending player-id
-order, which is what makes a match replayable from its inputs.
+order, which is what makes a match replayable from its inputs. The shell
+ticks it (``server.loop.run_feed``), on its own loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections import deque
@@ -21,8 +21,8 @@ from attrs import define, field
 
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
+from server.feed import Client
 from server.inputs import InputTable
-from server.loop import run_ticker
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
@@ -45,18 +45,6 @@ from server.protocol.messages import (
 )
 from server.protocol.session import ServerSession, default_rate
 from server.ticker import Ticker
-
-
-class Client(Protocol):
-    """The transport side of one connection."""
-
-    def send(self, data: bytes) -> None:
-        """Queue ``data`` as one binary frame; never blocks, may drop for a slow reader."""
-        ...
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the connection with ``code``; never blocks."""
-        ...
 
 
 class MatchObserver(Protocol):
@@ -124,7 +112,7 @@ class MatchStats:
 
 
 class Match:
-    """One world and everyone in it. Drive it with ``tick(now)`` at the tick rate."""
+    """One world and everyone in it: a ``Feed`` of ``Member``s. Drive it with ``tick(now)`` at the tick rate."""
 
     def __init__(
         self,
@@ -169,8 +157,12 @@ class Match:
         self._roster_dirty = False
         self._snapshot = Snapshot.capture(self.world)
         self.history.add(self._snapshot)
-        #: The match's own tick schedule, from ``run()`` on.
+        #: The match's own tick schedule, set by its driver (``server.loop.run_feed``).
         self.ticker: Ticker | None = None
+        #: Since when (``now`` of a tick) the match has had no member, connected or held; None while it has one.
+        self.idle_since: float | None = None
+        #: A live match goes on until it is closed (a rooms layer may end one).
+        self.finished = False
 
     # -- membership ----------------------------------------------------------
 
@@ -209,6 +201,7 @@ class Match:
         self._next_player += 1
         member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client)
         self.members[player] = member
+        self.idle_since = None
         self._unjoined[player] = member
         self._tokens[member.token] = member
         return member
@@ -244,15 +237,6 @@ class Match:
 
     # -- the tick ------------------------------------------------------------
 
-    async def run(self, clock: Callable[[], float], stop: asyncio.Event) -> None:
-        """The match's tick loop: ``tick(now)`` at ``tick_rate`` on ``clock`` until ``stop`` is set.
-
-        Deadlines, bounded catch-up and dropped ticks are the ``Ticker``'s. Each
-        match runs its own loop, so one process can host several.
-        """
-        self.ticker = Ticker(self.tick_rate, clock())
-        await run_ticker(self.ticker, lambda: self.tick(clock()), clock, stop=stop)
-
     @property
     def ticks_dropped(self) -> int:
         return self.ticker.dropped if self.ticker is not None else 0
@@ -262,6 +246,10 @@ class Match:
         perf = self._perf
         t0 = perf()
         leaves, joins = self._membership(now)
+        if self.members:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now
         batch = self.inputs.commit()
         events = self.ruleset.step(self.world, batch)
         t1 = perf()

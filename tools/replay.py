@@ -7,7 +7,8 @@
   everything matches, 1 at the first divergence. ``--json`` prints one
   object; a progress bar goes to stderr when it is a terminal.
 - ``play PATH``: serve a replay file, or every replay of a directory, to the
-  browser viewer (``client_web/replay.html``) through the live protocol.
+  browser viewer (``client_web/replay.html``) through the live protocol: the
+  game server (``server.app.GameServer``) with a replay library and no match.
 
 Exit codes: 0 fine (a replay cut short by a killed server still verifies up
 to its last complete frame, with a warning); 1 a verification failed (or,
@@ -17,8 +18,8 @@ or bad arguments: one line on stderr, never a traceback; 141 the reader of
 the output went away (``info FILE | head -1``), quietly.
 
 The work is the ``server.replay`` package's (``resim.verify``, ``Replay``,
-``server/playback.py``); this module parses arguments, prints, draws the
-progress bar and picks the exit code.
+the playback core) and the game server's; this module parses arguments,
+prints, draws the progress bar and picks the exit code.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from server.cli import port, positive
+from server.config import ServerConfig
 from server.replay import resim
 from server.replay.format import BadReplay, Replay
-from server.replay.listing import read_replay
+from server.replay.listing import ReplayLibrary, read_replay
 
 PROG = "python -m tools.replay"
 
@@ -193,7 +195,7 @@ def print_verify(r: dict[str, Any], out: TextIO) -> None:
 
 
 def play(args: argparse.Namespace) -> int:
-    from server.playback import PlaybackServer, serve_replays
+    from server.app import GameServer, serve
 
     path: Path = args.path
     if path.is_dir():
@@ -205,7 +207,8 @@ def play(args: argparse.Namespace) -> int:
         directory, only = path.parent, path.name
     else:
         raise BadFile(f"{path}: no such file or directory")
-    server = PlaybackServer(directory, only=only, host=args.host, port=args.port)
+    config = ServerConfig(host=args.host, port=args.port, record=False, replay_dir=directory)
+    server = GameServer(config, library=ReplayLibrary(directory, only))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(port: int) -> None:
@@ -214,7 +217,7 @@ def play(args: argparse.Namespace) -> int:
         print(f"serving {'replay ' + str(path) if only else 'the replays of ' + str(directory)} at {url}", flush=True)
 
     try:
-        asyncio.run(serve_replays(server, ready))
+        asyncio.run(serve(server, ready))
     except OSError as exc:
         raise BadFile(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:
@@ -240,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"re-simulate the keyframe-to-keyframe pieces of the replay in N processes; 1: one pass from "
                         f"the seed (default: one per CPU, no more than there are pieces; this machine has "
                         f"{os.cpu_count()} CPUs)")
-    pl = sub.add_parser("play", help="serve a replay (or a directory of them) to the browser viewer")
+    pl = sub.add_parser("play", help="serve a replay (or a directory of them) to the browser viewer (replay.html), "
+                                     "on the game server with no match")
     pl.add_argument("path", type=Path, nargs="?", default=Path("replays"), help="a .replay file or a directory (default replays)")
     pl.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pl.add_argument("--port", type=port, default=8770, help="port, 0 to 65535; 0 picks a free one (default 8770)")

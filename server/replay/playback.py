@@ -1,18 +1,21 @@
-"""The playback core, sans I/O: a replay served to spectators through the live protocol.
+"""The playback core, sans I/O: a replay served to spectators through the live protocol; a feed (``server/feed.py``).
 
 A ``Playback`` is a replay dressed as a match: it re-simulates the replay
 (``Replayer``) and sends its viewers exactly what a live match sends a
 spectator (``welcome``, ``roster``, ``update`` deltas against what each one
 acknowledged, with checksums), plus two replay messages (``replay_info``
-once, ``replay`` whenever the playback state changes) and accepts one more
+once, ``replay`` whenever the playback state changes) and takes one more
 client message, ``control`` (pause, speed, seek). REPLAY.md documents the
 extension. Every viewer of a replay sees the same playback: a control from
 one applies to all.
 
-No sockets, no event loop, no clock: the shell feeds it frames with the
-time (``receive``), calls ``tick()`` at the replay's tick rate, and gives
-each viewer a client object to send to (``send(bytes)``, ``close(code,
-reason)``). ``server/playback.py`` is that shell today.
+No sockets, no event loop, no clock: the game server's shell hosts it like a
+match (``server/app.py``): each viewer's connection has the one session of
+the protocol (``ServerSession.for_viewer``: its state table decodes and
+checks every message, ``control`` included, and keeps the viewer's acks), the
+shell hands the playback the messages (``on_message``) and ticks it at the
+replay's tick rate (``tick(now)``), and each viewer has a client object to
+send to (``send(bytes)``, ``close(code, reason)``).
 """
 
 from __future__ import annotations
@@ -21,138 +24,47 @@ import logging
 import secrets
 from typing import Any
 
-import msgpack
-from attrs import define, field, frozen
+from attrs import define, field
 
 from game.rules import Ruleset
+from server.feed import Client
 from server.protocol import PROTOCOL_VERSION
-from server.protocol.codec import MAX_CLIENT_MESSAGE, encode_server, finish_update
+from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
-from server.protocol.errors import (
-    CLOSE_POLICY,
-    InvalidField,
-    PolicyViolation,
-)
+from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, PolicyViolation
 from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
 from server.protocol.messages import (
-    Ack,
+    ClientMessage,
+    Control,
     Error,
     Hello,
-    Input,
     Ping,
     Pong,
+    ReplayInfo,
+    ReplayStatus,
     Resync,
     Roster,
     RosterEntry,
     Welcome,
 )
-from server.protocol.session import ServerSession
+from server.protocol.session import RATE_PER_S, ServerSession
 from server.replay.format import Replay, ReplayError
 from server.replay.resim import Replayer
+from server.ticker import Ticker
 
 log = logging.getLogger("server.replay.playback")
 
-#: Playback speeds a viewer may ask for.
-MIN_SPEED, MAX_SPEED = 0.25, 8.0
-#: Control messages a viewer may send per second, sustained (the burst is twice that).
-CONTROL_RATE = 30.0
 #: Real ticks between two ``replay`` status messages while playing.
 STATUS_EVERY = 10
 #: A playback nobody watches is dropped after this many seconds.
 IDLE_S = 60.0
 #: Viewer ids start here, far from recorded player ids.
 FIRST_VIEWER = 1_000_000
-_U32 = 0xFFFFFFFF
-_CONTROL_KEYS = {"t", "pause", "speed", "seek"}
 
 
-@frozen
-class Control:
-    """A viewer's ``control`` message: any of pause (bool), speed (0.25..8), seek (a tick)."""
-
-    pause: bool | None = None
-    speed: float | None = None
-    seek: int | None = None
-
-
-def decode_control(data: bytes | str) -> Control | None:
-    """The ``control`` message in ``data``, or None when it is another message (for ``ServerSession``).
-
-    Raises:
-        InvalidField (1007) for a control message with a bad field.
-    """
-    if isinstance(data, str) or len(data) > MAX_CLIENT_MESSAGE:
-        return None
-    try:
-        obj = msgpack.unpackb(data, raw=False, max_str_len=256, max_bin_len=0, max_array_len=32, max_map_len=16)
-    except Exception:  # noqa: BLE001 - msgpack raises several unrelated types; the session reports it
-        return None
-    if not isinstance(obj, dict) or obj.get("t") != "control":
-        return None
-    extra = set(obj) - _CONTROL_KEYS
-    if extra:
-        raise InvalidField(f"control: unknown field(s) {', '.join(sorted(map(str, extra)))}")
-    pause, speed, seek = obj.get("pause"), obj.get("speed"), obj.get("seek")
-    if pause is not None and not isinstance(pause, bool):
-        raise InvalidField("control: pause must be true or false")
-    if speed is not None and (isinstance(speed, bool) or not isinstance(speed, (int, float))
-                              or not MIN_SPEED <= speed <= MAX_SPEED):
-        raise InvalidField(f"control: speed must be a number in [{MIN_SPEED}, {MAX_SPEED}]")
-    if seek is not None and (isinstance(seek, bool) or not isinstance(seek, int) or not 0 <= seek <= _U32):
-        raise InvalidField("control: seek must be a tick (uint32)")
-    return Control(pause, None if speed is None else float(speed), seek)
-
-
-class PlaybackSession:
-    """A viewer connection's protocol state: ``ServerSession`` for the live messages, plus controls.
-
-    Acknowledgements are kept here, not in the inner session: after a seek
-    the playback's ticks jump (even backwards), so only acks of ticks sent
-    since the last seek (``lo..hi``) count, and acks from before it are
-    ignored rather than treated as errors.
-    """
-
-    def __init__(self, session: ServerSession) -> None:
-        self.inner = session
-        self.acked: int | None = None
-        #: The viewer asked for a keyframe (``resync``): send its state again even if unchanged.
-        self.lost = False
-        self._tokens = 2 * CONTROL_RATE
-        self._last: float | None = None
-
-    def receive(self, data: bytes | str, now: float, lo: int, hi: int) -> Hello | Control | Ping | None:
-        """Decode and check one frame; returns what the playback must act on (None: nothing).
-
-        Raises:
-            ProtocolError: with the close code to use.
-        """
-        control = decode_control(data)
-        if control is not None:
-            if self.inner.state.value != "active":
-                raise PolicyViolation("control before hello")
-            self._charge(now)
-            return control
-        msg = self.inner.receive(data, now, _U32)
-        inner = self.inner
-        inner.acked, inner.ack_floor = None, -1
-        tick = msg.tick if isinstance(msg, Ack) else msg.ack if isinstance(msg, Input) else None
-        if tick is not None and lo <= tick <= hi and (self.acked is None or tick > self.acked):
-            self.acked = tick
-        if isinstance(msg, Resync):
-            self.acked = None
-            self.lost = True
-        return msg if isinstance(msg, (Hello, Ping)) else None
-
-    def _charge(self, now: float) -> None:
-        if self._last is not None:
-            self._tokens = min(2 * CONTROL_RATE, self._tokens + (now - self._last) * CONTROL_RATE)
-        self._last = now
-        if self._tokens < 1:
-            raise PolicyViolation(f"more than {CONTROL_RATE:g} control messages per second")
-        self._tokens -= 1
-
-    def close(self) -> None:
-        self.inner.close()
+def viewer_session(rate: float = RATE_PER_S) -> ServerSession:
+    """The session of a playback's viewer: ``rate`` messages a second sustained, bursts of twice that."""
+    return ServerSession.for_viewer(rate=rate, burst=2 * rate)
 
 
 @define(eq=False)
@@ -161,24 +73,29 @@ class Viewer:
 
     player: int
     name: str
-    session: PlaybackSession
-    client: Any  # server.match.Client: send(bytes), close(code, reason)
+    session: ServerSession
+    client: Client
     token: str = field(factory=lambda: secrets.token_urlsafe(18))
     needs_welcome: bool = True
     sent_tick: int | None = None
+    #: It asked for a keyframe (``resync``): send its state again even if unchanged.
+    lost: bool = False
 
 
 class Playback:
-    """One replay played to its viewers. Drive it with ``tick()`` at the replay's tick rate.
+    """One replay played to its viewers: a ``Feed`` of ``Viewer``s. Drive it with ``tick(now)`` at the replay's tick rate.
 
     Args:
         name: the replay's name (its file name), for the viewers.
         replay: the parsed replay.
         ruleset: its ruleset (``check_ruleset`` passes).
+        msg_rate: messages a second a viewer may send, sustained (bursts of twice that).
     """
 
-    def __init__(self, name: str, replay: Replay, ruleset: Ruleset, *, history: int = HISTORY_SIZE) -> None:
+    def __init__(self, name: str, replay: Replay, ruleset: Ruleset, *, history: int = HISTORY_SIZE,
+                 msg_rate: float = RATE_PER_S) -> None:
         self.name = name
+        self.msg_rate = msg_rate
         self.replay = replay
         self.sim = Replayer(replay, ruleset)
         self.header = replay.header
@@ -192,8 +109,6 @@ class Playback:
         self.viewers: dict[int, Viewer] = {}
         self.paused = False
         self.speed = 1.0
-        #: Acks count from this tick on (the last seek); ``hi`` is the current tick.
-        self.epoch_start = self.sim.tick
         self.updates_sent = 0
         self._progress = 0.0
         self._hold = False
@@ -208,35 +123,58 @@ class Playback:
         self._roster_key: tuple[Any, ...] | None = None
         self._events: list[Any] = []
         self._snapshot = self._capture()
+        #: The ``replay_info`` frame, encoded once.
+        self._info_frame: bytes | None = None
+        #: Its tick schedule, set by its driver (``server.loop.run_feed``).
+        self.ticker: Ticker | None = None
+        #: Since when (``now``) nobody watches; None while someone does. Loaded, it waits for its first viewer.
+        self.idle_since: float | None = None
 
     # -- viewers -----------------------------------------------------------------
 
-    def new_session(self) -> PlaybackSession:
-        return PlaybackSession(ServerSession(self.sim.ruleset.spec.inputs))
+    @property
+    def tick_count(self) -> int:
+        """The playback's tick: viewers' acks ahead of it are of a timeline a seek left behind (ignored)."""
+        return self.sim.tick
 
-    def receive(self, viewer: Viewer | None, session: PlaybackSession, data: bytes | str, now: float) -> Hello | None:
-        """A frame from a connection; returns its ``hello`` (the caller then ``connect``s)."""
-        msg = session.receive(data, now, self.epoch_start, self.sim.tick)
-        if isinstance(msg, Hello):
-            return msg
-        if isinstance(msg, Control):
-            self.control(msg)
-        elif isinstance(msg, Ping) and viewer is not None:
-            viewer.client.send(encode_server(Pong(msg.id, msg.time, self.sim.tick)))
-        return None
+    @property
+    def finished(self) -> bool:
+        """It failed (``fail``): it never plays again; a new viewer opens the file anew."""
+        return self.failed is not None
 
-    def connect(self, hello: Hello, session: PlaybackSession, client: Any) -> Viewer:
-        """Everyone is a spectator here; the welcome goes out at the next ``tick()``."""
+    def new_session(self) -> ServerSession:
+        return viewer_session(self.msg_rate)
+
+    def connect(self, hello: Hello, session: ServerSession, client: Client, now: float) -> Viewer:
+        """Everyone is a spectator here; the welcome goes out at the next ``tick()``.
+
+        Raises:
+            PolicyViolation: (1008) the playback failed while this viewer was connecting.
+        """
+        if self.failed is not None:
+            raise PolicyViolation(self.failed)
         viewer = Viewer(self._next_viewer, hello.name, session, client)
         self._next_viewer += 1
         self.viewers[viewer.player] = viewer
-        if self.failed is not None:
-            self.fail(self.failed)  # too late: it failed while this viewer was connecting
+        self.idle_since = None
         return viewer
 
-    def disconnect(self, viewer: Viewer) -> None:
+    def on_message(self, viewer: Viewer, msg: ClientMessage) -> None:
+        """A message the viewer's session accepted: a control, a ping (answered at once), a resync."""
+        if isinstance(msg, Control):
+            self.control(msg)
+        elif isinstance(msg, Ping):
+            viewer.client.send(encode_server(Pong(msg.id, msg.time, self.sim.tick)))
+        elif isinstance(msg, Resync):
+            viewer.lost = True  # its session forgot its acks: the next update is a keyframe, even if paused
+
+    def disconnect(self, viewer: Viewer, client: Client, now: float) -> None:
+        if self.viewers.get(viewer.player) is not viewer:
+            return  # closed by ``fail``
         viewer.session.close()
-        self.viewers.pop(viewer.player, None)
+        del self.viewers[viewer.player]
+        if not self.viewers:
+            self.idle_since = now
 
     # -- controls ----------------------------------------------------------------
 
@@ -272,9 +210,8 @@ class Playback:
         # A new timeline of ticks: fresh bases, and acks only from here on.
         self.history = SnapshotHistory(self._history_size)
         self.encoder = UpdateEncoder(self.schema, self.history)
-        self.epoch_start = tick
         for v in self.viewers.values():
-            v.session.acked = None
+            v.session.restart_acks(tick)
         self._snapshot = self._capture()
         self._status_dirty = True
         self._hold = True  # the next tick shows the target itself
@@ -338,52 +275,61 @@ class Playback:
     def roster(self) -> Roster:
         return Roster(tuple(RosterEntry(p, e, n, True) for p, (n, e) in sorted(self.sim.players.items())))
 
-    def info(self) -> dict[str, Any]:
-        """The ``replay_info`` message's fields (static for a playback)."""
+    def replay_info(self) -> ReplayInfo:
+        """What the replay is (the ``replay_info`` message; static for a playback)."""
         r, h = self.replay, self.header
-        return {
-            "name": self.name, "match": h.match, "ruleset": h.ruleset, "ruleset_version": h.ruleset_version,
-            "seed": h.seed, "options": h.options, "tick_rate": h.tick_rate, "start_time": h.start_time,
-            "first": r.first_tick, "last": r.last_tick, "complete": r.complete, "warnings": r.warnings(),
-            "keyframes": [k.tick for k in r.keyframes],
-            "checkpoints": [[c.tick, c.checksum] for c in r.checkpoints],
-            "scores": None if r.end is None else [[p, s] for p, s in sorted(r.end.scores.items())],
-            "players": [[p, n] for p, n in sorted(r.players().items())],
-        }
+        return ReplayInfo(
+            self.name, h.match, h.ruleset, h.ruleset_version, h.seed, h.options, h.tick_rate, h.start_time,
+            r.first_tick, r.last_tick, r.complete, r.warnings(), [k.tick for k in r.keyframes],
+            [(c.tick, c.checksum) for c in r.checkpoints],
+            None if r.end is None else sorted(r.end.scores.items()), sorted(r.players().items()))
 
-    def status(self) -> dict[str, Any]:
-        return {"t": "replay", "tick": self.sim.tick, "first": self.replay.first_tick, "last": self.sim.last_tick,
-                "paused": self.paused, "speed": self.speed}
+    def status(self) -> ReplayStatus:
+        """Where the playback stands (the ``replay`` message)."""
+        return ReplayStatus(self.sim.tick, self.replay.first_tick, self.sim.last_tick, self.paused, self.speed)
+
+    def info(self) -> dict[str, Any]:
+        """A summary for the server's HTTP API."""
+        return {
+            "replay": self.name, "match": self.header.match, "ruleset": self.header.ruleset,
+            "tick": self.sim.tick, "first": self.replay.first_tick, "last": self.sim.last_tick,
+            "tick_rate": self.tick_rate, "paused": self.paused, "speed": self.speed, "viewers": len(self.viewers),
+            "ticks_dropped": self.ticker.dropped if self.ticker is not None else 0, "failed": self.failed,
+        }
 
     def _send(self) -> None:
         snap = self._snapshot
         key = tuple(sorted(self.sim.players.items()))
         roster = encode_server(self.roster()) if key != self._roster_key else None
         self._roster_key = key
-        status: bytes = msgpack.packb(self.status()) if self._status_dirty else b""
+        status = encode_server(self.status()) if self._status_dirty else None
         self._status_dirty = False
+        encoder = self.encoder
         for v in list(self.viewers.values()):
             client = v.client
             if v.needs_welcome:
                 v.needs_welcome = False
                 client.send(encode_server(Welcome(PROTOCOL_VERSION, self.header.match, v.player, None, self.tick_rate,
                                                   snap.tick, v.token, self.ruleset_wire, False, 0.0)))
-                client.send(msgpack.packb({"t": "replay_info", **self.info()}))
+                if self._info_frame is None:
+                    self._info_frame = encode_server(self.replay_info())
+                client.send(self._info_frame)
                 client.send(roster or encode_server(self.roster()))
-                client.send(status or msgpack.packb(self.status()))
+                client.send(status or encode_server(self.status()))
             else:
                 if roster is not None:
                     client.send(roster)
-                if status:
+                if status is not None:
                     client.send(status)
-            if v.sent_tick == snap.tick and not v.session.lost:
+            if v.sent_tick == snap.tick and not v.lost:
                 continue  # paused, or slower than 1x: nothing new for it
-            base = self.encoder.base_for(v.session.acked)
-            client.send(finish_update(self.encoder.prefix(base), 0))
+            # Its session keeps its acks (and forgets them at a resync or a seek): the base it holds, if any.
+            client.send(finish_update(encoder.prefix(encoder.base_for(v.session.acked)), 0))
             v.sent_tick = snap.tick
-            v.session.lost = False
+            v.lost = False
             self.updates_sent += 1
 
-    def close(self, code: int = 1001, reason: str = "replay server shutting down") -> None:
+    def close(self, reason: str = "server shutting down") -> None:
+        """Close every viewer (1001, ``reason``)."""
         for v in list(self.viewers.values()):
-            v.client.close(code, reason)
+            v.client.close(CLOSE_GOING_AWAY, reason)

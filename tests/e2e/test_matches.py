@@ -62,5 +62,5 @@ def test_a_server_hosts_two_matches_each_with_its_own_loop_and_players(tmp_path:
 
 def test_a_game_server_refuses_two_matches_with_one_id() -> None:
     drift = get_ruleset("drift")
-    with pytest.raises(ValueError, match="two matches"):
+    with pytest.raises(ValueError, match="two feeds with the id"):
         GameServer(ServerConfig(), [Match(drift, match_id="x"), Match(drift, match_id="x")])

@@ -56,7 +56,7 @@ def test_bots_play_a_recorded_match_and_a_fresh_process_verifies_it_to_the_serve
     assert summary["connected"] == 4 and summary["desyncs"] == 0, err
     time.sleep(0.5)  # the bots' players are held 0.2 s, then leave: leaves are recorded too
     listing = server.get_json("/api/replays")
-    assert listing["playback"] is False
+    assert listing["playback"] is True  # the game server plays its own recordings (/ws?replay=NAME)
     assert [r["name"] for r in listing["replays"]] == [path.name]
     assert listing["replays"][0]["ruleset"] == ruleset and listing["replays"][0]["seed"] == 1
 

@@ -18,7 +18,6 @@ from game.rules import get_ruleset
 from server.app import GameServer
 from server.config import ServerConfig
 from server.match import Match
-from server.playback import PlaybackServer
 from server.replay import listing
 from server.replay.format import HEADER, BadReplay, CorruptReplay, NoSuchReplay, UnknownRuleset
 from server.replay.listing import HEADER_MAX, HEADER_PROBE, ReplayIndex, ReplayLibrary, list_replays, read_header
@@ -111,7 +110,7 @@ def test_the_game_server_lists_many_replays_off_the_event_loop(many: Path, monke
         time.sleep(0.5)  # a slow disk: the tick loop and other requests must go on meanwhile
         return real(directory)
 
-    monkeypatch.setattr("server.app.list_replays", slow_listing)
+    monkeypatch.setattr("server.replay.listing.list_replays", slow_listing)
     config = ServerConfig(port=0, ruleset="drift", options=(("npcs", 10),), record=False, replay_dir=many)
     server = GameServer(config, Match(get_ruleset("drift"), match_id="m", options={"npcs": 10}))
 
@@ -127,7 +126,7 @@ def test_the_game_server_lists_many_replays_off_the_event_loop(many: Path, monke
             await asyncio.sleep(0.2)
             assert server.match.tick_count > tick  # the tick loop kept ticking
             body = await listing
-            assert body["playback"] is False and len(body["replays"]) == MANY
+            assert body["playback"] is True and len(body["replays"]) == MANY
             assert threads and threads[0] != threading.main_thread().name
         finally:
             server.stop()
@@ -136,8 +135,8 @@ def test_the_game_server_lists_many_replays_off_the_event_loop(many: Path, monke
     asyncio.run(main())
 
 
-def test_the_playback_server_lists_many_replays_from_the_cache(many: Path) -> None:
-    server = PlaybackServer(many, port=0)
+def test_a_replay_server_lists_many_replays_from_the_cache(many: Path) -> None:
+    server = GameServer(ServerConfig(port=0, record=False, replay_dir=many), library=ReplayLibrary(many))
 
     async def main() -> None:
         port = await server.start()

@@ -1,4 +1,10 @@
-"""The playback core: a replay served to spectators through the live protocol, with pause, speed and seek."""
+"""The playback core: a replay served to spectators through the live protocol, with pause, speed and seek.
+
+Each viewer here is what the shell makes of a connection: the playback's
+session (``new_session``, the protocol's one session table) decodes every
+frame, and the playback gets the hello (``connect``) and every later message
+(``on_message``).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,23 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
 from game.rules import get_ruleset
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Snapshot, WireSchema, apply_body
-from server.protocol.errors import InvalidField, PolicyViolation
+from server.protocol.errors import MalformedMessage, PolicyViolation
 from server.protocol.messages import (
     Ack,
+    ClientMessage,
+    Control,
     Error,
     Hello,
+    Input,
     Ping,
     Pong,
+    ReplayInfo,
+    ReplayStatus,
     Resync,
     Roster,
     Update,
@@ -26,7 +36,7 @@ from server.protocol.messages import (
 )
 from server.replay.format import PREAMBLE, UnknownRuleset, frame, parse_replay
 from server.replay.listing import ReplayLibrary
-from server.replay.playback import Control, Playback, Viewer, decode_control
+from server.replay.playback import Playback, Viewer
 from server.replay.resim import Replayer
 from tests.replay.helpers import edit_keyframe, edit_tick, record_match
 
@@ -49,38 +59,41 @@ class FakeClient:
         self.closed = (code, reason)
 
     def take(self) -> list[Any]:
-        out = []
-        for f in self.frames:
-            obj = msgpack.unpackb(f, raw=False)
-            out.append(obj if obj["t"] in ("replay", "replay_info") else decode_server(f))
+        out = [decode_server(f) for f in self.frames]
         self.frames.clear()
         return out
 
 
 class Watcher:
-    """A viewer and its mirror: applies updates like a client, acks them."""
+    """A viewer as the shell connects it, and its mirror: applies updates like a client, acks them.
+
+    Its messages are a tenth of a second apart, well within the rate limit.
+    """
 
     def __init__(self, pb: Playback, name: str = "eve") -> None:
         self.pb = pb
         self.client = FakeClient()
         self.session = pb.new_session()
-        hello = pb.receive(None, self.session, encode_client(Hello(1, name, True)), 0.0)
+        self.now = 0.0
+        hello = self.session.receive(encode_client(Hello(1, name, True)), self.now, pb.tick_count)
         assert isinstance(hello, Hello)
-        self.viewer: Viewer = pb.connect(hello, self.session, self.client)
+        self.viewer: Viewer = pb.connect(hello, self.session, self.client, self.now)
         self.schema: WireSchema | None = None
         self.states: dict[int, Snapshot] = {}
         self.tick: int | None = None
         self.keyframes = 0
-        self.status: dict[str, Any] | None = None
-        self.info: dict[str, Any] | None = None
+        self.status: ReplayStatus | None = None
+        self.info: ReplayInfo | None = None
         self.roster: Roster | None = None
 
-    def send(self, msg: Any) -> None:
-        data = msg if isinstance(msg, bytes) else encode_client(msg)
-        self.pb.receive(self.viewer, self.session, data, 0.0)
+    def send(self, msg: ClientMessage) -> None:
+        self.now += 0.1
+        got = self.session.receive(encode_client(msg), self.now, self.pb.tick_count)
+        if got is not None:
+            self.pb.on_message(self.viewer, got)
 
     def control(self, **kw: Any) -> None:
-        self.send(msgpack.packb({"t": "control", **kw}))
+        self.send(Control(**kw))
 
     def pump(self, ack: bool = True) -> list[Update]:
         updates = []
@@ -89,11 +102,10 @@ class Watcher:
                 self.schema = WireSchema.from_wire(m.ruleset)
             elif isinstance(m, Roster):
                 self.roster = m
-            elif isinstance(m, dict):
-                if m["t"] == "replay":
-                    self.status = m
-                else:
-                    self.info = m
+            elif isinstance(m, ReplayStatus):
+                self.status = m
+            elif isinstance(m, ReplayInfo):
+                self.info = m
             elif isinstance(m, Update):
                 assert self.schema is not None
                 base = None if m.base is None else self.states[m.base]
@@ -127,14 +139,13 @@ def test_a_viewer_gets_welcome_info_roster_status_and_a_keyframe(pb: Playback) -
     w = Watcher(pb)
     pb.tick()
     msgs = w.client.take()
-    kinds = [m["t"] if isinstance(m, dict) else type(m).__name__ for m in msgs]
-    assert kinds == ["Welcome", "replay_info", "Roster", "replay", "Update"]
+    assert [type(m) for m in msgs] == [Welcome, ReplayInfo, Roster, ReplayStatus, Update]
     welcome, info, _, status, update = msgs
     assert welcome.entity is None and welcome.ruleset["name"] == "arena" and welcome.tick_rate == 30
-    assert info["first"] == 0 and info["last"] == 660 and info["complete"] is True
-    assert info["keyframes"] == [300, 600] and [0, 0] not in info["checkpoints"]
-    assert [t for t, _ in info["checkpoints"]] == list(range(30, 661, 30))
-    assert status == {"t": "replay", "tick": 1, "first": 0, "last": 660, "paused": False, "speed": 1.0}
+    assert info.first == 0 and info.last == 660 and info.complete is True and info.name == pb.name
+    assert info.keyframes == (300, 600) and (0, 0) not in info.checkpoints
+    assert [t for t, _ in info.checkpoints] == list(range(30, 661, 30))
+    assert status == ReplayStatus(tick=1, first=0, last=660, paused=False, speed=1.0)
     assert update.base is None and update.tick == 1
 
 
@@ -160,7 +171,7 @@ def test_pause_stops_the_updates_and_play_resumes_them(pb: Playback) -> None:
     w.control(pause=True)
     pb.tick()
     w.pump()
-    assert w.status is not None and w.status["paused"] is True
+    assert w.status is not None and w.status.paused is True
     for _ in range(20):
         pb.tick()
         assert w.pump() == []
@@ -183,7 +194,7 @@ def test_speed_sets_replay_ticks_per_real_tick(pb: Playback, speed: float, ticks
         assert sent == [int(speed) * k for k in range(1, ticks + 1)]
     else:  # the start, then an update whenever a tick passed: none while nothing moved
         assert sent == list(range(expected + 1))
-    assert w.status is not None and w.status["speed"] == speed
+    assert w.status is not None and w.status.speed == speed
 
 
 def test_seeking_sends_a_keyframe_of_the_target_tick_with_the_recorded_checksum(pb: Playback) -> None:
@@ -234,7 +245,7 @@ def test_seeks_are_clamped_to_the_replay_and_the_end_pauses(pb: Playback) -> Non
     w.control(seek=10**6)
     pb.tick()
     w.pump()
-    assert pb.sim.tick == 660 and pb.paused and w.status is not None and w.status["paused"]
+    assert pb.sim.tick == 660 and pb.paused and w.status is not None and w.status.paused
     w.control(pause=False)  # at the end, play starts over
     pb.tick()
     assert [u.tick for u in w.pump()] == [0]
@@ -274,26 +285,17 @@ def test_pings_are_answered_with_the_playback_tick(pb: Playback) -> None:
     assert isinstance(pong, Pong) and pong.id == 7 and pong.tick == 1
 
 
-@pytest.mark.parametrize("fields, error", [
-    ({"speed": 9}, InvalidField), ({"speed": 0.1}, InvalidField), ({"speed": True}, InvalidField),
-    ({"seek": -1}, InvalidField), ({"seek": 1.5}, InvalidField), ({"pause": 1}, InvalidField),
-    ({"rewind": True}, InvalidField),
-])
-def test_bad_controls_are_invalid_fields(fields: dict[str, Any], error: type) -> None:
-    with pytest.raises(error):
-        decode_control(msgpack.packb({"t": "control", **fields}))
+def test_a_control_before_hello_is_a_protocol_error(pb: Playback) -> None:
+    session = pb.new_session()  # a viewer's: its state table has no control before the hello
+    with pytest.raises(MalformedMessage, match="control is not allowed in state viewer handshake") as info:
+        session.receive(encode_client(Control(pause=True)), 0.0, pb.tick_count)
+    assert info.value.code == 1002
 
 
-def test_controls_decode_and_other_messages_pass_through() -> None:
-    assert decode_control(msgpack.packb({"t": "control", "pause": True, "speed": 2, "seek": 30})) == Control(True, 2.0, 30)
-    assert decode_control(encode_client(Ack(3))) is None
-    assert decode_control(b"\xc1") is None
-
-
-def test_a_control_before_hello_is_a_policy_violation(pb: Playback) -> None:
-    session = pb.new_session()
-    with pytest.raises(PolicyViolation):
-        pb.receive(None, session, msgpack.packb({"t": "control", "pause": True}), 0.0)
+def test_a_viewer_cannot_send_input(pb: Playback) -> None:
+    w = Watcher(pb)
+    with pytest.raises(MalformedMessage, match="input is not allowed in state watching"):
+        w.send(Input(1, (0, 0)))
 
 
 def test_a_replay_of_an_unknown_ruleset_cannot_be_loaded(tmp_path: Path, replay_path: Path) -> None:
@@ -332,9 +334,10 @@ def test_a_replay_that_fails_re_simulation_closes_its_viewers_with_an_error_and_
     for w in (a, b):
         _assert_failed_with_1008(pb, w, "tick 20")
     pb.tick()  # a dead playback stays quiet
-    assert a.client.frames == [] and pb.sim.tick == 19
-    late = Watcher(pb, "late")  # connected while it was failing: closed at once
-    _assert_failed_with_1008(pb, late, "tick 20")
+    assert a.client.frames == [] and pb.sim.tick == 19 and pb.finished
+    with pytest.raises(PolicyViolation, match="tick 20") as info:  # one connecting while it was failing
+        Watcher(pb, "late")
+    assert info.value.code == 1008
 
 
 def test_a_corrupt_keyframe_met_on_a_seek_closes_the_viewers_with_an_error_and_1008(tmp_path: Path, replay_path: Path) -> None:
@@ -352,7 +355,6 @@ def test_seeks_between_two_ticks_are_coalesced_into_the_last_one(pb: Playback) -
     pb.tick()
     w.pump()
     for target in range(400, 460):  # two seconds' worth of controls, all before the next tick
-        w.session._tokens = 60  # the rate limit is tested elsewhere
         w.control(seek=target)
     assert pb.seeks == 0 and pb.sim.tick == 1  # nothing re-simulated yet
     pb.tick()
@@ -363,56 +365,3 @@ def test_seeks_between_two_ticks_are_coalesced_into_the_last_one(pb: Playback) -
     pb.tick()
     (u,) = w.pump()
     assert pb.seeks == 2 and u.tick == 600 and pb.paused
-
-
-async def _watch(port: int, name: str, until_tick: int | None = None) -> tuple[list[Any], int | None]:
-    """A raw viewer: hello, then ack every update; returns what it got and the close code."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
-    got: list[Any] = []
-    async with connect(f"ws://127.0.0.1:{port}/ws?replay={name}") as ws:
-        await ws.send(encode_client(Hello(1, "v", True)))
-        try:
-            async for data in ws:
-                assert isinstance(data, bytes)
-                obj = msgpack.unpackb(data, raw=False)
-                msg = obj if obj["t"] in ("replay", "replay_info") else decode_server(data)
-                got.append(msg)
-                if isinstance(msg, Update):
-                    await ws.send(encode_client(Ack(msg.tick)))
-                    if until_tick is not None and msg.tick >= until_tick:
-                        return got, None
-        except ConnectionClosed:
-            pass
-        return got, ws.close_code
-
-
-def test_the_server_drops_a_failing_playback_and_keeps_serving_the_others(tmp_path: Path, replay_path: Path) -> None:
-    import asyncio
-
-    from server.playback import PlaybackServer
-
-    data = replay_path.read_bytes()
-    (tmp_path / "good.replay").write_bytes(data)
-    (tmp_path / "bad.replay").write_bytes(edit_tick(data, 15, [1, 15, [], [], [0, [1, b""], [[0, None, b"\x01"]]]]))
-
-    async def main() -> None:
-        server = PlaybackServer(tmp_path, port=0)
-        port = await server.start()
-        runner = asyncio.create_task(server.run())
-        try:
-            good = asyncio.create_task(_watch(port, "good.replay", until_tick=45))
-            bad_msgs, code = await asyncio.wait_for(_watch(port, "bad.replay"), 10)
-            assert code == 1008
-            (error,) = [m for m in bad_msgs if isinstance(m, Error)]
-            assert error.code == 1008 and "tick 15" in error.reason
-            assert max(m.tick for m in bad_msgs if isinstance(m, Update)) == 14
-            good_msgs, good_code = await asyncio.wait_for(good, 10)  # still playing, past the other's failure
-            assert good_code is None and not [m for m in good_msgs if isinstance(m, Error)]
-            assert "bad.replay" not in server.playbacks and not runner.done()
-        finally:
-            server.stop()
-            await asyncio.wait_for(runner, 10)
-
-    asyncio.run(main())
