@@ -940,8 +940,13 @@ class GameServer:
                     self._sweep()
         finally:
             self._running = False
-            for feed_id in list(self.feeds):
-                self.remove_feed(feed_id, "server shutting down")
+            loops = list(self._loops.values())
+            self._loops.clear()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            for feed in self.feeds.values():  # they stay in the registry, stopped
+                feed.close("server shutting down")
             if self._listener is not None:
                 self._listener.close()
                 await self._close_connections()

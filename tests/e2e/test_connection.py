@@ -1,4 +1,10 @@
-"""How the game server takes frames off a connection: early, fragmented, or hitting a bug."""
+"""How the game server takes frames off a connection: early, fragmented, flooding, or hitting a bug.
+
+Every hostile test runs twice (``endpoint``): against a player of the live
+match (``/ws``) and against a viewer of a replay's playback on the same
+server (``/ws?replay=NAME``): one connection class serves both, so every
+hardening behaviour must hold for both.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -29,7 +37,30 @@ from server.protocol.messages import (
     Welcome,
 )
 from tests.e2e.helpers import drift_server, messages_until_closed, serving
+from tests.replay.helpers import record_match
 from tools.client import GameClient
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with one recorded drift match in it: what the servers here play at ``/ws?replay=NAME``."""
+    directory = tmp_path_factory.mktemp("recorded")
+    record_match(directory, "drift", ticks=120, players=2, options={"npcs": 20})
+    return directory
+
+
+@pytest.fixture(params=["player", "viewer"])
+def endpoint(request: pytest.FixtureRequest, recorded: Path) -> str:
+    """The WebSocket path of a hostile test's connection: the live match, or the playback of ``recorded``'s replay."""
+    if request.param == "player":
+        return "/ws"
+    (replay,) = recorded.glob("*.replay")
+    return f"/ws?replay={replay.name}"
+
+
+def game_server(start_server: Any, recorded: Path, *args: str) -> Any:
+    """``python -m server`` with ``args`` (a drift match), playing the replays of ``recorded``."""
+    return start_server("--ruleset", "drift", *args, "--replay-dir", str(recorded), "--no-record")
 
 
 def masked(payload: bytes, opcode: int = 0x2, fin: bool = True) -> bytes:
@@ -41,11 +72,11 @@ def masked(payload: bytes, opcode: int = 0x2, fin: bool = True) -> bytes:
 class RawClient:
     """A WebSocket client on a bare socket: it sends what the test says, whatever the server said."""
 
-    def __init__(self, port: int, *pipelined: bytes) -> None:
-        """Connect and send the upgrade request, with ``pipelined`` frames right behind it."""
+    def __init__(self, port: int, *pipelined: bytes, path: str = "/ws") -> None:
+        """Connect and send the upgrade request of ``path``, with ``pipelined`` frames right behind it."""
         self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.settimeout(5.0)
-        self.sock.sendall(upgrade_request() + b"".join(pipelined))
+        self.sock.settimeout(10.0)
+        self.sock.sendall(upgrade_request(path) + b"".join(pipelined))
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             self.buf += self.sock.recv(65536)
@@ -82,10 +113,10 @@ def frame_end(buf: bytes) -> int:
     return head + payload_len(buf) if len(buf) >= head else 1 << 30
 
 
-def test_a_hello_sent_with_the_handshake_request_is_not_lost(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "10")
+def test_a_hello_sent_with_the_handshake_request_is_not_lost(start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "10")
     # One write: the upgrade request, the hello and a ping, before any answer.
-    raw = RawClient(server.port, masked(encode_client(Hello(1, "eager"))), masked(encode_client(Ping(7))))
+    raw = RawClient(server.port, masked(encode_client(Hello(1, "eager"))), masked(encode_client(Ping(7))), path=endpoint)
     messages = [decode_server(f) for f in raw.frames(2)]
     raw.close()
     assert {type(m) for m in messages} == {Welcome, Pong}
@@ -127,15 +158,17 @@ def test_a_bug_on_one_message_closes_that_connection_with_1011_and_nothing_else(
     assert match.ticks_dropped == 0
 
 
-def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_updates_a_second(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "200")
+def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_updates_a_second(
+        start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "200")
 
     async def main() -> tuple[int | None, list[Any], GameClient, float]:
         good = GameClient(server.url, "good")
         await good.connect()
         start_tick, start = good.tick or 0, asyncio.get_running_loop().time()
-        async with connect(server.url) as flood:
+        async with connect(server.http.replace("http", "ws") + endpoint) as flood:
             await flood.send(encode_client(Hello(1, "flood")))
+            assert isinstance(decode_server(await asyncio.wait_for(flood.recv(), 10)), Welcome)  # joined: now flood
             ping = encode_client(Ping(1))
             try:
                 for _ in range(5000):  # far past the burst of 240: bounded, never endless
@@ -157,11 +190,12 @@ def test_a_client_flooding_messages_is_closed_with_1008_while_another_keeps_30_u
     assert server.get_json("/healthz")["ticks_dropped"] == 0
 
 
-def test_websocket_pings_between_messages_are_answered_and_messages_after_them_still_arrive(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "10")
+def test_websocket_pings_between_messages_are_answered_and_messages_after_them_still_arrive(
+        start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "10")
 
     async def main() -> tuple[float, list[Any]]:
-        async with connect(server.url) as ws:
+        async with connect(server.http.replace("http", "ws") + endpoint) as ws:
             await ws.send(encode_client(Hello(1, "pinger")))
             latency = await asyncio.wait_for(await ws.ping(b"are you there"), 5)  # a control frame, the library's
             await ws.send(encode_client(Ping(42)))  # a message again, read by the server itself
@@ -176,21 +210,22 @@ def test_websocket_pings_between_messages_are_answered_and_messages_after_them_s
     assert sum(isinstance(m, Welcome) for m in got) == 1
 
 
-def upgrade_request() -> bytes:
+def upgrade_request(path: str = "/ws") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    return (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
-def test_a_flood_of_frames_behind_the_request_is_cut_off_and_costs_others_nothing(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "50")
+def test_a_flood_of_frames_behind_the_request_is_cut_off_and_costs_others_nothing(
+        start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "50")
 
     async def main() -> tuple[bytes, GameClient, int]:
         good = GameClient(server.url, "good")
         await good.connect()
         before = good.tick or 0
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(upgrade_request() + masked(encode_client(Hello(1, "eager"))) + masked(encode_client(Ping(1))) * 500)
+        writer.write(upgrade_request(endpoint) + masked(encode_client(Hello(1, "eager"))) + masked(encode_client(Ping(1))) * 500)
         received = b""
         try:
             while chunk := await asyncio.wait_for(reader.read(65536), 5):
@@ -241,9 +276,9 @@ def test_a_connection_replaced_by_a_resume_steers_nothing_any_more(start_server:
     assert acks and max(acks) <= 30  # only the new connection's own sequence numbers
 
 
-def test_nothing_but_the_error_follows_a_protocol_error(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "50")
-    raw = RawClient(server.port)
+def test_nothing_but_the_error_follows_a_protocol_error(start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "50")
+    raw = RawClient(server.port, path=endpoint)
     # The hello and a bad frame in one write: the member joins, then must hear nothing more.
     raw.sock.sendall(masked(encode_client(Hello(1, "rude"))) + masked(b"\xc1"))
     messages = [decode_server(f) for f in raw.frames()]
@@ -252,26 +287,65 @@ def test_nothing_but_the_error_follows_a_protocol_error(start_server: Any) -> No
     assert [m for m in messages if not isinstance(m, Error)] == []  # no welcome, no update after the error
 
 
-def test_websocket_pings_count_against_the_rate_limit(start_server: Any) -> None:
-    server = start_server("--ruleset", "drift", "--npcs", "10")
-    raw = RawClient(server.port)
-    raw.sock.sendall(masked(encode_client(Hello(1, "pingy"))) + masked(b"p", opcode=0x9) * 1000)
+def test_websocket_pings_count_against_the_rate_limit(start_server: Any, recorded: Path, endpoint: str) -> None:
+    server = game_server(start_server, recorded, "--npcs", "10")
+    raw = RawClient(server.port, path=endpoint)
+    pings = masked(b"p", opcode=0x9) * 3000
+    try:
+        raw.sock.sendall(masked(encode_client(Hello(1, "pingy"))) + pings)
+    except OSError:
+        pass  # closed before it read them all: what we want
     messages = [decode_server(f) for f in raw.frames()]
     raw.close()
     assert isinstance(messages[-1], Error) and messages[-1].code == 1008
     assert "messages per second" in messages[-1].reason
 
 
+@pytest.mark.parametrize("who, frame, code, reason", [
+    ("player", {"t": "ack", "tick": "soon"}, 1007, "tick"),
+    ("player", {"t": "control", "pause": True}, 1002, "control is not allowed in state active"),
+    ("viewer", {"t": "control", "speed": 9}, 1007, "speed"),
+    ("viewer", {"t": "input", "seq": 1, "in": [0, 0]}, 1002, "input is not allowed in state watching"),
+])
+def test_a_bad_message_after_the_welcome_gets_its_error_right_before_the_close(
+        recorded: Path, who: str, frame: dict[str, Any], code: int, reason: str) -> None:
+    server = drift_server(recorded)
+    path = "/ws" if who == "player" else f"/ws?replay={next(recorded.glob('*.replay')).name}"
+
+    async def main() -> list[tuple[int, bytes, float]]:
+        async with serving(server) as port:
+            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "odd"))), path=path)
+            assert isinstance(decode_server(await read_frame(reader)), Welcome)  # joined
+            writer.write(masked(msgpack.packb(frame)))
+            frames, _ = await frames_until_eof(reader)
+            writer.close()
+            return frames
+
+    frames = asyncio.run(main())
+    assert close_code(frames) == code
+    assert [opcode for opcode, _, _ in frames[-2:]] == [0x2, 0x8]  # the error, then the close: nothing between
+    error = decode_server(frames[-2][1])
+    assert isinstance(error, Error) and error.code == code and reason in error.reason
+
+
 # -- the transport's own timers and answers, on a server in this process ---------------
 
 
-async def raw_upgrade(port: int, *pipelined: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """An asyncio socket through the opening handshake of ``/ws`` (``pipelined`` sent right behind the request)."""
+async def raw_upgrade(port: int, *pipelined: bytes, path: str = "/ws") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An asyncio socket through the opening handshake of ``path`` (``pipelined`` sent right behind the request)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(upgrade_request() + b"".join(pipelined))
+    writer.write(upgrade_request(path) + b"".join(pipelined))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 101"), head
     return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """The payload of the next frame the server sends (within 10 s)."""
+    head = await asyncio.wait_for(reader.readexactly(2), 10)
+    extra = {126: 2, 127: 8}.get(head[1] & 0x7F, 0)
+    size = int.from_bytes(await reader.readexactly(extra), "big") if extra else head[1] & 0x7F
+    return await reader.readexactly(size)
 
 
 async def frames_until_eof(reader: asyncio.StreamReader, limit_s: float = 5.0) -> tuple[list[tuple[int, bytes, float]], float]:
@@ -303,12 +377,12 @@ def close_code(frames: list[tuple[int, bytes, float]]) -> int:
     return int.from_bytes(closes[0][:2], "big")
 
 
-def test_a_client_that_never_answers_pings_fails_with_1011_after_the_pong_timeout(tmp_path: Any) -> None:
-    server = drift_server(tmp_path, ping_interval_s=0.2, ping_timeout_s=0.3)
+def test_a_client_that_never_answers_pings_fails_with_1011_after_the_pong_timeout(recorded: Path, endpoint: str) -> None:
+    server = drift_server(recorded, ping_interval_s=0.2, ping_timeout_s=0.3)
 
     async def main() -> list[tuple[int, bytes, float]]:
         async with serving(server) as port:
-            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "deaf"))))
+            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "deaf"))), path=endpoint)
             frames, _ = await frames_until_eof(reader)
             writer.close()
             return frames
@@ -353,12 +427,12 @@ def test_a_request_that_never_ends_is_dropped_after_the_open_timeout(tmp_path: A
     assert got == b"" and 0.25 < waited < 3
 
 
-def test_a_client_that_ignores_our_close_frame_is_dropped_after_the_close_timeout(tmp_path: Any) -> None:
-    server = drift_server(tmp_path, hello_timeout_s=0.2, close_timeout_s=0.5)
+def test_a_client_that_ignores_our_close_frame_is_dropped_after_the_close_timeout(recorded: Path, endpoint: str) -> None:
+    server = drift_server(recorded, hello_timeout_s=0.2, close_timeout_s=0.5)
 
     async def main() -> tuple[list[tuple[int, bytes, float]], float]:
         async with serving(server) as port:
-            reader, writer = await raw_upgrade(port)  # no hello, and no answer to the close that follows
+            reader, writer = await raw_upgrade(port, path=endpoint)  # no hello, and no answer to the close that follows
             frames, end = await frames_until_eof(reader)
             writer.close()
             return frames, end
@@ -371,14 +445,14 @@ def test_a_client_that_ignores_our_close_frame_is_dropped_after_the_close_timeou
     assert 0.4 < end - closed_at < 3  # the close timeout, then the server drops the connection
 
 
-def test_a_frame_the_library_refuses_is_explained_by_an_error_right_before_its_close(tmp_path: Any) -> None:
-    server = drift_server(tmp_path)
+def test_a_frame_the_library_refuses_is_explained_by_an_error_right_before_its_close(recorded: Path, endpoint: str) -> None:
+    server = drift_server(recorded)
     reserved_bit = bytes([0xC2, 0x81]) + b"\x00" * 4 + b"x"  # RSV1 without an extension: websockets fails it (1002)
 
     async def main() -> list[tuple[int, bytes, float]]:
         async with serving(server) as port:
-            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "odd"))))
-            await asyncio.sleep(0.2)  # the welcome and some updates first
+            reader, writer = await raw_upgrade(port, masked(encode_client(Hello(1, "odd"))), path=endpoint)
+            assert isinstance(decode_server(await read_frame(reader)), Welcome)  # joined
             writer.write(reserved_bit)
             frames, _ = await frames_until_eof(reader)
             writer.close()

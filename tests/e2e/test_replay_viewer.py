@@ -1,8 +1,9 @@
-"""The replay viewer (``client_web/replay.html``) in real headless Chromium against ``tools.replay play``.
+"""The replay viewer (``client_web/replay.html``) in real headless Chromium against ``tools.replay play``
+and against the game server's own recordings.
 
 A replay recorded in process is served by a real ``python -m tools.replay
-play DIR``; the page lists it, opens it, plays, pauses, changes speed and
-seeks, and the mirror checksum it computes at each tick it shows is checked
+play DIR`` (the game server with a replay library and no match); the page
+lists it, opens it, plays, pauses, changes speed and seeks, and the mirror checksum it computes at each tick it shows is checked
 against the recorded checkpoints and the Python re-simulation. Debian's
 Chromium (``/usr/bin/chromium``) through Playwright; never a downloaded
 browser. Screenshots go to ``test-artifacts/``.
@@ -26,7 +27,7 @@ from game.rules import get_ruleset
 from server.protocol.delta import Snapshot
 from server.replay.format import Replay, parse_replay
 from server.replay.resim import Replayer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ServerProcess
 from tests.replay.helpers import record_match
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -174,3 +175,27 @@ def test_a_replay_that_does_not_exist_brings_back_the_list_with_the_reason(serve
     page.goto(f"{base}/replay.html?replay=nope.replay")
     s = wait(page, "s.picker === true && s.error !== null")
     assert "no replay 'nope.replay' here" in s["error"]
+
+
+def test_the_game_servers_replay_page_plays_one_of_its_own_recordings(page: Any, tmp_path: Path, artifacts: Path) -> None:
+    # The game server records its match to tmp_path and plays the recording to its own /replay.html,
+    # on its own port, while it goes on recording it.
+    server = ServerProcess(["--ruleset", "arena", "--tick-rate", "30", "--replay-dir", str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 10
+        while not (found := re.search(r"recording to (\S+\.replay)", "".join(server.log))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert found, server.log
+        path = Path(found.group(1))
+        time.sleep(3.0)  # some 90 ticks, flushed every 0.5 s: checkpoints at 30, 60 (and 90)
+        pg = page
+        pg.goto(f"{server.http}/replay.html")
+        pg.wait_for_selector(f"#list tr.open[data-name='{path.name}']", timeout=10_000)
+        pg.click(f"#list tr[data-name='{path.name}']")
+        s = wait(pg, "s.tick !== null && s.tick >= 61 && s.verified.length >= 2", 15)
+        assert s["name"] == path.name and s["ruleset"] == "arena" and s["first"] == 0
+        assert s["mismatches"] == [] and s["desyncs"] == 0 and set(s["verified"]) >= {30, 60}
+        pg.screenshot(path=str(artifacts / "replay-viewer-game-server.png"))
+        assert pg.errors == []
+    finally:
+        server.stop()

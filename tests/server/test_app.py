@@ -1,13 +1,22 @@
-"""The asyncio shell's own byte handling, checked against the websockets library."""
+"""The asyncio shell's own byte handling, checked against the websockets library, and its router."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from server.app import SlowReader, binary_frame_header, outgoing_close
+from game.rules import get_ruleset
+from server.app import REPLAY_PREFIX, GameServer, SlowReader, Target, binary_frame_header, outgoing_close
+from server.config import ServerConfig
+from server.match import Match
+from server.replay.listing import ReplayLibrary
+from server.web import HttpRequest
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -39,3 +48,41 @@ def test_a_slow_reader_is_given_up_on_only_after_its_queue_stays_full_for_the_ti
     assert [slow.dropped(t) for t in (106.0, 110.0, 111.5)] == [False, False, True]
     assert stats == {"frames_dropped": 6, "slow_closed": 1}
     assert "1000 bytes" in slow.reason() and "5 s" in slow.reason()
+
+
+# -- the router: what a path names, without a socket ------------------------------------
+
+
+def hosting(tmp_path: Path, *match_ids: str, only: str | None = None) -> GameServer:
+    matches = [Match(get_ruleset("drift"), match_id=m, options={"npcs": 5}) for m in match_ids]
+    return GameServer(ServerConfig(record=False, replay_dir=tmp_path), matches, library=ReplayLibrary(tmp_path, only))
+
+
+@pytest.mark.parametrize("path, target", [
+    ("/ws", Target("a")),
+    ("/ws?token=x", Target("a")),
+    ("/ws/b", Target("b")),
+    ("/ws?replay=x.replay", Target(REPLAY_PREFIX + "x.replay", "x.replay")),
+    ("/ws?replay=", Target(REPLAY_PREFIX, "")),  # told after the hello: name a replay
+])
+def test_a_websocket_path_names_a_match_or_a_replay(tmp_path: Path, path: str, target: Target) -> None:
+    assert hosting(tmp_path, "a", "b").target(path) == target
+
+
+@pytest.mark.parametrize("path", ["/ws/c", "/ws/", "/ws/b?replay=x.replay", f"/ws/{REPLAY_PREFIX}x.replay"])
+def test_a_websocket_path_naming_no_match_is_refused_with_404(tmp_path: Path, path: str) -> None:
+    answer = hosting(tmp_path, "a", "b").target(path)
+    assert isinstance(answer, Response) and answer.status_code == 404
+
+
+def test_a_replay_server_plays_its_one_file_or_asks_for_a_name_at_ws(tmp_path: Path) -> None:
+    assert hosting(tmp_path, only="one.replay").target("/ws") == Target(REPLAY_PREFIX + "one.replay", "one.replay")
+    assert hosting(tmp_path).target("/ws") == Target(REPLAY_PREFIX, "")
+
+
+def test_the_root_of_a_replay_server_is_the_replay_viewer(tmp_path: Path) -> None:
+    request = HttpRequest("GET", "/", Headers())
+    replays = hosting(tmp_path).respond(request)
+    game = hosting(tmp_path, "a").respond(request)
+    assert isinstance(replays, Response) and b"replay.js" in replays.body
+    assert isinstance(game, Response) and b"replay.js" not in game.body

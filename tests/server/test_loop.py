@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.loop import run_ticker
+from server.loop import run_feed, run_ticker
 from server.ticker import Ticker
 
 
@@ -63,3 +63,20 @@ def test_run_ticker_stops_when_the_event_is_set() -> None:
 
     asyncio.run(main())
     assert count == 7
+
+
+def test_run_feed_ticks_a_feed_at_its_own_rate_on_its_own_ticker() -> None:
+    clock = FakeClock()
+    times: list[float] = []
+
+    class Feed:
+        tick_rate = 25
+        ticker: Ticker | None = None
+
+        def tick(self, now: float) -> None:
+            times.append(now)
+
+    feed = Feed()
+    asyncio.run(run_feed(feed, clock, clock.sleep, max_ticks=10))  # type: ignore[arg-type]  # only what the loop uses
+    assert times == pytest.approx([k / 25 for k in range(10)])
+    assert feed.ticker is not None and feed.ticker.rate == 25 and feed.ticker.dropped == 0

@@ -255,3 +255,19 @@ def test_max_msg_rate_sets_the_sustained_rate_and_a_burst_of_twice_that() -> Non
     with pytest.raises(ProtocolError, match="messages per second") as info:
         send(match, member, Ping(1))
     assert info.value.code == 1008
+
+
+def test_a_match_is_idle_from_the_tick_after_its_last_member_is_gone_until_someone_joins() -> None:
+    match = new_match(hold_s=1.0)
+    match.tick(5.0)
+    assert match.idle_since == 5.0 and not match.finished  # nobody ever came
+    ann, client = join(match)
+    assert match.idle_since is None
+    match.tick(6.0)
+    match.disconnect(ann, client, 6.5)
+    match.tick(7.0)
+    assert match.idle_since is None  # held for a resume: still in the match
+    match.tick(7.6)
+    assert match.members == {} and match.idle_since == 7.6
+    match.tick(9.0)
+    assert match.idle_since == 7.6

@@ -1,0 +1,161 @@
+"""The one HTTP router of the game port: routes by (method, path), POST bodies read by us, and the refusals.
+
+A GET is parsed by the websockets library; any other method by the server
+(``server.web.parse_head``): a ``Content-Length`` body of at most 4 KiB,
+no chunked body, and 405 with ``Allow`` for a known path asked with another
+method. Every answer closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.http11 import Response
+
+from server.app import GameServer
+from server.web import MAX_BODY, HttpRequest, json_response
+from tests.e2e.helpers import drift_server, serving
+
+
+def echo_routes(server: GameServer) -> list[HttpRequest]:
+    """Add ``POST /api/echo`` (answers now) and ``POST /api/later`` (answers after a wait); returns what they got."""
+    got: list[HttpRequest] = []
+
+    def echo(request: HttpRequest) -> Response:
+        got.append(request)
+        return json_response({"method": request.method, "path": request.path, "body": request.body.decode()})
+
+    async def later(request: HttpRequest) -> Response:
+        got.append(request)
+        await asyncio.sleep(0.05)
+        return json_response({"later": json.loads(request.body)}, 201)
+
+    def broken(request: HttpRequest) -> Response:
+        raise RuntimeError("a bug in a route")
+
+    server.add_route("POST", "/api/echo", echo)
+    server.add_route("POST", "/api/later", later)
+    server.add_route("POST", "/api/broken", broken)
+    return got
+
+
+async def exchange(port: int, *pieces: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``pieces`` (one write each, a little apart); the status, headers and body of the answer, read
+    to the server's end of the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    try:
+        raw = await asyncio.wait_for(reader.read(), 10)  # to EOF: every answer closes the connection
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert raw.count(b"\r\nServer: tickserver\r\n") == 1, raw  # one answer
+    return int(lines[0].split()[1]), headers, body
+
+
+def post(path: str, body: bytes, **headers: str) -> bytes:
+    fields = {"Host": "x", "Content-Type": "application/json", "Content-Length": str(len(body)), **headers}
+    return (f"POST {path} HTTP/1.1\r\n" + "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in fields.items())
+            + "\r\n").encode() + body
+
+
+def run(server: GameServer, *pieces: bytes) -> tuple[int, dict[str, str], Any]:
+    async def main() -> tuple[int, dict[str, str], bytes]:
+        async with serving(server) as port:
+            return await exchange(port, *pieces)
+
+    status, headers, body = asyncio.run(main())
+    return status, headers, json.loads(body) if headers.get("Content-Type") == "application/json" else body
+
+
+def test_a_post_route_gets_the_body_and_answers_once(tmp_path: Path) -> None:
+    server = drift_server(tmp_path)
+    got = echo_routes(server)
+    status, headers, body = run(server, post("/api/echo?x=1", b'{"ruleset": "drift"}'))
+    assert status == 200 and headers["Server"] == "tickserver"
+    assert body == {"method": "POST", "path": "/api/echo?x=1", "body": '{"ruleset": "drift"}'}
+    assert got[0].headers["Content-Type"] == "application/json"
+
+
+def test_a_post_that_comes_a_few_bytes_at_a_time_is_read_whole(tmp_path: Path) -> None:
+    server = drift_server(tmp_path)
+    echo_routes(server)
+    whole = post("/api/later", b'{"mode": "join_or_create"}')
+    status, _, body = run(server, *(whole[i:i + 7] for i in range(0, len(whole), 7)))
+    assert status == 201 and body == {"later": {"mode": "join_or_create"}}
+
+
+def test_a_post_without_a_body_is_routed_with_an_empty_one(tmp_path: Path) -> None:
+    server = drift_server(tmp_path)
+    echo_routes(server)
+    status, _, body = run(server, b"POST /api/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and body["body"] == ""
+
+
+@pytest.mark.parametrize("request_bytes, status, reason", [
+    (post("/api/echo", b"x" * (MAX_BODY + 1)), 413, f"over the limit of {MAX_BODY}"),
+    (b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 411,
+     "Content-Length"),
+    (post("/api/echo", b"{}", Content_Length="two"), 400, "invalid Content-Length"),
+    (b"POST /api/echo HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "invalid Content-Length"),
+    (b"POST api/echo HTTP/1.1\r\n\r\n", 400, "invalid request line"),
+    (b"POST /api/echo HTTP/2.0\r\n\r\n", 505, "HTTP/1.1"),
+    (b"POST /api/echo HTTP/1.1\r\nX-Long: " + b"y" * (17 << 10) + b"\r\n\r\n", 431, "request head over"),
+])
+def test_a_bad_post_is_answered_with_its_status_and_a_json_reason(
+        tmp_path: Path, request_bytes: bytes, status: int, reason: str) -> None:
+    server = drift_server(tmp_path)
+    got = echo_routes(server)
+    answer, _, body = run(server, request_bytes)
+    assert answer == status and reason in body["error"]
+    assert got == []  # the route never saw it
+
+
+@pytest.mark.parametrize("request_bytes, allow", [
+    (post("/healthz", b"{}"), "GET"),
+    (post("/ws", b""), "GET"),
+    (post("/index.html", b""), "GET"),
+    (b"GET /api/echo HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+    (b"DELETE /api/later HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+])
+def test_a_known_path_asked_with_another_method_is_405_with_allow(tmp_path: Path, request_bytes: bytes, allow: str) -> None:
+    server = drift_server(tmp_path)
+    echo_routes(server)
+    status, headers, body = run(server, request_bytes)
+    assert status == 405 and headers["Allow"] == allow and allow in body["error"]
+
+
+def test_a_post_to_a_path_nobody_serves_is_404(tmp_path: Path) -> None:
+    server = drift_server(tmp_path)
+    status, _, body = run(server, post("/api/nothing", b"{}"))
+    assert status == 404 and "no POST /api/nothing here" in body["error"]
+
+
+def test_a_route_that_raises_is_a_500_and_the_server_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = drift_server(tmp_path)
+    echo_routes(server)
+
+    async def main() -> tuple[int, int]:
+        async with serving(server) as port:
+            broken, _, _ = await exchange(port, post("/api/broken", b"{}"))
+            fine, _, _ = await exchange(port, post("/api/echo", b"{}"))
+            return broken, fine
+
+    assert asyncio.run(main()) == (500, 200)
+    assert "a bug in a route" in caplog.text
+
+
+@pytest.mark.parametrize("path, key", [
+    ("/healthz", "status"), ("/api/match", "players"), ("/api/matches", "matches"), ("/api/replays", "replays")])
+def test_the_get_routes_are_as_they_were(tmp_path: Path, path: str, key: str) -> None:
+    status, _, body = run(drift_server(tmp_path), f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 200 and key in body
