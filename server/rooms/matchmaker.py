@@ -16,7 +16,10 @@ loses a race tries the next match, then creates one. Concurrent creations
 for the same ruleset, labels and options are shared: a request waiting for
 a seat joins a match being created that still has unclaimed seats instead
 of creating its own, so 200 simultaneous requests for a full ruleset make
-about 200 / max_players matches, not 200.
+about 200 / max_players matches, not 200. The seats the waiting requests
+claimed are held for them: requests that arrive meanwhile (over HTTP they
+keep arriving) do not join a new match on seats its waiting requests
+claimed, so a request that waited for a match gets its seat in it.
 
 The shell provides ``create_match(room_type, node) -> match id``: it starts
 the match on that node (itself, or another one through its API) and
@@ -28,7 +31,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
-from attrs import define
+from attrs import define, field
 
 from server.rooms.catalog import Catalog, Offer
 from server.rooms.directory import MatchDirectory, MatchId, MatchInfo, NodeInfo, Seat
@@ -44,10 +47,13 @@ _Key = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]
 
 @define(eq=False)
 class _Creation:
-    """A match being created, and how many of its seats waiting requests have not claimed yet."""
+    """A match being created: how many of its seats waiting requests have not claimed yet, and how many
+    requests claimed one and have not reserved it yet (its seats held for them once the match is listed)."""
 
-    task: asyncio.Future[MatchId]
     unclaimed: int
+    waiting: int = 0
+    match_id: MatchId | None = None
+    task: asyncio.Future[MatchId] = field(init=False)
 
 
 class Matchmaker:
@@ -73,6 +79,8 @@ class Matchmaker:
         self.attempts = attempts
         self.candidates = candidates
         self._creating: dict[_Key, list[_Creation]] = {}
+        #: New matches with seats held for the requests that waited for them, by match id.
+        self._held: dict[MatchId, _Creation] = {}
 
     def parse(self, body: bytes) -> MatchmakeRequest:
         """The request in ``body``, checked against the catalog; MatchmakeError 400 naming the field at fault."""
@@ -132,6 +140,9 @@ class Matchmaker:
                                                   open_only=True, limit=self.candidates)
         found.sort(key=lambda m: (m.free, m.created, m.match_id))
         for match in found:
+            held = self._held.get(match.match_id)
+            if held is not None and match.free <= held.waiting:
+                continue  # its free seats are the ones requests waiting for it claimed
             try:
                 return await self.directory.reserve(match.match_id, ttl=self.seat_ttl, now=now)
             except (MatchFull, UnknownMatch):
@@ -145,19 +156,28 @@ class Matchmaker:
         room = offer.room_type.customized(request.options, request.labels)
         key: _Key = (offer.spec.name, tuple(room.labels.items()), tuple(room.options.items()))
         pending = self._creating.setdefault(key, [])
-        creation = next((c for c in pending if c.unclaimed > 0), None)
+        # Not one whose match is made already: its free seats are for anyone now (``_join_any``), and a
+        # claim on it could come after others took them.
+        creation = next((c for c in pending if c.unclaimed > 0 and not c.task.done()), None)
         if creation is None:
-            task = asyncio.ensure_future(self._create(offer, room, now))
-            creation = _Creation(task, room.max_players)
+            creation = _Creation(room.max_players)
+            creation.task = asyncio.ensure_future(self._create(offer, room, now, creation))
             pending.append(creation)
-            task.add_done_callback(lambda _: self._created(key, creation))
+            made = creation
+            creation.task.add_done_callback(lambda _: self._created(key, made))
         creation.unclaimed -= 1
-        # Shielded: a request given up (its client left) does not cancel a creation others wait for.
-        match_id = await asyncio.shield(creation.task)
+        creation.waiting += 1
         try:
-            return await self.directory.reserve(match_id, ttl=self.seat_ttl, now=now)
-        except (MatchFull, UnknownMatch):
-            return None
+            # Shielded: a request given up (its client left) does not cancel a creation others wait for.
+            match_id = await asyncio.shield(creation.task)
+            try:
+                return await self.directory.reserve(match_id, ttl=self.seat_ttl, now=now)
+            except (MatchFull, UnknownMatch):
+                return None
+        finally:
+            creation.waiting -= 1
+            if not creation.waiting and creation.match_id is not None and self._held.get(creation.match_id) is creation:
+                del self._held[creation.match_id]
 
     def _created(self, key: _Key, creation: _Creation) -> None:
         pending = self._creating.get(key, [])
@@ -166,13 +186,16 @@ class Matchmaker:
         if not pending:
             self._creating.pop(key, None)
 
-    async def _create(self, offer: Offer, room: RoomType, now: float) -> MatchId:
-        """Start a match of ``room`` on the least loaded node accepting matches, and list it."""
+    async def _create(self, offer: Offer, room: RoomType, now: float, creation: _Creation) -> MatchId:
+        """Start a match of ``room`` on the least loaded node accepting matches, and list it (its claimed seats held)."""
         nodes = [n for n in await self.directory.nodes(now=now) if n.accepting]
         if not nodes:
             raise MatchmakeError(503, "no live node accepts new matches")
         node = min(nodes, key=lambda n: (n.load, n.node_id))
         match_id = await self.create_match(room, node)
+        creation.match_id = match_id
+        if creation.waiting:
+            self._held[match_id] = creation  # before it is listed: nobody else sees its seats free
         try:
             await self.directory.add_match(match_id, node.node_id, offer.spec.name, room.labels, room.max_players,
                                            now=now)

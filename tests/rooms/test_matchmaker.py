@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import random
 
 import pytest
 
@@ -170,6 +171,30 @@ def test_200_concurrent_joins_of_a_match_with_3_free_seats_give_3_seats_and_197_
     info = asyncio.run(directory.get_match(MatchId("last"), now=1.0))
     assert (info.players, info.reserved) == (5, 3)
     assert shell.created == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_requests_arriving_while_a_match_is_made_leave_its_claimed_seats_to_the_requests_that_wait_for_it(seed: int) -> None:
+    # Over HTTP, requests keep arriving while a match is made: none takes a seat that a waiting request
+    # claimed, so nobody loses a round, and the matches fill one after the other.
+    mm, directory, shell = setup(networked=True)
+    rng = random.Random(seed)
+    data = json.dumps({"ruleset": "drift"}).encode()
+
+    async def arriving(delay: int) -> object:
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        return await mm.handle(data, now=1.0)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(arriving(rng.randrange(60)) for _ in range(200)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert len(shell.created) == 200 // 8
+    for info in asyncio.run(directory.list_matches(now=1.0, limit=1000)):
+        assert info.reserved == info.max_players
+    assert mm._held == {}
 
 
 def test_concurrent_creates_each_get_a_match_never_over_filled() -> None:
