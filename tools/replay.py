@@ -10,6 +10,10 @@
   browser viewer (``client_web/replay.html``) through the live protocol: the
   game server (``server.app.GameServer``) with a replay library and no match.
 
+Each takes ``--ruleset REF`` for a replay of a ruleset this build does not
+ship (a user's, RULESETS.md): ``package.module:Attr`` or an entry point's
+name, which must be the ruleset the replay names.
+
 Exit codes: 0 fine (a replay cut short by a killed server still verifies up
 to its last complete frame, with a warning); 1 a verification failed (or,
 with ``--strict``, the replay is incomplete); 2 a bad file (missing, not a
@@ -34,11 +38,14 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from game.errors import GameError
+from game.rules import Ruleset
 from server.cli import port, positive
 from server.config import ServerConfig
 from server.replay import resim
 from server.replay.format import BadReplay, Replay
 from server.replay.listing import ReplayLibrary, read_replay
+from server.rulesets import load_ruleset
 
 PROG = "python -m tools.replay"
 
@@ -61,14 +68,16 @@ def load(path: Path) -> Replay:
         raise BadFile(f"{path}: {exc}") from None
 
 
-def check(replay: Replay, path: Path, *, from_start: bool = False) -> None:
-    """BadFile unless this build has the replay's ruleset (and, ``from_start``, can start re-simulating it)."""
+def check(replay: Replay, path: Path, *, from_start: bool = False, ref: str | None = None) -> Ruleset:
+    """The replay's ruleset (``ref``: loaded by that reference, ``--ruleset``); BadFile unless this build
+    has it (and, ``from_start``, can start re-simulating it)."""
     try:
-        ruleset = resim.ruleset_for(replay.header)
+        ruleset = resim.ruleset_for(replay.header, ref)
         if from_start:
             resim.Replayer(replay, ruleset)
     except BadReplay as exc:
         raise BadFile(f"{path}: {exc}") from None
+    return ruleset
 
 
 def warn(path: Path, replay: Replay) -> None:
@@ -168,10 +177,16 @@ class Progress:
             self.stream.flush()
 
 
-def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int | None = 1) -> dict[str, Any]:
-    """``resim.verify`` as ``--json`` prints it (with ``file``). BadFile for a replay that cannot be re-simulated."""
+def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int | None = 1,
+           ref: str | None = None) -> dict[str, Any]:
+    """``resim.verify`` as ``--json`` prints it (with ``file``). BadFile for a replay that cannot be re-simulated.
+
+    ``ref``: the ruleset's reference (``--ruleset``), for one this build does not ship.
+    """
     try:
-        result = resim.verify(replay, jobs=jobs, progress=None if progress is None else progress.advance)
+        ruleset = resim.ruleset_for(replay.header, ref)
+        result = resim.verify(replay, jobs=jobs, progress=None if progress is None else progress.advance,
+                              ruleset=ruleset)
     except BadReplay as exc:
         raise BadFile(f"{path}: {exc}") from None
     finally:
@@ -202,13 +217,19 @@ def play(args: argparse.Namespace) -> int:
         directory, only = path, None
     elif path.exists():
         replay = load(path)  # a bad file fails now, not in the browser
-        check(replay, path, from_start=True)
+        check(replay, path, from_start=True, ref=args.ruleset)
         warn(path, replay)
         directory, only = path.parent, path.name
     else:
         raise BadFile(f"{path}: no such file or directory")
     config = ServerConfig(host=args.host, port=args.port, record=False, replay_dir=directory)
-    server = GameServer(config, library=ReplayLibrary(directory, only))
+    refs: tuple[tuple[str, str], ...] = ()
+    if args.ruleset is not None:
+        try:
+            refs = ((load_ruleset(args.ruleset).spec.name, args.ruleset),)
+        except GameError as exc:
+            raise BadFile(f"--ruleset: {exc}") from None
+    server = GameServer(config, library=ReplayLibrary(directory, only, refs))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def ready(port: int) -> None:
@@ -248,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("path", type=Path, nargs="?", default=Path("replays"), help="a .replay file or a directory (default replays)")
     pl.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pl.add_argument("--port", type=port, default=8770, help="port, 0 to 65535; 0 picks a free one (default 8770)")
+    for command in (i, v, pl):
+        command.add_argument("--ruleset", default=None, metavar="REF",
+                             help="the replay's ruleset when this build does not ship it: package.module:Attr (importable: "
+                                  "installed, or on PYTHONPATH) or an entry point's name (RULESETS.md); it must be the "
+                                  "ruleset the replay names (default: the replay's name, built in or an entry point)")
     return p
 
 
@@ -266,7 +292,7 @@ def run_command(args: argparse.Namespace) -> int:
     path: Path = args.file
     replay = load(path)
     if args.command == "info":
-        check(replay, path)
+        check(replay, path, ref=args.ruleset)
         warn(path, replay)
         d = info(replay, path)
         if args.json:
@@ -276,7 +302,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     warn(path, replay)
     progress = Progress(replay.last_tick - replay.first_tick, sys.stderr, sys.stderr.isatty() and not args.no_progress)
-    r = verify(replay, path, progress, jobs=args.jobs)
+    r = verify(replay, path, progress, jobs=args.jobs, ref=args.ruleset)
     if args.json:
         print(json.dumps(r))
     else:

@@ -186,6 +186,9 @@ class ReplayLibrary:
 
     directory: Path
     only: str | None = None
+    #: ``(ruleset name, load_ruleset reference)`` for the rulesets this build does not ship (``--ruleset``):
+    #: the replays of those are re-simulated with them (``ruleset_for``).
+    refs: tuple[tuple[str, str], ...] = ()
 
     def resolve(self, name: str | None) -> Path:
         """The file of replay ``name`` (None: the one served, with ``only``).
@@ -218,4 +221,4 @@ class ReplayLibrary:
         """
         path = self.resolve(name)
         replay = read_replay(path)
-        return LoadedReplay(path.name, path, replay, ruleset_for(replay.header))
+        return LoadedReplay(path.name, path, replay, ruleset_for(replay.header, dict(self.refs).get(replay.header.ruleset)))

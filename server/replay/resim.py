@@ -28,7 +28,7 @@ import numpy as np
 from attrs import frozen
 
 from game.errors import GameError
-from game.rules import RULESET_NAMES, Event, InputBatch, Ruleset, get_ruleset
+from game.rules import RULESET_NAMES, Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
 from server.protocol.delta import Snapshot
 from server.replay.format import (
@@ -41,6 +41,7 @@ from server.replay.format import (
     UnknownRuleset,
 )
 from server.replay.inputs import InputTrack, apply_inputs
+from server.rulesets import entry_point_names, ruleset_for_replay
 
 #: Called with the number of ticks re-simulated since the last call.
 Progress = Callable[[int], None]
@@ -61,16 +62,25 @@ def check_ruleset(header: Header, ruleset: Ruleset) -> None:
         raise UnknownRuleset(header.ruleset, header.ruleset_version, "its columns or inputs differ from this build's")
 
 
-def ruleset_for(header: Header) -> Ruleset:
+def ruleset_for(header: Header, ref: str | None = None) -> Ruleset:
     """The ruleset a replay needs, at the recorded version with the recorded columns and inputs.
 
+    Args:
+        ref: a reference to load it by (``server.rulesets.load_ruleset``: ``mypkg.mygame:Ruleset``, what
+            ``--ruleset`` gives) for a ruleset this build does not ship; it must be the one the header names.
+            None: the header's name among the built-ins and the installed entry points.
+
     Raises:
-        UnknownRuleset: this build has no such ruleset, or another version of it.
+        UnknownRuleset: no such ruleset here (or ``ref`` does not load, or is another one), or another version.
     """
     try:
-        ruleset = get_ruleset(header.ruleset)
-    except GameError:
-        raise UnknownRuleset(header.ruleset, header.ruleset_version, f"this build knows {', '.join(RULESET_NAMES)}") from None
+        ruleset = ruleset_for_replay(header.ruleset, ref)
+    except GameError as exc:
+        known = ref is not None or header.ruleset in RULESET_NAMES or header.ruleset in entry_point_names()
+        reason = str(exc) if known else (
+            f"this build knows {', '.join(RULESET_NAMES + entry_point_names())}; "
+            "for a ruleset of your own, name it: --ruleset package.module:Attr")
+        raise UnknownRuleset(header.ruleset, header.ruleset_version, reason) from None
     check_ruleset(header, ruleset)
     return ruleset
 
@@ -195,17 +205,20 @@ class Segment:
     error: BadReplay | None = None
 
 
-def check_segment(replay: Replay, start: int, end: int, progress: Progress | None = None) -> Segment:
+def check_segment(replay: Replay, start: int, end: int, progress: Progress | None = None,
+                  ruleset: Ruleset | None = None) -> Segment:
     """Re-simulate ``(start, end]`` from the start of the replay or from the keyframe at ``start``.
 
     Compares every checkpoint in the range, and every keyframe (its world,
     input table and players) with the re-simulation; stops at the first
     difference.
 
+    ``ruleset``: the one to re-simulate with (None: ``ruleset_for`` the header).
+
     Raises:
         BadReplay: the replay cannot be re-simulated (a corrupt record or keyframe, an unknown ruleset).
     """
-    sim = Replayer(replay, ruleset_for(replay.header))
+    sim = Replayer(replay, ruleset if ruleset is not None else ruleset_for(replay.header))
     h = replay.header
     if start != replay.first_tick:
         sim.restore(next(k for k in replay.keyframes if k.tick == start))
@@ -263,14 +276,15 @@ def default_jobs(replay: Replay) -> int:
     return max(1, min(os.cpu_count() or 1, len(segments(replay, 2))))
 
 
-#: The replay a forked worker checks (set before the pool forks, inherited).
-_SHARED: Replay | None = None
+#: The replay a forked worker checks and its ruleset (set before the pool forks, inherited).
+_SHARED: tuple[Replay, Ruleset] | None = None
 
 
 def _check_in_worker(span: tuple[int, int]) -> Segment:
     assert _SHARED is not None
+    replay, ruleset = _SHARED
     try:
-        return check_segment(_SHARED, *span)
+        return check_segment(replay, *span, ruleset=ruleset)
     except BadReplay as exc:
         return Segment(span[0], span[1], error=exc)
 
@@ -317,7 +331,7 @@ class Verification:
 
 
 def verify(replay: Replay, *, jobs: int | None = 1, progress: Progress | None = None,
-           clock: Callable[[], float] = time.perf_counter) -> Verification:
+           clock: Callable[[], float] = time.perf_counter, ruleset: Ruleset | None = None) -> Verification:
     """Re-simulate ``replay`` and compare every checkpoint, keyframe and the end record.
 
     With ``jobs`` > 1 the replay is cut at its keyframes and the pieces are
@@ -330,22 +344,26 @@ def verify(replay: Replay, *, jobs: int | None = 1, progress: Progress | None = 
         progress: called with the ticks re-simulated since its last call (per tick in one
             process, per finished piece with several).
         clock: measures ``seconds``.
+        ruleset: the ruleset to re-simulate with (None: ``ruleset_for`` the header: a built-in or an entry
+            point); checked against the header all the same.
 
     Raises:
         BadReplay: the replay cannot be re-simulated (an unknown ruleset, a corrupt record or
             keyframe): raised before any worker starts when the start already fails.
     """
     global _SHARED
-    Replayer(replay, ruleset_for(replay.header))  # a bad ruleset or start fails here, before any worker starts
+    if ruleset is None:
+        ruleset = ruleset_for(replay.header)
+    Replayer(replay, ruleset)  # a bad ruleset or start fails here, before any worker starts
     if jobs is None:
         jobs = default_jobs(replay)
     h = replay.header
     spans = segments(replay, jobs)
     t0 = clock()
     if len(spans) == 1:
-        results = [check_segment(replay, *spans[0], progress)]
+        results = [check_segment(replay, *spans[0], progress, ruleset)]
     else:
-        _SHARED = replay
+        _SHARED = replay, ruleset
         try:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(min(jobs, len(spans))) as pool:

@@ -61,6 +61,15 @@ def test_the_ruleset_for_a_replay_is_the_recorded_one_or_an_unknown_ruleset(reco
         ruleset_for(attrs.evolve(r.header, ruleset="chess"))
 
 
+def test_the_ruleset_for_a_replay_may_be_given_by_reference_and_must_be_the_one_it_names(recorded: bytes) -> None:
+    header = parse_replay(recorded).header
+    assert ruleset_for(header, "game.drift:DriftRuleset").spec.name == "drift"
+    with pytest.raises(UnknownRuleset, match="the replay is of ruleset 'drift', but 'arena' is ruleset 'arena'"):
+        ruleset_for(header, "arena")
+    with pytest.raises(UnknownRuleset, match=r"for a ruleset of your own, name it: --ruleset package.module:Attr"):
+        ruleset_for(attrs.evolve(header, ruleset="chess"))
+
+
 # -- verify -----------------------------------------------------------------------------------
 
 
