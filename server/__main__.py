@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import ssl
 import sys
-import time
 from pathlib import Path
 
 from game.errors import GameError
-from game.rules import RULESET_NAMES, get_ruleset
-from server.app import GameServer, serve
+from game.rules import RULESET_NAMES
+from server.app import serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
-from server.match import Match
-from server.replay.recorder import Recorder, default_match_id
+from server.host import Host, RoomsConfig
+from server.rooms import InvalidRoomType, MatchId
 
 log = logging.getLogger("server")
+
+
+#: The rooms settings' defaults.
+ROOMS = RoomsConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,19 +30,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m server",
         description="Run an authoritative game server: HTTP and WebSocket on one port "
-        "(/ws the game, / the browser client, /healthz, /metrics, /replay.html and /ws?replay=NAME "
-        "its recorded matches).",
+        "(/ws the game, / the browser client, /lobby.html the matches and matchmaking (POST /api/matchmake, "
+        "GET /api/matches, /api/rulesets), /ws/<match id> one match, /healthz, /metrics, /replay.html and "
+        "/ws?replay=NAME its recorded matches). Matches of any ruleset it offers are made on demand; the options "
+        "below (--ruleset, --tick-rate, --seed, the ruleset options, --max-players, --label) are the default "
+        "room type's, which /ws plays.",
     )
     p.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
     p.add_argument("--port", type=port, default=d.port, help=f"port to listen on; 0 picks a free one (default {d.port})")
-    p.add_argument("--ruleset", default=d.ruleset, choices=RULESET_NAMES, help=f"game rules (default {d.ruleset})")
+    p.add_argument("--ruleset", default=d.ruleset, metavar="REF",
+                   help=f"the default room's game rules: a built-in name ({', '.join(RULESET_NAMES)}), a name an installed "
+                   f"package registers (entry point group tickserver.rulesets) or package.module:Attr (RULESETS.md); "
+                   f"the built-ins are offered too (default {d.ruleset})")
     p.add_argument("--tick-rate", type=positive(int), default=d.tick_rate, help=f"ticks and updates per second (default {d.tick_rate})")
-    p.add_argument("--seed", type=seed_int, default=d.seed, help=f"match seed, 0 to 2**63-1 (default {d.seed})")
+    p.add_argument("--seed", type=seed_int, default=None,
+                   help=f"match seed, 0 to 2**63-1, of the default match and of every match of the default room "
+                   f"(default: {d.seed} for the default match, a random one for each match made on demand)")
     p.add_argument("--npcs", type=int, default=None, help="NPC count: drones in arena (default 40), E in drift (default 2000)")
     p.add_argument("--pellets", type=int, default=None, help="pellets in arena (default 150)")
     p.add_argument("--option", type=name_equals_int, action="append", default=[], metavar="NAME=INT",
                    help="any other ruleset option; repeatable")
     p.add_argument("--max-players", type=positive(int), default=d.max_players, help=f"players per match, spectators aside (default {d.max_players})")
+    p.add_argument("--label", type=label_pair, action="append", default=[], metavar="KEY=VALUE",
+                   help="a label of the default room's matches (mode=ffa, region=eu), which listings and matchmaking "
+                   "filter by; repeatable")
+    p.add_argument("--seat-ttl", type=positive(float), default=ROOMS.seat_ttl, metavar="SECONDS",
+                   help=f"how long a seat from POST /api/matchmake is held for its player to connect (default {ROOMS.seat_ttl:g})")
+    p.add_argument("--empty-grace", type=non_negative, default=ROOMS.empty_grace, metavar="SECONDS",
+                   help=f"how long a match made on demand may stay without players before it is disposed of and its "
+                   f"replay closed (default {ROOMS.empty_grace:g}); the default match stays")
+    p.add_argument("--public-url", default=None, metavar="URL",
+                   help="this server's WebSocket base as players reach it, ws://HOST:PORT or wss://HOST (seats name "
+                   "<URL>/ws/<match id>; default: ws://<--host>:<port>, 127.0.0.1 when listening on every address)")
     p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
                    help="messages a second one client may send, sustained; bursts of twice that; "
                    "over it: error and close 1008 (default 4 per tick, at least 120)")
@@ -55,11 +78,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", type=Path, default=None, metavar="PEM",
                    help="private key (PEM) of --tls-cert (default: read from the --tls-cert file)")
     p.add_argument("--replay-dir", type=Path, default=d.replay_dir, metavar="DIR",
-                   help=f"record the match to DIR/<match id>.replay, and play the replays of DIR to the viewer "
+                   help=f"record each match to DIR/<match id>.replay, and play the replays of DIR to the viewer "
                    f"(/replay.html) (default {d.replay_dir}; see REPLAY.md)")
-    p.add_argument("--no-record", action="store_true", help="do not record a replay")
+    p.add_argument("--no-record", action="store_true", help="do not record replays")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
     return p
+
+
+def label_pair(text: str) -> tuple[str, str]:
+    """An argparse type: ``KEY=VALUE`` (the room type checks them)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def public_url_arg(text: str) -> str:
+    """``--public-url``: ``ws://`` or ``wss://`` and a host, no path."""
+    if not text.startswith(("ws://", "wss://")) or "/" in text.split("://", 1)[1].rstrip("/"):
+        raise ValueError(f"--public-url: expected ws://HOST:PORT or wss://HOST, got {text!r}")
+    return text.rstrip("/")
+
+
+def rooms_from_args(args: argparse.Namespace) -> RoomsConfig:
+    return RoomsConfig(seed=args.seed, labels=tuple(args.label), seat_ttl=args.seat_ttl, empty_grace=args.empty_grace,
+                       public_url=None if args.public_url is None else public_url_arg(args.public_url))
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -70,7 +124,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         options["pellets"] = args.pellets
     return ServerConfig(
         host=args.host, port=args.port, ruleset=args.ruleset, options=tuple(options.items()),
-        tick_rate=args.tick_rate, seed=args.seed, max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
+        tick_rate=args.tick_rate, seed=ServerConfig().seed if args.seed is None else args.seed,
+        max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
         hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
@@ -78,42 +133,39 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def make_match(config: ServerConfig) -> Match:
-    ruleset = get_ruleset(config.ruleset)
-    match_id = config.match_id or default_match_id(config.ruleset, config.seed, time.time())
-    return Match(ruleset, match_id=match_id, seed=config.seed, options=dict(config.options),
-                 tick_rate=config.tick_rate, max_players=config.max_players, msg_rate=config.msg_rate,
-                 hold_s=config.hold_s)
-
-
-async def run(config: ServerConfig) -> None:
-    """Host the command line's match (recorded unless ``--no-record``) and the replays of ``--replay-dir``
-    until SIGINT or SIGTERM."""
-    match = make_match(config)
-    server = GameServer(config, match)
-    # Open the replay first, so a bad --replay-dir fails before we say we listen.
-    recorder = Recorder.create(match, config.replay_dir) if config.record else None
-    listening = False
+async def run(host: Host) -> None:
+    """Host the default match (recorded unless ``--no-record``), the matches made on demand and the replays of
+    ``--replay-dir`` until SIGINT or SIGTERM."""
+    config, server = host.config, host.server
+    # The default match opens its replay first, so a bad --replay-dir fails before we say we listen.
+    match = host.open_default(match_id=config.match_id, seed=config.seed)
+    recorder = host.recorders.get(MatchId(match.match_id))
+    host.install()
+    hosting: asyncio.Task[None] | None = None
 
     def ready(port: int) -> None:
-        nonlocal listening
-        listening = True
-        host = f"[{config.host}]" if ":" in config.host else config.host
+        nonlocal hosting
+        host_name = f"[{config.host}]" if ":" in config.host else config.host
         s = "s" if config.tls_cert else ""
         log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
-                 s, host, port, s, host, port, config.ruleset, config.tick_rate, config.seed)
+                 s, host_name, port, s, host_name, port, config.ruleset, config.tick_rate, config.seed)
         if recorder is not None:
-            match.observers.append(recorder)
             log.info("recording to %s", recorder.path)
+        hosting = asyncio.create_task(host.serve(port), name="rooms")
 
     try:
         await serve(server, ready)
     except BaseException:
-        if recorder is not None and not listening:
+        if recorder is not None and hosting is None:
             recorder.close()
             if recorder.path is not None:
                 recorder.path.unlink(missing_ok=True)
         raise
+    finally:
+        if hosting is not None:
+            hosting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hosting
     log.info("stopped after %d ticks", match.tick_count)
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
 
@@ -130,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None and not path.is_file():
             parser.error(f"{flag} {path}: no such file")
     try:
-        config = config_from_args(args)
-        asyncio.run(run(config))
+        # A bad --ruleset, option or label: one line, before anything starts.
+        host = Host.build(config_from_args(args), rooms_from_args(args))
+    except (GameError, InvalidRoomType, ValueError) as exc:
+        parser.exit(2, f"python -m server: error: {exc}\n")
+    try:
+        asyncio.run(run(host))
     except GameError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
     except ssl.SSLError as exc:

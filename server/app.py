@@ -90,6 +90,9 @@ SERVER_HEADER = "tickserver"
 #: and messages it may send after its hello while it is admitted, before the feed takes them.
 EARLY_MESSAGES = 64
 
+#: Headers of the GET /api/* answers (and /healthz): a page served by another node reads them.
+CORS = {"Access-Control-Allow-Origin": "*"}
+
 #: The ids of playbacks in the registry start with this (a match id cannot: ``/ws/<match id>`` never names one).
 REPLAY_PREFIX = "replay:"
 
@@ -97,8 +100,19 @@ REPLAY_PREFIX = "replay:"
 Route = Callable[[HttpRequest], Response | Awaitable[Response]]
 
 #: The admission hook: ``(feed id, hello, connection)``, awaited after a valid hello and before the feed's
-#: ``connect``; a ``ProtocolError`` it raises refuses the connection (``error`` and its close code).
-Admit = Callable[[str, Hello, "Connection"], Awaitable[None]]
+#: ``connect``; a ``ProtocolError`` it raises refuses the connection (``error`` and its close code). It may
+#: return the id of another match for the connection to join instead (the rooms layer sends ``/ws`` on to
+#: another match of the default room when the default match is full): one of the same room type, whose
+#: session the connection's already is. None: the feed asked for.
+Admit = Callable[[str, Hello, "Connection"], Awaitable[str | None]]
+
+#: Called with a feed's id when its tick raised, before the feed is closed (the rooms layer closes the
+#: match's replay without an end record: the world is whatever the exception left).
+FeedFailed = Callable[[str], None]
+
+#: Connections the kernel queues for ``accept``: a lobby's burst of matchmakes (hundreds at once) must not
+#: overflow it (asyncio's default is 100; past it, connections wait for SYN retransmits, a second or more).
+BACKLOG = 1024
 
 #: A frame's payload (websockets calls it ``BytesLike``).
 BytesLike = bytes | bytearray | memoryview
@@ -595,7 +609,10 @@ class Connection(asyncio.Protocol):
         try:
             feed = await server.open_feed(self.target)
             if server.admit is not None and self.taking:
-                await server.admit(self.target.feed_id, hello, self)
+                instead = await server.admit(self.target.feed_id, hello, self)
+                if instead is not None and instead != self.target.feed_id and self.taking:
+                    self.target = Target(instead)
+                    feed = await server.open_feed(self.target)
             if not self.taking:
                 return  # closed meanwhile
             if server.feeds.get(self.target.feed_id) is not feed:
@@ -722,7 +739,10 @@ class GameServer:
             valid hello, before the feed's ``connect``, with the feed id, the
             hello and the connection; a ``ProtocolError`` it raises refuses
             the connection (``error`` and its close code); it is cancelled if
-            the connection goes away meanwhile.
+            the connection goes away meanwhile. It may name another match to
+            join instead (``Admit``).
+        feed_failed: called with a feed's id when its tick raised, before
+            the feed is closed (``FeedFailed``), or None.
         idle_s: how long a playback nobody watches is kept.
         clock: monotonic seconds: the feeds' clock and the sessions' (rate limits).
     """
@@ -739,6 +759,7 @@ class GameServer:
         #: Messages a second a replay viewer may send (bursts of twice that).
         self.viewer_rate = config.msg_rate or RATE_PER_S
         self.admit: Admit | None = None
+        self.feed_failed: FeedFailed | None = None
         self.idle_s = IDLE_S
         self.routes: dict[tuple[str, str], Route] = {}
         for path, route in (("/healthz", self._healthz), ("/metrics", self._metrics), ("/api/match", self._api_match),
@@ -841,6 +862,11 @@ class GameServer:
         exc = task.exception()
         if exc is not None:
             log.error("%s failed; closing its connections", feed_id, exc_info=exc)
+            if self.feed_failed is not None:
+                try:
+                    self.feed_failed(feed_id)
+                except Exception:
+                    log.exception("the feed_failed hook of %s", feed_id)
             self._drop(feed_id, CloseCode.INTERNAL_ERROR, "internal server error")
 
     def hosted(self, target: Target) -> Feed[Any] | None:
@@ -921,7 +947,8 @@ class GameServer:
         tls: dict[str, Any] = {} if ctx is None else {
             "ssl": ctx, "ssl_handshake_timeout": config.open_timeout_s, "ssl_shutdown_timeout": config.close_timeout_s}
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(lambda: Connection(self), config.host, config.port, **tls)
+        self._listener = await loop.create_server(lambda: Connection(self), config.host, config.port,
+                                                  backlog=BACKLOG, **tls)
         port: int = self._listener.sockets[0].getsockname()[1]
         return port
 
@@ -1021,7 +1048,7 @@ class GameServer:
         default = self.feeds.get(self.default_id) if self.default_id is not None else None
         return json_response({"status": "ok", **(default.info() if default is not None else {}),
                               "matches": len(self.matches), "playbacks": len(self.feeds) - len(self.matches)},
-                             extra={"Access-Control-Allow-Origin": "*"})
+                             extra=CORS)
 
     def _api_match(self, request: HttpRequest) -> Response:
         """A match's info and every player's entity state (world units are column / scale):
@@ -1031,7 +1058,7 @@ class GameServer:
         match = self.feeds.get(match_id) if match_id is not None else None
         if not isinstance(match, Match):
             return json_response({"error": f"no match {match_id!r} here", "matches": list(self.matches)}, 404)
-        return json_response({**match.info(), "players": match.player_states()})
+        return json_response({**match.info(), "players": match.player_states()}, extra=CORS)
 
     def _api_matches(self, request: HttpRequest) -> Response:
         """Every hosted match's info, the default one first."""
@@ -1045,7 +1072,7 @@ class GameServer:
         Listed on a worker thread (the disk must not stall the tick), each header read once (``ReplayIndex``).
         """
         replays = await asyncio.to_thread(self.library.list)
-        return json_response({"playback": True, "dir": str(self.library.directory), "replays": replays})
+        return json_response({"playback": True, "dir": str(self.library.directory), "replays": replays}, extra=CORS)
 
     def _metrics(self, request: HttpRequest) -> Response:
         lines = [f"tickserver_matches {len(self.matches)}", f"tickserver_playbacks {len(self.feeds) - len(self.matches)}"]

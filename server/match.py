@@ -176,6 +176,11 @@ class Match:
     def new_session(self) -> ServerSession:
         return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate)
 
+    def resumes(self, hello: Hello) -> bool:
+        """Whether ``hello``'s token resumes a member this match holds (as a player, or as a spectator, as it was)."""
+        held = self._tokens.get(hello.token) if hello.token else None
+        return held is not None and held.spectator == hello.spectate
+
     def connect(self, hello: Hello, session: ServerSession, client: Client, now: float) -> Member:
         """A connection said hello: resume the member its token names, or add a new one.
 

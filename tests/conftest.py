@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,16 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 class ServerProcess:
-    """A running ``python -m server`` and where to reach it."""
+    """A running ``python -m server`` and where to reach it.
 
-    def __init__(self, args: list[str], timeout: float = 30.0) -> None:
+    ``pythonpath``: folders importable by the server besides the repository (a user's package).
+    """
+
+    def __init__(self, args: list[str], timeout: float = 30.0, pythonpath: Sequence[Path] = ()) -> None:
         if "--replay-dir" not in args and "--no-record" not in args:
             args = [*args, "--no-record"]  # tests that want a replay say where
         self.args = args
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, [ROOT, *pythonpath])), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -83,11 +86,11 @@ class ServerProcess:
 
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., ServerProcess]]:
-    """Start servers with extra CLI args; all are stopped (SIGINT) at teardown."""
+    """Start servers with extra CLI args (and ``pythonpath=``); all are stopped (SIGINT) at teardown."""
     started: list[ServerProcess] = []
 
-    def start(*args: str) -> ServerProcess:
-        server = ServerProcess(list(args))
+    def start(*args: str, pythonpath: Sequence[Path] = ()) -> ServerProcess:
+        server = ServerProcess(list(args), pythonpath=pythonpath)
         started.append(server)
         return server
 

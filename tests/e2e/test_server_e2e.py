@@ -140,7 +140,9 @@ def test_a_full_match_answers_1013(start_server: Start) -> None:
     async def main() -> int | None:
         first = GameClient(server.url, "first")
         await first.connect()
-        second = GameClient(server.url, "second")
+        assert first.welcome is not None
+        # That match by its id (/ws itself goes on to another match of the default room: test_rooms.py).
+        second = GameClient(f"{server.url}/{first.welcome.match}", "second")
         with pytest.raises(ServerClosed) as info:
             await second.connect()
         await first.close()
@@ -226,7 +228,7 @@ def test_bots_cli_against_no_server_says_so_without_a_traceback() -> None:
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--ruleset", "chess"], "invalid choice"),
+        (["--ruleset", "chess"], "unknown ruleset 'chess'"),
         (["--tick-rate", "0"], "must be positive"),
         (["--npcs", "-5"], "npcs=-5 is outside"),
         (["--option", "gravity=3", "--ruleset", "drift"], "unknown option"),

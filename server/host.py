@@ -1,0 +1,606 @@
+"""The rooms layer of the shell: this node's matches made on demand, matchmaking over HTTP, seats at the door.
+
+``Host`` wires the sans-I/O rooms core (``server.rooms``) to a ``GameServer``:
+
+- **The directory and this node.** It owns a ``MatchDirectory`` (the
+  embedded ``MemoryDirectory`` unless given another, and only ever used
+  through the interface) and keeps this node registered in it: id, public
+  URL (``ws://host:port``), load (its players), a heartbeat every
+  ``heartbeat_s``. A heartbeat that finds the node forgotten lists its live
+  matches again.
+- **Matches on demand.** ``create_match(room, node)`` (the matchmaker's
+  factory) builds a ``Match`` of the room type (its seed, or a random 63-bit
+  one), with its own recording unless ``--no-record``, and registers it as
+  a feed of the server. The default match, of the command line's room type,
+  exists from the start and is never disposed of.
+- **Empty matches go.** A timer (every ``tick_s`` and at the lifecycle's
+  next deadline) expires seats and nodes, sets the directory's player
+  counts to the truth of the matches and disposes of matches empty past the
+  grace: unlisted, stopped, removed, their replay closed with its end
+  record. A match whose tick raised is ended by the server (its players get
+  ``error`` and 1011); the host unlists it and closes its replay at its last
+  good tick.
+- **HTTP.** ``POST /api/matchmake`` (a seat, or the refusal's status and
+  JSON reason), ``GET /api/matches`` (the directory's listing, with each
+  local match's tick), ``GET /api/rulesets`` (the catalog, for the lobby).
+- **Admission** (``GameServer.admit``, after a hello, before the match
+  takes it): a hello's seat is taken in the directory (a bad one: ``error``
+  and its 44xx close code); a player without one gets a seat reserved and
+  taken at once (none free: 1013, except on ``/ws``, which then goes on to
+  another match of the default room, made if need be); spectators and
+  resumes need none.
+
+Time: the directory's clock is ``time.time()`` (``clock``), the same on
+every node; the matches keep the server's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import frozen
+from websockets.http11 import Response
+
+from game.errors import GameError
+from game.rules import RULESET_NAMES, Ruleset
+from server.app import CORS, Connection, GameServer
+from server.config import ServerConfig
+from server.match import Match
+from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, PolicyViolation, ProtocolError
+from server.protocol.messages import Hello
+from server.replay.listing import ReplayLibrary
+from server.replay.recorder import Recorder, default_match_id
+from server.rooms import (
+    Catalog,
+    DuplicateMatch,
+    InvalidRoomType,
+    Lifecycle,
+    MatchDirectory,
+    MatchFull,
+    MatchId,
+    MatchInfo,
+    MatchmakeError,
+    MatchmakeRequest,
+    Matchmaker,
+    MemoryDirectory,
+    NodeId,
+    NodeInfo,
+    Offer,
+    RoomType,
+    SeatError,
+    UnknownMatch,
+)
+from server.rulesets import load_ruleset
+from server.web import HttpRequest, json_response
+
+log = logging.getLogger("server.host")
+
+#: What ``GET /api/matches`` adds to a local match's entry from the match itself.
+LOCAL_FIELDS = ("tick", "tick_rate", "connected", "entities", "ticks_dropped")
+#: Seconds before a new default match replaces one whose tick raised.
+DEFAULT_RETRY_S = 5.0
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class RulesetCache:
+    """Rulesets by reference, each loaded once (``load_ruleset``: a GameError for a bad one)."""
+
+    def __init__(self, load: Callable[[str], Ruleset] = load_ruleset) -> None:
+        self._load = load
+        self._loaded: dict[str, Ruleset] = {}
+
+    def __call__(self, ref: str) -> Ruleset:
+        ruleset = self._loaded.get(ref)
+        if ruleset is None:
+            ruleset = self._loaded[ref] = self._load(ref)
+        return ruleset
+
+
+def build_catalog(default: RoomType, rulesets: RulesetCache, *, tick_rate: int, max_players: int) -> Catalog:
+    """The room types offered: ``default`` (the command line's) and each built-in ruleset it is not.
+
+    Built-ins other than the default's get ``tick_rate``, ``max_players`` and
+    their rulesets' default options.
+
+    Raises:
+        InvalidRoomType: the default's ruleset does not load, or its options are bad.
+    """
+    try:
+        default_spec = rulesets(default.ruleset).spec
+    except GameError as exc:
+        raise InvalidRoomType("ruleset", str(exc)) from exc
+    offers = [Offer(default, default_spec)]
+    for name in RULESET_NAMES:
+        if name != default_spec.name:
+            offers.append(Offer(RoomType(name, tick_rate=tick_rate, max_players=max_players), rulesets(name).spec))
+    return Catalog(offers)
+
+
+def public_url(config: ServerConfig, port: int) -> str:
+    """This node's WebSocket base as clients on this machine reach it: ``ws://host:port`` (``wss`` with TLS).
+
+    A server listening on every address says 127.0.0.1: give ``--public-url`` for other machines.
+    """
+    host = config.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'wss' if config.tls_cert else 'ws'}://{host}:{port}"
+
+
+@frozen
+class RoomsConfig:
+    """A node's rooms settings: the command line's ``--seed``, ``--label``, ``--seat-ttl``, ``--empty-grace``
+    and ``--public-url``.
+
+    Attributes:
+        seed: the seed of every match of the default room (None: a random one each; the default match's is
+            ``ServerConfig.seed`` then).
+        labels: the default room's labels.
+        seat_ttl: seconds a seat is held.
+        empty_grace: seconds a match made on demand may stay without players.
+        public_url: this node's WebSocket base, or None: from ``--host`` and the port.
+    """
+
+    seed: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    seat_ttl: float = 15.0
+    empty_grace: float = 30.0
+    public_url: str | None = None
+
+
+class Host:
+    """The rooms of one node (see the module docstring).
+
+    Args:
+        server: the game server whose feeds the matches are.
+        catalog: the room types offered (``build_catalog``).
+        default_room: the ruleset name (``spec.name``) of the command line's room type: ``/ws`` plays it.
+        rulesets: loads each room type's ruleset.
+        directory: the match directory (default: a new ``MemoryDirectory``).
+        seat_ttl: seconds a seat is held for its player.
+        empty_grace: seconds a match may stay empty before it is disposed of.
+        heartbeat_s: seconds between this node's heartbeats.
+        tick_s: the timer runs at least this often, seconds.
+        url: this node's public WebSocket base (default: ``public_url`` of the port it listens on).
+        clock: the directory's clock, seconds (``time.time``).
+    """
+
+    def __init__(self, server: GameServer, catalog: Catalog, default_room: str, rulesets: RulesetCache, *,
+                 directory: MatchDirectory | None = None, seat_ttl: float = 15.0, empty_grace: float = 30.0,
+                 heartbeat_s: float = 2.0, tick_s: float = 1.0, url: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.server = server
+        self.config = server.config
+        self.catalog = catalog
+        self.default_name = default_room
+        self.default_room = catalog.offer(default_room).room_type
+        self.rulesets = rulesets
+        # Node expiry means little in one process; a loop stalled for a few beats must not unlist everything.
+        self.directory: MatchDirectory = MemoryDirectory(node_ttl=5 * heartbeat_s) if directory is None else directory
+        self.matchmaker = Matchmaker(self.directory, catalog, self.create_match, seat_ttl=seat_ttl)
+        self.lifecycle = Lifecycle(empty_grace)
+        self.heartbeat_s = heartbeat_s
+        self.tick_s = tick_s
+        self.url = url
+        self.clock = clock
+        self.node_id = NodeId(f"node-{secrets.token_hex(4)}")
+        #: The matches this node hosts, by id, and the room type each was made from.
+        self.matches: dict[MatchId, Match] = {}
+        self.rooms: dict[MatchId, RoomType] = {}
+        #: The match ``/ws`` joins first, never disposed of (None until ``open_default``, or after it failed).
+        self.default: Match | None = None
+        #: Each match's recorder (closed by the match at shutdown, by us when it is disposed of or fails).
+        self.recorders: dict[MatchId, Recorder] = {}
+        self.stats = {"matches_created": 0, "matches_disposed": 0, "matches_failed": 0, "seats_taken": 0,
+                      "seats_refused": 0}
+        #: Admissions under way per match (a seat being taken: the directory may count it already), and
+        #: admissions ever started per match (one that starts during a directory read spoils the read).
+        self._admitting: Counter[MatchId] = Counter()
+        self._admissions: Counter[MatchId] = Counter()
+        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._next_beat = 0.0
+        self._default_due: float | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    @classmethod
+    def build(cls, config: ServerConfig, rooms: RoomsConfig | None = None) -> Host:
+        """The game server of ``config`` and its host: the command line's room type (``config``'s ruleset
+        reference, options, tick rate and players, ``rooms``' seed and labels) and the built-ins. Its replay
+        library plays the default ruleset's replays too, a user's included.
+
+        Raises:
+            GameError: ``config.ruleset`` names no ruleset that loads.
+            InvalidRoomType: a bad option, label, tick rate or player count.
+        """
+        rooms = rooms or RoomsConfig()
+        rulesets = RulesetCache()
+        name = rulesets(config.ruleset).spec.name
+        room = RoomType(config.ruleset, options=dict(config.options), tick_rate=config.tick_rate,
+                        max_players=config.max_players, seed=rooms.seed, labels=dict(rooms.labels))
+        catalog = build_catalog(room, rulesets, tick_rate=config.tick_rate, max_players=config.max_players)
+        server = GameServer(config, library=ReplayLibrary(config.replay_dir, refs=((name, config.ruleset),)))
+        return cls(server, catalog, name, rulesets, seat_ttl=rooms.seat_ttl, empty_grace=rooms.empty_grace,
+                   url=rooms.public_url)
+
+    def install(self) -> None:
+        """Take the server's admission and feed-failure hooks and the rooms routes."""
+        server = self.server
+        server.admit = self.admit
+        server.feed_failed = self.feed_failed
+        server.add_route("POST", "/api/matchmake", self.api_matchmake)
+        server.add_route("GET", "/api/matches", self.api_matches)
+        server.add_route("GET", "/api/rulesets", self.api_rulesets)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def serve(self, port: int) -> None:
+        """Register this node (listening on ``port``), list its matches, then run the timer until cancelled;
+        leave the directory at the end."""
+        if self.url is None:
+            self.url = public_url(self.config, port)
+        try:
+            await self.heartbeat(self.clock())
+            self._ready.set()
+            await self.run()
+        finally:
+            try:
+                await self.directory.remove_node(self.node_id, now=self.clock())
+            except Exception:
+                log.exception("rooms: leaving the directory")
+
+    async def run(self) -> None:
+        """The timer: ``step`` about every ``tick_s`` and at the lifecycle's deadlines, until cancelled.
+
+        A failure is logged and the timer goes on: never the server down.
+        """
+        while True:
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception:
+                log.exception("rooms: the timer failed; again in %g s", self.tick_s)
+            now = self.clock()
+            wait = min(self.tick_s, self._next_beat - now)
+            due = self.lifecycle.next_due()
+            if due is not None:
+                wait = min(wait, due - now)
+            try:
+                async with asyncio.timeout(max(0.0, wait)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def step(self) -> None:
+        """One run of the timer: the heartbeat when due, expiries, true player counts, disposals."""
+        now = self.clock()
+        if now >= self._next_beat:
+            await self.heartbeat(now)
+        await self.directory.expire(now=now)
+        if self._default_due is not None and now >= self._default_due:
+            await self._replace_default()
+        for mid in list(self.matches):
+            await self._count(mid)
+        for mid in self.lifecycle.poll(now=self.clock()):
+            await self.dispose(mid, f"empty for {self.lifecycle.grace_s:g} s")
+
+    async def heartbeat(self, now: float) -> None:
+        """Tell the directory this node is alive; list its matches (again) if it did not know the node."""
+        assert self.url is not None, "serve() sets the URL"
+        load = sum(m.player_count() for m in self.matches.values())
+        self._next_beat = now + self.heartbeat_s
+        if not await self.directory.heartbeat(self.node_id, self.url, load, now=now):
+            for mid in list(self.matches):
+                await self._list(mid, now)
+
+    # -- matches ---------------------------------------------------------------------
+
+    def new_match(self, room: RoomType, *, match_id: str = "", seed: int | None = None) -> Match:
+        """Start a match of ``room`` on this node, with its own recording, as a feed of the server (not listed yet).
+
+        ``seed``: instead of the room's (whose None is a random 63-bit one).
+        ``match_id``: instead of a new ``<ruleset>-<UTC time>-<6 hex>``.
+
+        Raises:
+            GameError: the ruleset refuses; OSError: the replay cannot be created.
+        """
+        ruleset = self.rulesets(room.ruleset)
+        if seed is None:
+            seed = room.seed if room.seed is not None else secrets.randbits(63)
+        config = self.config
+        match = Match(ruleset, match_id=match_id or self._new_id(ruleset.spec.name), seed=seed,
+                      options=dict(room.options), tick_rate=room.tick_rate, max_players=room.max_players,
+                      msg_rate=config.msg_rate, hold_s=config.hold_s)
+        mid = MatchId(match.match_id)
+        if mid in self.matches or mid in self.server.feeds:
+            raise ValueError(f"two matches with the id {mid!r}")
+        if config.record:
+            recorder = Recorder.create(match, config.replay_dir)
+            match.observers.append(recorder)
+            self.recorders[mid] = recorder
+        self.matches[mid] = match
+        self.rooms[mid] = room
+        self.server.add_feed(mid, match)
+        self.stats["matches_created"] += 1
+        return match
+
+    def open_default(self, *, match_id: str = "", seed: int | None = None) -> Match:
+        """The default match (``/ws``): of the default room type, from the start, never disposed of.
+
+        Its id is ``match_id`` or ``<ruleset>-<UTC time>-<seed>``, as a one-match server's always was.
+        """
+        name = self.default_name
+        if seed is None:
+            seed = self.default_room.seed if self.default_room.seed is not None else secrets.randbits(63)
+        match = self.new_match(self.default_room, seed=seed,
+                               match_id=match_id or default_match_id(_ID_UNSAFE.sub("-", name), seed, time.time()))
+        self.default = match
+        self.server.default_id = match.match_id
+        return match
+
+    async def create_match(self, room: RoomType, node: NodeInfo) -> MatchId:
+        """The matchmaker's factory: a new match of ``room`` here (``node``: this one), empty until a seat is taken."""
+        if node.node_id != self.node_id:
+            raise MatchmakeError(503, f"node {node.node_id!r} is another process: this one starts only its own matches")
+        match = self.new_match(room)
+        mid = MatchId(match.match_id)
+        self.lifecycle.created(mid, now=self.clock())
+        self._wake.set()  # its deadline may come before the timer's next run
+        recorder = self.recorders.get(mid)
+        log.info("match %s created: %s, at most %d players, labels %s, seed %d%s", mid, match.ruleset.spec.name,
+                 match.max_players, dict(room.labels) or "none", match.seed,
+                 f", recording to {recorder.path}" if recorder is not None else "")
+        return mid
+
+    def _new_id(self, name: str) -> str:
+        stamp = datetime.fromtimestamp(time.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
+        while True:
+            mid = f"{_ID_UNSAFE.sub('-', name)[:24]}-{stamp}-{secrets.token_hex(3)}"
+            if mid not in self.matches:
+                return mid
+
+    async def _list(self, mid: MatchId, now: float) -> None:
+        """List a match of this node in the directory, with its players."""
+        match, room = self.matches[mid], self.rooms[mid]
+        try:
+            await self.directory.add_match(mid, self.node_id, match.ruleset.spec.name, room.labels, match.max_players,
+                                           now=now, players=match.player_count())
+        except DuplicateMatch:
+            pass
+
+    async def _count(self, mid: MatchId) -> None:
+        """Set the directory's player count of ``mid`` to the match's own, and report its occupancy.
+
+        Only this node changes the players of its matches (``take`` at
+        admission, ``change_players`` here), so the difference is exact
+        unless an admission ran meanwhile: then the next run does it.
+        """
+        started = self._admissions[mid]
+        if self._admitting[mid]:
+            return
+        info = await self.directory.get_match(mid, now=self.clock())
+        match = self.matches.get(mid)
+        if info is None or match is None or self._admitting[mid] or self._admissions[mid] != started:
+            return
+        players = match.player_count()
+        now = self.clock()
+        if players != info.players:
+            try:
+                info = await self.directory.change_players(mid, players - info.players, now=now)
+            except UnknownMatch:
+                return
+        self.lifecycle.occupancy(mid, players + info.reserved, now=now)
+
+    async def dispose(self, mid: MatchId, why: str) -> None:
+        """End match ``mid`` if it is still empty: unlist it, stop it (1001 to its spectators), close its replay."""
+        match = self.matches.get(mid)
+        if match is None or match is self.default:
+            return
+        now = self.clock()
+        if match.player_count() or self._admitting[mid]:
+            self.lifecycle.occupancy(mid, match.player_count() + self._admitting[mid], now=now)
+            return
+        await self.directory.remove_match(mid, now=now)
+        if self.matches.get(mid) is not match:
+            return  # it failed meanwhile
+        recorder = self._forget(mid)
+        self.server.remove_feed(mid, f"the match is over ({why})")
+        if recorder is not None:
+            await asyncio.to_thread(recorder.on_close, match)  # the end record; the file's last flush off the loop
+        self.stats["matches_disposed"] += 1
+        log.info("match %s disposed of: %s, after %d ticks", mid, why, match.tick_count)
+
+    def feed_failed(self, feed_id: str) -> None:
+        """``GameServer.feed_failed``: a match's tick raised; the server closes it (1011) once this returns.
+
+        Its replay is closed as it stands, without an end record (the world is
+        whatever the exception left), so it verifies up to its last tick; the
+        match is unlisted. A failed default match is replaced after ``DEFAULT_RETRY_S``.
+        """
+        mid = MatchId(feed_id)
+        match = self.matches.get(mid)
+        if match is None:
+            return
+        recorder = self._forget(mid)
+        self.stats["matches_failed"] += 1
+        if match is self.default:
+            self.default = None
+            self._default_due = self.clock() + DEFAULT_RETRY_S
+        log.error("match %s ended at tick %d: its tick raised (above); its replay stops at its last tick",
+                  mid, match.tick_count)
+        self._spawn(self._unlist_failed(mid, recorder))
+
+    async def _unlist_failed(self, mid: MatchId, recorder: Recorder | None) -> None:
+        await self.directory.remove_match(mid, now=self.clock())
+        if recorder is not None:
+            await asyncio.to_thread(recorder.close)
+
+    async def _replace_default(self) -> None:
+        """A new default match after the last one failed: an open one of the default room here, or a new one."""
+        self._default_due = None
+        for mid, match in self.matches.items():
+            if self.rooms[mid] == self.default_room:
+                self.lifecycle.forget(mid)  # the default is never disposed of
+                self.default = match
+                self.server.default_id = mid
+                log.info("match %s is the default match now", mid)
+                return
+        match = self.open_default()
+        await self._list(MatchId(match.match_id), self.clock())
+        log.info("match %s is the new default match", match.match_id)
+
+    def _forget(self, mid: MatchId) -> Recorder | None:
+        """Stop tracking ``mid``; its recorder, detached (the feed's close no longer closes it)."""
+        match = self.matches.pop(mid)
+        self.rooms.pop(mid, None)
+        self.lifecycle.forget(mid)
+        self._admitting.pop(mid, None)
+        self._admissions.pop(mid, None)
+        recorder = self.recorders.pop(mid, None)
+        if recorder is not None and recorder in match.observers:
+            match.observers.remove(recorder)
+        return recorder
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("rooms: a background task failed", exc_info=task.exception())
+
+    # -- admission -------------------------------------------------------------------
+
+    async def admit(self, feed_id: str, hello: Hello, conn: Connection) -> str | None:
+        """``GameServer.admit``: seat a player's hello in the directory before the match takes it.
+
+        A seat token is taken (``SeatError``: its 44xx close code); a player
+        without one gets a seat reserved and taken at once: if none is free,
+        1013 on ``/ws/<match id>``, and on ``/ws`` a seat in another match of
+        the default room (join or create), whose id is returned. Spectators,
+        resumes of a held member and feeds that are not matches of this node
+        pass as they are.
+
+        Raises:
+            ProtocolError: the hello does not seat a player (the connection fails with its code).
+        """
+        await self._ready.wait()
+        match = self.matches.get(MatchId(feed_id))
+        if match is None or hello.spectate or match.resumes(hello):
+            return None
+        if hello.seat is not None:
+            await self._take(match, hello.seat)
+            return None
+        try:
+            await self._take(match, None)
+            return None
+        except MatchFull:
+            if not (match is self.default and conn.path.split("?", 1)[0] == "/ws"):
+                raise self._full(match) from None
+        # /ws, the default match full: join or create another match of the default room.
+        request = MatchmakeRequest(self.default_name, labels=self.default_room.labels)
+        try:
+            seat = await self.matchmaker.matchmake(request, now=self.clock())
+        except MatchmakeError as exc:
+            raise PolicyViolation(f"the match is full and no other: {exc.reason}", CLOSE_TRY_AGAIN_LATER) from None
+        other = self.matches.get(seat.match_id)
+        if other is None:  # another node's: a WebSocket cannot move there
+            raise self._full(match)
+        await self._take(other, seat.token)
+        return other.match_id
+
+    @staticmethod
+    def _full(match: Match) -> PolicyViolation:
+        return PolicyViolation(f"the match is full ({match.max_players} players)", CLOSE_TRY_AGAIN_LATER)
+
+    async def _take(self, match: Match, token: str | None) -> None:
+        """Take seat ``token`` in ``match`` (None: reserve one and take it at once).
+
+        Raises:
+            ProtocolError: a bad seat (its close code) or a match that ended (1001).
+            MatchFull: no token, and no free seat.
+        """
+        mid = MatchId(match.match_id)
+        self._admitting[mid] += 1
+        self._admissions[mid] += 1
+        try:
+            if token is None:
+                token = (await self.directory.reserve(mid, ttl=self.matchmaker.seat_ttl, now=self.clock())).token
+            await self.directory.take(token, mid, now=self.clock())
+        except SeatError as exc:
+            self.stats["seats_refused"] += 1
+            raise ProtocolError(exc.reason, exc.code) from None
+        except UnknownMatch:
+            raise PolicyViolation(f"match {mid!r} has ended", CLOSE_GOING_AWAY) from None
+        finally:
+            if mid in self._admitting:
+                self._admitting[mid] -= 1
+        self.stats["seats_taken"] += 1
+        self.lifecycle.occupancy(mid, 1, now=self.clock())
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    async def api_matchmake(self, request: HttpRequest) -> Response:
+        """``POST /api/matchmake``: 200 and the seat, or the refusal's status and ``{"error", "field"}``."""
+        try:
+            await self._ready.wait()
+            seat = await self.matchmaker.handle(request.body, now=self.clock())
+        except MatchmakeError as exc:
+            return json_response(exc.to_json(), exc.status)
+        except Exception:
+            log.exception("POST /api/matchmake")
+            return json_response({"error": "internal server error; see the server's log", "field": None}, 500)
+        return json_response(seat.to_json(self.clock()))
+
+    async def api_matches(self, request: HttpRequest) -> Response:
+        """``GET /api/matches?ruleset=&label=k:v&open=1&limit=``: the directory's listing, oldest first.
+
+        Each entry: match, url, ruleset, labels, players, reserved,
+        max_players; a match of this node also has its tick, tick_rate,
+        connected, entities, ticks_dropped and whether it is the default.
+        """
+        await self._ready.wait()
+        try:
+            found = await self.matchmaker.listing(urllib.parse.urlsplit(request.path).query, now=self.clock())
+        except MatchmakeError as exc:
+            return json_response(exc.to_json(), exc.status, extra=CORS)
+        return json_response({"matches": [self._entry(info) for info in found]}, extra=CORS)
+
+    def _entry(self, info: MatchInfo) -> dict[str, Any]:
+        entry = info.to_json()
+        match = self.matches.get(info.match_id)
+        if match is not None:
+            local = match.info()
+            entry.update({k: local[k] for k in LOCAL_FIELDS if k in local})
+            entry["default"] = match is self.default
+        return entry
+
+    def api_rulesets(self, request: HttpRequest) -> Response:
+        """``GET /api/rulesets``: the room types offered: name, version, settings, labels, options with ranges."""
+        rulesets = []
+        for name in self.catalog.names:
+            offer = self.catalog.offer(name)
+            room, spec = offer.room_type, offer.spec
+            values = spec.resolve_options(dict(room.options))
+            rulesets.append({
+                "name": name, "version": spec.version, "default": name == self.default_name,
+                "tick_rate": room.tick_rate, "max_players": room.max_players, "labels": dict(room.labels),
+                "options": [{"name": o.name, "default": values[o.name], "lo": o.lo, "hi": o.hi, "doc": o.doc}
+                            for o in spec.options],
+            })
+        return json_response({"default": self.default_name, "seat_ttl": self.matchmaker.seat_ttl,
+                              "empty_grace": self.lifecycle.grace_s, "rulesets": rulesets}, extra=CORS)
