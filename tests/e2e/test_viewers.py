@@ -23,7 +23,7 @@ from server.app import REPLAY_PREFIX, GameServer
 from server.config import ServerConfig
 from server.match import Match
 from server.protocol.codec import decode_server, encode_client
-from server.protocol.messages import Ack, Error, Hello, ReplayInfo, ReplayStatus, Update, Welcome
+from server.protocol.messages import Ack, Error, Hello, ReplayInfo, ReplayStatus, Roster, Update, Welcome
 from server.replay.listing import ReplayLibrary
 from server.replay.playback import Playback
 from server.replay.recorder import Recorder
@@ -73,7 +73,7 @@ def test_the_game_server_plays_a_replay_of_its_directory_beside_its_match(record
             return got, server.match.tick_count
 
     got, match_tick = asyncio.run(main())
-    assert [type(m) for m in got[:4]] == [Welcome, ReplayInfo, type(got[2]), ReplayStatus]
+    assert [type(m) for m in got[:4]] == [Welcome, ReplayInfo, Roster, ReplayStatus]
     info = got[1]
     assert isinstance(info, ReplayInfo) and info.name == name and info.last == 400 and info.complete
     updates = [m for m in got if isinstance(m, Update)]
