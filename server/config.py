@@ -15,7 +15,8 @@ class ServerConfig:
 
     Attributes:
         host, port: where to listen (port 0: any free port).
-        ruleset: ruleset name (``arena`` or ``drift``).
+        ruleset: the default room's ruleset: a built-in name (``arena``, ``drift``), an entry-point name or
+            ``package.module:Attr`` (``server.rulesets.load_ruleset``).
         options: ruleset options (``npcs``, ``pellets``...); unset ones take the ruleset's defaults.
         tick_rate: ticks (and updates) per second.
         seed: match seed.

@@ -537,3 +537,50 @@ def test_a_user_ruleset_plays_with_matchmaking_bots_and_its_replay_verifies_with
     unknown = subprocess.run([sys.executable, "-m", "tools.replay", "verify", str(replays[0])], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "--ruleset package.module:Attr" in unknown.stderr, unknown.stderr
+
+
+def test_a_failed_default_match_is_replaced_so_ws_keeps_joining_the_default_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("server.host.DEFAULT_RETRY_S", 0.5)
+
+    async def main() -> None:
+        async with hosting(tmp_path, ruleset=EXPLOSIVE) as host:
+            url = f"ws://127.0.0.1:{port_of(host)}/ws"
+            first = host.default
+            assert first is not None
+            doomed = GameClient(url, "doomed", decode=False)
+            await doomed.connect()
+            await doomed.send_input([1, 1])
+            await doomed.wait_tick((doomed.tick or 0) + 60)
+            assert doomed.close_code == 1011 and host.default is None
+
+            async def replaced() -> bool:
+                return host.default is not None and host.server.default_id == host.default.match_id
+            await until(replaced, 10, "a new default match")
+            assert host.default is not first and first.match_id not in host.matches
+            player = GameClient(url, "next", decode=False)
+            await player.connect()
+            assert player.welcome is not None and player.welcome.match == host.default.match_id
+            entries = await listed(port_of(host))
+            assert first.match_id not in entries and entries[player.welcome.match]["players"] == 1
+            await player.close()
+
+    asyncio.run(main())
+
+
+def test_a_node_the_directory_forgot_lists_its_matches_again_at_its_next_heartbeat(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with hosting(tmp_path) as host:
+            port = port_of(host)
+            s = await seat(port, mode="create")
+            player = GameClient.from_seat(s, "stays", decode=False)
+            await player.connect()
+            await host.directory.remove_node(host.node_id, now=time.time())
+            assert await listed(port) == {}
+            await host.heartbeat(time.time())
+            entries = await listed(port)
+            assert set(entries) == {s.match, host.default.match_id if host.default else ""}
+            assert entries[s.match]["players"] == 1
+            await player.close()
+
+    asyncio.run(main())
