@@ -127,7 +127,7 @@ class Playback:
         self._info_frame: bytes | None = None
         #: Its tick schedule, set by its driver (``server.loop.run_feed``).
         self.ticker: Ticker | None = None
-        #: Since when (``now``) nobody watches; None while someone does. Loaded, it waits for its first viewer.
+        #: Since when (``now`` of a tick) nobody has watched; None while someone does.
         self.idle_since: float | None = None
 
     # -- viewers -----------------------------------------------------------------
@@ -173,8 +173,6 @@ class Playback:
             return  # closed by ``fail``
         viewer.session.close()
         del self.viewers[viewer.player]
-        if not self.viewers:
-            self.idle_since = now
 
     # -- controls ----------------------------------------------------------------
 
@@ -234,6 +232,10 @@ class Playback:
         A replay that fails re-simulation (``ReplayError``) fails the playback
         (``fail()``: its viewers get ``error`` and 1008) instead of raising.
         """
+        if self.viewers:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now
         if self.failed is not None:
             return
         try:

@@ -365,3 +365,15 @@ def test_seeks_between_two_ticks_are_coalesced_into_the_last_one(pb: Playback) -
     pb.tick()
     (u,) = w.pump()
     assert pb.seeks == 2 and u.tick == 600 and pb.paused
+
+
+def test_a_playback_is_idle_from_the_tick_after_its_last_viewer_left(pb: Playback) -> None:
+    pb.tick(1.0)
+    assert pb.idle_since == 1.0  # loaded, and nobody came yet
+    w = Watcher(pb)
+    assert pb.idle_since is None
+    pb.tick(2.0)
+    pb.disconnect(w.viewer, w.client, 2.5)
+    pb.tick(3.0)
+    pb.tick(4.0)
+    assert pb.idle_since == 3.0 and pb.viewers == {} and not pb.finished
