@@ -57,9 +57,12 @@ def test_a_server_hosts_two_matches_each_with_its_own_loop_and_players(tmp_path:
     assert [p["name"] for p in one["players"]] == ["bob"]
     # Each match ran on its own schedule: 30 Hz and 20 Hz.
     assert first.tick_count > second.tick_count > 0
-    # A busy machine may make a loop skip a tick now and then (the Ticker drops, never bunches);
-    # a shared loop would drop far more: one match's ticks would wait for the other's.
-    assert first.ticks_dropped <= first.tick_count // 10 and second.ticks_dropped <= second.tick_count // 10
+    # Ticks run plus ticks skipped are the deadlines each schedule passed: 30 a second and 20 a
+    # second over the same time. A busy machine makes a loop skip ticks (the Ticker drops, never
+    # bunches), which moves ticks from one count to the other, not the ratio of the schedules.
+    first_deadlines = first.tick_count + first.ticks_dropped
+    second_deadlines = second.tick_count + second.ticks_dropped
+    assert 1.25 <= first_deadlines / second_deadlines <= 1.75, (first_deadlines, second_deadlines)
 
 
 def test_a_game_server_refuses_two_matches_with_one_id() -> None:
