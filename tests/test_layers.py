@@ -100,6 +100,7 @@ SANS_IO_FILES = (
     "server/frames.py",
     "server/inputs.py",
     "server/ticker.py",
+    "server/feed.py",
     "server/replay/format.py",
     "server/replay/inputs.py",
     "server/rooms/catalog.py",
