@@ -412,7 +412,9 @@ def test_page_mirror_checksum_matches_the_server(start_server: Callable[..., Ser
             time.sleep(0.2)
         assert matched == 5
         s = state(page)
-        assert s["desyncs"] == 0 and s["checksumOk"] and s["updatesPerSec"] >= 20
+        # Checksums strict; the update rate only shows the page keeps up (30 on a quiet machine,
+        # 18 seen with two suites running at once).
+        assert s["desyncs"] == 0 and s["checksumOk"] and s["updatesPerSec"] >= 12
     finally:
         loop.run(ref.close())
 
