@@ -23,15 +23,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerProcess
-from tests.e2e.test_browser import CHROMIUM, Pages, browser, pages, state, wait_until  # noqa: F401 (fixtures)
+from tests.e2e.test_browser import NEEDS_CHROMIUM, Pages, browser, pages, state, wait_until  # noqa: F401 (fixtures)
 from tests.userpkg.conftest import USERPKG
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not any(
-        os.access(os.path.join(d, "chromium"), os.X_OK) for d in os.environ.get("PATH", "").split(os.pathsep)),
-        reason="Debian's chromium is not installed"),
-]
+pytestmark = [pytest.mark.timeout(120), NEEDS_CHROMIUM]
 
 #: The play page is in a match: welcomed, with a tick.
 LIVE = "() => { const s = window.__game && window.__game.state(); return !!s && s.phase === 'live' && s.tick !== null; }"
