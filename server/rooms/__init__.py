@@ -1,14 +1,18 @@
 """Rooms: matches made on demand from room types, found and joined through matchmaking.
 
-Sans I/O: nothing here opens a socket or reads a clock; time comes in as
-``now`` (seconds) and the shell wires the parts to HTTP, WebSockets and
-its matches.
+Sans I/O but for one shell: nothing here opens a socket or reads a clock;
+time comes in as ``now`` (seconds) and the shell wires the parts to HTTP,
+WebSockets and its matches. The exception is ``redis_directory``, a shell
+that talks to Redis, imported on its own (``from
+server.rooms.redis_directory import RedisDirectory``) so that a node
+without ``--redis`` never loads the Redis client.
 
 Modules: ``roomtype`` (what a match is made from), ``catalog`` (the room
 types offered, by ruleset name), ``directory`` (the ``MatchDirectory``
 interface and its records), ``memory`` (``MemoryDirectory``, the one-process
-implementation), ``index`` (listing by ruleset and label without a scan),
-``requests`` (parsing ``POST /api/matchmake`` and ``GET /api/matches``),
+implementation), ``redis_directory`` (``RedisDirectory``, shared by the
+nodes of a cluster), ``index`` (listing by ruleset and label without a
+scan), ``requests`` (parsing ``POST /api/matchmake`` and ``GET /api/matches``),
 ``matchmaker`` (requests to seats), ``lifecycle`` (disposing of empty
 matches), ``errors``.
 
@@ -30,9 +34,10 @@ Glossary:
 """
 
 from server.rooms.catalog import Catalog, Offer
-from server.rooms.directory import Expired, MatchDirectory, MatchId, MatchInfo, NodeId, NodeInfo, Seat
+from server.rooms.directory import NO_ROOM, Expired, MatchDirectory, MatchId, MatchInfo, NodeId, NodeInfo, Seat
 from server.rooms.errors import (
     DirectoryError,
+    DirectoryUnavailable,
     DuplicateMatch,
     InvalidRoomType,
     MatchFull,
@@ -53,7 +58,7 @@ from server.rooms.requests import ListQuery, MatchmakeRequest, parse_listing, pa
 from server.rooms.roomtype import RoomType
 
 __all__ = [
-    "Catalog", "CreateMatch", "DirectoryError", "DuplicateMatch", "Expired", "InvalidRoomType", "Lifecycle", "ListQuery",
+    "NO_ROOM", "Catalog", "CreateMatch", "DirectoryError", "DirectoryUnavailable", "DuplicateMatch", "Expired", "InvalidRoomType", "Lifecycle", "ListQuery",
     "MatchDirectory", "MatchFull", "MatchId", "MatchInfo", "MatchmakeError", "MatchmakeRequest", "Matchmaker",
     "MemoryDirectory", "NodeId", "NodeInfo", "Offer", "RoomError", "RoomType", "Seat", "SeatError", "SeatExpired",
     "SeatForAnotherMatch", "SeatTaken", "UnknownMatch", "UnknownNode", "UnknownSeat", "parse_listing",

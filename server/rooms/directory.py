@@ -1,9 +1,9 @@
 """The match directory: which nodes are alive, which matches they host, and who holds a seat.
 
 ``MatchDirectory`` is the interface; ``MemoryDirectory`` (one process, the
-embedded default) implements it, and a Redis one (several processes and
-machines) comes next. Every method is ``async`` so the two are
-interchangeable; every method takes ``now``, the caller's clock in seconds
+embedded default) and ``RedisDirectory`` (several processes and machines)
+implement it. Every method is ``async`` so the two are interchangeable;
+every method but ``receive`` takes ``now``, the caller's clock in seconds
 (the same clock on every call; across machines, wall-clock time), so the
 directory reads no clock and tests drive it with a fake one.
 
@@ -11,27 +11,48 @@ The rules every implementation keeps:
 
 - **Nodes** register and stay alive by heartbeat (``heartbeat``); a node
   whose last heartbeat is older than the directory's node TTL is gone, and
-  every match it hosted is gone with it.
+  every match it hosted is gone with it (its seats and its mailbox too).
+  ``nodes`` lists the live ones by id.
+- **Matches** are listed under the live node hosting them (``add_match``),
+  with the room type they were made from as plain JSON-able data
+  (``MatchInfo.room``), so another node can start one placed on it;
+  ``node_matches`` reads a node's matches through a per-node index;
+  ``move_match`` re-homes a match to another live node (its URL follows, its
+  players and seats stay).
 - **Seats**: ``reserve`` holds a seat in a match for ``ttl`` seconds and
   returns its token; it is atomic and never over-fills: connected players
-  plus live reservations stay ``<= max_players``. ``take`` turns a live
-  reservation into a connected player, once; an untaken one expires and
-  frees its place. ``take`` tells an unknown token, an expired one, one
-  already taken and one for another match apart (``SeatError``, each with
-  its close code).
+  plus live reservations stay ``<= max_players``, however many nodes
+  reserve at once. ``take`` turns a live reservation into a connected
+  player, once; an untaken one expires and frees its place. ``take`` tells
+  an unknown token, an expired one, one already taken and one for another
+  match apart (``SeatError``, each with its close code); a lapsed or taken
+  token is told apart for the directory's tombstone time, then unknown.
 - **Listing** is by ruleset and labels through indexes, never a scan of
-  every match.
+  every match; oldest first (by ``created``, then id), at most ``limit``.
+- **Mailboxes**: each live node has one, for messages between nodes (a
+  match's state on handover): ``post`` appends bytes (up to tens of MB) to
+  a live node's mailbox, ``receive`` waits for them and returns them oldest
+  first. A node's mailbox goes when the node goes.
+- **Failure**: a directory whose backend cannot be reached (Redis down, a
+  time-out) raises ``DirectoryUnavailable`` from any method, within its
+  time-out, never a backend library's own exception; it holds no state of
+  its own to lose, so the nodes re-register (``heartbeat`` answers False)
+  when the backend returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NewType, Protocol
 
 from attrs import field, frozen
 
 MatchId = NewType("MatchId", str)
 NodeId = NewType("NodeId", str)
+
+#: No room data (``MatchInfo.room`` of a match added without it).
+NO_ROOM: Mapping[str, Any] = MappingProxyType({})
 
 
 @frozen
@@ -68,6 +89,10 @@ class MatchInfo:
         players: players connected (or seated and connecting).
         reserved: live reservations not yet taken.
         created: when it was added (directory clock).
+        room: the room type it was made from, as plain JSON-able data (the
+            host's choice of keys: ruleset reference, options, tick rate,
+            max players, labels, seed), so any node can start it; empty if
+            the host gave none.
     """
 
     match_id: MatchId
@@ -79,6 +104,7 @@ class MatchInfo:
     players: int
     reserved: int
     created: float
+    room: Mapping[str, Any] = field(default=NO_ROOM, hash=False)
 
     @property
     def free(self) -> int:
@@ -149,12 +175,26 @@ class MatchDirectory(Protocol):
         ...
 
     async def add_match(self, match_id: MatchId, node_id: NodeId, ruleset: str, labels: Mapping[str, str],
-                        max_players: int, *, now: float, players: int = 0) -> MatchInfo:
-        """List a match hosted by live node ``node_id``.
+                        max_players: int, *, now: float, players: int = 0,
+                        room: Mapping[str, Any] | None = None) -> MatchInfo:
+        """List a match hosted by live node ``node_id`` (``room``: its ``MatchInfo.room``, JSON-able).
 
         Raises:
             UnknownNode: ``node_id`` is not alive.
             DuplicateMatch: ``match_id`` is listed already.
+        """
+        ...
+
+    async def node_matches(self, node_id: NodeId, *, now: float) -> list[MatchInfo]:
+        """The matches listed under ``node_id``, oldest first, through the node's index ([] for no live node)."""
+        ...
+
+    async def move_match(self, match_id: MatchId, node_id: NodeId, *, now: float) -> MatchInfo:
+        """Re-home a listed match to live node ``node_id``: its URL becomes that node's; its players and seats stay.
+
+        Raises:
+            UnknownMatch.
+            UnknownNode: ``node_id`` is not alive.
         """
         ...
 
@@ -200,4 +240,17 @@ class MatchDirectory(Protocol):
 
     async def expire(self, *, now: float) -> Expired:
         """Give up the reservations and nodes whose time is up; report them (and whatever lapsed since the last call)."""
+        ...
+
+    async def post(self, node_id: NodeId, payload: bytes, *, now: float) -> None:
+        """Append ``payload`` (up to tens of MB) to live node ``node_id``'s mailbox.
+
+        Raises:
+            UnknownNode: ``node_id`` is not alive.
+        """
+        ...
+
+    async def receive(self, node_id: NodeId, *, timeout: float) -> list[bytes]:
+        """Wait up to ``timeout`` seconds for a message in ``node_id``'s mailbox; take and return every one
+        waiting, oldest first ([] if none came in time)."""
         ...

@@ -2,7 +2,7 @@
 
 Split the h11 way: ``InvalidRoomType`` and ``DirectoryError`` are *our*
 misuse or the directory's answer to the shell (a bad configuration, a
-match that is full or gone); ``MatchmakeError`` is a client's bad HTTP
+match that is full or gone, a directory that cannot be reached); ``MatchmakeError`` is a client's bad HTTP
 request (with the status to answer), ``SeatError`` a client's bad seat
 token on the WebSocket (with the close code to close with). Each carries
 its fields and formats them in ``__str__``.
@@ -154,3 +154,17 @@ class UnknownNode(DirectoryError):
     def __init__(self, node_id: str) -> None:
         super().__init__(f"no live node {node_id!r}")
         self.node_id = node_id
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory's backend cannot be reached (Redis down, a time-out); whether the call took effect is unknown.
+
+    Attributes:
+        backend: where the directory lives (a Redis URL without its password).
+        cause: one line saying what failed.
+    """
+
+    def __init__(self, backend: str, cause: str) -> None:
+        super().__init__(f"match directory {backend} unavailable: {cause}")
+        self.backend = backend
+        self.cause = cause

@@ -1,8 +1,11 @@
 """``MemoryDirectory``: the match directory in one process's memory (the embedded default).
 
-Correct under asyncio concurrency without a lock: no method awaits
-anything, so each runs from start to end without another task in between,
-and a check-then-act such as ``reserve``'s is atomic.
+Correct under asyncio concurrency without a lock: no method but
+``receive`` awaits anything, so each runs from start to end without another
+task in between, and a check-then-act such as ``reserve``'s is atomic.
+``receive`` waits on a future that ``post`` resolves: the mailboxes work
+between the nodes (``Host``s) of one process, so two hosts sharing one
+directory in a test can hand a match over.
 
 Time-outs (node heartbeats, seat reservations, tombstones of used tokens)
 sit in one heap ordered by due time; every method first pops what is due at
@@ -11,18 +14,25 @@ its ``now``, so an expired seat or node is never seen, whoever calls
 stored. A reservation that lapsed or was taken is kept as a tombstone for
 ``tombstone_s`` more seconds, so a late or repeated ``take`` says *expired*
 or *taken* instead of *unknown*.
+
+A match's room data is kept as its JSON round trip (so it reads back as a
+networked directory's would: lists, not tuples; a value JSON cannot carry
+fails at ``add_match``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import json
 import secrets
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from attrs import define, field
 
-from server.rooms.directory import Expired, MatchId, MatchInfo, NodeId, NodeInfo, Seat
+from server.rooms.directory import NO_ROOM, Expired, MatchId, MatchInfo, NodeId, NodeInfo, Seat
 from server.rooms.errors import (
     DuplicateMatch,
     MatchFull,
@@ -58,6 +68,7 @@ class _Match:
     labels: Mapping[str, str]
     max_players: int
     created: float
+    room: Mapping[str, Any]
     players: int = 0
     reserved: int = 0
     seats: set[str] = field(factory=set)
@@ -101,6 +112,8 @@ class MemoryDirectory:
         self._lapsed_seats = 0
         self._lapsed_nodes: list[NodeId] = []
         self._lapsed_matches: list[MatchId] = []
+        self._mail: dict[NodeId, list[bytes]] = {}
+        self._waiting: dict[NodeId, list[asyncio.Future[None]]] = {}
 
     # -- nodes -----------------------------------------------------------------
 
@@ -127,17 +140,37 @@ class MemoryDirectory:
     # -- matches ---------------------------------------------------------------
 
     async def add_match(self, match_id: MatchId, node_id: NodeId, ruleset: str, labels: Mapping[str, str],
-                        max_players: int, *, now: float, players: int = 0) -> MatchInfo:
+                        max_players: int, *, now: float, players: int = 0,
+                        room: Mapping[str, Any] | None = None) -> MatchInfo:
         self._sweep(now)
         node = self._nodes.get(node_id)
         if node is None:
             raise UnknownNode(node_id)
         if match_id in self._matches:
             raise DuplicateMatch(match_id)
-        match = _Match(match_id, node_id, ruleset, MappingProxyType(dict(labels)), max_players, now, players)
+        data = NO_ROOM if not room else MappingProxyType(json.loads(json.dumps(room)))
+        match = _Match(match_id, node_id, ruleset, MappingProxyType(dict(labels)), max_players, now, data, players)
         self._matches[match_id] = match
         node.matches.add(match_id)
         self._index.add(match_id, ruleset, match.labels)
+        return self._info(match)
+
+    async def node_matches(self, node_id: NodeId, *, now: float) -> list[MatchInfo]:
+        self._sweep(now)
+        node = self._nodes.get(node_id)
+        if node is None:
+            return []
+        found = sorted((self._matches[m] for m in node.matches), key=lambda m: (m.created, m.match_id))
+        return [self._info(m) for m in found]
+
+    async def move_match(self, match_id: MatchId, node_id: NodeId, *, now: float) -> MatchInfo:
+        match = self._match(match_id, now)
+        node = self._nodes.get(node_id)
+        if node is None:
+            raise UnknownNode(node_id)
+        self._nodes[match.node_id].matches.discard(match_id)
+        node.matches.add(match_id)
+        match.node_id = node_id
         return self._info(match)
 
     async def change_players(self, match_id: MatchId, delta: int, *, now: float) -> MatchInfo:
@@ -210,6 +243,40 @@ class MemoryDirectory:
         self._lapsed_matches.clear()
         return report
 
+    # -- mailboxes -------------------------------------------------------------
+
+    async def post(self, node_id: NodeId, payload: bytes, *, now: float) -> None:
+        self._sweep(now)
+        if node_id not in self._nodes:
+            raise UnknownNode(node_id)
+        self._mail.setdefault(node_id, []).append(bytes(payload))
+        for waiter in self._waiting.pop(node_id, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def receive(self, node_id: NodeId, *, timeout: float) -> list[bytes]:
+        messages = self._mail.pop(node_id, [])
+        if messages or not timeout > 0:
+            return messages
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not messages and loop.time() < deadline:  # another receiver may have taken them first
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiting.setdefault(node_id, []).append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                pass
+            finally:
+                waiters = self._waiting.get(node_id, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._waiting[node_id]
+            messages = self._mail.pop(node_id, [])
+        return messages
+
     # -- inside ----------------------------------------------------------------
 
     def _at(self, when: float, kind: int, key: str) -> None:
@@ -250,6 +317,7 @@ class MemoryDirectory:
 
     def _drop_node(self, node: _Node) -> tuple[MatchId, ...]:
         del self._nodes[node.node_id]
+        self._mail.pop(node.node_id, None)
         gone = tuple(sorted(node.matches))
         for match_id in gone:
             self._drop_match(self._matches[match_id])
@@ -276,4 +344,4 @@ class MemoryDirectory:
 
     def _info(self, match: _Match) -> MatchInfo:
         return MatchInfo(match.match_id, match.node_id, self._url(match), match.ruleset, match.labels,
-                         match.max_players, match.players, match.reserved, match.created)
+                         match.max_players, match.players, match.reserved, match.created, match.room)
