@@ -8,6 +8,7 @@ import contextlib
 import logging
 import ssl
 import sys
+import urllib.parse
 from pathlib import Path
 
 from game.errors import GameError
@@ -17,6 +18,7 @@ from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.host import Host, RoomsConfig
 from server.rooms import InvalidRoomType, MatchId
+from server.workers import Supervisor, cpu_count, plan, worker_count
 
 log = logging.getLogger("server")
 
@@ -60,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"how long a match made on demand may stay without players before it is disposed of and its "
                    f"replay closed (default {ROOMS.empty_grace:g}); the default match stays")
     p.add_argument("--public-url", default=None, metavar="URL",
-                   help="this server's WebSocket base as players reach it, ws://HOST:PORT or wss://HOST (seats name "
-                   "<URL>/ws/<match id>; default: ws://<--host>:<port>, 127.0.0.1 when listening on every address)")
+                   help="this server's WebSocket base as players reach it, ws://HOST:PORT, wss://HOST or wss://HOST/PATH "
+                   "behind a proxy (seats name <URL>/ws/<match id>; {port} stands for the port it listens on, "
+                   "{worker} for the worker's number with --workers; default: ws://<--host>:<port>, 127.0.0.1 when "
+                   "listening on every address)")
     p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
                    help="messages a second one client may send, sustained; bursts of twice that; "
                    "over it: error and close 1008 (default 4 per tick, at least 120)")
@@ -81,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"record each match to DIR/<match id>.replay, and play the replays of DIR to the viewer "
                    f"(/replay.html) (default {d.replay_dir}; see REPLAY.md)")
     p.add_argument("--no-record", action="store_true", help="do not record replays")
+    p.add_argument("--workers", type=worker_count, default=None, metavar="N",
+                   help="run N processes of this command line under a supervisor that forwards SIGTERM/SIGINT and "
+                   "restarts a worker that dies (auto or 0: one per CPU). Each has its own port (--port P: P, P+1, ...; "
+                   "--port 0: a free one each, reported), not one shared with SO_REUSEPORT: a player's WebSocket must "
+                   "reach the process that hosts its match, and the kernel would spread connections by address hash. "
+                   "More than one needs --redis (their shared match directory); --public-url then needs {worker} or "
+                   "{port} (DEPLOY.md)")
+    p.add_argument("--stop-timeout", type=positive(float), default=30.0, metavar="SECONDS",
+                   help="with --workers: how long the workers may take to stop after SIGTERM/SIGINT before they are "
+                   "killed (default 30)")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
     return p
 
@@ -105,9 +120,15 @@ def non_negative(text: str) -> float:
 
 
 def public_url_arg(text: str) -> str:
-    """``--public-url``: ``ws://`` or ``wss://`` and a host, no path."""
-    if not text.startswith(("ws://", "wss://")) or "/" in text.split("://", 1)[1].rstrip("/"):
-        raise ValueError(f"--public-url: expected ws://HOST:PORT or wss://HOST, got {text!r}")
+    """``--public-url``: ``ws://`` or ``wss://``, a host and a port or path if need be; ``{port}`` is left in."""
+    u = urllib.parse.urlsplit(text.replace("{port}", "1"))
+    try:
+        u.port  # noqa: B018 - a bad port raises
+    except ValueError:
+        u = u._replace(netloc="")
+    if u.scheme not in ("ws", "wss") or not u.hostname or u.query or u.fragment or "{" in text.replace("{port}", ""):
+        hint = " ({worker} is for --workers)" if "{worker}" in text else ""
+        raise ValueError(f"--public-url: expected ws://HOST:PORT, wss://HOST or wss://HOST/PATH, got {text!r}{hint}")
     return text.rstrip("/")
 
 
@@ -151,6 +172,8 @@ async def run(host: Host) -> None:
                  s, host_name, port, s, host_name, port, config.ruleset, config.tick_rate, config.seed)
         if recorder is not None:
             log.info("recording to %s", recorder.path)
+        if host.url is not None:
+            host.url = host.url.replace("{port}", str(port))
         hosting = asyncio.create_task(host.serve(port), name="rooms")
 
     try:
@@ -170,6 +193,30 @@ async def run(host: Host) -> None:
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
 
 
+def build_host(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Host:
+    """The host of ``args``; a bad --ruleset, option or label exits with one line, before anything starts."""
+    try:
+        return Host.build(config_from_args(args), rooms_from_args(args))
+    except (GameError, InvalidRoomType, ValueError) as exc:
+        parser.exit(2, f"python -m server: error: {exc}\n")
+
+
+def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
+    """``--workers``: check the command line as a worker would, then supervise the workers (``server.workers``)."""
+    count = args.workers or cpu_count()
+    if count > 1 and getattr(args, "redis", None) is None:
+        parser.exit(2, f"python -m server: error: --workers {count} needs --redis URL, the match directory the workers "
+                    "share (make run-cluster starts a local redis-server)\n")
+    try:
+        specs = plan(count, args.port, args.public_url)
+        for spec in specs:
+            public_url_arg(spec.public_url or "ws://localhost")
+    except ValueError as exc:
+        parser.exit(2, f"python -m server: error: {exc}\n")
+    build_host(parser, argparse.Namespace(**{**vars(args), "public_url": specs[0].public_url}))
+    return asyncio.run(Supervisor(argv, specs, stop_timeout=args.stop_timeout).run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -181,11 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path is not None and not path.is_file():
             parser.error(f"{flag} {path}: no such file")
-    try:
-        # A bad --ruleset, option or label: one line, before anything starts.
-        host = Host.build(config_from_args(args), rooms_from_args(args))
-    except (GameError, InvalidRoomType, ValueError) as exc:
-        parser.exit(2, f"python -m server: error: {exc}\n")
+    if args.workers is not None and args.worker_index is None:
+        return run_workers(parser, args, sys.argv[1:] if argv is None else argv)
+    host = build_host(parser, args)
     try:
         asyncio.run(run(host))
     except GameError as exc:

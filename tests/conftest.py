@@ -74,14 +74,19 @@ class ServerProcess:
             return json.loads(resp.read())
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
+
+
+def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+    """Send ``sig``, wait ``timeout`` seconds, else SIGKILL; the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 @pytest.fixture
