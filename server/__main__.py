@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"per-client send buffer past which updates are dropped (default {d.max_buffer})")
     p.add_argument("--slow-timeout", type=positive(float), default=d.slow_timeout_s, metavar="SECONDS",
                    help=f"close clients whose buffer stays full this long (default {d.slow_timeout_s:g})")
+    p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin (https://games.example.com) whose pages may open WebSockets here, besides "
+                   "this server's own pages and clients that send no Origin (bots); '*': any; repeatable. Other "
+                   "origins' upgrades are refused with HTTP 403 (in a cluster, name the origin the lobby is served from)")
     p.add_argument("--tls-cert", type=Path, default=None, metavar="PEM",
                    help="certificate chain (PEM): serve wss:// and https:// instead of ws:// and http://")
     p.add_argument("--tls-key", type=Path, default=None, metavar="PEM",
@@ -149,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
         hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
-        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_cert=args.tls_cert, tls_key=args.tls_key, allowed_origins=tuple(args.allowed_origin),
         record=not args.no_record, replay_dir=args.replay_dir,
     )
 

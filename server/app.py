@@ -73,6 +73,7 @@ from server.web import (
     http_response,
     json_response,
     not_allowed,
+    origin_allowed,
     parse_head,
     servable,
     static_file,
@@ -1012,6 +1013,9 @@ class GameServer:
         websocket = path == "/ws" or path.startswith("/ws/")
         if method == "GET":
             if websocket:
+                if not origin_allowed(request.headers, self.config.allowed_origins, self.config.tls_cert is not None):
+                    return json_response({"error": f"WebSocket connections from {request.headers.get('Origin')} are "
+                                                   "not allowed here (--allowed-origin)"}, 403)
                 return self.target(request.path)
             if allowed:
                 return not_allowed(allowed)

@@ -34,6 +34,8 @@ class ServerConfig:
         max_buffer: bytes queued to one client past which updates to it are dropped.
         slow_timeout_s: a client whose buffer stays over ``max_buffer`` this long is closed (1008).
         static_dir: files served over HTTP at ``/``.
+        allowed_origins: ``Origin``s of pages that may open WebSockets besides the server's own pages
+            (``*``: any); a request without ``Origin`` (bots, native clients) is always let through.
         tls_cert, tls_key: PEM certificate chain and private key; when set the
             port speaks TLS only (``wss://``, ``https://``).
         match_id: the match id; empty: ``<ruleset>-<UTC timestamp>-<seed>``, unique per run.
@@ -58,6 +60,7 @@ class ServerConfig:
     max_buffer: int = 1 << 20
     slow_timeout_s: float = 5.0
     static_dir: Path = ROOT / "client_web"
+    allowed_origins: tuple[str, ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
     match_id: str = ""

@@ -12,7 +12,13 @@ values out.
 Only what a browser needs is served from ``client_web/``: its pages, modules,
 styles and images, and the ES-module builds of its npm dependencies. The
 client's tests, npm manifests, dotfiles and anything outside the folder are
-404, whatever the path says.
+404, whatever the path says (a name the file system refuses, too long or with
+a NUL in it, included).
+
+Every response says ``X-Content-Type-Options: nosniff``: a browser takes each
+body as the type we name. ``origin_allowed`` is the WebSocket upgrade's
+Origin check (cross-site WebSocket hijacking): a page of another origin may
+not open a game connection in its visitor's name.
 """
 
 from __future__ import annotations
@@ -128,7 +134,8 @@ def body_length(headers: Headers) -> int:
 
 
 def http_response(status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache"),
+                       ("X-Content-Type-Options", "nosniff")])
     for k, v in (extra or {}).items():
         headers[k] = v
     return Response(status, HTTPStatus(status).phrase, headers, body)
@@ -153,10 +160,30 @@ def servable(root: Path, path: str) -> Path | None:
     parts = PurePosixPath(path).parts[1:] if path.startswith("/") else PurePosixPath(path).parts
     if not parts or any(p.startswith(".") for p in parts) or parts[0] in PRIVATE_DIRS:
         return None
-    target = (root / Path(*parts)).resolve()
-    if not target.is_relative_to(root) or target.suffix not in SERVED_SUFFIXES or not target.is_file():
+    try:
+        target = (root / Path(*parts)).resolve()
+        if not target.is_relative_to(root) or target.suffix not in SERVED_SUFFIXES or not target.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte...
         return None
     return target
+
+
+def origin_allowed(headers: Headers, allowed: tuple[str, ...], tls: bool) -> bool:
+    """Whether a WebSocket upgrade with these ``headers`` may open: it sends no ``Origin`` (a bot, a
+    native client), its ``Origin`` is the page's own (its scheme and the request's ``Host``), or it is one
+    of ``allowed`` (``*``: any). Origins compare case-insensitively, without a trailing slash."""
+    origin = headers.get("Origin")
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if "*" in allowed or origin in {a.rstrip("/").lower() for a in allowed}:
+        return True
+    host = headers.get("Host", "").strip().lower()
+    scheme = "https" if tls else "http"
+    default_port = ":443" if tls else ":80"
+    own = {f"{scheme}://{host}", f"{scheme}://{host.removesuffix(default_port)}"}
+    return bool(host) and origin in own
 
 
 def static_file(root: Path, path: str) -> Response:

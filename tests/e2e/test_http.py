@@ -159,3 +159,53 @@ def test_a_route_that_raises_is_a_500_and_the_server_goes_on(tmp_path: Path, cap
 def test_the_get_routes_are_as_they_were(tmp_path: Path, path: str, key: str) -> None:
     status, _, body = run(drift_server(tmp_path), f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert status == 200 and key in body
+
+
+@pytest.mark.parametrize("path", ["/a%00b.js", "/" + "a" * 300 + ".js", "/" + "b" * 5000 + "/c.js", "/%2e%2e/README.md"])
+def test_a_path_the_static_files_do_not_serve_is_404_never_500(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str) -> None:
+    status, _, _ = run(drift_server(tmp_path), f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 404
+    assert "Traceback" not in caplog.text and "answering" not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/match", "/api/matches", "/api/replays", "/nothing.js", "/index.html"])
+def test_every_answer_says_nosniff(tmp_path: Path, path: str) -> None:
+    _, headers, _ = run(drift_server(tmp_path), f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def upgrade(origin: str | None, host: str = "127.0.0.1:8765") -> bytes:
+    lines = [f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             "Sec-WebSocket-Version: 13"] + ([f"Origin: {origin}"] if origin is not None else [])
+    return ("GET /ws HTTP/1.1\r\n" + "".join(line + "\r\n" for line in lines) + "\r\n").encode()
+
+
+async def status_of(port: int, request: bytes) -> int:
+    """The status of the answer to ``request`` (a 101 leaves the WebSocket open: we read only its head)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    return int(head.split()[1])
+
+
+@pytest.mark.parametrize("allowed, origin, status", [
+    ((), None, 101),  # a bot: no Origin
+    ((), "http://127.0.0.1:8765", 101),  # the server's own page
+    ((), "http://evil.example", 403),
+    ((), "null", 403),
+    ((), "https://127.0.0.1:8765", 403),  # another scheme is another origin
+    (("https://lobby.example",), "https://lobby.example", 101),
+    (("https://lobby.example",), "http://evil.example", 403),
+    (("*",), "http://anyone.example", 101),
+])
+def test_a_websocket_upgrade_from_another_origin_is_refused_with_403_unless_allowed(
+        tmp_path: Path, allowed: tuple[str, ...], origin: str | None, status: int) -> None:
+    server = drift_server(tmp_path, allowed_origins=allowed)
+
+    async def main() -> int:
+        async with serving(server) as port:
+            return await status_of(port, upgrade(origin))
+
+    assert asyncio.run(main()) == status
