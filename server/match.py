@@ -13,10 +13,11 @@ from __future__ import annotations
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from attrs import define, field
 
 from game.rules import Event, InputBatch, Ruleset
@@ -128,6 +129,7 @@ class Match:
         history: int = HISTORY_SIZE,
         token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18),
         perf_counter: Callable[[], float] = time.perf_counter,
+        world: World | None = None,
     ) -> None:
         self.ruleset = ruleset
         self.match_id = match_id
@@ -138,7 +140,8 @@ class Match:
         #: Messages a second one client may send (bursts of twice that).
         self.msg_rate = msg_rate or default_rate(tick_rate)
         self.hold_s = hold_s
-        self.world: World = ruleset.create(seed, self.options)
+        #: A new world, or the one of a match handed over from another node (``server.handover``).
+        self.world: World = ruleset.create(seed, self.options) if world is None else world
         self.schema = WireSchema.from_spec(ruleset.spec)
         self.ruleset_wire = ruleset.spec.to_wire()
         self.history = SnapshotHistory(history)
@@ -163,6 +166,8 @@ class Match:
         self.idle_since: float | None = None
         #: A live match goes on until it is closed (a rooms layer may end one).
         self.finished = False
+        #: Not ticking while it is handed over to another node (``freeze``); new members are refused.
+        self.frozen = False
 
     # -- membership ----------------------------------------------------------
 
@@ -172,6 +177,49 @@ class Match:
 
     def player_count(self) -> int:
         return sum(1 for m in self.members.values() if not m.spectator)
+
+    @property
+    def next_player(self) -> int:
+        """The id the next new member gets."""
+        return self._next_player
+
+    def joining(self) -> int:
+        """Players connected and waiting for the next tick boundary to join."""
+        return sum(1 for m in self._unjoined.values() if not m.spectator and m.client is not None)
+
+    def freeze(self) -> None:
+        """Stop at this tick boundary: ``tick`` does nothing until ``thaw``, new members are refused (1013).
+
+        Inputs that arrive meanwhile stay pending (the newest per player) and
+        apply at the first tick after a ``thaw``; members may still resume.
+        """
+        self.frozen = True
+
+    def thaw(self) -> None:
+        self.frozen = False
+
+    def adopt(self, players: Sequence[tuple[PlayerId, str, EntityId | None, str, float]],
+              values: npt.NDArray[np.int16], seqs: Sequence[int], next_player: int) -> None:
+        """Hold ``players`` handed over from another node, before the first tick (``server.handover``).
+
+        Each is ``(player, name, entity, token, left_at)``: joined, disconnected
+        since ``left_at`` (this match's clock) and held for a resume with its
+        token, its input in force ``values`` (a row each, int16) applied last
+        with ``seq``. New members get ids from ``next_player`` on. The world
+        (given to the constructor) holds their entities already.
+        """
+        for player, name, entity, token, left_at in players:
+            member = Member(player, name, False, token, self.new_session(), None, entity, joined=True, left_at=left_at)
+            member.session.close()
+            self.members[player] = member
+            self._tokens[token] = member
+            self._held[player] = member
+        self.inputs.add([p[0] for p in players])
+        self.inputs.current[:] = values
+        self.inputs.applied_seq[:] = seqs
+        self._next_player = next_player
+        self.idle_since = None
+        self._roster_dirty = True
 
     def new_session(self) -> ServerSession:
         return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate)
@@ -200,6 +248,8 @@ class Match:
             held.needs_welcome, held.resumed = True, True
             self._roster_dirty = True
             return held
+        if self.frozen:
+            raise PolicyViolation("the match is moving to another server: try again in a moment", CLOSE_TRY_AGAIN_LATER)
         if not hello.spectate and self.player_count() >= self.max_players:
             raise PolicyViolation(f"the match is full ({self.max_players} players)", CLOSE_TRY_AGAIN_LATER)
         player = PlayerId(self._next_player)
@@ -248,6 +298,8 @@ class Match:
 
     def tick(self, now: float) -> None:
         """Run one tick: membership, inputs, simulation, then one update to every client."""
+        if self.frozen:
+            return
         perf = self._perf
         t0 = perf()
         leaves, joins = self._membership(now)

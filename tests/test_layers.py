@@ -103,6 +103,7 @@ SANS_IO_FILES = (
     "server/feed.py",
     "server/replay/format.py",
     "server/replay/inputs.py",
+    "server/handover/format.py",
     "server/rooms/catalog.py",
     "server/rooms/directory.py",
     "server/rooms/errors.py",
