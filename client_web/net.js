@@ -83,6 +83,8 @@ export class Link {
     this.stopped = true;
     this.retryTimer = null;
     this.retryAt = 0;
+    /** Set by `moveTo`: the next close reconnects to the new URL at once. */
+    this.moving = false;
     this.bytesIn = 0;
     this.framesIn = 0;
   }
@@ -124,10 +126,12 @@ export class Link {
     if (ws !== null && this.ws !== ws) return;
     this.ws = null;
     const wasEstablished = this.established;
-    const willRetry = !this.stopped && wasEstablished && shouldReconnect(code);
+    const moving = this.moving;
+    this.moving = false;
+    const willRetry = !this.stopped && wasEstablished && (moving || shouldReconnect(code));
     let delay = 0;
     if (willRetry) {
-      delay = this.backoff.next();
+      delay = moving ? 0 : this.backoff.next();
       this.retryAt = Date.now() + delay;
       this.retryTimer = this.timers.setTimeout(() => {
         if (this.stopped) return;
@@ -153,6 +157,15 @@ export class Link {
       return true;
     }
     return false;
+  }
+
+  /**
+   * The server moved our match to `url` (a `moved` message, PROTOCOL.md): the close that follows
+   * (1012) reconnects there at once; the hello (the same token) resumes the same player.
+   */
+  moveTo(url) {
+    this.url = url;
+    this.moving = true;
   }
 
   /** Retry right now instead of waiting for the backoff. */
@@ -190,7 +203,8 @@ export class Link {
  * A `Link` to `url` that feeds `feed` (feed.js): `hello()` (encoded) when the
  * socket opens, every frame into the feed, then whatever the feed asks to
  * send (acks, a resync), then `onEvent(event)` with what the feed made of the
- * frame. A welcome marks the link established, so later drops reconnect.
+ * frame. A welcome marks the link established, so later drops reconnect; a
+ * `moved` sends the link to the match's new server.
  * `onClose` and `onRetry` are the Link's; `now()` the clock (ms).
  */
 export function openFeed(url, feed, { hello, onEvent = null, onClose = null, onRetry = null, now = () => performance.now() },
@@ -200,6 +214,7 @@ export function openFeed(url, feed, { hello, onEvent = null, onClose = null, onR
     onMessage: (bytes) => {
       const ev = feed.receiveData(bytes, now());
       if (ev.type === "welcome") link.welcomed();
+      else if (ev.type === "moved" && typeof ev.msg.url === "string") link.moveTo(ev.msg.url);
       for (const data of feed.dataToSend()) link.send(data);
       if (ev.type === "invalid") console.warn(ev.error);
       if (onEvent) onEvent(ev);

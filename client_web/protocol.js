@@ -385,6 +385,7 @@ export const CLOSE_REASONS = Object.freeze({
   1007: "invalid message",
   1008: "policy violation",
   1009: "message too big",
+  1012: "the match moved to another server",
   1013: "the match is full",
   // A bad seat token (server/rooms/errors.py): none is worth retrying, every one means "matchmake again".
   4401: "this seat is unknown to the server",

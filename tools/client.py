@@ -5,7 +5,11 @@ server's deltas (a ring of recent snapshots, since each delta names its
 base), verifies every update's checksum (a mismatch counts as a desync and
 asks for a keyframe), acknowledges what it holds, and measures round trips.
 With ``decode=False`` it only reads each update's tick and acknowledges it:
-the cheap mode a load generator uses for most of its clients.
+the cheap mode a load generator uses for most of its clients. When the
+server moves the match to another node (``moved``, then close 1012) the
+client follows: it reconnects to the new URL with its token, as the same
+player, and its mirror, checks and counters go on (inputs sent meanwhile
+are dropped).
 
 ``matchmake`` asks a server for a seat (``POST /api/matchmake``); the
 ``Seat`` names the match's WebSocket URL (possibly another node's) and the
@@ -33,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from attrs import define, field, frozen
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import decode_server, encode_client
@@ -44,6 +48,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Moved,
     Ping,
     Pong,
     Resync,
@@ -198,6 +203,10 @@ class ClientStats:
     rtts: list[float] = field(factory=list)
     first_update: float | None = None
     last_update: float | None = None
+    #: Moves followed (a ``moved`` message: the match went to another server), and for each the time
+    #: without updates, seconds: from the last update before it to the first one after.
+    moves: int = 0
+    move_gaps: list[float] = field(factory=list)
 
 
 class ServerClosed(Exception):
@@ -254,6 +263,10 @@ class GameClient:
         self._reader: asyncio.Task[None] | None = None
         self._update_event = asyncio.Event()
         self._sent_input = False
+        #: Where a ``moved`` message sent us (until the old connection closes), and since when we follow it.
+        self._moved_to: str | None = None
+        self._moving_since: float | None = None
+        self._leaving = False
         #: A resync was sent and its keyframe has not come yet.
         self._resync_sent = False
 
@@ -304,16 +317,39 @@ class GameClient:
     async def _read(self) -> None:
         assert self.ws is not None
         try:
-            async for data in self.ws:
-                self._handle(data)
-        except ConnectionClosed:
-            pass
+            while True:
+                try:
+                    async for data in self.ws:
+                        self._handle(data)
+                except ConnectionClosed:
+                    pass
+                target, self._moved_to = self._moved_to, None
+                if target is None or self._leaving or not await self._follow(target):
+                    break
         finally:
             self.close_code = self.ws.close_code
             self.close_reason = self.close_reason or (self.ws.close_reason or "")
             self._update_event.set()
 
+    async def _follow(self, url: str, timeout: float = 10.0) -> bool:
+        """Reconnect to ``url`` (a ``moved`` message's) with our token; False (an error noted) if that fails."""
+        self.stats.moves += 1
+        self.url = url
+        extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
+        try:
+            ws = await connect(url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            self.stats.errors.append(f"could not follow the match to {url}: {exc}")
+            return False
+        self.ws = ws
+        try:
+            await ws.send(encode_client(self.hello()))
+        except ConnectionClosed:
+            pass  # the reader sees the close
+        return True
+
     async def close(self) -> None:
+        self._leaving = True
         if self.ws is not None:
             await self.ws.close()
         if self._reader is not None:
@@ -325,19 +361,35 @@ class GameClient:
 
     # -- sending ---------------------------------------------------------------
 
+    @property
+    def moving(self) -> bool:
+        """Following a ``moved`` message: between it and the first update from the new server."""
+        return self._moving_since is not None
+
     async def send_input(self, values: list[int] | tuple[int, ...]) -> int:
-        """Send an input (with the newest tick held as ack); returns its sequence number."""
+        """Send an input (with the newest tick held as ack); returns its sequence number.
+
+        While following a move the input is dropped (the new server applies the next one).
+        """
         assert self.ws is not None
         self.seq += 1
         self._sent_input = True
-        await self.ws.send(encode_client(Input(self.seq, tuple(values), self.tick)))
+        await self._send(encode_client(Input(self.seq, tuple(values), self.tick)))
         return self.seq
 
     async def ping(self) -> None:
         assert self.ws is not None
         self._ping_id += 1
         self._pings[self._ping_id] = time.perf_counter()
-        await self.ws.send(encode_client(Ping(self._ping_id, 0)))
+        await self._send(encode_client(Ping(self._ping_id, 0)))
+
+    async def _send(self, data: bytes) -> None:
+        assert self.ws is not None
+        try:
+            await self.ws.send(data)
+        except ConnectionClosed:
+            if not self.moving:
+                raise
 
     async def send_raw(self, data: bytes | str) -> None:
         assert self.ws is not None
@@ -384,6 +436,10 @@ class GameClient:
         elif isinstance(msg, Error):
             self.close_reason = msg.reason
             self.stats.errors.append(f"server error {msg.code}: {msg.reason}")
+        elif isinstance(msg, Moved):
+            self._moved_to = msg.url
+            if self._moving_since is None:
+                self._moving_since = self.stats.last_update or time.perf_counter()
 
     def _count_update(self, tick: int, keyframe: bool) -> None:
         now = time.perf_counter()
@@ -392,6 +448,9 @@ class GameClient:
         s.keyframes += keyframe
         s.first_update = s.first_update or now
         s.last_update = now
+        if self._moving_since is not None:
+            s.move_gaps.append(now - self._moving_since)
+            self._moving_since = None
         self.tick = tick
         # Inputs carry the ack; a client that sent none since the last update acks on its own,
         # or it would get a keyframe every tick.

@@ -124,3 +124,31 @@ test("openFeed says hello on open, feeds every frame to the feed, sends its acks
   assert.deepEqual(decode(ws.sent[1]), { t: "ack", tick: 5 });
   assert.equal(feed.latest.tick, 5);
 });
+
+test("a moved message sends the link to the new server at once, where the same hello resumes the player", () => {
+  FakeWS.all = [];
+  const timers = fakeTimers();
+  const feed = new Feed();
+  let token = null;
+  const link = openFeed("ws://a:1/ws/m1", feed, {
+    hello: () => encode({ t: "hello", v: 1, name: "ann", ...(token ? { token } : {}) }),
+    onEvent: (ev) => { if (ev.type === "welcome") token = ev.msg.token; },
+    now: () => 0,
+  }, { WebSocketImpl: FakeWS, timers, backoff: new Backoff({ random: () => 0.5 }) });
+  link.start();
+  const a = FakeWS.all[0];
+  a.open();
+  const frame = (ws, m) => ws.onmessage({ data: encode(m).slice().buffer });
+  const ruleset = { name: "t", columns: [{ name: "x", dtype: "int16" }] };
+  frame(a, { t: "welcome", v: 1, player: 3, entity: 7, tick_rate: 30, tick: 5, token: "tok", ruleset });
+  frame(a, { t: "moved", url: "ws://b:2/ws/m1" });
+  a.drop(1012);
+  assert.deepEqual(timers.fire(), [0]); // no backoff
+  const b = FakeWS.all[1];
+  assert.equal(b.url, "ws://b:2/ws/m1");
+  b.open();
+  assert.deepEqual(decode(b.sent[0]), { t: "hello", v: 1, name: "ann", token: "tok" });
+  b.drop(1006); // a later drop reconnects to the new server, with the usual backoff
+  assert.deepEqual(timers.fire(), [500]);
+  assert.equal(FakeWS.all[2].url, "ws://b:2/ws/m1");
+});

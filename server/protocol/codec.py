@@ -49,6 +49,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Moved,
     Ping,
     Pong,
     ReplayInfo,
@@ -230,6 +231,7 @@ MESSAGES: tuple[Message, ...] = (
     Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),)),
     Message("pong", Pong, SERVER, (Req("id"), Req("time"), Req("tick"))),
     Message("error", Error, SERVER, (Req("code"), Req("reason"))),
+    Message("moved", Moved, SERVER, (Req("url"),)),
     # ``ack`` last: finish_update appends it to a shared prefix.
     Message("update", Update, SERVER, (Req("tick"), Req("base"), Inline("body", UPDATE_BODY_KEYS),
                                        Req("sum", "checksum"), Opt("ev", "events", omit=True), Req("ack"))),

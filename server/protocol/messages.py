@@ -286,6 +286,13 @@ class Error:
     reason: str = field(validator=_str)
 
 
+@frozen
+class Moved:
+    """The match moved to another server: reconnect to ``url`` with the same token (a close 1012 follows)."""
+
+    url: str = field(validator=_str)
+
+
 #: The keys of an update that make up its body (``delta.encode_body``), in wire order.
 UPDATE_BODY_KEYS = ("gone", "rows", "cols", "new")
 
@@ -383,4 +390,4 @@ class ReplayStatus:
     speed: float = field(converter=_speed)
 
 
-ServerMessage = Welcome | Roster | Pong | Error | Update | ReplayInfo | ReplayStatus
+ServerMessage = Welcome | Roster | Pong | Error | Moved | Update | ReplayInfo | ReplayStatus

@@ -33,6 +33,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Moved,
     Ping,
     Pong,
     ReplayInfo,
@@ -77,6 +78,7 @@ STATUS: dict[str, Any] = {"tick": 1, "first": 0, "last": 660, "paused": False, "
     (ROSTER, "82a174a6726f73746572a7706c61796572739294034da3616e6ec39404c0a3626f62c2"),
     (Pong(1, 2.5, 9), "84a174a4706f6e67a2696401a474696d65cb4004000000000000a47469636b09"),
     (Error(1007, "bad"), "83a174a56572726f72a4636f6465cd03efa6726561736f6ea3626164"),
+    (Moved("ws://b:2/ws/m1"), "82a174a56d6f766564a375726cae77733a2f2f623a322f77732f6d31"),
 ])
 def test_every_message_keeps_the_bytes_of_protocol_version_1(msg: Any, wire: str) -> None:
     encode = encode_client if isinstance(msg, (Hello, Input, Ack, Ping, Resync)) else encode_server
@@ -157,7 +159,7 @@ def test_client_messages_round_trip(msg: Any) -> None:
 
 
 def test_server_messages_round_trip() -> None:
-    for msg in (WELCOME, ROSTER, Pong(1, 2.5, 9), Error(1007, "bad"), ReplayInfo(**INFO),
+    for msg in (WELCOME, ROSTER, Pong(1, 2.5, 9), Error(1007, "bad"), Moved("ws://b:2/ws/m1"), ReplayInfo(**INFO),
                 ReplayInfo(**{**INFO, "scores": [[1, 25]]}), ReplayStatus(**STATUS)):
         assert decode_server(encode_server(msg)) == msg
 
@@ -295,6 +297,7 @@ def test_maps_of_known_keys_and_any_values_decode_or_raise_protocol_errors(tag: 
     lambda: Pong(1, 0.0, 2**32),
     lambda: Error(7, "bad"),
     lambda: Error(1008, b"bad"),  # type: ignore[arg-type]
+    lambda: Moved(None),  # type: ignore[arg-type]
     lambda: Update(-1, None, {}, 0, 0),
     lambda: Update(1, 1.0, {}, 0, 0),  # type: ignore[arg-type]
     lambda: Update(1, None, {"rows": 1, "extra": 2}, 0, 0),
