@@ -16,9 +16,9 @@ from game.rules import RULESET_NAMES
 from server.app import serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
-from server.host import Host, RoomsConfig
+from server.host import Host, RoomsConfig, public_url
 from server.rooms import InvalidRoomType, MatchId
-from server.workers import Supervisor, cpu_count, plan, worker_count
+from server.workers import Supervisor, WorkerSpec, cpu_count, plan, worker_count
 
 log = logging.getLogger("server")
 
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"replay closed (default {ROOMS.empty_grace:g}); the default match stays")
     p.add_argument("--public-url", default=None, metavar="URL",
                    help="this server's WebSocket base as players reach it, ws://HOST:PORT, wss://HOST or wss://HOST/PATH "
-                   "behind a proxy (seats name <URL>/ws/<match id>; {port} stands for the port it listens on, "
+                   "behind a proxy (seats name <URL>/ws/<match id>, and pages from its origin, https://HOST for wss://HOST, may "
+                   "open WebSockets here; {port} stands for the port it listens on, "
                    "{worker} for the worker's number with --workers; default: ws://<--host>:<port>, 127.0.0.1 when "
                    "listening on every address)")
     p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
@@ -136,6 +137,13 @@ def public_url_arg(text: str) -> str:
     return text.rstrip("/")
 
 
+def page_origin(ws_url: str) -> str:
+    """The origin of the pages served beside a WebSocket base: ``ws://h:p`` -> ``http://h:p``, ``wss://h/x`` ->
+    ``https://h``."""
+    u = urllib.parse.urlsplit(ws_url)
+    return f"{'https' if u.scheme == 'wss' else 'http'}://{u.netloc}"
+
+
 def rooms_from_args(args: argparse.Namespace) -> RoomsConfig:
     return RoomsConfig(seed=args.seed, labels=tuple(args.label), seat_ttl=args.seat_ttl, empty_grace=args.empty_grace,
                        public_url=None if args.public_url is None else public_url_arg(args.public_url))
@@ -147,13 +155,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         options["npcs"] = args.npcs
     if args.pellets is not None:
         options["pellets"] = args.pellets
+    origins = list(args.allowed_origin)
+    if args.public_url is not None:  # the pages at the public address (behind a TLS proxy: https://HOST)
+        url = public_url_arg(args.public_url).replace("{port}", str(args.port) if args.port else "{port}")
+        if "{port}" not in url:
+            origins.append(page_origin(url))
     return ServerConfig(
         host=args.host, port=args.port, ruleset=args.ruleset, options=tuple(options.items()),
         tick_rate=args.tick_rate, seed=ServerConfig().seed if args.seed is None else args.seed,
         max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
         hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, allowed_origins=tuple(args.allowed_origin),
+        tls_cert=args.tls_cert, tls_key=args.tls_key, allowed_origins=tuple(origins),
         record=not args.no_record, replay_dir=args.replay_dir,
     )
 
@@ -217,8 +230,19 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, argv:
             public_url_arg(spec.public_url or "ws://localhost")
     except ValueError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
-    build_host(parser, argparse.Namespace(**{**vars(args), "public_url": specs[0].public_url}))
+    first = argparse.Namespace(**{**vars(args), "public_url": specs[0].public_url})
+    build_host(parser, first)
+    argv = [*argv, *(a for origin in worker_origins(config_from_args(first), specs) for a in ("--allowed-origin", origin))]
     return asyncio.run(Supervisor(argv, specs, stop_timeout=args.stop_timeout).run())
+
+
+def worker_origins(config: ServerConfig, specs: list[WorkerSpec]) -> list[str]:
+    """The origins of the workers' pages when their ports are known (``--port P``): each worker lets pages of
+    the others open its WebSockets, as the lobby of one does with a seat on another."""
+    if not config.port:
+        return []
+    return [page_origin(s.public_url.replace("{port}", str(s.port)) if s.public_url else public_url(config, s.port))
+            for s in specs]
 
 
 def main(argv: list[str] | None = None) -> int:

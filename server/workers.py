@@ -152,7 +152,7 @@ class Restarts:
         return delay
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` that asks Linux to SIGTERM the child when this process dies, or None elsewhere."""
     name = ctypes.util.find_library("c")
     if not sys.platform.startswith("linux") or name is None:
@@ -217,7 +217,7 @@ class Supervisor:
         self.stopping = False
         self.status = 0
         self._stop = asyncio.Event()
-        self._preexec = _die_with_parent()
+        self._preexec = die_with_parent()
 
     async def run(self) -> int:
         """Start the workers, keep them running until a signal or a failure, stop them; the exit status."""

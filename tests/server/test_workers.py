@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from server.__main__ import build_parser, main, public_url_arg
+from server.__main__ import build_parser, config_from_args, main, page_origin, public_url_arg, worker_origins
 from server.workers import Restarts, WorkerSpec, cpu_count, plan, worker_count
 
 
@@ -93,3 +93,27 @@ def test_restarts_give_up_after_failed_starts_in_a_row_only() -> None:
     assert r.exited(ready=False, ran_s=0.1) == 8
     assert r.exited(ready=False, ran_s=0.1) == 8
     assert r.exited(ready=False, ran_s=0.1) is None
+
+
+def test_the_page_origin_of_a_websocket_base_drops_the_path_and_keeps_the_port() -> None:
+    assert page_origin("ws://127.0.0.1:8765") == "http://127.0.0.1:8765"
+    assert page_origin("wss://games.example.com/w1") == "https://games.example.com"
+
+
+def test_pages_from_the_public_urls_origin_may_open_websockets() -> None:
+    args = build_parser().parse_args(["--public-url", "wss://games.example.com/n1", "--allowed-origin", "https://a.b"])
+    assert config_from_args(args).allowed_origins == ("https://a.b", "https://games.example.com")
+    args = build_parser().parse_args(["--public-url", "ws://10.0.0.5:{port}", "--port", "9000"])
+    assert config_from_args(args).allowed_origins == ("http://10.0.0.5:9000",)
+    args = build_parser().parse_args(["--public-url", "ws://10.0.0.5:{port}", "--port", "0"])
+    assert config_from_args(args).allowed_origins == ()
+
+
+def test_workers_on_known_ports_let_each_others_pages_open_their_websockets() -> None:
+    args = build_parser().parse_args(["--port", "9000", "--host", "0.0.0.0"])
+    assert worker_origins(config_from_args(args), plan(2, 9000, None)) == [
+        "http://127.0.0.1:9000", "http://127.0.0.1:9001"]
+    specs = plan(2, 9000, "ws://10.0.0.5:{port}")
+    assert worker_origins(config_from_args(args), specs) == ["http://10.0.0.5:9000", "http://10.0.0.5:9001"]
+    args = build_parser().parse_args(["--port", "0"])
+    assert worker_origins(config_from_args(args), plan(2, 0, None)) == []
