@@ -22,8 +22,16 @@ keep arriving) do not join a new match on seats its waiting requests
 claimed, so a request that waited for a match gets its seat in it.
 
 The shell provides ``create_match(room_type, node) -> match id``: it starts
-the match on that node (itself, or another one through its API) and
-returns the id; the matchmaker lists it in the directory.
+the match if the node is itself, and returns the id either way; the
+matchmaker lists it in the directory under that node with its room type
+(``MatchInfo.room``), from which another node starts a match placed on it.
+
+**Placement.** A new match goes to the live node accepting matches with the
+least load, as last reported by its heartbeat, plus the seats of the
+matches this matchmaker placed on it since that heartbeat (a node's report
+is seconds old: without them, every match of a burst would go to the node
+that was the least loaded before it). A request may be kept to one node
+(``node=``): it joins that node's matches and creates there, or gets 503.
 """
 
 from __future__ import annotations
@@ -34,15 +42,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from attrs import define, field
 
 from server.rooms.catalog import Catalog, Offer
-from server.rooms.directory import MatchDirectory, MatchId, MatchInfo, NodeInfo, Seat
-from server.rooms.errors import MatchFull, MatchmakeError, UnknownMatch, UnknownNode
+from server.rooms.directory import MatchDirectory, MatchId, MatchInfo, NodeId, NodeInfo, Seat
+from server.rooms.errors import DuplicateMatch, MatchFull, MatchmakeError, UnknownMatch, UnknownNode
 from server.rooms.requests import CREATE, JOIN, MatchmakeRequest, parse_listing, parse_matchmake
 from server.rooms.roomtype import RoomType
 
-#: The shell's match factory: start a match of this room type on this node, return its id.
+#: The shell's match factory: a new match id for this room type on this node (started at once if the node
+#: is the shell's own; another node starts it from its listing).
 CreateMatch = Callable[[RoomType, NodeInfo], Awaitable[MatchId]]
 
-_Key = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, int], ...]]
+_Key = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, int], ...], NodeId | None]
 
 
 @define(eq=False)
@@ -81,6 +90,8 @@ class Matchmaker:
         self._creating: dict[_Key, list[_Creation]] = {}
         #: New matches with seats held for the requests that waited for them, by match id.
         self._held: dict[MatchId, _Creation] = {}
+        #: Seats of the matches placed on each node since its last heartbeat: (its ``expires`` then, seats).
+        self._placed: dict[NodeId, tuple[float, int]] = {}
 
     def parse(self, body: bytes) -> MatchmakeRequest:
         """The request in ``body``, checked against the catalog; MatchmakeError 400 naming the field at fault."""
@@ -98,20 +109,23 @@ class Matchmaker:
         return await self.directory.list_matches(now=now, ruleset=q.ruleset, labels=q.labels,
                                                  open_only=q.open_only, limit=q.limit)
 
-    async def matchmake(self, request: MatchmakeRequest, *, now: float) -> Seat:
-        """A seat for ``request`` (already parsed). MatchmakeError 404/409/503 when there is none."""
+    async def matchmake(self, request: MatchmakeRequest, *, now: float, node: NodeId | None = None) -> Seat:
+        """A seat for ``request`` (already parsed). MatchmakeError 404/409/503 when there is none.
+
+        ``node``: only in a match of that node (joined, or created there: 503 if it takes no new match).
+        """
         offer = self.catalog.offer(request.ruleset)
         if request.mode == JOIN:
             if request.match_id is not None:
                 return await self._join_match(MatchId(request.match_id), request, now)
-            seat = await self._join_any(request, now)
+            seat = await self._join_any(request, now, node)
             if seat is None:
                 raise MatchmakeError(404, f"no open match of ruleset {request.ruleset!r}{_with(request.labels)}")
             return seat
         for _ in range(self.attempts):
-            seat = None if request.mode == CREATE else await self._join_any(request, now)
+            seat = None if request.mode == CREATE else await self._join_any(request, now, node)
             if seat is None:
-                seat = await self._create_and_reserve(offer, request, now)
+                seat = await self._create_and_reserve(offer, request, now, node)
             if seat is not None:
                 return seat
         raise MatchmakeError(503, "matches fill faster than they are made: try again")
@@ -134,10 +148,16 @@ class Matchmaker:
         except UnknownMatch:
             raise MatchmakeError(404, f"no match {match_id!r}", "match_id") from None
 
-    async def _join_any(self, request: MatchmakeRequest, now: float) -> Seat | None:
-        """A seat in the fullest open match that fits (fill matches before spreading players); None if none."""
-        found = await self.directory.list_matches(now=now, ruleset=request.ruleset, labels=request.labels,
-                                                  open_only=True, limit=self.candidates)
+    async def _join_any(self, request: MatchmakeRequest, now: float, node: NodeId | None = None) -> Seat | None:
+        """A seat in the fullest open match that fits (fill matches before spreading players), of ``node`` if
+        given; None if none."""
+        if node is None:
+            found = await self.directory.list_matches(now=now, ruleset=request.ruleset, labels=request.labels,
+                                                      open_only=True, limit=self.candidates)
+        else:
+            found = [m for m in await self.directory.node_matches(node, now=now)
+                     if m.ruleset == request.ruleset and m.free > 0
+                     and all(m.labels.get(k) == v for k, v in request.labels.items())]
         found.sort(key=lambda m: (m.free, m.created, m.match_id))
         for match in found:
             held = self._held.get(match.match_id)
@@ -151,17 +171,19 @@ class Matchmaker:
 
     # -- creating ------------------------------------------------------------------
 
-    async def _create_and_reserve(self, offer: Offer, request: MatchmakeRequest, now: float) -> Seat | None:
-        """A seat in a new match, shared with concurrent requests alike; None if others filled it first."""
+    async def _create_and_reserve(self, offer: Offer, request: MatchmakeRequest, now: float,
+                                  node: NodeId | None = None) -> Seat | None:
+        """A seat in a new match (on ``node`` if given), shared with concurrent requests alike; None if others
+        filled it first."""
         room = offer.room_type.customized(request.options, request.labels)
-        key: _Key = (offer.spec.name, tuple(room.labels.items()), tuple(room.options.items()))
+        key: _Key = (offer.spec.name, tuple(room.labels.items()), tuple(room.options.items()), node)
         pending = self._creating.setdefault(key, [])
         # Not one whose match is made already: its free seats are for anyone now (``_join_any``), and a
         # claim on it could come after others took them.
         creation = next((c for c in pending if c.unclaimed > 0 and not c.task.done()), None)
         if creation is None:
             creation = _Creation(room.max_players)
-            creation.task = asyncio.ensure_future(self._create(offer, room, now, creation))
+            creation.task = asyncio.ensure_future(self._create(offer, room, now, creation, node))
             pending.append(creation)
             made = creation
             creation.task.add_done_callback(lambda _: self._created(key, made))
@@ -186,22 +208,41 @@ class Matchmaker:
         if not pending:
             self._creating.pop(key, None)
 
-    async def _create(self, offer: Offer, room: RoomType, now: float, creation: _Creation) -> MatchId:
-        """Start a match of ``room`` on the least loaded node accepting matches, and list it (its claimed seats held)."""
-        nodes = [n for n in await self.directory.nodes(now=now) if n.accepting]
+    async def _create(self, offer: Offer, room: RoomType, now: float, creation: _Creation,
+                      only: NodeId | None = None) -> MatchId:
+        """Start a match of ``room`` on the least loaded node accepting matches (``only`` that one), and list
+        it with its room type (its claimed seats held)."""
+        nodes = [n for n in await self.directory.nodes(now=now) if n.accepting and only in (None, n.node_id)]
         if not nodes:
-            raise MatchmakeError(503, "no live node accepts new matches")
-        node = min(nodes, key=lambda n: (n.load, n.node_id))
+            raise MatchmakeError(503, "no live node accepts new matches" if only is None
+                                 else f"node {only!r} accepts no new match")
+        if only is None:
+            live = {n.node_id for n in nodes}
+            self._placed = {k: v for k, v in self._placed.items() if k in live}
+        node = min(nodes, key=lambda n: (self.load(n), n.node_id))
         match_id = await self.create_match(room, node)
+        self._place(node, room.max_players)
         creation.match_id = match_id
         if creation.waiting:
             self._held[match_id] = creation  # before it is listed: nobody else sees its seats free
         try:
             await self.directory.add_match(match_id, node.node_id, offer.spec.name, room.labels, room.max_players,
-                                           now=now)
+                                           now=now, room=room.to_json())
         except UnknownNode:
             raise MatchmakeError(503, f"node {node.node_id!r} went away while creating a match") from None
+        except DuplicateMatch:
+            pass  # its node listed it first (it re-registered meanwhile): the listing is the same
         return match_id
+
+    def load(self, node: NodeInfo) -> int:
+        """``node``'s load for placement: as it last reported, plus the seats placed on it since."""
+        placed = self._placed.get(node.node_id)
+        return node.load + (placed[1] if placed is not None and placed[0] == node.expires else 0)
+
+    def _place(self, node: NodeInfo, seats: int) -> None:
+        placed = self._placed.get(node.node_id)
+        since = placed[1] if placed is not None and placed[0] == node.expires else 0
+        self._placed[node.node_id] = (node.expires, since + seats)
 
 
 def _with(labels: Mapping[str, str]) -> str:

@@ -135,3 +135,27 @@ class RoomType:
     def customized(self, options: Mapping[str, int], labels: Mapping[str, str]) -> RoomType:
         """This type with ``options`` and ``labels`` laid over its own (a client's ``create``)."""
         return evolve(self, options={**self.options, **options}, labels={**self.labels, **labels})
+
+    def to_json(self) -> dict[str, Any]:
+        """This type as plain JSON-able data (``MatchInfo.room``: another node starts a match from it)."""
+        return {"ruleset": self.ruleset, "options": dict(self.options), "tick_rate": self.tick_rate,
+                "max_players": self.max_players, "seed": self.seed, "labels": dict(self.labels)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RoomType:
+        """The room type ``to_json`` made ``data`` from (read back from a directory, possibly another node's).
+
+        Raises:
+            InvalidRoomType: a key missing or unknown, or a bad value (validated as any room type).
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidRoomType("room", f"expected a mapping, not {type(data).__name__}")
+        unknown = sorted(set(data) - _JSON_KEYS)
+        if unknown:
+            raise InvalidRoomType(unknown[0], "unknown key of a room type")
+        if "ruleset" not in data:
+            raise InvalidRoomType("ruleset", "missing")
+        return cls(**{key: data[key] for key in _JSON_KEYS if key in data})
+
+
+_JSON_KEYS = frozenset({"ruleset", "options", "tick_rate", "max_players", "seed", "labels"})

@@ -134,6 +134,37 @@ def test_with_no_node_accepting_matches_a_creation_is_a_503() -> None:
     assert (info.value.status, info.value.reason) == (503, "no live node accepts new matches")
 
 
+def test_a_new_match_is_listed_under_its_node_with_the_room_type_it_was_made_from() -> None:
+    mm, directory, shell = setup(("a", 0, True), ("b", 5, True))
+    seat = matchmake(mm, {"ruleset": "drift", "mode": "create", "options": {"npcs": 3}, "labels": {"region": "eu"}})
+    (info,) = asyncio.run(directory.node_matches(NodeId("a"), now=0.0))
+    assert info.match_id == seat.match_id and RoomType.from_json(info.room) == shell.created[0][1]
+    assert dict(info.room["options"]) == {"npcs": 3} and dict(info.room["labels"]) == {"mode": "ffa", "region": "eu"}
+
+
+def test_the_matches_of_a_burst_spread_over_nodes_alike_counting_the_seats_placed_since_their_heartbeat() -> None:
+    mm, directory, shell = setup(("a", 0, True), ("b", 0, True), ("c", 20, True))
+    for _ in range(4):
+        matchmake(mm, {"ruleset": "drift", "mode": "create"})
+    assert [node.node_id for _, _, node in shell.created] == ["a", "b", "a", "b"]
+    # A heartbeat reports the node's own count: what was placed on it before is in it (or gone).
+    asyncio.run(directory.heartbeat(NodeId("a"), "ws://a", 1, now=0.5))
+    matchmake(mm, {"ruleset": "drift", "mode": "create"})
+    assert shell.created[-1][2].node_id == "a" and mm.load(asyncio.run(directory.nodes(now=0.5))[0]) == 9
+
+
+def test_a_request_kept_to_one_node_joins_and_creates_only_there() -> None:
+    mm, directory, shell = setup((NODE, 0, True), ("b", 9, True), ("off", 0, False))
+    add_match(directory, "almost", 7)  # another node's: not for these requests
+    here = asyncio.run(mm.matchmake(MatchmakeRequest("drift"), now=0.0, node=NodeId("b")))
+    assert shell.created[-1][2].node_id == "b" and here.url.startswith("ws://b/")
+    again = asyncio.run(mm.matchmake(MatchmakeRequest("drift"), now=0.0, node=NodeId("b")))
+    assert again.match_id == here.match_id and len(shell.created) == 1
+    with pytest.raises(MatchmakeError) as off:
+        asyncio.run(mm.matchmake(MatchmakeRequest("drift"), now=0.0, node=NodeId("off")))
+    assert (off.value.status, off.value.reason) == (503, "node 'off' accepts no new match")
+
+
 # -- races ---------------------------------------------------------------------------------------
 
 

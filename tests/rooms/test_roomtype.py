@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import attrs
 import pytest
 
@@ -56,3 +58,24 @@ def test_a_room_type_with_a_bad_field_cannot_be_built(kwargs: dict, message: str
         RoomType(**fields)
     assert str(info.value) == message
     assert info.value.field == message.split(": ")[1]
+
+
+def test_a_room_type_goes_through_json_and_comes_back_equal() -> None:
+    rt = RoomType("tagarena:TagRuleset", {"npcs": 5}, tick_rate=20, max_players=6, seed=7, labels={"mode": "ffa"})
+    data = json.loads(json.dumps(rt.to_json()))
+    assert data == {"ruleset": "tagarena:TagRuleset", "options": {"npcs": 5}, "tick_rate": 20, "max_players": 6,
+                    "seed": 7, "labels": {"mode": "ffa"}}
+    assert RoomType.from_json(data) == rt and RoomType.from_json({"ruleset": "arena"}) == RoomType("arena")
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "ruleset"),
+    ({"ruleset": "arena", "colour": "red"}, "colour"),
+    ({"ruleset": "arena", "tick_rate": 0}, "tick_rate"),
+    ({"ruleset": "arena", "options": [1]}, "options"),
+    ([1, 2], "room"),
+])
+def test_room_data_that_is_not_a_room_type_is_refused_naming_the_field(data: object, field: str) -> None:
+    with pytest.raises(InvalidRoomType) as refused:
+        RoomType.from_json(data)  # type: ignore[arg-type]
+    assert refused.value.field == field
