@@ -18,7 +18,7 @@ they are the asyncio layer's inside websockets. Names:
 
 - ``GameServer``: the listener, the HTTP router and the registry of feeds
   (``add_feed``, ``remove_feed``), each ticked on its own loop
-  (``server.loop.run_feed``), and the admission hook (``admit``).
+  (``server.loop.run_feed``), the admission hook (``admit``) and the locating hook (``locate``).
 - ``Connection``: one TCP (or TLS) connection: its HTTP request, then its
   WebSocket and session; it is the ``Client`` the feed sends to.
 - ``Target``: what a WebSocket path names (a feed id, and a replay to open).
@@ -110,6 +110,15 @@ Admit = Callable[[str, Hello, "Connection"], Awaitable[str | None]]
 #: Called with a feed's id when its tick raised, before the feed is closed (the rooms layer closes the
 #: match's replay without an end record: the world is whatever the exception left).
 FeedFailed = Callable[[str], None]
+
+#: The locating hook: awaited with the match id of a ``/ws/<match id>`` opening request when no such match
+#: is hosted; True if it is hosted now (the rooms layer starts a match another node listed under this one).
+#: An ``HttpError`` it raises is the answer (503: the match directory cannot be reached).
+Locate = Callable[[str], Awaitable[bool]]
+
+#: The readiness hook: why this server should get no new players now (its match directory is unreachable,
+#: it is draining), or None when it is ready. ``GET /healthz?ready`` answers 503 with it.
+Unready = Callable[[], str | None]
 
 #: Connections the kernel queues for ``accept``: a lobby's burst of matchmakes (hundreds at once) must not
 #: overflow it (asyncio's default is 100; past it, connections wait for SYN retransmits, a second or more).
@@ -263,6 +272,8 @@ class Connection(asyncio.Protocol):
         #: A request we parse ourselves: its head so far, then its method, path, headers and body length.
         self._head: bytearray | None = None
         self._own: tuple[str, str, Headers, int] | None = None
+        #: A GET the library parsed (accepted once its target is known).
+        self._opening_request: Request | None = None
         #: Bytes the client sent behind its request before the handshake completed (or a body).
         self._held = bytearray()
         #: A request we parsed was handed to the router; the response was sent.
@@ -429,6 +440,7 @@ class Connection(asyncio.Protocol):
     def _request(self, request: Request) -> None:
         """A GET the library parsed: the WebSocket handshake on a WebSocket path, the router's answer on any other."""
         self.path = request.path
+        self._opening_request = request
         answer = self._answer(HttpRequest.of(request))
         if answer is not None:
             self.target = answer
@@ -449,12 +461,16 @@ class Connection(asyncio.Protocol):
             self._answering = asyncio.ensure_future(self._respond_later(request, answer))
         return None
 
-    async def _respond_later(self, request: HttpRequest, answer: Awaitable[Response]) -> None:
+    async def _respond_later(self, request: HttpRequest, answer: Awaitable[Response | Target]) -> None:
         try:
             response = await answer
         except Exception:
             log.exception("answering %s %s %s", request.method, request.path, self.peer)
             response = self._internal_error()
+        if isinstance(response, Target):  # a WebSocket path whose feed was found meanwhile (``GameServer.locate``)
+            assert self._opening_request is not None
+            self.target = response
+            response = self.protocol.accept(self._opening_request)
         self._respond(response)
 
     def _internal_error(self) -> Response:
@@ -726,9 +742,11 @@ class GameServer:
 
     WebSocket paths: ``/ws`` joins the default match (the first one; on a
     server without a match: the library's only replay, if it serves one
-    file), ``/ws/<match id>`` any hosted match (an unknown id: HTTP 404),
+    file), ``/ws/<match id>`` any hosted match (an unknown id: HTTP 404,
+    once the ``locate`` hook, if any, did not find it),
     ``/ws?replay=NAME`` the playback of replay NAME (an unknown or bad
-    replay: ``error`` and 1008 after the hello). HTTP: ``/healthz``,
+    replay: ``error`` and 1008 after the hello). HTTP: ``/healthz``
+    (``?ready``: readiness, from the ``unready`` hook),
     ``/metrics`` and ``/api/match`` describe the default match
     (``/api/match?id=<match id>`` another), ``/api/matches`` lists the
     matches, ``/api/replays`` the library; routes are added per (method,
@@ -744,6 +762,10 @@ class GameServer:
             join instead (``Admit``).
         feed_failed: called with a feed's id when its tick raised, before
             the feed is closed (``FeedFailed``), or None.
+        locate: looks for a match named by ``/ws/<match id>`` that is not
+            hosted (``Locate``), or None: such a path is a 404 at once.
+        unready: says why the server is not ready (``Unready``), or None:
+            always ready.
         idle_s: how long a playback nobody watches is kept.
         clock: monotonic seconds: the feeds' clock and the sessions' (rate limits).
     """
@@ -761,6 +783,8 @@ class GameServer:
         self.viewer_rate = config.msg_rate or RATE_PER_S
         self.admit: Admit | None = None
         self.feed_failed: FeedFailed | None = None
+        self.locate: Locate | None = None
+        self.unready: Unready | None = None
         self.idle_s = IDLE_S
         self.routes: dict[tuple[str, str], Route] = {}
         for path, route in (("/healthz", self._healthz), ("/metrics", self._metrics), ("/api/match", self._api_match),
@@ -999,9 +1023,10 @@ class GameServer:
         """Answer ``method`` requests for ``path`` (no query) with ``route`` (which gets the body too)."""
         self.routes[(method, path)] = route
 
-    def respond(self, request: HttpRequest) -> Response | Awaitable[Response] | Target:
+    def respond(self, request: HttpRequest) -> Response | Awaitable[Response | Target] | Target:
         """The one HTTP router: a ``Target`` opens a WebSocket (a GET of a WebSocket path naming a feed);
-        anything else is the response (some routes answer later: an awaitable).
+        anything else is the response (some routes answer later: an awaitable; so does a WebSocket path
+        naming a match the ``locate`` hook looks for).
 
         Routes are found by (method, path); a path served with other methods only is 405 with ``Allow``.
         """
@@ -1028,8 +1053,9 @@ class GameServer:
             return not_allowed(allowed)
         return json_response({"error": f"no {method} {path} here"}, 404)
 
-    def target(self, path: str) -> Target | Response:
-        """What a WebSocket path names (see the class docstring), or the 404 answer to it."""
+    def target(self, path: str) -> Target | Response | Awaitable[Target | Response]:
+        """What a WebSocket path names (see the class docstring), or the 404 answer to it; for a match not
+        hosted, with a ``locate`` hook, the same once the hook has looked for it."""
         url = urllib.parse.urlsplit(path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         if "replay" in query:
@@ -1044,15 +1070,39 @@ class GameServer:
             return Target(REPLAY_PREFIX + only, only)  # a replay server: its one replay, or an error after the hello
         match_id = url.path[4:]
         if not isinstance(self.feeds.get(match_id), Match):
-            return json_response({"error": f"no match {match_id!r} here", "matches": list(self.matches)}, 404)
+            if self.locate is not None:
+                return self._located(match_id)
+            return self._no_match(match_id)
         return Target(match_id)
 
+    async def _located(self, match_id: str) -> Target | Response:
+        """The target of ``/ws/<match_id>`` once the ``locate`` hook looked for the match, or the 404
+        (or the hook's ``HttpError``)."""
+        assert self.locate is not None
+        try:
+            found = await self.locate(match_id)
+        except HttpError as exc:
+            return exc.response()
+        if found and isinstance(self.feeds.get(match_id), Match):
+            return Target(match_id)
+        return self._no_match(match_id)
+
+    def _no_match(self, match_id: str) -> Response:
+        return json_response({"error": f"no match {match_id!r} here", "matches": list(self.matches)}, 404)
+
     def _healthz(self, request: HttpRequest) -> Response:
+        """Liveness (always 200, with the default match's info), or with ``?ready`` readiness: 200
+        ``{"ready": true}``, or 503 ``{"ready": false, "why": ...}`` while the ``unready`` hook says why not."""
         # Readable from any origin: a page served elsewhere shows this server's status before joining.
+        why = self.unready() if self.unready is not None else None
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query, keep_blank_values=True)
+        if "ready" in query:
+            return json_response({"ready": why is None} if why is None else {"ready": False, "why": why},
+                                 200 if why is None else 503, extra=CORS)
         default = self.feeds.get(self.default_id) if self.default_id is not None else None
         return json_response({"status": "ok", **(default.info() if default is not None else {}),
-                              "matches": len(self.matches), "playbacks": len(self.feeds) - len(self.matches)},
-                             extra=CORS)
+                              "matches": len(self.matches), "playbacks": len(self.feeds) - len(self.matches),
+                              "ready": why is None}, extra=CORS)
 
     def _api_match(self, request: HttpRequest) -> Response:
         """A match's info and every player's entity state (world units are column / scale):

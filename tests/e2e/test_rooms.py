@@ -133,7 +133,7 @@ async def hosting(tmp_path: Path, rooms: RoomsConfig = RoomsConfig(), **config: 
     rooms_task = asyncio.create_task(host.serve(port))
     running = asyncio.create_task(server.run())
     try:
-        await asyncio.wait_for(host._ready.wait(), 10)
+        await asyncio.wait_for(host.started.wait(), 10)
         yield host
     finally:
         server.stop()

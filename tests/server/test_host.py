@@ -1,16 +1,24 @@
-"""``server.host``: the pieces that need no network (the catalog, the public URL, building a host)."""
+"""``server.host``: the pieces that need no network (the catalog, the public URL, building a host), and
+nodes sharing one directory in this process (placement on another node, starting what is listed here).
+
+The multi-process cluster over real Redis is ``tests/e2e/test_cluster.py``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from game.errors import GameError
 from game.rules import Ruleset, get_ruleset
+from server.app import GameServer
 from server.config import ServerConfig
-from server.host import Host, RoomsConfig, RulesetCache, build_catalog, public_url
-from server.rooms import InvalidRoomType, RoomType
+from server.host import Host, RoomsConfig, RulesetCache, build_catalog, http_base, public_url
+from server.rooms import InvalidRoomType, MatchId, MatchmakeRequest, MemoryDirectory, RoomType
 from tests.userpkg.conftest import USERPKG  # noqa: F401 (puts the user's package on sys.path)
 
 
@@ -68,3 +76,95 @@ def test_a_built_host_offers_the_default_room_with_the_rooms_settings(tmp_path: 
     match = host.open_default(seed=1)
     assert host.server.default_id == match.match_id and match.seed == 1 and match.max_players == 3
     assert match.match_id.startswith("drift-") and match.match_id.endswith("-1")
+
+
+def test_the_http_base_of_a_node_is_its_websocket_base_over_http() -> None:
+    assert http_base("ws://127.0.0.1:8765") == "http://127.0.0.1:8765"
+    assert http_base("wss://games.example.com") == "https://games.example.com"
+
+
+# -- nodes sharing one directory -------------------------------------------------------------------
+
+
+def node(tmp_path: Path, directory: MemoryDirectory, url: str, *, ruleset: str = "drift") -> Host:
+    """A node's host on ``directory`` (its server not listening: nothing here connects)."""
+    config = ServerConfig(ruleset=ruleset, options=(("npcs", 0),), max_players=2, record=False, replay_dir=tmp_path)
+    rulesets = RulesetCache()
+    room = RoomType(ruleset, {"npcs": 0}, max_players=2)
+    catalog = build_catalog(room, rulesets, tick_rate=30, max_players=2)
+    return Host(GameServer(config), catalog, rulesets(ruleset).spec.name, rulesets, directory=directory, url=url)
+
+
+async def two_nodes(tmp_path: Path, **b: str) -> tuple[Host, Host]:
+    """Nodes a (which takes no new match, as when draining) and b, registered in one directory."""
+    shared = MemoryDirectory()
+    a, other = node(tmp_path, shared, "ws://a:1"), node(tmp_path, shared, "ws://b:2", **b)
+    a.accepting = False
+    for host in (a, other):
+        await host.heartbeat(time.time())
+    return a, other
+
+
+def test_a_match_placed_on_another_node_is_listed_there_and_that_node_starts_it_at_its_next_step(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        a, b = await two_nodes(tmp_path)
+        request = MatchmakeRequest("drift", mode="create", options={"npcs": 3}, labels={"region": "eu"})
+        seat = await a.matchmaker.matchmake(request, now=time.time())
+        mid = seat.match_id
+        assert seat.url == f"ws://b:2/ws/{mid}" and mid not in a.matches and mid not in b.matches
+        (listed,) = await a.directory.node_matches(b.node_id, now=time.time())
+        assert listed.match_id == mid and listed.reserved == 1
+        await b.step()
+        match = b.matches[mid]
+        assert (match.options["npcs"], match.max_players, dict(b.rooms[mid].labels)) == (3, 2, {"region": "eu"})
+        assert b.server.feeds[mid] is match and b.stats["matches_started_here"] == 1
+        assert b.load() == 1  # its seat, reserved
+        assert [m.match_id for m in await b.directory.list_matches(now=time.time())] == [mid]
+
+    asyncio.run(main())
+
+
+def test_a_websocket_asking_for_a_match_listed_here_starts_it_on_the_spot_and_nothing_else(tmp_path: Path) -> None:
+    async def main() -> None:
+        a, b = await two_nodes(tmp_path)
+        seat = await a.matchmaker.matchmake(MatchmakeRequest("drift", mode="create"), now=time.time())
+        located = await asyncio.gather(*(b.locate(seat.match_id) for _ in range(3)))
+        assert located == [True] * 3 and b.stats["matches_started_here"] == 1 and seat.match_id in b.server.feeds
+        assert not await a.locate(seat.match_id)  # listed under b
+        assert not await b.locate("no-such-match") and not await b.locate("../etc")
+
+    asyncio.run(main())
+
+
+def test_a_match_listed_here_that_this_node_cannot_start_is_unlisted_with_the_reason_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        a, b = await two_nodes(tmp_path)
+        now = time.time()
+        await b.directory.add_match(MatchId("alien-1"), b.node_id, "alien", {}, 4, now=now,
+                                    room={"ruleset": "alienpkg:Alien", "max_players": 4})
+        await b.directory.add_match(MatchId("drift-1"), b.node_id, "drift", {}, 4, now=now,
+                                    room={"ruleset": "drift", "options": {"npcs": -5}})
+        with caplog.at_level(logging.ERROR, "server.host"):
+            await b.step()
+        assert await b.directory.node_matches(b.node_id, now=time.time()) == [] and b.matches == {}
+        assert b.stats["matches_refused"] == 2
+        assert "match alien-1, listed under this node, cannot start here: ruleset 'alienpkg:Alien' (alien) " \
+               "is not offered here" in caplog.text
+        assert "match drift-1, listed under this node, cannot start here: options.npcs: option npcs=-5" in caplog.text
+        await b.step()
+        assert not await b.locate("alien-1")
+
+    asyncio.run(main())
+
+
+def test_a_node_is_not_ready_before_it_serves_nor_while_something_holds_it(tmp_path: Path) -> None:
+    host = node(tmp_path, MemoryDirectory(), "ws://a:1")
+    assert host.why_not_ready() == "starting" and not host.ready()
+    host.started.set()
+    assert host.ready()
+    host.hold_ready("drain", "draining: its matches move to other nodes")
+    assert host.why_not_ready() == "draining: its matches move to other nodes"
+    host.hold_ready("drain", None)
+    assert host.ready()
