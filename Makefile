@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup python-deps web-deps browser test-python test-js typecheck bench clean
+.PHONY: run test setup python-deps web-deps browser redis test-python test-js typecheck bench clean
 
 run: setup
 	$(BIN)/python -m server $(ARGS)
 
-test: setup browser
+test: setup browser redis
 	$(BIN)/python -m pytest -q
 	cd client_web && node --test test/
 	$(BIN)/mypy
@@ -35,7 +35,14 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 
-test-python: setup browser
+# Debian's redis-server for the tests of the match directory in Redis (each test starts its own on a free
+# loopback port; the package's own service is not used).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian's redis-server for the directory tests"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server; }
+
+test-python: setup browser redis
 	$(BIN)/python -m pytest -q
 
 test-js: web-deps

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.redis_server import own_redis, redis_prefix, redis_server  # noqa: F401  (fixtures: a real redis-server)
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 

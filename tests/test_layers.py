@@ -10,7 +10,9 @@ The layers (../shared/STYLE.md), lowest first:
   the protocol, each other, math, struct, datetime without its clock and
   websockets' pure ``apply_mask``; no clock, loop, socket, thread or file.
 - the shell, ``server/``: the protocol, game, websockets, numpy, attrs,
-  msgpack and the stdlib; never ``tools``.
+  msgpack and the stdlib; never ``tools``. The Redis client only in
+  ``server/rooms/redis_directory.py`` (the directory's one shell in the
+  rooms package), so that nothing else depends on it.
 - ``tools/``: anything; no layer's whitelist names it, so nothing in
   ``server/`` or ``game/`` may import it.
 
@@ -112,7 +114,8 @@ SANS_IO_FILES = (
     "server/rooms/requests.py",
     "server/rooms/roomtype.py",
     # Not server/rooms/matchmaker.py (asyncio: concurrent creations share a future), memory.py (secrets:
-    # it draws seat tokens) nor the package's __init__.py, which imports both.
+    # it draws seat tokens; asyncio: its mailboxes wait), the package's __init__.py, which imports both,
+    # nor redis_directory.py, a shell (it talks to Redis).
     # TODO(replay package): enable once playback.py is sans-I/O. Today it reaches logging,
     # secrets (its viewers' tokens), server.replay.resim (which imports multiprocessing, os
     # and time for verify's jobs) and, for a type, server.replay.listing.
@@ -136,9 +139,11 @@ SANS_IO = Layer(
 SHELL = Layer(
     "shell",
     ("server",),
-    frozenset(sys.stdlib_module_names) | {"server", "game", "websockets", "numpy", "attrs", "msgpack"},
+    frozenset(sys.stdlib_module_names) | {"server", "game", "websockets", "numpy", "attrs", "msgpack", "redis"},
     computed=("server/rulesets.py",),  # the user's own ruleset module, named on the command line
 )
+#: The one module of the shell that may reach the Redis client.
+REDIS_SHELL = "server/rooms/redis_directory.py"
 
 LAYERS = (GAME, PROTOCOL, SANS_IO, SHELL)
 
@@ -428,6 +433,15 @@ def test_the_sans_io_modules_of_the_shell_reach_no_clock_loop_socket_thread_or_f
 
 def test_the_shell_reaches_only_the_protocol_game_websockets_its_libraries_and_the_stdlib() -> None:
     assert violations(SHELL) == []
+
+
+def test_only_the_redis_directory_reaches_the_redis_client() -> None:
+    reaching = {path.relative_to(ROOT).as_posix() for path in SHELL.files()
+                for _, name in names_reached(path.read_text(encoding="utf-8"), module_name(path),
+                                             path.name == "__init__.py")
+                if is_within(name, "redis")}
+    assert reaching == {REDIS_SHELL}
+    assert REDIS_SHELL not in SANS_IO_FILES
 
 
 @pytest.mark.parametrize("package", ["game", "server", "tools"])
