@@ -23,6 +23,7 @@ import json
 import os
 import queue
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -76,11 +77,14 @@ class BenchError(Exception):
 class Proc:
     """A server-like subprocess that logs ``listening on ws://127.0.0.1:PORT/ws`` on stderr."""
 
-    def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0) -> None:
+    def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0, *, root: Path = ROOT,
+                 nofile: int | None = None) -> None:
+        """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files."""
         self.name = name
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
+        limit = None if nofile is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
         if cpu is not None:
             os.sched_setaffinity(self.proc.pid, {cpu})
         self.log: list[str] = []
@@ -154,13 +158,7 @@ class Proc:
             return 0.0
 
     def peak_rss_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
+        return status_mib(self.pid, "VmHWM")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGINT (a clean shutdown), then SIGKILL if it does not exit in time."""
@@ -171,6 +169,17 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def status_mib(pid: int, key: str) -> float | None:
+    """A memory figure of process ``pid`` from ``/proc/PID/status`` (``VmRSS``, ``VmHWM``...), MiB; None if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def machine_busy() -> float:

@@ -1,0 +1,600 @@
+"""``python -m tools.attacks``: the hostile clients of issue 12 against a live server, measured.
+
+Each attack is an async function (``ATTACKS``, by kind) that a soak or a test
+calls on its own: ``await ATTACKS[kind](target, count, seconds)`` opens at
+most ``count`` loopback connections, misbehaves for about ``seconds`` (every
+wait is bounded), closes everything it opened and returns an
+``AttackReport``: what it sent and received, and how the server answered
+(HTTP statuses before an upgrade, close codes after it, 1006 for a
+connection that ended without a close frame, and the ``error`` reasons).
+
+- ``stall``: players that stop reading for ``seconds`` (a frozen tab, a bot
+  under SIGSTOP), then answer every update that waited with one input each:
+  the most a client may send. ``notes.survived`` counts those that kept
+  playing afterwards.
+- ``spread_acks``: valid players that each acknowledge a different recent
+  tick (one lags 1 tick, the next 2, ... up to 31): a delta base each.
+- ``no_ack``: connections that say ``hello``, read everything and never
+  acknowledge a tick.
+- ``non_reader``: players that say ``hello`` and never read a byte.
+- ``fd_flood``: TCP connections opened and held without a request.
+- ``seat_hold``: players that join and drop at once, ``count`` of them;
+  then one newcomer tries to join (``notes.newcomer``: "welcome" or its
+  close code).
+- ``http_probe``: paths the static files cannot serve (a NUL, a 300-character
+  name) and a WebSocket upgrade from another site's ``Origin``.
+
+The command line measures one attack: two runs of a server it starts
+(``python -m server --ruleset R --no-record`` plus ``--server-arg``s, from
+``--root``, another checkout for a "before" figure), each with ``--bots``
+bots playing; the first run is the baseline, the second runs the attack
+meanwhile. For each it prints the bots' updates a second over the attack's
+window (mean and min), the server's tick p99 over that window, ticks dropped,
+the server's RSS (start, peak, end) and the peak of its kernel send queues.
+Loopback only; every count and wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from attrs import define, field, frozen
+
+from server.cli import positive
+from tools.bench import ROOT, BenchError, Proc, parse_metrics, status_mib
+from tools.bots import Bot
+from tools.cli import Parser
+from tools.client import GameClient, ServerClosed
+from tools.loadgen import LeanClient
+
+#: The only hosts an attack may target.
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+#: Seconds any one wait of an attack may take (a connection, a handshake, a welcome, a close).
+WAIT_S = 10.0
+
+#: Error reasons kept per report.
+KEEP_ERRORS = 8
+
+
+@frozen
+class Target:
+    """Where an attack goes: a loopback server and the WebSocket path of its match."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/ws"
+
+    def __attrs_post_init__(self) -> None:
+        if self.host not in LOOPBACK:
+            raise ValueError(f"attacks run against loopback only, not {self.host!r}")
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{self.path}"
+
+
+@define
+class AttackReport:
+    """What one attack did and how the server answered.
+
+    Attributes:
+        kind: the attack (a key of ``ATTACKS``).
+        connections: TCP connections opened.
+        upgraded: WebSocket handshakes completed.
+        joined: welcomes received.
+        messages_sent: WebSocket messages sent after the hellos (inputs, acks).
+        updates, keyframes: updates received (keyframes among them).
+        bytes_received: payload bytes of the server's messages.
+        http_statuses: statuses of answers other than 101.
+        close_codes: how the server ended each connection that ended: its close code, 1006 without one.
+        errors: the first ``error`` reasons the server sent.
+        notes: what is particular to the attack.
+    """
+
+    kind: str
+    connections: int = 0
+    upgraded: int = 0
+    joined: int = 0
+    messages_sent: int = 0
+    updates: int = 0
+    keyframes: int = 0
+    bytes_received: int = 0
+    http_statuses: Counter[int] = field(factory=Counter)
+    close_codes: Counter[int] = field(factory=Counter)
+    errors: list[str] = field(factory=list)
+    notes: dict[str, Any] = field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "connections": self.connections, "upgraded": self.upgraded, "joined": self.joined,
+            "messages_sent": self.messages_sent, "updates": self.updates, "keyframes": self.keyframes,
+            "bytes_received": self.bytes_received,
+            "http_statuses": {str(k): v for k, v in sorted(self.http_statuses.items())},
+            "close_codes": {str(k): v for k, v in sorted(self.close_codes.items())},
+            "errors": self.errors, "notes": self.notes,
+        }
+
+
+class Hostile(LeanClient):
+    """A lean client (``tools.loadgen``) that misbehaves on purpose.
+
+    Args:
+        answer: what it sends per update: ``input`` (one input, acking the update), ``ack`` (an ``ack`` of
+            the update's tick minus ``ack_lag``) or ``none``.
+        read: False: it stops reading as soon as its upgrade is answered (right after its hello).
+    """
+
+    def __init__(self, target: Target, name: str, index: int, *, answer: str = "input", ack_lag: int = 0,
+                 read: bool = True) -> None:
+        super().__init__(target.host, target.port, target.path, name, index, seed=index + 1, inputs=answer == "input")
+        self.answer = answer
+        self.ack_lag = ack_lag
+        self.read = read
+        self.sent = 0
+        self.http_status: int | None = None
+        self.upgraded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def _handshake(self, data: bytes) -> bytes:
+        if self.http_status is None and b"\r\n" in self._http + data:
+            status = (self._http + data).split(b" ", 2)[1:2]
+            self.http_status = int(status[0]) if status and status[0].isdigit() else 0
+        rest = super()._handshake(data)
+        if not self._handshaking and not self.upgraded.done():
+            self.upgraded.set_result(True)
+            if not self.read and self.transport is not None:
+                self.transport.pause_reading()
+        return rest
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_result(False)
+        super().connection_lost(exc)
+
+    def _on_update(self, tick: int, keyframe: bool) -> None:
+        super()._on_update(tick, keyframe)
+        if not self.open:
+            return
+        if self.answer == "input":
+            self.sent += 1
+        elif self.answer == "ack":
+            self.send(msgpack.packb({"t": "ack", "tick": max(0, tick - self.ack_lag)}))
+            self.sent += 1
+
+    def stall(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+
+async def open_clients(target: Target, make: Callable[[int], Hostile], count: int) -> list[Hostile]:
+    """``count`` clients made by ``make(i)``, connected one after another; waits (bounded) for their upgrades."""
+    loop = asyncio.get_running_loop()
+    clients: list[Hostile] = []
+    for i in range(count):
+        client = make(i)
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: client, target.host, target.port), WAIT_S)
+        except (OSError, TimeoutError):
+            continue
+        clients.append(client)
+    if clients:
+        await asyncio.wait([c.upgraded for c in clients], timeout=WAIT_S)
+    return clients
+
+
+async def joined(clients: Iterable[Hostile]) -> None:
+    """Wait (bounded) until every client that reads is welcomed, or gone."""
+    waiting = [c.welcomed for c in clients if c.read and c.upgraded.done() and c.upgraded.result()]
+    if waiting:
+        await asyncio.wait(waiting, timeout=WAIT_S)
+
+
+async def close_all(clients: Iterable[Hostile], drain_s: float = 0.0) -> None:
+    """Read what the server still sends for up to ``drain_s`` (non-readers read again), then close the rest."""
+    clients = list(clients)
+    for c in clients:
+        c.resume()
+    if drain_s > 0:
+        await asyncio.wait([c.closed for c in clients], timeout=drain_s)
+    await asyncio.gather(*(c.close(timeout=2.0) for c in clients if not c.closed.done()))
+
+
+def report_of(kind: str, clients: list[Hostile], connections: int | None = None) -> AttackReport:
+    """Tally what ``clients`` saw (after ``close_all``)."""
+    r = AttackReport(kind, connections=len(clients) if connections is None else connections)
+    for c in clients:
+        s = c.stats
+        if c.upgraded.done() and c.upgraded.result():
+            r.upgraded += 1
+        elif c.http_status not in (None, 101):
+            r.http_statuses[c.http_status or 0] += 1
+        if c.welcomed.done() and c.welcomed.exception() is None:  # exception(): retrieved, never warned about
+            r.joined += 1
+        r.messages_sent += c.sent
+        r.updates += s.updates
+        r.keyframes += s.keyframes
+        r.bytes_received += s.bytes
+        if c.close_code is not None and c.close_code != 1000 or c.upgraded.done() and c.upgraded.result() \
+                and c.close_code is None:
+            r.close_codes[c.close_code or 1006] += 1
+        for e in s.errors:
+            if "server error" in e and len(r.errors) < KEEP_ERRORS:
+                r.errors.append(e.split("server error ", 1)[1])
+    return r
+
+
+# -- the attacks -----------------------------------------------------------------
+
+
+async def stall(target: Target, count: int = 1, seconds: float = 20.0) -> AttackReport:
+    """Players play 2 s, stop reading for ``seconds``, then answer the backlog one input per update for 5 s."""
+    clients = await open_clients(target, lambda i: Hostile(target, f"stall{i + 1}", i), count)
+    await joined(clients)
+    await asyncio.sleep(2.0)
+    for c in clients:
+        c.stall()
+    await asyncio.sleep(seconds)
+    for c in clients:
+        c.resume()
+    await asyncio.sleep(5.0)
+    now = time.monotonic()
+    survived = sum(1 for c in clients if not c.closed.done() and now - (c.stats.last_update or 0.0) < 1.0)
+    await close_all(clients)
+    report = report_of("stall", clients)
+    report.notes.update(stalled_s=seconds, survived=survived)
+    return report
+
+
+async def spread_acks(target: Target, count: int = 32, seconds: float = 15.0) -> AttackReport:
+    """Players that each ack a different recent tick (lags 1..31 ticks) for ``seconds``."""
+    clients = await open_clients(target, lambda i: Hostile(target, f"spread{i + 1}", i, answer="ack",
+                                                           ack_lag=1 + i % 31), count)
+    await joined(clients)
+    await asyncio.sleep(seconds)
+    await close_all(clients)
+    return report_of("spread_acks", clients)
+
+
+async def no_ack(target: Target, count: int = 300, seconds: float = 15.0) -> AttackReport:
+    """Connections that say hello, read everything and never ack, for ``seconds``."""
+    clients = await open_clients(target, lambda i: Hostile(target, f"silent{i + 1}", i, answer="none"), count)
+    await joined(clients)
+    await asyncio.sleep(seconds)
+    await close_all(clients)
+    report = report_of("no_ack", clients)
+    report.notes["bytes_per_client_per_s"] = round(report.bytes_received / max(1, len(clients)) / seconds)
+    return report
+
+
+async def non_reader(target: Target, count: int = 100, seconds: float = 15.0) -> AttackReport:
+    """Players that say hello and read nothing for ``seconds``; then they read what is left (2 s at most)."""
+    clients = await open_clients(target, lambda i: Hostile(target, f"deaf{i + 1}", i, read=False), count)
+    await asyncio.sleep(seconds)
+    await close_all(clients, drain_s=2.0)
+    return report_of("non_reader", clients)
+
+
+async def fd_flood(target: Target, count: int = 1400, seconds: float = 15.0) -> AttackReport:
+    """``count`` TCP connections opened (200 a second at most) and held without a request for ``seconds``."""
+    report = AttackReport("fd_flood")
+    conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    answers: list[bytes] = []
+
+    async def hold(reader: asyncio.StreamReader) -> None:
+        try:
+            answers.append(await reader.read(256))
+        except OSError:
+            answers.append(b"")
+
+    readers: list[asyncio.Task[None]] = []
+    start = time.monotonic()
+    for i in range(count):
+        try:
+            conn = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), WAIT_S)
+        except (OSError, TimeoutError):
+            report.notes["connect_failed"] = report.notes.get("connect_failed", 0) + 1
+            continue
+        conns.append(conn)
+        readers.append(asyncio.create_task(hold(conn[0])))
+        if i % 20 == 19:
+            await asyncio.sleep(max(0.0, start + (i + 1) / 200 - time.monotonic()))
+    report.connections = len(conns)
+    await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
+    for _, writer in conns:
+        writer.close()
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    for data in answers:
+        parts = data.split(b" ", 2)
+        if data.startswith(b"HTTP/") and len(parts) > 1 and parts[1].isdigit():
+            report.http_statuses[int(parts[1])] += 1
+        else:
+            report.close_codes[1006] += 1  # dropped without an answer
+    return report
+
+
+async def seat_hold(target: Target, count: int = 80, seconds: float = 2.0) -> AttackReport:
+    """``count`` players join and drop at once (no input); ``seconds`` later a newcomer tries to join."""
+    clients = await open_clients(target, lambda i: Hostile(target, f"holder{i + 1}", i, answer="none"), count)
+    await joined(clients)
+    for c in clients:
+        if c.transport is not None:
+            c.transport.abort()
+    await asyncio.sleep(seconds)
+    newcomer = GameClient(target.url, "newcomer", decode=False)
+    try:
+        await newcomer.connect(timeout=WAIT_S)
+        outcome: str | int | None = "welcome"
+    except ServerClosed as exc:
+        outcome = exc.code
+    except (OSError, TimeoutError) as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        if newcomer.ws is not None:
+            await newcomer.close()
+    await close_all(clients)
+    report = report_of("seat_hold", clients)
+    report.close_codes.clear()  # we dropped them
+    report.notes["newcomer"] = outcome
+    return report
+
+
+async def http_probe(target: Target, count: int = 1, seconds: float = 0.0) -> AttackReport:
+    """GET paths the static files cannot serve, and a WebSocket upgrade from another site's page."""
+    report = AttackReport("http_probe")
+    upgrade = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n")
+    probes = {"nul": ("/a%00b.js", ""), "long_name": ("/" + "a" * 300 + ".js", ""),
+              "other_origin": (target.path, upgrade)}
+    for name, (path, extra) in probes.items():
+        for _ in range(count):
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, target.port), WAIT_S)
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n{extra}\r\n".encode())
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n"), WAIT_S)
+                writer.close()
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                report.close_codes[1006] += 1
+                continue
+            report.connections += 1
+            status = int(head.split(b" ", 2)[1])
+            report.http_statuses[status] += 1
+            report.notes[name] = status
+    return report
+
+
+#: Every attack, by kind: ``await ATTACKS[kind](target, count, seconds)``.
+ATTACKS: dict[str, Callable[[Target, int, float], Awaitable[AttackReport]]] = {
+    "stall": stall, "spread_acks": spread_acks, "no_ack": no_ack, "non_reader": non_reader,
+    "fd_flood": fd_flood, "seat_hold": seat_hold, "http_probe": http_probe,
+}
+
+#: The issue's count and seconds of each attack (``--count`` and ``--seconds`` override them).
+DEFAULTS: dict[str, tuple[int, float]] = {
+    "stall": (1, 20.0), "spread_acks": (32, 15.0), "no_ack": (300, 15.0), "non_reader": (100, 15.0),
+    "fd_flood": (1400, 15.0), "seat_hold": (80, 2.0), "http_probe": (1, 0.0),
+}
+
+
+# -- measuring a server under attack -----------------------------------------------
+
+
+class Sampler:
+    """Samples a process's RSS and the kernel send queues of its port, every ``period`` s, on a thread."""
+
+    def __init__(self, pid: int, port: int, period: float = 0.25) -> None:
+        self.pid, self.port, self.period = pid, port, period
+        self.rss: list[float] = []
+        self.sendq: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            rss = rss_mib(self.pid)
+            if rss is not None:
+                self.rss.append(rss)
+            self.sendq.append(send_queue_mib(self.port))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rss_mib(pid: int) -> float | None:
+    """The resident memory of process ``pid``, MiB."""
+    return status_mib(pid, "VmRSS")
+
+
+def send_queue_mib(port: int) -> float:
+    """Bytes queued in the kernel to send from local TCP port ``port`` (every connection's ``tx_queue``), MiB."""
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 4 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[4].split(":")[0], 16)
+    return total / (1 << 20)
+
+
+def tick_p99_ms(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """The tick duration p99 between two /metrics scrapes, ms: from the tick histogram's buckets when the
+    server has one (linear within a bucket), else its own p99 over its last ticks."""
+    prefix = "tickserver_tick_duration_seconds_bucket{"
+    buckets: dict[float, float] = {}
+    for key, value in after.items():
+        if key.startswith(prefix):
+            le = key.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + value - before.get(key, 0.0)
+    if buckets:
+        bounds = sorted(buckets)
+        total = buckets[bounds[-1]]
+        if total <= 0:
+            return None
+        want, lo, below = 0.99 * total, 0.0, 0.0
+        for bound in bounds:
+            count = buckets[bound]
+            if count >= want:
+                if bound == float("inf"):
+                    return lo * 1000
+                return (lo + (bound - lo) * (want - below) / max(count - below, 1e-9)) * 1000
+            lo, below = bound, count
+    p99 = after.get("tickserver_tick_total_p99_ms")
+    return p99
+
+
+@frozen
+class Options:
+    """One measured run's settings (the command line's)."""
+
+    kind: str
+    count: int
+    seconds: float
+    bots: int
+    ruleset: str
+    warmup: float
+    after: float
+    root: Path
+    nofile: int | None
+    server_args: tuple[str, ...]
+
+
+def measure(opts: Options, attack: bool) -> dict[str, Any]:
+    """Start a server, play ``opts.bots`` bots, and (``attack``) run the attack; the run's figures."""
+    args = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", opts.ruleset, "--no-record",
+            *opts.server_args]
+    server = Proc(args, "server", None, root=opts.root, nofile=opts.nofile)
+    try:
+        return asyncio.run(_measure(server, opts, attack))
+    finally:
+        server.stop()
+
+
+async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
+    target = Target(port=server.port)
+    start = time.perf_counter()
+    bots = [Bot(i, target.url, f"bot{i + 1}", 1, i < 2) for i in range(opts.bots)]
+    # They play until their clients are closed below (an hour at most).
+    playing = [asyncio.create_task(b.play(start + 3600, 1.0)) for b in bots]
+    sampler = Sampler(server.pid, server.port)
+    try:
+        await asyncio.sleep(opts.warmup)
+        rss0 = rss_mib(server.pid)
+        health0, metrics0 = server.get_json("/healthz"), parse_metrics(server.get("/metrics").decode())
+        updates0 = [b.client.stats.updates for b in bots]
+        t0 = time.perf_counter()
+        report = None
+        if attack:
+            report = await ATTACKS[opts.kind](target, opts.count, opts.seconds)
+        else:
+            await asyncio.sleep(opts.seconds + (5 if opts.kind == "stall" else 0))
+        window = time.perf_counter() - t0
+        updates1 = [b.client.stats.updates for b in bots]
+        health1, metrics1 = server.get_json("/healthz"), parse_metrics(server.get("/metrics").decode())
+        await asyncio.sleep(opts.after)
+        health2 = server.get_json("/healthz")
+        rss_end = rss_mib(server.pid)
+    finally:
+        sampler.stop()
+        for b in bots:
+            if b.client.ws is not None:
+                await b.client.close()
+        await asyncio.gather(*playing, return_exceptions=True)
+    rates = [(b - a) / window for a, b in zip(updates0, updates1)]
+    return {
+        "attack": opts.kind if attack else None,
+        "window_s": round(window, 1),
+        "bots": opts.bots,
+        "bots_updates_per_s": round(sum(rates) / len(rates), 2) if rates else None,
+        "bots_updates_per_s_min": round(min(rates), 2) if rates else None,
+        "bot_errors": [b.error for b in bots if b.error][:3],
+        "tick_p99_ms": _r(tick_p99_ms(metrics0, metrics1)),
+        "ticks_dropped": health1.get("ticks_dropped", 0) - health0.get("ticks_dropped", 0),
+        "rss_mib_start": _r(rss0), "rss_mib_peak": _r(max(sampler.rss, default=None)), "rss_mib_end": _r(rss_end),
+        "kernel_send_queue_mib_peak": _r(max(sampler.sendq, default=None)),
+        "connected_after": health2.get("connected"),
+        "report": None if report is None else report.to_json(),
+    }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def print_table(runs: list[dict[str, Any]]) -> None:
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [("bots' updates/s mean (min)", lambda r: f"{r['bots_updates_per_s']} ({r['bots_updates_per_s_min']})"),
+            ("tick p99, ms", lambda r: r["tick_p99_ms"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
+            ("RSS MiB start / peak / end", lambda r: f"{r['rss_mib_start']} / {r['rss_mib_peak']} / {r['rss_mib_end']}"),
+            ("kernel send queues MiB, peak", lambda r: r["kernel_send_queue_mib_peak"]),
+            ("connected at the end", lambda r: r["connected_after"])]
+    print(f"{'':32} {'baseline':>24} {'attack':>24}")
+    for label, get in rows:
+        print(f"{label:32} " + " ".join(f"{str(get(r)):>24}" for r in runs))
+    report = runs[-1]["report"]
+    if report is not None:
+        print("attack:", json.dumps(report))
+    for r in runs:
+        for e in r["bot_errors"]:
+            print("  bot error:", e)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m tools.attacks", description=__doc__.split("\n\n", 1)[0] + " Runs a server twice "
+               "(baseline, then under the attack) with bots playing; loopback only.")
+    p.add_argument("kind", choices=sorted(ATTACKS), help="the attack")
+    p.add_argument("--count", type=positive(int), default=None, help="hostile connections (default: the issue's)")
+    p.add_argument("--seconds", type=positive(float), default=None, help="how long the attack lasts (default: the issue's)")
+    p.add_argument("--bots", type=int, default=20, help="bots playing meanwhile (default 20)")
+    p.add_argument("--ruleset", default="arena", help="the server's ruleset (default arena)")
+    p.add_argument("--warmup", type=positive(float), default=3.0, help="seconds before the window (default 3)")
+    p.add_argument("--after", type=float, default=0.0, help="seconds after the attack before the end figures (default 0)")
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose server runs (default this one)")
+    p.add_argument("--nofile", type=positive(int), default=None, help="the server's open-file limit, soft and hard")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument of python -m server (repeat; --server-arg=--max-players --server-arg=100)")
+    p.add_argument("--no-baseline", action="store_true", help="only the run under attack")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    count, seconds = DEFAULTS[args.kind]
+    opts = Options(args.kind, args.count or count, args.seconds if args.seconds is not None else seconds, args.bots,
+                   args.ruleset, args.warmup, args.after, args.root.resolve(), args.nofile, tuple(args.server_arg))
+    try:
+        runs = ([] if args.no_baseline else [measure(opts, False)]) + [measure(opts, True)]
+    except BenchError as exc:
+        print(f"python -m tools.attacks: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"kind": opts.kind, "count": opts.count, "seconds": opts.seconds, "runs": runs}))
+    else:
+        print_table(runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
