@@ -38,11 +38,11 @@ from attrs import frozen
 
 from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
-from tools.cli import Parser
+from tools.cli import Parser, run_or_exit
 from tools.loadgen import LoadGen, LoadGenError, window_stats
 
 ROOT = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(\d+)/ws")
+_LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(?P<port>\d+)/ws")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 #: Every key of the JSON line, in order (the ceiling's are None without --ceiling).
@@ -74,11 +74,31 @@ class BenchError(Exception):
 # -- subprocesses ------------------------------------------------------------------
 
 
+def cpu_of(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` so far (``/proc/PID/stat``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as exc:
+        raise BenchError(f"process {pid} is gone: {exc}") from None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+
+
+def run_queue_wait_of(pid: int) -> float:
+    """Seconds process ``pid`` was runnable but waiting for a CPU (``/proc/PID/schedstat``), so far."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Proc:
-    """A server-like subprocess that logs ``listening on ws://127.0.0.1:PORT/ws`` on stderr."""
+    """A server-like subprocess that logs ``count`` lines matching ``ready`` on stderr when it is ready
+    (default: one ``listening on ws://127.0.0.1:PORT/ws``); ``port`` is the first one's ``port`` group,
+    ``ready_lines`` all of them."""
 
     def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0, *, root: Path = ROOT,
-                 nofile: int | None = None) -> None:
+                 nofile: int | None = None, ready: re.Pattern[str] = _LISTENING, count: int = 1) -> None:
         """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files."""
         self.name = name
         env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
@@ -91,8 +111,9 @@ class Proc:
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._drain, daemon=True).start()
         self.port = 0
+        self.ready_lines: list[re.Match[str]] = []
         deadline = time.monotonic() + timeout
-        while not self.port:
+        while len(self.ready_lines) < count:
             try:
                 line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
@@ -101,9 +122,10 @@ class Proc:
             if line is None:
                 code = self.proc.wait(5)
                 raise BenchError(f"{name} exited ({code}) before listening: {self.tail()}")
-            m = _LISTENING.search(line)
+            m = ready.search(line)
             if m:
-                self.port = int(m.group(1))
+                self.ready_lines.append(m)
+                self.port = self.port or int(m.group("port"))
             elif time.monotonic() > deadline:
                 self.stop()
                 raise BenchError(f"{name} did not start within {timeout:g} s")
@@ -127,35 +149,30 @@ class Proc:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def get(self, path: str, timeout: float = 5.0) -> bytes:
+    def get(self, path: str, timeout: float = 5.0, port: int | None = None) -> bytes:
+        """``GET path`` from its port (or ``port``: one of a supervisor's workers)."""
         if self.proc.poll() is not None:
             raise BenchError(f"{self.name} died (exit code {self.proc.returncode}): {self.tail()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port or self.port}{path}", timeout=timeout) as resp:
                 body: bytes = resp.read()
                 return body
         except OSError as exc:
             raise BenchError(f"GET {path} from {self.name} failed: {exc}") from None
 
-    def get_json(self, path: str) -> dict[str, Any]:
-        obj: dict[str, Any] = json.loads(self.get(path))
+    def get_json(self, path: str, port: int | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.get(path, port=port))
         return obj
 
     def cpu(self) -> tuple[float, float]:
         """User and system CPU seconds so far (``/proc/PID/stat``)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError as exc:
-            raise BenchError(f"{self.name} is gone: {exc}") from None
-        fields = stat[stat.rindex(")") + 2:].split()
-        return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} is gone (exit code {self.proc.returncode}): {self.tail()}")
+        return cpu_of(self.pid)
 
     def run_queue_wait(self) -> float:
         """Seconds the process was runnable but waiting for a CPU (``/proc/PID/schedstat``), so far."""
-        try:
-            return int(Path(f"/proc/{self.pid}/schedstat").read_text().split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        return run_queue_wait_of(self.pid)
 
     def peak_rss_mb(self) -> float | None:
         return status_mib(self.pid, "VmHWM")
@@ -483,14 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variant {args.variant}: the server does not implement it yet (only full)")
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error(f"--pin needs at least 2 CPUs, this process may use {len(os.sched_getaffinity(0))}")
-    try:
-        out = run(args)
-    except (BenchError, LoadGenError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    out = run_or_exit(parser.prog, lambda: run(args), BenchError, LoadGenError)
     if args.json:
         print(json.dumps(out))
     else:

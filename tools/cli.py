@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
@@ -11,3 +15,15 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_or_exit(prog: str, fn: Callable[[], T], *errors: type[BaseException]) -> T:
+    """``fn()``; one of ``errors`` exits with ``PROG: error: MESSAGE`` (status 1), Ctrl-C with status 130."""
+    try:
+        return fn()
+    except errors as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
