@@ -58,9 +58,9 @@ from server.rooms.requests import ListQuery, MatchmakeRequest, parse_listing, pa
 from server.rooms.roomtype import RoomType
 
 __all__ = [
-    "NO_ROOM", "Catalog", "CreateMatch", "DirectoryError", "DirectoryUnavailable", "DuplicateMatch", "Expired", "InvalidRoomType", "Lifecycle", "ListQuery",
-    "MatchDirectory", "MatchFull", "MatchId", "MatchInfo", "MatchmakeError", "MatchmakeRequest", "Matchmaker",
-    "MemoryDirectory", "NodeId", "NodeInfo", "Offer", "RoomError", "RoomType", "Seat", "SeatError", "SeatExpired",
-    "SeatForAnotherMatch", "SeatTaken", "UnknownMatch", "UnknownNode", "UnknownSeat", "parse_listing",
-    "parse_matchmake",
+    "NO_ROOM", "Catalog", "CreateMatch", "DirectoryError", "DirectoryUnavailable", "DuplicateMatch", "Expired",
+    "InvalidRoomType", "Lifecycle", "ListQuery", "MatchDirectory", "MatchFull", "MatchId", "MatchInfo",
+    "MatchmakeError", "MatchmakeRequest", "Matchmaker", "MemoryDirectory", "NodeId", "NodeInfo", "Offer",
+    "RoomError", "RoomType", "Seat", "SeatError", "SeatExpired", "SeatForAnotherMatch", "SeatTaken", "UnknownMatch",
+    "UnknownNode", "UnknownSeat", "parse_listing", "parse_matchmake",
 ]
