@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 import sys
 import urllib.parse
@@ -16,6 +17,7 @@ from game.rules import RULESET_NAMES
 from server.app import serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
+from server.handover.drain import DRAIN_DEADLINE_S, Drainer
 from server.host import Host, RoomsConfig, public_url
 from server.rooms import InvalidRoomType, MatchId
 from server.workers import Supervisor, WorkerSpec, cpu_count, plan, worker_count
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"record each match to DIR/<match id>.replay, and play the replays of DIR to the viewer "
                    f"(/replay.html) (default {d.replay_dir}; see REPLAY.md)")
     p.add_argument("--no-record", action="store_true", help="do not record replays")
+    p.add_argument("--drain-deadline", type=non_negative, default=DRAIN_DEADLINE_S, metavar="SECONDS",
+                   help=f"on SIGTERM (or POST /api/admin/drain) the server drains: it takes no new match or player and "
+                   f"moves its live matches to another node of its --redis directory (their players reconnect there "
+                   f"as the same players); matches it cannot move may finish for up to SECONDS, then their players "
+                   f"get 1001. 0: SIGTERM stops at once with 1001, as SIGINT does (default {DRAIN_DEADLINE_S:g})")
+    p.add_argument("--admin-token", default=None, metavar="TOKEN",
+                   help="the bearer token of POST /api/admin/drain (default: the environment's "
+                   "TICKSERVER_ADMIN_TOKEN; neither: no admin API, 404)")
     p.add_argument("--workers", type=worker_count, default=None, metavar="N",
                    help="run N processes of this command line under a supervisor that forwards SIGTERM/SIGINT and "
                    "restarts a worker that dies (auto or 0: one per CPU). Each has its own port (--port P: P, P+1, ...; "
@@ -171,18 +181,21 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-async def run(host: Host) -> None:
+async def run(host: Host, *, drain_deadline: float = DRAIN_DEADLINE_S, admin_token: str | None = None) -> None:
     """Host the default match (recorded unless ``--no-record``), the matches made on demand and the replays of
-    ``--replay-dir`` until SIGINT or SIGTERM."""
+    ``--replay-dir`` until SIGINT, or SIGTERM and the drain (``server.handover.drain``)."""
     config, server = host.config, host.server
     # The default match opens its replay first, so a bad --replay-dir fails before we say we listen.
     match = host.open_default(match_id=config.match_id, seed=config.seed)
     recorder = host.recorders.get(MatchId(match.match_id))
     host.install()
+    drainer = Drainer(host, deadline_s=drain_deadline, admin_token=admin_token, on_drained=server.stop)
+    drainer.install()
     hosting: asyncio.Task[None] | None = None
+    mailbox: asyncio.Task[None] | None = None
 
     def ready(port: int) -> None:
-        nonlocal hosting
+        nonlocal hosting, mailbox
         host_name = f"[{config.host}]" if ":" in config.host else config.host
         s = "s" if config.tls_cert else ""
         log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
@@ -192,9 +205,10 @@ async def run(host: Host) -> None:
         if host.url is not None:
             host.url = host.url.replace("{port}", str(port))
         hosting = asyncio.create_task(host.serve(port), name="rooms")
+        mailbox = asyncio.create_task(drainer.run(), name="handover")
 
     try:
-        await serve(server, ready)
+        await serve(server, ready, drainer.on_sigterm)
     except BaseException:
         if recorder is not None and hosting is None:
             recorder.close()
@@ -202,10 +216,11 @@ async def run(host: Host) -> None:
                 recorder.path.unlink(missing_ok=True)
         raise
     finally:
-        if hosting is not None:
-            hosting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hosting
+        for task in (mailbox, hosting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     log.info("stopped after %d ticks", match.tick_count)
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
 
@@ -260,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_workers(parser, args, sys.argv[1:] if argv is None else argv)
     host = build_host(parser, args)
     try:
-        asyncio.run(run(host))
+        asyncio.run(run(host, drain_deadline=args.drain_deadline,
+                        admin_token=args.admin_token or os.environ.get("TICKSERVER_ADMIN_TOKEN")))
     except GameError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
     except ssl.SSLError as exc:

@@ -22,7 +22,7 @@ they are the asyncio layer's inside websockets. Names:
 - ``Connection``: one TCP (or TLS) connection: its HTTP request, then its
   WebSocket and session; it is the ``Client`` the feed sends to.
 - ``Target``: what a WebSocket path names (a feed id, and a replay to open).
-- ``serve``: run a server until SIGINT or SIGTERM (the one signal handler).
+- ``serve``: run a server until SIGINT or SIGTERM (the one signal handler; SIGTERM may drain first).
 
 This module only moves bytes: the frame splitter and the library frame them,
 sessions decode and validate, the feed decides.
@@ -1148,17 +1148,20 @@ class GameServer:
         return http_response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
 
 
-async def serve(server: GameServer, on_ready: Callable[[int], None]) -> None:
+async def serve(server: GameServer, on_ready: Callable[[int], None],
+                on_sigterm: Callable[[], None] | None = None) -> None:
     """Start ``server``, tell ``on_ready`` its port, and run it until SIGINT or SIGTERM (or ``stop()``).
 
-    The one place a server is run until a signal: ``python -m server`` and ``tools.replay play`` both use it.
+    ``on_sigterm``: what SIGTERM does instead of stopping at once (a node's drain, which stops the server when
+    it is done). The one place a server is run until a signal: ``python -m server`` and ``tools.replay play``
+    both use it.
     """
     port = await server.start()
     on_ready(port)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, server.stop)
+    loop.add_signal_handler(signal.SIGINT, server.stop)
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm or server.stop)
     try:
         await server.run()
     finally:

@@ -498,18 +498,52 @@ class Host:
         match = Match(ruleset, match_id=match_id or self.new_id(ruleset.spec.name), seed=seed,
                       options=dict(room.options), tick_rate=room.tick_rate, max_players=room.max_players,
                       msg_rate=config.msg_rate, hold_s=config.hold_s)
+        self._host(match, room)
+        self.stats["matches_created"] += 1
+        return match
+
+    def _host(self, match: Match, room: RoomType, extra: dict[str, Any] | None = None) -> Recorder | None:
+        """Record ``match`` (unless ``--no-record``; ``extra``: more header keys) and make it a feed of the server.
+
+        Raises:
+            ValueError: a match with its id is here already; OSError: the replay cannot be created.
+        """
         mid = MatchId(match.match_id)
         if mid in self.matches or mid in self.server.feeds:
             raise ValueError(f"two matches with the id {mid!r}")
-        if config.record:
-            recorder = Recorder.create(match, config.replay_dir)
+        recorder = None
+        if self.config.record:
+            recorder = Recorder.create(match, self.config.replay_dir, extra=extra)
             match.observers.append(recorder)
             self.recorders[mid] = recorder
         self.matches[mid] = match
         self.rooms[mid] = room
         self.server.add_feed(mid, match)
-        self.stats["matches_created"] += 1
-        return match
+        return recorder
+
+    def adopt(self, match: Match, room: RoomType, *, extra: dict[str, Any] | None = None) -> Recorder | None:
+        """Host ``match``, handed over from another node (``server.handover``), made of ``room``: recorded from
+        its tick on (a keyframe first; ``extra``: more header keys), ticking from now, disposed of when empty as
+        any match. Not listed here: the hand-over re-homes its listing.
+
+        Raises:
+            ValueError: a match with its id is here already; OSError: the replay cannot be created.
+        """
+        recorder = self._host(match, room, extra)
+        self._ended.pop(MatchId(match.match_id), None)  # it may come back to a node it left
+        self.lifecycle.created(MatchId(match.match_id), now=self.clock())
+        self._wake.set()
+        return recorder
+
+    def release(self, mid: MatchId) -> Recorder | None:
+        """Stop hosting match ``mid`` without unlisting it (it moved to another node, or a drain ends it): its
+        recorder, detached, is returned; the caller removes its feed and closes the recording."""
+        match = self.matches.get(mid)
+        if match is None:
+            return None
+        if match is self.default:
+            self.default = None
+        return self._forget(mid)
 
     def open_default(self, *, match_id: str = "", seed: int | None = None) -> Match:
         """The default match (``/ws``): of the default room type, from the start, never disposed of.
@@ -738,6 +772,8 @@ class Host:
         match = self.matches.get(MatchId(feed_id))
         if match is None or hello.spectate or match.resumes(hello):
             return None
+        if not self.accepting:
+            raise PolicyViolation("this server is draining: matchmake again for a seat elsewhere", CLOSE_TRY_AGAIN_LATER)
         try:
             return await self._seat(match, hello, conn)
         except DirectoryUnavailable as exc:

@@ -195,6 +195,62 @@ def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: i
     return {"file": str(path), **result.as_dict()}
 
 
+def links(replay: Replay, path: Path) -> list[tuple[Path, Replay]]:
+    """The recordings before ``replay`` (a match moved between nodes, REPLAY.md), newest first, each found by
+    the name its successor's header gives (``previous``) in ``path``'s directory. BadFile when one is missing."""
+    out: list[tuple[Path, Replay]] = []
+    seen = {path.resolve()}
+    while True:
+        previous = replay.header.extra.get("previous")
+        name = previous.get("replay") if isinstance(previous, dict) else None
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+            return out
+        prev_path = path.parent / name
+        if prev_path.resolve() in seen:
+            raise BadFile(f"{path}: the chain of recordings loops back to {name}")
+        seen.add(prev_path.resolve())
+        if not prev_path.is_file():
+            raise BadFile(f"{path}: the recording before it, {name}, is not in {path.parent}")
+        path, replay = prev_path, load(prev_path)
+        out.append((path, replay))
+
+
+def link_problem(before: Replay, after: Replay, after_path: Path, ruleset: Any) -> str | None:
+    """Why ``after`` does not continue ``before`` exactly (None: it does): the hand-over tick, the names and the
+    state hash at that tick (``before``'s end record, ``after``'s header and start keyframe) must agree."""
+    end = before.end
+    previous = after.header.extra.get("previous", {})
+    if end is None:
+        return "it has no end record"
+    handed = end.extra.get("handed_over")
+    if not isinstance(handed, dict):
+        return "its end record says it was not handed over"
+    if handed.get("replay") not in (None, after_path.name):
+        return f"it was handed over to {handed.get('replay')}, not {after_path.name}"
+    if not (before.last_tick == after.first_tick == handed.get("tick")):
+        return f"it ends at tick {before.last_tick}, the next starts at tick {after.first_tick}"
+    try:
+        start = resim.Replayer(after, ruleset).hash()
+    except BadReplay as exc:
+        return str(exc)
+    if not (end.hash == start == previous.get("hash")):
+        return f"state_hash {end.hash} at its end, {start} at the start of {after_path.name}"
+    return None
+
+
+def verify_chain(replay: Replay, path: Path, jobs: int | None, ref: str | None) -> dict[str, Any]:
+    """``verify`` of ``replay`` and of every recording before it (``links``), with the links checked:
+    ``--chain``'s result, the newest file's fields plus ``chain`` (oldest first) and ``chain_ok``."""
+    files = [(path, replay), *links(replay, path)][::-1]
+    results = [verify(r, p, jobs=jobs, ref=ref) for p, r in files]
+    for (before_path, before), (after_path, after), result in zip(files, files[1:], results[1:]):
+        ruleset = resim.ruleset_for(after.header, ref)
+        problem = link_problem(before, after, after_path, ruleset)
+        result["link"] = {"previous": str(before_path), "ok": problem is None, "reason": problem}
+    ok = all(r["ok"] and r.get("link", {"ok": True})["ok"] for r in results)
+    return {**results[-1], "chain": results, "chain_ok": ok}
+
+
 def print_verify(r: dict[str, Any], out: TextIO) -> None:
     speed = f" in {r['seconds']} s ({r['speedup']}x real time)" if r.get("speedup") else ""
     if r["ok"]:
@@ -260,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the result as one JSON object")
     v.add_argument("--strict", action="store_true", help="exit 1 when the replay is incomplete (no end record or cut short)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    v.add_argument("--chain", action="store_true",
+                   help="a match moved between nodes: verify the recordings before this one too (each found in this "
+                        "file's directory by the name the next one gives) and that each continues the one before at "
+                        "its hand-over tick with the same state hash; exit 1 if anything differs")
     v.add_argument("--jobs", type=positive(int), default=None, metavar="N",
                    help=f"re-simulate the keyframe-to-keyframe pieces of the replay in N processes; 1: one pass from "
                         f"the seed (default: one per CPU, no more than there are pieces; this machine has "
@@ -301,6 +361,21 @@ def run_command(args: argparse.Namespace) -> int:
             print_info(d, sys.stdout)
         return 0
     warn(path, replay)
+    if args.chain:
+        chained = verify_chain(replay, path, args.jobs, args.ruleset)
+        if args.json:
+            print(json.dumps(chained))
+        else:
+            for r in chained["chain"]:
+                link = r.get("link")
+                print(f"{r['file']}: ", end="", file=sys.stdout)
+                print_verify(r, sys.stdout)
+                if link is not None:
+                    print(f"  continues {link['previous']}: " + ("yes, same state hash at the hand-over tick"
+                                                                 if link["ok"] else f"NO: {link['reason']}"))
+        if not chained["chain_ok"]:
+            return 1
+        return 1 if args.strict and not all(r["complete"] for r in chained["chain"]) else 0
     progress = Progress(replay.last_tick - replay.first_tick, sys.stderr, sys.stderr.isatty() and not args.no_progress)
     r = verify(replay, path, progress, jobs=args.jobs, ref=args.ruleset)
     if args.json:

@@ -75,12 +75,16 @@ class Recorder:
         out: a binary file opened for writing; the recorder closes it.
         path: its path, for logs.
         start_time: UNIX time of the match's start (for the header).
+        extra: more header keys (a match handed over names the recording before it: ``previous``).
+
+    Attributes:
+        end_extra: more keys for the end record (a match handed over names where it went: ``handed_over``).
     """
 
     def __init__(self, match: Match, out: IO[bytes], *, path: Path | None = None, start_time: float | None = None,
                  checkpoint_every: int = CHECKPOINT_EVERY, keyframe_every: int = KEYFRAME_EVERY,
                  flush_interval: float = FLUSH_INTERVAL, perf_counter: Callable[[], float] = time.perf_counter,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, extra: dict[str, Any] | None = None) -> None:
         self.path = path
         self.checkpoint_every = checkpoint_every
         self.keyframe_every = keyframe_every
@@ -91,8 +95,10 @@ class Recorder:
         self.header = Header.for_spec(
             spec, match=match.match_id, seed=match.seed, options=match.options, tick_rate=match.tick_rate,
             start_time=utc_iso(start_time if start_time is not None else wall_clock()), start_tick=match.world.tick,
-            checkpoint_every=checkpoint_every, keyframe_every=keyframe_every, extra={"writer": "tickserver"},
+            checkpoint_every=checkpoint_every, keyframe_every=keyframe_every,
+            extra={"writer": "tickserver", **(extra or {})},
         )
+        self.end_extra: dict[str, Any] = {}
         self.encoder = ReplayEncoder(self.header)
         #: Players in the match: id -> (name, entity).
         self.players: dict[int, tuple[str, int | None]] = {}
@@ -170,7 +176,7 @@ class Recorder:
         if self.failed is None:
             world = match.world
             end = EndRecord(world.tick, state_hash(world), self._checksum(match),
-                            match.ruleset.scores(world), utc_iso(self._wall()))
+                            match.ruleset.scores(world), utc_iso(self._wall()), dict(self.end_extra))
             self.final_hash = end.hash
             self._append(self.encoder.end(end))
         self.close()

@@ -32,7 +32,7 @@ def offer(ruleset: str = "arena") -> Offer:
 
 
 def reframe(body: dict[str, object], version: int = FORMAT_VERSION) -> bytes:
-    data = msgpack.packb(body, use_bin_type=True)
+    data: bytes = msgpack.packb(body, use_bin_type=True)
     return HEAD.pack(MAGIC, version, zlib.crc32(data)) + data
 
 
