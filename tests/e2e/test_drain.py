@@ -210,7 +210,7 @@ def test_a_receiver_that_never_answers_leaves_the_match_where_it_was(tmp_path: P
 def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_up(tmp_path: Path) -> None:
     directory = MemoryDirectory(node_ttl=5.0)
 
-    async def main() -> tuple[list[tuple[int, Any]], bool, str | None, Any, int]:
+    async def main() -> tuple[list[tuple[int, Any]], bool, str | None, Any, int, tuple[int, Any]]:
         async with node(tmp_path, directory, "a", admin_token="s3cret") as (a, drain_a), \
                 node(tmp_path, directory, "none") as (other, _):
             port, other_port = port_of(a), port_of(other)
@@ -231,10 +231,12 @@ def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_
             again = await http_request("127.0.0.1", port, "POST", "/api/admin/drain", b"",
                                        headers={"Authorization": "Bearer s3cret"})
             health = await http_request("127.0.0.1", port, "GET", "/healthz")
+            ready = await http_request("127.0.0.1", port, "GET", "/healthz?ready")
             nodes = {n.node_id: n.accepting for n in await directory.nodes(now=a.clock())}
-            return ([(r.status, r.json()) for r in asks], nodes[a.node_id], drain_a.draining, again.json(), health.status)
+            return ([(r.status, r.json()) for r in asks], nodes[a.node_id], drain_a.draining, again.json(), health.status,
+                    (ready.status, ready.json()))
 
-    asks, accepting, draining, again, health = asyncio.run(main())
+    asks, accepting, draining, again, health, ready = asyncio.run(main())
     (no_api, s0), (missing, s1), (wrong, s2), (basic, s3), (get, _), (ok, s5) = asks
     assert no_api == 404 and "--admin-token" in s0["error"]
     assert (missing, basic) == (401, 401) and "Bearer" in s1["error"]
@@ -243,4 +245,5 @@ def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_
     assert ok == 202 and s5["draining"] is True and s5["started"] is True and s5["node"] == "node-a"
     assert again["started"] is False and again["matches"] == 0
     assert accepting is False and draining == "POST /api/admin/drain"
-    assert health == 200  # still up and answering, empty
+    assert health == 200  # still up and answering, empty, and not ready
+    assert ready == (503, {"ready": False, "why": "draining (POST /api/admin/drain)"})
