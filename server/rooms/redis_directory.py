@@ -71,6 +71,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from server.rooms.directory import NO_ROOM, Expired, MatchId, MatchInfo, NodeId, NodeInfo, Seat
 from server.rooms.errors import (
@@ -255,7 +256,7 @@ class RedisDirectory:
         try:
             async with asyncio.timeout(waiting + self.timeout):
                 yield
-        except TimeoutError:
+        except (TimeoutError, RedisTimeout):  # ours or the socket's (the same time-out: whichever came first)
             raise DirectoryUnavailable(self.backend, f"no answer within {self.timeout:g} s") from None
         except (RedisError, OSError) as exc:
             raise DirectoryUnavailable(self.backend, _cause(exc)) from exc
