@@ -14,6 +14,7 @@ from pathlib import Path
 
 from game.errors import GameError
 from game.rules import RULESET_NAMES
+from server import logs
 from server.app import serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
@@ -111,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --workers: how long the workers may take to stop after SIGTERM/SIGINT before they are "
                    "killed (default 30)")
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging level (default info)")
+    p.add_argument("--log-level", default="info", choices=logs.LEVELS, help="logging level (default info)")
+    p.add_argument("--log-format", default="text", choices=logs.FORMATS,
+                   help="text: one line per event for people; json: one JSON object per line for log shippers "
+                   "(time, level, logger, message and the event's fields: event, match, player, code, reason...) "
+                   "(default text)")
     return p
 
 
@@ -199,7 +204,8 @@ async def run(host: Host, *, drain_deadline: float = DRAIN_DEADLINE_S, admin_tok
         host_name = f"[{config.host}]" if ":" in config.host else config.host
         s = "s" if config.tls_cert else ""
         log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
-                 s, host_name, port, s, host_name, port, config.ruleset, config.tick_rate, config.seed)
+                 s, host_name, port, s, host_name, port, config.ruleset, config.tick_rate, config.seed,
+                 extra=logs.fields("listening", port=port))
         if recorder is not None:
             log.info("recording to %s", recorder.path)
         if host.url is not None:
@@ -263,9 +269,7 @@ def worker_origins(config: ServerConfig, specs: list[WorkerSpec]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_level != "debug":
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    logs.setup(args.log_level, args.log_format)
     if args.tls_key is not None and args.tls_cert is None:
         parser.error("--tls-key needs --tls-cert")
     for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):

@@ -51,7 +51,9 @@ from server.config import ServerConfig
 from server.feed import Feed
 from server.frames import FrameSplitter, RequestEnd
 from server.loop import run_feed
-from server.match import Match
+from server.logs import fields
+from server.match import Match, Member
+from server.metrics import CONTENT_TYPE, ServerMetrics, Traffic
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
     CLOSE_GOING_AWAY,
@@ -60,7 +62,7 @@ from server.protocol.errors import (
     PolicyViolation,
     ProtocolError,
 )
-from server.protocol.messages import Error, Hello
+from server.protocol.messages import Error, Hello, Resync
 from server.protocol.session import RATE_PER_S, ServerSession
 from server.replay.format import NoSuchReplay, ReplayError
 from server.replay.listing import ReplayLibrary
@@ -152,6 +154,14 @@ def outgoing_close(out: list[bytes]) -> Close | None:
             # A server's frames are unmasked and a control frame's payload is under 126 bytes: one length byte.
             return Close.parse(data[2:2 + data[1]])
     return None
+
+
+def peer_text(peer: Any) -> str:
+    """A peer address as ``host:port`` (``[host]:port`` for IPv6), for the log."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        return f"{host}:{peer[1]}"
+    return str(peer)
 
 
 @frozen
@@ -264,6 +274,10 @@ class Connection(asyncio.Protocol):
         #: Whether we started the close.
         self.closing = False
         self.slow = SlowReader(config.max_buffer, config.slow_timeout_s, server.stats)
+        #: The server's traffic counters (``/metrics``).
+        self.traffic = server.traffic
+        #: The close code we closed with (or the library did, for the peer's fault), once we did.
+        self.closed_with: int | None = None
         #: Done when the connection is gone.
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self._request_end = RequestEnd()
@@ -302,6 +316,7 @@ class Connection(asyncio.Protocol):
                                               logging.DEBUG)
 
     def data_received(self, data: bytes) -> None:
+        self.traffic.bytes_in += len(data)
         splitter = self._splitter
         if splitter is None:
             self._opening(data)
@@ -328,9 +343,41 @@ class Connection(asyncio.Protocol):
         self._held.clear()
         self._waiting = None
         self.server.connections.discard(self)
+        if self._splitter is not None:
+            self._gone()
         if self.feed is not None:
             self.feed.disconnect(self.member, self, self.clock())
         self.lost.set_result(None)
+
+    def _gone(self) -> None:
+        """The WebSocket is gone: count its close code; a member's connection says it left."""
+        by = "server" if self.closed_with is not None else "client"
+        code = self.closed_with if self.closed_with is not None else self.protocol.close_code
+        self.server.metrics.disconnect(code, by)
+        if self.feed is not None:
+            reason = self.protocol.close_reason if by == "client" else ""
+            log.info("%s: %s left (close code %s by the %s%s)", self.feed_id, self.who(), code, by,
+                     f": {reason}" if reason else "",
+                     extra=fields("leave", match=self.feed_id, player=self.player, peer=peer_text(self.peer),
+                                  code=code, by=by))
+
+    # -- for the log -------------------------------------------------------------
+
+    @property
+    def feed_id(self) -> str | None:
+        return self.target.feed_id if self.target is not None else None
+
+    @property
+    def player(self) -> int | None:
+        return getattr(self.member, "player", None)
+
+    def who(self) -> str:
+        """The connection as the log names it: ``player 3 'ann' (127.0.0.1:5000)``, or its address alone."""
+        m = self.member
+        if m is None:
+            return peer_text(self.peer)
+        kind = ("spectator" if m.spectator else "player") if isinstance(m, Member) else "viewer"
+        return f"{kind} {m.player} {m.name!r} ({peer_text(self.peer)})"
 
     # -- the feed's Client -----------------------------------------------------
 
@@ -339,14 +386,24 @@ class Connection(asyncio.Protocol):
         if self.protocol.state is not State.OPEN:
             return  # not before the handshake, nothing after a close (ours or the library's)
         transport = self.transport
-        if transport.get_write_buffer_size() > self.slow.max_buffer:
-            if self.slow.dropped(self.clock()):
-                self.close(CLOSE_POLICY, self.slow.reason())
+        slow = self.slow
+        if transport.get_write_buffer_size() > slow.max_buffer:
+            if slow.since is None:
+                log.warning("%s: %s is slow: over %d bytes queued, its updates are dropped (closed after %g s)",
+                            self.feed_id, self.who(), slow.max_buffer, slow.timeout_s,
+                            extra=fields("slow_client", match=self.feed_id, player=self.player,
+                                         peer=peer_text(self.peer)))
+            if slow.dropped(self.clock()):
+                self.close(CLOSE_POLICY, slow.reason())
             return
-        self.slow.since = None
+        slow.since = None
         # Legitimate now that we are the I/O layer: everything the protocol had
         # to send is written (_flush after each call into it), and it is OPEN.
-        transport.write(binary_frame_header(len(data)) + data)
+        frame = binary_frame_header(len(data)) + data
+        traffic = self.traffic
+        traffic.messages_out += 1
+        traffic.bytes_out += len(frame)
+        transport.write(frame)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; from now on nothing is sent and no message is taken."""
@@ -356,6 +413,9 @@ class Connection(asyncio.Protocol):
         self.taking = False
         state = self.protocol.state
         if state is State.OPEN:
+            self.closed_with = code
+            if code not in (CloseCode.NORMAL_CLOSURE, CLOSE_GOING_AWAY):
+                self._kicked(code, reason)
             # A close frame's payload is at most 125 bytes, 2 of them the code.
             self.protocol.send_close(code, reason.encode()[:120].decode(errors="ignore"))
             self._flush()
@@ -367,8 +427,13 @@ class Connection(asyncio.Protocol):
         """The peer broke the protocol (or is refused): tell it why, close with the error's code, take nothing more."""
         self.taking = False
         self.server.stats["protocol_errors"] += 1
-        log.info("closing %s: %s", self.peer, exc)
         self.tell_and_close(exc.code, exc.reason)
+
+    def _kicked(self, code: int, reason: str) -> None:
+        """The log's line for a connection we close with an error code: who, why, the code."""
+        log.info("%s: kicked %s: %s (close code %d)", self.feed_id or self.path, self.who(), reason, code,
+                 extra=fields("kick", match=self.feed_id, player=self.player, peer=peer_text(self.peer),
+                              code=code, reason=reason))
 
     def tell_and_close(self, code: int, reason: str) -> None:
         """Send an ``error`` with ``code`` and ``reason``, then close with them; take nothing more."""
@@ -553,7 +618,8 @@ class Connection(asyncio.Protocol):
             peer_closed = any(isinstance(e, Frame) and e.opcode is Opcode.CLOSE for e in events)
             if close is not None and close.code in PEER_FAULTS and not peer_closed:
                 self.server.stats["protocol_errors"] += 1
-                log.info("closing %s: %s (close code %d)", self.peer, close.reason, close.code)
+                self.closed_with = close.code
+                self._kicked(close.code, close.reason)
                 payload = encode_server(Error(close.code, close.reason))
                 self.transport.write(binary_frame_header(len(payload)) + payload)
         self._write(out)
@@ -588,6 +654,7 @@ class Connection(asyncio.Protocol):
                 waiting.append(item)
             return
         feed = self.feed
+        self.traffic.messages_in += 1
         try:
             data = item if isinstance(item, bytes) else self._payload(item)
             now = self.clock()
@@ -595,6 +662,8 @@ class Connection(asyncio.Protocol):
                 msg = self.session.receive(data, now, feed.tick_count)
                 if msg is not None:
                     feed.on_message(self.member, msg)
+                    if msg.__class__ is Resync:
+                        self.server.stats["resyncs"] += 1
             else:
                 hello = self.session.receive(data, now, 0)
                 assert isinstance(hello, Hello)  # the session's table allows nothing else first
@@ -655,6 +724,10 @@ class Connection(asyncio.Protocol):
         self.member = feed.connect(hello, self.session, self, now)
         self.feed = feed
         self._set_deadline(None, None)
+        event = "resume" if getattr(self.member, "resumed", False) else "join"
+        log.info("%s: %s %s", self.feed_id, self.who(), "resumed" if event == "resume" else "joined",
+                 extra=fields(event, match=self.feed_id, player=self.player, player_name=hello.name,
+                              spectator=hello.spectate, peer=peer_text(self.peer)))
 
     @staticmethod
     def _payload(frame: Frame) -> BytesLike | str:
@@ -694,8 +767,9 @@ class Connection(asyncio.Protocol):
         self._keepalive = None
         if self.protocol.state is not State.OPEN:
             return
-        log.info("closing %s: no pong within %g s", self.peer, self.config.ping_timeout_s)
         self.taking = False
+        self.closed_with = CloseCode.INTERNAL_ERROR
+        self._kicked(CloseCode.INTERNAL_ERROR, f"no pong within {self.config.ping_timeout_s:g} s")
         self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
 
@@ -709,6 +783,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         for data in out:
             if data:
+                self.traffic.bytes_out += len(data)
                 transport.write(data)
             elif transport.can_write_eof():
                 transport.write_eof()  # the protocol's end of stream: half-close
@@ -790,7 +865,12 @@ class GameServer:
         for path, route in (("/healthz", self._healthz), ("/metrics", self._metrics), ("/api/match", self._api_match),
                             ("/api/matches", self._api_matches), ("/api/replays", self._api_replays)):
             self.add_route("GET", path, route)
-        self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0}
+        self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0, "resyncs": 0}
+        #: Messages and bytes over every connection, and the registry ``/metrics`` serves (``server.metrics``).
+        self.traffic = Traffic()
+        self.metrics = ServerMetrics(self)
+        #: Each feed's dropped ticks when the last sweep looked (a warning when they grow).
+        self._dropped_seen: dict[str, int] = {}
         #: Every open connection, HTTP or WebSocket.
         self.connections: set[Connection] = set()
         self.clock: Callable[[], float] = time.monotonic
@@ -836,6 +916,11 @@ class GameServer:
         self.feeds[feed_id] = feed
         if default or (self.default_id is None and isinstance(feed, Match)):
             self.default_id = feed_id
+        if isinstance(feed, Match):
+            self.metrics.host(feed)
+            log.info("match %s started: %s, %d Hz, at most %d players, seed %d", feed_id, feed.ruleset.spec.name,
+                     feed.tick_rate, feed.max_players, feed.seed,
+                     extra=fields("match_start", match=feed_id, ruleset=feed.ruleset.spec.name))
         if self._running:
             self._start_feed(feed_id, feed)
 
@@ -861,7 +946,14 @@ class GameServer:
                 else:
                     conn.tell_and_close(code, reason)
         feed.close(reason)
+        if isinstance(feed, Match):
+            self._ended(feed, reason)
         return feed
+
+    @staticmethod
+    def _ended(match: Match, reason: str) -> None:
+        log.info("match %s ended: %s, after %d ticks (%d dropped)", match.match_id, reason, match.tick_count,
+                 match.ticks_dropped, extra=fields("match_end", match=match.match_id, reason=reason))
 
     def _unhost(self, feed_id: str) -> Feed[Any] | None:
         feed = self.feeds.pop(feed_id, None)
@@ -871,8 +963,11 @@ class GameServer:
         if task is not None:
             task.cancel()  # it waits for its next tick: none runs
         self._on_demand.discard(feed_id)
+        self._dropped_seen.pop(feed_id, None)
         if self.default_id == feed_id:
             self.default_id = None
+        if isinstance(feed, Match):
+            self.metrics.retire(feed)
         return feed
 
     def _start_feed(self, feed_id: str, feed: Feed[Any]) -> None:
@@ -949,12 +1044,23 @@ class GameServer:
     def _sweep(self) -> None:
         """Drop the feeds opened on demand that nobody uses (for ``idle_s``), and every finished feed."""
         now = self.clock()
+        self._warn_dropped()
         for feed_id, feed in list(self.feeds.items()):
             if feed.finished:
                 self._drop(feed_id, CLOSE_GOING_AWAY, f"{feed_id} ended")
             elif feed_id in self._on_demand and feed.idle_since is not None and now - feed.idle_since >= self.idle_s:
                 log.info("dropping %s: nobody in it for %g s", feed_id, self.idle_s)
                 self._drop(feed_id, CLOSE_GOING_AWAY, "idle")
+
+    def _warn_dropped(self) -> None:
+        """A warning for each feed that dropped ticks since the last sweep (its loop fell behind)."""
+        for feed_id, feed in self.feeds.items():
+            dropped = feed.ticker.dropped if feed.ticker is not None else 0
+            seen = self._dropped_seen.get(feed_id, 0)
+            if dropped > seen:
+                log.warning("%s dropped %d ticks (%d in all): its loop fell behind", feed_id, dropped - seen, dropped,
+                            extra=fields("ticks_dropped", match=feed_id, dropped=dropped - seen, total=dropped))
+            self._dropped_seen[feed_id] = dropped
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -999,6 +1105,8 @@ class GameServer:
             await asyncio.gather(*loops, return_exceptions=True)
             for feed in self.feeds.values():  # they stay in the registry, stopped
                 feed.close("server shutting down")
+                if isinstance(feed, Match):
+                    self._ended(feed, "server shutting down")
             if self._listener is not None:
                 self._listener.close()
                 await self._close_connections()
@@ -1129,23 +1237,8 @@ class GameServer:
         return json_response({"playback": True, "dir": str(self.library.directory), "replays": replays}, extra=CORS)
 
     def _metrics(self, request: HttpRequest) -> Response:
-        lines = [f"tickserver_matches {len(self.matches)}", f"tickserver_playbacks {len(self.feeds) - len(self.matches)}"]
-        if self.default_id is not None:
-            m = self.match
-            s = m.stats
-            lines += [
-                f"tickserver_ticks_total {s.ticks}",
-                f"tickserver_ticks_dropped_total {m.ticks_dropped}",
-                f"tickserver_players {m.player_count()}",
-                f"tickserver_entities {m.world.count()}",
-                f"tickserver_frames_sent_total {s.frames_sent}",
-                f"tickserver_bytes_sent_total {s.bytes_sent}",
-                f"tickserver_keyframes_sent_total {s.keyframes_sent}",
-                f"tickserver_encodes_total {s.encodes}",
-            ]
-            lines += [f"tickserver_tick_{k.replace('_ms', '')}_ms {v:.4f}" for k, v in s.times.summary().items()]
-        lines += [f"tickserver_{k}_total {v}" for k, v in self.stats.items()]
-        return http_response(200, ("\n".join(lines) + "\n").encode(), "text/plain; version=0.0.4")
+        """Prometheus' text format: every match's counts and tick durations, the connections (``server.metrics``)."""
+        return http_response(200, self.metrics.render(), CONTENT_TYPE)
 
 
 async def serve(server: GameServer, on_ready: Callable[[int], None],

@@ -10,20 +10,21 @@ ticks it (``server.loop.run_feed``), on its own loop.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from attrs import define, field
+from attrs import define
 
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
 from server.feed import Client
 from server.inputs import InputTable
+from server.logs import fields
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
@@ -46,6 +47,8 @@ from server.protocol.messages import (
 )
 from server.protocol.session import ServerSession, default_rate
 from server.ticker import Ticker
+
+log = logging.getLogger("server.match")
 
 
 class MatchObserver(Protocol):
@@ -78,30 +81,9 @@ class Member:
 
 
 @define
-class TickTimes:
-    """Recent tick durations in seconds, split by phase (the last ``keep`` ticks)."""
-
-    keep: int = 3000
-    sim: deque[float] = field(init=False)
-    encode: deque[float] = field(init=False)
-    send: deque[float] = field(init=False)
-    total: deque[float] = field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("sim", "encode", "send", "total"):
-            setattr(self, name, deque(maxlen=self.keep))
-
-    def summary(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for name in ("sim", "encode", "send", "total"):
-            values = np.array(getattr(self, name), dtype=float)
-            out[f"{name}_mean_ms"] = float(values.mean() * 1000) if values.size else 0.0
-            out[f"{name}_p99_ms"] = float(np.percentile(values, 99) * 1000) if values.size else 0.0
-        return out
-
-
-@define
 class MatchStats:
+    """What the match has done since it started, in plain integers (the server's metrics read them)."""
+
     ticks: int = 0
     frames_sent: int = 0
     bytes_sent: int = 0
@@ -109,7 +91,6 @@ class MatchStats:
     keyframes_sent: int = 0
     joins: int = 0
     leaves: int = 0
-    times: TickTimes = field(factory=TickTimes)
 
 
 class Match:
@@ -168,6 +149,8 @@ class Match:
         self.finished = False
         #: Not ticking while it is handed over to another node (``freeze``); new members are refused.
         self.frozen = False
+        #: Where each tick's durations go, in seconds: simulation, encoding, sending (the host's metrics), or None.
+        self.timings: Callable[[float, float, float], None] | None = None
 
     # -- membership ----------------------------------------------------------
 
@@ -324,10 +307,8 @@ class Match:
         s = self.stats
         s.ticks += 1
         s.encodes += self.encoder.encodes
-        s.times.sim.append(t1 - t0)
-        s.times.encode.append(t2 - t1)
-        s.times.send.append(t3 - t2)
-        s.times.total.append(t3 - t0)
+        if self.timings is not None:
+            self.timings(t1 - t0, t2 - t1, t3 - t2)
 
     def _membership(self, now: float) -> tuple[list[PlayerId], list[tuple[PlayerId, str]]]:
         leaves: list[PlayerId] = []
@@ -335,7 +316,10 @@ class Match:
             leaves = sorted(p for p, m in self._held.items() if m.left_at is not None and now - m.left_at >= self.hold_s)
         for pid in leaves:
             self.ruleset.leave(self.world, pid)
-            self._forget(self.members[pid])
+            gone = self.members[pid]
+            self._forget(gone)
+            log.info("%s: player %d %r is gone (not back within %g s)", self.match_id, pid, gone.name, self.hold_s,
+                     extra=fields("gone", match=self.match_id, player=pid))
         self.inputs.remove(leaves)
         self.stats.leaves += len(leaves)
         joins: list[tuple[PlayerId, str]] = []

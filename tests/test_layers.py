@@ -139,7 +139,8 @@ SANS_IO = Layer(
 SHELL = Layer(
     "shell",
     ("server",),
-    frozenset(sys.stdlib_module_names) | {"server", "game", "websockets", "numpy", "attrs", "msgpack", "redis"},
+    frozenset(sys.stdlib_module_names) | {"server", "game", "websockets", "numpy", "attrs", "msgpack", "redis",
+                                          "prometheus_client"},  # server/metrics.py
     computed=("server/rulesets.py",),  # the user's own ruleset module, named on the command line
 )
 #: The one module of the shell that may reach the Redis client.

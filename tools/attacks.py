@@ -51,7 +51,7 @@ import msgpack
 from attrs import define, field, frozen
 
 from server.cli import positive
-from tools.bench import ROOT, BenchError, Proc, parse_metrics, status_mib
+from tools.bench import ROOT, BenchError, Proc, Scrape, parse_metrics, status_mib, window_ms
 from tools.bots import Bot
 from tools.cli import Parser
 from tools.client import GameClient, ServerClosed
@@ -438,31 +438,9 @@ def send_queue_mib(port: int) -> float:
     return total / (1 << 20)
 
 
-def tick_p99_ms(before: dict[str, float], after: dict[str, float]) -> float | None:
-    """The tick duration p99 between two /metrics scrapes, ms: from the tick histogram's buckets when the
-    server has one (linear within a bucket), else its own p99 over its last ticks."""
-    prefix = "tickserver_tick_duration_seconds_bucket{"
-    buckets: dict[float, float] = {}
-    for key, value in after.items():
-        if key.startswith(prefix):
-            le = key.split('le="', 1)[1].split('"', 1)[0]
-            bound = float("inf") if le == "+Inf" else float(le)
-            buckets[bound] = buckets.get(bound, 0.0) + value - before.get(key, 0.0)
-    if buckets:
-        bounds = sorted(buckets)
-        total = buckets[bounds[-1]]
-        if total <= 0:
-            return None
-        want, lo, below = 0.99 * total, 0.0, 0.0
-        for bound in bounds:
-            count = buckets[bound]
-            if count >= want:
-                if bound == float("inf"):
-                    return lo * 1000
-                return (lo + (bound - lo) * (want - below) / max(count - below, 1e-9)) * 1000
-            lo, below = bound, count
-    p99 = after.get("tickserver_tick_total_p99_ms")
-    return p99
+def tick_p99_ms(before: Scrape, after: Scrape) -> float | None:
+    """The tick duration p99 between two /metrics scrapes, ms: from the tick histogram's buckets (``window_ms``)."""
+    return window_ms(before, after, "total")[1]
 
 
 @frozen

@@ -6,9 +6,10 @@ subprocess, pinned to one CPU with ``--pin`` and the load generator
 them lean), warms up, then measures for ``--duration`` seconds between two
 marks: the clients' counters, the server's CPU time (``/proc/PID/stat``),
 its tick and skipped ticks (``/healthz``) and counters (``/metrics``). Tick
-duration means are the window's (from the /metrics means and tick counts at
-both marks, while the server has run fewer than 3000 ticks); the p99s are
-/metrics' own, over its last 3000 ticks, connection ramp included. With
+durations are the window's: the difference of /metrics' histograms at both
+marks (``tickserver_tick_duration_seconds`` and its phases): the mean exact,
+the p99 interpolated within its bucket as Prometheus' ``histogram_quantile``
+does (buckets from 50 µs, ``server.metrics.TICK_BUCKETS``). With
 ``--ceiling`` the same clients then run against ``tools.ceiling`` with frames
 of the measured mean update size, and the server's CPU per client per tick
 is given as a ratio of the ceiling's.
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from attrs import frozen
+from prometheus_client.parser import text_string_to_metric_families
 
 from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
@@ -205,15 +207,70 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / _CLK_TCK
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name and not name.startswith("#"):
-            try:
-                out[name] = float(value)
-            except ValueError:
-                pass
+#: Parsed /metrics: each sample's value by its name and its labels (sorted pairs).
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Scrape:
+    """Every sample of a Prometheus text exposition (``prometheus_client``'s parser)."""
+    out: Scrape = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name, tuple(sorted(sample.labels.items()))] = float(sample.value)
+    return out
+
+
+def metric_sum(scrape: Scrape, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels`` (over every ruleset, say)."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in scrape.items() if n == name and want <= set(ls))
+
+
+def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The ``q`` quantile of a histogram's cumulative ``(upper bound, count)`` buckets, ascending, as
+    Prometheus' ``histogram_quantile`` finds it: linear within the bucket it falls in. None: no observation."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower  # past the last finite bound: that bound is all we know
+            return lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = upper, count
+    return lower
+
+
+#: The histograms of a tick and of its phases, by the bench's name for them.
+PHASE_HISTOGRAMS = {"total": ("tickserver_tick_duration_seconds", {}),
+                    "sim": ("tickserver_tick_phase_duration_seconds", {"phase": "simulation"}),
+                    "encode": ("tickserver_tick_phase_duration_seconds", {"phase": "encoding"}),
+                    "send": ("tickserver_tick_phase_duration_seconds", {"phase": "sending"})}
+
+
+def window_ms(before: Scrape, after: Scrape, phase: str) -> tuple[float | None, float | None]:
+    """The mean and p99 duration of ``phase`` (a key of ``PHASE_HISTOGRAMS``) over the ticks between two
+    scrapes, in milliseconds, from the histograms' differences; None without a tick."""
+    name, labels = PHASE_HISTOGRAMS[phase]
+    count = metric_sum(after, f"{name}_count", **labels) - metric_sum(before, f"{name}_count", **labels)
+    if count <= 0:
+        return None, None
+    total = metric_sum(after, f"{name}_sum", **labels) - metric_sum(before, f"{name}_sum", **labels)
+    buckets = sorted(_buckets(after, name, labels).items())
+    earlier = _buckets(before, name, labels)
+    p99 = quantile(0.99, [(le, n - earlier.get(le, 0.0)) for le, n in buckets])
+    return total / count * 1000, None if p99 is None else p99 * 1000
+
+
+def _buckets(scrape: Scrape, name: str, labels: dict[str, str]) -> dict[float, float]:
+    """A histogram's cumulative bucket counts by upper bound, summed over the labels not in ``labels``."""
+    want = set(labels.items())
+    out: dict[float, float] = {}
+    for (n, ls), v in scrape.items():
+        if n == f"{name}_bucket" and want <= set(ls):
+            le = float(dict(ls)["le"])
+            out[le] = out.get(le, 0.0) + v
     return out
 
 
@@ -243,7 +300,7 @@ class Measured:
         wait: seconds per second it was runnable but waiting for a CPU.
         other_cpu: everything else the machine ran (neither it nor the load generator).
         rss_mb: its peak resident memory, MiB.
-        metrics0, metrics, metrics_delta: /metrics at both marks, and their difference.
+        metrics0, metrics: /metrics at both marks.
         errors, desyncs, missing_base: what the clients saw go wrong.
         rtt_p50, rtt_p99: verifying clients' round trips, milliseconds.
     """
@@ -261,9 +318,8 @@ class Measured:
     wait: float
     other_cpu: float
     rss_mb: float | None
-    metrics0: dict[str, float]
-    metrics: dict[str, float]
-    metrics_delta: dict[str, float]
+    metrics0: Scrape
+    metrics: Scrape
     errors: list[str]
     desyncs: int
     missing_base: int
@@ -304,34 +360,14 @@ def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int]
         ticks_skipped=int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
         cpu_user=user / wall, cpu_system=system / wall, cpu_total=(user + system) / wall,
         us_per_client_tick=(user + system) / client_ticks * 1e6 if client_ticks else None,
-        rss_mb=rss, metrics0=met0, metrics=met1, metrics_delta={k: met1[k] - met0.get(k, 0.0) for k in met1},
+        rss_mb=rss, metrics0=met0, metrics=met1,
         errors=errors, desyncs=final["desyncs"], missing_base=final["missing_base"],
         rtt_p50=rtts[len(rtts) // 2] if rtts else None,
         rtt_p99=rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] if rtts else None,
     )
 
 
-#: Ticks the server's /metrics tick durations cover (``server.match.TickTimes.keep``).
-METRICS_KEEP = 3000
-
-
-def window_mean_ms(before: dict[str, float], after: dict[str, float], phase: str) -> float | None:
-    """The mean ``phase`` duration over the ticks between two /metrics scrapes.
-
-    /metrics gives means over its last ``METRICS_KEEP`` ticks; while the server has run fewer,
-    those are all its ticks, so the window's mean follows from the two means and tick counts
-    (without the connection ramp that the end scrape's mean and p99 include). Else the end mean.
-    """
-    key = f"tickserver_tick_{phase}_mean_ms"
-    n0, n1 = before.get("tickserver_ticks_total"), after.get("tickserver_ticks_total")
-    if key not in after:
-        return None
-    if n0 is None or n1 is None or key not in before or n1 > METRICS_KEEP or n1 <= n0:
-        return after[key]
-    return (after[key] * n1 - before[key] * n0) / (n1 - n0)
-
-
-def _metrics(proc: Proc) -> dict[str, float]:
+def _metrics(proc: Proc) -> Scrape:
     if proc.name != "server":
         return {}
     return parse_metrics(proc.get("/metrics").decode())
@@ -351,7 +387,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r = measure(proc, args, args.verify, lg_cpus)
     finally:
         proc.stop()
-    w, met0, met, dm = r.window, r.metrics0, r.metrics, r.metrics_delta
+    w, met0, met = r.window, r.metrics0, r.metrics
+
+    def delta(name: str) -> float:
+        return metric_sum(met, name) - metric_sum(met0, name)
+
+    (tick_mean, tick_p99), (sim_mean, sim_p99), (enc_mean, enc_p99), (send_mean, send_p99) = (
+        window_ms(met0, met, phase) for phase in PHASE_HISTOGRAMS)
     lg_total = w["loadgen_cpu_per_s"]
     out: dict[str, Any] = {
         "variant": args.variant, "E": args.npcs, "P": args.players, "duration_s": _r(r.wall), "warmup_s": args.warmup,
@@ -362,16 +404,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_per_s": _r(w["bytes_per_s"], 1), "bytes_per_update": _r(w["bytes_per_update"], 1),
         "server_cpu_user": _r(r.cpu_user), "server_cpu_system": _r(r.cpu_system),
         "server_cpu_total": _r(r.cpu_total), "server_peak_rss_mb": _r(r.rss_mb, 1),
-        "tick_ms_mean": _r(window_mean_ms(met0, met, "total")), "tick_ms_p99": _r(met.get("tickserver_tick_total_p99_ms")),
-        "sim_ms_mean": _r(window_mean_ms(met0, met, "sim")), "sim_ms_p99": _r(met.get("tickserver_tick_sim_p99_ms")),
-        "encode_ms_mean": _r(window_mean_ms(met0, met, "encode")),
-        "encode_ms_p99": _r(met.get("tickserver_tick_encode_p99_ms")),
-        "send_ms_mean": _r(window_mean_ms(met0, met, "send")), "send_ms_p99": _r(met.get("tickserver_tick_send_p99_ms")),
+        "tick_ms_mean": _r(tick_mean), "tick_ms_p99": _r(tick_p99), "sim_ms_mean": _r(sim_mean), "sim_ms_p99": _r(sim_p99),
+        "encode_ms_mean": _r(enc_mean), "encode_ms_p99": _r(enc_p99), "send_ms_mean": _r(send_mean),
+        "send_ms_p99": _r(send_p99),
         "ticks": r.ticks, "ticks_skipped": r.ticks_skipped, "server_us_per_client_tick": _r(r.us_per_client_tick, 2),
-        "frames_sent_per_s": _r(dm.get("tickserver_frames_sent_total", 0.0) / r.wall, 1),
-        "frames_dropped": int(dm.get("tickserver_frames_dropped_total", 0)),
-        "encodes_per_tick": _r(dm.get("tickserver_encodes_total", 0.0) / r.ticks, 2) if r.ticks else None,
-        "keyframes_sent": int(dm.get("tickserver_keyframes_sent_total", 0)),
+        "frames_sent_per_s": _r(delta("tickserver_updates_sent_total") / r.wall, 1),
+        "frames_dropped": int(delta("tickserver_frames_dropped_total")),
+        "encodes_per_tick": _r(delta("tickserver_encodes_total") / r.ticks, 2) if r.ticks else None,
+        "keyframes_sent": int(delta("tickserver_keyframes_sent_total")),
         "loadgen_cpu_user": _r(w["loadgen_cpu_user_s"] / w["window_s"]) if w["window_s"] else None,
         "loadgen_cpu_system": _r(w["loadgen_cpu_system_s"] / w["window_s"]) if w["window_s"] else None,
         "loadgen_cpu_total": _r(lg_total), "loadgen_to_server_cpu": _r(lg_total / r.cpu_total, 2) if r.cpu_total else None,
@@ -417,7 +457,7 @@ def print_table(o: dict[str, Any]) -> None:
     row("server CPU (cores: user+sys)", f"{o['server_cpu_total']} ({o['server_cpu_user']} + {o['server_cpu_system']})")
     row("server µs CPU per client per tick", o["server_us_per_client_tick"])
     row("server peak RSS (MB)", o["server_peak_rss_mb"])
-    row("tick ms mean / p99 (run so far)", f"{o['tick_ms_mean']} / {o['tick_ms_p99']}")
+    row("tick ms mean / p99", f"{o['tick_ms_mean']} / {o['tick_ms_p99']}")
     row("  sim ms mean / p99", f"{o['sim_ms_mean']} / {o['sim_ms_p99']}")
     row("  encode ms mean / p99", f"{o['encode_ms_mean']} / {o['encode_ms_p99']}")
     row("  send ms mean / p99", f"{o['send_ms_mean']} / {o['send_ms_p99']}")
