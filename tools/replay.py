@@ -34,18 +34,19 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from game.errors import GameError
 from game.rules import Ruleset
+from server import logs
 from server.cli import port, positive
 from server.config import ServerConfig
 from server.replay import resim
 from server.replay.format import BadReplay, Replay
 from server.replay.listing import ReplayLibrary, read_replay
 from server.rulesets import load_ruleset
+from tools.progress import Bar
 
 PROG = "python -m tools.replay"
 
@@ -142,42 +143,7 @@ def print_info(d: dict[str, Any], out: TextIO) -> None:
 # -- verify --------------------------------------------------------------------
 
 
-class Progress:
-    """A one-line progress bar on a terminal's stderr (nothing elsewhere)."""
-
-    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
-        self.total = max(1, total)
-        self.stream = stream
-        self.enabled = enabled
-        self.count = 0
-        self._last = float("-inf")  # the first update always draws
-        self._start = time.perf_counter()
-
-    def advance(self, ticks: int) -> None:
-        self.count += ticks
-        self.update(self.count)
-
-    def update(self, done: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < 0.1:
-            return
-        self._last = now
-        frac = min(1.0, done / self.total)
-        width = 30
-        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        rate = done / max(1e-9, now - self._start)
-        self.stream.write(f"\rverifying [{bar}] {frac * 100:5.1f}% tick {done}/{self.total} {rate:,.0f} ticks/s ")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 79 + "\r")
-            self.stream.flush()
-
-
-def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: int | None = 1,
+def verify(replay: Replay, path: Path, progress: Bar | None = None, jobs: int | None = 1,
            ref: str | None = None) -> dict[str, Any]:
     """``resim.verify`` as ``--json`` prints it (with ``file``). BadFile for a replay that cannot be re-simulated.
 
@@ -191,7 +157,7 @@ def verify(replay: Replay, path: Path, progress: Progress | None = None, jobs: i
         raise BadFile(f"{path}: {exc}") from None
     finally:
         if progress is not None:
-            progress.done()
+            progress.close()
     return {"file": str(path), **result.as_dict()}
 
 
@@ -286,12 +252,15 @@ def play(args: argparse.Namespace) -> int:
         except GameError as exc:
             raise BadFile(f"--ruleset: {exc}") from None
     server = GameServer(config, library=ReplayLibrary(directory, only, refs))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.log_level, args.log_format)  # as the game server logs: events, not every HTTP answer
 
     def ready(port: int) -> None:
         host = f"[{args.host}]" if ":" in args.host else args.host
         url = f"http://{host}:{port}/replay.html" + (f"?replay={only}" if only else "")
-        print(f"serving {'replay ' + str(path) if only else 'the replays of ' + str(directory)} at {url}", flush=True)
+        what = f"replay {path}" if only else f"the replays of {directory}"
+        print(f"serving {what} at {url}", flush=True)
+        logging.getLogger("server").info("listening on ws://%s:%d/ws?replay=NAME: serving %s at %s", host, port, what,
+                                         url, extra=logs.fields("listening", port=port))
 
     try:
         asyncio.run(serve(server, ready))
@@ -329,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("path", type=Path, nargs="?", default=Path("replays"), help="a .replay file or a directory (default replays)")
     pl.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     pl.add_argument("--port", type=port, default=8770, help="port, 0 to 65535; 0 picks a free one (default 8770)")
+    pl.add_argument("--log-level", default="info", choices=logs.LEVELS, help="logging level (default info)")
+    pl.add_argument("--log-format", default="text", choices=logs.FORMATS,
+                    help="text, or json: one JSON object per line, as python -m server (default text)")
     for command in (i, v, pl):
         command.add_argument("--ruleset", default=None, metavar="REF",
                              help="the replay's ruleset when this build does not ship it: package.module:Attr (importable: "
@@ -376,7 +348,7 @@ def run_command(args: argparse.Namespace) -> int:
         if not chained["chain_ok"]:
             return 1
         return 1 if args.strict and not all(r["complete"] for r in chained["chain"]) else 0
-    progress = Progress(replay.last_tick - replay.first_tick, sys.stderr, sys.stderr.isatty() and not args.no_progress)
+    progress = Bar.for_stderr("verifying", replay.last_tick - replay.first_tick, quiet=args.no_progress, unit="ticks")
     r = verify(replay, path, progress, jobs=args.jobs, ref=args.ruleset)
     if args.json:
         print(json.dumps(r))
