@@ -1,13 +1,14 @@
-# Two commands: `make run` and `make test`. Both set everything up first.
+# Two commands: `make run` and `make test`. Both set up what they need first:
+# `make run` the server's own dependencies only, `make test` the test tools too (pytest, mypy, Playwright...).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup python-deps web-deps browser redis test-python test-js typecheck bench clean
+.PHONY: run test setup run-deps python-deps web-deps browser redis test-python test-js typecheck bench clean
 
-run: setup
+run: run-deps web-deps
 	$(BIN)/python -m server $(ARGS)
 
 test: setup browser redis
@@ -17,12 +18,21 @@ test: setup browser redis
 
 setup: python-deps web-deps
 
-python-deps: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
-	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+
+# What running needs: the project and its runtime dependencies (pyproject.toml's `dependencies`).
+run-deps: $(VENV)/.installed-run
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
 	touch $@
+
+# Everything: the runtime dependencies and the `dev` extra (tests, type checking, plots).
+python-deps: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
 
 web-deps: client_web/node_modules/.package-lock.json
 client_web/node_modules/.package-lock.json: client_web/package.json client_web/package-lock.json
@@ -51,7 +61,7 @@ test-js: web-deps
 typecheck: python-deps
 	$(BIN)/mypy
 
-bench: setup
+bench: run-deps
 	$(BIN)/python -m tools.bench $(ARGS)
 
 clean:
