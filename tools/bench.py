@@ -42,6 +42,7 @@ from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
 from tools.cli import Parser, run_or_exit
 from tools.loadgen import LoadGen, LoadGenError, window_stats
+from tools.progress import Bar
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"listening on ws://127\.0\.0\.1:(?P<port>\d+)/ws")
@@ -110,10 +111,14 @@ class Proc:
         if cpu is not None:
             os.sched_setaffinity(self.proc.pid, {cpu})
         self.log: list[str] = []
+        #: Lines it has logged in all, and of them the tracebacks' first lines (the last 200 are in ``log``).
+        self.log_lines = 0
+        self.tracebacks = 0
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._want = count
+        self.ready_lines: list[re.Match[str]] = []
         threading.Thread(target=self._drain, daemon=True).start()
         self.port = 0
-        self.ready_lines: list[re.Match[str]] = []
         deadline = time.monotonic() + timeout
         while len(self.ready_lines) < count:
             try:
@@ -134,10 +139,15 @@ class Proc:
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
+        ready = True
         for line in self.proc.stderr:
             self.log.append(line)
             del self.log[:-200]
-            self._lines.put(line)
+            self.log_lines += 1
+            self.tracebacks += "Traceback (most recent call last)" in line
+            if ready:
+                self._lines.put(line)
+                ready = len(self.ready_lines) < self._want  # once it is ready nobody reads the queue: no growing
         self._lines.put(None)
 
     def tail(self) -> str:
@@ -249,17 +259,23 @@ PHASE_HISTOGRAMS = {"total": ("tickserver_tick_duration_seconds", {}),
                     "send": ("tickserver_tick_phase_duration_seconds", {"phase": "sending"})}
 
 
-def window_ms(before: Scrape, after: Scrape, phase: str) -> tuple[float | None, float | None]:
-    """The mean and p99 duration of ``phase`` (a key of ``PHASE_HISTOGRAMS``) over the ticks between two
-    scrapes, in milliseconds, from the histograms' differences; None without a tick."""
+def histogram_window(before: Scrape, after: Scrape, phase: str) -> tuple[float, float, list[tuple[float, float]]]:
+    """The ticks between two scrapes in ``phase``'s histogram (a key of ``PHASE_HISTOGRAMS``): their count, the
+    sum of their durations (seconds) and the cumulative ``(upper bound, count)`` buckets, over every ruleset."""
     name, labels = PHASE_HISTOGRAMS[phase]
     count = metric_sum(after, f"{name}_count", **labels) - metric_sum(before, f"{name}_count", **labels)
+    total = metric_sum(after, f"{name}_sum", **labels) - metric_sum(before, f"{name}_sum", **labels)
+    earlier = _buckets(before, name, labels)
+    return count, total, [(le, n - earlier.get(le, 0.0)) for le, n in sorted(_buckets(after, name, labels).items())]
+
+
+def window_ms(before: Scrape, after: Scrape, phase: str) -> tuple[float | None, float | None]:
+    """The mean and p99 duration of ``phase`` over the ticks between two scrapes, in milliseconds; None without
+    a tick."""
+    count, total, buckets = histogram_window(before, after, phase)
     if count <= 0:
         return None, None
-    total = metric_sum(after, f"{name}_sum", **labels) - metric_sum(before, f"{name}_sum", **labels)
-    buckets = sorted(_buckets(after, name, labels).items())
-    earlier = _buckets(before, name, labels)
-    p99 = quantile(0.99, [(le, n - earlier.get(le, 0.0)) for le, n in buckets])
+    p99 = quantile(0.99, buckets)
     return total / count * 1000, None if p99 is None else p99 * 1000
 
 
@@ -275,6 +291,15 @@ def _buckets(scrape: Scrape, name: str, labels: dict[str, str]) -> dict[float, f
 
 
 # -- one measured run --------------------------------------------------------------
+
+
+def wait(seconds: float, bar: Bar) -> None:
+    """Sleep ``seconds``, advancing ``bar`` as they pass."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        step = min(0.25, left)
+        time.sleep(step)
+        bar.advance(step)
 
 
 def _cpus(pin: bool) -> tuple[int | None, set[int] | None]:
@@ -335,11 +360,14 @@ def measure(proc: Proc, args: argparse.Namespace, verify: int, lg_cpus: set[int]
         connected = lg.start(timeout=60.0 + args.players / max(args.connect_rate, 1.0))
         if connected == 0:
             raise BenchError(f"no client could join {proc.url}: {lg.connect_errors[:1]}")
-        time.sleep(args.warmup)
+        bar = Bar.for_stderr(f"{proc.name}: warming up", args.warmup + args.duration, unit="s")
+        wait(args.warmup, bar)
         m0 = lg.mark()
         cpu0, busy0, wait0, t0 = proc.cpu(), machine_busy(), proc.run_queue_wait(), time.monotonic()
         h0, met0 = proc.get_json("/healthz"), _metrics(proc)
-        time.sleep(args.duration)
+        bar.update(args.warmup, f"{proc.name}: measuring")
+        wait(args.duration, bar)
+        bar.close()
         m1 = lg.mark()
         cpu1, busy1, wait1, t1 = proc.cpu(), machine_busy(), proc.run_queue_wait(), time.monotonic()
         h1, met1 = proc.get_json("/healthz"), _metrics(proc)
