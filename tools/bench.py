@@ -536,7 +536,8 @@ def _number(kind: type[Number], lo: float, what: str) -> Callable[[str], Number]
 
 def build_parser() -> argparse.ArgumentParser:
     can_pin = len(os.sched_getaffinity(0)) >= 2
-    p = Parser(prog="python -m tools.bench", description="The standard benchmark of WORKLOAD.md against the real server.")
+    p = Parser(prog="python -m tools.bench", description="The standard benchmark against the real server: the drift "
+               "workload defined in WORKLOAD.md (this repository), figures in BENCHMARKS.md.")
     p.add_argument("--npcs", type=_number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
     p.add_argument("--players", type=_number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
     p.add_argument("--duration", type=_number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
