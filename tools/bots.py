@@ -19,13 +19,16 @@ import functools
 import json
 import sys
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from server.cli import positive, seed_int
 from tools import brains
+from tools.cli import Parser
 from server.rooms.errors import MatchmakeError
 from tools.client import MATCHMAKE_MODES, GameClient, NoMatchmakeAnswer, Seat, ServerClosed, matchmake
 
@@ -75,8 +78,8 @@ class Bot:
             return
         try:
             welcome = await c.connect()
-        except (OSError, ServerClosed, TimeoutError) as exc:
-            self.error = f"bot {self.index}: could not join: {exc}"
+        except (OSError, ServerClosed, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            self.error = f"bot {self.index}: could not join: {join_error(c.url, exc)}"
             return
         self.connected = True
         self.started = time.perf_counter()
@@ -106,6 +109,38 @@ class Bot:
             if c.closed and c.close_code not in (None, 1000, 1001) and self.error is None:
                 self.error = f"bot {self.index}: closed by server {c.close_code} {c.close_reason}"
             await c.close()
+
+
+def use_instead(url: str) -> str:
+    """What to give ``--url`` instead of ``url``: the default match's WebSocket URL, or a match's."""
+    u = urllib.parse.urlsplit(url)
+    base = f"{u.scheme}://{u.netloc}"
+    return f"use {base}/ws (the default match) or {base}/ws/MATCH (one of GET {base.replace('ws', 'http', 1)}/api/matches)"
+
+
+def join_error(url: str, exc: BaseException) -> str:
+    """One line saying why a bot could not join ``url``, and what to use instead when it names no match."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        try:
+            body = json.loads(response.body or b"")
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        said = body.get("error") if isinstance(body, dict) else None
+        if response.status_code == 404 and isinstance(body, dict) and "matches" in body:
+            matches = ", ".join(map(str, body["matches"])) or "none"
+            return f"{said or 'no such match'} (its matches: {matches}); {use_instead(url)}"
+        if response.status_code in (200, 404):
+            return f"{url} is not a WebSocket path of the server (HTTP {response.status_code}); {use_instead(url)}"
+        return f"the server refused the WebSocket with HTTP {response.status_code}" + (f": {said}" if said else "")
+    if isinstance(exc, InvalidURI):
+        return f"{url} is not a WebSocket URL ({exc.msg}); {use_instead(url)}"
+    if isinstance(exc, ConnectionRefusedError):
+        u = urllib.parse.urlsplit(url)
+        return f"nothing listens at {u.netloc} (connection refused): is the server running there?"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str, Any]:
@@ -165,10 +200,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_human(summary: dict[str, Any]) -> None:
     n = summary["matches"]
-    print(f"{summary['connected']}/{summary['bots']} bots joined {n} {summary['ruleset']} match{'' if n == 1 else 'es'} for {summary['duration_s']} s")
+    ruleset = f" {summary['ruleset']}" if summary["ruleset"] else ""
+    print(f"{summary['connected']}/{summary['bots']} bots joined {n}{ruleset} match{'' if n == 1 else 'es'} for {summary['duration_s']} s")
     print(f"  updates: {summary['updates_per_s']}/s per bot (min {summary['updates_per_s_min']}), {summary['ticks_received']} in all, {summary['keyframes']} keyframes")
     print(f"  received: {summary['bytes_per_s']:.0f} B/s per bot, {summary['bytes_per_update']:.0f} B per update")
-    print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
+    if summary["rtt_ms_p50"] is not None:
+        print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
     print(f"  desyncs: {summary['desyncs']}, resyncs: {summary['resyncs']}, errors: {summary['errors']}")
     for e in summary["error_messages"]:
         print(f"    {e}")
@@ -183,7 +220,7 @@ def label(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.bots", description="Connect bot players that really play, then print a summary.")
+    p = Parser(prog="python -m tools.bots", description="Connect bot players that really play, then print a summary.")
     p.add_argument("--url", default=None,
                    help=f"where the bots play: a match's WebSocket URL ws://HOST:PORT/ws (or /ws/MATCH), connected to directly "
                         f"(default {DEFAULT_WS_URL}); with --matchmake, the server's HTTP address http://HOST:PORT "
@@ -219,6 +256,13 @@ def check_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                          "or give a match's WebSocket URL ws://HOST:PORT/ws")
         if not args.url.startswith(("ws://", "wss://")):
             parser.error(f"--url must start with ws:// or wss://, got {args.url!r}")
+        try:
+            path = urllib.parse.urlsplit(args.url).path
+            urllib.parse.urlsplit(args.url).port  # noqa: B018 - a bad port raises
+        except ValueError as exc:
+            parser.error(f"--url {args.url}: {exc}")
+        if path != "/ws" and not path.startswith("/ws/"):
+            parser.error(f"--url {args.url} names no match: {use_instead(args.url)}")
         return
     args.url = args.url or DEFAULT_HTTP_URL
     if args.url.startswith(("ws://", "wss://")):
@@ -238,11 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if args.json:
         print(json.dumps(summary))
-    else:
-        print_human(summary)
     if summary["connected"] == 0:
-        print(f"python -m tools.bots: error: no bot could join {args.url}: {summary['error_messages'][:1]}", file=sys.stderr)
+        first = summary["error_messages"][0].split(": could not join: ", 1)[-1] if summary["error_messages"] else "?"
+        print(f"python -m tools.bots: error: no bot could join {args.url}: {first}", file=sys.stderr)
         return 1
+    if not args.json:
+        print_human(summary)
     return 0 if summary["desyncs"] == 0 and summary["errors"] == 0 else 1
 
 

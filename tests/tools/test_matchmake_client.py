@@ -299,13 +299,15 @@ def test_bots_connect_where_the_seat_says(canned: Canned, capsys: pytest.Capture
     canned.answer(200, {**SEAT, "url": f"ws://127.0.0.1:{port}/ws/m1"})
     code = bots.main(["--matchmake", "arena", "--url", canned.url, "--count", "1", "--duration", "1"])
     assert code == 1 and len(canned.requests) == 1
-    [line] = [x for x in capsys.readouterr().out.splitlines() if "could not join" in x]
-    assert line.strip().startswith("bot 0: could not join:") and str(port) in line  # the seat's node, not --url
+    out = capsys.readouterr()
+    [line] = out.err.splitlines()  # one line, no summary of nothing
+    assert line.startswith("python -m tools.bots: error: no bot could join") and out.out == ""
+    assert f"nothing listens at 127.0.0.1:{port}" in line  # the seat's node, not --url
 
 
 def test_bots_without_a_server_to_matchmake_at_say_so(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     assert bots.main(["--matchmake", "arena", "--url", url, "--count", "1", "--duration", "1"]) == 1
     out = capsys.readouterr()
-    assert f"bot 0: no seat from {url}/api/matchmake: cannot reach it" in out.out
-    assert "Traceback" not in out.err
+    assert f"bot 0: no seat from {url}/api/matchmake: cannot reach it" in out.err
+    assert "Traceback" not in out.err and len(out.err.splitlines()) == 1
