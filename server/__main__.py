@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "{worker} for the worker's number with --workers; default: ws://<--host>:<port>, 127.0.0.1 when "
                    "listening on every address)")
     p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
-                   help="messages a second one client may send, sustained; bursts of twice that; "
-                   "over it: error and close 1008 (default 4 per tick, at least 120)")
+                   help="messages a second one client may send besides one input or ack per update it was sent "
+                   "(pings, resyncs, inputs while its updates stall), sustained; bursts of twice that; over it: error "
+                   "and close 1008 (default 2 per tick, at least 60)")
     p.add_argument("--hold", type=float, default=d.hold_s, metavar="SECONDS",
                    help=f"how long a disconnected player is kept for a reconnect with its token (default {d.hold_s:g})")
     p.add_argument("--hello-timeout", type=positive(float), default=d.hello_timeout_s, metavar="SECONDS",

@@ -21,8 +21,9 @@ class ServerConfig:
         tick_rate: ticks (and updates) per second.
         seed: match seed.
         max_players: players per match; spectators do not count.
-        msg_rate: messages a second one client may send, sustained (bursts of
-            twice that); 0: the default for the tick rate (``default_rate``).
+        msg_rate: messages a second one client may send besides one input or ack
+            per update it was sent, sustained (bursts of twice that); 0: the
+            default for the tick rate (``default_rate``).
         hold_s: how long a disconnected player is kept for a resume with its token.
         hello_timeout_s: a connection that says no hello within this is closed (1008).
         open_timeout_s: a connection whose opening request is not answered within

@@ -34,7 +34,7 @@ from server.protocol.errors import (
     CLOSE_TRY_AGAIN_LATER,
     PolicyViolation,
 )
-from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
+from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
 from server.protocol.messages import (
     ClientMessage,
     Hello,
@@ -45,7 +45,7 @@ from server.protocol.messages import (
     RosterEntry,
     Welcome,
 )
-from server.protocol.session import ServerSession, default_rate
+from server.protocol.session import CREDIT_S, ServerSession, default_rate
 from server.ticker import Ticker
 
 log = logging.getLogger("server.match")
@@ -118,7 +118,7 @@ class Match:
         self.options = ruleset.spec.resolve_options(options)
         self.tick_rate = tick_rate
         self.max_players = max_players
-        #: Messages a second one client may send (bursts of twice that).
+        #: Messages a second one client may send besides its answers to updates (bursts of twice that).
         self.msg_rate = msg_rate or default_rate(tick_rate)
         self.hold_s = hold_s
         #: A new world, or the one of a match handed over from another node (``server.handover``).
@@ -205,7 +205,8 @@ class Match:
         self._roster_dirty = True
 
     def new_session(self) -> ServerSession:
-        return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate)
+        return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate,
+                             max_credit=CREDIT_S * self.tick_rate)
 
     def resumes(self, hello: Hello) -> bool:
         """Whether ``hello``'s token resumes a member this match holds (as a player, or as a spectator, as it was)."""
@@ -302,7 +303,7 @@ class Match:
             obs.on_tick(self, snap.tick, leaves, joins, batch, events)
         t2 = perf()
 
-        self._send_updates()
+        self._send_updates(now)
         t3 = perf()
         s = self.stats
         s.ticks += 1
@@ -343,25 +344,35 @@ class Match:
             if not m.spectator and m.joined
         ))
 
-    def _send_updates(self) -> None:
+    def _send_updates(self, now: float) -> None:
         roster = encode_server(self.roster()) if self._roster_dirty else None
         self._roster_dirty = False
         encoder = self.encoder
+        allowed = encoder.base_set
+        tick = self._snapshot.tick
         sent = nbytes = keyframes = 0
         for m in list(self.members.values()):
             client = m.client
             if client is None or not m.joined:
                 continue
-            if m.needs_welcome:
+            first = m.needs_welcome
+            if first:
                 m.needs_welcome = False
                 client.send(encode_server(self._welcome(m)))
                 client.send(roster or encode_server(self.roster()))
             elif roster is not None:
                 client.send(roster)
-            base = encoder.base_for(m.session.acked)
+            session = m.session
+            # Most clients acknowledged a base (the tick before): the newest one they hold. Else choose.
+            acked = session.acked
+            base = acked if acked in allowed and session.holds(acked) else encoder.choose(
+                session.holds, session.last_keyframe, first)
+            if base == NO_UPDATE:
+                continue
             ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
             frame = finish_update(encoder.prefix(base), ack)
             client.send(frame)
+            session.sent_update(tick, len(frame), now, base is None)
             sent += 1
             nbytes += len(frame)
             keyframes += base is None

@@ -122,7 +122,12 @@ class Snapshot:
         return self.cols[schema.names().index(name)]
 
 
-def _predict(schema: WireSchema, base: Snapshot, tick: int) -> tuple[Array, ...]:
+def predict(schema: WireSchema, base: Snapshot, tick: int) -> tuple[Array, ...]:
+    """``base``'s columns extrapolated to ``tick`` by the schema's motion rule (what a delta is taken against).
+
+    Extrapolating is stepping: predicting from a prediction of ``base`` at an earlier tick gives the same
+    arrays as predicting from ``base`` (the encoder carries its bases' predictions from tick to tick).
+    """
     named = dict(zip(schema.names(), base.cols))
     moved = extrapolate(schema.motion, named, tick - base.tick)
     return tuple(moved[n] for n in schema.names())
@@ -134,10 +139,12 @@ def _keyframe_body(cur: Snapshot) -> dict[str, Any]:
     return {"new": [cur.ids.astype(_U32).tobytes(), [c.tobytes() for c in cur.cols]]}
 
 
-def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot) -> dict[str, Any]:
+def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot,
+                predicted: tuple[Array, ...] | None = None) -> dict[str, Any]:
     """The delta fields (``gone``, ``rows``, ``cols``, ``new``) taking ``base`` to ``cur``.
 
-    ``base`` None gives a keyframe. Empty fields are left out.
+    ``base`` None gives a keyframe. Empty fields are left out. ``predicted``: ``predict(schema, base,
+    cur.tick)`` if the caller has it already.
     """
     if base is None:
         return _keyframe_body(cur)
@@ -157,7 +164,8 @@ def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot) -> dic
     if k < n_base:
         body["gone"] = base.ids[~keep].astype(_U32).tobytes()
     if k:
-        predicted = _predict(schema, base, cur.tick)
+        if predicted is None:
+            predicted = predict(schema, base, cur.tick)
         all_kept = k == n_base
         pred = [p if all_kept else p[keep] for p in predicted]
         act = [c[:k] for c in cur.cols]
@@ -203,7 +211,7 @@ def _apply_body(schema: WireSchema, base: Snapshot | None, tick: int, body: dict
         cols: list[Array] = [np.zeros(0, c.dtype) for c in schema.columns]
     else:
         ids = base.ids
-        cols = list(_predict(schema, base, tick))
+        cols = list(predict(schema, base, tick))
         gone_raw = body.get("gone")
         if gone_raw is not None:
             gone = array_from(gone_raw, _U32, None, "gone")

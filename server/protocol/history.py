@@ -1,21 +1,53 @@
-"""The ring of recent snapshots, and update encoding once per (tick, base).
+"""The ring of recent snapshots, and update encoding once per (tick, base), for a bounded set of bases.
 
 Clients acknowledge the last tick they hold; each new update is a delta
-against that tick while it is still in the ring, and a keyframe otherwise.
-Every client with the same base gets the very same bytes: the encoder keeps
-the encoded prefix per base for the current tick.
+against a state the client acknowledged, while the server still has it, and
+a keyframe otherwise. Every client with the same base gets the very same
+bytes: the encoder keeps the encoded prefix per base for the current tick.
+
+**Bounded work per tick.** Clients may acknowledge any recent tick, so the
+bases are not left to them: an update may start only from one of the
+``RECENT`` states sent just before it, or from one of the ``ANCHORS`` newest
+older ones on the grid (ticks that are multiples of ``SNAP``; a feed whose
+ticks skip, a playback at speed, may have fewer). A client gets a delta from
+the newest of these it acknowledged lately (``ServerSession.holds``): a
+client that lags a few ticks, whose own ack is off the grid, still holds an
+anchor. So at most ``RECENT + ANCHORS`` deltas and one keyframe are encoded
+per tick, however many clients acknowledge however many ticks, and each is
+cheap: a base's prediction (its state extrapolated by the motion rule) is
+carried from tick to tick, one step at a time, not redone from the base.
+
+**Keyframes.** A client with none of those bases gets a keyframe: at once
+for its first update (after its ``welcome``); otherwise only on a grid tick
+(so that, once acknowledged, the keyframe is an anchor), and, while it has
+not acknowledged the last keyframe it was sent, no sooner than
+``KEYFRAME_GAP`` ticks after it. A client that never acknowledges gets a
+keyframe a second, not one a tick; meanwhile it gets nothing (``NO_UPDATE``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from server.protocol.codec import encode_update_prefix
-from server.protocol.delta import Snapshot, WireSchema, encode_body
+from server.protocol.delta import Snapshot, WireSchema, encode_body, predict
 
 #: Snapshots kept for delta bases (Quake 3 keeps 32): about a second at 30 Hz.
 HISTORY_SIZE = 32
+
+#: Delta bases of an update: the ``RECENT`` states before it, and the ``ANCHORS`` newest older ones whose
+#: tick is a multiple of ``SNAP``. At 30 Hz a client that lags up to 11 ticks (370 ms) always holds one.
+RECENT = 2
+SNAP = 8
+ANCHORS = 2
+
+#: A client that has not acknowledged its last keyframe gets the next one this many ticks later at the earliest.
+KEYFRAME_GAP = 32
+
+#: ``UpdateEncoder.choose``'s answer for a client that gets no update this tick.
+NO_UPDATE = -1
 
 
 class SnapshotHistory:
@@ -37,19 +69,46 @@ class SnapshotHistory:
     def latest(self) -> Snapshot | None:
         return next(reversed(self._ring.values())) if self._ring else None
 
+    def ticks(self) -> list[int]:
+        """The ticks held, newest first."""
+        return list(reversed(self._ring))
+
     def __len__(self) -> int:
         return len(self._ring)
 
 
-class UpdateEncoder:
-    """Encodes the current tick's update once per base and hands out the shared prefix."""
+def delta_bases(ticks: list[int], current: int) -> tuple[int, ...]:
+    """The ticks an update of ``current`` may start from, newest first, among ``ticks`` (a history's,
+    newest first): the ``RECENT`` before ``current``, then the ``ANCHORS`` newest older ones on the grid."""
+    older = [t for t in ticks if t < current]
+    recent = older[:RECENT]
+    anchors = [t for t in older[RECENT:] if t % SNAP == 0][:ANCHORS]
+    return (*recent, *anchors)
 
-    def __init__(self, schema: WireSchema, history: SnapshotHistory) -> None:
+
+class UpdateEncoder:
+    """Encodes the current tick's update once per base and hands out the shared prefix.
+
+    Args:
+        grid: recovery keyframes only on ticks that are multiples of ``SNAP`` (a match, whose every tick is
+            sent); False for a feed whose sent ticks may never land on the grid (a playback at speed).
+        keyframe_gap: ``KEYFRAME_GAP``.
+    """
+
+    def __init__(self, schema: WireSchema, history: SnapshotHistory, *, grid: bool = True,
+                 keyframe_gap: int = KEYFRAME_GAP) -> None:
         self.schema = schema
         self.history = history
+        self.grid = grid
+        self.keyframe_gap = keyframe_gap
         self._current: Snapshot | None = None
         self._events: list[Any] = []
         self._cache: dict[int | None, bytes] = {}
+        #: The allowed delta bases of the current tick, newest first, and as a set.
+        self.bases: tuple[int, ...] = ()
+        self.base_set: frozenset[int] = frozenset()
+        #: Each base's state extrapolated to the tick it was last encoded for (ids and predicted columns).
+        self._predicted: dict[int, Snapshot] = {}
         #: Encodes done for the current tick (one per distinct base).
         self.encodes = 0
 
@@ -59,12 +118,38 @@ class UpdateEncoder:
         self._events = events
         self._cache.clear()
         self.encodes = 0
+        self.bases = delta_bases(self.history.ticks(), snapshot.tick)
+        self.base_set = frozenset(self.bases)
+        predicted = self._predicted
+        for tick in [t for t in predicted if t not in self.base_set]:
+            del predicted[tick]
+
+    def choose(self, holds: Callable[[int], bool], last_keyframe: int | None, first: bool = False) -> int | None:
+        """The base of a client's update: the newest allowed base it ``holds`` (a tick), None for a keyframe,
+        or ``NO_UPDATE`` (nothing for it this tick; see the module docstring).
+
+        Args:
+            holds: whether the client acknowledged a tick lately (``ServerSession.holds``).
+            last_keyframe: the tick of the keyframe it was sent last and has not acknowledged (None: none).
+            first: its first update (a welcome goes with it): a keyframe now if it holds no base.
+        """
+        for tick in self.bases:
+            if holds(tick):
+                return tick
+        cur = self._current
+        if cur is None:
+            raise RuntimeError("choose() before begin()")
+        if first:
+            return None
+        if self.grid and cur.tick % SNAP:
+            return NO_UPDATE
+        if last_keyframe is not None and 0 <= cur.tick - last_keyframe < self.keyframe_gap:
+            return NO_UPDATE
+        return None
 
     def base_for(self, acked: int | None) -> int | None:
-        """The base an update can use for a client that acknowledged ``acked``: it, or None (keyframe)."""
-        if acked is None or self._current is None or acked >= self._current.tick:
-            return None
-        return acked if self.history.get(acked) is not None else None
+        """The base for a client that acknowledged only ``acked``: it if it is an allowed base, else None."""
+        return acked if acked in self.base_set else None
 
     def prefix(self, base_tick: int | None) -> bytes:
         """The update prefix from ``base_tick`` (None: keyframe) to the current snapshot."""
@@ -75,7 +160,15 @@ class UpdateEncoder:
         if cur is None:
             raise RuntimeError("prefix() before begin()")
         base = self.history.get(base_tick)
-        body = encode_body(self.schema, base, cur)
+        predicted = None
+        if base is not None and base_tick is not None:
+            # One step from last tick's prediction of this base, rather than all the steps from the base.
+            start = self._predicted.get(base_tick)
+            if start is None or not base.tick <= start.tick <= cur.tick:
+                start = base
+            predicted = Snapshot(cur.tick, base.ids, predict(self.schema, start, cur.tick), 0)
+            self._predicted[base_tick] = predicted
+        body = encode_body(self.schema, base, cur, predicted=None if predicted is None else predicted.cols)
         data = encode_update_prefix(cur.tick, None if base is None else base.tick, body, cur.checksum, self._events)
         self._cache[base_tick] = data
         self.encodes += 1

@@ -6,10 +6,25 @@ connection joins: ``ServerSession(inputs)`` for a live match (``HANDSHAKE``
 then ``ACTIVE``), ``ServerSession.for_viewer()`` for a replay's playback
 (``VIEWER_HANDSHAKE`` then ``WATCHING``, where ``control`` is accepted and
 ``input`` is not). The session also validates inputs against the ruleset's
-ranges, drops stale inputs, tracks the client's acknowledged tick, and
-enforces the connection's one rate limit: a token bucket on an injected
-clock, where each message costs one token (``COST`` lists the dearer ones)
-and so does each WebSocket ping or pong (``charge``).
+ranges, drops stale inputs, tracks the client's acknowledgements, and
+enforces the connection's one rate limit (on an injected clock):
+
+- **Answers.** Each update the feed sends (``sent_update``) lets the
+  client send one ``input`` or ``ack``: a client that stalled and answers
+  every update that waited, all at once, stays within its rights. Unused
+  answers are remembered up to ``max_credit`` updates.
+- **Allowance.** Everything else, and answers beyond that, come out of a
+  token bucket of ``rate`` messages a second and ``burst`` at once: each
+  message costs one token (``COST`` lists the dearer ones), and so does each
+  WebSocket ping or pong (``charge``).
+
+Acknowledgements also say what the client has read: the session keeps the
+ticks it is known to hold (``holds``: those it was sent and acknowledged,
+directly or by acknowledging a later one: the delta bases it may be sent,
+``server/protocol/history.py``) and the updates sent since the last one
+it acknowledged (``unacked_bytes``, and since when it has been behind:
+``ack_overdue``), so the shell can tell a client that stopped reading from
+one that reads slowly.
 
 Acknowledgements: acks at or below ``ack_floor`` are ignored (a ``resync``
 raises it to the current tick: the client's older states are gone). An ack
@@ -23,6 +38,7 @@ the playback's current tick count.
 from __future__ import annotations
 
 import enum
+from collections import deque
 
 from attrs import define, field
 
@@ -51,9 +67,20 @@ ALLOWED: dict[State, dict[type, State]] = {
     State.CLOSED: {},
 }
 
-#: Default sustained message rate (per second) and burst a client may send.
+#: Default allowance of a replay viewer (per second, and at once): its acks are answers, its controls come out of it.
 RATE_PER_S = 120.0
 RATE_BURST = 240.0
+
+#: A player's default allowance is this many messages per tick (at least ``MIN_RATE_PER_S`` a second).
+RATE_PER_TICK = 2
+MIN_RATE_PER_S = 60.0
+
+#: Unanswered updates a client may answer later: a minute's (``CREDIT_S``) at 30 Hz.
+CREDIT_S = 60
+MAX_CREDIT = CREDIT_S * 30
+
+#: Ticks a client is known to hold, remembered per client (the delta bases it may get): the server's history.
+HOLDS = 32
 
 #: What a message costs against the rate limit, in messages (1 unless listed). A ``control``
 #: may make the playback re-simulate up to a keyframe period: at the default rate a viewer
@@ -62,9 +89,9 @@ COST: dict[type, int] = {Control: 4}
 
 
 def default_rate(tick_rate: int) -> float:
-    """The default sustained message rate at ``tick_rate``: room for an input every tick,
-    pings and acks, four times over (120 a second at 30 Hz)."""
-    return float(max(RATE_PER_S, 4 * tick_rate))
+    """A player's default allowance at ``tick_rate``, messages a second beyond one answer per update:
+    pings, resyncs, inputs a client sends while its updates stall (60 a second at 30 Hz)."""
+    return float(max(MIN_RATE_PER_S, RATE_PER_TICK * tick_rate))
 
 
 @define
@@ -73,13 +100,15 @@ class ServerSession:
 
     Attributes:
         inputs: the ruleset's input fields (ranges checked here; none for a viewer).
-        rate, burst: the rate limit, messages per second sustained and at most at once.
+        rate, burst: the allowance, messages per second sustained and at most at once.
+        max_credit: answers (``input``, ``ack``) owed for updates sent, at most.
         state: where the conversation stands (``ALLOWED``).
         spectator: set by ``hello`` (always true for a viewer).
         viewer: a replay viewer's session (``for_viewer``).
         last_seq: the newest input sequence number accepted (-1: none).
         acked: the newest update tick the client says it holds (None: none).
         ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
+        last_keyframe: the tick of the last keyframe sent (None: none since the last ack).
     """
 
     inputs: tuple[InputField, ...]
@@ -91,8 +120,20 @@ class ServerSession:
     last_seq: int = -1
     acked: int | None = None
     ack_floor: int = -1
+    max_credit: int = MAX_CREDIT
+    last_keyframe: int | None = None
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
+    _credit: int = field(init=False, default=0)
+    #: The ticks the client is known to hold (sent, then acknowledged), oldest first, as a list and as a set.
+    _held: deque[int] = field(init=False, factory=deque)
+    _holds: set[int] = field(init=False, factory=set)
+    #: Bytes of updates sent, in all; the (tick, bytes in all) of each not acknowledged yet; bytes acknowledged.
+    _sent_bytes: int = field(init=False, default=0)
+    _unacked: deque[tuple[int, int]] = field(init=False, factory=deque)
+    _acked_bytes: int = field(init=False, default=0)
+    #: Since when an update has waited for its acknowledgement without any ack advancing (None: none waits).
+    _behind_since: float | None = field(init=False, default=None)
 
     @classmethod
     def for_viewer(cls, *, rate: float = RATE_PER_S, burst: float = RATE_BURST) -> ServerSession:
@@ -114,6 +155,9 @@ class ServerSession:
         self.charge(now)
         msg = decode_client(data)
         cls = type(msg)
+        if (cls is Input or cls is Ack) and self._credit > 0:
+            self._credit -= 1  # an answer to an update: the token charged before decoding goes back
+            self._tokens += 1.0
         allowed = ALLOWED[self.state]
         if cls not in allowed:
             expected = ", ".join(sorted(t.__name__.lower() for t in allowed)) or "nothing"
@@ -128,17 +172,18 @@ class ServerSession:
             if self.spectator:
                 raise PolicyViolation("spectators cannot send input")
             self._check_input(msg)
-            self._ack(msg.ack, server_tick)
+            self._ack(msg.ack, server_tick, now)
             if msg.seq <= self.last_seq:
                 return None
             self.last_seq = msg.seq
         elif isinstance(msg, Ack):
-            self._ack(msg.tick, server_tick)
+            self._ack(msg.tick, server_tick, now)
         elif isinstance(msg, Hello):
             self.spectator = msg.spectate or self.viewer
         elif isinstance(msg, Resync):
             self.acked = None
             self.ack_floor = server_tick
+            self._forget_holds()
         return msg
 
     def restart_acks(self, first: int) -> None:
@@ -146,6 +191,44 @@ class ServerSession:
         and from now on count only acks of ticks from ``first`` on (older ones are of the old timeline)."""
         self.acked = None
         self.ack_floor = first - 1
+        self._forget_holds()
+        self._unacked.clear()  # ticks of the old timeline: their bytes count as read
+        self._acked_bytes = self._sent_bytes
+        self._behind_since = None
+
+    # -- what the client was sent, and what it acknowledged ------------------------
+
+    def sent_update(self, tick: int, nbytes: int, now: float, keyframe: bool = False) -> None:
+        """The feed sent the client the update of ``tick`` (``nbytes`` long): one more answer it may send,
+        and one more update it should acknowledge."""
+        if self._credit < self.max_credit:
+            self._credit += 1
+        self._sent_bytes += nbytes
+        self._unacked.append((tick, self._sent_bytes))
+        if self._behind_since is None:
+            self._behind_since = now
+        if keyframe:
+            self.last_keyframe = tick
+
+    def holds(self, tick: int) -> bool:
+        """Whether the client holds the state of ``tick``: it was sent the update of ``tick`` and has since
+        acknowledged that tick or a later one, and has not sent a resync since (one of the last ``HOLDS``
+        such ticks). Clients keep their recent states (PROTOCOL.md): a delta may start from it."""
+        return tick in self._holds
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes of the updates sent that the client has not acknowledged yet."""
+        return self._sent_bytes - self._acked_bytes
+
+    def ack_overdue(self, now: float, timeout: float) -> bool:
+        """Whether updates have waited for an acknowledgement for more than ``timeout`` seconds with none of
+        the client's acks advancing meanwhile."""
+        return self._behind_since is not None and now - self._behind_since > timeout
+
+    def _forget_holds(self) -> None:
+        self._held.clear()
+        self._holds.clear()
 
     def close(self) -> None:
         self.state = State.CLOSED
@@ -157,7 +240,7 @@ class ServerSession:
             if not f.lo <= v <= f.hi:
                 raise InvalidField(f"input: {f.name}={v} is outside [{f.lo}, {f.hi}]")
 
-    def _ack(self, tick: int | None, server_tick: int) -> None:
+    def _ack(self, tick: int | None, server_tick: int, now: float) -> None:
         if tick is None or tick <= self.ack_floor:
             return
         if tick > server_tick:
@@ -166,6 +249,19 @@ class ServerSession:
             raise InvalidField(f"ack of tick {tick}, ahead of the server's tick {server_tick}")
         if self.acked is None or tick > self.acked:
             self.acked = tick
+            if self.last_keyframe is not None and tick >= self.last_keyframe:
+                self.last_keyframe = None
+            # Every update sent up to this tick came before it (one ordered stream): the client holds them,
+            # unless it lost its states since (a resync: only ticks after ``ack_floor``).
+            unacked, held, holds, floor = self._unacked, self._held, self._holds, self.ack_floor
+            while unacked and unacked[0][0] <= tick:
+                sent, self._acked_bytes = unacked.popleft()
+                if sent > floor:
+                    held.append(sent)
+                    holds.add(sent)
+            while len(held) > HOLDS:
+                holds.discard(held.popleft())
+            self._behind_since = now if unacked else None
 
     def charge(self, now: float) -> None:
         """Count one message (or WebSocket ping or pong) against the rate limit.

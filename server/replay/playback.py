@@ -32,7 +32,7 @@ from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, PolicyViolation
-from server.protocol.history import HISTORY_SIZE, SnapshotHistory, UpdateEncoder
+from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
 from server.protocol.messages import (
     ClientMessage,
     Control,
@@ -105,7 +105,7 @@ class Playback:
         self.ruleset_wire = spec.to_wire()
         self._history_size = history
         self.history = SnapshotHistory(history)
-        self.encoder = UpdateEncoder(self.schema, self.history)
+        self.encoder = UpdateEncoder(self.schema, self.history, grid=False)
         self.viewers: dict[int, Viewer] = {}
         self.paused = False
         self.speed = 1.0
@@ -207,7 +207,7 @@ class Playback:
         self._progress = 0.0
         # A new timeline of ticks: fresh bases, and acks only from here on.
         self.history = SnapshotHistory(self._history_size)
-        self.encoder = UpdateEncoder(self.schema, self.history)
+        self.encoder = UpdateEncoder(self.schema, self.history, grid=False)
         for v in self.viewers.values():
             v.session.restart_acks(tick)
         self._snapshot = self._capture()
@@ -243,7 +243,7 @@ class Playback:
         except ReplayError as exc:
             self.fail(f"cannot play {self.name}: {exc}")
             return
-        self._send()
+        self._send(now)
 
     def _advance(self) -> None:
         self._ticks += 1
@@ -299,7 +299,7 @@ class Playback:
             "ticks_dropped": self.ticker.dropped if self.ticker is not None else 0, "failed": self.failed,
         }
 
-    def _send(self) -> None:
+    def _send(self, now: float) -> None:
         snap = self._snapshot
         key = tuple(sorted(self.sim.players.items()))
         roster = encode_server(self.roster()) if key != self._roster_key else None
@@ -326,7 +326,13 @@ class Playback:
             if v.sent_tick == snap.tick and not v.lost:
                 continue  # paused, or slower than 1x: nothing new for it
             # Its session keeps its acks (and forgets them at a resync or a seek): the base it holds, if any.
-            client.send(finish_update(encoder.prefix(encoder.base_for(v.session.acked)), 0))
+            session = v.session
+            base = encoder.choose(session.holds, session.last_keyframe, first=v.lost or v.sent_tick is None)
+            if base == NO_UPDATE:
+                continue
+            frame = finish_update(encoder.prefix(base), 0)
+            client.send(frame)
+            session.sent_update(snap.tick, len(frame), now, base is None)
             v.sent_tick = snap.tick
             v.lost = False
             self.updates_sent += 1

@@ -215,3 +215,103 @@ def test_a_viewer_may_send_thirty_controls_a_second_with_its_acks_and_pings_unti
             assert now > 7  # the burst of 240 lasted 240 / 30 = 8 s
             return
     raise AssertionError("never limited")
+
+
+# -- answers, allowance and what the client has read ---------------------------------------------
+
+
+def playing(rate: float = 60.0, **kw: Any) -> ServerSession:
+    s = ServerSession(SPEC.inputs, rate=rate, burst=2 * rate, **kw)
+    s.receive(hello(), 0.0, 0)
+    return s
+
+
+def test_each_update_sent_pays_for_one_answer_so_a_stalled_client_may_answer_its_whole_backlog_at_once() -> None:
+    s = playing()
+    for tick in range(1, 601):  # 20 s of updates the client did not read
+        s.sent_update(tick, 100, tick / 30)
+    for tick in range(1, 601):  # then one input per update, all in the same instant
+        s.receive(encode_client(Input(tick, (1, 0), ack=tick)), 20.0, 600)
+    assert s.acked == 600
+
+
+def test_answers_beyond_the_updates_sent_come_out_of_the_allowance() -> None:
+    s = playing(rate=10)  # bursts of 20; the hello took one
+    for tick in range(1, 6):
+        s.sent_update(tick, 100, 0.0)
+    for seq in range(1, 25):  # 5 answers paid by updates, 19 by the allowance
+        s.receive(encode_client(Input(seq, (0, 0))), 0.0, 5)
+    with pytest.raises(PolicyViolation, match="more than 10 messages per second") as info:
+        s.receive(encode_client(Input(25, (0, 0))), 0.0, 5)
+    assert info.value.code == 1008
+
+
+def test_pings_never_use_the_answers_an_update_paid_for() -> None:
+    s = playing(rate=10)
+    for tick in range(1, 101):
+        s.sent_update(tick, 100, 0.0)
+    for _ in range(19):
+        s.receive(encode_client(Ping(1)), 0.0, 100)
+    with pytest.raises(PolicyViolation, match="messages per second"):
+        s.receive(encode_client(Ping(1)), 0.0, 100)
+
+
+def test_unanswered_updates_are_remembered_up_to_max_credit() -> None:
+    s = playing(rate=10, max_credit=50)
+    for tick in range(1, 1001):
+        s.sent_update(tick, 100, 0.0)
+    for seq in range(1, 70):  # 50 answers owed, 19 from the burst
+        s.receive(encode_client(Ack(seq)), 0.0, 1000)
+    with pytest.raises(PolicyViolation):
+        s.receive(encode_client(Ack(70)), 0.0, 1000)
+
+
+def test_a_client_holds_every_tick_it_was_sent_up_to_its_ack_and_nothing_it_was_not_sent() -> None:
+    s = playing()
+    for tick in (1, 2, 3, 5, 8, 9):  # 4, 6 and 7 were not sent to it
+        s.sent_update(tick, 100, 0.0)
+    s.receive(encode_client(Ack(8)), 0.0, 9)
+    assert [t for t in range(1, 10) if s.holds(t)] == [1, 2, 3, 5, 8]  # 9: not acknowledged yet
+
+
+def test_a_resync_forgets_what_the_client_held_and_only_later_ticks_count_again() -> None:
+    s = playing()
+    for tick in range(1, 6):
+        s.sent_update(tick, 100, 0.0)
+    s.receive(encode_client(Ack(2)), 0.0, 5)
+    s.receive(encode_client(Resync()), 0.0, 5)
+    assert not any(s.holds(t) for t in range(1, 6))
+    s.sent_update(6, 100, 0.0)
+    s.receive(encode_client(Ack(6)), 0.0, 6)
+    assert [t for t in range(1, 7) if s.holds(t)] == [6]  # 3 to 5 came before the resync: their states are gone
+
+
+def test_unacked_bytes_count_what_was_sent_after_the_newest_ack() -> None:
+    s = playing()
+    for tick in range(1, 11):
+        s.sent_update(tick, 100 * tick, 0.0)
+    assert s.unacked_bytes == 5500
+    s.receive(encode_client(Ack(7)), 0.0, 10)
+    assert s.unacked_bytes == 800 + 900 + 1000
+
+
+def test_acks_are_overdue_when_updates_wait_and_no_ack_advances_for_the_timeout() -> None:
+    s = playing()
+    assert not s.ack_overdue(100.0, 5.0)  # nothing sent: nothing to acknowledge
+    s.sent_update(1, 100, 10.0)
+    s.sent_update(2, 100, 12.0)
+    assert not s.ack_overdue(15.0, 5.0) and s.ack_overdue(15.5, 5.0)  # since the first unacknowledged one
+    s.receive(encode_client(Ack(1)), 15.5, 2)  # progress restarts the clock
+    assert not s.ack_overdue(20.0, 5.0) and s.ack_overdue(20.6, 5.0)
+    s.receive(encode_client(Ack(2)), 21.0, 2)  # all acknowledged
+    assert not s.ack_overdue(99.0, 5.0)
+
+
+def test_the_last_keyframe_is_forgotten_once_it_or_a_later_tick_is_acknowledged() -> None:
+    s = playing()
+    s.sent_update(4, 100, 0.0, keyframe=True)
+    s.sent_update(5, 100, 0.0)
+    s.receive(encode_client(Ack(3)), 0.0, 5)  # an older ack still in flight
+    assert s.last_keyframe == 4
+    s.receive(encode_client(Ack(4)), 0.0, 5)
+    assert s.last_keyframe is None

@@ -72,8 +72,8 @@ def test_only_the_newest_input_per_tick_is_applied_and_acknowledged() -> None:
     member, client = join(match)
     match.tick(0.0)
     x0 = match.player_states()[0]["x"]
-    send(match, member, Input(1, (-1, 0)))
-    send(match, member, Input(2, (1, 0)))
+    send(match, member, Input(1, (-1, 0), ack=1))
+    send(match, member, Input(2, (1, 0), ack=1))
     match.tick(0.0)
     assert match.player_states()[0]["x"] == min(x0 + 40, 32000)
     assert client.updates()[-1].ack == 2
@@ -110,14 +110,16 @@ def test_updates_are_deltas_against_the_acknowledged_tick_and_shared_between_cli
     assert strip(ca.frames[-1]) == strip(cb.frames[-1]) and ca.frames[-1] == cb.frames[-1]
 
 
-def test_a_client_whose_ack_fell_out_of_the_history_gets_a_keyframe() -> None:
+def test_a_client_whose_bases_fell_out_of_the_history_gets_a_keyframe_on_the_next_grid_tick() -> None:
     match = new_match(history=4)
     member, client = join(match)
     match.tick(0.0)
     send(match, member, Ack(1))
     for _ in range(6):
         match.tick(0.0)
-    assert client.updates()[-1].base is None
+    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (2, 1), (3, 1)]  # then nothing it can use
+    match.tick(0.0)
+    assert client.updates()[-1].tick == 8 and client.updates()[-1].base is None
 
 
 def test_mirrors_built_from_the_updates_match_the_server_every_tick() -> None:
@@ -128,6 +130,7 @@ def test_mirrors_built_from_the_updates_match_the_server_every_tick() -> None:
         match.tick(0.0)
         for i, (member, client) in enumerate(players):
             upd = client.updates()[-1]
+            send(match, member, Ack(upd.tick))
             base = None if upd.base is None else mirrors[i][upd.base]
             state = apply_body(match.schema, base, upd.tick, upd.body)
             assert state.checksum == upd.checksum == match.snapshot.checksum
@@ -221,30 +224,82 @@ def test_a_resumed_player_counts_its_inputs_again_from_the_new_connection() -> N
     match = new_match(hold_s=5.0)
     member, client = join(match)
     match.tick(0.0)
-    send(match, member, Input(40, (1, 0)))
+    send(match, member, Input(40, (1, 0), ack=1))
     match.tick(0.5)
     assert client.updates()[-1].ack == 40
     match.disconnect(member, client, now=1.0)
     again, client2 = join(match, "ann", token="token0")
     match.tick(1.5)
     assert client2.updates()[-1].ack == 0
-    send(match, again, Input(1, (0, 1)))
+    send(match, again, Input(1, (0, 1), ack=match.tick_count))
     match.tick(1.6)
     assert client2.updates()[-1].ack == 1
 
 
 @pytest.mark.parametrize("tick_rate", [30, 60, 150, 240])
-def test_a_client_sending_an_input_and_an_ack_every_tick_plus_pings_stays_under_the_default_rate_limit(tick_rate: int) -> None:
+def test_a_client_answering_every_update_with_an_input_plus_pings_and_stall_inputs_stays_under_the_default_rate_limit(
+        tick_rate: int) -> None:
     match = new_match(tick_rate=tick_rate)
     member, _ = join(match)
-    match.tick(0.0)
     dt = 1.0 / tick_rate
     for i in range(tick_rate * 10):  # ten seconds: past any burst
         now = i * dt
-        send(match, member, Input(i + 1, (1, 0)), now)
-        send(match, member, Ack(1), now)  # a spectator's ack per update, on top
+        match.tick(now)
+        send(match, member, Input(2 * i + 1, (1, 0), ack=match.tick_count), now)
+        send(match, member, Input(2 * i + 2, (1, 0), ack=match.tick_count), now)  # and one a tick on a timer, on top
         if i % tick_rate == 0:
             send(match, member, Ping(i), now)
+
+
+def test_a_client_that_stalled_20_s_may_answer_every_update_that_waited_at_once() -> None:
+    match = new_match()
+    member, client = join(match)
+    for i in range(600):
+        match.tick(i / 30)
+    ticks = [u.tick for u in client.updates()]
+    for seq, tick in enumerate(ticks, 1):  # all in one instant: 600 inputs where the allowance is 60 a second
+        send(match, member, Input(seq, (1, 0), ack=tick), 20.0)
+    assert member.session.acked == ticks[-1]
+
+
+def test_a_tick_encodes_at_most_four_deltas_and_one_keyframe_whatever_32_clients_acknowledge() -> None:
+    match = new_match()
+    clients = [join(match, f"p{i}") for i in range(32)]
+    for _ in range(40):
+        match.tick(0.0)
+        for lag, (member, client) in enumerate(clients):
+            got = [u.tick for u in client.updates()]
+            if got:  # each acknowledges a tick it holds, a different number of ticks late
+                send(match, member, Ack(got[max(0, len(got) - 1 - lag)]))
+        assert match.encoder.encodes <= 5
+    bases = {u.base for _, c in clients for u in c.updates()[-1:]}
+    assert len(bases) > 1
+
+
+def test_a_client_lagging_ten_ticks_gets_a_delta_every_tick_from_an_anchor_it_holds() -> None:
+    match = new_match()
+    member, client = join(match)
+    mirror: dict[int, Any] = {}
+    for step in range(1, 120):
+        match.tick(0.0)
+        for upd in client.updates():
+            state = apply_body(match.schema, None if upd.base is None else mirror[upd.base], upd.tick, upd.body)
+            assert state.checksum == upd.checksum
+            mirror[upd.tick] = state
+        client.frames.clear()
+        if step > 10:
+            send(match, member, Ack(max(t for t in mirror if t <= step - 10)))
+    ticks = sorted(mirror)
+    assert ticks[-40:] == list(range(ticks[-1] - 39, ticks[-1] + 1))  # one update a tick in steady state
+    assert max(ticks[-1] - b for b in (match.encoder.bases)) <= 20
+
+
+def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every_32_ticks_on_the_grid() -> None:
+    match = new_match()
+    member, client = join(match)
+    for _ in range(100):
+        match.tick(0.0)
+    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (40, None), (72, None)]
 
 
 def test_max_msg_rate_sets_the_sustained_rate_and_a_burst_of_twice_that() -> None:

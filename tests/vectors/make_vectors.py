@@ -119,6 +119,8 @@ class FakeConnection:
         self.seen = 0
         #: (tick, frame bytes) of every update received, in order.
         self.updates: list[tuple[int, bytes]] = []
+        #: The newest tick received, as of each call of ``collect``.
+        self.newest: list[int | None] = []
 
     def deliver(self, data: bytes, now: float) -> None:
         msg = self.session.receive(data, now, self.match.tick_count)
@@ -141,7 +143,13 @@ class FakeConnection:
                 self.updates.append((obj["tick"], data))
                 ticks.append(obj["tick"])
         self.seen = len(self.client.frames)
+        self.newest.append(self.updates[-1][0] if self.updates else None)
         return ticks
+
+    def late(self, steps: int) -> int | None:
+        """The newest tick this client held ``steps`` calls of ``collect`` ago (None: none yet): what it
+        acknowledges when its acks take that long to arrive."""
+        return self.newest[max(0, len(self.newest) - 1 - steps)]
 
     def disconnect(self, now: float) -> None:
         self.match.disconnect(self.member, self.client, now)
@@ -187,14 +195,15 @@ def drift_sequences() -> list[dict[str, Any]]:
         match.tick(now)
         snaps[match.tick_count] = match.snapshot
         got = alice.collect()
-        watcher_got = watcher.collect()
+        watcher.collect()
         if got:
             dx, dy = dirs[(step // 7) % len(dirs)]
             alice.send_input([dx, dy], got[-1], now + dt / 2)
-        # The spectator acknowledges late: 3 ticks behind, and not at all for ticks 40..74
-        # (its base falls out of the server's 32-tick ring: a keyframe).
-        if watcher_got and not 40 <= step < 75 and step % 2 == 0:
-            watcher.send_ack(max(1, watcher_got[-1] - 3), now + dt / 2)
+        # The spectator acknowledges late: what it had 3 ticks before, every other tick, and not at all for
+        # ticks 40..74 (its bases fall out of the server's 32-tick ring: a keyframe on the next grid tick).
+        late = watcher.late(3)
+        if late is not None and not 40 <= step < 75 and step % 2 == 0:
+            watcher.send_ack(late, now + dt / 2)
     return [sequence_from("drift/player", match, alice, snaps), sequence_from("drift/spectator", match, watcher, snaps)]
 
 
@@ -248,14 +257,14 @@ def arena_sequences() -> list[dict[str, Any]]:
                 move = [int(np.sign(ddx)), int(np.sign(ddy))] if far else [0, 0]
                 me.send_input(move + [_angle(ddx, ddy), 1], got[-1], now + dt / 2)
         if p3 is not None:
-            got = p3.collect()
-            if got:
+            p3.collect()
+            ack = p3.late(step % 3)
+            if ack is not None:
                 me3 = pos(p3.member.entity) or (0, 0)
                 pellets = np.flatnonzero(cols["kind"] == 3)
                 d2 = (cols["x"][pellets].astype(np.int64) - me3[0]) ** 2 + (cols["y"][pellets].astype(np.int64) - me3[1]) ** 2
                 j = pellets[int(np.argmin(d2))]
                 move = [int(np.sign(int(cols["x"][j]) - me3[0])), int(np.sign(int(cols["y"][j]) - me3[1]))]
-                ack = max(1, got[-1] - step % 3)
                 p3.send_input([*move, (step * 5) & 0xFF, 1 if step % 10 == 0 else 0], ack, now + dt / 2)
     assert p3 is not None
     return [sequence_from("arena/late-joiner", match, p3, snaps)]

@@ -1,0 +1,94 @@
+"""Snapshot history and update encoding: a bounded set of bases per tick, keyframes on the grid, carried predictions."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from game.drift import DriftRuleset
+from game.rules import InputBatch
+from server.protocol.codec import encode_update_prefix
+from server.protocol.delta import Snapshot, WireSchema, encode_body
+from server.protocol.history import (
+    ANCHORS,
+    KEYFRAME_GAP,
+    NO_UPDATE,
+    RECENT,
+    SNAP,
+    SnapshotHistory,
+    UpdateEncoder,
+    delta_bases,
+)
+
+
+def test_an_update_may_start_from_the_two_ticks_before_it_or_the_two_newest_grid_ticks_before_those() -> None:
+    ticks = list(range(40, 0, -1))  # newest first, as a history gives them
+    assert delta_bases(ticks, 41) == (40, 39, 32, 24)
+    assert delta_bases(ticks, 35) == (34, 33, 32, 24)
+    assert delta_bases(ticks, 34) == (33, 32, 24, 16)  # 32 is a recent tick here, not an anchor
+    assert len(delta_bases(ticks, 41)) == RECENT + ANCHORS
+
+
+def test_a_feed_whose_ticks_skip_has_fewer_anchors_or_none() -> None:
+    assert delta_bases([99, 96, 93, 90, 87, 84, 81, 78, 75, 72], 102) == (99, 96, 72)  # a playback at speed 3
+    assert delta_bases([15, 13, 11, 9, 7], 17) == (15, 13)
+
+
+def encoder_at(tick: int, grid: bool = True) -> UpdateEncoder:
+    schema = WireSchema.from_spec(DriftRuleset().spec)
+    history = SnapshotHistory()
+    for t in range(max(0, tick - 31), tick + 1):
+        history.add(Snapshot.empty(schema, t))
+    enc = UpdateEncoder(schema, history, grid=grid)
+    enc.begin(history.get(tick) or Snapshot.empty(schema, tick), [])
+    return enc
+
+
+def test_a_client_gets_a_delta_from_the_newest_allowed_base_it_holds() -> None:
+    enc = encoder_at(45)  # bases 44, 43, 40, 32
+    assert enc.choose({44, 43, 42}.__contains__, None) == 44
+    assert enc.choose(set(range(30, 42)).__contains__, None) == 40  # lags 4 ticks: the anchor
+    assert enc.choose({20, 32, 33}.__contains__, None) == 32  # lags 12 ticks: the older anchor
+    assert enc.choose({33, 34, 35}.__contains__, None) == NO_UPDATE  # no allowed base, and 45 is off the grid
+
+
+@pytest.mark.parametrize("tick, last_keyframe, first, expected", [
+    (45, None, True, None),  # a first update: a keyframe at once
+    (45, None, False, NO_UPDATE),  # otherwise only on a grid tick
+    (48, None, False, None),
+    (48, 40, False, NO_UPDATE),  # its last keyframe is unacknowledged: KEYFRAME_GAP ticks later at the earliest
+    (48, 48 - KEYFRAME_GAP, False, None),
+])
+def test_a_client_that_holds_no_base_gets_a_keyframe_only_when_the_rules_say(
+        tick: int, last_keyframe: int | None, first: bool, expected: int | None) -> None:
+    enc = encoder_at(tick)
+    assert enc.choose(set().__contains__, last_keyframe, first) == expected
+
+
+def test_without_the_grid_a_keyframe_goes_whenever_the_gap_allows() -> None:
+    enc = encoder_at(45, grid=False)
+    assert enc.choose(set().__contains__, None) is None
+    assert enc.choose(set().__contains__, 40) == NO_UPDATE
+
+
+def test_carrying_a_base_prediction_from_tick_to_tick_encodes_the_very_same_bytes() -> None:
+    rules = DriftRuleset()
+    world = rules.create(5, {"npcs": 300})
+    for p in range(1, 4):
+        rules.join(world, p)
+    schema = WireSchema.from_spec(rules.spec)
+    history = SnapshotHistory()
+    carried = UpdateEncoder(schema, history)
+    rng = random.Random(1)
+    for _ in range(120):
+        inputs = InputBatch(np.array([1, 2, 3], np.int32), np.array([[rng.randint(-1, 1), rng.randint(-1, 1)]] * 3, np.int16))
+        rules.step(world, inputs)
+        cur = Snapshot.capture(world)
+        history.add(cur)
+        carried.begin(cur, [])
+        for base in carried.bases:
+            fresh = encode_update_prefix(cur.tick, base, encode_body(schema, history.get(base), cur), cur.checksum, [])
+            assert carried.prefix(base) == fresh
+    assert carried.encodes <= RECENT + ANCHORS
