@@ -31,16 +31,15 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from attrs import frozen
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
-from tools.cli import Parser, run_or_exit
+from tools.cli import Parser, number, run_or_exit
 from tools.loadgen import LoadGen, LoadGenError, window_stats
 from tools.progress import Bar
 
@@ -516,43 +515,25 @@ def print_table(o: dict[str, Any]) -> None:
               "the figures are not reliable")
 
 
-Number = TypeVar("Number", int, float)
-
-
-def _number(kind: type[Number], lo: float, what: str) -> Callable[[str], Number]:
-    """An argparse type: ``kind(text)``, at least ``lo`` (``what`` says so in the error)."""
-
-    def parse(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"{text!r} must be {what}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     can_pin = len(os.sched_getaffinity(0)) >= 2
     p = Parser(prog="python -m tools.bench", description="The standard benchmark against the real server: the drift "
                "workload defined in WORKLOAD.md (this repository), figures in BENCHMARKS.md.")
-    p.add_argument("--npcs", type=_number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
-    p.add_argument("--players", type=_number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
-    p.add_argument("--duration", type=_number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
+    p.add_argument("--npcs", type=number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
+    p.add_argument("--players", type=number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
+    p.add_argument("--duration", type=number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
                    help="measured time (default 15)")
-    p.add_argument("--warmup", type=_number(float, 0, "at least 0"), default=5.0, metavar="SECONDS",
+    p.add_argument("--warmup", type=number(float, 0, "at least 0"), default=5.0, metavar="SECONDS",
                    help="time between the last join and the measurement (default 5)")
     p.add_argument("--variant", choices=["full", "interest"], default="full", help="what each client receives (default full)")
     p.add_argument("--ceiling", action="store_true", help="also measure tools.ceiling with the same clients and frame size")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
                    help=f"server on one CPU, load generator on another (default {'on' if can_pin else 'off'}: "
                         f"{len(os.sched_getaffinity(0))} CPUs)")
-    p.add_argument("--verify", type=_number(int, 0, "at least 0"), default=2, metavar="N",
+    p.add_argument("--verify", type=number(int, 0, "at least 0"), default=2, metavar="N",
                    help="clients that decode and verify every update (default 2)")
-    p.add_argument("--procs", type=_number(int, 1, "at least 1"), default=1, metavar="K", help="load generator processes (default 1)")
-    p.add_argument("--connect-rate", type=_number(float, 1, "at least 1"), default=500.0, metavar="PER_S",
+    p.add_argument("--procs", type=number(int, 1, "at least 1"), default=1, metavar="K", help="load generator processes (default 1)")
+    p.add_argument("--connect-rate", type=number(float, 1, "at least 1"), default=500.0, metavar="PER_S",
                    help="client connections per second (default 500)")
     p.add_argument("--seed", type=seed_int, default=1, help="match and random-walk seed, 0 to 2**63-1 (default 1)")
     p.add_argument("--record", action="store_true", help="let the server record its replay (default: --no-record)")

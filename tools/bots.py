@@ -28,7 +28,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from server.cli import positive, seed_int
 from tools import brains
-from tools.cli import Parser
+from tools.cli import Parser, number
 from server.rooms.errors import MatchmakeError
 from tools.client import MATCHMAKE_MODES, GameClient, NoMatchmakeAnswer, Seat, ServerClosed, matchmake
 
@@ -237,9 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="how long they play (default 10)")
     p.add_argument("--name", default="bot", help="name prefix; bots are named PREFIX1, PREFIX2... (default bot)")
     p.add_argument("--seed", type=seed_int, default=1, help="seed of the bots' decisions, 0 to 2**63-1 (default 1)")
-    p.add_argument("--verify", type=int, default=None, metavar="N",
+    p.add_argument("--verify", type=number(int, 0), default=None, metavar="N",
                    help="only the first N bots decode and verify every update; the rest just acknowledge (default: all)")
-    p.add_argument("--connect-rate", type=float, default=200.0, metavar="PER_S", help="bots connecting per second (default 200; 0: all at once)")
+    p.add_argument("--connect-rate", type=number(float, 0), default=200.0, metavar="PER_S", help="bots connecting per second (default 200; 0: all at once)")
     p.add_argument("--ping-interval", type=positive(float), default=1.0, metavar="SECONDS", help="RTT probe period per bot (default 1)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     return p

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +26,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from game.rules import RULESET_NAMES
+from tools.cli import Parser, number
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
@@ -103,19 +107,21 @@ def measure(port: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.browser_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--ruleset", default="drift", help="ruleset of the server (default drift)")
-    p.add_argument("--npcs", type=int, default=2000, help="NPCs in the match, all on screen (default 2000)")
-    p.add_argument("--seconds", type=float, default=5.0, help="measuring time (default 5)")
-    p.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring (default 1)")
+    p = Parser(prog="python -m tools.browser_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--ruleset", choices=RULESET_NAMES, default="drift", help="ruleset of the server (default drift)")
+    p.add_argument("--npcs", type=number(int, 0), default=2000, help="NPCs in the match, all on screen (default 2000)")
+    p.add_argument("--seconds", type=number(float, 0.1), default=5.0, help="measuring time (default 5)")
+    p.add_argument("--warmup", type=number(float, 0), default=1.0, help="seconds before measuring (default 1)")
     p.add_argument("--view", choices=["arena", "player"], default="arena",
                    help="arena: a spectator seeing the whole arena (default); player: playing, the camera on the player")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--dpr", type=float, default=1.0, help="device pixel ratio (default 1)")
+    p.add_argument("--width", type=number(int, 100), default=1280, help="viewport width, CSS pixels (default 1280)")
+    p.add_argument("--height", type=number(int, 100), default=720, help="viewport height, CSS pixels (default 720)")
+    p.add_argument("--dpr", type=number(float, 0.25), default=1.0, help="device pixel ratio (default 1)")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="browser binary (default Debian's /usr/bin/chromium)")
     p.add_argument("--screenshot", default=None, metavar="PNG", help="save a screenshot at the end")
     args = p.parse_args(argv)
+    if shutil.which(args.chromium) is None:
+        p.error(f"--chromium {args.chromium}: no such browser (install Debian's chromium, or name one)")
     proc, port = start_server(args.ruleset, args.npcs)
     try:
         result = measure(port, args)

@@ -46,6 +46,7 @@ from server.replay import resim
 from server.replay.format import BadReplay, Replay
 from server.replay.listing import ReplayLibrary, read_replay
 from server.rulesets import load_ruleset
+from tools.cli import Parser
 from tools.progress import Bar
 
 PROG = "python -m tools.replay"
@@ -275,7 +276,7 @@ def play(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Inspect, verify and play recorded matches (REPLAY.md).")
+    p = Parser(prog=PROG, description="Inspect, verify and play recorded matches (REPLAY.md).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     i = sub.add_parser("info", help="format version, header, duration, players, final scores, checkpoints, size")
     i.add_argument("file", type=Path)

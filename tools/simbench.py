@@ -9,7 +9,6 @@ is what to compare across machines; the milliseconds are this machine's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,6 +20,8 @@ import numpy as np
 from game.motion import step_axis
 from game.rules import RULESET_NAMES, InputBatch, get_ruleset
 from game.world import PlayerId
+from server.cli import seed_int
+from tools.cli import Parser, number
 
 
 def _time(fn: Callable[[], object], reps: int) -> list[float]:
@@ -68,17 +69,15 @@ def measure(ruleset_name: str, npcs: int, players: int, steps: int, warmup: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.simbench", description="Time ruleset.step (no network) against a bare motion pass.")
+    p = Parser(prog="python -m tools.simbench", description="Time ruleset.step (no network) against a bare motion pass.")
     p.add_argument("--ruleset", action="append", choices=RULESET_NAMES, help="ruleset(s) to time (default: all)")
-    p.add_argument("--npcs", type=int, action="append", help="NPC counts (default: 10000 and 100000)")
-    p.add_argument("--players", type=int, default=20, help="players with random inputs (default 20)")
-    p.add_argument("--steps", type=int, default=60, help="timed steps per case (default 60)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
-    p.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
+    p.add_argument("--npcs", type=number(int, 0), action="append", help="NPC counts (default: 10000 and 100000)")
+    p.add_argument("--players", type=number(int, 0), default=20, help="players with random inputs (default 20)")
+    p.add_argument("--steps", type=number(int, 1), default=60, help="timed steps per case (default 60)")
+    p.add_argument("--warmup", type=number(int, 0), default=20, help="untimed steps first (default 20)")
+    p.add_argument("--seed", type=seed_int, default=1, help="world seed, 0 to 2**63-1 (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per case instead of a table")
     args = p.parse_args(argv)
-    if args.steps <= 0 or args.warmup < 0 or args.players < 0:
-        p.error("--steps must be positive; --warmup and --players not negative")
     rows = [measure(r, e, args.players, args.steps, args.warmup, args.seed)
             for r in (args.ruleset or list(RULESET_NAMES)) for e in (args.npcs or [10_000, 100_000])]
     if args.json:
