@@ -324,6 +324,7 @@ class Host:
         server.add_route("POST", "/api/matchmake", self.api_matchmake)
         server.add_route("GET", "/api/matches", self.api_matches)
         server.add_route("GET", "/api/rulesets", self.api_rulesets)
+        server.metrics.add_counters("rooms", self.stats)
 
     # -- readiness -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ descriptors) come from the library's ``ProcessCollector``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from attrs import define
@@ -153,6 +153,8 @@ class ServerMetrics:
         self._recorders: dict[int, list[Recorder]] = {}
         #: WebSocket connections gone, by (close code label, who closed: server or client).
         self.disconnects: Counter[tuple[str, str]] = Counter()
+        #: Other layers' counters, read at scrape time: ``tickserver_<prefix>_<key>_total`` (``add_counters``).
+        self.counters: dict[str, Mapping[str, int]] = {}
         self.registry.register(_Collector(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -187,6 +189,10 @@ class ServerMetrics:
         counts.ended += 1
         match.timings = None
         self._closing += [(ruleset, r) for r in self._recorders.pop(id(match), [])]
+
+    def add_counters(self, prefix: str, counts: Mapping[str, int]) -> None:
+        """Export ``counts`` (a mapping the caller keeps counting in) as ``tickserver_<prefix>_<key>_total``."""
+        self.counters[prefix] = counts
 
     def disconnect(self, code: int | None, by: str) -> None:
         """A WebSocket connection is gone: ``code`` the close code (ours when ``by`` is ``server``)."""
@@ -273,3 +279,6 @@ class _Collector(Collector):
         for key, value in server.stats.items():
             yield CounterMetricFamily(f"tickserver_{key}", STAT_HELP.get(key, f"{key.replace('_', ' ')} (server counter)"),
                                       value=value)
+        for prefix, more in m.counters.items():
+            for key, value in more.items():
+                yield CounterMetricFamily(f"tickserver_{prefix}_{key}", f"{prefix}: {key.replace('_', ' ')}", value=value)
