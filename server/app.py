@@ -274,6 +274,9 @@ class Connection(asyncio.Protocol):
         #: Whether we started the close.
         self.closing = False
         self.slow = SlowReader(config.max_buffer, config.slow_timeout_s, server.stats)
+        #: How long the peer has to do its part of a close before the connection is dropped (``close_timeout_s``;
+        #: longer for a client told where its match moved: it must get to read that first).
+        self.close_timeout = config.close_timeout_s
         #: The server's traffic counters (``/metrics``).
         self.traffic = server.traffic
         #: The close code we closed with (or the library did, for the peer's fault), once we did.
@@ -793,13 +796,13 @@ class Connection(asyncio.Protocol):
             self._expect_close()
 
     def _expect_close(self) -> None:
-        """The protocol expects the TCP connection to close: give the peer ``close_timeout_s`` to do its part."""
+        """The protocol expects the TCP connection to close: give the peer ``close_timeout`` to do its part."""
         if self._closer is None:
             self._set_deadline(None, None)
             if self._keepalive is not None:
                 self._keepalive.cancel()
                 self._keepalive = None
-            self._closer = self.loop.call_later(self.config.close_timeout_s, self.transport.abort)
+            self._closer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
     def _set_deadline(self, seconds: float | None, callback: Callable[[], None] | None) -> None:
         if self._deadline is not None:

@@ -267,6 +267,7 @@ class GameClient:
         self._moved_to: str | None = None
         self._moving_since: float | None = None
         self._leaving = False
+        self._closing_old: asyncio.Future[None] | None = None
         #: A resync was sent and its keyframe has not come yet.
         self._resync_sent = False
 
@@ -321,6 +322,8 @@ class GameClient:
                 try:
                     async for data in self.ws:
                         self._handle(data)
+                        if self._moved_to is not None:
+                            break  # follow at once; the old connection closes on its own (1012)
                 except ConnectionClosed:
                     pass
                 target, self._moved_to = self._moved_to, None
@@ -336,12 +339,15 @@ class GameClient:
         self.stats.moves += 1
         self.url = url
         extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
+        old = self.ws
         try:
             ws = await connect(url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             self.stats.errors.append(f"could not follow the match to {url}: {exc}")
             return False
         self.ws = ws
+        if old is not None:
+            self._closing_old = asyncio.ensure_future(old.wait_closed())  # the server closes it (1012)
         try:
             await ws.send(encode_client(self.hello()))
         except ConnectionClosed:

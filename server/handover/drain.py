@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 from websockets.http11 import Response
 
 from game.errors import GameError
+from server.app import Connection
 from server.handover.format import Accepted, BadHandover, Message, Offer, Refused, decode, encode
 from server.handover.transfer import capture, restore
 from server.match import Match
@@ -121,6 +122,8 @@ class Drainer:
         self._exit = False
         self._drain: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
+        #: Connections told where their match moved, until they are closed.
+        self._told: set[Connection] = set()
 
     def install(self) -> None:
         """Serve ``POST /api/admin/drain``."""
@@ -179,11 +182,11 @@ class Drainer:
         host.expecting.add(mid)
         try:
             try:
-                await host.directory.move_match(mid, host.node_id, now=host.clock())
+                info = await host.directory.move_match(mid, host.node_id, now=host.clock())
             except UnknownMatch:  # the sender's listing went (its node expired): list it here
-                await host.directory.add_match(mid, host.node_id, match.ruleset.spec.name, room.labels,
-                                               match.max_players, now=host.clock(), players=match.player_count(),
-                                               room=room.to_json())
+                info = await host.directory.add_match(mid, host.node_id, match.ruleset.spec.name, room.labels,
+                                                      match.max_players, now=host.clock(),
+                                                      players=match.player_count(), room=room.to_json())
             if host.clock() > offer.expires + self.grace / 2:
                 await self._give_back(offer)
                 await self._refuse(offer, "the directory took too long: the offer lapsed")
@@ -201,7 +204,7 @@ class Drainer:
         finally:
             host.expecting.discard(mid)
         self.stats["handovers_received"] += 1
-        url = f"{host.url}/ws/{mid}"
+        url = info.url
         replay = recorder.path.name if recorder is not None and recorder.path is not None else None
         log.info("match %s handed over from node %s at tick %d (state_hash %s): %d players held for %g s%s",
                  mid, offer.sender, state.tick, state.hash, len(state.players), match.hold_s,
@@ -324,9 +327,15 @@ class Drainer:
         host = self.host
         moved, reason = encode_server(Moved(url)), f"moved to {url}"
         for member in list(match.members.values()):
-            if member.client is not None:
-                member.client.send(moved)
-                member.client.close(CLOSE_SERVICE_RESTART, reason)
+            client = member.client
+            if client is not None:
+                client.send(moved)
+                if isinstance(client, Connection):
+                    # A client behind on its reading must still find where to go: no drop after the usual
+                    # close time-out, and a draining node waits for it before it exits (``drain``).
+                    client.close_timeout = max(client.close_timeout, self.deadline_s)
+                    self._told.add(client)
+                client.close(CLOSE_SERVICE_RESTART, reason)
         recorder = host.release(mid)
         host.server.remove_feed(mid, f"the match moved to {url}")
         if recorder is not None:
@@ -390,6 +399,10 @@ class Drainer:
         await self._end_empty()
         for mid in list(host.matches):
             await self._end(mid, "the server is shutting down")
+        told = [conn.lost for conn in self._told if not conn.lost.done()]
+        if told:  # each has read where to go (and closed) before this node goes, or the deadline passed
+            await asyncio.wait(told, timeout=max(0.0, deadline - time.monotonic()))
+        self._told.clear()
         log.info("drained (%s): %d matches moved, %d hand-overs failed, %d matches ended", why,
                  self.stats["handovers_sent"] - self.stats["handovers_failed"], self.stats["handovers_failed"],
                  self.stats["matches_ended_by_drain"])
