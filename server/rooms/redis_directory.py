@@ -49,7 +49,9 @@ tombstone_s + 60`` s), so nothing is left behind.
 a pooled connection, the answer) and never retried by the client (a
 retried ``take`` would answer *taken* to the player who took it): an
 unreachable or silent Redis raises ``DirectoryUnavailable`` naming the URL
-(without its password) and the cause. The directory keeps no state of its
+(without its password) and the cause; a lost connection drops every idle
+pooled one (they died with it), so no call fails on one once Redis is back.
+The directory keeps no state of its
 own, so when Redis comes back (empty, after a restart) a node's next
 heartbeat answers False and the node lists its matches again.
 """
@@ -70,6 +72,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -259,6 +262,10 @@ class RedisDirectory:
         except (TimeoutError, RedisTimeout):  # ours or the socket's (the same time-out: whichever came first)
             raise DirectoryUnavailable(self.backend, f"no answer within {self.timeout:g} s") from None
         except (RedisError, OSError) as exc:
+            if isinstance(exc, (RedisConnectionError, OSError)):
+                # Redis went away: every idle pooled connection is dead too. Dropped now, each reconnects when
+                # next used, instead of failing one call each once Redis is back (nothing is retried).
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
             raise DirectoryUnavailable(self.backend, _cause(exc)) from exc
 
     def _match_reply(self, reply: list[Any], match_id: MatchId, node_id: NodeId | None = None) -> MatchInfo:

@@ -192,6 +192,23 @@ def test_after_redis_restarts_empty_a_heartbeat_says_so_and_everything_works_aga
     asyncio.run(scenario())
 
 
+def test_after_redis_restarts_concurrent_calls_do_not_fail_on_the_connections_it_closed(own_redis: RedisServer) -> None:
+    async def scenario() -> None:
+        d = RedisDirectory(own_redis.url, node_ttl=1e9, timeout=2.0)
+        try:
+            # Twenty calls at once: twenty pooled connections, idle once answered.
+            await asyncio.gather(*(d.heartbeat(NodeId(f"n{i}"), URL, 0, now=0.0) for i in range(20)))
+            own_redis.stop()
+            with pytest.raises(DirectoryUnavailable):
+                await d.nodes(now=1.0)
+            own_redis.start()
+            assert await asyncio.gather(*(d.nodes(now=2.0) for _ in range(20))) == [[]] * 20
+        finally:
+            await d.aclose()
+
+    asyncio.run(scenario())
+
+
 # -- garbage collection -----------------------------------------------------------------------
 
 
