@@ -19,7 +19,7 @@ from server.app import serve
 from server.cli import name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.handover.drain import DRAIN_DEADLINE_S, Drainer
-from server.host import Host, RoomsConfig, public_url
+from server.host import REDIS_NODE_TTL, Host, RoomsConfig, public_url
 from server.rooms import InvalidRoomType, MatchId
 from server.workers import Supervisor, WorkerSpec, cpu_count, plan, worker_count
 
@@ -70,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "open WebSockets here; {port} stands for the port it listens on, "
                    "{worker} for the worker's number with --workers; default: ws://<--host>:<port>, 127.0.0.1 when "
                    "listening on every address)")
+    p.add_argument("--redis", type=redis_url, default=None, metavar="URL",
+                   help="share the match directory (nodes, matches, seats) with the other servers of a cluster in "
+                   "Redis at URL (redis://[:PASSWORD@]HOST:PORT/DB, rediss://..., unix:///PATH): a matchmake sent to "
+                   "any of them places a new match on the least loaded live one and answers its URL (give each "
+                   "--public-url behind a proxy). Redis unreachable, at start or later: the server runs on, its "
+                   "matches keep playing, matchmaking and /api/matches answer 503, /healthz?ready 503, and it "
+                   "registers again when Redis is back (default: the directory is in this process's memory)")
+    p.add_argument("--heartbeat", type=positive(float), default=ROOMS.heartbeat_s, metavar="SECONDS",
+                   help=f"how often this server tells the directory it is alive, with its load (default "
+                   f"{ROOMS.heartbeat_s:g})")
+    p.add_argument("--node-ttl", type=positive(float), default=None, metavar="SECONDS",
+                   help=f"how long a server that stopped beating (killed, cut off) stays listed with its matches "
+                   f"(default {REDIS_NODE_TTL:g} with --redis; more than --heartbeat)")
     p.add_argument("--max-msg-rate", type=positive(float), default=None, metavar="PER_SECOND",
                    help="messages a second one client may send besides one input or ack per update it was sent "
                    "(pings, resyncs, inputs while its updates stall), sustained; bursts of twice that; over it: error "
@@ -160,9 +173,29 @@ def page_origin(ws_url: str) -> str:
     return f"{'https' if u.scheme == 'wss' else 'http'}://{u.netloc}"
 
 
+def redis_url(text: str) -> str:
+    """An argparse type: a Redis URL (``redis://``, ``rediss://`` or ``unix://``); whether Redis answers is
+    found out when the server runs."""
+    if not text.startswith(("redis://", "rediss://", "unix://")) or text.endswith("://"):
+        raise argparse.ArgumentTypeError(f"expected redis://HOST:PORT/DB, rediss://... or unix:///PATH, got {text!r}")
+    return text
+
+
 def rooms_from_args(args: argparse.Namespace) -> RoomsConfig:
+    """The rooms settings of the command line.
+
+    Raises:
+        ValueError: a bad ``--public-url``, or a ``--node-ttl`` not over ``--heartbeat``.
+    """
+    node_ttl = args.node_ttl
+    if node_ttl is not None and not node_ttl > args.heartbeat:
+        raise ValueError(f"--node-ttl {node_ttl:g} must be more than --heartbeat {args.heartbeat:g}")
+    if node_ttl is None and args.redis is not None and not REDIS_NODE_TTL > args.heartbeat:
+        raise ValueError(f"--heartbeat {args.heartbeat:g} must be less than the node TTL ({REDIS_NODE_TTL:g}): "
+                         "give --node-ttl")
     return RoomsConfig(seed=args.seed, labels=tuple(args.label), seat_ttl=args.seat_ttl, empty_grace=args.empty_grace,
-                       public_url=None if args.public_url is None else public_url_arg(args.public_url))
+                       public_url=None if args.public_url is None else public_url_arg(args.public_url),
+                       redis=args.redis, heartbeat_s=args.heartbeat, node_ttl=node_ttl)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

@@ -40,7 +40,8 @@
 - **The directory unreachable** (``DirectoryUnavailable``: Redis down).
   Matchmaking and the listing answer 503 with a JSON reason, a seat cannot
   be taken (``error`` and 1013 "directory unavailable, try again"), the
-  node is not ready (``GET /healthz?ready``: 503 and why); its matches play
+  node is not ready once a call of its timer failed (``GET /healthz?ready``:
+  503 and why; one request's time-out alone does not decide); its matches play
   on, nothing is disposed of, and the timer keeps trying the heartbeat
   every ``RETRY_S``. The outage is logged when it starts and when it ends,
   not at each attempt. When the directory is back the node registers
@@ -202,6 +203,10 @@ class RoomsConfig:
 
 #: A node's time to live in a Redis directory without a heartbeat, seconds (three heartbeats of 2 s).
 REDIS_NODE_TTL = 6.0
+#: Seconds a call to Redis may take (connecting, waiting for a pooled connection, the answer) before it is
+#: ``DirectoryUnavailable``. A refused connection fails at once whatever this is; a node whose loop is busy
+#: with a burst of hundreds of matchmakes (2 cores shared with the players) takes more than a second for some.
+REDIS_TIMEOUT = 3.0
 
 
 #: What closes a directory's connections when the node stops (None: nothing to close).
@@ -209,8 +214,18 @@ Closer = Callable[[], Awaitable[None]] | None
 
 
 def open_directory(rooms: RoomsConfig) -> tuple[MatchDirectory, Closer, str]:
-    """The match directory of ``rooms``, what closes it, and what to call it in the log."""
-    return MemoryDirectory(node_ttl=rooms.node_ttl or 5 * rooms.heartbeat_s), None, "in memory"
+    """The match directory of ``rooms``, what closes it, and what to call it in the log: a ``RedisDirectory``
+    at ``rooms.redis`` (it connects on first use), else a ``MemoryDirectory``.
+
+    Raises:
+        ValueError: a Redis URL that is not one.
+    """
+    if rooms.redis is None:
+        return MemoryDirectory(node_ttl=rooms.node_ttl or 5 * rooms.heartbeat_s), None, "in memory"
+    from server.rooms.redis_directory import RedisDirectory  # only a node with --redis loads the Redis client
+
+    directory = RedisDirectory(rooms.redis, node_ttl=rooms.node_ttl or REDIS_NODE_TTL, timeout=REDIS_TIMEOUT)
+    return directory, directory.aclose, directory.backend
 
 
 class Host:
@@ -278,6 +293,10 @@ class Host:
         self._starting: dict[MatchId, asyncio.Future[bool]] = {}
         self._wake = asyncio.Event()
         self._next_beat = 0.0
+        #: The directory forgot this node: its matches are to be listed again (by ``_sync``).
+        self._relist = False
+        #: Registered once already (a heartbeat that finds the node unknown later: it expired meanwhile).
+        self._registered = False
         self._default_due: float | None = None
         #: Why the directory cannot be reached, while it cannot; what else holds this node unready, by holder.
         self._outage: str | None = None
@@ -348,7 +367,12 @@ class Host:
             self._holds[holder] = why
 
     def _unavailable(self, exc: DirectoryUnavailable) -> None:
-        """The directory failed a call: note the outage (logged once, when it starts)."""
+        """The directory failed a call of the timer's: note the outage (logged once, when it starts).
+
+        Only the timer's calls decide (it runs every ``tick_s``): one request's
+        time-out in a burst that keeps the loop busy answers that request 503,
+        it does not take the node out of service.
+        """
         if self._outage is None:
             self.stats["directory_outages"] += 1
             log.warning("%s: matchmaking answers 503 and this node is not ready; its %d matches play on; "
@@ -435,7 +459,8 @@ class Host:
             await self.dispose(mid, f"empty for {self.lifecycle.grace_s:g} s")
 
     async def heartbeat(self, now: float) -> None:
-        """Tell the directory this node is alive; list its matches (again) if it did not know the node.
+        """Tell the directory this node is alive; list its matches (again) if it did not know the node (until
+        every one is listed: a failure half-way is taken up by the timer's next run).
 
         Raises:
             DirectoryUnavailable: (the next try is ``RETRY_S`` away).
@@ -445,16 +470,21 @@ class Host:
         known = await self.directory.heartbeat(self.node_id, self.url, self.load(), now=now, accepting=self.accepting)
         self._next_beat = now + self.heartbeat_s
         if not known:
-            for mid in list(self.matches):
-                await self._list(mid, now)
+            if self._registered and self._outage is None:
+                log.warning("the directory had forgotten node %s (its heartbeat came too late): listing its %d "
+                            "matches again", self.node_id, len(self.matches))
+            self._registered = True
+            self._relist = True
+            await self._sync()
 
     def load(self) -> int:
         """This node's load, for placement: its players and the seats reserved in its matches."""
         return sum(m.player_count() for m in self.matches.values()) + sum(self._reserved.values())
 
     async def _sync(self) -> None:
-        """Read this node's listing once: start the matches placed here, set each match's player count in the
-        directory to the match's own, and report its occupancy.
+        """Read this node's listing once: list the matches missing from it if the directory forgot this node,
+        start the matches placed here, set each match's player count in the directory to the match's own, and
+        report its occupancy.
 
         Only this node changes the players of its matches (``take`` at
         admission, ``change_players`` here), so the difference is exact
@@ -462,6 +492,11 @@ class Host:
         """
         started = dict(self._admissions)
         listed = await self.directory.node_matches(self.node_id, now=self.clock())
+        if self._relist:
+            have = {info.match_id for info in listed}
+            for mid in [m for m in self.matches if m not in have]:
+                await self._list(mid, self.clock())
+            self._relist = False
         for info in listed:
             mid = info.match_id
             match = self.matches.get(mid)
@@ -608,8 +643,7 @@ class Host:
             if info is None or info.node_id != self.node_id:
                 return False
             return await self._start_listed(info)
-        except DirectoryUnavailable as exc:
-            self._unavailable(exc)
+        except DirectoryUnavailable:
             raise HttpError(503, UNAVAILABLE) from None
 
     async def _start_listed(self, info: MatchInfo) -> bool:
@@ -655,7 +689,9 @@ class Host:
             await self.directory.add_match(mid, self.node_id, match.ruleset.spec.name, room.labels, match.max_players,
                                            now=now, players=match.player_count(), room=room.to_json())
         except DuplicateMatch:
-            pass
+            info = await self.directory.get_match(mid, now=now)
+            if info is not None and info.node_id != self.node_id:
+                log.error("match %s is not listed: node %s lists another match of that id", mid, info.node_id)
 
     async def dispose(self, mid: MatchId, why: str) -> None:
         """End match ``mid`` if it is still empty: unlist it, stop it (1001 to its spectators), close its replay.
@@ -777,8 +813,7 @@ class Host:
             raise PolicyViolation("this server is draining: matchmake again for a seat elsewhere", CLOSE_TRY_AGAIN_LATER)
         try:
             return await self._seat(match, hello, conn)
-        except DirectoryUnavailable as exc:
-            self._unavailable(exc)
+        except DirectoryUnavailable:
             raise PolicyViolation(UNAVAILABLE, CLOSE_TRY_AGAIN_LATER) from None
 
     async def _seat(self, match: Match, hello: Hello, conn: Connection) -> str | None:
@@ -846,8 +881,7 @@ class Host:
         except MatchmakeError as exc:
             return json_response(exc.to_json(), exc.status)
         except DirectoryUnavailable as exc:
-            self._unavailable(exc)
-            return json_response(MatchmakeError(503, f"{exc}: try again").to_json(), 503)
+            return json_response(MatchmakeError(503, _try_again(exc)).to_json(), 503)
         except Exception:
             log.exception("POST /api/matchmake")
             return json_response({"error": "internal server error; see the server's log", "field": None}, 500)
@@ -867,8 +901,7 @@ class Host:
         except MatchmakeError as exc:
             return json_response(exc.to_json(), exc.status, extra=CORS)
         except DirectoryUnavailable as exc:
-            self._unavailable(exc)
-            return json_response(MatchmakeError(503, f"{exc}: try again").to_json(), 503, extra=CORS)
+            return json_response(MatchmakeError(503, _try_again(exc)).to_json(), 503, extra=CORS)
         return json_response({"matches": [self._entry(info) for info in found]}, extra=CORS)
 
     def _entry(self, info: MatchInfo) -> dict[str, Any]:
@@ -895,3 +928,8 @@ class Host:
             })
         return json_response({"default": self.default_name, "seat_ttl": self.matchmaker.seat_ttl,
                               "empty_grace": self.lifecycle.grace_s, "rulesets": rulesets}, extra=CORS)
+
+
+def _try_again(exc: DirectoryUnavailable) -> str:
+    """The reason of a 503 for an unreachable directory."""
+    return f"{str(exc).rstrip('.')}: try again"

@@ -584,3 +584,22 @@ def test_a_node_the_directory_forgot_lists_its_matches_again_at_its_next_heartbe
             await player.close()
 
     asyncio.run(main())
+
+
+def test_ws_on_a_full_default_match_of_a_node_that_makes_no_match_is_refused_1013_naming_where_to_matchmake(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        async with hosting(tmp_path, max_players=1) as host:
+            port = port_of(host)
+            host.accepting = False  # as while draining: it hosts no new match
+            await host.heartbeat(time.time())
+            first = GameClient(f"ws://127.0.0.1:{port}/ws", "first", decode=False)
+            await first.connect()
+            got, code = await refused(f"ws://127.0.0.1:{port}/ws", hello(name="second"))
+            assert code == 1013 and isinstance(got[0], Error) and got[0].code == 1013
+            assert "the match is full and no other here" in got[0].reason
+            assert f"POST http://127.0.0.1:{port}/api/matchmake" in got[0].reason
+            assert list(host.matches) == [first.welcome.match if first.welcome else ""]
+            await first.close()
+
+    asyncio.run(main())

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from server.__main__ import build_parser, config_from_args
+from server.__main__ import build_parser, config_from_args, rooms_from_args
 from server.cli import MAX_SEED, name_equals_int, port, positive, seed_int
 
 
@@ -46,3 +46,30 @@ def test_server_rejects_a_seed_out_of_range_with_one_line(capsys: pytest.Capture
         build_parser().parse_args(["--seed", str(2**64)])
     assert info.value.code == 2
     assert "seed must be in 0..2**63-1" in capsys.readouterr().err
+
+
+def test_the_cluster_flags_reach_the_rooms_settings() -> None:
+    args = build_parser().parse_args(["--redis", "redis://:pw@10.0.0.2:6380/1", "--heartbeat", "1", "--node-ttl", "4"])
+    rooms = rooms_from_args(args)
+    assert (rooms.redis, rooms.heartbeat_s, rooms.node_ttl) == ("redis://:pw@10.0.0.2:6380/1", 1.0, 4.0)
+    assert rooms_from_args(build_parser().parse_args([])).redis is None
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--redis", "127.0.0.1:6379"], "expected redis://HOST:PORT/DB"),
+    (["--redis", "redis://"], "expected redis://HOST:PORT/DB"),
+    (["--heartbeat", "0"], "must be positive"),
+])
+def test_a_bad_cluster_flag_is_one_line(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(argv)
+    assert info.value.code == 2 and words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--heartbeat", "3", "--node-ttl", "3"], "--node-ttl 3 must be more than --heartbeat 3"),
+    (["--redis", "redis://r/0", "--heartbeat", "6"], "--heartbeat 6 must be less than the node TTL (6)"),
+])
+def test_a_node_ttl_not_over_the_heartbeat_is_refused(argv: list[str], words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        rooms_from_args(build_parser().parse_args(argv))
