@@ -40,7 +40,7 @@ from server.protocol.codec import encode_client
 from server.protocol.messages import Error, Hello
 from server.replay import resim
 from server.replay.listing import read_replay
-from server.rooms import MatchId
+from server.rooms import MatchId, NodeId
 from tests.conftest import ROOT, ServerProcess
 from tests.e2e.helpers import messages_until_closed
 from tests.userpkg.conftest import USERPKG
@@ -586,20 +586,21 @@ def test_a_node_the_directory_forgot_lists_its_matches_again_at_its_next_heartbe
     asyncio.run(main())
 
 
-def test_ws_on_a_full_default_match_of_a_node_that_makes_no_match_is_refused_1013_naming_where_to_matchmake(
+def test_ws_on_a_full_default_match_goes_on_to_a_new_match_on_the_same_node_though_another_is_less_loaded(
         tmp_path: Path) -> None:
     async def main() -> None:
         async with hosting(tmp_path, max_players=1) as host:
             port = port_of(host)
-            host.accepting = False  # as while draining: it hosts no new match
-            await host.heartbeat(time.time())
             first = GameClient(f"ws://127.0.0.1:{port}/ws", "first", decode=False)
             await first.connect()
-            got, code = await refused(f"ws://127.0.0.1:{port}/ws", hello(name="second"))
-            assert code == 1013 and isinstance(got[0], Error) and got[0].code == 1013
-            assert "the match is full and no other here" in got[0].reason
-            assert f"POST http://127.0.0.1:{port}/api/matchmake" in got[0].reason
-            assert list(host.matches) == [first.welcome.match if first.welcome else ""]
-            await first.close()
+            # Another node, idle: a matchmake would place a new match there; a WebSocket cannot follow it.
+            await host.directory.heartbeat(NodeId("node-idle"), "ws://127.0.0.1:9", 0, now=time.time())
+            second = GameClient(f"ws://127.0.0.1:{port}/ws", "second", decode=False)
+            await second.connect()
+            assert first.welcome is not None and second.welcome is not None
+            assert second.welcome.match != first.welcome.match and second.welcome.match in host.matches
+            assert await host.directory.node_matches(NodeId("node-idle"), now=time.time()) == []
+            for client in (first, second):
+                await client.close()
 
     asyncio.run(main())
