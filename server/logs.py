@@ -13,7 +13,9 @@ for ``python -m server`` and ``tools.replay play`` alike:
   can filter by ``event``, ``match``, ``code``. The events: ``listening``,
   ``join``, ``resume``, ``leave``, ``gone`` (a held player's seat freed),
   ``kick`` (the server closes a connection with an error code: ``code`` and
-  ``reason``), ``match_start``, ``match_end``, ``ticks_dropped``, ``slow_client``.
+  ``reason``), ``match_start``, ``match_end``, ``ticks_dropped``, ``slow_client``; a drain's
+  (``server.handover.drain``): ``drain``, ``handover_out``, ``handover_in``, ``handover_failed``,
+  ``handover_refused``, ``drained``.
 - **Rate limit** (``RateLimit``): each kind of line (its logger, level and
   message template) may come ``burst`` times at once and ``rate`` times a
   second; past that, lines are counted, not written. The first line held

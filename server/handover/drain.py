@@ -58,6 +58,7 @@ from game.errors import GameError
 from server.app import Connection
 from server.handover.format import Accepted, BadHandover, Message, Offer, Refused, decode, encode
 from server.handover.transfer import capture, restore
+from server.logs import fields
 from server.match import Match
 from server.protocol.codec import encode_server
 from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
@@ -208,7 +209,9 @@ class Drainer:
         replay = recorder.path.name if recorder is not None and recorder.path is not None else None
         log.info("match %s handed over from node %s at tick %d (state_hash %s): %d players held for %g s%s",
                  mid, offer.sender, state.tick, state.hash, len(state.players), match.hold_s,
-                 f", recording to {recorder.path}" if recorder is not None else "")
+                 f", recording to {recorder.path}" if recorder is not None else "",
+                 extra=fields("handover_in", match=mid, node=offer.sender, tick=state.tick, hash=state.hash,
+                              players=len(state.players)))
         await self._post(NodeId(offer.sender), Accepted(offer.handover, host.node_id, mid, url, match.state_hash(), replay))
         return True
 
@@ -241,7 +244,8 @@ class Drainer:
 
     async def _refuse(self, offer: Offer, reason: str) -> None:
         self.stats["handovers_refused"] += 1
-        log.warning("handover: refused match %s from node %s: %s", offer.state.match_id, offer.sender, reason)
+        log.warning("handover: refused match %s from node %s: %s", offer.state.match_id, offer.sender, reason,
+                    extra=fields("handover_refused", match=offer.state.match_id, node=offer.sender, reason=reason))
         await self._post(NodeId(offer.sender), Refused(offer.handover, self.host.node_id, offer.state.match_id, reason))
 
     async def _post(self, node: NodeId, msg: Message) -> None:
@@ -288,8 +292,11 @@ class Drainer:
             self._pending.pop(hid, None)
         if isinstance(reply, Accepted):
             await self._moved(mid, match, reply.url, target.node_id, reply.replay, state.tick)
+            ms = (time.perf_counter() - started) * 1000
             log.info("match %s moved to node %s at tick %d in %.0f ms (state_hash %s, %d players)", mid,
-                     target.node_id, state.tick, (time.perf_counter() - started) * 1000, state.hash, len(state.players))
+                     target.node_id, state.tick, ms, state.hash, len(state.players),
+                     extra=fields("handover_out", match=mid, node=target.node_id, tick=state.tick, hash=state.hash,
+                                  players=len(state.players), ms=round(ms, 1), url=reply.url))
             return None
         if isinstance(reply, Refused):
             why = f"refused: {reply.reason}"
@@ -307,7 +314,8 @@ class Drainer:
         match.thaw()
         self.stats["handovers_failed"] += 1
         log.warning("handover of match %s to node %s failed: %s; it goes on here (frozen %.0f ms)", mid,
-                    target.node_id, why, (time.perf_counter() - started) * 1000)
+                    target.node_id, why, (time.perf_counter() - started) * 1000,
+                    extra=fields("handover_failed", match=mid, node=target.node_id, reason=why))
         return why
 
     async def _where(self, mid: MatchId) -> tuple[NodeId, str] | None:
@@ -386,7 +394,8 @@ class Drainer:
             log.warning("drain: the heartbeat saying so failed: %s", exc)
         playing = [mid for mid, m in host.matches.items() if m.player_count()]
         log.info("draining (%s): %d matches with players to move, %d without to end; deadline %g s", why,
-                 len(playing), len(host.matches) - len(playing), self.deadline_s)
+                 len(playing), len(host.matches) - len(playing), self.deadline_s,
+                 extra=fields("drain", why=why, matches=len(playing), deadline_s=self.deadline_s))
         await self._end_empty()
         targets = await self._targets()
         if playing and not targets:
@@ -403,9 +412,10 @@ class Drainer:
         if told:  # each has read where to go (and closed) before this node goes, or the deadline passed
             await asyncio.wait(told, timeout=max(0.0, deadline - time.monotonic()))
         self._told.clear()
-        log.info("drained (%s): %d matches moved, %d hand-overs failed, %d matches ended", why,
-                 self.stats["handovers_sent"] - self.stats["handovers_failed"], self.stats["handovers_failed"],
-                 self.stats["matches_ended_by_drain"])
+        moved, failed = self.stats["handovers_sent"] - self.stats["handovers_failed"], self.stats["handovers_failed"]
+        log.info("drained (%s): %d matches moved, %d hand-overs failed, %d matches ended", why, moved, failed,
+                 self.stats["matches_ended_by_drain"], extra=fields("drained", why=why, moved=moved, failed=failed,
+                                                                    ended=self.stats["matches_ended_by_drain"]))
 
     async def _targets(self) -> list[NodeInfo]:
         """The other live nodes that take matches, least loaded first."""
