@@ -94,7 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-buffer", type=positive(int), default=d.max_buffer, metavar="BYTES",
                    help=f"per-client send buffer past which updates are dropped (default {d.max_buffer})")
     p.add_argument("--slow-timeout", type=positive(float), default=d.slow_timeout_s, metavar="SECONDS",
-                   help=f"close clients whose buffer stays full this long (default {d.slow_timeout_s:g})")
+                   help=f"close clients (error, 1008) whose updates keep being dropped this long (default "
+                   f"{d.slow_timeout_s:g})")
+    p.add_argument("--max-queued", type=positive(int), default=d.max_queued, metavar="BYTES",
+                   help=f"bytes queued to all clients together past which updates to clients with a queue are "
+                   f"dropped (default {d.max_queued}, {d.max_queued >> 20} MiB)")
+    p.add_argument("--max-unacked", type=positive(int), default=d.max_unacked, metavar="BYTES",
+                   help=f"bytes of updates a client may owe acknowledgements for; past them it gets none until it "
+                   f"acknowledges; also each socket's kernel send buffer (default {d.max_unacked})")
+    p.add_argument("--ack-timeout", type=positive(float), default=d.ack_timeout_s, metavar="SECONDS",
+                   help=f"close clients (error, 1008) that acknowledge nothing this long while updates wait for "
+                   f"it (default {d.ack_timeout_s:g})")
     p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web page origin (https://games.example.com) whose pages may open WebSockets here, besides "
                    "this server's own pages and clients that send no Origin (bots); '*': any; repeatable. Other "
@@ -215,6 +225,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_players=args.max_players, msg_rate=args.max_msg_rate or 0.0,
         hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
+        max_queued=args.max_queued, max_unacked=args.max_unacked, ack_timeout_s=args.ack_timeout,
         tls_cert=args.tls_cert, tls_key=args.tls_key, allowed_origins=tuple(origins),
         record=not args.no_record, replay_dir=args.replay_dir,
     )

@@ -31,9 +31,11 @@ sessions decode and validate, the feed decides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
+import socket
 import ssl
 import time
 import urllib.parse
@@ -182,8 +184,9 @@ class SlowReader:
     """When a client that does not read its updates is given up on. Sans-I/O: the time is passed in.
 
     Attributes:
-        max_buffer: bytes queued to the client past which updates to it are dropped.
-        timeout_s: how long its queue may stay over ``max_buffer`` before it is closed.
+        max_buffer: bytes queued to the client past which updates to it are dropped (so are they while the
+            server's queues hold more than ``--max-queued`` in all and its own is not empty).
+        timeout_s: how long its updates may keep being dropped before it is closed.
         stats: the server's counters (``frames_dropped``, ``slow_closed``).
         since: when its queue went over, or None.
     """
@@ -207,7 +210,8 @@ class SlowReader:
         return False
 
     def reason(self) -> str:
-        return f"too slow: over {self.max_buffer} bytes queued for {self.timeout_s:g} s"
+        return (f"too slow: updates dropped for {self.timeout_s:g} s (over {self.max_buffer} bytes queued, "
+                "or all clients' queues full)")
 
 
 class Connection(asyncio.Protocol):
@@ -281,6 +285,8 @@ class Connection(asyncio.Protocol):
         self.traffic = server.traffic
         #: The close code we closed with (or the library did, for the peer's fault), once we did.
         self.closed_with: int | None = None
+        #: Bytes in the transport's queue when we last looked (their sum over connections: ``GameServer.queued``).
+        self._queued = 0
         #: Done when the connection is gone.
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self._request_end = RequestEnd()
@@ -314,6 +320,12 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
         self.server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # What the kernel queues for the client: about what it may owe acks for (the kernel doubles it),
+            # not the megabytes autotuning allows; what does not fit waits in our queue, where we count it.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.max_unacked)
         # Browsers open spare connections they may never use: dropping one is routine (debug, not info).
         self._deadline = self.loop.call_later(self.config.open_timeout_s, self._abort, "no request answered in time",
                                               logging.DEBUG)
@@ -346,6 +358,8 @@ class Connection(asyncio.Protocol):
         self._held.clear()
         self._waiting = None
         self.server.connections.discard(self)
+        self.server.queued -= self._queued
+        self._queued = 0
         if self._splitter is not None:
             self._gone()
         if self.feed is not None:
@@ -385,19 +399,26 @@ class Connection(asyncio.Protocol):
     # -- the feed's Client -----------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Write ``data`` as one binary frame; never blocks; dropped for a slow reader, or when not open."""
+        """Write ``data`` as one binary frame; never blocks; dropped for a slow reader, or when not open.
+
+        A slow reader: more than ``--max-buffer`` bytes wait in its queue, or the queues of all clients
+        hold more than ``--max-queued`` and its own is not empty. An ``error`` is never dropped."""
         if self.protocol.state is not State.OPEN:
             return  # not before the handshake, nothing after a close (ours or the library's)
         transport = self.transport
         slow = self.slow
-        if transport.get_write_buffer_size() > slow.max_buffer:
+        queued = transport.get_write_buffer_size()
+        server = self.server
+        server.queued += queued - self._queued
+        self._queued = queued
+        if queued and (queued > slow.max_buffer or server.queued > self.config.max_queued) and self.taking:
             if slow.since is None:
-                log.warning("%s: %s is slow: over %d bytes queued, its updates are dropped (closed after %g s)",
-                            self.feed_id, self.who(), slow.max_buffer, slow.timeout_s,
+                log.warning("%s: %s is slow: %d bytes queued (%d for all clients), its updates are dropped "
+                            "(closed after %g s)", self.feed_id, self.who(), queued, server.queued, slow.timeout_s,
                             extra=fields("slow_client", match=self.feed_id, player=self.player,
                                          peer=peer_text(self.peer)))
             if slow.dropped(self.clock()):
-                self.close(CLOSE_POLICY, slow.reason())
+                self.tell_and_close(CLOSE_POLICY, slow.reason())
             return
         slow.since = None
         # Legitimate now that we are the I/O layer: everything the protocol had
@@ -564,6 +585,7 @@ class Connection(asyncio.Protocol):
         self.server.stats["connections"] += 1
         assert self.target is not None
         self.session = self.server.session_for(self.target)
+        self.session.max_unacked = config.max_unacked
         self.taking = True
         self._set_deadline(config.hello_timeout_s, self._no_hello)
         self._keepalive = self.loop.call_later(config.ping_interval_s, self._ping)
@@ -868,14 +890,16 @@ class GameServer:
         for path, route in (("/healthz", self._healthz), ("/metrics", self._metrics), ("/api/match", self._api_match),
                             ("/api/matches", self._api_matches), ("/api/replays", self._api_replays)):
             self.add_route("GET", path, route)
-        self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "protocol_errors": 0, "resyncs": 0}
+        self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "ack_closed": 0, "protocol_errors": 0,
+                      "resyncs": 0}
         #: Messages and bytes over every connection, and the registry ``/metrics`` serves (``server.metrics``).
         self.traffic = Traffic()
         self.metrics = ServerMetrics(self)
         #: Each feed's dropped ticks when the last sweep looked (a warning when they grow).
         self._dropped_seen: dict[str, int] = {}
-        #: Every open connection, HTTP or WebSocket.
+        #: Every open connection, HTTP or WebSocket, and the bytes waiting in their queues (as last seen).
         self.connections: set[Connection] = set()
+        self.queued = 0
         self.clock: Callable[[], float] = time.monotonic
         self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
@@ -1045,8 +1069,15 @@ class GameServer:
         return Playback(loaded.name, loaded.replay, loaded.ruleset, msg_rate=self.viewer_rate)
 
     def _sweep(self) -> None:
-        """Drop the feeds opened on demand that nobody uses (for ``idle_s``), and every finished feed."""
+        """Drop the feeds opened on demand that nobody uses (for ``idle_s``), and every finished feed; close
+        the clients whose acknowledgements stopped (``--ack-timeout``)."""
         now = self.clock()
+        timeout = self.config.ack_timeout_s
+        for conn in list(self.connections):
+            if conn.feed is not None and conn.taking and conn.session.ack_overdue(now, timeout):
+                self.stats["ack_closed"] += 1
+                conn.tell_and_close(CLOSE_POLICY, f"no acknowledgement for {timeout:g} s: read the updates and "
+                                                  "acknowledge them (ack, or input.ack)")
         self._warn_dropped()
         for feed_id, feed in list(self.feeds.items()):
             if feed.finished:

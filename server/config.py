@@ -33,7 +33,13 @@ class ServerConfig:
         close_timeout_s: how long a connection we close (or answer over HTTP)
             may take to close its end before it is dropped.
         max_buffer: bytes queued to one client past which updates to it are dropped.
-        slow_timeout_s: a client whose buffer stays over ``max_buffer`` this long is closed (1008).
+        slow_timeout_s: a client whose updates keep being dropped this long is closed (1008).
+        max_queued: bytes queued to all clients together past which updates to any client with
+            a non-empty queue are dropped.
+        max_unacked: bytes of updates a client may be sent without acknowledging them (past them
+            it gets none until it does); also each socket's send buffer (the kernel doubles it).
+        ack_timeout_s: a client sent updates whose acknowledgements stop advancing this long is
+            closed (1008).
         static_dir: files served over HTTP at ``/``.
         allowed_origins: ``Origin``s of pages that may open WebSockets besides the server's own pages
             (``*``: any); a request without ``Origin`` (bots, native clients) is always let through.
@@ -60,6 +66,9 @@ class ServerConfig:
     close_timeout_s: float = 2.0
     max_buffer: int = 1 << 20
     slow_timeout_s: float = 5.0
+    max_queued: int = 8 << 20
+    max_unacked: int = 64 << 10
+    ack_timeout_s: float = 5.0
     static_dir: Path = ROOT / "client_web"
     allowed_origins: tuple[str, ...] = ()
     tls_cert: Path | None = None

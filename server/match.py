@@ -363,6 +363,8 @@ class Match:
             elif roster is not None:
                 client.send(roster)
             session = m.session
+            if session.waiting:
+                continue  # it owes acknowledgements for --max-unacked bytes already: more would only queue
             # Most clients acknowledged a base (the tick before): the newest one they hold. Else choose.
             acked = session.acked
             base = acked if acked in allowed and session.holds(acked) else encoder.choose(

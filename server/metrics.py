@@ -59,6 +59,7 @@ STAT_HELP = {
     "connections": "WebSocket connections opened",
     "frames_dropped": "Updates not sent to a client whose send buffer was full",
     "slow_closed": "Clients closed for staying over the send buffer limit",
+    "ack_closed": "Clients closed for acknowledging nothing for --ack-timeout while updates waited",
     "protocol_errors": "Connections closed for breaking the protocol",
     "resyncs": "Resync requests from clients (a keyframe asked for)",
 }

@@ -51,7 +51,7 @@ import msgpack
 from attrs import define, field, frozen
 
 from server.cli import positive
-from tools.bench import ROOT, BenchError, Proc, Scrape, parse_metrics, status_mib, window_ms
+from tools.bench import ROOT, BenchError, Proc, Scrape, metric_sum, parse_metrics, status_mib, window_ms
 from tools.bots import Bot
 from tools.cli import Parser
 from tools.client import GameClient, ServerClosed
@@ -439,8 +439,10 @@ def send_queue_mib(port: int) -> float:
 
 
 def tick_p99_ms(before: Scrape, after: Scrape) -> float | None:
-    """The tick duration p99 between two /metrics scrapes, ms: from the tick histogram's buckets (``window_ms``)."""
-    return window_ms(before, after, "total")[1]
+    """The tick duration p99 between two /metrics scrapes, ms: from the tick histogram's buckets (``window_ms``);
+    from a server without them (an older checkout), its own p99 over its last ticks."""
+    p99 = window_ms(before, after, "total")[1]
+    return p99 if p99 is not None else metric_sum(after, "tickserver_tick_total_p99_ms") or None
 
 
 @frozen

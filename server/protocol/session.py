@@ -102,6 +102,8 @@ class ServerSession:
         inputs: the ruleset's input fields (ranges checked here; none for a viewer).
         rate, burst: the allowance, messages per second sustained and at most at once.
         max_credit: answers (``input``, ``ack``) owed for updates sent, at most.
+        max_unacked: bytes of updates the client may owe acknowledgements for: past them, the feed sends it
+            no update until it acknowledges (``waiting``); the shell sets it (``--max-unacked``).
         state: where the conversation stands (``ALLOWED``).
         spectator: set by ``hello`` (always true for a viewer).
         viewer: a replay viewer's session (``for_viewer``).
@@ -121,6 +123,7 @@ class ServerSession:
     acked: int | None = None
     ack_floor: int = -1
     max_credit: int = MAX_CREDIT
+    max_unacked: int = 1 << 62
     last_keyframe: int | None = None
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
@@ -215,6 +218,12 @@ class ServerSession:
         acknowledged that tick or a later one, and has not sent a resync since (one of the last ``HOLDS``
         such ticks). Clients keep their recent states (PROTOCOL.md): a delta may start from it."""
         return tick in self._holds
+
+    @property
+    def waiting(self) -> bool:
+        """Whether more than ``max_unacked`` bytes of updates wait for the client's acknowledgement: it reads
+        slowly, or not at all; more would only queue up."""
+        return self._sent_bytes - self._acked_bytes > self.max_unacked
 
     @property
     def unacked_bytes(self) -> int:

@@ -327,6 +327,8 @@ class Playback:
                 continue  # paused, or slower than 1x: nothing new for it
             # Its session keeps its acks (and forgets them at a resync or a seek): the base it holds, if any.
             session = v.session
+            if session.waiting:
+                continue  # it owes acknowledgements for --max-unacked bytes already
             base = encoder.choose(session.holds, session.last_keyframe, first=v.lost or v.sent_tick is None)
             if base == NO_UPDATE:
                 continue
