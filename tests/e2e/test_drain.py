@@ -13,7 +13,8 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,15 @@ from server.host import Host, RulesetCache, build_catalog
 from server.replay import resim
 from server.replay.listing import ReplayLibrary, read_replay
 from server.rooms import MatchDirectory, MatchId, MemoryDirectory, NodeId, RoomType
+from tests.conftest import ServerProcess
+from tests.e2e.test_rooms import get, until
 from tests.e2e.test_server_e2e import run_cli
 from tests.handover.helpers import scripted_input
+from tests.redis_server import RedisServer
 from tools.client import GameClient
 from tools.mmbench import http_request
+
+Start = Callable[..., ServerProcess]
 
 ARENA = (("npcs", 8), ("pellets", 20))
 
@@ -247,3 +253,107 @@ def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_
     assert accepting is False and draining == "POST /api/admin/drain"
     assert health == 200  # still up and answering, empty, and not ready
     assert ready == (503, {"ready": False, "why": "draining (POST /api/admin/drain)"})
+
+
+# -- real processes on a real Redis ----------------------------------------------------------
+
+
+def cluster_node(start_server: Start, redis: RedisServer, replays: Path, *args: str) -> ServerProcess:
+    """An arena node on ``redis`` recording to ``replays``; it beats every 0.5 s and expires after 10 s."""
+    return start_server("--ruleset", "arena", "--npcs", "8", "--pellets", "20", "--redis", redis.url,
+                        "--heartbeat", "0.5", "--node-ttl", "10", "--replay-dir", str(replays), *args)
+
+
+async def until_ready(*servers: ServerProcess) -> None:
+    for server in servers:
+        async def answered(server: ServerProcess = server) -> bool:
+            return (await get(server, "/healthz?ready")).status == 200
+        await until(answered, 20, f"node {server.port} ready")
+
+
+def test_sigterm_moves_every_player_to_the_other_node_with_its_id_and_score_and_the_replays_chain(
+        start_server: Start, own_redis: RedisServer, tmp_path: Path) -> None:
+    a = cluster_node(start_server, own_redis, tmp_path, "--admin-token", "s3cret")
+    b = cluster_node(start_server, own_redis, tmp_path)
+    mid = a.get_json("/api/match")["match"]
+
+    async def main() -> dict[str, Any]:
+        await until_ready(a, b)
+        wrong = await http_request("127.0.0.1", a.port, "POST", "/api/admin/drain", b"",
+                                   headers={"Authorization": "Bearer nope"})
+        players = [GameClient(f"{a.url}/{mid}", f"p{i}") for i in range(4)]
+        for c in players:
+            await c.connect()
+        stop = asyncio.Event()
+        playing = asyncio.create_task(play(players, stop))
+        await asyncio.sleep(2.0)
+        before = {c.welcome.player: c.welcome.entity for c in players if c.welcome}
+        code = await asyncio.to_thread(a.stop, signal.SIGTERM, 30.0)
+        async with asyncio.timeout(20):
+            while any(c.stats.moves == 0 or c.moving for c in players):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await playing
+        on_b = (await get(b, f"/api/match?id={mid}")).json()
+        out = {"wrong": (wrong.status, wrong.json()), "code": code, "before": before, "on_b": on_b,
+               "clients": [(c.welcome.player, c.welcome.entity, c.welcome.resumed, c.url, c.stats.desyncs,
+                            c.stats.errors, c.closed) for c in players if c.welcome]}
+        for c in players:
+            await c.close()
+        return out
+
+    got = asyncio.run(main())
+    assert got["wrong"] == (403, {"error": "wrong admin token"})
+    assert got["code"] == 0
+    assert any("moved to node" in line for line in a.log), a.log[-5:]
+    for player, entity, resumed, url, desyncs, errors, closed in got["clients"]:
+        assert got["before"][player] == entity and resumed and not closed
+        assert url == f"{b.url}/{mid}" and desyncs == 0 and errors == []
+    first, second = tmp_path / f"{mid}.replay", tmp_path / f"{mid}-2.replay"
+    ra, rb = read_replay(first), read_replay(second)
+    assert ra.end is not None
+    on_b = {p["player"]: p for p in got["on_b"]["players"]}
+    assert set(on_b) == set(got["before"]) == set(ra.end.scores)
+    assert all(on_b[p]["entity"] == got["before"][p] and on_b[p]["score"] >= ra.end.scores[p] for p in on_b)
+    start = resim.Replayer(rb, get_ruleset("arena"))
+    assert start.hash() == ra.end.hash and get_ruleset("arena").scores(start.world) == ra.end.scores
+    done = run_cli("-m", "tools.replay", "verify", str(second), "--chain", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["chain_ok"]
+
+
+def test_a_hand_over_whose_receiver_is_killed_mid_way_leaves_the_match_playing_on_the_sender(
+        start_server: Start, own_redis: RedisServer, tmp_path: Path) -> None:
+    a = cluster_node(start_server, own_redis, tmp_path, "--drain-deadline", "7")
+    b = cluster_node(start_server, own_redis, tmp_path)
+    mid = a.get_json("/api/match")["match"]
+
+    async def main() -> tuple[int, int, int, int | None, list[str], int]:
+        await until_ready(a, b)
+        client = GameClient(f"{a.url}/{mid}", "ann")
+        await client.connect()
+        b.proc.send_signal(signal.SIGSTOP)  # alive in the directory, reading nothing
+        a.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            while not any("draining (SIGTERM)" in line for line in a.log):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the offer is in B's mailbox
+        b.proc.kill()
+        async with asyncio.timeout(15):
+            while not any("failed: no answer within" in line for line in a.log):
+                await asyncio.sleep(0.05)
+        frozen_at = client.tick or 0
+        await asyncio.sleep(1.0)
+        playing_on = client.tick or 0
+        code = await asyncio.to_thread(a.proc.wait, 20)
+        async with asyncio.timeout(5):
+            while not client.closed:
+                await asyncio.sleep(0.05)
+        return frozen_at, playing_on, client.stats.moves, client.close_code, client.stats.errors, code
+
+    frozen_at, playing_on, moves, close_code, errors, code = asyncio.run(main())
+    assert playing_on > frozen_at + 10 and moves == 0  # unfrozen: it ticks on here
+    line = next(line for line in a.log if "failed: no answer within" in line)
+    assert f"handover of match {mid} to node" in line and "it goes on here" in line
+    assert close_code == 1001 and errors == ["server error 1001: the server is shutting down"] and code == 0
