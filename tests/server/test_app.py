@@ -86,3 +86,20 @@ def test_the_root_of_a_replay_server_is_the_replay_viewer(tmp_path: Path) -> Non
     game = hosting(tmp_path, "a").respond(request)
     assert isinstance(replays, Response) and b"replay.js" in replays.body
     assert isinstance(game, Response) and b"replay.js" not in game.body
+
+
+def test_a_feed_that_drops_ticks_gets_one_warning_per_sweep_with_the_count(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from server.ticker import Ticker
+
+    match = Match(get_ruleset("drift"), match_id="m", options={"npcs": 5})
+    server = GameServer(ServerConfig(record=False, replay_dir=tmp_path), match)
+    match.ticker = Ticker(30, 0.0)
+    server._warn_dropped()
+    match.ticker.dropped = 7
+    with caplog.at_level("WARNING", logger="server"):
+        server._warn_dropped()
+        server._warn_dropped()  # nothing new
+    [record] = caplog.records
+    assert record.getMessage() == "m dropped 7 ticks (7 in all): its loop fell behind"
+    assert (record.event, record.match, record.dropped) == ("ticks_dropped", "m", 7)
