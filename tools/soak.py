@@ -21,8 +21,10 @@ up:
   type, a fragmented message), each counted with how the server closed it.
 
 Each wave's counts are ``WAVE`` times ``--scale``; each attack lasts
-``--attack-seconds``. Everything runs on loopback, every count and wait is
-bounded: the soak ends at most one wave (about 20 s) after ``--duration``.
+``--attack-seconds``, but stalled clients stall and non-readers do not read
+for ``--long-seconds`` (past the server's 5 s limits). Everything runs on
+loopback, every count and wait is bounded: the soak ends at most one wave
+(about 30 s) after ``--duration``.
 
 At the end it prints a table (rich), or with ``--json`` one line: frames
 (WebSocket messages) the server sent, bad frames by kind, the attacks'
@@ -145,6 +147,13 @@ HOSTILE: dict[str, Callable[[Target, int, float], Awaitable[AttackReport]]] = {
 }
 
 
+#: Notes of the attacks' reports that count something (summed over the waves); the others are the last wave's.
+COUNTED_NOTES = frozenset({"survived", "connect_failed"})
+
+#: The kinds that last ``--long-seconds``: the server's limits on them take seconds to act (ack and slow timeouts).
+LONG = frozenset({"stall", "non_reader"})
+
+
 @define
 class Tally:
     """What every wave's hostile clients saw, by kind."""
@@ -166,10 +175,10 @@ class Tally:
             old = into.notes.get(key)
             if isinstance(value, dict) and isinstance(old, dict):
                 into.notes[key] = dict(Counter(old) + Counter(value))
-            elif isinstance(value, (int, float)) and isinstance(old, (int, float)) and not isinstance(value, bool):
+            elif key in COUNTED_NOTES and isinstance(value, int) and isinstance(old, int):
                 into.notes[key] = old + value
             else:
-                into.notes[key] = value
+                into.notes[key] = value  # a setting or an answer of the last wave
 
 
 @define
@@ -179,6 +188,7 @@ class Options:
     ruleset: str
     scale: float
     attack_seconds: float
+    long_seconds: float
     root: Path
     nofile: int | None
     server_args: tuple[str, ...]
@@ -229,8 +239,9 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         watch = asyncio.create_task(_watch(server, t0, timeline, bar))
         while time.perf_counter() - t0 < opts.duration:
             tally.waves += 1
-            reports = await asyncio.gather(*(HOSTILE[k](target, n, opts.attack_seconds) for k, n in wave.items()),
-                                           return_exceptions=True)
+            reports = await asyncio.gather(
+                *(HOSTILE[k](target, n, opts.long_seconds if k in LONG else opts.attack_seconds) for k, n in wave.items()),
+                return_exceptions=True)
             for kind, r in zip(wave, reports):
                 if isinstance(r, BaseException):
                     tally.add(AttackReport(kind, errors=[f"{type(r).__name__}: {r}"]))
@@ -387,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Soak the real server: bots play while waves of every hostile kind of issue 12 "
                "run (loopback only, bounded); print what held. See the module docstring for the kinds.")
     p.add_argument("--duration", type=positive(float), default=60.0, metavar="SECONDS",
-                   help="how long the bots play and waves start (default 60; the last wave may run up to ~20 s over)")
+                   help="how long the bots play and waves start (default 60; the last wave may run up to ~30 s over)")
     p.add_argument("--bots", type=positive(int), default=20, help="bots playing throughout (default 20)")
     p.add_argument("--ruleset", default="arena", help="the server's ruleset (default arena)")
     p.add_argument("--scale", type=positive(float), default=1.0,
@@ -395,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                        f"{k} {n}" for k, n in WAVE.items()) + ")")
     p.add_argument("--attack-seconds", type=positive(float), default=5.0, metavar="SECONDS",
                    help="how long each attack of a wave misbehaves (default 5)")
+    p.add_argument("--long-seconds", type=positive(float), default=12.0, metavar="SECONDS",
+                   help="how long stalled clients stall and non-readers do not read, past the server's 5 s limits "
+                   "(default 12)")
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose server runs (default this one)")
     p.add_argument("--nofile", type=positive(int), default=None, help="the server's open-file limit, soft and hard")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
@@ -411,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.root / "server" / "__main__.py").is_file():
         parser.error(f"--root {args.root}: not a checkout of this project (no server/__main__.py)")
-    opts = Options(args.duration, args.bots, args.ruleset, args.scale, args.attack_seconds, args.root.resolve(),
+    opts = Options(args.duration, args.bots, args.ruleset, args.scale, args.attack_seconds, args.long_seconds,
+                   args.root.resolve(),
                    args.nofile, tuple(args.server_arg), args.plot, not args.no_progress and not args.json)
     try:
         out = soak(opts)

@@ -19,7 +19,8 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def test_a_short_soak_reports_every_figure_and_the_server_holds() -> None:
-    res = run_cli("--duration", "3", "--bots", "2", "--scale", "0.05", "--attack-seconds", "1", "--json")
+    res = run_cli("--duration", "3", "--bots", "2", "--scale", "0.05", "--attack-seconds", "1",
+                  "--long-seconds", "1", "--json")
     assert res.returncode == 0, res.stderr + res.stdout
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["waves"] >= 1 and set(out["attacks"]) == set(soak.HOSTILE)
