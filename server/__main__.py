@@ -26,6 +26,9 @@ from server.workers import Supervisor, WorkerSpec, cpu_count, plan, worker_count
 log = logging.getLogger("server")
 
 
+#: Seconds a supervisor's workers get to stop past their drain deadline, by default.
+STOP_MARGIN_S = 10.0
+
 #: The rooms settings' defaults.
 ROOMS = RoomsConfig()
 
@@ -132,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "reach the process that hosts its match, and the kernel would spread connections by address hash. "
                    "More than one needs --redis (their shared match directory); --public-url then needs {worker} or "
                    "{port} (DEPLOY.md)")
-    p.add_argument("--stop-timeout", type=positive(float), default=30.0, metavar="SECONDS",
-                   help="with --workers: how long the workers may take to stop after SIGTERM/SIGINT before they are "
-                   "killed (default 30)")
+    p.add_argument("--stop-timeout", type=positive(float), default=None, metavar="SECONDS",
+                   help=f"with --workers: how long the workers may take to stop after SIGTERM/SIGINT (their drain) "
+                   f"before they are killed (default --drain-deadline + {STOP_MARGIN_S:g})")
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
     p.add_argument("--log-level", default="info", choices=logs.LEVELS, help="logging level (default info)")
     p.add_argument("--log-format", default="text", choices=logs.FORMATS,
@@ -287,7 +290,7 @@ def build_host(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Hos
 def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     """``--workers``: check the command line as a worker would, then supervise the workers (``server.workers``)."""
     count = args.workers or cpu_count()
-    if count > 1 and getattr(args, "redis", None) is None:
+    if count > 1 and args.redis is None:
         parser.exit(2, f"python -m server: error: --workers {count} needs --redis URL, the match directory the workers "
                     "share (make run-cluster starts a local redis-server)\n")
     try:
@@ -299,7 +302,8 @@ def run_workers(parser: argparse.ArgumentParser, args: argparse.Namespace, argv:
     first = argparse.Namespace(**{**vars(args), "public_url": specs[0].public_url})
     build_host(parser, first)
     argv = [*argv, *(a for origin in worker_origins(config_from_args(first), specs) for a in ("--allowed-origin", origin))]
-    return asyncio.run(Supervisor(argv, specs, stop_timeout=args.stop_timeout).run())
+    stop_timeout = args.drain_deadline + STOP_MARGIN_S if args.stop_timeout is None else args.stop_timeout
+    return asyncio.run(Supervisor(argv, specs, stop_timeout=stop_timeout).run())
 
 
 def worker_origins(config: ServerConfig, specs: list[WorkerSpec]) -> list[str]:

@@ -245,7 +245,8 @@ class Supervisor:
                      signal.Signals(sig).name, sum(w.running for w in self.workers), self.stop_timeout)
             self._stop.set()
         for w in self.workers:
-            w.signal(sig)
+            # One still starting has no handler yet: SIGTERM ends it quietly (SIGINT would be a traceback).
+            w.signal(sig if w.ready else signal.SIGTERM)
 
     async def _keep(self, w: Worker) -> None:
         """Run worker ``w`` again and again until the supervisor stops."""
