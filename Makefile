@@ -1,15 +1,20 @@
 # Two commands: `make run` and `make test`. Both set up what they need first:
 # `make run` the server's own dependencies only, `make test` the test tools too (pytest, mypy, Playwright...).
+# `make run-cluster`: one worker process per CPU sharing a private local Redis (README, *Running a cluster*).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test setup run-deps python-deps web-deps browser redis test-python test-js typecheck bench clean
+.PHONY: run run-cluster test setup run-deps python-deps web-deps browser redis test-python test-js typecheck bench clean
 
 run: run-deps web-deps
 	$(BIN)/python -m server $(ARGS)
+
+# One worker per CPU sharing a private redis-server on a free loopback port (ARGS="--redis URL": that one).
+run-cluster: run-deps web-deps redis
+	$(BIN)/python -m tools.localcluster $(ARGS)
 
 test: setup browser redis
 	$(BIN)/python -m pytest -q

@@ -79,6 +79,21 @@ class ServerProcess:
         return stop_process(self.proc, sig, timeout)
 
 
+def wait_ready(port: int, timeout: float = 20.0) -> None:
+    """Until ``GET /healthz?ready`` on ``127.0.0.1:port`` answers 200 (registered in its directory)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?ready", timeout=5) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return
+        except OSError:  # 503 (an HTTPError) or not answering yet
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server on port {port} was not ready within {timeout:g} s")
+        time.sleep(0.1)
+
+
 def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
     """Send ``sig``, wait ``timeout`` seconds, else SIGKILL; the exit status."""
     if proc.poll() is None:

@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,18 +18,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, stop_process
+from tests.conftest import ROOT, stop_process, wait_ready
+from tests.redis_server import RedisServer
 
 READY = re.compile(r"supervisor: worker (\d+) \(pid (\d+)\) listening on ws://127\.0\.0\.1:(\d+)/ws")
 
 
 class Supervised:
-    """A running ``python -m server --workers ...`` whose log is read line by line."""
+    """A running ``python -m server --workers ...`` (or ``module``'s) whose log is read line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, module: str = "server") -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--no-record", *args],
+            [sys.executable, "-m", module, "--host", "127.0.0.1", "--no-record", *args],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -71,8 +73,8 @@ class Supervised:
 def supervise() -> Iterator[Any]:
     started: list[Supervised] = []
 
-    def start(*args: str) -> Supervised:
-        s = Supervised(*args)
+    def start(*args: str, module: str = "server") -> Supervised:
+        s = Supervised(*args, module=module)
         started.append(s)
         return s
 
@@ -88,12 +90,39 @@ def get_json(port: int, path: str) -> Any:
         return json.loads(resp.read())
 
 
+def post_json(port: int, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
+
+
+def test_two_workers_listen_apart_share_the_directory_and_stop_on_sigterm(supervise: Any,
+                                                                          own_redis: RedisServer) -> None:
+    s = supervise("--workers", "2", "--port", "0", "--redis", own_redis.url, "--ruleset", "drift", "--npcs", "10",
+                  "--max-players", "4", "--drain-deadline", "2")
+    workers = s.ready(2)
+    ports = {port for _, port in workers.values()}
+    assert len(ports) == 2
+    for port in ports:
+        wait_ready(port)  # registered in Redis
+    seats = [post_json(min(ports), "/api/matchmake", {"ruleset": "drift", "mode": "create"}) for _ in range(4)]
+    listed = get_json(max(ports), "/api/matches")["matches"]
+    urls = {f"ws://127.0.0.1:{port}" for port in ports}
+    assert {m["url"].rsplit("/ws/", 1)[0] for m in listed} == urls  # both workers' matches, from either
+    assert {seat["match"] for seat in seats} <= {m["match"] for m in listed}
+    assert {seat["url"].rsplit("/ws/", 1)[0] for seat in seats} == urls  # new matches placed on both
+    started = time.monotonic()
+    assert s.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 20
+    assert not any(alive(pid) for pid, _ in workers.values())
 
 
 def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(supervise: Any) -> None:
@@ -110,10 +139,21 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_everything(supervise: An
 
 
 def test_a_worker_that_cannot_listen_stops_the_supervisor_with_status_2(supervise: Any) -> None:
-    s = supervise("--workers", "1", "--port", "0", "--ruleset", "drift", "--npcs", "10")
-    (_, port), = s.ready(1).values()
-    taken = supervise("--workers", "1", "--port", str(port), "--ruleset", "drift", "--npcs", "10")
-    assert taken.proc.wait(30) == 2
-    assert any(f"[w1] python -m server: error: cannot listen on 127.0.0.1:{port}" in line for line in taken.log)
-    assert any("worker 1 refused its command line or port" in line for line in taken.log)
-    assert s.stop() == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        s = supervise("--workers", "1", "--port", str(port), "--ruleset", "drift", "--npcs", "10")
+        assert s.proc.wait(30) == 2
+    assert any(f"[w1] python -m server: error: cannot listen on 127.0.0.1:{port}" in line for line in s.log)
+    assert any("worker 1 refused its command line or port" in line for line in s.log)
+
+
+def test_the_local_cluster_runs_its_own_redis_and_stops_it_after_the_workers(supervise: Any) -> None:
+    s = supervise("--workers", "1", "--port", "0", "--ruleset", "drift", "--npcs", "10", module="tools.localcluster")
+    redis = int(s.expect(r"redis-server \(pid (\d+)\) on redis://127\.0\.0\.1:\d+").group(1))
+    (pid, port), = s.ready(1).values()
+    wait_ready(port)  # registered in that Redis
+    assert s.stop(signal.SIGINT) == 0  # Ctrl-C
+    assert not alive(pid) and not alive(redis)
+    assert s.log[-1].strip() == "tools.localcluster: redis-server stopped"
