@@ -1,5 +1,6 @@
 # The game server in a container: `docker build -t tickserver .`, `docker run -p 8765:8765 tickserver`.
-# One server process per container: scale with containers. Docker is not on the development machines:
+# One server process per container: scale with containers (compose.yaml: two nodes and Redis; DEPLOY.md:
+# Kubernetes and a TLS-terminating proxy). Docker is not on the development machines:
 # tests/e2e/test_deploy.py runs this file's CMD and HEALTHCHECK command lines there instead.
 
 # The browser client's one npm dependency (@msgpack/msgpack), as `make` installs it.

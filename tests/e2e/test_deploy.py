@@ -1,7 +1,8 @@
 """The deployment files' command lines, run here as they are (docker is not on these machines).
 
-Each command is taken from ``Dockerfile`` as written (the exec form is JSON), and run with
-loopback addresses, a free port and a temporary folder in place of the container's.
+Each command is taken from ``Dockerfile`` or ``compose.yaml`` as written (the exec form and the
+compose commands are JSON arrays), and run with loopback addresses, free ports and a temporary
+folder in place of the container's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, ServerProcess, wait_ready
+from tools.localcluster import LocalRedis, free_port
 
 
 def dockerfile() -> dict[str, list[str]]:
@@ -29,6 +31,18 @@ def dockerfile() -> dict[str, list[str]]:
             stage = {}
         stage[keyword] = [rest]
     return stage
+
+
+def compose_services() -> dict[str, dict[str, list[str]]]:
+    """Each service of ``compose.yaml`` and its one-line JSON arrays (``command``, the healthcheck's ``test``)."""
+    services: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for line in (ROOT / "compose.yaml").read_text().splitlines():
+        if m := re.fullmatch(r"  ([\w-]+):\s*", line):
+            current = services.setdefault(m.group(1), {})
+        elif current is not None and (m := re.fullmatch(r"\s+(command|test): (\[.*\])\s*", line)):
+            current[m.group(1)] = exec_form(m.group(2))
+    return services
 
 
 def exec_form(text: str) -> list[str]:
@@ -82,3 +96,29 @@ def test_the_images_command_serves_passes_its_healthcheck_and_stops_cleanly(tmp_
 
 def run(cmd: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_compose_files_redis_and_two_nodes_share_their_matches(tmp_path: Path) -> None:
+    services = compose_services()
+    assert set(services) == {"redis", "node1", "node2"}
+    with LocalRedis(services["redis"]["command"]) as redis:
+        ping = services["redis"]["test"]
+        assert ping[0] == "CMD"
+        assert run([ping[1], "-p", str(redis.port), *ping[2:]]).stdout.strip() == "PONG"
+        ports = {"node1": free_port(), "node2": free_port()}
+        subs = {"0.0.0.0": "127.0.0.1", "redis://redis:6379": redis.url, "/app/replays": str(tmp_path),
+                "localhost:8001": f"127.0.0.1:{ports['node1']}", "localhost:8002": f"127.0.0.1:{ports['node2']}"}
+        nodes = {}
+        try:
+            for name, port in ports.items():
+                cmd = localize(services[name]["command"], {**subs, "8765": str(port)})
+                nodes[name] = ServerProcess(server_args(cmd))
+                assert nodes[name].port == port
+            for node in nodes.values():
+                wait_ready(node.port)
+            urls = {f"ws://127.0.0.1:{port}" for port in ports.values()}
+            listed = nodes["node1"].get_json("/api/matches")["matches"]
+            assert {m["url"].rsplit("/ws/", 1)[0] for m in listed} == urls  # both nodes' default matches
+        finally:
+            for node in nodes.values():
+                node.stop()
