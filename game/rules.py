@@ -32,6 +32,10 @@ def _as_values(v: npt.ArrayLike) -> npt.NDArray[np.int16]:
     return a
 
 
+def _as_lag(v: npt.ArrayLike | None) -> npt.NDArray[np.int16] | None:
+    return None if v is None else np.asarray(v, dtype=np.int16).reshape(-1)
+
+
 @frozen
 class InputBatch:
     """Every player's current input for one tick, in ascending player-id order.
@@ -39,16 +43,26 @@ class InputBatch:
     Attributes:
         players: int32 (P,), ascending player ids.
         values: int16 (P, F), one row per player, fields in the spec's order.
+        lag: int16 (P,), ticks, >= 0: how far in the past each player saw the
+            world when it sampled this input (the server's ``lag =
+            clamp(tick - view, 0, max)``, PROTOCOL.md). A ruleset with lag
+            compensation judges the player's shots against the world as it
+            was ``lag`` ticks ago; zeros when not given.
     """
 
     players: npt.NDArray[np.int32] = field(converter=_as_players)
     values: npt.NDArray[np.int16] = field(converter=_as_values)
+    lag: npt.NDArray[np.int16] = field(default=None, converter=_as_lag)
 
     def __attrs_post_init__(self) -> None:
         if self.values.shape[0] != len(self.players):
             raise GameError("input batch: one row of values per player")
         if len(self.players) > 1 and not np.all(np.diff(self.players) > 0):
             raise GameError("input batch: players must be strictly ascending")
+        if self.lag is None:
+            object.__setattr__(self, "lag", np.zeros(len(self.players), np.int16))
+        elif len(self.lag) != len(self.players) or (self.lag.size and int(self.lag.min()) < 0):
+            raise GameError("input batch: one lag >= 0 per player")
 
     @classmethod
     def empty(cls, fields: int) -> InputBatch:

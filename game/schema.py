@@ -148,6 +148,10 @@ class RulesetSpec:
         kinds: names of the values of the ``kind`` column, by value.
         player: how players move, for clients' prediction; None when the
             ruleset does not describe it (clients then do not predict).
+        rewind: the most ticks of lag compensation the rules apply: a
+            player's shots are judged against the world as it was up to this
+            many ticks ago (``InputBatch.lag``). 0: none; the server then
+            records every lag as 0.
     """
 
     name: str
@@ -160,8 +164,11 @@ class RulesetSpec:
     options: tuple[Option, ...] = ()
     kinds: tuple[str, ...] = ()
     player: PlayerMove | None = None
+    rewind: int = 0
 
     def __attrs_post_init__(self) -> None:
+        if not 0 <= self.rewind <= 255:
+            raise GameError(f"{self.name}: rewind must be 0 to 255 ticks, not {self.rewind}")
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise GameError(f"{self.name}: duplicate column names")

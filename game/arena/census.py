@@ -25,6 +25,7 @@ from game.arena.spec import (
     IN_FIRE,
     PELLET,
     PLAYER,
+    REWIND,
     SIZE,
     SPAWN_MARGIN,
 )
@@ -93,6 +94,7 @@ class Intent:
         dx, dy: int64 (P,), each in -1..1.
         aim: int64 (P,), uint8 angle 0..255.
         fire: bool (P,).
+        lag: int64 (P,), 0..``REWIND``: ticks in the past the player saw the world (lag compensation).
     """
 
     slots: Idx
@@ -100,6 +102,7 @@ class Intent:
     dy: I64
     aim: I64
     fire: npt.NDArray[np.bool_]
+    lag: I64
 
     @classmethod
     def of(cls, world: World, inputs: InputBatch) -> Intent:
@@ -117,6 +120,7 @@ class Intent:
             dy=np.clip(field(IN_DY), -1, 1),
             aim=field(IN_AIM) & 0xFF,
             fire=field(IN_FIRE) > 0,
+            lag=np.clip(inputs.lag[have].astype(np.int64), 0, REWIND),
         )
 
 

@@ -10,7 +10,10 @@ Hits, all found on the positions after this tick's motion and resolved at
 once (so the order of entities never matters):
 
 - a bullet hits the nearest living player (not its shooter) or drone it
-  touches (ties: the lower id), deals ``BULLET_DAMAGE`` and disappears;
+  touches (ties: the lower id), deals ``BULLET_DAMAGE`` and disappears.
+  Lag compensation: a bullet fired with lag ``L`` (its shooter's, kept in
+  its ``lag`` column) meets the players and drones where they were ``L``
+  ticks ago (``game.arena.rewind``): where its shooter saw them;
 - a drone touching a living player explodes on the nearest one it touches,
   dealing ``DRONE_DAMAGE``, and disappears.
 
@@ -35,6 +38,7 @@ from attrs import frozen
 from game.arena.census import I64, Census, Idx, Intent
 from game.arena.drones import replace_drones, velocity
 from game.arena.respawn import kill_players
+from game.arena.rewind import positions_ago
 from game.arena.spec import (
     BULLET,
     BULLET_DAMAGE,
@@ -81,8 +85,21 @@ class Hits:
     exploded: Idx
 
 
+def _bullet_pairs(world: World, bullets: Idx, drones: Idx, players: Idx, drone_grid: Grid,
+                  player_grid: Grid) -> tuple[Idx, Idx, I64]:
+    """Bullets touching drones or players (not their shooter) on the grids given: bullet index
+    into ``bullets``, target slot, squared distance."""
+    cols = world.cols
+    bx, by = cols["x"][bullets], cols["y"][bullets]
+    ib_d, jd, d2_d = drone_grid.pairs(bx, by, BULLET_RADIUS + DRONE_RADIUS)
+    ib_p, jp, d2_p = player_grid.pairs(bx, by, BULLET_RADIUS + PLAYER_RADIUS)
+    other = cols["owner"][bullets[ib_p]].astype(np.int64) != world.ids[players[jp]]
+    return (np.concatenate([ib_d, ib_p[other]]), np.concatenate([drones[jd], players[jp[other]]]),
+            np.concatenate([d2_d, d2_p[other]]))
+
+
 def find_hits(world: World, census: Census, flying: Idx) -> Hits:
-    """Bullets against players and drones, drones against players (see module docstring)."""
+    """Bullets against players and drones (rewound by each bullet's lag), drones against players (see module docstring)."""
     cols = world.cols
     x, y = cols["x"], cols["y"]
     drones = census.present(census.drones)
@@ -90,13 +107,20 @@ def find_hits(world: World, census: Census, flying: Idx) -> Hits:
     drone_grid = Grid.build(x[drones], y[drones], CONTACT_CELL)
     player_grid = Grid.build(x[players], y[players], CONTACT_CELL)
 
-    bx, by = x[flying], y[flying]
-    ib_d, jd, d2_d = drone_grid.pairs(bx, by, BULLET_RADIUS + DRONE_RADIUS)
-    ib_p, jp, d2_p = player_grid.pairs(bx, by, BULLET_RADIUS + PLAYER_RADIUS)
-    other = cols["owner"][flying[ib_p]].astype(np.int64) != world.ids[players[jp]]
-    ib = np.concatenate([ib_d, ib_p[other]])
-    target = np.concatenate([drones[jd], players[jp[other]]])
-    d2 = np.concatenate([d2_d, d2_p[other]])
+    lag = cols["lag"][flying]
+    parts = []
+    # One pass per distinct lag (at most REWIND + 1 of them), never one per bullet.
+    for ago in np.unique(lag).tolist():
+        group = np.flatnonzero(lag == ago)
+        grids = (drone_grid, player_grid)
+        if ago > 0:
+            grids = (Grid.build(*positions_ago(world, drones, ago), CONTACT_CELL),
+                     Grid.build(*positions_ago(world, players, ago), CONTACT_CELL))
+        ib, target, d2 = _bullet_pairs(world, flying[group], drones, players, *grids)
+        parts.append((group[ib], target, d2))
+    ib = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.intp)
+    target = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.intp)
+    d2 = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
     struck, _ = nearest_of_pairs(flying.size, ib, target, d2)
     hit = struck >= 0
     bullets, bullet_victims = flying[hit], struck[hit]
@@ -174,5 +198,7 @@ def fire(world: World, census: Census, intent: Intent) -> None:
         owner=world.ids[shooters],
         player=-1,
         target=-1,
+        born=world.tick,
+        lag=intent.lag[ready],
     )
     cols["cooldown"][shooters] = FIRE_COOLDOWN

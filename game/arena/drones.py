@@ -52,7 +52,7 @@ def spawn_drones(world: World, tick: int, keys: npt.ArrayLike) -> None:
     k = np.asarray(keys, dtype=np.int64)
     x, y = random_positions(world.seed, tick, STREAM_DRONE_SPAWN, k)
     vx, vy = velocity(rng.integers(world.seed, tick, STREAM_DRONE_SPAWN_HEADING, k, 0, 255), WANDER_SPEED)
-    world.spawn(k.size, kind=DRONE, x=x, y=y, vx=vx, vy=vy, hp=DRONE_HP, player=-1, owner=-1, target=-1)
+    world.spawn(k.size, kind=DRONE, x=x, y=y, vx=vx, vy=vy, hp=DRONE_HP, player=-1, owner=-1, target=-1, born=tick)
 
 
 def replace_drones(world: World, census: Census, slots: Idx) -> None:

@@ -46,4 +46,5 @@ def respawn_players(world: World, census: Census) -> list[Event]:
     cols["hp"][back] = PLAYER_HP
     cols["cooldown"][back] = 0
     cols["shield"][back] = SHIELD_TICKS
+    cols["born"][back] = world.tick  # its past before here is not where it is (lag compensation)
     return [Event("respawn", (int(i),)) for i in ids]

@@ -12,7 +12,9 @@ The rules, in the order a tick applies them (constants in ``game.arena.spec``):
    3 hunting) bounce off the walls; bullets (14 units per tick) vanish at the
    walls and after 40 ticks.
 3. **Hit** (``combat``): a bullet hits the nearest player (not its shooter)
-   or drone it touches: 15 damage. A drone touching a player explodes on it:
+   or drone it touches: 15 damage. Lag-compensated (``rewind``): a bullet
+   meets the bodies where they were its shooter's ``lag`` ticks ago, where
+   the shooter saw them. A drone touching a player explodes on it:
    25 damage. Players (100 hp) and drones (30 hp) at 0 hp die; the shooter
    scores 25 for a player, 5 for a drone. Destroyed drones are replaced
    elsewhere at once.
@@ -40,6 +42,7 @@ from game.arena.drones import spawn_drones, steer_drones
 from game.arena.movement import move_bodies, move_players
 from game.arena.pickups import eat_pellets, spawn_pellets
 from game.arena.respawn import respawn_players
+from game.arena.rewind import remember
 from game.arena.spec import PLAYER, PLAYER_HP, SHIELD_TICKS, SPEC, STREAM_PLAYER_SPAWN
 from game.errors import GameError
 from game.rules import (
@@ -74,7 +77,8 @@ class ArenaRuleset:
             raise GameError(f"arena: player {player} has already joined")
         x, y = random_positions(world.seed, world.tick, STREAM_PLAYER_SPAWN, np.array([-1 - player]))
         (eid,) = world.spawn(
-            1, kind=PLAYER, x=x[0], y=y[0], hp=PLAYER_HP, shield=SHIELD_TICKS, player=player, owner=-1, target=-1
+            1, kind=PLAYER, x=x[0], y=y[0], hp=PLAYER_HP, shield=SHIELD_TICKS, player=player, owner=-1, target=-1,
+            born=world.tick,
         )
         world.commit()
         return EntityId(int(eid))
@@ -84,6 +88,7 @@ class ArenaRuleset:
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1
+        remember(world)
         census = Census.of(world)
         intent = Intent.of(world, inputs)
         events = respawn_players(world, census)

@@ -74,6 +74,14 @@ SCORE_MAX = 0xFFFF
 #: queried against them (a drone touching a player), so queries visit 3 x 3 cells.
 CONTACT_CELL = PLAYER_RADIUS + DRONE_RADIUS
 
+# Lag compensation (game.arena.rewind).
+#: Ticks of the past kept for lag compensation: a bullet is tested against bodies up to this many
+#: ticks ago (267 ms at 30 Hz; the server records lags up to a quarter second, 8 ticks at 30 Hz).
+REWIND = 8
+#: The private columns of the past positions, one pair per tick modulo REWIND.
+HX = tuple(f"hx{k}" for k in range(REWIND))
+HY = tuple(f"hy{k}" for k in range(REWIND))
+
 # Random streams, one per use site (game.rng).
 STREAM_DRONE_SPAWN = 101
 STREAM_DRONE_HEADING = 102
@@ -83,7 +91,7 @@ STREAM_DRONE_SPAWN_HEADING = 105
 
 SPEC = RulesetSpec(
     name="arena",
-    version=1,
+    version=2,
     columns=(
         Column("kind", "uint8", "uint8", doc="0 player, 1 drone, 2 bullet, 3 pellet"),
         Column("x", "int32", "int16", SCALE, "position, 1/8 world unit, 0..24000"),
@@ -100,12 +108,18 @@ SPEC = RulesetSpec(
         Column("respawn", "int16", None, doc="dead players: ticks until respawn"),
         Column("shield", "int16", None, doc="players: ticks of spawn protection left"),
         Column("target", "int32", None, doc="drones: entity id of the hunted player; -1 when wandering"),
+        Column("born", "int32", None, doc="tick from which the body's past positions are its own (spawn, respawn)"),
+        Column("lag", "int16", None, doc="bullets: the shooter's lag when it fired, ticks (lag compensation)"),
+        *(Column(name, "int16", None, doc=f"x at the last tick = {k} mod {REWIND} (lag compensation)")
+          for k, name in enumerate(HX)),
+        *(Column(name, "int16", None, doc=f"y at the last tick = {k} mod {REWIND} (lag compensation)")
+          for k, name in enumerate(HY)),
     ),
     inputs=(
         InputField("dx", -1, 1, "move left (-1) / right (+1)"),
         InputField("dy", -1, 1, "move up (-1) / down (+1)"),
-        InputField("aim", 0, 255, "aim, uint8 angle (game.fixed.DIRECTIONS)"),
-        InputField("fire", 0, 1, "1 to shoot (subject to the cooldown)"),
+        InputField("aim", 0, 255, "aim angle: 256 steps a turn, 0 = +x, 64 = +y (down)"),
+        InputField("fire", 0, 1, "a button: 1 shoots (at most once per 6 ticks); latched by clients between sends"),
     ),
     motion=(Axis("x", "vx", 0, SIZE), Axis("y", "vy", 0, SIZE)),
     width=ARENA,
@@ -116,6 +130,7 @@ SPEC = RulesetSpec(
     ),
     kinds=KINDS,
     player=PlayerMove(PLAYER_SPEED, DIAGONAL, 0, SIZE, dead_still=True),
+    rewind=REWIND,
 )
 
 #: Input field indices, in ``SPEC.inputs`` order.
