@@ -363,7 +363,11 @@ class Connection(asyncio.Protocol):
         if self._splitter is not None:
             self._gone()
         if self.feed is not None:
-            self.feed.disconnect(self.member, self, self.clock())
+            # The client's own close with 1000 is a leave: its player goes at once. Anything else
+            # (no close frame, another code) is a dropped connection: the player is held.
+            close = self.protocol.close_rcvd
+            left = close is not None and close.code == CloseCode.NORMAL_CLOSURE
+            self.feed.disconnect(self.member, self, self.clock(), left=left)
         self.lost.set_result(None)
 
     def _gone(self) -> None:

@@ -19,8 +19,10 @@ A connection's life against a feed, in the shell's calls:
    ``ProtocolError`` (a full match: 1013).
 4. ``on_message(member, msg)`` for each later message. Messages take effect
    at the feed's next ``tick(now)``, which is why they carry no time.
-5. ``disconnect(member, client, now)`` when the connection is gone (a
-   ``client`` that a resume already replaced changes nothing).
+5. ``disconnect(member, client, now, left=...)`` when the connection is
+   gone (a ``client`` that a resume already replaced changes nothing);
+   ``left``: the client closed it on purpose (code 1000), rather than
+   dropping it: a match removes the player at once instead of holding it.
 
 The feed sends through its members' ``Client`` (``send``, ``close``),
 fire-and-forget: nothing a client does can hold up a tick.
@@ -94,8 +96,8 @@ class Feed(Protocol[M]):
         """A validated message from ``member`` after its hello (the session checked it)."""
         ...
 
-    def disconnect(self, member: M, client: Client, now: float) -> None:
-        """``client``, the member's connection, is gone."""
+    def disconnect(self, member: M, client: Client, now: float, *, left: bool = False) -> None:
+        """``client``, the member's connection, is gone (``left``: closed by the client with 1000)."""
         ...
 
     def tick(self, now: float) -> None:

@@ -108,7 +108,8 @@ from server.web import HttpError, HttpRequest, json_response
 log = logging.getLogger("server.host")
 
 #: What ``GET /api/matches`` adds to a local match's entry from the match itself.
-LOCAL_FIELDS = ("tick", "tick_rate", "connected", "entities", "ticks_dropped")
+LOCAL_FIELDS = ("tick", "tick_rate", "connected", "entities", "ticks_dropped", "inputs_starved", "inputs_dropped",
+                "inputs_stale")
 #: Seconds before a new default match replaces one whose tick raised.
 DEFAULT_RETRY_S = 5.0
 #: Seconds between two tries of the heartbeat while the directory is unreachable.
@@ -893,7 +894,8 @@ class Host:
 
         Each entry: match, url, ruleset, labels, players, reserved,
         max_players; a match of this node also has its tick, tick_rate,
-        connected, entities, ticks_dropped and whether it is the default.
+        connected, entities, ticks_dropped, its input queues' counts
+        (inputs_starved, inputs_dropped, inputs_stale) and whether it is the default.
         """
         await self.started.wait()
         try:

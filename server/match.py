@@ -4,8 +4,12 @@ The match is transport-agnostic: each member has a ``Client`` (anything with
 ``send(bytes)`` and ``close(code, reason)``), and the match only ever calls
 ``send`` fire-and-forget, so a slow client never holds up the tick. Joins,
 leaves and inputs take effect at the tick boundary, in ascending player-id
-order, which is what makes a match replayable from its inputs. The shell
-ticks it (``server.loop.run_feed``), on its own loop.
+order, which is what makes a match replayable from its inputs. Each player's
+inputs wait in a short queue and are applied one per tick, in order
+(``server/inputs.py``). A player who leaves (a ``leave`` message, or its own
+close with 1000) is removed at the next tick; one whose connection drops is
+held ``hold_s`` for a resume. The shell ticks it (``server.loop.run_feed``),
+on its own loop.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from attrs import define
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
 from server.feed import Client
-from server.inputs import InputTable
+from server.inputs import WINDOW_S, InputTable, max_lag_ticks
 from server.logs import fields
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
@@ -39,6 +43,7 @@ from server.protocol.messages import (
     ClientMessage,
     Hello,
     Input,
+    Leave,
     Ping,
     Pong,
     Roster,
@@ -127,7 +132,8 @@ class Match:
         self.ruleset_wire = ruleset.spec.to_wire()
         self.history = SnapshotHistory(history)
         self.encoder = UpdateEncoder(self.schema, self.history)
-        self.inputs = InputTable(len(ruleset.spec.inputs))
+        self.inputs = InputTable(len(ruleset.spec.inputs), max_lag=min(max_lag_ticks(tick_rate), ruleset.spec.rewind),
+                                 window=round(WINDOW_S * tick_rate))
         self.members: dict[PlayerId, Member] = {}
         self.observers: list[MatchObserver] = []
         self.stats = MatchStats()
@@ -135,6 +141,8 @@ class Match:
         #: Members waiting for the tick boundary to join, and players held after a disconnect.
         self._unjoined: dict[PlayerId, Member] = {}
         self._held: dict[PlayerId, Member] = {}
+        #: Players who left on purpose: removed at the next tick boundary.
+        self._leaving: set[PlayerId] = set()
         self._next_player = 1
         self._token_factory = token_factory
         self._perf = perf_counter
@@ -173,8 +181,9 @@ class Match:
     def freeze(self) -> None:
         """Stop at this tick boundary: ``tick`` does nothing until ``thaw``, new members are refused (1013).
 
-        Inputs that arrive meanwhile stay pending (the newest per player) and
-        apply at the first tick after a ``thaw``; members may still resume.
+        Inputs that arrive meanwhile wait in the players' queues (the oldest
+        pushed out beyond ``server.inputs.CAPACITY``) and apply one per tick
+        after a ``thaw``; members may still resume.
         """
         self.frozen = True
 
@@ -245,20 +254,32 @@ class Match:
         self._tokens[member.token] = member
         return member
 
-    def disconnect(self, member: Member, client: Client, now: float) -> None:
-        """``client``, the member's connection, is gone: players are held ``hold_s`` for a resume,
-        spectators leave. A connection that was already replaced by a resume changes nothing."""
+    def disconnect(self, member: Member, client: Client, now: float, *, left: bool = False) -> None:
+        """``client``, the member's connection, is gone: a player is held ``hold_s`` for a resume,
+        unless it ``left`` on purpose (its close said 1000): then it is removed at the next tick, like
+        a spectator. A connection that was already replaced by a resume changes nothing."""
         if self.members.get(member.player) is not member or member.client is not client:
             return
         member.client = None
         member.session.close()
         if member.spectator or not member.joined:
             self._forget(member)
+        elif left:
+            self._leaving.add(member.player)
+            self._tokens.pop(member.token, None)  # leaving is leaving: no resume
         else:
             member.left_at = now
             self._held[member.player] = member
             self.inputs.neutral(member.player)
         self._roster_dirty = True
+
+    def leave(self, member: Member) -> None:
+        """The member said ``leave``: close its connection (1000); a player is removed at the next tick."""
+        client = member.client
+        if client is None:
+            return
+        self.disconnect(member, client, 0.0, left=True)
+        client.close(CLOSE_NORMAL, "left the match")
 
     def _forget(self, member: Member) -> None:
         self.members.pop(member.player, None)
@@ -270,9 +291,11 @@ class Match:
         """A validated message from ``member`` (the session already checked it)."""
         if isinstance(msg, Input):
             if member.joined and not member.spectator and member.player in self.inputs:
-                self.inputs.submit(member.player, msg.seq, msg.values)
+                self.inputs.submit(member.player, msg.seq, msg.values, msg.view)
         elif isinstance(msg, Ping) and member.client is not None:
             member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
+        elif isinstance(msg, Leave):
+            self.leave(member)
 
     # -- the tick ------------------------------------------------------------
 
@@ -291,7 +314,7 @@ class Match:
             self.idle_since = None
         elif self.idle_since is None:
             self.idle_since = now
-        batch = self.inputs.commit()
+        batch = self.inputs.commit(self.world.tick + 1)
         events = self.ruleset.step(self.world, batch)
         t1 = perf()
 
@@ -313,13 +336,17 @@ class Match:
 
     def _membership(self, now: float) -> tuple[list[PlayerId], list[tuple[PlayerId, str]]]:
         leaves: list[PlayerId] = []
-        if self._held:
-            leaves = sorted(p for p, m in self._held.items() if m.left_at is not None and now - m.left_at >= self.hold_s)
+        left = self._leaving
+        if self._held or left:
+            expired = {p for p, m in self._held.items() if m.left_at is not None and now - m.left_at >= self.hold_s}
+            leaves = sorted(expired | left)
+            self._leaving = set()
         for pid in leaves:
             self.ruleset.leave(self.world, pid)
             gone = self.members[pid]
             self._forget(gone)
-            log.info("%s: player %d %r is gone (not back within %g s)", self.match_id, pid, gone.name, self.hold_s,
+            why = "it left" if pid in left else f"not back within {self.hold_s:g} s"
+            log.info("%s: player %d %r is gone (%s)", self.match_id, pid, gone.name, why,
                      extra=fields("gone", match=self.match_id, player=pid))
         self.inputs.remove(leaves)
         self.stats.leaves += len(leaves)
@@ -406,6 +433,9 @@ class Match:
             "connected": sum(1 for m in self.members.values() if m.client is not None),
             "entities": self.world.count(),
             "ticks_dropped": self.ticks_dropped,
+            "inputs_starved": self.inputs.totals["starved"],
+            "inputs_dropped": self.inputs.totals["dropped"],
+            "inputs_stale": self.inputs.totals["stale"],
         }
 
     def player_states(self) -> list[dict[str, Any]]:
@@ -417,6 +447,8 @@ class Match:
             if m.spectator or not m.joined:
                 continue
             entry: dict[str, Any] = {"player": m.player, "name": m.name, "online": m.client is not None, "entity": m.entity}
+            if m.player in self.inputs:
+                entry["inputs"] = self.inputs.queue_stats(m.player)
             if m.entity is not None:
                 i = int(np.searchsorted(snap.ids, m.entity))
                 if i < len(snap.ids) and snap.ids[i] == m.entity:

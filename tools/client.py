@@ -48,6 +48,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Leave,
     Moved,
     Ping,
     Pong,
@@ -291,10 +292,7 @@ class GameClient:
         """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one."""
         if self.seat is None:
             return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)
-        # Hello.seat is being added to the protocol (issue 9), so its keyword goes through a mapping that
-        # type-checks before and after it lands; write it plainly (seat=self.seat) once it has.
-        seat: dict[str, Any] = {"seat": self.seat}
-        return Hello(PROTOCOL_VERSION, self.name, self.spectate, **seat)
+        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat)
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
@@ -354,10 +352,20 @@ class GameClient:
             pass  # the reader sees the close
         return True
 
-    async def close(self) -> None:
+    async def close(self, code: int = 1000) -> None:
+        """Close the connection. With 1000 (the default) the server removes the player at once (a leave);
+        any other code (1001: going away) leaves it held for ``welcome.hold_s`` for a resume with the token."""
         self._leaving = True
         if self.ws is not None:
-            await self.ws.close()
+            await self.ws.close(code)
+        if self._reader is not None:
+            await self._reader
+
+    async def leave(self) -> None:
+        """Leave the match for good: send ``leave`` and wait for the server's close (1000)."""
+        self._leaving = True
+        if self.ws is not None:
+            await self._send_quietly(encode_client(Leave()))
         if self._reader is not None:
             await self._reader
 

@@ -49,6 +49,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Leave,
     Moved,
     Ping,
     Pong,
@@ -167,6 +168,8 @@ class Message:
         if missing:
             raise InvalidField(f"{self.tag}: missing field(s) {', '.join(missing)}")
         if strict and not obj.keys() <= self.keys:
+            if not all(type(k) is str for k in obj):  # a bin key: msgpack's strict_map_key lets bytes through
+                raise MalformedMessage("map keys must be strings")
             extra = sorted(k for k in obj if k not in self.keys)
             raise InvalidField(f"{self.tag}: unknown field(s) {', '.join(extra)}")
         if self.check is not None:
@@ -219,10 +222,11 @@ MESSAGES: tuple[Message, ...] = (
     # client -> server
     Message("hello", Hello, CLIENT, (Req("v", "version"), Req("name"), Opt("spectate", omit=True),
                                      Opt("token", omit=True), Opt("seat", omit=True)), check=_check_version),
-    Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True))),
+    Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True), Opt("view", omit=True))),
     Message("ack", Ack, CLIENT, (Req("tick"),)),
     Message("ping", Ping, CLIENT, (Req("id"), Opt("time"))),
     Message("resync", Resync, CLIENT, ()),
+    Message("leave", Leave, CLIENT, ()),
     Message("control", Control, CLIENT, (Opt("pause", omit=True), Opt("speed", omit=True), Opt("seek", omit=True))),
     # server -> client
     Message("welcome", Welcome, SERVER, (
@@ -253,15 +257,27 @@ if (len(_BY_CLASS) != len(MESSAGES) or len(_CLIENT) + len(_SERVER) != len(MESSAG
 # The input hot path, from the table: its keys, which are required, in the class's order.
 _INPUT = _BY_CLASS[Input]
 _INPUT_TAG, _INPUT_KEYS = _INPUT.tag, _INPUT.keys
-_SEQ, _VALUES, _ACK = (f.key for f in _INPUT.fields)
+_SEQ, _VALUES, _ACK, _VIEW = (f.key for f in _INPUT.fields)
 if ([f.attr for f in _INPUT.fields] != [a.name for a in attrs.fields(Input)] or _INPUT.required != (_SEQ, _VALUES)
-        or any(f.from_wire for f in _INPUT.fields) or _INPUT.check is not None or _INPUT.defaults[2] is not None):
-    raise TypeError("decode_client's input path assumes input's fields are seq, values (required), ack (optional)")
+        or any(f.from_wire for f in _INPUT.fields) or _INPUT.check is not None
+        or _INPUT.defaults[2:] != (None, None)):
+    raise TypeError("decode_client's input path assumes input's fields are seq, values (required), ack, view (optional)")
 
 _UPDATE = _BY_CLASS[Update]
 _ACK_KEY: bytes = msgpack.packb(_UPDATE.fields[-1].key)
 if _UPDATE.fields[-1].optional:
     raise TypeError("finish_update appends an update's last field: it must be required")
+
+
+#: What msgpack's ValueError for a client message says -> our reason (the limits in ``_unpack``).
+_LIMIT_REASONS = (
+    ("map key", "map keys must be strings"),
+    ("max_bin_len", "bin values are not accepted in client messages"),
+    ("max_ext_len", "ext values are not accepted in client messages"),
+    ("max_str_len", "a string over 256 bytes"),
+    ("max_array_len", "an array over 32 elements"),
+    ("max_map_len", "a map over 16 keys"),
+)
 
 
 def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, client: bool) -> dict[str, Any]:
@@ -279,11 +295,18 @@ def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, client: b
         else:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
+        if isinstance(exc, ValueError):  # a limit or strict_map_key: say which
+            for words, reason in _LIMIT_REASONS:
+                if words in str(exc):
+                    raise MalformedMessage(reason) from None
         raise MalformedMessage(f"not a valid msgpack message: {type(exc).__name__}") from None
     if not isinstance(obj, dict):
         raise MalformedMessage(f"expected a msgpack map, got {type(obj).__name__}")
-    if not isinstance(obj.get("t"), str):
-        raise MalformedMessage("missing type tag 't'")
+    t = obj.get("t")
+    if type(t) is not str:
+        if "t" not in obj:
+            raise MalformedMessage("missing type tag 't'")
+        raise MalformedMessage(f"the type tag 't' must be a string, got {type(t).__name__}")
     return obj
 
 
@@ -292,7 +315,7 @@ def decode_client(data: bytes | bytearray | memoryview | str) -> ClientMessage:
     obj = _unpack(data, MAX_CLIENT_MESSAGE, client=True)
     t = obj["t"]
     if t == _INPUT_TAG and _SEQ in obj and _VALUES in obj and obj.keys() <= _INPUT_KEYS:
-        return Input(obj[_SEQ], obj[_VALUES], obj.get(_ACK))  # the hot path: 30 per second per player
+        return Input(obj[_SEQ], obj[_VALUES], obj.get(_ACK), obj.get(_VIEW))  # the hot path: 30 per second per player
     m = _CLIENT.get(t)
     if m is None:
         raise MalformedMessage(f"unknown message type {t!r}")

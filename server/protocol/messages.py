@@ -164,31 +164,47 @@ def _values(values: Any) -> tuple[int, ...]:
         return tuple(values)
     if type(values) is tuple:
         return values
-    raise InvalidField(f"values: expected an array of integers, got {type(values).__name__}")
+    raise InvalidField(f"in: expected an array of integers, got {type(values).__name__}")
+
+
+#: Input values an ``input`` may carry at most (a ruleset declares at most this many fields).
+MAX_INPUT_VALUES = 16
 
 
 @frozen
 class Input:
-    """A player's input: sequence number, the last update tick held, field values."""
+    """A player's input: its sequence number, field values, the last update tick held and the tick viewed.
+
+    Attributes:
+        seq: 1 to 2**32-1, one more than the previous input's (PROTOCOL.md, *The input queue*).
+        values: the ruleset's input fields, in order: integers (the session checks each field's range).
+        ack: the newest update tick the client holds, or None.
+        view: the tick the client was displaying other entities at when it sampled the input
+            (its interpolated tick, floored), or None: the server's lag compensation.
+    """
 
     seq: int
     values: tuple[int, ...] = field(converter=_values)
     ack: int | None = None
+    view: int | None = None
 
     def __attrs_post_init__(self) -> None:
-        # One inline check instead of three validators: this runs 30 times a
+        # One inline check instead of four validators: this runs 30 times a
         # second per player, so it is on the hot path.
-        seq, ack = self.seq, self.ack
-        if type(seq) is not int or not 0 <= seq <= U32:
-            raise InvalidField(f"seq: expected an integer in [0, {U32}], got {seq!r}")
+        seq, ack, view = self.seq, self.ack, self.view
+        if type(seq) is not int or not 1 <= seq <= U32:
+            raise InvalidField(f"seq: expected an integer in [1, {U32}], got {seq!r}")
         if ack is not None and (type(ack) is not int or not 0 <= ack <= U32):
             raise InvalidField(f"ack: expected an integer in [0, {U32}], got {ack!r}")
+        if view is not None and (type(view) is not int or not 0 <= view <= U32):
+            raise InvalidField(f"view: expected an integer in [0, {U32}], got {view!r}")
         values = self.values
-        if len(values) > 16:
-            raise InvalidField("values: expected an array of at most 16 integers")
-        for v in values:
-            if type(v) is not int or not -32768 <= v <= 32767:
-                raise InvalidField("values: every value must be an integer in [-32768, 32767]")
+        if len(values) > MAX_INPUT_VALUES:
+            raise InvalidField(f"in: expected an array of at most {MAX_INPUT_VALUES} integers")
+        for i, v in enumerate(values):
+            if type(v) is not int:
+                # msgpack keeps ints and floats apart: 1.0 is a float, refused like "1".
+                raise InvalidField(f"in[{i}]: expected an integer, got {type(v).__name__} {v!r}")
 
 
 @frozen
@@ -212,6 +228,11 @@ class Resync:
 
 
 @frozen
+class Leave:
+    """The client leaves for good: its player is removed at the next tick and the server closes with 1000."""
+
+
+@frozen
 class Control:
     """A replay viewer steers the playback (REPLAY.md): any of pause, speed, seek.
 
@@ -226,7 +247,7 @@ class Control:
     seek: int | None = field(default=None, validator=_opt_u32)
 
 
-ClientMessage = Hello | Input | Ack | Ping | Resync | Control
+ClientMessage = Hello | Input | Ack | Ping | Resync | Leave | Control
 
 
 # -- server to client ------------------------------------------------------

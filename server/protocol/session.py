@@ -6,7 +6,8 @@ connection joins: ``ServerSession(inputs)`` for a live match (``HANDSHAKE``
 then ``ACTIVE``), ``ServerSession.for_viewer()`` for a replay's playback
 (``VIEWER_HANDSHAKE`` then ``WATCHING``, where ``control`` is accepted and
 ``input`` is not). The session also validates inputs against the ruleset's
-ranges, drops stale inputs, tracks the client's acknowledgements, and
+ranges (stale sequence numbers are the input queue's business,
+``server/inputs.py``), tracks the client's acknowledgements, and
 enforces the connection's one rate limit (on an injected clock):
 
 - **Answers.** Each update the feed sends (``sent_update``) lets the
@@ -45,7 +46,7 @@ from attrs import define, field
 from game.schema import InputField
 from server.protocol.codec import decode_client
 from server.protocol.errors import InvalidField, MalformedMessage, PolicyViolation
-from server.protocol.messages import Ack, ClientMessage, Control, Hello, Input, Ping, Resync
+from server.protocol.messages import Ack, ClientMessage, Control, Hello, Input, Leave, Ping, Resync
 
 
 class State(enum.Enum):
@@ -60,10 +61,12 @@ class State(enum.Enum):
 ALLOWED: dict[State, dict[type, State]] = {
     # A player or spectator of a live match.
     State.HANDSHAKE: {Hello: State.ACTIVE},
-    State.ACTIVE: {Input: State.ACTIVE, Ack: State.ACTIVE, Ping: State.ACTIVE, Resync: State.ACTIVE},
+    State.ACTIVE: {Input: State.ACTIVE, Ack: State.ACTIVE, Ping: State.ACTIVE, Resync: State.ACTIVE,
+                   Leave: State.CLOSED},
     # A viewer of a replay's playback: a spectator that steers the playback instead of playing.
     State.VIEWER_HANDSHAKE: {Hello: State.WATCHING},
-    State.WATCHING: {Ack: State.WATCHING, Ping: State.WATCHING, Resync: State.WATCHING, Control: State.WATCHING},
+    State.WATCHING: {Ack: State.WATCHING, Ping: State.WATCHING, Resync: State.WATCHING, Control: State.WATCHING,
+                     Leave: State.CLOSED},
     State.CLOSED: {},
 }
 
@@ -107,7 +110,6 @@ class ServerSession:
         state: where the conversation stands (``ALLOWED``).
         spectator: set by ``hello`` (always true for a viewer).
         viewer: a replay viewer's session (``for_viewer``).
-        last_seq: the newest input sequence number accepted (-1: none).
         acked: the newest update tick the client says it holds (None: none).
         ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
         last_keyframe: the tick of the last keyframe sent (None: none since the last ack).
@@ -119,7 +121,6 @@ class ServerSession:
     state: State = State.HANDSHAKE
     spectator: bool = False
     viewer: bool = False
-    last_seq: int = -1
     acked: int | None = None
     ack_floor: int = -1
     max_credit: int = MAX_CREDIT
@@ -143,8 +144,8 @@ class ServerSession:
         """The session of a replay viewer: ``hello``, then acks, pings, resyncs and controls."""
         return cls((), rate, burst, State.VIEWER_HANDSHAKE, spectator=True, viewer=True)
 
-    def receive(self, data: bytes | bytearray | memoryview | str, now: float, server_tick: int) -> ClientMessage | None:
-        """Decode and check one frame; returns the message, or None for a stale input.
+    def receive(self, data: bytes | bytearray | memoryview | str, now: float, server_tick: int) -> ClientMessage:
+        """Decode and check one frame; returns the message.
 
         Args:
             data: the frame's payload (str for a text frame).
@@ -176,9 +177,6 @@ class ServerSession:
                 raise PolicyViolation("spectators cannot send input")
             self._check_input(msg)
             self._ack(msg.ack, server_tick, now)
-            if msg.seq <= self.last_seq:
-                return None
-            self.last_seq = msg.seq
         elif isinstance(msg, Ack):
             self._ack(msg.tick, server_tick, now)
         elif isinstance(msg, Hello):
@@ -244,10 +242,10 @@ class ServerSession:
 
     def _check_input(self, msg: Input) -> None:
         if len(msg.values) != len(self.inputs):
-            raise InvalidField(f"input: expected {len(self.inputs)} values ({', '.join(f.name for f in self.inputs)}), got {len(msg.values)}")
+            raise InvalidField(f"in: expected {len(self.inputs)} values ({', '.join(f.name for f in self.inputs)}), got {len(msg.values)}")
         for f, v in zip(self.inputs, msg.values):
             if not f.lo <= v <= f.hi:
-                raise InvalidField(f"input: {f.name}={v} is outside [{f.lo}, {f.hi}]")
+                raise InvalidField(f"in: {f.name}={v} is outside [{f.lo}, {f.hi}]")
 
     def _ack(self, tick: int | None, server_tick: int, now: float) -> None:
         if tick is None or tick <= self.ack_floor:

@@ -52,8 +52,8 @@ from server.replay.inputs import InputTrack, batch_arrays, encode_inputs, input_
 
 #: The first 8 bytes of every replay.
 MAGIC = b"TICKRPLY"
-#: The format version this code writes and the newest it reads.
-FORMAT_VERSION = 1
+#: The format version this code writes and the newest it reads (2: the input table records each player's lag).
+FORMAT_VERSION = 2
 #: ``MAGIC`` then the format version (u32 LE).
 PREAMBLE = struct.Struct("<8sI")
 #: Before each payload: its length and its CRC-32, both u32 LE.
@@ -324,6 +324,9 @@ class Header:
         columns: every world column ``(name, state dtype, wire dtype or None)``, in order.
         checkpoint_every, keyframe_every: the record periods, in ticks.
         extra: any other header keys (kept, not interpreted).
+        lag_max: the largest lag the match recorded (ticks); when given (format 2), the input
+            table has one more column after the fields: each player's lag. None: no lag column
+            (a format 1 file): every lag is 0.
     """
 
     match: str
@@ -339,19 +342,27 @@ class Header:
     checkpoint_every: int = CHECKPOINT_EVERY
     keyframe_every: int = KEYFRAME_EVERY
     extra: dict[str, Any] = field(factory=dict)
+    lag_max: int | None = None
 
     @classmethod
     def for_spec(cls, spec: RulesetSpec, *, match: str, seed: int, options: dict[str, int], tick_rate: int,
                  start_time: str, start_tick: int = 0, checkpoint_every: int = CHECKPOINT_EVERY,
-                 keyframe_every: int = KEYFRAME_EVERY, extra: dict[str, Any] | None = None) -> Header:
+                 keyframe_every: int = KEYFRAME_EVERY, extra: dict[str, Any] | None = None,
+                 lag_max: int | None = None) -> Header:
         return cls(match, spec.name, spec.version, seed, dict(options), tick_rate, start_time, start_tick,
                    tuple((f.name, f.lo, f.hi) for f in spec.inputs),
                    tuple((c.name, c.dtype, c.wire) for c in spec.columns),
-                   checkpoint_every, keyframe_every, dict(extra or {}))
+                   checkpoint_every, keyframe_every, dict(extra or {}), lag_max)
 
     @property
     def input_dtypes(self) -> tuple[np.dtype[Any], ...]:
-        return tuple(input_dtype(lo, hi) for _, lo, hi in self.inputs)
+        """The storage dtype of each column of the input table: the fields', then the lag's."""
+        lag = () if self.lag_max is None else (input_dtype(0, self.lag_max),)
+        return tuple(input_dtype(lo, hi) for _, lo, hi in self.inputs) + lag
+
+    def new_track(self) -> InputTrack:
+        """An empty input table of this replay's shape (with its lag column if it has one)."""
+        return InputTrack(len(self.inputs) + (self.lag_max is not None), self.lag_max is not None)
 
     def to_record(self) -> list[Any]:
         body = {
@@ -362,6 +373,8 @@ class Header:
             "inputs": [list(f) for f in self.inputs], "columns": [list(c) for c in self.columns],
             "checkpoint_every": self.checkpoint_every, "keyframe_every": self.keyframe_every,
         }
+        if self.lag_max is not None:
+            body["lag_max"] = self.lag_max
         return [HEADER, body]
 
     @classmethod
@@ -377,11 +390,14 @@ class Header:
                 tuple((str(n), int(lo), int(hi)) for n, lo, hi in b.pop("inputs")),
                 tuple((str(n), str(d), None if w is None else str(w)) for n, d, w in b.pop("columns")),
                 int(b.pop("checkpoint_every", CHECKPOINT_EVERY)), int(b.pop("keyframe_every", KEYFRAME_EVERY)), b,
+                None if b.get("lag_max") is None else int(b.pop("lag_max")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"header: missing or malformed field ({exc})") from None
         if h.tick_rate <= 0 or h.start_tick < 0:
             raise ValueError("header: bad tick rate or start tick")
+        if h.lag_max is not None and not 0 <= h.lag_max <= 32767:
+            raise ValueError(f"header: lag_max {h.lag_max} is outside [0, 32767]")
         return h
 
 
@@ -480,7 +496,7 @@ class KeyframeData:
                 b = msgpack.unpackb(body, raw=False, **_UNPACK_LIMITS)
             except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
                 raise ValueError(f"the body is not one msgpack value ({type(exc).__name__})") from None
-            high, capacity, nf = int(b["high"]), int(b["capacity"]), len(header.inputs)
+            high, capacity = int(b["high"]), int(b["capacity"])
             if not 0 <= high <= capacity <= MAX_ROWS:
                 raise ValueError(f"high {high} and capacity {capacity} must satisfy 0 <= high <= capacity <= {MAX_ROWS}")
             ids = array_from(b["ids"], "<u4", high, "ids").astype(np.uint32)
@@ -491,7 +507,8 @@ class KeyframeData:
                 raise ValueError("wrong number of columns")
             cols = tuple(array_from(raw, np.dtype(d).newbyteorder("<"), high, f"column {n}").astype(d)
                          for raw, (n, d, _) in zip(b["cols"], header.columns))
-            track = InputTrack(nf)
+            track = header.new_track()
+            nf = track.fields
             track.players = array_from(b["inputs"][0], "<i4", None, "input players").astype(np.int32)
             track.values = array_from(b["inputs"][1], "<i2", len(track.players) * nf, "inputs").astype(np.int16).reshape(-1, nf)
             players = tuple((_int_in(p, MAX_PLAYER, "player id"), str(n), None if e is None else _int_in(e, _U32, "entity id"))
@@ -565,7 +582,7 @@ class ReplayEncoder:
     def __init__(self, header: Header) -> None:
         self.header = header
         self.dtypes = header.input_dtypes
-        self.track = InputTrack(len(header.inputs))
+        self.track = header.new_track()
         self.tick = header.start_tick
 
     def start(self) -> bytes:
@@ -581,7 +598,7 @@ class ReplayEncoder:
         track.membership(leaves, joins)
         change = encode_inputs(self.dtypes, track, inputs)
         if change is not None:
-            players, values = batch_arrays(inputs, track.fields)
+            players, values = batch_arrays(inputs, track.fields, track.lagged)
             track.players, track.values = players.copy(), values.copy()
         # TickRecord.to_record(), inlined: this runs on every tick.
         rec: list[Any] = [TICK, tick, [int(p) for p in leaves], [[int(p), n] for p, n in joins], change]

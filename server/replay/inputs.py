@@ -1,7 +1,9 @@
 """The input track: the table of players' inputs a replay records, and its per-tick codec.
 
 The input table has one row per player in the match (int32 ids, ascending)
-and one int16 value per input field; it persists from tick to tick. The
+and one int16 value per input field, then (format version 2, a header with
+``lag_max``) one more: the player's lag, the ticks its shots are
+lag-compensated by; it persists from tick to tick. The
 recorder and every reader keep an ``InputTrack`` and move it the same way
 each tick: leaves remove rows, joins add rows of zeros, then the tick's
 input change (``encode_inputs`` / ``apply_inputs``, mirror images) sets
@@ -48,9 +50,14 @@ class InputTrack:
     The recorder and every reader keep one and move it tick by tick the same
     way: leaves remove rows, joins add all-zero rows, then the tick's input
     change sets values (or replaces the whole table).
+
+    Attributes:
+        fields: the table's columns: the input fields, and the lag when ``lagged``.
+        lagged: the last column is each player's lag (``InputBatch.lag``), not an input field.
     """
 
     fields: int
+    lagged: bool = False
     players: npt.NDArray[np.int32] = field(init=False)
     values: npt.NDArray[np.int16] = field(init=False)
 
@@ -70,20 +77,26 @@ class InputTrack:
             self.players, self.values = players[order], values[order]
 
     def batch(self) -> InputBatch:
+        if self.lagged:
+            return InputBatch(self.players.copy(), self.values[:, :-1].copy(), self.values[:, -1].copy())
         return InputBatch(self.players.copy(), self.values.copy())
 
     def copy(self) -> InputTrack:
-        out = InputTrack(self.fields)
+        out = InputTrack(self.fields, self.lagged)
         out.players, out.values = self.players.copy(), self.values.copy()
         return out
 
 
-def batch_arrays(batch: InputBatch, fields: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16]]:
-    """A batch's players int32 (P,) and values int16 (P, fields), whatever shape an empty batch has."""
+def batch_arrays(batch: InputBatch, fields: int, lagged: bool = False) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int16]]:
+    """A batch's players int32 (P,) and its table rows int16 (P, fields): the values, then the lag when
+    ``lagged`` (``fields`` counts it), whatever shape an empty batch has."""
     players = batch.players.astype(np.int32, copy=False)
     values = batch.values.astype(np.int16, copy=False)
-    if values.shape != (len(players), fields):
-        values = values.reshape(len(players), fields)
+    nf = fields - lagged
+    if values.shape != (len(players), nf):
+        values = values.reshape(len(players), nf)
+    if lagged:
+        values = np.concatenate([values, batch.lag.astype(np.int16).reshape(-1, 1)], axis=1)
     return players, values
 
 
@@ -93,7 +106,7 @@ def encode_inputs(dtypes: Sequence[np.dtype[Any]], track: InputTrack, batch: Inp
     ``[INPUTS_DELTA, [rows format, rows], [[field, selection or nil, values], ...]]``
     when the players are the same, ``[INPUTS_FULL, players, values]`` otherwise.
     """
-    players, values = batch_arrays(batch, len(dtypes))
+    players, values = batch_arrays(batch, len(dtypes), track.lagged)
     # Byte comparisons: the common "nothing changed" answer costs well under a microsecond.
     if players.tobytes() != track.players.tobytes():
         return [INPUTS_FULL, players.astype("<i4").tobytes(), values.astype("<i2").tobytes()]

@@ -31,13 +31,14 @@ from server.feed import Client
 from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
-from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_POLICY, PolicyViolation
+from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PolicyViolation
 from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
 from server.protocol.messages import (
     ClientMessage,
     Control,
     Error,
     Hello,
+    Leave,
     Ping,
     Pong,
     ReplayInfo,
@@ -167,8 +168,10 @@ class Playback:
             viewer.client.send(encode_server(Pong(msg.id, msg.time, self.sim.tick)))
         elif isinstance(msg, Resync):
             viewer.lost = True  # its session forgot its acks: the next update is a keyframe, even if paused
+        elif isinstance(msg, Leave):
+            viewer.client.close(CLOSE_NORMAL, "left the playback")
 
-    def disconnect(self, viewer: Viewer, client: Client, now: float) -> None:
+    def disconnect(self, viewer: Viewer, client: Client, now: float, *, left: bool = False) -> None:
         if self.viewers.get(viewer.player) is not viewer:
             return  # closed by ``fail``
         viewer.session.close()

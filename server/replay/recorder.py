@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from game.rules import Event, InputBatch
 from game.world import PlayerId, state_hash
 from server.protocol.delta import Snapshot
@@ -96,7 +98,7 @@ class Recorder:
             spec, match=match.match_id, seed=match.seed, options=match.options, tick_rate=match.tick_rate,
             start_time=utc_iso(start_time if start_time is not None else wall_clock()), start_tick=match.world.tick,
             checkpoint_every=checkpoint_every, keyframe_every=keyframe_every,
-            extra={"writer": "tickserver", **(extra or {})},
+            extra={"writer": "tickserver", **(extra or {})}, lag_max=match.inputs.max_lag,
         )
         self.end_extra: dict[str, Any] = {}
         self.encoder = ReplayEncoder(self.header)
@@ -130,7 +132,7 @@ class Recorder:
                 if m.joined and not m.spectator:
                     self.players[m.player] = (m.name, m.entity)
             self.encoder.track.players = match.inputs.players.astype("int32", copy=True)
-            self.encoder.track.values = match.inputs.current.astype("int16", copy=True)
+            self.encoder.track.values = np.column_stack([match.inputs.current, match.inputs.lag]).astype("int16")
             self._append(KeyframeData.capture(match.world, self.encoder.track, self._player_list()))
         self._thread = threading.Thread(target=self._run, name=f"replay-writer-{match.match_id}", daemon=True)
         self._thread.start()

@@ -121,7 +121,7 @@ class Replayer:
             self.world = self.ruleset.create(h.seed, dict(h.options))
         except GameError as exc:
             raise CorruptReplay(None, f"the ruleset refuses the recorded options: {exc}") from None
-        self.track = InputTrack(len(h.inputs))
+        self.track = h.new_track()
         self.players = {}
 
     @property

@@ -438,7 +438,7 @@ def test_an_empty_match_is_disposed_of_after_the_grace_and_its_replay_verifies(s
             await player.send_input([i // 10 % 3 - 1, 1])
             await player.wait_update()
         last = player.tick or 0
-        await player.close()  # held for --hold (10 s), then gone; the grace starts then
+        await player.close()  # a close with 1000 is a leave: gone at the next tick; the grace starts then
 
         async def gone() -> bool:
             return s.match not in await listed(server)

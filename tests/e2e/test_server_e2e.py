@@ -159,7 +159,7 @@ def test_a_player_reconnects_with_its_token_to_the_same_entity(start_server: Sta
         a = GameClient(server.url, "ann")
         w1 = await a.connect()
         await a.wait_tick((a.tick or 0) + 3)
-        await a.close()
+        await a.close(1001)  # going away, not leaving: the player is held
         b = GameClient(server.url, "ann", token=w1.token)
         w2 = await b.connect()
         await b.wait_tick((b.tick or 0) + 3)
@@ -169,6 +169,42 @@ def test_a_player_reconnects_with_its_token_to_the_same_entity(start_server: Sta
 
     w1, w2 = asyncio.run(main())
     assert w2.resumed and w2.entity == w1.entity and w2.player == w1.player
+
+
+def names_on(server: ServerProcess) -> dict[str, bool]:
+    """The match's players on the server: name -> online."""
+    return {p["name"]: p["online"] for p in server.get_json("/api/match")["players"]}
+
+
+def test_leave_and_a_close_with_1000_remove_the_player_at_once_and_only_a_dropped_connection_holds_it(
+        start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "10", "--hold", "30")
+
+    async def main() -> tuple[dict[str, bool], GameClient, GameClient, int]:
+        proxy = await DelayProxy(server.port, 0.0).start()
+        leaver, closer = GameClient(server.url, "leaver"), GameClient(server.url, "closer")
+        dropped = GameClient(f"ws://127.0.0.1:{proxy.port}/ws", "dropped")
+        watcher = GameClient(server.url, "watcher")
+        for c in (leaver, closer, dropped, watcher):
+            await c.connect()
+        await watcher.wait_tick((watcher.tick or 0) + 3)
+        start = watcher.tick or 0
+        await leaver.leave()
+        await closer.close()  # code 1000
+        proxy.cut()  # no close frame at all
+        await watcher.wait_tick((watcher.tick or 0) + 5)
+        gone_after = (watcher.tick or 0) - start
+        names = names_on(server)
+        await watcher.close()
+        await proxy.close()
+        return names, leaver, watcher, gone_after
+
+    names, leaver, watcher, ticks = asyncio.run(main())
+    assert leaver.close_code == 1000 and leaver.close_reason == "left the match"
+    # Within a few ticks, not the 30 s hold: the leavers are gone, the dropped player is held offline.
+    assert names == {"dropped": False, "watcher": True}, (names, ticks)
+    roster = watcher.roster
+    assert roster is not None and {e.name for e in roster.players} == {"dropped", "watcher"}
 
 
 def test_http_serves_the_page_health_and_nothing_outside_client_web(start_server: Start) -> None:

@@ -33,6 +33,7 @@ from server.protocol.messages import (
     Error,
     Hello,
     Input,
+    Leave,
     Moved,
     Ping,
     Pong,
@@ -72,6 +73,8 @@ STATUS: dict[str, Any] = {"tick": 1, "first": 0, "last": 660, "paused": False, "
     (Ping(3), "83a174a470696e67a2696403a474696d6500"),
     (Ping(3, 1234.5), "83a174a470696e67a2696403a474696d65cb40934a0000000000"),
     (Resync(), "81a174a6726573796e63"),
+    (Input(5, (1, 0), ack=17, view=14), "85a174a5696e707574a373657105a2696e920100a361636b11a476696577" + "0e"),
+    (Leave(), "81a174a56c65617665"),
     (WELCOME, "8ba174a777656c636f6d65a17601a56d61746368a46d61696ea6706c6179657203a6656e746974794da97469636b5f726174651e"
               "a47469636b78a5746f6b656ea3746f6ba772756c6573657482a46e616d65a56472696674a7636f6c756d6e7390a7726573756d6564c3"
               "a6686f6c645f73cb4024000000000000"),
@@ -81,7 +84,7 @@ STATUS: dict[str, Any] = {"tick": 1, "first": 0, "last": 660, "paused": False, "
     (Moved("ws://b:2/ws/m1"), "82a174a56d6f766564a375726cae77733a2f2f623a322f77732f6d31"),
 ])
 def test_every_message_keeps_the_bytes_of_protocol_version_1(msg: Any, wire: str) -> None:
-    encode = encode_client if isinstance(msg, (Hello, Input, Ack, Ping, Resync)) else encode_server
+    encode = encode_client if isinstance(msg, (Hello, Input, Ack, Ping, Resync, Leave)) else encode_server
     assert encode(msg).hex() == wire
 
 
@@ -148,9 +151,11 @@ def test_update_frames_share_the_prefix_and_differ_only_in_the_ack() -> None:
     Hello(1, "spec", spectate=True, token="abc"),
     Input(5, (1, -1, 200, 0), ack=17),
     Input(1, ()),
+    Input(2, (1, 0), ack=7, view=5),
     Ack(99),
     Ping(3, 1234.5),
     Resync(),
+    Leave(),
     Control(),
     Control(pause=True, speed=0.25, seek=U32),
 ])
@@ -167,11 +172,12 @@ def test_server_messages_round_trip() -> None:
 client_messages = st.one_of(
     st.builds(Hello, st.just(1), st.text(st.characters(categories=("L", "N", "P")), min_size=1, max_size=24),
               st.booleans(), st.none() | st.text(min_size=1, max_size=64)),
-    st.builds(Input, st.integers(0, U32), st.lists(st.integers(-32768, 32767), max_size=16).map(tuple),
-              st.none() | st.integers(0, U32)),
+    st.builds(Input, st.integers(1, U32), st.lists(st.integers(-32768, 32767), max_size=16).map(tuple),
+              st.none() | st.integers(0, U32), st.none() | st.integers(0, U32)),
     st.builds(Ack, st.integers(0, U32)),
     st.builds(Ping, st.integers(0, U32), st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)),
     st.just(Resync()),
+    st.just(Leave()),
     st.builds(Control, st.none() | st.booleans(), st.none() | st.floats(0.25, 8.0), st.none() | st.integers(0, U32)),
 )
 
@@ -200,7 +206,9 @@ def pack(obj: Any) -> bytes:
         (pack(5), 1002, "map"),
         (pack([1, 2]), 1002, "map"),
         (pack({"x": 1}), 1002, "type tag"),
-        (pack({"t": 5}), 1002, "type tag"),
+        (pack({"t": 5}), 1002, "the type tag 't' must be a string, got int"),
+        (pack({"t": b""}), 1002, "the type tag 't' must be a string, got bytes"),
+        (pack({"t": b"ack"}), 1002, "bin values are not accepted"),
         (pack({"t": "launch"}), 1002, "unknown message type"),
         (pack({"t": "welcome"}), 1002, "unknown message type"),  # a server message is not a client one
         (pack({"t": "hello", "v": 2, "name": "a"}), 1002, "version"),
@@ -218,7 +226,11 @@ def pack(obj: Any) -> bytes:
         (pack({"t": "input", "seq": 1, "in": {"dx": 1}}), 1007, "array"),
         (pack({"t": "input", "seq": 1, "in": [1.5]}), 1007, "integer"),
         (pack({"t": "input", "seq": 1, "in": [True]}), 1007, "integer"),
-        (pack({"t": "input", "seq": 1, "in": [70000]}), 1007, "integer"),
+        (pack({"t": "input", "seq": 1, "in": [1.0]}), 1007, "in[0]: expected an integer, got float 1.0"),
+        (pack({"t": "input", "seq": 1, "in": [0, "1"]}), 1007, "in[1]: expected an integer"),
+        (pack({"t": "input", "seq": 0, "in": []}), 1007, "seq: expected an integer in [1, "),
+        (pack({"t": "input", "seq": 1, "in": [], "view": -1}), 1007, "view"),
+        (pack({"t": "input", "seq": 1, "in": [], "view": 1.0}), 1007, "view"),
         (pack({"t": "input", "seq": True, "in": []}), 1007, "seq"),
         (pack({"t": "input", "seq": 1, "in": [], "ack": -1}), 1007, "ack"),
         (pack({"t": "input", "seq": 1}), 1007, "missing field(s) in"),
@@ -234,12 +246,17 @@ def pack(obj: Any) -> bytes:
         (pack({"t": "control", "seek": 1.5}), 1007, "seek"),
         (pack({"t": "control", "pause": 1}), 1007, "pause"),
         (pack({"t": "control", "rewind": True}), 1007, "unknown field(s) rewind"),
-        (pack({1: "hello"}), 1002, "msgpack"),
+        (pack({1: "hello"}), 1002, "map keys must be strings"),
+        (pack({"t": "ack", "tick": 1, b"": 1}), 1002, "map keys must be strings"),
+        (pack({"t": "ack", "tick": 1, "x": {2: 1}}), 1002, "map keys must be strings"),
+        (pack({"t": "leave", "now": True}), 1007, "unknown field(s) now"),
         (pack({"t": "hello", "v": 1, "name": "a"}) + b"\x00", 1002, "msgpack"),
         (b"\x92" * 100 + b"\x00", 1002, "msgpack"),
-        (pack({"t": "input", "seq": 1, "in": [0] * 40}), 1002, "msgpack"),
+        (pack({"t": "input", "seq": 1, "in": [0] * 40}), 1002, "an array over 32 elements"),
+        (pack({"t": "hello", "v": 1, "name": "a" * 300}), 1002, "a string over 256 bytes"),
+        (pack({str(i): i for i in range(17)}), 1002, "a map over 16 keys"),
         (b"\x00" * (MAX_CLIENT_MESSAGE + 1), 1009, "limit"),
-        (pack({"t": "hello", "v": 1, "name": b"bin"}), 1002, "msgpack"),
+        (pack({"t": "hello", "v": 1, "name": b"bin"}), 1002, "bin values are not accepted"),
     ],
 )
 def test_malformed_client_frames_raise_protocol_errors_with_the_right_close_code(frame: Any, code: int, words: str) -> None:

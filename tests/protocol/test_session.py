@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from game.drift import SPEC
 from server.protocol.codec import encode_client
 from server.protocol.errors import MalformedMessage, PolicyViolation, ProtocolError
-from server.protocol.messages import Ack, Control, Hello, Input, Ping, Resync
+from server.protocol.messages import Ack, Control, Hello, Input, Leave, Ping, Resync
 from server.protocol.session import ServerSession, State
 
 
@@ -45,17 +45,29 @@ def test_session_checks_input_count_and_ranges_against_the_ruleset() -> None:
     with pytest.raises(ProtocolError, match="expected 2 values") as info:
         s.receive(encode_client(Input(1, (0,))), 0.0, 10)
     assert info.value.code == 1007
-    with pytest.raises(ProtocolError, match="dx=2 is outside") as info:
+    with pytest.raises(ProtocolError, match=r"in: dx=2 is outside \[-1, 1\]") as info:
         s.receive(encode_client(Input(1, (2, 0))), 0.0, 10)
+    assert info.value.code == 1007
+    with pytest.raises(ProtocolError, match=r"in: dy=70000 is outside \[-1, 1\]") as info:
+        s.receive(encode_client(Input(1, (0, 70000))), 0.0, 10)
     assert info.value.code == 1007
 
 
-def test_session_ignores_stale_inputs_and_keeps_the_newest_ack() -> None:
+def test_session_keeps_the_newest_ack_and_leaves_stale_sequence_numbers_to_the_input_queue() -> None:
     s = session()
     s.receive(hello(), 0.0, 10)
-    assert s.receive(encode_client(Input(5, (1, 0), ack=8)), 0.0, 10) is not None
-    assert s.receive(encode_client(Input(4, (0, 1), ack=7)), 0.0, 10) is None
-    assert s.last_seq == 5 and s.acked == 8
+    assert s.receive(encode_client(Input(5, (1, 0), ack=8)), 0.0, 10) == Input(5, (1, 0), ack=8)
+    assert s.receive(encode_client(Input(4, (0, 1), ack=7)), 0.0, 10) == Input(4, (0, 1), ack=7)
+    assert s.acked == 8
+
+
+def test_leave_ends_the_conversation() -> None:
+    s = session()
+    s.receive(hello(), 0.0, 10)
+    assert s.receive(encode_client(Leave()), 0.0, 10) == Leave()
+    with pytest.raises(ProtocolError, match="not allowed in state closed") as info:
+        s.receive(encode_client(Ack(1)), 0.0, 10)
+    assert info.value.code == 1002
 
 
 def test_session_rejects_an_ack_ahead_of_the_server() -> None:
@@ -116,7 +128,7 @@ def viewer() -> ServerSession:
 def test_a_live_player_sending_control_is_told_it_is_not_allowed_in_state_active() -> None:
     s = session()
     s.receive(hello(), 0.0, 10)
-    with pytest.raises(MalformedMessage, match=r"control is not allowed in state active \(expected ack, input, ping, resync\)") as info:
+    with pytest.raises(MalformedMessage, match=r"control is not allowed in state active \(expected ack, input, leave, ping, resync\)") as info:
         s.receive(encode_client(Control(pause=True)), 0.0, 10)
     assert info.value.code == 1002
 

@@ -43,6 +43,9 @@ def record_match(directory: Path, ruleset: str = "drift", *, ticks: int = 400, p
                  seed: int = 7, leave_at: int | None = None, change: float = 0.2, **recorder_kw: Any) -> tuple[Path, Match, Recorder]:
     """Play ``ticks`` ticks with ``players`` random-walking players joining one by one, recorded.
 
+    Each input names a view 0 to 12 ticks behind the server (by player), so a
+    ruleset with lag compensation records lags.
+
     Returns the replay's path, the (closed) match and its recorder.
     """
     options = options if options is not None else ({"npcs": 200} if ruleset == "drift" else {"npcs": 20, "pellets": 60})
@@ -52,6 +55,7 @@ def record_match(directory: Path, ruleset: str = "drift", *, ticks: int = 400, p
     fields = match.ruleset.spec.inputs
     rng = np.random.default_rng(seed)
     members: list[Member] = []
+    seqs: dict[int, int] = {}
     for t in range(ticks):
         if len(members) < players and t % 10 == 0:
             session = match.new_session()
@@ -64,9 +68,10 @@ def record_match(directory: Path, ruleset: str = "drift", *, ticks: int = 400, p
         for m in members:
             if m.joined and rng.random() < change:
                 values = tuple(int(rng.integers(f.lo, f.hi + 1)) for f in fields)
-                msg = m.session.receive(encode_client(Input(m.session.last_seq + 1, values)), float(t), match.tick_count)
-                if msg is not None:
-                    match.on_message(m, msg)
+                seqs[m.player] = seq = seqs.get(m.player, 0) + 1
+                view = max(0, match.tick_count - (m.player % 5) * 3)
+                msg = m.session.receive(encode_client(Input(seq, values, view=view)), float(t), match.tick_count)
+                match.on_message(m, msg)
         match.tick(float(t))
     match.close()
     assert rec.path is not None

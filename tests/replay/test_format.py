@@ -209,10 +209,10 @@ def test_a_keyframe_restores_the_world_slot_for_slot_and_it_evolves_the_same(nam
     inputs = [InputBatch(np.array([1, 3], np.int32), rng.integers(0, 2, (2, nf)).astype(np.int16)) for _ in range(60)]
     for b in inputs[:30]:
         ruleset.step(world, b)
-    h = Header.for_spec(ruleset.spec, match="m", seed=11, options={}, tick_rate=30, start_time="")
-    track = InputTrack(nf)
+    h = Header.for_spec(ruleset.spec, match="m", seed=11, options={}, tick_rate=30, start_time="", lag_max=8)
+    track = h.new_track()
     track.players = np.array([1, 3], np.int32)
-    track.values = inputs[29].values
+    track.values = np.column_stack([inputs[29].values, [3, 8]]).astype(np.int16)  # the fields, then the lag
     kf = KeyframeData.capture(world, track, [(1, "a", 30), (3, "c", 32)])
     rec = kf.to_record()
     back = KeyframeData.decode(h, rec[1], rec[2])
@@ -245,7 +245,7 @@ def test_state_goes_to_the_wire_by_a_wrapping_cast_as_replay_md_says() -> None:
 
 BAD_FILES = [
     (NotAReplay(), "not a replay file (wrong magic bytes)"),
-    (UnsupportedFormat(7), "replay format version 7 is not supported; this reader reads versions 1 to 1"),
+    (UnsupportedFormat(7), "replay format version 7 is not supported; this reader reads versions 1 to 2"),
     (TruncatedReplay(30), "truncated replay: 30 bytes end before the header is complete"),
     (CorruptReplay(120, "frame CRC mismatch"), "corrupt replay at byte 120: frame CRC mismatch"),
     (CorruptReplay(None, "tick 5: no such player"), "corrupt replay: tick 5: no such player"),

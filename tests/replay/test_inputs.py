@@ -134,6 +134,24 @@ def test_a_malformed_change_is_a_value_error_naming_what_is_wrong(change: object
         apply_inputs(DRIFT_DTYPES, track_of([1, 2], [[0, 0], [0, 0]]), change)
 
 
+def test_a_table_with_a_lag_column_records_each_players_lag_after_its_fields() -> None:
+    h = drift_header(lag_max=8)
+    assert h.input_dtypes == (np.dtype("i1"), np.dtype("i1"), np.dtype("i1"))  # the lag: 0..8, int8
+    enc = ReplayEncoder(h)
+    data = enc.start()
+    data += enc.step(1, [], [(1, "a"), (2, "b")], InputBatch(np.array([1, 2], np.int32), np.array([[1, 0], [0, 1]], np.int16), [0, 0]))
+    data += enc.step(2, [], [], InputBatch(np.array([1, 2], np.int32), np.array([[1, 0], [0, 1]], np.int16), [5, 0]))
+    r = parse_replay(data)
+    assert r.header.lag_max == 8
+    assert r.ticks[1].inputs == [INPUTS_DELTA, [ROWS_MASK, b"\x01"], [[2, None, b"\x05"]]]  # only the lag changed
+    track = r.header.new_track()
+    for rec in r.ticks:
+        track.membership(rec.leaves, rec.joins)
+        apply_inputs(h.input_dtypes, track, rec.inputs)
+    applied = track.batch()
+    assert applied.values.tolist() == [[1, 0], [0, 1]] and applied.lag.tolist() == [5, 0]
+
+
 def test_joins_add_rows_of_zeros_in_player_order_and_leaves_remove_them() -> None:
     track = track_of([2, 8], [[1, 1], [-1, -1]])
     track.membership([8], [(5, "five"), (1, "one")])

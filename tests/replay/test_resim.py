@@ -148,3 +148,82 @@ def test_verify_refuses_an_unknown_ruleset_before_re_simulating(recorded: bytes)
     with pytest.raises(UnknownRuleset):
         verify(r, jobs=2, progress=done.append)
     assert done == []
+
+
+# -- lag compensation and the lag column -----------------------------------------------------
+
+
+def test_a_replay_of_lag_compensated_hits_verifies_and_records_each_lag(tmp_path: Path) -> None:
+    from game.arena import spec as S
+    from server.match import Match
+    from server.protocol.codec import encode_client
+    from server.protocol.messages import Hello, Input
+    from server.replay.recorder import Recorder
+    from tests.replay.helpers import NullClient
+
+    U = S.SCALE
+    match = Match(get_ruleset("arena"), match_id="lagged", seed=3, options={"npcs": 0, "pellets": 0})
+    members = []
+    for name in ("shooter", "target"):
+        session = match.new_session()
+        hello = session.receive(encode_client(Hello(1, name)), 0.0, 0)
+        members.append(match.connect(hello, session, NullClient(), 0.0))  # type: ignore[arg-type]
+    for _ in range(20):
+        match.tick(0.0)
+    world = match.world
+    # The target walks down across the shooter's line of fire and crosses it 8 ticks before the bullet gets there.
+    for m, (x, y) in zip(members, ((1000 * U, 1000 * U), (1300 * U, (1000 - 6 * 11) * U))):
+        slot = world.slots_of([m.entity])[0]
+        world.cols["x"][slot], world.cols["y"][slot], world.cols["shield"][slot] = x, y, 0
+        world.cols["born"][slot] = world.tick
+    rec = Recorder.create(match, tmp_path)  # from here: a keyframe of the placed bodies first
+    match.observers.append(rec)
+    shooter, target = members
+    for seq in range(1, 26):
+        view = match.tick_count + 1 - 8  # the shooter saw the world 8 ticks before the tick applying its input
+        for m, values in ((shooter, (0, 0, 0, int(seq == 1))), (target, (0, 1, 0, 0))):
+            msg = m.session.receive(encode_client(Input(seq, values, view=view)), 0.0, match.tick_count)
+            match.on_message(m, msg)
+        match.tick(0.0)
+    hp = int(world.cols["hp"][world.slots_of([target.entity])[0]])
+    match.close()
+    assert hp == S.PLAYER_HP - S.BULLET_DAMAGE  # hit where the shooter saw the target, not where it was
+    assert rec.path is not None
+    replay = parse_replay(rec.path.read_bytes())
+    assert replay.header.lag_max == 8
+    sim = Replayer(replay, get_ruleset("arena"))
+    batch, _ = sim.step()
+    assert batch.lag.tolist() == [8, 8]
+    result = verify(replay)
+    assert result.ok and result.complete and result.final_match
+
+
+def test_a_format_1_replay_without_a_lag_column_still_reads_and_verifies() -> None:
+    import numpy as np
+
+    from game.rules import InputBatch
+    from game.world import PlayerId, state_hash
+    from server.protocol.delta import Snapshot
+    from server.replay.format import EndRecord, Header, ReplayEncoder, pack_record, preamble
+
+    options = {"npcs": 20}
+    h = Header.for_spec(DRIFT.spec, match="old", seed=3, options=options, tick_rate=30,
+                        start_time="2025-01-01T00:00:00.000Z")
+    assert h.lag_max is None
+    enc = ReplayEncoder(h)
+    data = preamble(1) + pack_record(h.to_record())  # what a version-1 writer wrote
+    world = DRIFT.create(3, options)
+    for t in range(1, 61):
+        joins = [(1, "old")] if t == 1 else []
+        if joins:
+            DRIFT.join(world, PlayerId(1))
+        batch = InputBatch(np.array([1], np.int32), np.array([[t // 10 % 3 - 1, 1]], np.int16))
+        data += enc.step(t, [], joins, batch)
+        DRIFT.step(world, batch)
+        if t % 30 == 0:
+            data += enc.checkpoint(t, state_hash(world), Snapshot.capture(world).checksum)
+    data += enc.end(EndRecord(60, state_hash(world), Snapshot.capture(world).checksum, DRIFT.scores(world)))
+    replay = parse_replay(data)
+    assert replay.version == 1 and replay.header.lag_max is None
+    result = verify(replay)
+    assert result.ok and result.complete and result.checkpoints_checked == 2

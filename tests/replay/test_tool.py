@@ -51,7 +51,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_info_shows_header_duration_players_scores_checkpoints_and_size(capsys: pytest.CaptureFixture[str], good: Path) -> None:
     code, out, err = run(capsys, "info", str(good))
     assert code == 0 and err == ""
-    for text in ("format version 1, complete", "drift v1, seed 7", "ticks 0..400", "13.3 s at 30 Hz", "players:     4", "p1",
+    for text in ("format version 2, complete", "drift v1, seed 7", "ticks 0..400", "13.3 s at 30 Hz", "players:     4", "p1",
                  "checkpoints: 13 (every 30 ticks), keyframes: 1 (every 300 ticks)", "bytes per player-minute"):
         assert text in out
     replay = parse_replay(good.read_bytes())
@@ -62,7 +62,7 @@ def test_info_shows_header_duration_players_scores_checkpoints_and_size(capsys: 
     code, out, _ = run(capsys, "info", str(good), "--json")
     d = json.loads(out)
     assert d["ticks"] == 400 and d["complete"] and d["size"] == good.stat().st_size and len(d["players"]) == 4
-    assert d["format_version"] == 1 and d["scores"] == {str(p): s for p, s in end.scores.items()}
+    assert d["format_version"] == 2 and d["scores"] == {str(p): s for p, s in end.scores.items()}
     assert d["score_table"] == [{"player": p, "name": names[p], "score": s} for p, s in best]
     assert d["final_hash"] == parse_replay(good.read_bytes()).end.hash  # type: ignore[union-attr]
 

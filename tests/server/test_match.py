@@ -67,7 +67,7 @@ def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick() 
     assert member.entity in state.ids.tolist()
 
 
-def test_only_the_newest_input_per_tick_is_applied_and_acknowledged() -> None:
+def test_two_inputs_in_one_tick_are_applied_one_per_tick_in_order_and_acknowledged() -> None:
     match = new_match()
     member, client = join(match)
     match.tick(0.0)
@@ -75,8 +75,15 @@ def test_only_the_newest_input_per_tick_is_applied_and_acknowledged() -> None:
     send(match, member, Input(1, (-1, 0), ack=1))
     send(match, member, Input(2, (1, 0), ack=1))
     match.tick(0.0)
-    assert match.player_states()[0]["x"] == min(x0 + 40, 32000)
+    assert match.player_states()[0]["x"] == x0 - 40
+    assert client.updates()[-1].ack == 1
+    match.tick(0.0)
+    assert match.player_states()[0]["x"] == x0
     assert client.updates()[-1].ack == 2
+    match.tick(0.0)  # starved: the last input again, the ack stays
+    assert match.player_states()[0]["x"] == x0 + 40
+    assert client.updates()[-1].ack == 2
+    assert match.info()["inputs_starved"] == 1 and match.player_states()[0]["inputs"]["starved"] == 1
 
 
 def test_inputs_apply_by_player_id_whatever_order_they_arrive_in() -> None:
