@@ -1,0 +1,276 @@
+"""``python -m tools.scalebench``: how many players hold 30 updates/s with 1 worker process and with 2 (issue 10).
+
+Each configuration is the real ``python -m server --workers W --port 0
+--redis URL --ruleset drift --npcs E --max-players M --no-record`` sharing
+a private ``redis-server`` (``tools.localcluster.LocalRedis``). Its players
+are the lean clients of ``tools.loadgen``, ``P / W`` of them on each
+worker's ``/ws``: the default match takes the first M, the next go on to
+new matches of the same room on that worker, so every match holds M
+players (the last one the rest) and every match simulates its own E NPCs.
+
+A run connects P players, warms up, then measures ``--duration`` seconds:
+the clients' updates per second (mean and minimum), each worker's CPU and
+CPU wait (``/proc``), the supervisor's, Redis's and the load generator's
+CPU, the matches each worker hosts and their skipped ticks
+(``/api/matches``). P **holds** when every client is still connected,
+none saw an error or a desync, and the slowest client received at least
+``--hold`` updates a second.
+
+The CPUs: with one worker, it is pinned to the first CPU and the load
+generator to the second (as ``tools.bench``); with W > 1 workers, worker K
+is pinned to CPU K (modulo the CPUs there are) and the load generator
+(one process per worker) runs on any CPU, taking its share from the
+workers: its CPU is reported beside theirs.
+
+The search (``Search``): for each configuration, P starts at ``--start``
+and grows by ``--step`` while it holds, then halves the gap between the
+largest P held and the smallest that failed down to ``--resolution``. The
+configurations take turns, run after run, so both see the same machine.
+
+Prints one JSON line per run, then a summary; with ``--json`` the last line
+is one JSON object with every run and the capacities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from attrs import define, frozen
+
+from server.cli import positive, seed_int
+from tools.bench import BenchError, Proc, cpu_of, machine_busy, run_queue_wait_of
+from tools.cli import Parser, run_or_exit
+from tools.loadgen import LoadGen, LoadGenError, Mark, window_stats
+from tools.localcluster import LocalRedis, LocalRedisError
+
+#: The supervisor's line for each worker that listens.
+READY = re.compile(r"supervisor: worker (?P<index>\d+) \(pid (?P<pid>\d+)\) listening on ws://127\.0\.0\.1:(?P<port>\d+)/ws")
+
+
+@define
+class Search:
+    """The players to try next for one configuration (see the module docstring); pure.
+
+    Attributes:
+        start, step, resolution, most: the first P, the growth while it holds, the gap at which to stop,
+            the largest P to try.
+        held: the largest P that held (0: none yet); failed: the smallest that did not (None: none yet).
+    """
+
+    start: int
+    step: int
+    resolution: int
+    most: int
+    held: int = 0
+    failed: int | None = None
+
+    def next(self) -> int | None:
+        """The next P to try, or None when the capacity is known to ``resolution`` (or past ``most``)."""
+        if self.failed is None:
+            p = self.held + self.step if self.held else self.start
+            return p if p <= self.most else None
+        if self.failed - self.held <= self.resolution:
+            return None
+        mid = (self.held + self.failed) // 2 // self.resolution * self.resolution
+        return max(mid, self.held + self.resolution)
+
+    def record(self, players: int, held: bool) -> None:
+        if held:
+            self.held = max(self.held, players)
+        else:
+            self.failed = players if self.failed is None else min(self.failed, players)
+
+
+@frozen
+class Node:
+    """One worker: its number, process and port."""
+
+    index: int
+    pid: int
+    port: int
+
+
+class Cluster:
+    """``python -m server --workers W`` for the benchmark, its workers pinned (see the module docstring)."""
+
+    def __init__(self, workers: int, redis: str, args: argparse.Namespace, max_players: int) -> None:
+        cmd = ["-m", "server", "--workers", str(workers), "--host", "127.0.0.1", "--port", "0", "--redis", redis,
+               "--ruleset", "drift", "--npcs", str(args.npcs), "--max-players", str(max_players),
+               "--seed", str(args.seed), "--no-record", *args.server_arg]
+        self.proc = Proc(cmd, f"--workers {workers}", None, timeout=60.0, ready=READY, count=workers)
+        self.nodes = sorted((Node(int(m["index"]), int(m["pid"]), int(m["port"])) for m in self.proc.ready_lines),
+                            key=lambda n: n.index)
+        cpus = sorted(os.sched_getaffinity(0))
+        self.loadgen_cpus: set[int] | None = None
+        if args.pin and len(cpus) >= 2:
+            for n in self.nodes:
+                os.sched_setaffinity(n.pid, {cpus[(n.index - 1) % len(cpus)]})
+            if workers == 1:
+                self.loadgen_cpus = {cpus[1]}
+
+    def local_matches(self, node: Node) -> list[dict[str, Any]]:
+        """The matches ``node`` hosts (``GET /api/matches``: those with its tick)."""
+        found = self.proc.get_json("/api/matches?limit=1000", port=node.port)["matches"]
+        return [m for m in found if "tick" in m]
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=30.0)
+
+
+def split(players: int, parts: int) -> list[int]:
+    return [players // parts + (k < players % parts) for k in range(parts)]
+
+
+def measure(cluster: Cluster, players: int, args: argparse.Namespace, redis_pid: int | None) -> dict[str, Any]:
+    """One run: ``players`` split over the workers, warmed up, measured; the figures (module docstring)."""
+    nodes = cluster.nodes
+    counts = split(players, len(nodes))
+    verify = split(args.verify, len(nodes))
+    others = [p for p in (cluster.proc.pid, redis_pid) if p is not None]
+    with ExitStack() as stack:
+        lgs = [stack.enter_context(LoadGen(f"ws://127.0.0.1:{n.port}/ws", c, verify=v, seed=args.seed + n.index,
+                                           connect_rate=args.connect_rate / len(nodes), connect_timeout=30.0,
+                                           lifetime=args.warmup + args.duration + 600, name=f"w{n.index}-",
+                                           cpus=cluster.loadgen_cpus))
+               for n, c, v in zip(nodes, counts, verify)]
+        connected = sum(lg.start(timeout=60.0 + c / max(args.connect_rate, 1.0)) for lg, c in zip(lgs, counts))
+        time.sleep(args.warmup)
+        m0, cpu0, wait0, oth0, dropped0 = _marks(cluster, lgs, others)
+        busy0, t0 = machine_busy(), time.monotonic()
+        time.sleep(args.duration)
+        m1, cpu1, wait1, oth1, dropped1 = _marks(cluster, lgs, others)
+        busy1, t1 = machine_busy(), time.monotonic()
+        matches = [cluster.local_matches(n) for n in nodes]
+        finals = [lg.stop() for lg in lgs]
+    wall = t1 - t0
+    windows = [window_stats(a, b) for a, b in zip(m0, m1)]
+    still = sum(1 for m in m1 for c in m.clients.values() if c[3])
+    errors = [e for lg in lgs for e in lg.connect_errors] + [e for f in finals for e in f["errors"]]
+    desyncs = sum(f["desyncs"] for f in finals)
+    server = [(sum(cpu1[k]) - sum(cpu0[k])) / wall for k in range(len(nodes))]
+    lg_cpu = sum(w["loadgen_cpu_per_s"] for w in windows)
+    other_procs = (oth1 - oth0) / wall
+    updates_min = min(w["updates_per_s_min"] for w in windows)
+    held = still == players and not errors and desyncs == 0 and updates_min >= args.hold
+    return {
+        "workers": len(nodes), "P": players, "held": held, "connected": connected, "still_connected": still,
+        "updates_per_s": round(sum(w["updates_per_s"] * c for w, c in zip(windows, counts)) / players, 2),
+        "updates_per_s_min": round(updates_min, 2),
+        "bytes_per_update": round(sum(w["bytes_per_update"] * c for w, c in zip(windows, counts)) / players, 1),
+        "server_cpu": [round(c, 3) for c in server], "server_cpu_total": round(sum(server), 3),
+        "server_us_per_client_tick": round(sum(server) / (players * args.tick_rate) * 1e6, 2),
+        "server_cpu_wait": [round((b - a) / wall, 3) for a, b in zip(wait0, wait1)],
+        "loadgen_cpu": round(lg_cpu, 3), "supervisor_and_redis_cpu": round(other_procs, 3),
+        "other_cpu": round((busy1 - busy0) / wall - sum(server) - lg_cpu - other_procs, 3),
+        "matches": [len(m) for m in matches],
+        "match_players": sorted({int(x.get("players", 0)) for m in matches for x in m}),
+        "ticks_skipped": sum(dropped1) - sum(dropped0),
+        "desyncs": desyncs, "errors": len(errors), "error_messages": errors[:3],
+    }
+
+
+def _marks(cluster: Cluster, lgs: list[LoadGen], others: list[int]) -> tuple[
+        list[Mark], list[tuple[float, float]], list[float], float, list[int]]:
+    """The clients' counters, each worker's CPU and CPU wait, the supervisor's and Redis's CPU, each worker's
+    skipped ticks (over its matches)."""
+    marks = [lg.mark() for lg in lgs]
+    cpus = [cpu_of(n.pid) for n in cluster.nodes]
+    waits = [run_queue_wait_of(n.pid) for n in cluster.nodes]
+    other = sum(sum(cpu_of(p)) for p in others)
+    dropped = [sum(int(m.get("ticks_dropped", 0)) for m in cluster.local_matches(n)) for n in cluster.nodes]
+    return marks, cpus, waits, other, dropped
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with ExitStack() as stack:
+        redis_url, redis_pid = args.redis, None
+        if redis_url is None:
+            redis = stack.enter_context(LocalRedis())
+            redis_url, redis_pid = redis.url, redis.proc.pid if redis.proc else None
+        searches = {w: Search(args.start, args.step, args.resolution, args.most) for w in args.workers}
+        runs: list[dict[str, Any]] = []
+        while True:
+            pending = [(w, p) for w, s in searches.items() if (p := s.next()) is not None]
+            if not pending or len(runs) >= args.max_runs:
+                break
+            for w, p in pending:
+                cluster = Cluster(w, redis_url, args, args.match_players)
+                try:
+                    result = measure(cluster, p, args, redis_pid)
+                finally:
+                    cluster.stop()
+                searches[w].record(p, result["held"])
+                runs.append(result)
+                print(json.dumps(result), flush=True)
+    capacity = {w: s.held for w, s in searches.items()}
+    base = capacity.get(1)
+    return {"E": args.npcs, "match_players": args.match_players, "hold": args.hold, "duration_s": args.duration,
+            "capacity": capacity, "resolution": args.resolution,
+            "ratio": {w: round(c / base, 2) for w, c in capacity.items()} if base else None,
+            "runs": runs}
+
+
+def print_summary(out: dict[str, Any]) -> None:
+    print(f"drift E={out['E']}, matches of {out['match_players']} players, held = every client at >= "
+          f"{out['hold']} updates/s for {out['duration_s']} s")
+    print(f"  {'workers':>7} {'P':>6} {'held':>5} {'upd/s min':>9} {'server cores':>18} {'µs/client/tick':>14} "
+          f"{'loadgen':>7} {'matches':>9} {'skipped':>7}")
+    for r in out["runs"]:
+        cores = "+".join(f"{c:.2f}" for c in r["server_cpu"])
+        print(f"  {r['workers']:>7} {r['P']:>6} {'yes' if r['held'] else 'no':>5} {r['updates_per_s_min']:>9} "
+              f"{cores:>18} {r['server_us_per_client_tick']:>14} {r['loadgen_cpu']:>7} "
+              f"{'+'.join(map(str, r['matches'])):>9} {r['ticks_skipped']:>7}")
+    for w, c in out["capacity"].items():
+        ratio = f" ({out['ratio'][w]}× one worker)" if out["ratio"] else ""
+        print(f"  {w} worker{'s' if w > 1 else ''}: {c} players held (to {out['resolution']}){ratio}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m tools.scalebench",
+               description="Players held at 30 updates/s by 1 worker process and by 2 (python -m server --workers), "
+               "in the same run.")
+    p.add_argument("--workers", type=lambda t: [int(x) for x in t.split(",")], default=[1, 2], metavar="W,W",
+                   help="the configurations to compare (default 1,2)")
+    p.add_argument("--npcs", type=int, default=2000, metavar="E", help="NPCs of each match (default 2000)")
+    p.add_argument("--match-players", type=positive(int), default=100, metavar="M", help="players per match (default 100)")
+    p.add_argument("--start", type=positive(int), default=600, help="the first P tried (default 600)")
+    p.add_argument("--step", type=positive(int), default=400, help="P grows by this while it holds (default 400)")
+    p.add_argument("--resolution", type=positive(int), default=100, help="stop when the gap is this (default 100)")
+    p.add_argument("--most", type=positive(int), default=4000, help="never more players than this (default 4000)")
+    p.add_argument("--max-runs", type=positive(int), default=24, help="at most this many runs in all (default 24)")
+    p.add_argument("--hold", type=positive(float), default=29.5, metavar="UPDATES_PER_S",
+                   help="the slowest client's updates/s for P to hold (default 29.5, at 30 ticks/s)")
+    p.add_argument("--tick-rate", type=positive(int), default=30, help=argparse.SUPPRESS)
+    p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="measured time (default 10)")
+    p.add_argument("--warmup", type=float, default=5.0, metavar="SECONDS", help="after the last join (default 5)")
+    p.add_argument("--verify", type=int, default=2, metavar="N", help="clients that decode and verify (default 2)")
+    p.add_argument("--connect-rate", type=positive(float), default=500.0, metavar="PER_S", help="joins per second (default 500)")
+    p.add_argument("--seed", type=seed_int, default=1, help="match and random-walk seed (default 1)")
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                   help="pin the workers (and one worker's load generator) to CPUs (default on)")
+    p.add_argument("--redis", default=None, metavar="URL", help="a Redis to use (default: a private redis-server)")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG", help="extra argument for python -m server")
+    p.add_argument("--json", action="store_true", help="the last line: one JSON object with every run")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = run_or_exit(parser.prog, lambda: run(args), BenchError, LoadGenError, LocalRedisError)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print_summary(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
