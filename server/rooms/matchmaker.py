@@ -19,7 +19,11 @@ of creating its own, so 200 simultaneous requests for a full ruleset make
 about 200 / max_players matches, not 200. The seats the waiting requests
 claimed are held for them: requests that arrive meanwhile (over HTTP they
 keep arriving) do not join a new match on seats its waiting requests
-claimed, so a request that waited for a match gets its seat in it.
+claimed, so a request that waited for a match gets its seat in it. Nor do
+requests of this matchmaker race each other for a match's free seats: one
+that finds as many others reserving them as there are goes on to the next
+match (with a networked directory, hundreds of requests list the same
+matches before any reserves).
 
 The shell provides ``create_match(room_type, node) -> match id``: it starts
 the match if the node is itself, and returns the id either way; the
@@ -37,6 +41,7 @@ that was the least loaded before it). A request may be kept to one node
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 
 from attrs import define, field
@@ -90,6 +95,8 @@ class Matchmaker:
         self._creating: dict[_Key, list[_Creation]] = {}
         #: New matches with seats held for the requests that waited for them, by match id.
         self._held: dict[MatchId, _Creation] = {}
+        #: Reservations under way per match (a networked directory answers later: others listed it meanwhile).
+        self._trying: Counter[MatchId] = Counter()
         #: Seats of the matches placed on each node since its last heartbeat: (its ``expires`` then, seats).
         self._placed: dict[NodeId, tuple[float, int]] = {}
 
@@ -159,14 +166,23 @@ class Matchmaker:
                      if m.ruleset == request.ruleset and m.free > 0
                      and all(m.labels.get(k) == v for k, v in request.labels.items())]
         found.sort(key=lambda m: (m.free, m.created, m.match_id))
+        trying = self._trying
         for match in found:
-            held = self._held.get(match.match_id)
+            mid = match.match_id
+            held = self._held.get(mid)
             if held is not None and match.free <= held.waiting:
                 continue  # its free seats are the ones requests waiting for it claimed
+            if trying[mid] >= match.free:
+                continue  # as many of our requests are reserving its free seats already: do not race them
+            trying[mid] += 1
             try:
-                return await self.directory.reserve(match.match_id, ttl=self.seat_ttl, now=now)
+                return await self.directory.reserve(mid, ttl=self.seat_ttl, now=now)
             except (MatchFull, UnknownMatch):
                 continue  # lost a race for its last seats, or it ended: try the next
+            finally:
+                trying[mid] -= 1
+                if not trying[mid]:
+                    del trying[mid]
         return None
 
     # -- creating ------------------------------------------------------------------

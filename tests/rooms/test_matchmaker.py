@@ -310,3 +310,12 @@ def test_a_parsed_request_can_be_matchmade_directly() -> None:
     assert seat.match_id == shell.created[0][0]
     with pytest.raises(MatchmakeError):
         asyncio.run(mm.matchmake(MatchmakeRequest("drift", JOIN, match_id="zzz"), now=0.0))
+
+
+def test_concurrent_requests_of_one_matchmaker_do_not_race_each_other_for_the_same_free_seats() -> None:
+    mm, directory, _ = setup(networked=True)
+    add_match(directory, "open", 5)  # 3 seats free
+    results = asyncio.run(race(mm, {"ruleset": "drift", "mode": "join"}, 10))
+    seats = [r for r in results if not isinstance(r, BaseException)]
+    assert len(seats) == 3 and all(isinstance(r, MatchmakeError) and r.status == 404 for r in results if r not in seats)
+    assert mm.directory.calls == 10 + 3  # a listing each, and a reservation for each free seat only
