@@ -18,8 +18,17 @@ The server's CPU per request is its CPU time during the bursts less what
 its matches' ticks take (measured between bursts); the client's is this
 process's own (both sides share the machine).
 
+With ``--nodes N`` (2 or more) it measures a cluster too, in the same run:
+first the one process above (the baseline), then a ``redis-server`` it
+starts on a free loopback port (no persistence, a temporary directory) and
+N server processes sharing their match directory in it (``--redis``); the
+requests of each round go to the nodes in turn, so every node matchmakes
+and places matches on the others. The server CPU is then all the nodes'
+(Redis's is reported apart); the figures come with their ratios to the
+baseline's.
+
 Prints a table, or with ``--json`` one JSON line (the last line). Exits 1 if
-any request failed or the server over-filled a match.
+any request failed or a match was over-filled.
 """
 
 from __future__ import annotations
@@ -30,11 +39,13 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from attrs import frozen
 
-from tools.bench import BenchError, Proc
+from tools.bench import BenchError, Proc, cpu_of
+from tools.localcluster import LocalRedis, LocalRedisError
 from tools.cli import Parser
 
 
@@ -95,14 +106,15 @@ def percentile(values: list[float], q: float) -> float:
     return ranked[max(0, math.ceil(q / 100 * len(ranked)) - 1)]
 
 
-async def one_round(port: int, requests: int, ruleset: str) -> tuple[list[float], list[str], set[str]]:
-    """``requests`` matchmakes sent together: each one's seconds, the failures, the matches seated in."""
+async def one_round(ports: list[int], requests: int, ruleset: str) -> tuple[list[float], list[str], set[str]]:
+    """``requests`` matchmakes sent together, to ``ports`` in turn: each one's seconds, the failures, the matches
+    seated in."""
     go = asyncio.Event()
     times: list[float] = []
     failures: list[str] = []
     matches: set[str] = set()
 
-    async def one() -> None:
+    async def one(port: int) -> None:
         await go.wait()
         t0 = time.perf_counter()
         try:
@@ -116,16 +128,21 @@ async def one_round(port: int, requests: int, ruleset: str) -> tuple[list[float]
         else:
             matches.add(answer.json()["match"])
 
-    tasks = [asyncio.create_task(one()) for _ in range(requests)]
+    tasks = [asyncio.create_task(one(ports[i % len(ports)])) for i in range(requests)]
     await asyncio.sleep(0.05)  # every task waits at the barrier
     go.set()
     await asyncio.gather(*tasks)
     return times, failures, matches
 
 
-async def measure(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
-    """The rounds against ``proc``; the server's CPU is read around each burst and during each pause (ticks only)."""
-    port = proc.port
+async def measure(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]:
+    """The rounds against ``procs`` (the nodes, in turn); their CPU is read around each burst and during each
+    pause (ticks only)."""
+    ports = [proc.port for proc in procs]
+
+    def server_cpu() -> float:
+        return sum(sum(proc.cpu()) for proc in procs)
+
     times: list[float] = []
     failures: list[str] = []
     seated: set[str] = set()
@@ -134,9 +151,9 @@ async def measure(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
     pause = {"wall": 0.0, "server": 0.0}
     t0 = time.perf_counter()
     for _ in range(args.rounds):
-        w, s, c = time.perf_counter(), sum(proc.cpu()), time.process_time()
-        ts, fs, found = await one_round(port, args.requests, args.ruleset)
-        w2, s2 = time.perf_counter(), sum(proc.cpu())
+        w, s, c = time.perf_counter(), server_cpu(), time.process_time()
+        ts, fs, found = await one_round(ports, args.requests, args.ruleset)
+        w2, s2 = time.perf_counter(), server_cpu()
         burst["wall"] += w2 - w
         burst["server"] += s2 - s
         burst["client"] += time.process_time() - c
@@ -147,15 +164,17 @@ async def measure(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
             round_p99.append(percentile(ts, 99))
         await asyncio.sleep(args.pause)
         pause["wall"] += time.perf_counter() - w2
-        pause["server"] += sum(proc.cpu()) - s2
+        pause["server"] += server_cpu() - s2
     elapsed = time.perf_counter() - t0
-    listing = (await http_request("127.0.0.1", port, "GET", f"/api/matches?ruleset={args.ruleset}&limit=1000")).json()
+    listing = (await http_request("127.0.0.1", ports[0], "GET", f"/api/matches?ruleset={args.ruleset}&limit=1000")).json()
     overfilled = [m["match"] for m in listing["matches"] if m["players"] + m["reserved"] > m["max_players"]]
+    per_node = Counter(m["url"].split("/ws/", 1)[0] for m in listing["matches"])
     ms = [t * 1000 for t in times]
     ticking = pause["server"] / pause["wall"] if pause["wall"] else 0.0  # CPU/s of the matches' ticks, between bursts
     served = max(0.0, burst["server"] - ticking * burst["wall"])
     total = args.requests * args.rounds
     return {
+        "nodes": len(procs),
         "requests": args.requests, "rounds": args.rounds, "max_players": args.max_players, "ruleset": args.ruleset,
         "answered": len(times), "failed": len(failures), "failures": failures[:5],
         "latency_ms_p50": round(percentile(ms, 50), 2) if ms else None,
@@ -166,18 +185,71 @@ async def measure(proc: Proc, args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_ms_per_request": round(burst["client"] / total * 1000, 3),
         "server_ticking_cpu": round(ticking, 3),
         "matches_seated_in": len(seated), "matches_listed": len(listing["matches"]), "overfilled": overfilled,
+        "matches_listed_per_node": sorted(per_node.values(), reverse=True),
         "seconds": round(elapsed, 2),
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    proc = Proc(["-m", "server", "--host", "127.0.0.1", "--port", "0", "--no-record", "--ruleset", args.ruleset,
-                 "--npcs", "0", "--max-players", str(args.max_players), "--seat-ttl", "1", "--empty-grace", "1",
-                 *args.server_arg], "server", None)
+def servers(args: argparse.Namespace, n: int, redis: str | None) -> list[Proc]:
+    """``n`` servers of the benchmark's settings (``redis``: sharing their directory there); stop them after."""
+    flags = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--no-record", "--ruleset", args.ruleset,
+             "--npcs", "0", "--max-players", str(args.max_players), "--seat-ttl", "1", "--empty-grace", "1",
+             *(["--redis", redis] if redis else []), *args.server_arg]
+    procs: list[Proc] = []
     try:
-        return asyncio.run(measure(proc, args))
+        for i in range(n):
+            procs.append(Proc(flags, f"node {i + 1}" if redis else "server", None))
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+    return procs
+
+
+def measured(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        if len(procs) > 1:
+            asyncio.run(_all_ready(procs))
+        return asyncio.run(measure(procs, args))
     finally:
-        proc.stop()
+        for proc in procs:
+            proc.stop()
+
+
+async def _all_ready(procs: list[Proc], timeout: float = 20.0) -> None:
+    """Wait until every node answers ``/healthz?ready`` 200 (registered in the directory)."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        while (await http_request("127.0.0.1", proc.port, "GET", "/healthz?ready")).status != 200:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{proc.name} not ready within {timeout:g} s: {proc.tail()}")
+            await asyncio.sleep(0.1)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One server in memory; with ``--nodes`` N > 1, then N nodes on a Redis of its own, and the ratios."""
+    baseline = measured(servers(args, 1, None), args)
+    if args.nodes == 1:
+        return baseline
+    try:
+        redis = LocalRedis().start()
+    except LocalRedisError as exc:
+        raise BenchError(f"--nodes {args.nodes}: {exc}") from None
+    try:
+        assert redis.proc is not None
+        before = sum(cpu_of(redis.proc.pid))
+        cluster = measured(servers(args, args.nodes, redis.url), args)
+        used = sum(cpu_of(redis.proc.pid)) - before
+        cluster["redis_cpu_ms_per_request"] = round(used / (args.requests * args.rounds) * 1000, 3)
+    finally:
+        redis.stop()
+    return {"baseline": baseline, "cluster": cluster,
+            "p50_ratio": _ratio(cluster["latency_ms_p50"], baseline["latency_ms_p50"]),
+            "p99_ratio": _ratio(cluster["latency_ms_p99"], baseline["latency_ms_p99"])}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ruleset", default="drift", help="ruleset of the server's default room, matchmade for (default drift)")
     p.add_argument("--pause", type=float, default=3.0, metavar="SECONDS",
                    help="pause between rounds: the last round's matches are disposed of meanwhile (default 3)")
+    p.add_argument("--nodes", type=int, default=1, metavar="N",
+                   help="also measure N servers sharing a Redis it starts (--redis), the requests sent to each in turn, "
+                   "after one server in memory as the baseline (default 1: only that)")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for python -m server (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON line (the last line) instead of a table")
@@ -201,25 +276,38 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("requests", "rounds", "max_players"):
         if not 1 <= getattr(args, name) <= 10_000:
             parser.error(f"--{name.replace('_', '-')} must be in 1..10000")
+    if not 1 <= args.nodes <= 8:
+        parser.error("--nodes must be in 1..8")
     try:
         out = run(args)
     except BenchError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
+    results = [out] if args.nodes == 1 else [out["baseline"], out["cluster"]]
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{out['rounds']} rounds of {out['requests']} concurrent matchmakes ({out['ruleset']}, "
-              f"{out['max_players']} players a match), {out['seconds']} s")
-        print(f"  latency p50 {out['latency_ms_p50']} ms, p99 {out['latency_ms_p99']} ms, max {out['latency_ms_max']} ms")
-        print(f"  p99 per round, ms: {out['round_p99_ms']}")
-        print(f"  CPU per request: server {out['server_cpu_ms_per_request']} ms (the matches' ticks, "
-              f"{out['server_ticking_cpu']} CPU s/s between bursts, taken out), client {out['client_cpu_ms_per_request']} ms")
-        print(f"  answered {out['answered']}, failed {out['failed']}; seated in {out['matches_seated_in']} matches, "
-              f"{out['matches_listed']} listed, over-filled: {len(out['overfilled'])}")
-        for line in out["failures"]:
-            print(f"  failure: {line}")
-    return 0 if not out["failed"] and not out["overfilled"] else 1
+        for result in results:
+            print_result(result)
+        if args.nodes > 1:
+            print(f"cluster / baseline: p50 x{out['p50_ratio']}, p99 x{out['p99_ratio']}; Redis CPU per request "
+                  f"{out['cluster']['redis_cpu_ms_per_request']} ms")
+    return 0 if all(not r["failed"] and not r["overfilled"] for r in results) else 1
+
+
+def print_result(out: dict[str, Any]) -> None:
+    where = "one server, directory in memory" if out["nodes"] == 1 else f"{out['nodes']} nodes sharing Redis"
+    print(f"{out['rounds']} rounds of {out['requests']} concurrent matchmakes ({out['ruleset']}, "
+          f"{out['max_players']} players a match), {where}, {out['seconds']} s")
+    print(f"  latency p50 {out['latency_ms_p50']} ms, p99 {out['latency_ms_p99']} ms, max {out['latency_ms_max']} ms")
+    print(f"  p99 per round, ms: {out['round_p99_ms']}")
+    print(f"  CPU per request: server {out['server_cpu_ms_per_request']} ms (the matches' ticks, "
+          f"{out['server_ticking_cpu']} CPU s/s between bursts, taken out), client {out['client_cpu_ms_per_request']} ms")
+    print(f"  answered {out['answered']}, failed {out['failed']}; seated in {out['matches_seated_in']} matches, "
+          f"{out['matches_listed']} listed (per node {out['matches_listed_per_node']}), "
+          f"over-filled: {len(out['overfilled'])}")
+    for line in out["failures"]:
+        print(f"  failure: {line}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ CASES = [
     ("ceiling", ["--port", "99999"], "--port must be in 0..65535, got 99999"),
     ("loadgen", ["--url", "nope"], "--url must be ws://HOST:PORT/PATH"),
     ("mmbench", ["--requests", "0"], "--requests must be in 1..10000"),
+    ("mmbench", ["--nodes", "9"], "--nodes must be in 1..8"),
     ("replay", ["nope"], "argument COMMAND: invalid choice: 'nope'"),
     ("replay", ["play", "--port", "x"], "argument --port: 'x' is not a port number"),
     ("simbench", ["--steps", "0"], "argument --steps: '0' must be at least 1"),
