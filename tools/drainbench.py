@@ -139,7 +139,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         rounds = []
         for r in range(1, args.rounds + 1):
             await asyncio.sleep(args.play)
-            nodes.append(start_node(args, redis, len(nodes) + 1, replays))
+            nodes.append(await asyncio.to_thread(start_node, args, redis, len(nodes) + 1, replays))  # the bots play on
             await until_ready(nodes[-1])
             t0 = time.perf_counter()
             host.proc.send_signal(signal.SIGTERM)
