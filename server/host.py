@@ -49,6 +49,12 @@
 - **Readiness** (``ready``, ``why_not_ready``): not before the node first
   serves, not while the directory is unreachable, not while something holds
   it (``hold_ready``: a drain).
+- **Hand-overs** (``server.handover``: a draining node moves its matches).
+  ``adopt`` hosts a match restored from another node's (recorded from its
+  tick on, naming the recording before it); ``release`` stops hosting one
+  that moved away without unlisting it (it is listed under its new node).
+  While this node is not ``accepting``, a new player's ``hello`` is refused
+  with 1013 (resumes and spectators pass).
 
 Time: the directory's clock is ``time.time()`` (``clock``), the same on
 every node; the matches keep the server's monotonic clock.

@@ -93,7 +93,7 @@ def start_node(args: argparse.Namespace, redis: str, n: int, replays: Path) -> P
                 f"node {n}", None)
 
 
-async def until_ready(node: Proc, timeout: float = 15.0) -> None:
+async def until_ready(node: Proc, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -131,6 +131,19 @@ def test_a_recorder_attached_mid_match_starts_with_a_keyframe(tmp_path: Path) ->
     assert sim.hash() == r.end.hash == match.state_hash()  # type: ignore[union-attr]
 
 
+def test_more_header_keys_and_end_keys_are_written_and_read_back(tmp_path: Path) -> None:
+    match = Match(get_ruleset("drift"), match_id="moved", options={"npcs": 5})
+    rec = Recorder.create(match, tmp_path, extra={"previous": {"node": "a", "replay": "m.replay", "tick": 0}})
+    match.observers.append(rec)
+    match.tick(0.0)
+    rec.end_extra = {"handed_over": {"node": "b", "url": "ws://b/ws/moved", "replay": None, "tick": 1}}
+    match.close()
+    r = parse_replay((tmp_path / "moved.replay").read_bytes())
+    assert r.header.extra == {"writer": "tickserver", "previous": {"node": "a", "replay": "m.replay", "tick": 0}}
+    assert r.end is not None and r.end.extra == {"handed_over": {"node": "b", "url": "ws://b/ws/moved", "replay": None,
+                                                                 "tick": 1}}
+
+
 def test_new_replays_never_overwrite_old_ones(tmp_path: Path) -> None:
     paths = []
     for _ in range(3):
