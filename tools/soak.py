@@ -72,6 +72,8 @@ from tools.bench import ROOT, BenchError, Proc, Scrape, histogram_window, metric
 from tools.bots import Bot
 from tools.cli import Parser
 from tools.loadgen import OP_BINARY, OP_TEXT, mask_frame
+from tools import plots
+from tools.plots import Panel, PlotError, Series, save_panels
 from tools.progress import Bar
 
 PROG = "python -m tools.soak"
@@ -288,7 +290,10 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         "connected_at_end": health.get("connected"),
     }
     if opts.plot is not None:
-        plot(opts.plot, sampler, timeline, out)
+        try:
+            plot(opts.plot, sampler, timeline, out)
+        except PlotError as exc:  # the figures are still worth printing
+            out["plot_error"] = str(exc)
     return out
 
 
@@ -367,28 +372,13 @@ def print_table(out: dict[str, Any]) -> None:
 
 def plot(path: Path, sampler: Sampler, timeline: list[tuple[float, float | None]], out: dict[str, Any]) -> None:
     """RSS and kernel send queues (every sample) and tick p99 (every 2 s) over the soak, in one PNG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise BenchError("--plot needs matplotlib: pip install 'tickserver[plots]'") from None
-    fig, (mem, tick) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
-    xs = [i * sampler.period for i in range(len(sampler.rss))]
-    mem.plot(xs, sampler.rss, label="server RSS")
-    mem.plot([i * sampler.period for i in range(len(sampler.sendq))], sampler.sendq, label="kernel send queues")
-    mem.set_ylabel("MiB")
-    mem.legend()
+    every = sampler.period
     points = [(t, p) for t, p in timeline if p is not None]
-    tick.plot([t for t, _ in points], [p for _, p in points], marker=".", label="tick p99 (2 s windows)")
-    tick.set_ylabel("ms")
-    tick.set_xlabel("seconds")
-    tick.legend()
-    fig.suptitle(f"soak: {out['ruleset']}, {out['bots']} bots, {out['waves']} waves")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_panels(path, [
+        Panel("MiB", [Series("server RSS", [i * every for i in range(len(sampler.rss))], sampler.rss),
+                      Series("kernel send queues", [i * every for i in range(len(sampler.sendq))], sampler.sendq)]),
+        Panel("ms", [Series("tick p99 (2 s windows)", [t for t, _ in points], [p for _, p in points])]),
+    ], title=f"soak: {out['ruleset']}, {out['bots']} bots, {out['waves']} waves", xlabel="seconds")
 
 
 # -- command line ------------------------------------------------------------------
@@ -425,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.root / "server" / "__main__.py").is_file():
         parser.error(f"--root {args.root}: not a checkout of this project (no server/__main__.py)")
+    if args.plot is not None:
+        try:
+            plots.require()
+        except PlotError as exc:
+            parser.error(f"--plot: {exc}")
     opts = Options(args.duration, args.bots, args.ruleset, args.scale, args.attack_seconds, args.long_seconds,
                    args.root.resolve(),
                    args.nofile, tuple(args.server_arg), args.plot, not args.no_progress and not args.json)
@@ -440,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
     else:
         print_table(out)
+    if "plot_error" in out:
+        print(f"{PROG}: error: --plot: {out['plot_error']}", file=sys.stderr)
+        return 1
     return 0 if ok(out) else 1
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,9 +19,9 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def test_a_short_soak_reports_every_figure_and_the_server_holds() -> None:
+def test_a_short_soak_reports_every_figure_and_the_server_holds(tmp_path: Path) -> None:
     res = run_cli("--duration", "3", "--bots", "2", "--scale", "0.05", "--attack-seconds", "1",
-                  "--long-seconds", "1", "--json")
+                  "--long-seconds", "1", "--json", "--plot", str(tmp_path / "soak.png"))
     assert res.returncode == 0, res.stderr + res.stdout
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["waves"] >= 1 and set(out["attacks"]) == set(soak.HOSTILE)
@@ -35,6 +36,7 @@ def test_a_short_soak_reports_every_figure_and_the_server_holds() -> None:
     assert out["frames_sent"] >= out["updates_sent"] > 0 and out["ticks"] > 0
     assert 0 < out["tick_ms_p50"] <= out["tick_ms_p99"]
     assert 0 < out["rss_mib_start"] <= out["rss_mib_peak"] and out["rss_mib_end"] > 0
+    assert (tmp_path / "soak.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("args, message", [
