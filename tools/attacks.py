@@ -396,12 +396,15 @@ DEFAULTS: dict[str, tuple[int, float]] = {
 
 
 class Sampler:
-    """Samples a process's RSS and the kernel send queues of its port, every ``period`` s, on a thread."""
+    """Samples a process's RSS and the kernel send queues of its port, every ``period`` s, on a thread
+    (``times``: when each sample was taken, seconds from the start; reading thousands of sockets takes a while)."""
 
     def __init__(self, pid: int, port: int, period: float = 0.25) -> None:
         self.pid, self.port, self.period = pid, port, period
+        self.times: list[float] = []
         self.rss: list[float] = []
         self.sendq: list[float] = []
+        self._start = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -409,9 +412,12 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             rss = rss_mib(self.pid)
-            if rss is not None:
-                self.rss.append(rss)
-            self.sendq.append(send_queue_mib(self.port))
+            if rss is None:
+                continue  # the process is gone
+            sendq = send_queue_mib(self.port)
+            self.times.append(time.monotonic() - self._start)
+            self.rss.append(rss)
+            self.sendq.append(sendq)
 
     def stop(self) -> None:
         self._stop.set()

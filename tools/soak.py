@@ -229,6 +229,7 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
     start = time.perf_counter()
     playing = [asyncio.create_task(b.play(start + opts.duration + 120, 1.0)) for b in bots]
     sampler = Sampler(server.pid, server.port)
+    sampled_from = time.perf_counter()
     timeline: list[tuple[float, float | None]] = []  # (seconds, tick p99 ms of the last period)
     tally = Tally()
     bar = Bar.for_stderr("soaking", opts.duration, quiet=not opts.progress, unit="s")
@@ -291,7 +292,7 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
     }
     if opts.plot is not None:
         try:
-            plot(opts.plot, sampler, timeline, out)
+            plot(opts.plot, sampler, t0 - sampled_from, timeline, out)
         except PlotError as exc:  # the figures are still worth printing
             out["plot_error"] = str(exc)
     return out
@@ -370,13 +371,14 @@ def print_table(out: dict[str, Any]) -> None:
         console.print(f"  bot error: {e}", markup=False)
 
 
-def plot(path: Path, sampler: Sampler, timeline: list[tuple[float, float | None]], out: dict[str, Any]) -> None:
-    """RSS and kernel send queues (every sample) and tick p99 (every 2 s) over the soak, in one PNG."""
-    every = sampler.period
+def plot(path: Path, sampler: Sampler, offset: float, timeline: list[tuple[float, float | None]],
+         out: dict[str, Any]) -> None:
+    """RSS and kernel send queues (every sample) and tick p99 (every 2 s) over the soak, in one PNG; the
+    sampler started ``offset`` seconds before the soak's clock."""
     points = [(t, p) for t, p in timeline if p is not None]
+    times = [t - offset for t in sampler.times]
     save_panels(path, [
-        Panel("MiB", [Series("server RSS", [i * every for i in range(len(sampler.rss))], sampler.rss),
-                      Series("kernel send queues", [i * every for i in range(len(sampler.sendq))], sampler.sendq)]),
+        Panel("MiB", [Series("server RSS", times, sampler.rss), Series("kernel send queues", times, sampler.sendq)]),
         Panel("ms", [Series("tick p99 (2 s windows)", [t for t, _ in points], [p for _, p in points])]),
     ], title=f"soak: {out['ruleset']}, {out['bots']} bots, {out['waves']} waves", xlabel="seconds")
 
