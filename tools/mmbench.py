@@ -106,13 +106,13 @@ def percentile(values: list[float], q: float) -> float:
     return ranked[max(0, math.ceil(q / 100 * len(ranked)) - 1)]
 
 
-async def one_round(ports: list[int], requests: int, ruleset: str) -> tuple[list[float], list[str], set[str]]:
+async def one_round(ports: list[int], requests: int, ruleset: str) -> tuple[list[float], list[str], dict[str, str]]:
     """``requests`` matchmakes sent together, to ``ports`` in turn: each one's seconds, the failures, the matches
-    seated in."""
+    seated in (and the node each is on: its URL's base)."""
     go = asyncio.Event()
     times: list[float] = []
     failures: list[str] = []
-    matches: set[str] = set()
+    matches: dict[str, str] = {}
 
     async def one(port: int) -> None:
         await go.wait()
@@ -126,7 +126,8 @@ async def one_round(ports: list[int], requests: int, ruleset: str) -> tuple[list
         if answer.status != 200:
             failures.append(f"HTTP {answer.status}: {answer.body[:200]!r}")
         else:
-            matches.add(answer.json()["match"])
+            seat = answer.json()
+            matches[seat["match"]] = seat["url"].split("/ws/", 1)[0]
 
     tasks = [asyncio.create_task(one(ports[i % len(ports)])) for i in range(requests)]
     await asyncio.sleep(0.05)  # every task waits at the barrier
@@ -145,7 +146,7 @@ async def measure(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]
 
     times: list[float] = []
     failures: list[str] = []
-    seated: set[str] = set()
+    seated: dict[str, str] = {}
     round_p99 = []
     burst = {"wall": 0.0, "server": 0.0, "client": 0.0}
     pause = {"wall": 0.0, "server": 0.0}
@@ -159,7 +160,7 @@ async def measure(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]
         burst["client"] += time.process_time() - c
         times += ts
         failures += fs
-        seated |= found
+        seated.update(found)
         if ts:
             round_p99.append(percentile(ts, 99))
         await asyncio.sleep(args.pause)
@@ -168,7 +169,7 @@ async def measure(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]
     elapsed = time.perf_counter() - t0
     listing = (await http_request("127.0.0.1", ports[0], "GET", f"/api/matches?ruleset={args.ruleset}&limit=1000")).json()
     overfilled = [m["match"] for m in listing["matches"] if m["players"] + m["reserved"] > m["max_players"]]
-    per_node = Counter(m["url"].split("/ws/", 1)[0] for m in listing["matches"])
+    per_node = Counter(seated.values())
     ms = [t * 1000 for t in times]
     ticking = pause["server"] / pause["wall"] if pause["wall"] else 0.0  # CPU/s of the matches' ticks, between bursts
     served = max(0.0, burst["server"] - ticking * burst["wall"])
@@ -185,7 +186,7 @@ async def measure(procs: list[Proc], args: argparse.Namespace) -> dict[str, Any]
         "client_cpu_ms_per_request": round(burst["client"] / total * 1000, 3),
         "server_ticking_cpu": round(ticking, 3),
         "matches_seated_in": len(seated), "matches_listed": len(listing["matches"]), "overfilled": overfilled,
-        "matches_listed_per_node": sorted(per_node.values(), reverse=True),
+        "matches_seated_in_per_node": sorted(per_node.values(), reverse=True),
         "seconds": round(elapsed, 2),
     }
 
@@ -303,8 +304,8 @@ def print_result(out: dict[str, Any]) -> None:
     print(f"  p99 per round, ms: {out['round_p99_ms']}")
     print(f"  CPU per request: server {out['server_cpu_ms_per_request']} ms (the matches' ticks, "
           f"{out['server_ticking_cpu']} CPU s/s between bursts, taken out), client {out['client_cpu_ms_per_request']} ms")
-    print(f"  answered {out['answered']}, failed {out['failed']}; seated in {out['matches_seated_in']} matches, "
-          f"{out['matches_listed']} listed (per node {out['matches_listed_per_node']}), "
+    print(f"  answered {out['answered']}, failed {out['failed']}; seated in {out['matches_seated_in']} matches "
+          f"(per node {out['matches_seated_in_per_node']}), {out['matches_listed']} listed at the end, "
           f"over-filled: {len(out['overfilled'])}")
     for line in out["failures"]:
         print(f"  failure: {line}")
