@@ -414,7 +414,7 @@ class Game {
       name: this.name,
       spectate: this.spectate,
       match: this.matchId,
-      url: WS_URL,
+      url: this.link ? this.link.url : WS_URL, // where a moved match took the link
       seat: this.seat,
       arenaView: this.arenaView,
       follow: this.follow,

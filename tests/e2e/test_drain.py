@@ -29,6 +29,8 @@ from server.replay import resim
 from server.replay.listing import ReplayLibrary, read_replay
 from server.rooms import MatchDirectory, MatchId, MemoryDirectory, NodeId, RoomType
 from tests.conftest import ServerProcess
+from tests.e2e.test_browser import NEEDS_CHROMIUM, Pages, browser, pages, state, wait_until  # noqa: F401 (fixtures)
+from tests.e2e.test_browser import join as browser_join
 from tests.e2e.test_rooms import get, until
 from tests.e2e.test_server_e2e import run_cli
 from tests.handover.helpers import scripted_input
@@ -357,3 +359,23 @@ def test_a_hand_over_whose_receiver_is_killed_mid_way_leaves_the_match_playing_o
     line = next(line for line in a.log if "failed: no answer within" in line)
     assert f"handover of match {mid} to node" in line and "it goes on here" in line
     assert close_code == 1001 and errors == ["server error 1001: the server is shutting down"] and code == 0
+
+
+@NEEDS_CHROMIUM
+def test_a_browser_player_follows_its_match_to_the_other_node_as_the_same_player(
+        start_server: Start, own_redis: RedisServer, tmp_path: Path, pages: Pages) -> None:
+    a = cluster_node(start_server, own_redis, tmp_path)
+    b = cluster_node(start_server, own_redis, tmp_path, "--allowed-origin", a.http)  # the page is A's
+    for node in (a, b):  # Playwright's sync API runs a loop of its own here: no asyncio.run
+        wait_until(lambda node=node: node.get_json("/healthz")["ready"], 20, what=f"node {node.port} ready")
+    mid = a.get_json("/api/match")["match"]
+    page = pages.open(f"{a.http}/?match={mid}")
+    before = browser_join(page, "Phoenix")
+    assert before["url"] == f"{a.url}/{mid}"
+    assert a.stop(signal.SIGTERM, 30.0) == 0
+    after = wait_until(lambda: (s := state(page))["reconnects"] == 1 and s["phase"] == "live" and s, 15,
+                       what="the page to follow the match")
+    assert after["url"] == f"{b.url}/{mid}" and after["resumed"] is True and after["desyncs"] == 0
+    assert (after["me"], after["player"], after["token"]) == (before["me"], before["player"], before["token"])
+    players = b.get_json(f"/api/match?id={mid}")["players"]
+    assert [(p["name"], p["online"]) for p in players] == [("Phoenix", True)]
