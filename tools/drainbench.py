@@ -18,6 +18,11 @@ keeps up); its p99 is the longest pause a player sees anyway. The report
 gives the gaps' p50, p99 and max, in ms and as multiples of the baseline's
 p99, per round and over all; how long each drained node took to exit;
 desyncs and errors (both must be 0). ``--json`` prints one object.
+
+``--cost`` measures instead, in this process, what one hand-over costs in
+CPU, without processes or sockets: the sender's capture and encoding, the
+receiver's decoding and restore, for a match of ``--players`` players after
+300 ticks (the median of 50 runs each), and the message's size.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from game.rules import get_ruleset
+from server.handover.format import Offer, decode, encode
+from server.handover.transfer import capture, restore
+from server.match import Match
+from server.protocol.codec import encode_client
+from server.protocol.messages import Hello
 from tools.bench import BenchError, Proc
 from tools.bots import Bot
 from tools.cli import Parser, run_or_exit
@@ -180,6 +191,53 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(replays, ignore_errors=True)
 
 
+class _Quiet:
+    """A client of the match that drops what it is sent (the cost measure has no sockets)."""
+
+    def send(self, data: bytes) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def cost(args: argparse.Namespace, runs: int = 50) -> dict[str, Any]:
+    """Median milliseconds of each step of one hand-over of a match of ``args.players`` players (``--cost``)."""
+    ruleset = get_ruleset(args.ruleset)
+    match = Match(ruleset, match_id="m", seed=args.seed)
+    for i in range(args.players):
+        session = match.new_session()
+        hello = session.receive(encode_client(Hello(1, f"p{i}")), 0.0, 0)
+        assert isinstance(hello, Hello)
+        match.connect(hello, session, _Quiet(), 0.0)
+    for t in range(300):
+        match.tick(t / 30)
+    match.freeze()
+    room = {"ruleset": args.ruleset, "tick_rate": match.tick_rate, "max_players": match.max_players}
+    times: dict[str, list[float]] = {"capture": [], "encode": [], "decode": [], "restore": []}
+    size = 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        state = capture(match, room, now=10.0, wall=time.time(), replay="m.replay")
+        t1 = time.perf_counter()
+        data = encode(Offer("h", "a", 0.0, state))
+        t2 = time.perf_counter()
+        offer = decode(data)
+        t3 = time.perf_counter()
+        assert isinstance(offer, Offer)
+        restored = restore(offer.state, ruleset, now=0.0)
+        t4 = time.perf_counter()
+        assert restored.state_hash() == match.state_hash()
+        size = len(data)
+        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            times[key].append(dt)
+    out: dict[str, Any] = {"players": args.players, "ruleset": args.ruleset, "entities": match.world.count(),
+                           "message_bytes": size}
+    out.update({f"{k}_ms": round(float(np.median(v)) * 1000, 3) for k, v in times.items()})
+    out["total_ms"] = round(sum(out[f"{k}_ms"] for k in times), 3)
+    return out
+
+
 def print_report(o: dict[str, Any]) -> None:
     print(f"{o['players']} {o['ruleset']} bots, {o['rounds']} drains: {o['moved']}/{o['expected_moves']} moves followed, "
           f"{o['desyncs']} desyncs, {len(o['errors'])} errors")
@@ -206,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="the bots' seed (default 1)")
     p.add_argument("--redis", default=None, metavar="URL",
                    help="a Redis to use (default: a redis-server of its own on a free loopback port)")
+    p.add_argument("--cost", action="store_true",
+                   help="measure the CPU of one hand-over's steps in this process instead (capture, encode, decode, "
+                        "restore), no servers")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -214,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 1 <= args.players <= 500 or not 1 <= args.rounds <= 20 or not 0 < args.play <= 60:
         build_parser().error("--players 1..500, --rounds 1..20, --play in (0, 60]")
+    if args.cost:
+        costs = cost(args)
+        print(json.dumps(costs) if args.json else
+              f"one hand-over ({args.ruleset}, {costs['players']} players, {costs['entities']} entities, "
+              f"a {costs['message_bytes']}-byte message): capture {costs['capture_ms']} ms, encode "
+              f"{costs['encode_ms']} ms, decode {costs['decode_ms']} ms, restore {costs['restore_ms']} ms "
+              f"(total {costs['total_ms']} ms of CPU)")
+        return 0
     out = run_or_exit(PROG, lambda: asyncio.run(bench(args)), BenchError)
     if args.json:
         print(json.dumps(out))
