@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,10 +96,9 @@ def test_200_bots_matchmaking_through_either_node_all_play_in_matches_spread_ove
         assert seen[0].keys() == seen[1].keys()
         assert all(seen[0][m]["url"] == seen[1][m]["url"] for m in seen[0])
         made = {m: entry for m, entry in seen[0].items() if m not in defaults}
-
-        # 200 players in matches of 8 (the two default matches first): at least 23 more, on both nodes.
-        assert len(made) >= 23 and {port_of(e["url"]) for e in made.values()} == {a.port, b.port}, \
-            (_notable(a, b), sorted((e["players"], e["reserved"], port_of(e["url"])) for e in seen[0].values()))
+        # Matches of 8 (the default matches first; seats a bot left free again go to the next): on both nodes.
+        per_node = Counter(port_of(e["url"]) for e in made.values())
+        assert set(per_node) == {a.port, b.port} and min(per_node.values()) >= 2, (per_node, _notable(a, b))
         assert all(e["players"] + e["reserved"] <= e["max_players"] == 8 for e in seen[0].values())
 
     asyncio.run(main())
@@ -201,7 +201,8 @@ def test_without_redis_matchmaking_answers_503_and_matches_play_on_and_the_node_
 
 def _notable(*servers: ServerProcess) -> str:
     """The servers' log lines but for matches made and started (what to read when a count is off)."""
-    return "".join(line for s in servers for line in s.log if "created:" not in line and "placed here" not in line)
+    return "".join(line for s in servers for line in s.log
+                   if not any(word in line for word in ("created:", "placed here", "started:", "joined", "left")))
 
 
 async def _answers(server: ServerProcess, path: str, status: int) -> bool:
