@@ -6,6 +6,10 @@ velocity. Players move 5 units per tick along their latest input and are
 clamped to the arena. Positions and velocities are fixed-point: 1/8 world
 unit (``SCALE``). NPC ``n`` is entity id ``n`` (they are spawned first and
 never removed), so "index" in WORKLOAD.md is the entity id.
+
+The arena is WORKLOAD's 4000 x 4000 unless the ``size`` option says
+otherwise (the ``interest`` benchmark keeps the density constant as E grows:
+``tools.bench``); the world's spec (``SPEC.resolve``) carries its size.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from game.rules import (
     remove_player,
     scores_from_column,
 )
-from game.schema import Axis, Column, InputField, Option, PlayerMove, RulesetSpec
+from game.schema import VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 from game.world import EntityId, PlayerId, World
 
 SCALE = 8
@@ -39,8 +43,8 @@ SPEC = RulesetSpec(
     version=1,
     columns=(
         Column("kind", "uint8", "uint8", doc="NPC: id % 4 (0-3); player: 4"),
-        Column("x", "int32", "int16", SCALE, "position, 1/8 world unit, 0..32000"),
-        Column("y", "int32", "int16", SCALE, "position, 1/8 world unit, 0..32000"),
+        Column("x", "int32", "int32", SCALE, "position, 1/8 world unit, 0..8 * size"),
+        Column("y", "int32", "int32", SCALE, "position, 1/8 world unit, 0..8 * size"),
         Column("vx", "int32", "int8", SCALE, "velocity, 1/8 unit per tick (players: last step taken)"),
         Column("vy", "int32", "int8", SCALE, "velocity, 1/8 unit per tick (players: last step taken)"),
         Column("hp", "uint8", "uint8", doc="hit points, always 100"),
@@ -54,9 +58,11 @@ SPEC = RulesetSpec(
     motion=(Axis("x", "vx", 0, SIZE), Axis("y", "vy", 0, SIZE)),
     width=4000,
     height=4000,
-    options=(Option("npcs", 2000, 0, 1_000_000, "number of NPCs (E)"),),
+    options=(Option("npcs", 2000, 0, 1_000_000, "number of NPCs (E)"),
+             Option("size", 4000, 100, 200_000, "side of the square arena, world units"), *VIEW_OPTIONS),
     kinds=("npc0", "npc1", "npc2", "npc3", "player"),
     player=PlayerMove(SPEED, DIAGONAL, 0, SIZE),
+    size_option="size",
 )
 
 
@@ -71,6 +77,11 @@ def _velocities(seed: int, tick: int, ids: np.ndarray) -> tuple[np.ndarray, np.n
     return out[0], out[1]
 
 
+def _side(world: World) -> int:
+    """The arena's side in fixed point (``SIZE`` at the default size)."""
+    return world.spec.width * SCALE
+
+
 class DriftRuleset:
     """The WORKLOAD.md rules; see the module docstring."""
 
@@ -79,14 +90,16 @@ class DriftRuleset:
     def create(self, seed: int, options: dict[str, int]) -> World:
         opts = SPEC.resolve_options(options)
         n = opts["npcs"]
-        world = World(SPEC, seed=seed, capacity=max(64, n + n // 4 + 64))
+        spec = SPEC.resolve(opts)
+        world = World(spec, seed=seed, capacity=max(64, n + n // 4 + 64))
+        side = _side(world)
         ids = np.arange(n, dtype=np.int64)
         vx, vy = _velocities(seed, 0, ids)
         world.spawn(
             n,
             kind=(ids % 4).astype(np.uint8),
-            x=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2, 0, SIZE),
-            y=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2 + 1, 0, SIZE),
+            x=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2, 0, side),
+            y=rng.integers(seed, 0, _STREAM_SPAWN, ids * 2 + 1, 0, side),
             vx=vx,
             vy=vy,
             hp=100,
@@ -97,7 +110,7 @@ class DriftRuleset:
 
     def join(self, world: World, player: PlayerId) -> EntityId:
         key = np.array([player * 2, player * 2 + 1], dtype=np.int64)
-        pos = rng.integers(world.seed, world.tick, _STREAM_PLAYER, key, 0, SIZE)
+        pos = rng.integers(world.seed, world.tick, _STREAM_PLAYER, key, 0, _side(world))
         (eid,) = world.spawn(1, kind=PLAYER_KIND, x=pos[0], y=pos[1], hp=100, player=player)
         world.commit()
         return EntityId(int(eid))
@@ -116,11 +129,11 @@ class DriftRuleset:
         have = ps >= 0
         ps = ps[have]
         dx, dy = inputs.column(0)[have], inputs.column(1)[have]
-        steer(cols, ps, dx, dy, SPEED, DIAGONAL, 0, SIZE)
+        steer(cols, ps, dx, dy, SPEED, DIAGONAL, 0, _side(world))
 
         # NPCs: constant velocity with reflection, then the periodic redraw.
         npcs = slots[cols["player"][slots] < 0]
-        advance(cols, npcs, SPEC.motion)
+        advance(cols, npcs, world.spec.motion)
         if tick % REDRAW_PERIOD == 0:
             group = (tick // REDRAW_PERIOD) % 10
             ids = world.ids[npcs].astype(np.int64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from game.errors import GameError
 
@@ -133,6 +133,17 @@ class Option:
     doc: str = ""
 
 
+#: The options of interest management (PROTOCOL.md, *Filtered views*): a ruleset that declares
+#: them (``options=(..., *VIEW_OPTIONS)``) lets each match choose whether every client receives
+#: the whole world (``view`` 0, the default) or only what lies around its player. In world units.
+VIEW_OPTIONS = (
+    Option("view", 0, 0, 100_000, "each player receives what lies within this distance of its entity (0: the whole world)"),
+    Option("view_h", 0, 0, 100_000, "0: the view is a circle of radius view; else a rectangle of half-width view and "
+                                    "this half-height"),
+    Option("view_cell", 0, 0, 100_000, "side of the grid cells views are made of (0: chosen from the view)"),
+)
+
+
 @frozen
 class RulesetSpec:
     """Everything generic code needs to know about a ruleset.
@@ -152,6 +163,13 @@ class RulesetSpec:
             player's shots are judged against the world as it was up to this
             many ticks ago (``InputBatch.lag``). 0: none; the server then
             records every lag as 0.
+        always_relevant: kinds (names) every client receives whatever its view
+            (interest management: PROTOCOL.md, *Filtered views*).
+        size_option: the option giving the side of a square arena, world
+            units, or None: the arena is always ``width`` x ``height``. With
+            it, ``resolve`` sizes a world's arena, the motion axes' and the
+            player movement's upper bounds with it (their lower bounds are 0);
+            ``width`` is the option's default.
     """
 
     name: str
@@ -165,6 +183,8 @@ class RulesetSpec:
     kinds: tuple[str, ...] = ()
     player: PlayerMove | None = None
     rewind: int = 0
+    always_relevant: tuple[str, ...] = ()
+    size_option: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.rewind <= 255:
@@ -172,6 +192,11 @@ class RulesetSpec:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise GameError(f"{self.name}: duplicate column names")
+        unknown = [k for k in self.always_relevant if k not in self.kinds]
+        if unknown:
+            raise GameError(f"{self.name}: always_relevant names kinds it does not have: {unknown}")
+        if self.size_option is not None:
+            self._check_size_option(self.size_option)
         rep = {c.name for c in self.columns if c.replicated}
         for axis in self.motion:
             if axis.pos not in rep or axis.vel not in rep:
@@ -188,6 +213,36 @@ class RulesetSpec:
             f = fields.get(name)
             if f is None or f.lo < -1 or f.hi > 1:
                 raise GameError(f"{self.name}: player movement needs an input field {name!r} within -1..1")
+
+    def _check_size_option(self, name: str) -> None:
+        opt = next((o for o in self.options if o.name == name), None)
+        if opt is None or opt.lo < 1:
+            raise GameError(f"{self.name}: size_option {name!r} must name an option of at least 1")
+        side = self.width
+        if (self.height, *self._bounds(side)) != (side, self.motion, self.player):
+            raise GameError(f"{self.name}: with a size option, the arena is a square and the motion and player "
+                            "bounds run from 0 to its side times the position columns' scales")
+
+    def resolve(self, options: dict[str, int]) -> RulesetSpec:
+        """This spec for a world made with ``options`` (resolved): its arena sized by ``size_option``.
+
+        The same spec when the ruleset has no size option. Columns, inputs and
+        options never change: only ``width``, ``height`` and the upper bounds
+        of the motion axes and of the player's movement.
+        """
+        if self.size_option is None:
+            return self
+        side = options.get(self.size_option, self.width)  # a recording from before the option: the default
+        if side == self.width == self.height:
+            return self
+        motion, player = self._bounds(side)
+        return evolve(self, width=side, height=side, motion=motion, player=player)
+
+    def _bounds(self, side: int) -> tuple[tuple[Axis, ...], PlayerMove | None]:
+        """The motion axes and player movement of an arena ``side`` world units square."""
+        motion = tuple(evolve(a, lo=0, hi=side * self.column(a.pos).scale) for a in self.motion)
+        player = None if self.player is None else evolve(self.player, lo=0, hi=side * self.column(self.player.x).scale)
+        return motion, player
 
     @property
     def replicated(self) -> tuple[Column, ...]:

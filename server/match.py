@@ -1,5 +1,10 @@
 """A match: one world, its ruleset and its members; a live feed (``server/feed.py``).
 
+With the ruleset option ``view`` (interest management), players that said
+they can (``hello.interest``) receive filtered views, encoded once per grid cell
+and base for all of them (``server.protocol.interest``); spectators and
+other players receive the whole world.
+
 The match is transport-agnostic: each member has a ``Client`` (anything with
 ``send(bytes)`` and ``close(code, reason)``), and the match only ever calls
 ``send`` fire-and-forget, so a slow client never holds up the tick. Joins,
@@ -39,6 +44,7 @@ from server.protocol.errors import (
     PolicyViolation,
 )
 from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
+from server.protocol.interest import ViewEncoder, ViewGrid, ViewShape
 from server.protocol.messages import (
     ClientMessage,
     Hello,
@@ -83,6 +89,8 @@ class Member:
     needs_welcome: bool = True
     resumed: bool = False
     left_at: float | None = None
+    #: Receives filtered views (the match filters them, and its hello said it can apply them).
+    filtered: bool = False
 
 
 @define
@@ -128,10 +136,15 @@ class Match:
         self.hold_s = hold_s
         #: A new world, or the one of a match handed over from another node (``server.handover``).
         self.world: World = ruleset.create(seed, self.options) if world is None else world
-        self.schema = WireSchema.from_spec(ruleset.spec)
-        self.ruleset_wire = ruleset.spec.to_wire()
+        #: The ruleset's spec for this match's options (its arena's size: ``RulesetSpec.resolve``).
+        self.spec = ruleset.spec.resolve(self.options)
+        self.schema = WireSchema.from_spec(self.spec)
+        self.ruleset_wire = self.spec.to_wire()
         self.history = SnapshotHistory(history)
         self.encoder = UpdateEncoder(self.schema, self.history)
+        #: Interest management: the view of filtered players, and their encoder (None: everyone gets the world).
+        self.view_shape = ViewShape.from_options(self.options)
+        self.views = None if self.view_shape is None else ViewEncoder(ViewGrid(self.spec, self.view_shape), self.history)
         self.inputs = InputTable(len(ruleset.spec.inputs), max_lag=min(max_lag_ticks(tick_rate), ruleset.spec.rewind),
                                  window=round(WINDOW_S * tick_rate))
         self.members: dict[PlayerId, Member] = {}
@@ -235,6 +248,7 @@ class Match:
             if held.client is not None:
                 held.client.close(CLOSE_NORMAL, "replaced by a new connection with the same token")
             held.client, held.session, held.left_at = client, session, None
+            held.filtered = self._filters(hello)
             self._held.pop(held.player, None)
             if held.player in self.inputs:
                 self.inputs.restart(held.player)
@@ -247,12 +261,18 @@ class Match:
             raise PolicyViolation(f"the match is full ({self.max_players} players)", CLOSE_TRY_AGAIN_LATER)
         player = PlayerId(self._next_player)
         self._next_player += 1
-        member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client)
+        member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client,
+                        filtered=self._filters(hello))
         self.members[player] = member
         self.idle_since = None
         self._unjoined[player] = member
         self._tokens[member.token] = member
         return member
+
+    def _filters(self, hello: Hello) -> bool:
+        """Whether this hello's connection receives filtered views: a player's that can apply them, in a match
+        that filters views (a spectator, or a client that cannot, receives the whole world)."""
+        return self.views is not None and hello.interest and not hello.spectate
 
     def disconnect(self, member: Member, client: Client, now: float, *, left: bool = False) -> None:
         """``client``, the member's connection, is gone: a player is held ``hold_s`` for a resume,
@@ -321,7 +341,10 @@ class Match:
         snap = Snapshot.capture(self.world)
         self._snapshot = snap
         self.history.add(snap)
-        self.encoder.begin(snap, [e.to_wire() for e in events])
+        wire_events = [e.to_wire() for e in events]
+        self.encoder.begin(snap, wire_events)
+        if self.views is not None:
+            self.views.begin(snap, wire_events)
         for obs in self.observers:
             obs.on_tick(self, snap.tick, leaves, joins, batch, events)
         t2 = perf()
@@ -330,7 +353,7 @@ class Match:
         t3 = perf()
         s = self.stats
         s.ticks += 1
-        s.encodes += self.encoder.encodes
+        s.encodes += self.encoder.encodes + (self.views.encodes if self.views is not None else 0)
         if self.timings is not None:
             self.timings(t1 - t0, t2 - t1, t3 - t2)
 
@@ -378,6 +401,7 @@ class Match:
         allowed = encoder.base_set
         tick = self._snapshot.tick
         sent = nbytes = keyframes = 0
+        filtered: list[tuple[Client, Member, int | None, int]] = []
         for m in list(self.members.values()):
             client = m.client
             if client is None or not m.joined:
@@ -399,19 +423,31 @@ class Match:
             if base == NO_UPDATE:
                 continue
             ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
+            keyframes += base is None
+            if m.filtered:
+                filtered.append((client, m, base, ack))
+                continue
             frame = finish_update(encoder.prefix(base), ack)
             client.send(frame)
             session.sent_update(tick, len(frame), now, base is None)
             sent += 1
             nbytes += len(frame)
-            keyframes += base is None
+        if filtered and self.views is not None:
+            frames = self.views.frames([m.entity for _, m, _, _ in filtered], [b for _, _, b, _ in filtered],
+                                       [a for _, _, _, a in filtered])
+            for (client, m, base, _), frame in zip(filtered, frames):
+                client.send(frame)
+                m.session.sent_update(tick, len(frame), now, base is None)
+                nbytes += len(frame)
+            sent += len(frames)
         self.stats.frames_sent += sent
         self.stats.bytes_sent += nbytes
         self.stats.keyframes_sent += keyframes
 
     def _welcome(self, m: Member) -> Welcome:
+        interest = self.view_shape.to_wire() if m.filtered and self.view_shape is not None else None
         return Welcome(PROTOCOL_VERSION, self.match_id, m.player, m.entity, self.tick_rate, self.world.tick,
-                       m.token, self.ruleset_wire, m.resumed, self.hold_s)
+                       m.token, self.ruleset_wire, m.resumed, self.hold_s, interest)
 
     # -- reading -------------------------------------------------------------
 

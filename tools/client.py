@@ -4,6 +4,10 @@
 server's deltas (a ring of recent snapshots, since each delta names its
 base), verifies every update's checksum (a mismatch counts as a desync and
 asks for a keyframe), acknowledges what it holds, and measures round trips.
+It says it can apply filtered views (``interest``, on by default): in a match
+that filters them (interest management, PROTOCOL.md *Filtered views*) its
+mirror is its view, entities entering and leaving it, verified by the view
+sum.
 With ``decode=False`` it only reads each update's tick and acknowledges it:
 the cheap mode a load generator uses for most of its clients. When the
 server moves the match to another node (``moved``, then close 1012) the
@@ -43,6 +47,7 @@ from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Array, Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
+from server.protocol.interest import apply_view
 from server.protocol.messages import (
     Ack,
     Error,
@@ -231,11 +236,13 @@ class GameClient:
         decode: build and verify the mirror (False: only acknowledge ticks).
         on_update: called after each update with this client.
         ssl_context: for ``wss://`` URLs with a certificate the system does not trust.
+        interest: say it can apply filtered views (a match that filters views then sends only this
+            player's view; False: the whole world, as to a client that cannot).
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
                  seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, interest: bool = True) -> None:
         if token is not None and seat is not None:
             raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
@@ -247,6 +254,7 @@ class GameClient:
         self.decode = decode
         self.on_update = on_update
         self.ssl_context = ssl_context
+        self.interest = interest
         self.ws: ClientConnection | None = None
         self.welcome: Welcome | None = None
         self.schema: WireSchema | None = None
@@ -291,8 +299,8 @@ class GameClient:
     def hello(self) -> Hello:
         """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one."""
         if self.seat is None:
-            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token)
-        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat)
+            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token, interest=self.interest)
+        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat, interest=self.interest)
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
@@ -496,7 +504,10 @@ class GameClient:
                 self._resync()
                 return
         try:
-            snap = apply_body(self.schema, base, msg.tick, msg.body)
+            if self.filtered:
+                snap = apply_view(self.schema, base, msg.tick, msg.body)
+            else:
+                snap = apply_body(self.schema, base, msg.tick, msg.body)
         except ProtocolError as exc:
             self.stats.errors.append(f"bad update for tick {msg.tick}: {exc}")
             self._resync()
@@ -529,6 +540,11 @@ class GameClient:
             pass
 
     # -- the mirror ------------------------------------------------------------
+
+    @property
+    def filtered(self) -> bool:
+        """Whether this connection receives filtered views (its welcome said so)."""
+        return self.welcome is not None and self.welcome.interest is not None
 
     @property
     def state(self) -> Snapshot | None:

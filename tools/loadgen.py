@@ -328,7 +328,8 @@ class LeanClient(asyncio.Protocol):
             raise ValueError("bad Sec-WebSocket-Accept")
         self._handshaking = False
         self.open = True
-        self.send(msgpack.packb({"t": "hello", "v": 1, "name": self.name}))
+        # "interest": in a match that filters views (the interest variant), only each player's view.
+        self.send(msgpack.packb({"t": "hello", "v": 1, "name": self.name, "interest": True}))
         return rest
 
     def send(self, payload: bytes, opcode: int = OP_BINARY) -> None:

@@ -7,7 +7,7 @@ All lengths are fixed-point: ``SCALE`` (8) stored units per world unit, so the
 
 from __future__ import annotations
 
-from game.schema import Axis, Column, InputField, Option, PlayerMove, RulesetSpec
+from game.schema import VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 
 SCALE = 8
 #: Arena side, world units, and in fixed point (positions are 0..SIZE inclusive).
@@ -127,10 +127,13 @@ SPEC = RulesetSpec(
     options=(
         Option("npcs", 40, 0, 1_000_000, "number of drones (constant: a destroyed drone is replaced)"),
         Option("pellets", 150, 0, 100_000, "number of pellets (constant: an eaten pellet reappears elsewhere)"),
+        *VIEW_OPTIONS,
     ),
     kinds=KINDS,
     player=PlayerMove(PLAYER_SPEED, DIAGONAL, 0, SIZE, dead_still=True),
     rewind=REWIND,
+    # With filtered views, everyone still sees every player (the minimap, the scoreboard).
+    always_relevant=("player",),
 )
 
 #: Input field indices, in ``SPEC.inputs`` order.

@@ -79,7 +79,7 @@ def restore(state: MatchState, ruleset: Ruleset, *, now: float, msg_rate: float 
         check_ruleset(header, ruleset)
     except BadReplay as exc:
         raise BadHandover(f"this node cannot continue the match: {exc}") from None
-    world = state.keyframe.world(ruleset.spec, header.seed)
+    world = state.keyframe.world(ruleset.spec.resolve(header.options), header.seed)
     got = state_hash(world)
     if got != state.hash:
         raise BadHandover(f"the world rebuilt at tick {state.tick} hashes to {got}, the sender's to {state.hash}")

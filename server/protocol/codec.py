@@ -221,7 +221,8 @@ CLIENT, SERVER = Sender.CLIENT, Sender.SERVER
 MESSAGES: tuple[Message, ...] = (
     # client -> server
     Message("hello", Hello, CLIENT, (Req("v", "version"), Req("name"), Opt("spectate", omit=True),
-                                     Opt("token", omit=True), Opt("seat", omit=True)), check=_check_version),
+                                     Opt("token", omit=True), Opt("seat", omit=True), Opt("interest", omit=True)),
+            check=_check_version),
     Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True), Opt("view", omit=True))),
     Message("ack", Ack, CLIENT, (Req("tick"),)),
     Message("ping", Ping, CLIENT, (Req("id"), Opt("time"))),
@@ -231,7 +232,7 @@ MESSAGES: tuple[Message, ...] = (
     # server -> client
     Message("welcome", Welcome, SERVER, (
         Req("v", "version"), Req("match"), Req("player"), Req("entity"), Req("tick_rate"), Req("tick"),
-        Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"))),
+        Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"), Opt("interest", omit=True))),
     Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),)),
     Message("pong", Pong, SERVER, (Req("id"), Req("time"), Req("tick"))),
     Message("error", Error, SERVER, (Req("code"), Req("reason"))),

@@ -97,17 +97,28 @@ def checksum(ids: npt.NDArray[np.uint32], cols: tuple[Array, ...] | list[Array])
 
 @frozen(eq=False)
 class Snapshot:
-    """Replicated state at ``tick``: ids uint32 (N,) ascending; cols in wire dtypes (N,) each."""
+    """Replicated state at ``tick``: ids uint32 (N,) ascending; cols in wire dtypes (N,) each.
+
+    ``checksum`` is computed when first asked for (a tick whose clients all
+    receive filtered views never needs it), unless given to the constructor
+    (a filtered state's view sum: ``server.protocol.interest``).
+    """
 
     tick: int
     ids: npt.NDArray[np.uint32]
     cols: tuple[Array, ...]
-    checksum: int
+    _checksum: int | None = None
+
+    @property
+    def checksum(self) -> int:
+        if self._checksum is None:
+            object.__setattr__(self, "_checksum", checksum(self.ids, self.cols))
+        assert self._checksum is not None
+        return self._checksum
 
     @classmethod
     def of(cls, tick: int, ids: npt.NDArray[np.uint32], cols: tuple[Array, ...] | list[Array]) -> Snapshot:
-        cols = tuple(cols)
-        return cls(tick, ids, cols, checksum(ids, cols))
+        return cls(tick, ids, tuple(cols))
 
     @classmethod
     def capture(cls, world: World) -> Snapshot:

@@ -153,6 +153,8 @@ class Hello:
     token: str | None = field(default=None, validator=_optional(_token))
     #: A seat token from ``POST /api/matchmake`` (never with ``token``: a resume needs no seat).
     seat: str | None = field(default=None, validator=_optional(_token))
+    #: The client applies filtered views (PROTOCOL.md, *Filtered views*); without it, the whole world.
+    interest: bool = field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.seat is not None and self.token is not None:
@@ -267,6 +269,8 @@ class Welcome:
     ruleset: dict[str, Any] = field(validator=_dict)
     resumed: bool = field(default=False, validator=_bool)
     hold_s: float = field(default=0.0, validator=_number)
+    #: This connection's updates are filtered views of this shape (``ViewShape.to_wire``); None: the whole world.
+    interest: dict[str, Any] | None = field(default=None, validator=_optional(_dict))
 
 
 @frozen
@@ -315,7 +319,8 @@ class Moved:
 
 
 #: The keys of an update that make up its body (``delta.encode_body``), in wire order.
-UPDATE_BODY_KEYS = ("gone", "rows", "cols", "new")
+#: A delta's parts (``delta.py``), then a filtered view's (``interest.py``: ``gone`` is both's).
+UPDATE_BODY_KEYS = ("gone", "rows", "cols", "new", "chg", "add")
 
 
 @frozen
@@ -326,7 +331,7 @@ class Update:
         tick: the tick this update brings the client to.
         base: the tick it is a delta against; None for a keyframe.
         body: the delta's parts (any of ``UPDATE_BODY_KEYS``), checked by ``delta.apply_body``.
-        checksum: CRC-32 of the state after applying it.
+        checksum: CRC-32 of the state after applying it (a filtered view: its view sum).
         ack: the seq of this player's newest input applied.
         events: this tick's events, ruleset-defined arrays.
     """

@@ -101,7 +101,7 @@ class Playback:
         self.sim = Replayer(replay, ruleset)
         self.header = replay.header
         self.tick_rate = replay.header.tick_rate
-        spec = ruleset.spec
+        spec = ruleset.spec.resolve(replay.header.options)
         self.schema = WireSchema.from_spec(spec)
         self.ruleset_wire = spec.to_wire()
         self._history_size = history

@@ -137,7 +137,7 @@ class Replayer:
             data = keyframe.decode(self.header)
         except ValueError as exc:
             raise CorruptReplay(keyframe.offset, str(exc)) from None
-        self.world = data.world(self.ruleset.spec, self.header.seed)
+        self.world = data.world(self.ruleset.spec.resolve(self.header.options), self.header.seed)
         self.track = data.inputs.copy()
         self.players = {p: (n, e) for p, n, e in data.players}
 
@@ -247,7 +247,7 @@ def check_segment(replay: Replay, start: int, end: int, progress: Progress | Non
                 data = kf.decode(h)
             except ValueError as exc:
                 raise CorruptReplay(kf.offset, str(exc)) from None
-            got_kf = state_hash(data.world(sim.ruleset.spec, h.seed))
+            got_kf = state_hash(data.world(sim.ruleset.spec.resolve(h.options), h.seed))
             if got_kf != sim.hash():
                 return stop(t, "keyframe differs from the re-simulation", got_kf, sim.hash())
             if not (np.array_equal(data.inputs.players, sim.track.players)

@@ -269,7 +269,7 @@ def _walker(name: str):
     from game.rules import InputBatch, get_ruleset
 
     ruleset = get_ruleset(name)
-    options = {o.name: 0 for o in ruleset.spec.options}  # no drones, pellets or NPCs
+    options = {o.name: o.lo for o in ruleset.spec.options if o.name in ("npcs", "pellets")}  # no drones, pellets or NPCs
     world = ruleset.create(7, options)
     me = ruleset.join(world, 1)
     fields = [f.name for f in ruleset.spec.inputs]

@@ -16,6 +16,7 @@ import pytest
 
 from server.replay.format import (
     FORMAT_VERSION,
+    FRAME_HEAD,
     KEYFRAME,
     MAX_KEYFRAME_BODY,
     PREAMBLE,
@@ -124,7 +125,9 @@ def bad_files(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     newer = bytearray(data)
     struct.pack_into("<I", newer, 8, FORMAT_VERSION + 1)
     corrupt = bytearray(data)
-    corrupt[len(data) // 2] ^= 0xFF
+    # A byte of the payload of the frame halfway through the file (a length field flipped would read as a torn tail).
+    middle = next((at, payload) for at, payload in frames_of(data) if at + len(payload) >= len(data) // 2)
+    corrupt[middle[0] + FRAME_HEAD.size + len(middle[1]) // 2] ^= 0xFF
     cases = {
         "missing": (None, "no such file"),
         "not a replay": (b"%PDF-1.7 this is not a replay\n" * 20, "not a replay file"),

@@ -1,0 +1,111 @@
+"""End to end: a match that filters views (interest management), the real server, real clients.
+
+Players that can apply filtered views receive only what lies around them and
+verify every update's view sum; a player that cannot, and a spectator, still
+play and watch the whole world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+
+from server.protocol.interest import ViewShape
+from tests.conftest import ServerProcess
+from tools.client import GameClient
+
+Start = Callable[..., ServerProcess]
+
+#: A 3000-unit arena with 2000 NPCs; views of 400 units in cells of 200.
+ARGS = ("--ruleset", "drift", "--npcs", "2000", "--option", "size=3000", "--option", "view=400",
+        "--option", "view_cell=200", "--seed", "5")
+
+
+async def walk(clients: list[GameClient], ticks: int) -> None:
+    """Everyone walks (turning now and then) for ``ticks`` ticks."""
+    start = clients[0].tick or 0
+    while (clients[0].tick or 0) < start + ticks:
+        await clients[0].wait_update()
+        for i, c in enumerate(clients):
+            if c.welcome is not None and c.welcome.entity is not None:
+                t = c.tick or 0
+                await c.send_input([((t // 25 + i) % 3) - 1, ((t // 40 + 2 * i) % 3) - 1])
+    await asyncio.sleep(0.1)
+
+
+def test_players_receive_their_views_verified_while_a_legacy_player_and_a_spectator_see_everything(
+        start_server: Start) -> None:
+    server = start_server(*ARGS)
+
+    async def main() -> tuple[list[GameClient], GameClient, GameClient, dict[str, list[int]]]:
+        players = [GameClient(server.url, f"p{i}") for i in range(4)]
+        legacy = GameClient(server.url, "old", interest=False)
+        watcher = GameClient(server.url, "eye", spectate=True)
+        for c in [*players, legacy, watcher]:
+            await c.connect()
+        seen: dict[str, list[int]] = {"view": [], "world": []}
+
+        def count(c: GameClient) -> None:
+            if c.state is not None:
+                seen["view" if c is players[0] else "world"].append(len(c.state.ids))
+
+        players[0].on_update = count
+        legacy.on_update = count
+        await walk([*players, legacy], 150)
+        players[0].on_update = legacy.on_update = None  # leaving players leave the world
+        for c in [*players, legacy, watcher]:
+            await c.close()
+        return players, legacy, watcher, seen
+
+    players, legacy, watcher, seen = asyncio.run(main())
+    for c in [*players, legacy, watcher]:
+        s = c.stats
+        assert s.desyncs == 0 and s.errors == [] and s.missing_base == 0, (c.name, s)
+        assert s.updates >= 30, (c.name, s)  # margin: a busy machine delays the others' reading
+    for c in players:
+        assert c.filtered and c.welcome is not None
+        assert c.welcome.interest == ViewShape(400, 0, 200).to_wire()
+        assert c.stats.keyframes < c.stats.updates // 2  # entities come and go by deltas (margin: a busy machine lags)
+    assert not legacy.filtered and not watcher.filtered
+    # The whole world is 2000 NPCs and 5 players; a view of 400 units holds a small part of it.
+    assert min(seen["world"]) == 2005
+    assert 0 < max(seen["view"]) < 400
+    assert len(set(seen["view"])) > 1  # entities entered and left the view
+
+
+def test_a_filtered_players_mirror_holds_exactly_what_lies_in_its_cells(start_server: Start) -> None:
+    server = start_server(*ARGS)
+
+    async def main() -> tuple[GameClient, GameClient]:
+        me = GameClient(server.url, "me")
+        everything = GameClient(server.url, "all", interest=False, spectate=True)
+        await me.connect()
+        await everything.connect()
+        await walk([me], 60)
+        # Compare at a tick both hold.
+        while True:
+            await everything.wait_update()
+            if me.tick in everything.states and me.state is not None:
+                break
+        await me.close()
+        await everything.close()
+        return me, everything
+
+    me, everything = asyncio.run(main())
+    assert me.state is not None and me.welcome is not None and me.schema is not None
+    world = everything.states[me.state.tick]
+    names = me.schema.names()
+    x, y = world.cols[names.index("x")], world.cols[names.index("y")]
+    mine = world.ids == me.welcome.entity
+    cell = 200 * 8
+    cx, cy = x // cell, y // cell
+    ex, ey = int(x[mine][0]), int(y[mine][0])
+    # Nearest position of each entity's cell to my entity.
+    nx = np.clip(ex, cx * cell, (cx + 1) * cell - 1) - ex
+    ny = np.clip(ey, cy * cell, (cy + 1) * cell - 1) - ey
+    inside = nx.astype(np.int64) ** 2 + ny.astype(np.int64) ** 2 <= (400 * 8) ** 2
+    assert np.array_equal(me.state.ids, world.ids[inside])
+    for got, col in zip(me.state.cols, world.cols):
+        assert np.array_equal(got, col[inside])
