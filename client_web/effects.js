@@ -31,11 +31,12 @@ export class Effects {
   /**
    * The events of one update. `cur`, `prev`: the states after and before it
    * (either may be null); `names`: roster entries by entity; `me`: the
-   * player's entity or null. Effects elsewhere start INTERP_DELAY_MS later, to
-   * line up with the interpolated picture; the player's own at once.
+   * player's entity or null. Effects elsewhere start `delayMs` later (the
+   * page's interpolation delay), to line up with the interpolated picture;
+   * the player's own at once.
    */
-  apply(events, { schema, names, me, cur, prev, now }) {
-    const states = [cur, prev], later = now + INTERP_DELAY_MS;
+  apply(events, { schema, names, me, cur, prev, now, delayMs = INTERP_DELAY_MS }) {
+    const states = [cur, prev], later = now + delayMs;
     const nameOf = (entity) => {
       const p = names.get(entity);
       if (p) return p.name;

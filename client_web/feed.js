@@ -17,11 +17,12 @@ import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.
  * What `receive` reports, by `type`:
  * - `welcome` {msg, schema}: a new mirror (a new connection or a resume);
  * - `roster` {roster}: the players changed (`feed.roster`, `feed.names`);
- * - `update` {msg, status, state, prev, events}: `status` as `Mirror.apply`
- *   ("ok" | "desync" | "missing" | "invalid" | "dropped"), or "early" before
- *   any welcome; `state` the verified state ("ok" only), `prev` the newest
- *   one before it, `events` the update's `ev` the first time its tick is seen
- *   (else null);
+ * - `update` {msg, status, state, prev, events, stale}: `status` as
+ *   `Mirror.apply` ("ok" | "desync" | "missing" | "invalid" | "dropped"), or
+ *   "early" before any welcome; `state` the verified state ("ok" only), `prev`
+ *   the newest one before it, `events` the update's `ev` the first time its
+ *   tick is seen (else null); `stale` whether it came in a backlog, far later
+ *   than the tick clock expected (a live feed only: `staleTicks`);
  * - `invalid` {error}: a message this client cannot read (ignored);
  * - any other message type {msg}: the page's business (`pong`, `error`, a
  *   playback's `replay_info` and `replay`).
@@ -32,11 +33,17 @@ export class Feed {
    * @param restartOnKeyframe a keyframe starts the timeline afresh (buffer and
    *   clock): a replay's seek may jump either way. Live, a keyframe (after a
    *   resync) goes on from where the timeline was.
+   * @param interpDelayMs how far behind the tick clock entities are drawn
+   * @param staleTicks a live feed: updates later than this (ticks) are a
+   *   backlog, reported `stale` and kept out of the tick clock (interp.js's
+   *   `TickClock`); null: no such thing (a replay)
    */
-  constructor({ bufferSize = 40, restartOnKeyframe = false } = {}) {
+  constructor({ bufferSize = 40, restartOnKeyframe = false, interpDelayMs = INTERP_DELAY_MS, staleTicks = null } = {}) {
     this.buffer = new StateBuffer(bufferSize);
     this.view = new View();
     this.restartOnKeyframe = restartOnKeyframe;
+    this.interpDelayMs = interpDelayMs;
+    this.staleTicks = staleTicks;
     this._out = [];
     this.reset();
   }
@@ -115,7 +122,7 @@ export class Feed {
     this.buffer.clear();
     this.tickMs = 1000 / msg.tick_rate;
     this.speed = 1;
-    this.clock = new TickClock(this.tickMs);
+    this.clock = new TickClock(this.tickMs, { staleTicks: this.staleTicks });
     this.lastEventTick = -1;
     return { type: "welcome", msg, schema };
   }
@@ -127,7 +134,7 @@ export class Feed {
   }
 
   _update(msg, now) {
-    if (!this.mirror) return { type: "update", msg, status: "early", state: null, prev: null, events: null };
+    if (!this.mirror) return { type: "update", msg, status: "early", state: null, prev: null, events: null, stale: false };
     const prev = this.mirror.latest;
     const r = this.mirror.apply(msg, now);
     if (r.resync) this._out.push(encodeResync());
@@ -136,30 +143,31 @@ export class Feed {
       this.lastEventTick = msg.tick;
       events = msg.ev;
     }
+    let stale = false;
     if (r.status === "ok") {
       if (this.restartOnKeyframe && msg.base == null) {
         this.buffer.clear();
         this.clock.reset();
       }
       this.buffer.push(r.state);
-      this.clock.observe(r.state.tick, now);
+      stale = this.clock.observe(r.state.tick, now);
     }
     if (this.spectator) {
       const t = this.mirror.ackTick();
       if (t != null) this._out.push(encodeAck(t));
     }
-    return { type: "update", msg, status: r.status, state: r.state, prev, events };
+    return { type: "update", msg, status: r.status, state: r.state, prev, events, stale };
   }
 
   /** The server's tick rate changed by `speed` (a playback's 0.25x..8x): the clock starts afresh at that rate. */
   setSpeed(speed) {
     if (speed === this.speed || !this.tickMs) return;
     this.speed = speed;
-    this.clock = new TickClock(this.tickMs / speed);
+    this.clock = new TickClock(this.tickMs / speed, { staleTicks: this.staleTicks });
   }
 
   /**
-   * The picture to draw at `now`: every entity interpolated `INTERP_DELAY_MS`
+   * The picture to draw at `now`: every entity interpolated `interpDelayMs`
    * behind the tick clock (`hold`: exactly the newest state, as while a
    * playback is paused). Fills and returns `this.view`; null before the
    * first verified state.
@@ -168,8 +176,19 @@ export class Feed {
     const newest = this.buffer.newest, tickNow = this.clock ? this.clock.tickAt(now) : null;
     if (!this.schema || !newest) return null;
     // A clock started afresh (a new speed) reads nothing until the next update: hold till then.
-    this.renderTick = hold || tickNow == null ? newest.tick : tickNow - (INTERP_DELAY_MS * this.speed) / this.tickMs;
+    this.renderTick = hold || tickNow == null ? newest.tick : tickNow - (this.interpDelayMs * this.speed) / this.tickMs;
     return sample(this.schema, this.buffer.bracket(this.renderTick), this.view);
+  }
+
+  /**
+   * The tick the last `sample` showed the world at, floored, within the
+   * states held (never past the newest): an input's `view`, so the server
+   * judges its shots against what the player saw. Null before any sample.
+   */
+  viewTick() {
+    const newest = this.buffer.newest, first = this.buffer.states[0];
+    if (this.renderTick == null || !newest) return null;
+    return Math.max(first.tick, Math.min(newest.tick, Math.floor(this.renderTick)));
   }
 
   /** The roster with each player's row and score in the newest state, best first (ties: lower player id). */

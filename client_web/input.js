@@ -1,7 +1,8 @@
 // Player controls: keyboard (WASD / arrows), mouse aim and fire (click or
-// space), touch sticks; and the mapping of an intent onto the ruleset's input
-// fields. Listeners are attached by `Controls.attach()`, never at import time,
-// so the pure helpers load in Node.
+// space), touch sticks and taps; buttons latched between sends; when inputs
+// go out; and the mapping of an intent onto the ruleset's input fields.
+// Listeners are attached by `Controls.attach()`, never at import time, so the
+// pure parts load in Node.
 
 /** uint8 angle (256 steps, 0 = +x, 64 = +y = screen down) of a direction in radians. */
 export function angleToByte(rad) {
@@ -41,31 +42,116 @@ export function moveFromHeld(held) {
 }
 
 /**
- * When to send the next input: exactly once per server update received. That
- * keeps our inputs in step with the server's ticks whatever the local timers
- * do, and keeps their count equal to the number of ticks even through a stall:
- * while nothing arrives the server re-applies our last input, and the burst
- * of inputs we send when the updates flood in makes it skip as many, so a
- * held key ends up exactly where the prediction put it. Only when updates stop
- * for several ticks (a downlink stall) does a timer send inputs, so the server
- * still learns of changed keys.
+ * A button latched between sends (fire, and any button-like input): an input
+ * carries it pressed when it is held as the input is sampled, or was pressed
+ * since the last input went out, so a press and release between two sends
+ * still counts once. Several sources (keys, the mouse button, touches) may
+ * hold it at once; it is up when none does.
+ */
+export class Latch {
+  constructor() {
+    this.held = new Set();
+    this.pressed = false;
+  }
+
+  /** `source` went down (a repeat while it is held changes nothing). */
+  press(source = "") {
+    if (!this.held.has(source)) this.pressed = true;
+    this.held.add(source);
+  }
+
+  release(source = "") {
+    this.held.delete(source);
+  }
+
+  /** Every source up (the page lost focus); a press not yet sent still counts. */
+  releaseAll() {
+    this.held.clear();
+  }
+
+  /** Whether the next input carries the button pressed. */
+  get value() {
+    return this.pressed || this.held.size > 0;
+  }
+
+  /** The value for the input going out now (0 or 1); the latched press is spent. */
+  take() {
+    const v = this.value;
+    this.pressed = false;
+    return v ? 1 : 0;
+  }
+}
+
+/** Ticks without an update (the page running) before the timer sends inputs: a downlink stall. */
+export const STALL_TICKS = 4;
+
+/**
+ * When to send an input. The server applies exactly one of our inputs per
+ * tick, from a short queue (PROTOCOL.md, `input`), so the page sends one input
+ * per update it receives: that keeps the count of inputs equal to the count of
+ * ticks whatever the local timers and the network's jitter do (updates that
+ * arrive together get one input each).
+ *
+ * A backlog gets one input: an update that arrives far later than the tick
+ * clock expects (`stale`, feed.js: a frozen page resuming, a network that
+ * held it) and the updates after it that are stale too (even when the page
+ * draws a long frame in between) or processed less than half a tick after
+ * the last stale one (the rest of the backlog, on time) are answered by the
+ * input sent for the first of them. The server ran out of our inputs meanwhile
+ * (it repeated the last one); an input per queued update would only fill its
+ * queue past its depth. When updates stop while the page itself runs (the
+ * downlink stalls), a timer sends one input per tick after `STALL_TICKS`, so
+ * the server still learns of changed keys; the updates of those ticks then
+ * send nothing when they come.
+ *
+ * Pure: callers pass `now` (ms).
  */
 export class InputScheduler {
   constructor(tickMs) {
     this.tickMs = tickMs;
+    /** The newest server tick an input answered. */
+    this.answered = 0;
     this.lastSent = -Infinity;
     this.lastUpdate = -Infinity;
+    this.lastTimer = -Infinity;
+    /** The backlog being answered: {tick (the one whose input answered it), updates, staleAt (its last stale one's time)}; null when none. */
+    this.backlog = null;
+    /** Backlogs answered so far, and the last one's size (the page's debug state). */
+    this.backlogs = 0;
+    this.lastBacklog = null;
   }
 
-  /** An update arrived at `now`: send an input now? */
-  onUpdate(now) {
+  /** An update of `tick` was processed at `now`, `stale` or not: send an input for it? */
+  onUpdate(tick, now, stale) {
     this.lastUpdate = now;
+    if (this.backlog && (stale || now - this.backlog.staleAt < this.tickMs / 2)) {
+      this.backlog.updates++;
+      if (stale) this.backlog.staleAt = now;
+      this.answered = Math.max(this.answered, tick);
+      return false;
+    }
+    this.backlog = null;
+    if (tick <= this.answered) return false; // the timer answered it already
+    this.answered = tick;
+    if (stale) {
+      this.backlog = this.lastBacklog = { tick, updates: 1, staleAt: now };
+      this.backlogs++;
+    }
     return true;
   }
 
-  /** A periodic check at `now`: send an input anyway (updates stalled)? */
+  /**
+   * The periodic check (every few ms) at `now`: the tick an input sent now
+   * would answer when the updates stalled, else null. A check long after the
+   * previous one means the page itself was frozen: its updates are queued,
+   * not missing, and the backlog will be answered when they are processed.
+   */
   onTimer(now) {
-    return now - this.lastUpdate > this.tickMs * 4 && now - this.lastSent >= this.tickMs;
+    const self = now - this.lastTimer;
+    this.lastTimer = now;
+    if (self > 2 * this.tickMs || this.lastUpdate === -Infinity) return null; // frozen ourselves, or no update yet
+    if (now - this.lastUpdate > STALL_TICKS * this.tickMs && now - this.lastSent >= this.tickMs) return ++this.answered;
+    return null;
   }
 
   sent(now) {
@@ -79,7 +165,8 @@ export class Controls {
     this.canvas = canvas;
     this.held = new Set();
     this.mouse = { x: 0, y: 0, seen: false, down: false };
-    this.fireKey = false;
+    /** Button-like inputs by field name, latched between sends (Space, the left button, a touch on the right half). */
+    this.buttons = { fire: new Latch() };
     this.touch = { move: null, aim: null };
     this.aimAngle = 0;
     /** True once a touch was seen: the page shows touch hints. */
@@ -99,7 +186,7 @@ export class Controls {
       if (typing(e)) return;
       const dir = KEYMAP[e.code];
       if (dir) { this.held.add(dir); e.preventDefault(); }
-      if (e.code === "Space") { this.fireKey = true; e.preventDefault(); }
+      if (e.code === "Space") { this.buttons.fire.press("key"); e.preventDefault(); }
       const action = { Tab: e.shiftKey ? "prev" : "next", KeyE: "next", BracketRight: "next", BracketLeft: "prev",
         KeyV: "arena", Digit0: "arena", KeyM: "minimap", KeyH: "help", Escape: "escape" }[e.code];
       if (action && this.onAction) {
@@ -110,13 +197,16 @@ export class Controls {
     on(win, "keyup", (e) => {
       const dir = KEYMAP[e.code];
       if (dir) this.held.delete(dir);
-      if (e.code === "Space") this.fireKey = false;
+      if (e.code === "Space") this.buttons.fire.release("key");
     });
     on(win, "blur", () => this.releaseAll());
     on(win, "visibilitychange", () => this.releaseAll());
     on(this.canvas, "mousemove", (e) => { this.mouse.x = e.offsetX; this.mouse.y = e.offsetY; this.mouse.seen = true; });
-    on(this.canvas, "mousedown", (e) => { if (e.button === 0) this.mouse.down = true; this.mouse.x = e.offsetX; this.mouse.y = e.offsetY; this.mouse.seen = true; });
-    on(win, "mouseup", (e) => { if (e.button === 0) this.mouse.down = false; });
+    on(this.canvas, "mousedown", (e) => {
+      if (e.button === 0) { this.mouse.down = true; this.buttons.fire.press("mouse"); }
+      this.mouse.x = e.offsetX; this.mouse.y = e.offsetY; this.mouse.seen = true;
+    });
+    on(win, "mouseup", (e) => { if (e.button === 0) { this.mouse.down = false; this.buttons.fire.release("mouse"); } });
     on(this.canvas, "contextmenu", (e) => e.preventDefault());
     const touchPoint = (t) => {
       const r = this.canvas.getBoundingClientRect();
@@ -128,7 +218,7 @@ export class Controls {
       for (const t of e.changedTouches) {
         const p = touchPoint(t);
         if (p.x < this.canvas.clientWidth / 2) { if (!this.touch.move) this.touch.move = p; }
-        else if (!this.touch.aim) this.touch.aim = p;
+        else if (!this.touch.aim) { this.touch.aim = p; this.buttons.fire.press(`touch${t.identifier}`); }
       }
     }, { passive: false });
     on(this.canvas, "touchmove", (e) => {
@@ -139,7 +229,10 @@ export class Controls {
       }
     }, { passive: false });
     const end = (e) => {
-      for (const t of e.changedTouches) for (const k of ["move", "aim"]) if (this.touch[k] && this.touch[k].id === t.identifier) this.touch[k] = null;
+      for (const t of e.changedTouches) {
+        for (const k of ["move", "aim"]) if (this.touch[k] && this.touch[k].id === t.identifier) this.touch[k] = null;
+        this.buttons.fire.release(`touch${t.identifier}`); // a tap shorter than a send still fires once
+      }
     };
     on(this.canvas, "touchend", end);
     on(this.canvas, "touchcancel", end);
@@ -153,14 +246,24 @@ export class Controls {
 
   releaseAll() {
     this.held.clear();
-    this.fireKey = false;
+    for (const b of Object.values(this.buttons)) b.releaseAll();
     this.mouse.down = false;
     this.touch.move = this.touch.aim = null;
   }
 
   /**
-   * The current intent. `px, py`: the player's position on the canvas (CSS
-   * pixels), to aim the mouse from.
+   * The intent for the input going out now: `intent`, with the latched
+   * buttons spent (a press counts in one input).
+   */
+  take(px, py) {
+    const it = this.intent(px, py);
+    for (const [name, b] of Object.entries(this.buttons)) it[name] = b.take();
+    return it;
+  }
+
+  /**
+   * The current intent (buttons as latched, not spent). `px, py`: the
+   * player's position on the canvas (CSS pixels), to aim the mouse from.
    * @returns {{dx: number, dy: number, aim: number, fire: number}}
    */
   intent(px, py) {
@@ -183,7 +286,8 @@ export class Controls {
     } else if (this.mouse.seen) {
       this.aimAngle = Math.atan2(this.mouse.y - py, this.mouse.x - px);
     }
-    const fire = this.mouse.down || this.fireKey || !!ta;
-    return { dx, dy, aim: angleToByte(this.aimAngle), fire: fire ? 1 : 0 };
+    const it = { dx, dy, aim: angleToByte(this.aimAngle) };
+    for (const [name, b] of Object.entries(this.buttons)) it[name] = b.value ? 1 : 0;
+    return it;
   }
 }

@@ -1,33 +1,82 @@
 // Snapshot interpolation: other entities are drawn a little in the past
-// (INTERP_DELAY_MS behind the newest update), between the two verified states
-// around that moment, so motion is smooth whatever the display's refresh rate
-// and however the updates are spaced on arrival.
+// (the interpolation delay behind the tick clock, INTERP_DELAY_MS unless the
+// page says otherwise), between the two verified states around that moment,
+// so motion is smooth whatever the display's refresh rate and however the
+// updates are spaced on arrival.
 //
 // Pure: no DOM; callers pass `now` (ms, e.g. performance.now()).
 
-/** How far behind the newest update other entities are drawn (ms). */
+/**
+ * How far behind the tick clock other entities are drawn (ms), by default.
+ * Tuned for 100-200 ms of real-world round trip, where arrivals jitter by
+ * some tens of ms: three ticks at 30 Hz, so a state arriving up to two ticks
+ * later than the earliest ones is still there to interpolate towards; less
+ * would shorten the rewind of lag-compensated shots (client_web/README.md,
+ * *Netcode*). A page may say otherwise (`?interp=`).
+ */
 export const INTERP_DELAY_MS = 100;
 /** At most this many ticks of extrapolation past the newest state when updates stall. */
 export const MAX_EXTRAPOLATE_TICKS = 4;
+/**
+ * An update later than the clock expects by more than this many ticks is
+ * *stale* (a live clock's `observe`): the page was frozen, or the network held
+ * its updates, and they arrive in a backlog. Above the server's largest input
+ * buffer (4 ticks) plus the arrival jitter of a real network, so a stale
+ * update always means the server already ran out of our inputs.
+ */
+export const STALE_TICKS = 6;
+
+/** Arrivals later than the clock by more than this (ms) are more than jitter: the clock follows them faster. */
+const LATE_MS = 100;
 
 /**
  * Maps local time to the server's tick clock from update arrivals. The offset
  * follows the earliest arrivals (least delayed) quickly and later ones slowly,
  * so network jitter does not shake the render clock.
+ *
+ * A live clock (`staleTicks` given) ignores stale arrivals and the late ones
+ * right behind them: a backlog drained at once after a frozen page says
+ * nothing about the network, and the server's ticks went on at their pace
+ * meanwhile, so the offset stays. Late arrivals that keep coming at the
+ * server's pace for three ticks are a lasting shift instead (the server
+ * dropped ticks, the route changed): the clock takes it.
+ * Without `staleTicks` (a replay, whose pause and seek move the timeline), a
+ * jump of more than a second either way restarts the clock.
  */
 export class TickClock {
-  constructor(tickMs) {
+  constructor(tickMs, { staleTicks = null } = {}) {
     this.tickMs = tickMs;
+    this.staleMs = staleTicks == null ? null : staleTicks * tickMs;
     this.offset = null;
+    /** The first stale arrival of the current run: {tick, now}. */
+    this._run = null;
   }
 
-  /** An update for `tick` arrived at `now`. */
+  /**
+   * An update for `tick` arrived at `now`. Returns whether it is stale (and so
+   * ignored): later than `staleTicks`, or later than jitter right behind one.
+   */
   observe(tick, now) {
     const sample = now - tick * this.tickMs;
     const d = this.offset == null ? Infinity : sample - this.offset;
+    if (this.staleMs != null && this.offset != null) {
+      // A stale arrival starts a run; the rest of the backlog behind it (later than jitter) belongs to it.
+      const run = this._run;
+      if (d > (run == null ? this.staleMs : LATE_MS)) {
+        if (run == null) this._run = { tick, now };
+        else if (now - run.now >= 3 * this.tickMs && (tick - run.tick) * this.tickMs <= 1.5 * (now - run.now)) {
+          this._run = null;
+          this.offset = sample; // late at the server's pace: a lasting shift, not a backlog
+          return false;
+        }
+        return true;
+      }
+      this._run = null;
+    }
     if (Math.abs(d) > 1000) this.offset = sample;
     else if (d < 0) this.offset += d * 0.25; // earlier than thought: catch up quickly
-    else this.offset += d * (d > 100 ? 0.2 : 0.03); // later: jitter moves it a little, a lasting delay soon
+    else this.offset += d * (d > LATE_MS ? 0.2 : 0.03); // later: jitter moves it a little, a lasting delay soon
+    return false;
   }
 
   /** The server tick (fractional) at local time `now`, or null before any update. */
@@ -37,6 +86,7 @@ export class TickClock {
 
   reset() {
     this.offset = null;
+    this._run = null;
   }
 }
 

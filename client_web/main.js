@@ -10,10 +10,13 @@
 // `?match=ID&seat=TOKEN[&ws=URL]` joins that match at once, presenting the
 // seat (from `POST /api/matchmake`) in the hello; `?match=ID&spectate=1`
 // watches it. The seat is presented once: reconnections resume with the
-// welcome's token instead.
+// welcome's token instead. `?interp=MS` draws the others that far behind the
+// tick clock instead of the default (interp.js's INTERP_DELAY_MS; for tests
+// and for trying other networks).
 
-import { CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodePing } from "./protocol.js";
+import { CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodeLeave, encodePing } from "./protocol.js";
 import { Feed } from "./feed.js";
+import { INTERP_DELAY_MS, STALE_TICKS } from "./interp.js";
 import { Camera, cycle, entityAt, followZoom, toWorld, wholeArena } from "./camera.js";
 import { Prediction } from "./predict.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
@@ -35,6 +38,17 @@ const FLASH_MS = 90;
 const FLASH_EVERY_MS = 150;
 /** How often the HUD is redrawn (ms). */
 const HUD_MS = 250;
+/** How often the join screen asks the server how many play (ms), while it shows. */
+const STATUS_MS = 3000;
+
+/** `?NAME=` as a number within lo..hi, else `fallback`. */
+function numberParam(name, lo, hi, fallback) {
+  const raw = params.get(name);
+  const v = raw == null || raw === "" ? NaN : Number(raw);
+  return Number.isFinite(v) && v >= lo && v <= hi ? v : fallback;
+}
+/** The interpolation delay (ms): `?interp=` overrides the default. */
+const INTERP_MS = numberParam("interp", 0, 1000, INTERP_DELAY_MS);
 
 class Game {
   constructor() {
@@ -43,7 +57,7 @@ class Game {
     this.controls = new Controls(this.canvas).attach(window);
     this.controls.onAction = (a) => this.onAction(a);
     this.hud = new Hud();
-    this.feed = new Feed({ bufferSize: 40 });
+    this.feed = new Feed({ bufferSize: 40, interpDelayMs: INTERP_MS, staleTicks: STALE_TICKS });
     this.effects = new Effects();
     this.camera = new Camera();
     this.meters = new Meters();
@@ -58,7 +72,7 @@ class Game {
     this.spectate = false;
     this.me = null;
     this.player = null;
-    this.seq = 0; // kept across reconnects: the server's ack refers to our player's inputs
+    this.seq = 0; // per connection: the first input of each is 1
     this.follow = null; // spectators: entity followed, null = whole arena
     this.arenaView = params.get("view") === "arena";
     this.rtt = null;
@@ -70,7 +84,10 @@ class Game {
     this.lastHud = 0;
     this.flashAt = -Infinity;
     this.flashes = 0;
+    this.statusAsked = 0;
+    this.statusPlayers = null; // the player count the join screen shows
     this.timers = null; // the match's timers: inputs during a downlink stall, the reconnect countdown, pings
+    this.statusTimer = null; // the join screen's: the player count stays fresh
     this.hud.wire({
       play: (name) => this.join(name, false),
       watch: (name) => this.join(name, true),
@@ -85,7 +102,7 @@ class Game {
       },
     });
     this.hud.prefill(this.defaultName());
-    this.fetchStatus();
+    this.statusTimers(true);
     requestAnimationFrame((t) => this.frame(t));
     // A seat is held for seconds only, and a spectator sent by the lobby asked to watch: both join at once.
     const spectate = params.get("spectate") === "1";
@@ -105,16 +122,28 @@ class Game {
   }
 
   async fetchStatus() {
+    const asked = ++this.statusAsked;
     try {
       const url = MATCH ? `${httpUrl(WS_URL, "/api/match")}?id=${encodeURIComponent(MATCH)}` : httpUrl(WS_URL, "/healthz");
       const r = await fetch(url, { cache: "no-store" });
       const h = await r.json();
       if (!r.ok) throw new Error(h.error);
       const n = typeof h.players === "number" ? h.players : h.players.length;
+      if (asked !== this.statusAsked || this.phase !== "idle") return; // a newer answer is coming, or we joined
+      this.statusPlayers = n;
       this.hud.setStatus(`${h.ruleset} · ${n} player${n === 1 ? "" : "s"} in the match${MATCH ? ` ${MATCH}` : ""}`);
     } catch {
-      this.hud.setStatus("");
+      if (asked === this.statusAsked && this.phase === "idle") this.hud.setStatus("");
     }
+  }
+
+  /** Ask for the status now and every STATUS_MS while the join screen shows (`on`), or stop asking. */
+  statusTimers(on) {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+    if (!on) return;
+    this.fetchStatus();
+    this.statusTimer = setInterval(() => { if (this.phase === "idle") this.fetchStatus(); }, STATUS_MS);
   }
 
   /** Run the match's timers (`on`) or stop them: the join screen needs none. */
@@ -131,7 +160,7 @@ class Game {
     this.phase = "idle";
     this.matchTimers(false);
     this.hud.showJoin(error);
-    this.fetchStatus();
+    this.statusTimers(true);
   }
 
   join(rawName, spectate) {
@@ -144,6 +173,7 @@ class Game {
     this.reconnects = 0;
     this.serverError = null;
     this.phase = "connecting";
+    this.statusTimers(false);
     this.matchTimers(true);
     this.hud.joining();
     if (this.link) this.link.stop();
@@ -164,11 +194,19 @@ class Game {
     else this.hud.askLeave();
   }
 
+  /**
+   * Leave for good: a player says so (`leave`: the server removes it at once
+   * instead of holding it for a reconnect) and closes with 1000; the join
+   * screen asks for the player count again once the socket is closed.
+   */
   leave() {
-    if (this.link) this.link.stop(1000, "left");
+    const link = this.link;
     this.link = null;
     this.me = null;
     this.showJoin(null);
+    if (!link) return;
+    if (!this.spectate) link.send(encodeLeave());
+    link.stop(1000, "left").then(() => { if (this.phase === "idle") this.fetchStatus(); });
   }
 
   // -- the connection --------------------------------------------------------------------
@@ -195,6 +233,7 @@ class Game {
     const schema = this.feed.schema;
     this.prediction = Prediction.forWelcome(schema, msg.entity, this.feed.tickMs);
     this.scheduler = new InputScheduler(this.feed.tickMs);
+    this.seq = 0;
     this.token = msg.token;
     if (!this.spectate && this.seat) {
       // Spent: a reload must not present it again (4409), so it leaves the address too.
@@ -226,29 +265,30 @@ class Game {
     this.lastHud = -Infinity;
   }
 
-  onUpdate({ msg, status, state, prev, events }, now) {
+  onUpdate({ msg, status, state, prev, events, stale }, now) {
     if (status === "early") return;
     if (events) {
-      this.effects.apply(events, { schema: this.feed.schema, names: this.feed.names, me: this.me, cur: state, prev, now });
+      this.effects.apply(events, { schema: this.feed.schema, names: this.feed.names, me: this.me, cur: state, prev, now, delayMs: INTERP_MS });
       this.hud.showKills(this.effects.recentKills(now));
     }
+    // One input per update; one for a whole backlog (input.js).
+    const send = !this.feed.spectator && this.scheduler.onUpdate(msg.tick, now, stale);
     if (status === "ok") {
       this.meters.update(now);
-      if (this.prediction && this.prediction.observe(state, msg.ack, this.feed.clock.tickAt(now) - state.tick)) {
-        this.effects.deathBy = null;
-      }
+      const late = stale ? null : this.feed.clock.tickAt(now) - state.tick;
+      if (this.prediction && this.prediction.observe(state, msg.ack, late, this.scheduler.backlog)) this.effects.deathBy = null;
     }
-    if (!this.feed.spectator && this.scheduler.onUpdate(now)) this.sendInput(now, msg.tick);
+    if (send) this.sendInput(now, msg.tick);
   }
 
-  /** Send the current input; `tick`: the update it answers (null: sent by the timer). */
-  sendInput(now, tick = null) {
+  /** Send the input of this moment (latched presses spent); `tick`: the update it answers. */
+  sendInput(now, tick) {
     const schema = this.feed.schema;
     if (!schema || !this.link || !this.link.open || this.spectate || this.me == null) return;
     const [px, py] = this.myScreenPos();
-    const values = inputValues(schema.inputs, this.controls.intent(px, py));
+    const values = inputValues(schema.inputs, this.controls.take(px, py));
     this.seq++;
-    this.link.send(encodeInput(this.seq, values, this.feed.ackTick()));
+    this.link.send(encodeInput(this.seq, values, this.feed.ackTick(), this.feed.viewTick()));
     const p = this.prediction;
     if (p) p.sent(this.seq, values, tick);
     // Fire shows at once at our gun; the bullet itself comes from the server a round trip later.
@@ -267,7 +307,8 @@ class Game {
 
   tickTimers() {
     const now = performance.now();
-    if (this.phase === "live" && this.scheduler && this.scheduler.onTimer(now)) this.sendInput(now);
+    const stalled = this.phase === "live" && this.scheduler ? this.scheduler.onTimer(now) : null;
+    if (stalled != null) this.sendInput(now, stalled);
     if (this.phase === "reconnecting") this.showReconnecting();
   }
 
@@ -432,7 +473,13 @@ class Game {
       mePredicted: mePos && s ? toWorld(s, mePos.x, mePos.y) : null,
       pending: predictor ? predictor.pending.length : 0,
       corrections: predictor ? predictor.corrections : 0,
+      unexplained: predictor ? predictor.unexplained : 0,
+      reconciled: predictor ? predictor.reconciled : 0,
       seq: this.seq,
+      backlogs: this.scheduler ? this.scheduler.backlogs : 0,
+      lastBacklog: this.scheduler && this.scheduler.lastBacklog ? { ...this.scheduler.lastBacklog } : null,
+      interpMs: INTERP_MS,
+      statusPlayers: this.statusPlayers,
       flashes: this.flashes,
       camera: { x: this.camera.x, y: this.camera.y, zoom: this.camera.zoom },
       renderTick: this.feed.renderTick,

@@ -177,7 +177,10 @@ export class Link {
     this._connect();
   }
 
-  /** Close for good (no reconnection). */
+  /**
+   * Close for good (no reconnection). Returns a promise of the socket's close
+   * (after the closing handshake: what was sent before went first).
+   */
   stop(code = 1000, reason = "leaving") {
     this.stopped = true;
     this.established = false;
@@ -185,7 +188,12 @@ export class Link {
     this.retryTimer = null;
     const ws = this.ws;
     this.ws = null;
-    if (ws) try { ws.close(code, reason); } catch { /* already closed */ }
+    if (!ws) return Promise.resolve();
+    return new Promise((resolve) => {
+      ws.onmessage = null;
+      ws.onclose = () => resolve();
+      try { ws.close(code, reason); } catch { resolve(); /* already closed */ }
+    });
   }
 
   /** Debug/test: drop the connection as if the network failed (the link reconnects). */

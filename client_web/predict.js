@@ -5,19 +5,17 @@
 // describes it (`ruleset.player`, PROTOCOL.md): per tick the player moves
 // `speed` (column units) along its input (dx, dy) in -1..1, or `diagonal` per
 // axis when both are non-zero, clamped to lo..hi; without a description
-// there is no prediction. Inputs the server has not applied yet (seq > ack)
-// are replayed on every authoritative position, so when nothing disagrees the
-// prediction lands exactly where the server will, and a disagreement is
-// corrected at the next update (blended over a few frames when small).
+// there is no prediction.
 //
-// The server applies, each tick, the newest input it has (PROTOCOL.md): when
-// ours is late it applies the previous one again, and when two arrive within
-// one tick it skips the older. A late input is nearly always followed by a
-// skip (the late one and the next arrive together), so a tick that re-applied
-// an input (the ack did not advance) is booked as a debt, and the replay
-// leaves out that many of the oldest pending inputs, the ones the server
-// will skip. A server catching up two ticks at once, or a page that stalls,
-// then costs no visible correction at all.
+// The server applies exactly one of our inputs per tick, in `seq` order, and
+// says which in `update.ack` (PROTOCOL.md, `input`): its state of an update is
+// our state after input `ack`. So reconciliation takes that state and replays
+// the inputs after `ack`, and when nothing disagrees the prediction lands
+// exactly where the server does. A *correction* is a disagreement: the
+// position predicted for input `ack` differs from the server's (a tick that
+// ran out of our inputs and repeated the last one, a dropped input, a hit that
+// pushed or killed us, a respawn). It is corrected at once and blended away
+// over a few frames when small.
 //
 // Drawing: every input is labelled with the server tick of the update that
 // prompted it, and the player is drawn along the predicted path at a
@@ -68,15 +66,13 @@ export const SNAP_DISTANCE = 400;
 export const BLEND_MS = 50;
 /** Pending inputs kept at most (a server that stopped acknowledging). */
 export const MAX_PENDING = 120;
-/** A debt of re-applied inputs that no skip has paid back after this many updates is forgotten. */
-export const DEBT_UPDATES = 15;
 /** Points of the predicted path kept for drawing (about a second of ticks). */
 export const TRAIL = 32;
 
 export class Predictor {
   constructor(rule) {
     this.rule = rule;
-    /** Inputs sent but not yet applied by the server: {seq, dx, dy}. */
+    /** Inputs sent but not yet applied by the server: {seq, dx, dy, x, y}, (x, y) predicted after it. */
     this.pending = [];
     this.alive = true;
     /** Predicted position after every pending input. */
@@ -88,13 +84,21 @@ export class Predictor {
     this.trail = [];
     /** Visual offset still to blend away after a correction. */
     this.errX = 0; this.errY = 0;
+    /** Updates whose state disagreed with the prediction, and by how much the last one did (column units). */
     this.corrections = 0;
     this.lastCorrection = 0;
+    /**
+     * Corrections at updates where every tick since the one before applied
+     * a new input of ours (`ack` moved on by the ticks run): the server
+     * starved no tick and dropped no input, so only a wrong rule, or
+     * something else moving the player (a hit, a respawn), explains them.
+     */
+    this.unexplained = 0;
+    /** Updates reconciled (the HUD's corrections are per this many). */
+    this.reconciled = 0;
     this.ack = 0;
-    /** Ticks the server re-applied an input of ours, not yet paid back by skips. */
-    this.debt = 0;
-    this._debtAge = 0;
-    this._lastTick = null;
+    this._counted = null;
+    this._tick = null;
   }
 
   get ready() {
@@ -106,10 +110,10 @@ export class Predictor {
    * for drawing: the tick of the update it answers (null: one after the last).
    */
   push(seq, dx, dy, tick = null) {
-    this.pending.push({ seq, dx, dy });
+    if (this.x != null && !(this.rule.deadStill && !this.alive)) [this.x, this.y] = stepMove(this.rule, this.x, this.y, dx, dy);
+    this.pending.push({ seq, dx, dy, x: this.x, y: this.y });
     if (this.pending.length > MAX_PENDING) this.pending.shift();
     if (this.x == null) return;
-    if (!(this.rule.deadStill && !this.alive)) [this.x, this.y] = stepMove(this.rule, this.x, this.y, dx, dy);
     const tr = this.trail;
     const last = tr.length ? tr[tr.length - 1].t : -Infinity;
     const t = tick == null ? last + 1 : Math.max(tick, last);
@@ -118,38 +122,45 @@ export class Predictor {
   }
 
   /**
-   * The server's state after `tick`: our entity at (x, y), `alive`, having applied
-   * our inputs up to `ack`. Replays the newer ones; returns the correction (column units).
+   * The server's state after `tick`: our entity at (x, y), `alive`, input
+   * `ack` the last of ours it applied. Replays the newer ones; counts a
+   * correction when the position predicted for input `ack` was not (x, y)
+   * (when `ack` is no longer pending, as on a tick that repeated it: when the
+   * replay moves the prediction). `backlog`: the backlog this update came in
+   * (input.js's `InputScheduler.backlog`), whose updates, processed back to
+   * back, are one disagreement at most (the ticks that ran out of our inputs
+   * while the page was frozen). Returns how far the prediction moved (column
+   * units).
    */
-  reconcile(x, y, alive, ack, tick = null) {
-    if (tick != null && this._lastTick != null && tick > this._lastTick && this.ack >= 1 && ack >= this.ack) {
-      // Ticks run minus new inputs applied: > 0 re-applied, < 0 skipped.
-      this.debt += tick - this._lastTick - (ack - this.ack);
-    }
-    if (tick != null) this._lastTick = tick;
+  reconcile(x, y, alive, ack, tick = null, backlog = null) {
+    const steady = tick != null && this._tick != null && tick - this._tick === ack - this.ack;
+    if (tick != null) this._tick = tick;
     this.ack = ack;
     this.alive = alive;
-    let drop = 0;
-    while (drop < this.pending.length && this.pending[drop].seq <= ack) drop++;
+    let drop = 0, at = null;
+    for (; drop < this.pending.length && this.pending[drop].seq <= ack; drop++) if (this.pending[drop].seq === ack) at = this.pending[drop];
     if (drop) this.pending.splice(0, drop);
-    this.debt = Math.max(0, Math.min(this.debt, this.pending.length));
-    this._debtAge = this.debt > 0 ? this._debtAge + 1 : 0;
-    if (this._debtAge > DEBT_UPDATES) this.debt = this._debtAge = 0;
     let px = x, py = y;
     const still = this.rule.deadStill && !alive;
-    for (let i = this.debt; i < this.pending.length; i++) {
-      const p = this.pending[i];
+    for (const p of this.pending) {
       if (!still) [px, py] = stepMove(this.rule, px, py, p.dx, p.dy);
+      p.x = px; p.y = py;
     }
     if (this.x == null) {
       this.x = px; this.y = py;
       this.trail = [{ t: tick ?? 0, x: px, y: py }];
       return 0;
     }
+    this.reconciled++;
     const cx = this.x - px, cy = this.y - py;
-    if (cx !== 0 || cy !== 0) {
+    const known = at != null && at.x != null;
+    if ((known ? at.x !== x || at.y !== y : cx !== 0 || cy !== 0) && (backlog == null || backlog !== this._counted)) {
+      this._counted = backlog;
       this.corrections++;
-      this.lastCorrection = Math.hypot(cx, cy);
+      if (steady) this.unexplained++;
+      this.lastCorrection = known ? Math.hypot(at.x - x, at.y - y) : Math.hypot(cx, cy);
+    }
+    if (cx !== 0 || cy !== 0) {
       // The whole path moves with the correction; the offset left to blend keeps
       // the drawn player where it was (a snap drops it).
       for (const p of this.trail) { p.x -= cx; p.y -= cy; }
@@ -199,8 +210,7 @@ export class Predictor {
   reset() {
     this.pending.length = 0;
     this.trail = [];
-    this.debt = this._debtAge = 0;
-    this._lastTick = null;
+    this._tick = null;
     this.x = this.y = null;
     this.errX = this.errY = 0;
   }
@@ -289,17 +299,19 @@ export class Prediction {
 
   /**
    * A verified `state` arrived `late` ticks after the tick clock expected it
-   * (clock.tickAt(now) - state.tick); the server had applied our inputs up to
-   * `ack`. Returns whether our entity is alive (hp > 0, or no hp column), or
-   * null when it is not in the state.
+   * (clock.tickAt(now) - state.tick; null: a stale update of a backlog, which
+   * says nothing of how late updates come); the server had applied our inputs
+   * up to `ack`; `backlog` as `Predictor.reconcile`. Returns whether our
+   * entity is alive (hp > 0, or no hp column), or null when it is not in the
+   * state.
    */
-  observe(state, ack, late) {
-    this.pacer.observe(late);
+  observe(state, ack, late, backlog = null) {
+    if (late != null) this.pacer.observe(late);
     const row = rowIn(state.ids, this.entity);
     if (row < 0) return null;
     const ihp = this.schema.index.hp, cols = state.cols;
     const alive = ihp == null || cols[ihp][row] > 0;
-    this.predictor.reconcile(cols[this.rule.x][row], cols[this.rule.y][row], alive, ack >>> 0, state.tick);
+    this.predictor.reconcile(cols[this.rule.x][row], cols[this.rule.y][row], alive, ack >>> 0, state.tick, backlog);
     return alive;
   }
 

@@ -355,12 +355,21 @@ export function encodeHello(name, { spectate = false, token = null, seat = null 
   return encode(m);
 }
 
-/** `values`: one int per `schema.inputs` field; `ack`: the newest tick held, or null. */
-export function encodeInput(seq, values, ack) {
+/**
+ * `values`: one int per `schema.inputs` field; `ack`: the newest tick held, or
+ * null; `view`: the tick the page showed the others at when it sampled the
+ * input (its interpolated render tick, floored; the server judges the shots
+ * against it), or null.
+ */
+export function encodeInput(seq, values, ack, view = null) {
   const m = { t: "input", seq, in: values };
   if (ack != null) m.ack = ack;
+  if (view != null) m.view = view;
   return encode(m);
 }
+
+/** Leaving for good: the server removes the player at once (a dropped connection holds it for the reconnect window). */
+export const encodeLeave = () => encode({ t: "leave" });
 
 export const encodeAck = (tick) => encode({ t: "ack", tick });
 export const encodePing = (id, time) => encode({ t: "ping", id, time });

@@ -140,6 +140,39 @@ test("the picture is drawn INTERP_DELAY_MS behind the tick clock, or held on the
   assert.ok(Math.abs(feed.renderTick - (11 - (2 * INTERP_DELAY_MS) / TICK_MS)) < 1e-9, feed.renderTick);
 });
 
+test("a page may draw further behind; an input's view is the tick shown, floored, within the states held", () => {
+  const seq = sequence("drift/player");
+  const feed = new Feed({ interpDelayMs: 200 });
+  feed.receiveData(welcome(seq.ruleset, { entity: 99 }), 0);
+  assert.equal(feed.viewTick(), null); // nothing shown yet
+  for (const frame of seq.frames.slice(0, 10)) feed.receiveData(b64(frame.data), frame.tick * TICK_MS);
+  feed.sample(10 * TICK_MS);
+  assert.ok(Math.abs(feed.renderTick - 4) < 1e-9, feed.renderTick); // 200 ms: six ticks behind tick 10
+  assert.equal(feed.viewTick(), 4);
+  feed.sample(10.5 * TICK_MS);
+  assert.equal(feed.viewTick(), 4);
+  feed.sample(30 * TICK_MS); // updates stopped: the picture runs on past the newest state, the view does not
+  assert.equal(feed.viewTick(), 10);
+  feed.sample(-30 * TICK_MS);
+  assert.equal(feed.viewTick(), feed.buffer.states[0].tick);
+});
+
+test("a live feed reports a frozen page's backlog as stale and keeps it out of the clock", () => {
+  const seq = sequence("drift/player");
+  const live = new Feed({ staleTicks: 6 }), replay = new Feed();
+  for (const feed of [live, replay]) {
+    feed.receiveData(welcome(seq.ruleset, { entity: 99 }), 0);
+    const stale = seq.frames.map((frame, i) => feed.receiveData(b64(frame.data), i < 5 ? frame.tick * TICK_MS : 3000 + i).stale);
+    assert.deepEqual(stale.slice(0, 5), [false, false, false, false, false]);
+    if (feed === live) {
+      assert.ok(stale.slice(5).every(Boolean), JSON.stringify(stale));
+      assert.ok(Math.abs(feed.clock.tickAt(3000) - 3000 / TICK_MS) < 0.5); // the clock kept its timing
+    } else {
+      assert.ok(stale.every((x) => !x)); // a replay's clock has no backlogs: it starts afresh
+    }
+  }
+});
+
 test("a replay's keyframe starts the timeline afresh; a live keyframe goes on", () => {
   const seq = sequence("drift/spectator");
   const [first, second] = seq.frames.filter((f) => f.base == null); // its first two keyframes

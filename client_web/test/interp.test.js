@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { parseSchema, makeState } from "../protocol.js";
-import { MAX_EXTRAPOLATE_TICKS, StateBuffer, TickClock, View, sample } from "../interp.js";
+import { MAX_EXTRAPOLATE_TICKS, STALE_TICKS, StateBuffer, TickClock, View, sample } from "../interp.js";
 
 const SCHEMA = parseSchema({
   name: "t", width: 4000, height: 4000, kinds: ["a", "b"],
@@ -28,9 +28,28 @@ test("the tick clock locks onto the earliest arrivals and ignores late ones", ()
   for (let t = 1; t <= 300; t++) c.observe(t, 500 + (t * 1000) / 30 + ((t * 7919) % 20));
   const est = c.tickAt(500 + 10_000 + 0.0);
   assert.ok(Math.abs(est - 300) < 0.4, `${est}`);
-  // A big jump (a new server, a sleeping tab) resets instead of drifting.
+  // A replay's clock (no stale updates): a big jump (a seek, a pause) resets instead of drifting.
   c.observe(5, 60_000);
   assert.ok(Math.abs(c.tickAt(60_000) - 5) < 1e-9);
+});
+
+test("a live clock keeps a frozen page's backlog out, and takes a lasting shift after three ticks", () => {
+  const T = 1000 / 30, c = new TickClock(T, { staleTicks: STALE_TICKS });
+  for (let t = 1; t <= 100; t++) assert.equal(c.observe(t, 1000 + t * T + ((t * 7919) % 20)), false);
+  const before = c.tickAt(5000);
+  // Frozen from tick 100 to 160: the 60 updates held meanwhile are processed within a few ms.
+  const stale = [];
+  for (let t = 101; t <= 160; t++) stale.push(c.observe(t, 1000 + 160 * T + 5 + (t - 101) * 0.1));
+  // Stale: the backlog, and the late ticks right behind it; its last three are within jitter.
+  assert.deepEqual(stale.map(Number).join(""), "1".repeat(57) + "000");
+  assert.ok(Math.abs(c.tickAt(5000) - before) < 0.2, `${c.tickAt(5000)} vs ${before}`);
+  // Every update from now on comes 300 ms later (the server dropped nine ticks): stale at the server's
+  // pace, which after three ticks is the new timing.
+  const shifted = [];
+  for (let t = 161; t <= 170; t++) shifted.push(c.observe(t, 1000 + t * T + 300));
+  assert.deepEqual(shifted.slice(0, 4), [true, true, true, false]);
+  assert.ok(shifted.slice(4).every((x) => !x));
+  assert.ok(Math.abs(c.tickAt(1000 + 170 * T + 300) - 170) < 0.5);
 });
 
 test("the buffer brackets a render tick between the states around it", () => {

@@ -99,6 +99,28 @@ test("stop() closes for good and cancels a pending retry", () => {
   assert.equal(FakeWS.all.length, 1);
 });
 
+test("stop() closes with the code given, after what was sent, and resolves when the socket has closed", async () => {
+  FakeWS.all = [];
+  const closes = [];
+  const link = new Link("ws://x/ws", { onClose: (i) => closes.push(i) }, { WebSocketImpl: FakeWS, timers: fakeTimers() });
+  link.start();
+  const ws = FakeWS.all[0];
+  ws.open();
+  link.welcomed();
+  ws.close = (code, reason) => { ws.closedWith = [code, reason, ws.sent.length]; };
+  link.send(new Uint8Array([1]));
+  let closed = false;
+  const done = link.stop(1000, "left").then(() => { closed = true; });
+  assert.deepEqual(ws.closedWith, [1000, "left", 1]);
+  await Promise.resolve();
+  assert.equal(closed, false); // the closing handshake is not over yet
+  ws.onclose({ code: 1000, reason: "left" });
+  await done;
+  assert.equal(closed, true);
+  assert.deepEqual(closes, []); // our own close is no event: the page has moved on
+  await link.stop(); // nothing open: at once
+});
+
 test("openFeed says hello on open, feeds every frame to the feed, sends its acks and is established by the welcome", () => {
   FakeWS.all = [];
   const timers = fakeTimers();

@@ -46,10 +46,12 @@ test("the rule comes from welcome.ruleset.player; no description, no prediction"
 });
 
 /**
- * A server in miniature: applies the newest input it has received at each tick
- * (inputs stay in force), after `latency` ticks on the way; reports (x, y, ack).
+ * A server in miniature: applies exactly one input per tick from its queue of
+ * those received (the last one again when the queue is empty), after
+ * `latency` ticks on the way; reports (x, y, ack). test/netcode.test.js has
+ * the whole model: jitter buffer, jittery network, the page's scheduling.
  */
-function simulate({ rule, inputs, latency, start = [10000, 10000], drops = new Set(), doubles = new Set() }) {
+function simulate({ rule, inputs, latency, start = [10000, 10000], drops = new Set(), stalls = new Set() }) {
   const p = new Predictor(rule);
   let [sx, sy] = start;
   let current = { seq: 0, dx: 0, dy: 0 };
@@ -69,12 +71,8 @@ function simulate({ rule, inputs, latency, start = [10000, 10000], drops = new S
     seq++;
     p.push(seq, dx, dy, tick);
     if (!drops.has(seq)) inFlight.push({ seq, dx, dy, due: tick + latency });
-    // The server's tick: take the newest input that has arrived (or two, when doubled).
-    const arrived = inFlight.filter((m) => m.due <= tick);
-    if (arrived.length) {
-      current = doubles.has(tick) && arrived.length > 1 ? arrived[arrived.length - 1] : arrived[0];
-      inFlight.splice(0, inFlight.indexOf(current) + 1);
-    }
+    // The server's tick: the oldest input that has arrived (none: the last one again).
+    if (inFlight.length && inFlight[0].due <= tick && !stalls.has(tick)) current = inFlight.shift();
     [sx, sy] = stepMove(rule, sx, sy, current.dx, current.dy);
     updates.push({ x: sx, y: sy, ack: current.seq, tick, due: tick + latency });
   }
@@ -122,7 +120,7 @@ function lcg(seed) {
 /**
  * A key held on loopback with jittered arrivals: server tick k at k * T, its update
  * arriving 1..13 ms late (now and then 15 ms more; in order, one TCP stream), one
- * input sent per update and applied by the server at the next tick. Frames every
+ * input sent per update and applied by the server at the next tick (one per tick). Frames every
  * `frameMs`, drawn the way main.js draws: the predicted path at the pacer's playhead.
  */
 function jittered(frameMs, { holdTicks = 200, ticks = 260 } = {}) {
@@ -133,9 +131,7 @@ function jittered(frameMs, { holdTicks = 200, ticks = 260 } = {}) {
   let sx = 2000, current = { seq: 0, dx: 0 }, inbox = [], seq = 0, lastAt = 0, k = 1;
   const arrivals = [];
   const serverTick = () => {
-    const arrived = inbox.filter((m) => m.at <= k * T);
-    inbox = inbox.filter((m) => m.at > k * T);
-    if (arrived.length) current = arrived[arrived.length - 1];
+    if (inbox.length && inbox[0].at <= k * T) current = inbox.shift(); // one input per tick, in order
     [sx] = stepMove(rule, sx, 3000, current.dx, 0);
     lastAt = Math.max(lastAt, k * T + 1 + 12 * rand() + (k % 37 === 0 ? 15 : 0));
     arrivals.push({ at: lastAt, tick: k, x: sx, ack: current.seq });
@@ -215,12 +211,13 @@ test("the pacer's margin covers the latest recent arrival, and forgets it after 
   assert.equal(q.at(20, 200), 200 - 1 - q.margin - PACE_SAFETY);
 });
 
-test("a lost turn is corrected at the next update and blended away within frames", () => {
+test("a lost turn is corrected at the next updates and blended away within frames", () => {
   const rule = movementRule(ARENA);
   const inputs = Array(30).fill([1, 0]);
-  inputs[9] = [0, 1]; // the one step down never reaches the server: it re-applies a step right
+  inputs[9] = [0, 1]; // the one step down never reaches the server
   const { p, corrections, server } = simulate({ rule, inputs, latency: 3, drops: new Set([10]) });
-  assert.ok(corrections.length >= 1 && corrections.length <= 2, JSON.stringify(corrections));
+  // Two disagreements: the tick it was due repeats the step right before it, and the ack then skips it.
+  assert.equal(corrections.length, 2, JSON.stringify(corrections));
   assert.deepEqual([p.x, p.y], server);
   // The visual offset fades: after 300 ms it is gone.
   p.errX = 48;
@@ -263,75 +260,45 @@ test("pending inputs are replayed on the server position after an ack", () => {
   assert.equal(p.x, 220);
 });
 
-/**
- * Server tick k happens at time k; its update reaches the client at k + delay(k), where
- * the client stalls now and then (updates pile up, then arrive together) and the server
- * sometimes runs two ticks back to back (catching up). The client sends one input per
- * update. Returns the corrections and whether the prediction ends on the server.
- */
-function stalls(useTicks) {
+test("a tick that repeats our last input (none queued) is one correction; the replay lands on the server", () => {
   const rule = movementRule(ARENA);
-  const p = new Predictor(rule);
-  let sx = 12000, sy = 12000;
-  p.reconcile(sx, sy, true, 0, useTicks ? 0 : null);
-  const delay = (k) => 0.3 + (k % 17 === 0 ? 2.5 : 0) + (k % 23 < 3 ? 1.2 : 0) + (k % 29 === 0 ? -0.29 : 0);
-  const events = [];
-  let current = { seq: 0, dx: 0, dy: 0 };
-  let inbox = [];
-  let seq = 0;
-  let lastAt = 0;
-  const corrections = [];
-  for (let k = 1; k <= 240; k++) {
-    // Inputs that reached the server since the last tick: the newest wins.
-    const arrived = inbox.filter((m) => m.at <= k);
-    inbox = inbox.filter((m) => m.at > k);
-    if (arrived.length) current = arrived[arrived.length - 1];
-    [sx, sy] = stepMove(rule, sx, sy, current.dx, current.dy);
-    // One TCP stream: an update never overtakes the one before.
-    lastAt = Math.max(lastAt, k + delay(k));
-    events.push({ at: lastAt, tick: k, x: sx, y: sy, ack: current.seq });
-    // The client handles every update that has arrived by now, in order, one input each.
-    while (events.length && events[0].at <= k + 1) {
-      const u = events.shift();
-      const c = p.reconcile(u.x, u.y, true, u.ack, useTicks ? u.tick : null);
-      if (c) corrections.push(c);
-      seq++;
-      const [dx, dy] = k < 120 ? [1, 0] : k < 190 ? [0, 1] : [0, 0];
-      p.push(seq, dx, dy, u.tick);
-      inbox.push({ seq, dx, dy, at: u.at + 0.3 });
-    }
-  }
-  // Keys released long ago; the last updates in.
-  for (const u of events) p.reconcile(u.x, u.y, true, u.ack, useTicks ? u.tick : null);
-  return { corrections, rule, exact: p.x === sx && p.y === sy };
-}
-
-test("through stalls and bursts, re-applied inputs are booked as a debt: (almost) no corrections", () => {
-  // Without the tick, every stall shows: the server re-applied our last input, then skipped.
-  const naive = stalls(false);
-  assert.ok(naive.corrections.length > 20 && naive.corrections.every((c) => c <= 3 * naive.rule.speed));
-  assert.ok(naive.exact);
-  // With it, the skip is expected: only the very first input (the server's no-input
-  // before it is not ours to book) and a turn inside a stall (a real disagreement) show.
-  const booked = stalls(true);
-  assert.ok(booked.corrections.length <= 4, `${JSON.stringify(booked.corrections)} vs ${naive.corrections.length}`);
-  assert.ok(booked.exact);
+  const inputs = Array(40).fill([1, 0]);
+  // The server's queue is empty at ticks 12 and 20 (our input late): it moves us with the last one again.
+  const { p, corrections, server } = simulate({ rule, inputs, latency: 2, stalls: new Set([12, 20]) });
+  assert.equal(corrections.length, 2, JSON.stringify(corrections));
+  assert.deepEqual([p.x, p.y], server);
+  // Standing still, a repeat changes nothing and is no correction.
+  const still = simulate({ rule, inputs: Array(40).fill([0, 0]), latency: 2, stalls: new Set([12, 20]) });
+  assert.equal(still.corrections.length, 0);
 });
 
-test("a debt no skip pays back is forgotten", () => {
-  const rule = movementRule(DRIFT);
-  const p = new Predictor(rule);
+test("a correction is the state for input `ack` disagreeing, not the replay of what the server has not applied", () => {
+  const p = new Predictor(movementRule(DRIFT));
   p.reconcile(0, 0, true, 0, 0);
-  p.push(1, 1, 0, 0);
+  for (let s = 1; s <= 3; s++) p.push(s, 1, 0, s);
+  assert.deepEqual(p.pending.map((i) => [i.seq, i.x]), [[1, 40], [2, 80], [3, 120]]);
+  // Input 1 applied where predicted: nothing to correct.
   p.reconcile(40, 0, true, 1, 1);
-  // From now on the server re-applies every input once more than we sent (it never skips).
-  let x = 40, seq = 1;
-  for (let t = 2; t < 40; t++) {
-    p.push(++seq, 1, 0, t);
-    x += 40;
-    p.reconcile(x, 0, true, seq - (t % 2), t);
-  }
-  assert.ok(p.debt <= 1);
+  assert.deepEqual([p.corrections, p.reconciled], [0, 1]);
+  // Input 2 applied, but something pushed us 10 further: one correction, and the replay moves on from there.
+  p.reconcile(90, 0, true, 2, 2);
+  assert.deepEqual([p.corrections, p.lastCorrection, p.x, p.pending.map((i) => i.x)], [1, 10, 130, [130]]);
+  // The next tick agrees with the corrected prediction: no second correction.
+  p.reconcile(130, 0, true, 3, 3);
+  assert.deepEqual([p.corrections, p.reconciled], [1, 3]);
+});
+
+test("the updates of one backlog, processed back to back, are one correction", () => {
+  const p = new Predictor(movementRule(DRIFT));
+  p.reconcile(0, 0, true, 1, 1);
+  p.push(2, 1, 0, 1);
+  // Frozen: the server ran out of our inputs and repeated input 1 (a step right) every tick.
+  const backlog = { tick: 2, updates: 0 };
+  for (let t = 2; t <= 20; t++) p.reconcile(40 * (t - 1), 0, true, 1, t, backlog);
+  assert.equal(p.corrections, 1);
+  // A later disagreement outside it counts again.
+  p.reconcile(2000, 0, true, 2, 21);
+  assert.equal(p.corrections, 2);
 });
 
 /** An arena state with one player (entity `id`) at (x, y) with `hp`, beside a pellet. */

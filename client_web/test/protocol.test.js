@@ -5,7 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decode } from "@msgpack/msgpack";
 
-import { CLOSE_REASONS, SEAT_CLOSE_CODES, cleanName, encodeControl, encodeHello, kindName, parseSchema } from "../protocol.js";
+import {
+  CLOSE_REASONS, SEAT_CLOSE_CODES, cleanName, encodeControl, encodeHello, encodeInput, encodeLeave, kindName, parseSchema,
+} from "../protocol.js";
 
 test("a name is trimmed, stripped of control characters and cut at 24 code points", () => {
   assert.equal(cleanName("  Ann\u0007 \u200b "), "Ann");
@@ -19,6 +21,12 @@ test("a playback control carries only the keys given", () => {
   assert.deepEqual(decode(encodeControl({ pause: true })), { t: "control", pause: true });
   assert.deepEqual(decode(encodeControl({ speed: 0.25, seek: 90 })), { t: "control", speed: 0.25, seek: 90 });
   assert.deepEqual(decode(encodeControl()), { t: "control" });
+});
+
+test("an input carries its seq, values, the tick acknowledged and the tick shown, when known; leave is one tag", () => {
+  assert.deepEqual(decode(encodeInput(1, [1, -1, 64, 1], 40, 36)), { t: "input", seq: 1, in: [1, -1, 64, 1], ack: 40, view: 36 });
+  assert.deepEqual(decode(encodeInput(2, [0, 0, 0, 0], null)), { t: "input", seq: 2, in: [0, 0, 0, 0] });
+  assert.deepEqual(decode(encodeLeave()), { t: "leave" });
 });
 
 test("a kind value the schema does not name still has a name", () => {
