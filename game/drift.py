@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from game import rng
-from game.motion import advance, steer
+from game.motion import step_axis_in_place, steer
 from game.rules import (
     Event,
     InputBatch,
@@ -77,6 +77,23 @@ def _velocities(seed: int, tick: int, ids: np.ndarray) -> tuple[np.ndarray, np.n
     return out[0], out[1]
 
 
+def _npc_slots(world: World) -> tuple[slice | np.ndarray, np.ndarray]:
+    """The NPCs' slots, and the other live slots (the players').
+
+    NPCs are spawned first and never removed, and compaction keeps the slots'
+    order, so they hold the first slots: a slice, which the motion updates in
+    place (views), not index arrays gathered and scattered. (Index arrays in
+    a world where that does not hold, which this ruleset never makes.)
+    """
+    high = world.high
+    npc = world.cols["player"][:high] < 0
+    n = int(np.count_nonzero(npc))
+    if npc[:n].all() and world.alive[:n].all():
+        return slice(0, n), n + np.flatnonzero(world.alive[n:high])
+    alive = world.alive[:high]
+    return np.flatnonzero(npc & alive), np.flatnonzero(~npc & alive)
+
+
 def _side(world: World) -> int:
     """The arena's side in fixed point (``SIZE`` at the default size)."""
     return world.spec.width * SCALE
@@ -121,23 +138,27 @@ class DriftRuleset:
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1
         tick = world.tick
-        slots = world.active()
         cols = world.cols
+        npcs, others = _npc_slots(world)
 
         # Players: 5 units along the input direction, clamped to the arena.
-        ps = player_slots(world, inputs.players)
+        ps = player_slots(world, inputs.players, others)
         have = ps >= 0
         ps = ps[have]
         dx, dy = inputs.column(0)[have], inputs.column(1)[have]
         steer(cols, ps, dx, dy, SPEED, DIAGONAL, 0, _side(world))
 
-        # NPCs: constant velocity with reflection, then the periodic redraw.
-        npcs = slots[cols["player"][slots] < 0]
-        advance(cols, npcs, world.spec.motion)
+        # NPCs: constant velocity with reflection (in place: |x| <= 8 * 200000 and |vx| < 128 cannot
+        # overflow the int32 columns), then the periodic redraw.
+        for axis in world.spec.motion:
+            pos, vel = cols[axis.pos][npcs], cols[axis.vel][npcs]
+            step_axis_in_place(pos, vel, axis.lo, axis.hi)
+            if not isinstance(npcs, slice):  # copies, not views: write them back
+                cols[axis.pos][npcs], cols[axis.vel][npcs] = pos, vel
         if tick % REDRAW_PERIOD == 0:
             group = (tick // REDRAW_PERIOD) % 10
             ids = world.ids[npcs].astype(np.int64)
-            chosen = npcs[ids % 10 == group]
+            chosen = np.arange(world.high)[npcs][ids % 10 == group]
             vx, vy = _velocities(world.seed, tick, world.ids[chosen])
             cols["vx"][chosen], cols["vy"][chosen] = vx, vy
 

@@ -38,6 +38,19 @@ def step_axis(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int) ->
     work = _work_dtype(pos, vel, lo, hi)
     p = pos.astype(work)
     p += vel
+    _reflect(p, vel, lo, hi, work)
+    pos[...] = p.astype(pos.dtype, copy=False)
+
+
+def step_axis_in_place(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int) -> None:
+    """``step_axis`` for arrays whose ``pos + vel`` cannot overflow their dtype (the caller knows its bounds):
+    the same integers, computed in place with a third of the passes over the arrays."""
+    np.add(pos, vel, out=pos, casting="unsafe")
+    _reflect(pos, vel, lo, hi, np.int64)
+
+
+def _reflect(p: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int, work: type[np.signedinteger[Any]]) -> None:
+    """Positions ``p`` past a wall come back off it, and their velocities turn (wrapped to ``vel``'s dtype)."""
     low = p < lo
     high = p > hi
     if low.any():
@@ -47,7 +60,6 @@ def step_axis(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int) ->
     flip = low | high
     if flip.any():
         vel[flip] = (-vel[flip].astype(work)).astype(vel.dtype)
-    pos[...] = p.astype(pos.dtype, copy=False)
 
 
 def extrapolate(motion: tuple[Axis, ...], columns: dict[str, npt.NDArray[Any]], steps: int) -> dict[str, npt.NDArray[Any]]:

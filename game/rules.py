@@ -111,9 +111,13 @@ class Ruleset(Protocol):
         ...
 
 
-def player_slots(world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
-    """Slot of each player's entity (-1 when it has none), via the private ``player`` column."""
-    slots = world.active()
+def player_slots(world: World, players: npt.NDArray[np.int32],
+                 among: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.intp]:
+    """Slot of each player's entity (-1 when it has none), via the private ``player`` column.
+
+    ``among``: the live slots that may hold players' entities (all of them when None).
+    """
+    slots = world.active() if among is None else among
     owner = world.cols["player"][slots]
     mine = owner >= 0
     pslots, powner = slots[mine], owner[mine]

@@ -116,7 +116,8 @@ class ViewGrid:
         shape: the view.
 
     Raises:
-        ValueError: the ruleset has no position columns to place entities by.
+        ValueError: the ruleset has no position columns to place entities by, or
+            they have different scales.
     """
 
     def __init__(self, spec: RulesetSpec, shape: ViewShape) -> None:
@@ -128,6 +129,8 @@ class ViewGrid:
             raise ValueError(f"{spec.name}: filtered views need replicated position columns ({xname!r}, {yname!r})")
         self.xi, self.yi = names.index(xname), names.index(yname)
         cx, cy = self.schema.columns[self.xi], self.schema.columns[self.yi]
+        if cx.scale != cy.scale:
+            raise ValueError(f"{spec.name}: filtered views need position columns of one scale, not {cx.scale} and {cy.scale}")
         #: Cell side in each position column's units.
         self.csx, self.csy = shape.cell * cx.scale, shape.cell * cy.scale
         #: View half-extents in column units.
@@ -149,9 +152,13 @@ class ViewGrid:
     def cells(self, snap: Snapshot) -> npt.NDArray[np.int32]:
         """The cell of each entity of ``snap`` (int32 (N,)): its position's, clamped to the grid."""
         x, y = snap.cols[self.xi], snap.cols[self.yi]
-        cx = np.clip(x // self.csx, 0, self.ncx - 1).astype(np.int32)
-        cy = np.clip(y // self.csy, 0, self.ncy - 1).astype(np.int32)
-        cell: npt.NDArray[np.int32] = cy * np.int32(self.ncx) + cx
+        cx = np.floor_divide(x, self.csx, dtype=np.int32, casting="unsafe")
+        cy = np.floor_divide(y, self.csy, dtype=np.int32, casting="unsafe")
+        np.clip(cx, 0, self.ncx - 1, out=cx)
+        np.clip(cy, 0, self.ncy - 1, out=cy)
+        cy *= np.int32(self.ncx)
+        cy += cx
+        cell: npt.NDArray[np.int32] = cy
         if self.kind_i is not None:
             kind = snap.cols[self.kind_i]
             cell[self._relevant[kind.astype(np.intp) & 0xFF]] = self.always
@@ -169,31 +176,30 @@ class ViewGrid:
             ``(q, cell)``: intp (K,) view indices, ascending, and int64 (K,)
             cells, ascending within each view.
         """
-        q = np.flatnonzero(has)
+        n = len(px)
         ox = np.arange(-self._reach_x, self._reach_x + 1, dtype=np.int64)
         oy = np.arange(-self._reach_y, self._reach_y + 1, dtype=np.int64)
-        x, y = px[q], py[q]
-        ccx = np.clip(x // self.csx, 0, self.ncx - 1)
-        ccy = np.clip(y // self.csy, 0, self.ncy - 1)
-        gx = ccx[:, None, None] + ox[None, None, :]  # (Q, 1, W): cells vary fastest in x...
-        gy = ccy[:, None, None] + oy[None, :, None]  # (Q, H, 1): ...so keys come out ascending
+        x, y = px[:, None], py[:, None]
+        gx = np.clip(x // self.csx, 0, self.ncx - 1) + ox[None, :]  # (Q, W)
+        gy = np.clip(y // self.csy, 0, self.ncy - 1) + oy[None, :]  # (Q, H)
         # Distance from the centre to the cell's nearest position, per axis (0 inside it).
-        dx = np.maximum(np.maximum(gx * self.csx - x[:, None, None], x[:, None, None] - (gx + 1) * self.csx + 1), 0)
-        dy = np.maximum(np.maximum(gy * self.csy - y[:, None, None], y[:, None, None] - (gy + 1) * self.csy + 1), 0)
-        inside = (gx >= 0) & (gx < self.ncx) & (gy >= 0) & (gy < self.ncy)
+        dx = np.maximum(np.maximum(gx * self.csx - x, x - (gx + 1) * self.csx + 1), 0)
+        dy = np.maximum(np.maximum(gy * self.csy - y, y - (gy + 1) * self.csy + 1), 0)
+        okx = (gx >= 0) & (gx < self.ncx) & has[:, None]
+        oky = (gy >= 0) & (gy < self.ncy)
         if self.shape.round:
-            inside &= dx * dx + dy * dy <= self.rx * self.rx
+            dx[~okx] = self.rx + 1
+            dy[~oky] = self.ry + 1
+            inside = dx[:, None, :] ** 2 + dy[:, :, None] ** 2 <= self.rx * self.rx  # (Q, H, W): x fastest
         else:
-            inside &= (dx <= self.rx) & (dy <= self.ry)
-        shape = (len(q), len(oy), len(ox))
-        keys = np.broadcast_to(gy * self.ncx + gx, shape)
-        owner = np.broadcast_to(q[:, None, None], shape)
-        # Append the always cell to every view (it is the largest cell number: order holds).
-        n = len(px)
-        qq = np.concatenate([owner[inside], np.arange(n, dtype=np.intp)])
-        cc = np.concatenate([keys[inside], np.full(n, self.always, dtype=np.int64)])
-        order = np.argsort(qq, kind="stable")
-        return qq[order].astype(np.intp), cc[order]
+            inside = ((dx <= self.rx) & okx)[:, None, :] & ((dy <= self.ry) & oky)[:, :, None]
+        keys = gy[:, :, None] * self.ncx + gx[:, None, :]
+        w = inside.shape[1] * inside.shape[2]
+        # The always cell (the largest number) as one more column of every view: order holds, no sort.
+        inside = np.concatenate([inside.reshape(n, w), np.ones((n, 1), dtype=np.bool_)], axis=1)
+        keys = np.concatenate([keys.reshape(n, w), np.full((n, 1), self.always, dtype=np.int64)], axis=1)
+        q = np.broadcast_to(np.arange(n, dtype=np.intp)[:, None], inside.shape)
+        return q[inside], keys[inside]
 
     def view_of(self, snap: Snapshot, entity: int | None) -> I64:
         """The cells (ascending) of the view of ``entity`` in ``snap`` (one view: tests, the reference)."""
@@ -224,7 +230,7 @@ def entity_hashes(ids: npt.NDArray[np.uint32], cols: Sequence[Array]) -> U32:
     h = ids.astype(np.uint32)
     prime = np.uint32(FNV_PRIME)
     for c in cols:
-        h ^= c.astype(np.uint32)
+        np.bitwise_xor(h, c, out=h, dtype=np.uint32, casting="unsafe")  # v as uint32: two's complement
         h *= prime
     h ^= h >> np.uint32(16)
     h *= np.uint32(0x85EBCA6B)
@@ -274,44 +280,30 @@ def encode_changes(schema: WireSchema, actual: Sequence[Array], predicted: Seque
         masks uint8 (n * mask_width,), values uint8 (all rows' values, row after
         row), and each row's value bytes int64 (n,).
     """
-    n, ncols = len(actual[0]) if actual else 0, len(actual)
-    codes = np.zeros((n, ncols), dtype=np.int64)
-    sizes = np.zeros((n, ncols), dtype=np.int64)
-    diffs: list[I64] = []
-    for j, (a, p, col) in enumerate(zip(actual, predicted, schema.columns)):
-        diff = a.astype(np.int64) - p.astype(np.int64)
-        item = col.dtype.itemsize
-        code = np.full(n, ABS, dtype=np.int64)
-        if item > 1:
-            code[(diff >= -128) & (diff <= 127)] = D8
-            if item > 2:
-                code[(code == ABS) & (diff >= -32768) & (diff <= 32767)] = D16
-        code[diff == 0] = SAME
-        codes[:, j] = code
-        sizes[:, j] = np.choose(code, (0, 1, 2, item))
-        diffs.append(diff)
+    ncols = len(schema.columns)
+    n = len(actual[0]) if ncols else 0
+    if n == 0:
+        return np.zeros(0, dtype=_U8), np.zeros(0, dtype=_U8), np.zeros(0, dtype=np.int64)
+    items = np.array([c.dtype.itemsize for c in schema.columns], dtype=np.int64)
+    act = np.stack([a.astype(np.int64) for a in actual], axis=1)  # (n, columns)
+    diff = act - np.stack([p.astype(np.int64) for p in predicted], axis=1)
+    code = np.full((n, ncols), ABS, dtype=np.int64)
+    code[(diff >= -128) & (diff <= 127) & (items > 1)] = D8
+    code[(code == ABS) & (diff >= -32768) & (diff <= 32767) & (items > 2)] = D16
+    code[diff == 0] = SAME
+    sizes = np.where(code == ABS, items, code)  # SAME 0, D8 1, D16 2, ABS the column's size
+    # Each value's little-endian bytes, the first ``size`` of them: a difference's, or the value's (two's complement).
+    payload = np.where(code == ABS, act, diff).astype("<i8").view(_U8).reshape(n, ncols, 8)
+    values = payload[np.arange(8) < sizes[:, :, None]]
     mw = mask_width(ncols)
-    packed = (codes << (2 * np.arange(ncols, dtype=np.int64))).sum(axis=1) if ncols else np.zeros(n, np.int64)
-    masks = (packed[:, None] >> (8 * np.arange(mw, dtype=np.int64))).astype(np.uint8).reshape(-1)
-    row_bytes = sizes.sum(axis=1)
-    ends = np.cumsum(sizes.reshape(-1)).reshape(n, ncols) if n else sizes
-    starts = ends - sizes
-    values = np.empty(int(row_bytes.sum()), dtype=_U8)
-    for j, (a, col) in enumerate(zip(actual, schema.columns)):
-        code, at = codes[:, j], starts[:, j]
-        for c, dt in ((D8, np.dtype("<i1")), (D16, np.dtype("<i2")), (ABS, col.dtype)):
-            rows = np.flatnonzero(code == c)
-            if not len(rows):
-                continue
-            data = (diffs[j][rows] if c != ABS else a[rows]).astype(dt).view(_U8).reshape(len(rows), dt.itemsize)
-            values[at[rows][:, None] + np.arange(dt.itemsize)] = data
-    return masks, values, row_bytes
+    packed = (code << (2 * np.arange(ncols, dtype=np.int64))).sum(axis=1)
+    masks = (packed[:, None] >> (8 * np.arange(mw, dtype=np.int64))).astype(_U8).reshape(-1)
+    return masks, values, sizes.sum(axis=1)
 
 
-def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any
-                   ) -> tuple[npt.NDArray[np.int64], list[tuple[int, int, Idx, Array]]]:
-    """Mirror image of ``encode_changes``: the codes (int64 (count, columns)) and, per column and code,
-    ``(column, code, rows, data)`` with ``data`` int8/int16 differences or the column's values.
+def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any) -> tuple[I64, I64]:
+    """Mirror image of ``encode_changes``: each record's code (int64 (count, columns)) and value or
+    difference (int64 (count, columns); 0 where the code is ``SAME``).
 
     Raises:
         InvalidField: masks or values of the wrong size, an unused mask bit set.
@@ -322,24 +314,25 @@ def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any
         raw = array_from(values, _U8, None, "chg values")
     except RowSetError as exc:
         raise InvalidField(str(exc)) from None
-    packed = (m << (8 * np.arange(mw, dtype=np.int64))).sum(axis=1) if count else np.zeros(0, np.int64)
+    packed = (m << (8 * np.arange(mw, dtype=np.int64))).sum(axis=1)
     if np.any(packed >> (2 * ncols)):
         raise InvalidField("chg masks: bits set past the last column")
-    codes = (packed[:, None] >> (2 * np.arange(ncols, dtype=np.int64))) & 3
+    code = (packed[:, None] >> (2 * np.arange(ncols, dtype=np.int64))) & 3
     items = np.array([c.dtype.itemsize for c in schema.columns], dtype=np.int64)
-    sizes = np.where(codes == ABS, items[None, :], codes)
+    signed = np.array([c.dtype.kind == "i" for c in schema.columns], dtype=np.bool_)
+    sizes = np.where(code == ABS, items, code)
     if int(sizes.sum()) != len(raw):
         raise InvalidField(f"chg values: {len(raw)} bytes where the masks say {int(sizes.sum())}")
-    ends = np.cumsum(sizes.reshape(-1)).reshape(count, ncols) if count else sizes
-    starts = ends - sizes
-    out: list[tuple[int, int, Idx, Array]] = []
-    for j, col in enumerate(schema.columns):
-        for c, dt in ((D8, np.dtype("<i1")), (D16, np.dtype("<i2")), (ABS, col.dtype)):
-            rows = np.flatnonzero(codes[:, j] == c)
-            if len(rows):
-                at = starts[rows, j][:, None] + np.arange(dt.itemsize)
-                out.append((j, c, rows, raw[at].reshape(-1).view(dt)))
-    return codes, out
+    starts = (np.cumsum(sizes.reshape(-1)) - sizes.reshape(-1)).reshape(count, ncols)
+    take = np.arange(8) < sizes[:, :, None]
+    padded = np.zeros((count, ncols, 8), dtype=_U8)
+    padded[take] = raw[(starts[:, :, None] + np.arange(8))[take]]
+    u = padded.view("<i8").reshape(count, ncols)
+    bits = 8 * sizes
+    # Sign-extend differences, and the values of signed columns, from their size.
+    extend = (code != ABS) | signed[None, :]
+    top = np.where(extend & (bits > 0) & (bits < 64), np.left_shift(1, np.maximum(bits - 1, 0)), 0)
+    return code, (u ^ top) - top
 
 
 # -- one snapshot binned ---------------------------------------------------------------------
@@ -547,6 +540,8 @@ class ViewEncoder:
         self._binned: OrderedDict[int, Binned] = OrderedDict()
         #: Per tick, ``surprises`` since the tick before (kept for the history's ticks).
         self._surprises: OrderedDict[int, U32] = OrderedDict()
+        #: Per tick, the views of the entities of that tick's frames (``_keep_views``).
+        self._views: OrderedDict[int, tuple[I64, I64, I64, I64]] = OrderedDict()
         self._cur: Snapshot | None = None
         self._events = b""
         #: Encodes of the current tick: binnings and per-base cell deltas.
@@ -581,39 +576,34 @@ class ViewEncoder:
             return None
         return found[0] if len(found) == 1 else np.unique(np.concatenate(found))  # type: ignore[arg-type]
 
-    def frames(self, entities: Sequence[int | None], bases: Sequence[int | None], acks: Sequence[int]) -> list[bytes]:
-        """One update frame per client: its entity (None: none), its base tick (None: a keyframe) and its ``ack``.
+    def frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
+               acks: Sequence[int] | I64) -> list[bytes]:
+        """One update frame per client: its entity (-1 or None: none), its base tick (-1 or None: a keyframe)
+        and its ``ack``, each an array (or sequence) with one value per client.
 
         A base must be a tick the history still holds, before the current one.
         """
         cur_snap = self._cur
         if cur_snap is None:
             raise RuntimeError("frames() before begin()")
-        n = len(entities)
+        ent = _ints(entities)
+        base_of = _ints(bases)
+        n = len(ent)
         if n == 0:
             return []
         grid = self.grid
         cur = self._binned_at(cur_snap)
-        ent = np.array([-1 if e is None else e for e in entities], dtype=np.int64)
-        base_of = np.array([-1 if b is None else b for b in bases], dtype=np.int64)
 
-        # Every client's view now: (client, cell) pairs, sorted.
+        # Every client's view now: (client, cell) pairs, in (client, cell) order; kept for the ticks after.
         px, py, has = centres(cur_snap, grid, ent)
         tq, tc = grid.view_pairs(px, py, has)
+        self._keep_views(cur_snap.tick, ent, tq, tc)
         kt = tq.astype(np.int64) * grid.ncells + tc
         t_kept = np.zeros(len(tq), dtype=np.bool_)
-        # Per part: the buffers segments point into, and each view pair's segment (start, length).
-        bufs: dict[str, list[npt.NDArray[np.uint8]]] = {k: [] for k in _PARTS}
-        size = dict.fromkeys(_PARTS, 0)
-        lo = {k: np.zeros(len(tq), dtype=np.int64) for k in _PARTS if k != "gone"}
-        ln = {k: np.zeros(len(tq), dtype=np.int64) for k in _PARTS if k != "gone"}
-        gone: list[tuple[Idx, I64, I64]] = []  # (client, start, length) per base-view pair, by client and cell
-
-        def source(part: str, buf: npt.NDArray[np.uint8]) -> int:
-            at = size[part]
-            bufs[part].append(buf)
-            size[part] += len(buf)
-            return at
+        src = _Sources()
+        # Each view pair's segment of each part: source offset and length.
+        seg = {k: (np.zeros(len(tq), dtype=np.int64), np.zeros(len(tq), dtype=np.int64)) for k in _PARTS if k != "gone"}
+        gone: list[tuple[Idx, I64, I64]] = []  # (client, source offset, length) per base view pair
 
         # Per base: the clients' views then, which cells they keep, and what each kept cell owes them.
         for b in np.unique(base_of[base_of >= 0]).tolist():
@@ -623,31 +613,27 @@ class ViewEncoder:
             base = self._binned_at(base_snap)
             delta = CellDelta(grid, base, cur, self._suspects(b, cur_snap))
             self.encodes += 1
-            who = np.flatnonzero(base_of == b)
-            bx, by, bhas = centres(base_snap, grid, ent[who])
-            bq, bc = grid.view_pairs(bx, by, bhas)
-            bq = who[bq]
+            bq, bc = self._views_at(base_snap, ent, np.flatnonzero(base_of == b))
             kb = bq.astype(np.int64) * grid.ncells + bc
             kept = _isin_sorted(kt, kb)
             t_kept |= kept
             c = tc[kept]
             for part, buf, at in (("add", delta.add, delta.add_at), ("cid", delta.cid, delta.cid_at),
                                   ("cmask", delta.cmask, delta.cmask_at), ("cval", delta.cval, delta.cval_at)):
-                o = source(part, buf)
-                lo[part][kept] = at[c] + o
-                ln[part][kept] = at[c + 1] - at[c]
+                o = src.add(buf)
+                seg[part][0][kept] = at[c] + o
+                seg[part][1][kept] = at[c + 1] - at[c]
             # Gone, by the base's cells: a kept cell's leavers, a dropped cell's every id.
             still = _isin_sorted(kb, kt)
-            o_lv = source("gone", delta.gone)
-            dropped = np.unique(bc[~still])
-            ids, first = base.ids_of(dropped)
-            o_all = source("gone", ids)
-            ends = np.append(first[1:], len(ids))
-            k = np.searchsorted(dropped, bc)
-            glo = np.where(still, delta.gone_at[bc] + o_lv, first[np.minimum(k, len(dropped) - 1)] + o_all
-                           if len(dropped) else 0)
-            gln = np.where(still, delta.gone_at[bc + 1] - delta.gone_at[bc],
-                           (ends - first)[np.minimum(k, len(dropped) - 1)] if len(dropped) else 0)
+            glo = delta.gone_at[bc] + src.add(delta.gone)
+            gln = delta.gone_at[bc + 1] - delta.gone_at[bc]
+            if not still.all():
+                dropped = np.unique(bc[~still])
+                ids, first = base.ids_of(dropped)
+                o = src.add(ids)
+                k = np.searchsorted(dropped, bc[~still])
+                glo[~still] = first[k] + o
+                gln[~still] = np.append(first[1:], len(ids))[k] - first[k]
             gone.append((bq, glo, gln))
 
         # Cells a client did not have at its base: every entity, as records.
@@ -655,126 +641,159 @@ class ViewEncoder:
         if new.any():
             cells = np.unique(tc[new])
             recs, first = cur.records_of(cells)
-            o = source("add", recs)
-            ends = np.append(first[1:], len(recs))
+            o = src.add(recs)
             k = np.searchsorted(cells, tc[new])
-            lo["add"][new] = first[k] + o
-            ln["add"][new] = ends[k] - first[k]
-
-        data: dict[str, tuple[npt.NDArray[np.uint8], I64]] = {}
-        for part in _PARTS:
-            buf = _joined(bufs[part])
-            if part == "gone":
-                if gone:
-                    q = np.concatenate([g[0] for g in gone])
-                    order = np.argsort(q, kind="stable")  # each base's pairs are in (client, cell) order already
-                    q, glo, gln = q[order], np.concatenate([g[1] for g in gone])[order], np.concatenate([g[2] for g in gone])[order]
-                else:
-                    q, glo, gln = np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64)
-                data[part] = _gather(buf, q, glo, gln, n)
-            else:
-                data[part] = _gather(buf, tq, lo[part], ln[part], n)
+            seg["add"][0][new] = first[k] + o
+            seg["add"][1][new] = np.append(first[1:], len(recs))[k] - first[k]
+        if gone:
+            gq = np.concatenate([g[0] for g in gone])
+            order = np.argsort(gq, kind="stable")  # each base's pairs are in (client, cell) order already
+            segs = {"gone": (gq[order], np.concatenate([g[1] for g in gone])[order],
+                             np.concatenate([g[2] for g in gone])[order])}
+        else:
+            segs = {"gone": (np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64))}
+        for part, (lo, ln) in seg.items():
+            segs[part] = (tq, lo, ln)
         sums = np.bincount(tq, weights=cur.cellsum[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
-        return self._frame_all(cur_snap.tick, base_of, np.asarray(acks, dtype=np.int64), sums, data)
+        return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, src, segs)
 
-    def _frame_all(self, tick: int, base_of: I64, acks: I64, sums: I64,
-                   data: dict[str, tuple[npt.NDArray[np.uint8], I64]]) -> list[bytes]:
-        """Every client's frame, built by one gather from shared literals, per-client headers and the parts."""
+    def _keep_views(self, tick: int, ent: I64, q: Idx, cells: I64) -> None:
+        """Remember this tick's views by entity, for the clients whose base it becomes."""
+        order = np.argsort(ent, kind="stable")
+        counts = np.bincount(q, minlength=len(ent))
+        starts = np.cumsum(counts) - counts
+        self._views[tick] = (ent[order], starts[order], counts[order], cells)
+        while len(self._views) > KEEP_BINNED:
+            self._views.popitem(last=False)
+
+    def _views_at(self, snap: Snapshot, ent: I64, who: Idx) -> tuple[Idx, I64]:
+        """The views at ``snap``'s tick of the clients ``who`` (ascending): (client, cell) pairs in that order.
+
+        Taken from that tick's frames where the entity got one then (the same view), else computed.
+        """
+        grid = self.grid
+        kept = self._views.get(snap.tick)
+        if kept is not None and len(kept[0]):
+            ents, starts, counts, cells = kept
+            e = ent[who]
+            pos = np.minimum(np.searchsorted(ents, e), len(ents) - 1)
+            found = ents[pos] == e
+            if found.all():
+                cnt = counts[pos]
+                return np.repeat(who, cnt), cells[_expand(starts[pos], cnt)]
+        bx, by, bhas = centres(snap, grid, ent[who])
+        bq, bc = grid.view_pairs(bx, by, bhas)
+        return who[bq], bc
+
+    def _frame_all(self, tick: int, base_of: I64, acks: I64, sums: I64, src: _Sources,
+                   segs: dict[str, tuple[Idx, I64, I64]]) -> list[bytes]:
+        """Every client's frame, written by one scatter of shared literals, per-client headers and segments.
+
+        A frame is a row of slots: literals (keys, ``head``, ``ev``), per-client
+        headers (the map's, each bin's, ``sum``, ``ack``: msgpack's shortest
+        forms, written for all clients at once) and the parts' segments; a
+        slot of length 0 is left out (an empty part: its key and header too).
+        """
         n = len(base_of)
         K = _KEYS
-        lens = {p: np.diff(data[p][1]) for p in _PARTS}
-        has_gone, has_chg, has_add = lens["gone"] > 0, lens["cid"] > 0, lens["add"] > 0
-        # Literals: shared by every client.
-        lit = bytearray()
-        spots: dict[str, tuple[int, int]] = {}
+        lens = {p: np.bincount(q, weights=ln, minlength=n).astype(np.int64) for p, (q, _, ln) in segs.items()}
+        has = {"gone": lens["gone"] > 0, "chg": lens["cid"] > 0, "add": lens["add"] > 0}
+        lit = {name: src.add_bytes(data) for name, data in (
+            ("head", K["t"] + msgpack.packb("update") + K["tick"] + msgpack.packb(tick) + K["base"]),
+            ("gone", K["gone"]), ("chg", K["chg"] + b"\x93"), ("add", K["add"]), ("sum", K["sum"]),
+            ("ev", K["ev"] + self._events if self._events else b""), ("ack", K["ack"]))}
+        distinct, bi = np.unique(base_of, return_inverse=True)
+        base_lit = np.array([src.add_bytes(msgpack.packb(None if b < 0 else b)) for b in distinct.tolist()], dtype=np.int64)
+        # Per-client headers: the map's (1 byte), then 5 bytes for each of gone, cid, cmask, cval, add, sum, ack.
+        fields = np.stack([lens["gone"], lens["cid"], lens["cmask"], lens["cval"], lens["add"], sums, acks], axis=1)
+        heads, hsize = _msgpack_heads(fields, np.array([True] * 5 + [False] * 2))
+        scratch = np.concatenate([(0x80 | (5 + bool(self._events) + has["gone"] + has["chg"] + has["add"]))
+                                  .astype(_U8)[:, None], heads.reshape(n, -1)], axis=1)
+        row = src.add(scratch.reshape(-1)) + scratch.shape[1] * np.arange(n, dtype=np.int64)
+        H = {name: (row + 1 + 5 * i, hsize[:, i]) for i, name in enumerate(("gone", "cid", "cmask", "cval", "add", "sum", "ack"))}
 
-        def literal(name: str, data_: bytes) -> None:
-            spots[name] = (len(lit), len(data_))
-            lit.extend(data_)
+        def literal(name: str, on: npt.NDArray[np.bool_] | None = None) -> tuple[I64, I64]:
+            at, size = lit[name]
+            sizes = np.full(n, size, dtype=np.int64)
+            return np.full(n, at, dtype=np.int64), sizes if on is None else np.where(on, sizes, 0)
 
-        literal("head", K["t"] + msgpack.packb("update") + K["tick"] + msgpack.packb(tick) + K["base"])
-        literal("gone", K["gone"])
-        literal("chg", K["chg"] + b"\x93")
-        literal("add", K["add"])
-        literal("sum", K["sum"])
-        literal("ev", K["ev"] + self._events if self._events else b"")
-        literal("ack", K["ack"])
-        distinct = np.unique(base_of)
-        for b in distinct.tolist():
-            literal(f"base{b}", msgpack.packb(None if b < 0 else b))
-        base_lo = np.array([spots[f"base{b}"][0] for b in distinct.tolist()], dtype=np.int64)
-        base_ln = np.array([spots[f"base{b}"][1] for b in distinct.tolist()], dtype=np.int64)
-        bi = np.searchsorted(distinct, base_of)
-        # Per-client headers, each in its own slot of a row of 40 bytes.
-        scratch = np.zeros((n, 40), dtype=_U8)
-        keys = 5 + bool(self._events) + has_gone + has_chg + has_add
-        scratch[:, 0] = 0x80 | keys
-        hdr = {}
-        for slot, (part, at) in enumerate((("gone", 1), ("cid", 6), ("cmask", 11), ("cval", 16), ("add", 21))):
-            hdr[part] = (at, _write_bin_header(scratch, at, lens[part]))
-        sum_len = _write_uint(scratch, 26, sums)
-        ack_len = _write_uint(scratch, 31, acks)
-        # The sources, one after the other: literals, scratch, then the parts.
-        sources = [np.frombuffer(bytes(lit), dtype=_U8), scratch.reshape(-1)] + [data[p][0] for p in _PARTS]
-        base_at = np.cumsum([0] + [len(s) for s in sources])
-        S = base_at[1] + 40 * np.arange(n, dtype=np.int64)  # each client's scratch row
-        part_at = {p: base_at[2 + i] + data[p][1][:-1] for i, p in enumerate(_PARTS)}
+        def header(name: str, on: npt.NDArray[np.bool_] | None = None) -> tuple[I64, I64]:
+            at, size = H[name]
+            return at, size if on is None else np.where(on, size, 0)
 
-        def lit_piece(name: str, on: npt.NDArray[np.bool_] | None = None) -> tuple[I64, I64]:
-            at, length = spots[name]
-            ln_ = np.full(n, length, dtype=np.int64)
-            return np.full(n, at, dtype=np.int64), ln_ if on is None else np.where(on, ln_, 0)
-
-        def part_pieces(part: str, on: npt.NDArray[np.bool_]) -> list[tuple[I64, I64]]:
-            at, hl = hdr[part]
-            return [(S + at, np.where(on, hl, 0)), (part_at[part], lens[part])]
-
-        pieces = [
-            (S, np.ones(n, dtype=np.int64)),
-            lit_piece("head"),
-            (base_lo[bi], base_ln[bi]),
-            lit_piece("gone", has_gone), *part_pieces("gone", has_gone),
-            lit_piece("chg", has_chg), *part_pieces("cid", has_chg), *part_pieces("cmask", has_chg),
-            *part_pieces("cval", has_chg),
-            lit_piece("add", has_add), *part_pieces("add", has_add),
-            lit_piece("sum"), (S + 26, sum_len),
-            lit_piece("ev"),
-            lit_piece("ack"), (S + 31, ack_len),
+        # A frame's slots in order: (source, length) per client, or a part's segments (its name).
+        slots: list[tuple[I64, I64] | str] = [
+            (row, np.ones(n, dtype=np.int64)), literal("head"), (base_lit[bi, 0], base_lit[bi, 1]),
+            literal("gone", has["gone"]), header("gone", has["gone"]), "gone",
+            literal("chg", has["chg"]), header("cid", has["chg"]), "cid", header("cmask", has["chg"]), "cmask",
+            header("cval", has["chg"]), "cval",
+            literal("add", has["add"]), header("add", has["add"]), "add",
+            literal("sum"), header("sum"), literal("ev"), literal("ack"), header("ack"),
         ]
-        starts = np.stack([p[0] for p in pieces], axis=1).reshape(-1)
-        lengths = np.stack([p[1] for p in pieces], axis=1).reshape(-1)
-        out = np.concatenate(sources)[_expand(starts, lengths)]
-        ends = np.cumsum(lengths.reshape(n, -1).sum(axis=1)).tolist()
-        return [out[a:b].tobytes() for a, b in zip([0] + ends[:-1], ends)]
+        fixed = [(j, slot) for j, slot in enumerate(slots) if not isinstance(slot, str)]
+        width = np.stack([lens[slot] if isinstance(slot, str) else slot[1] for slot in slots], axis=1)  # (n, slots)
+        ends = np.cumsum(width.reshape(-1)).reshape(width.shape)
+        at = ends - width  # where each client's slot starts in the output
+        js = [j for j, _ in fixed]
+        pieces = [(np.stack([slot[0] for _, slot in fixed], axis=1).reshape(-1),
+                   at[:, js].reshape(-1), width[:, js].reshape(-1))]
+        for j, slot in enumerate(slots):
+            if isinstance(slot, str):
+                q, lo, ln = segs[slot]
+                within = np.cumsum(ln) - ln  # the segment's offset among its client's, by the part's running total
+                pieces.append((lo, at[q, j] + within - (np.cumsum(lens[slot]) - lens[slot])[q], ln))
+        ln = np.concatenate([pc[2] for pc in pieces])
+        out = np.empty(int(ends[-1, -1]), dtype=_U8)
+        out[_expand(np.concatenate([pc[1] for pc in pieces]), ln)] = \
+            src.joined()[_expand(np.concatenate([pc[0] for pc in pieces]), ln)]
+        data = out.tobytes()
+        bounds = [0, *ends[:, -1].tolist()]
+        return [data[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _write_bin_header(rows: npt.NDArray[np.uint8], at: int, lengths: I64) -> I64:
-    """msgpack bin headers for ``lengths`` (the shortest form) into ``rows[:, at:at + 5]``; their sizes."""
-    size = np.where(lengths < 256, 2, np.where(lengths < 65536, 3, 5))
-    rows[:, at] = np.where(size == 2, 0xC4, np.where(size == 3, 0xC5, 0xC6))
-    _write_be(rows, at + 1, lengths, size - 1)
-    return size
+class _Sources:
+    """Buffers that frames' bytes come from, joined once: ``add`` returns where a buffer starts."""
+
+    def __init__(self) -> None:
+        self._bufs: list[npt.NDArray[np.uint8]] = []
+        self._size = 0
+
+    def add(self, buf: npt.NDArray[np.uint8]) -> int:
+        at = self._size
+        self._bufs.append(buf)
+        self._size += len(buf)
+        return at
+
+    def add_bytes(self, data: bytes) -> tuple[int, int]:
+        return self.add(np.frombuffer(data, dtype=_U8)), len(data)
+
+    def joined(self) -> npt.NDArray[np.uint8]:
+        return np.concatenate(self._bufs) if self._bufs else np.zeros(0, dtype=_U8)
 
 
-def _write_uint(rows: npt.NDArray[np.uint8], at: int, values: I64) -> I64:
-    """msgpack unsigned integers (< 2**32, the shortest form) into ``rows[:, at:at + 5]``; their sizes."""
-    size = np.where(values < 128, 1, np.where(values < 256, 2, np.where(values < 65536, 3, 5)))
-    rows[:, at] = np.where(size == 1, values, np.where(size == 2, 0xCC, np.where(size == 3, 0xCD, 0xCE))) & 0xFF
-    _write_be(rows, at + 1, values, np.maximum(size - 1, 0) * (size > 1))
-    return size
+def _ints(values: Sequence[int | None] | I64) -> I64:
+    """int64 (N,) of ``values``, None as -1."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.int64, copy=False)
+    return np.array([-1 if v is None else v for v in values], dtype=np.int64)
 
 
-def _write_be(rows: npt.NDArray[np.uint8], at: int, values: I64, width: I64) -> None:
-    """``values`` big-endian in ``width`` (0-4) bytes each, into ``rows[:, at:]``."""
-    for k in range(4):
-        shift = np.maximum(8 * (width - 1 - k), 0)
-        rows[:, at + k] = np.where(k < width, (values >> shift) & 0xFF, 0)
+def _msgpack_heads(values: I64, is_bin: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.uint8], I64]:
+    """msgpack's shortest headers for many values at once: a bin's length header where ``is_bin`` (per column),
+    else the unsigned integer itself (< 2**32).
 
-
-def _joined(bufs: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
-    if not bufs:
-        return np.zeros(0, dtype=_U8)
-    return bufs[0] if len(bufs) == 1 else np.concatenate(bufs)
+    Returns:
+        uint8 (*values.shape, 5), each header's bytes (its first ``size`` used), and int64 sizes.
+    """
+    v = values
+    size = np.where(is_bin, np.where(v < 256, 2, np.where(v < 65536, 3, 5)),
+                    np.where(v < 128, 1, np.where(v < 256, 2, np.where(v < 65536, 3, 5))))
+    lead = np.where(is_bin, np.where(size == 2, 0xC4, np.where(size == 3, 0xC5, 0xC6)),
+                    np.where(size == 1, v, np.where(size == 2, 0xCC, np.where(size == 3, 0xCD, 0xCE))))
+    k = np.arange(1, 5, dtype=np.int64)
+    width = (size - 1)[..., None]  # big-endian bytes after the lead
+    be = np.where(k <= width, (v[..., None] >> np.maximum(8 * (width - k), 0)) & 0xFF, 0)
+    return np.concatenate([lead[..., None], be], axis=-1).astype(_U8), size
 
 
 def _isin_sorted(a: I64, b: I64) -> npt.NDArray[np.bool_]:
@@ -784,13 +803,6 @@ def _isin_sorted(a: I64, b: I64) -> npt.NDArray[np.bool_]:
     pos = np.minimum(np.searchsorted(b, a), len(b) - 1)
     found: npt.NDArray[np.bool_] = b[pos] == a
     return found
-
-
-def _gather(buf: npt.NDArray[np.uint8], q: Idx, lo: I64, ln: I64, n: int) -> tuple[npt.NDArray[np.uint8], I64]:
-    """The segments ``buf[lo:lo + ln]`` joined, in order (``q``: their clients, ascending), and each client's first byte."""
-    at = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(q, weights=ln, minlength=n).astype(np.int64), out=at[1:])
-    return buf[_expand(lo, ln)], at
 
 
 # -- the client's side ----------------------------------------------------------------------------
@@ -845,13 +857,14 @@ def _apply_view(schema: WireSchema, base: Snapshot | None, tick: int, body: dict
         rows = np.minimum(np.searchsorted(ids, cid), max(len(ids) - 1, 0))
         if len(cid) and (np.any(ids[rows] != cid) or len(np.unique(cid)) != len(cid)):
             raise InvalidField("chg: names ids the client does not hold, or one twice")
-        _, entries = decode_changes(schema, len(cid), chg[1], chg[2])
-        for j, code, which, data in entries:
-            col, r = cols[j], rows[which]
-            if code == ABS:
-                col[r] = data
-            else:
-                col[r] = (col[r].astype(np.int64) + data).astype(col.dtype)
+        code, value = decode_changes(schema, len(cid), chg[1], chg[2])
+        for j, col in enumerate(cols):
+            absolute, moved = code[:, j] == ABS, (code[:, j] == D8) | (code[:, j] == D16)
+            if absolute.any():
+                col[rows[absolute]] = value[absolute, j].astype(col.dtype)
+            if moved.any():
+                r = rows[moved]
+                col[r] = (col[r].astype(np.int64) + value[moved, j]).astype(col.dtype)
     add = body.get("add")
     if add is not None:
         dt = record_dtype(schema)

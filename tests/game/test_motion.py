@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from game.motion import extrapolate, step_axis
+from game.motion import extrapolate, step_axis, step_axis_in_place
 from game.schema import INT_DTYPES, Axis
 
 
@@ -224,3 +224,16 @@ def test_extrapolate_without_motion_axes_moves_nothing():
     cols = sample_columns()
     out = extrapolate((), cols, 10)
     assert all(out[k] is cols[k] for k in cols)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), vdtype=st.sampled_from(["int8", "int16", "int32"]))
+def test_step_axis_in_place_gives_step_axis_integers_when_nothing_can_overflow(seed, vdtype):
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(-50, 2050, 500).astype(np.int32)
+    vel = rng.integers(-127, 128, 500).astype(vdtype)
+    want_p, want_v = pos.copy(), vel.copy()
+    step_axis(want_p, want_v, 0, 2000)
+    step_axis_in_place(pos, vel, 0, 2000)
+    assert np.array_equal(pos, want_p) and np.array_equal(vel, want_v)
+    assert pos.dtype == np.int32 and vel.dtype == np.dtype(vdtype)

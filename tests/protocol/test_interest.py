@@ -306,13 +306,14 @@ def test_change_records_pick_the_shortest_code_per_value_and_decode_back():
     from server.protocol.delta import WireColumn, WireSchema
     schema = WireSchema(tuple(WireColumn(n, a.dtype.newbyteorder("<")) for n, a in zip("abc", actual)))
     masks, values, sizes = encode_changes(schema, actual, predicted)
-    codes, entries = decode_changes(schema, 3, masks.tobytes(), values.tobytes())
+    codes, got = decode_changes(schema, 3, masks.tobytes(), values.tobytes())
     assert codes.tolist() == [[SAME, D8, D8], [ABS, ABS, D16], [SAME, SAME, ABS]]
     assert sizes.tolist() == [2, 5, 4] and len(values) == 11
-    for j, code, rows, data in entries:
-        for r, v in zip(rows.tolist(), data.tolist()):
-            want = int(actual[j][r]) if code == ABS else int(actual[j][r]) - int(predicted[j][r])
-            assert v == want
+    for r in range(3):
+        for j in range(3):
+            code = int(codes[r, j])
+            want = 0 if code == SAME else int(actual[j][r]) if code == ABS else int(actual[j][r]) - int(predicted[j][r])
+            assert int(got[r, j]) == want, (r, j)
 
 
 @pytest.mark.parametrize("body, match", [
