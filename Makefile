@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run run-cluster test setup run-deps python-deps web-deps browser redis test-python test-js typecheck bench clean
+.PHONY: run run-cluster test loadgen setup run-deps python-deps web-deps browser redis test-python test-js typecheck bench clean
 
 run: run-deps web-deps
 	$(BIN)/python -m server $(ARGS)
@@ -16,7 +16,7 @@ run: run-deps web-deps
 run-cluster: run-deps web-deps redis
 	$(BIN)/python -m tools.localcluster $(ARGS)
 
-test: setup browser redis
+test: setup browser redis loadgen
 	$(BIN)/python -m pytest -q
 	cd client_web && node --test test/
 	$(BIN)/mypy
@@ -57,7 +57,7 @@ redis:
 	  echo "installing Debian's redis-server for the directory tests"; \
 	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server; }
 
-test-python: setup browser redis
+test-python: setup browser redis loadgen
 	$(BIN)/python -m pytest -q
 
 test-js: web-deps
@@ -66,8 +66,14 @@ test-js: web-deps
 typecheck: python-deps
 	$(BIN)/mypy
 
-bench: run-deps
+bench: run-deps loadgen
 	$(BIN)/python -m tools.bench $(ARGS)
 
+# The benchmark's C load generator (tools/loadgen_c/loadgen.c): build/loadgen, outside git.
+loadgen: build/loadgen
+build/loadgen: tools/loadgen_c/loadgen.c
+	@mkdir -p build
+	gcc -O2 -Wall -Wextra -o $@ $<
+
 clean:
-	rm -rf $(VENV) client_web/node_modules test-artifacts .pytest_cache .mypy_cache
+	rm -rf build $(VENV) client_web/node_modules test-artifacts .pytest_cache .mypy_cache
