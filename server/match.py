@@ -203,17 +203,21 @@ class Match:
     def thaw(self) -> None:
         self.frozen = False
 
-    def adopt(self, players: Sequence[tuple[PlayerId, str, EntityId | None, str, float]],
-              values: npt.NDArray[np.int16], seqs: Sequence[int], next_player: int) -> None:
+    def adopt(self, players: Sequence[tuple[PlayerId, str, EntityId | None, str, float, bool]],
+              values: npt.NDArray[np.int16], lag: npt.NDArray[np.int16], seqs: Sequence[int],
+              next_player: int) -> None:
         """Hold ``players`` handed over from another node, before the first tick (``server.handover``).
 
-        Each is ``(player, name, entity, token, left_at)``: joined, disconnected
-        since ``left_at`` (this match's clock) and held for a resume with its
-        token, its input in force ``values`` (a row each, int16) applied last
-        with ``seq``. New members get ids from ``next_player`` on. The world
-        (given to the constructor) holds their entities already.
+        Each is ``(player, name, entity, token, left_at, away)``: joined,
+        disconnected since ``left_at`` (this match's clock) and held for a
+        resume with its token; its input in force ``values`` (a row each,
+        int16) with its ``lag`` (ticks), applied last with ``seq``, stays in
+        force as if its inputs were late, but for a player already ``away``
+        (disconnected on the other node): an all-zero input, as there. New
+        members get ids from ``next_player`` on. The world (given to the
+        constructor) holds their entities already.
         """
-        for player, name, entity, token, left_at in players:
+        for player, name, entity, token, left_at, _ in players:
             member = Member(player, name, False, token, self.new_session(), None, entity, joined=True, left_at=left_at)
             member.session.close()
             self.members[player] = member
@@ -221,7 +225,11 @@ class Match:
             self._held[player] = member
         self.inputs.add([p[0] for p in players])
         self.inputs.current[:] = values
+        self.inputs.lag[:] = lag
         self.inputs.applied_seq[:] = seqs
+        for player, *_, away in players:
+            if away:
+                self.inputs.neutral(player)
         self._next_player = next_player
         self.idle_since = None
         self._roster_dirty = True

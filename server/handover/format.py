@@ -21,8 +21,9 @@ directory (``MatchDirectory.post``)::
 receiver records under (ruleset name and version, seed, resolved options,
 tick rate, the input fields and columns, ``start_tick``: the hand-over
 tick), the world as a replay keyframe (``server.replay.format.KeyframeData``:
-every row slot for slot, ``next_id``, the input table in force, the players
-with their entities), its ``state_hash`` and replicated checksum, the room
+every row slot for slot, ``next_id``, the input table in force with each
+player's lag, the players with their entities), its ``state_hash`` and
+replicated checksum, the room
 type it was made from (plain data: ruleset reference, options, tick rate,
 max players, seed, labels), every player's reconnect token, how long it has
 been disconnected (None: online) and its last applied input ``seq``, the

@@ -10,7 +10,10 @@ reconnect as new ones; the drain waits for joins to land first).
 recorded (name, version, columns and inputs, as a replay's re-simulation
 requires), the world rebuilt from the keyframe must hash to the state's
 ``hash``, and every player is held for a resume with its own token, its
-input still in force, its disconnection time carried over. The restored
+input still in force with its lag (repeated each tick until its next input,
+as for a player whose inputs are late; a player already away on the sender
+gets the all-zero input it would have got there), its disconnection time
+carried over. The restored
 match then steps exactly as the sender's would have: the world, the input
 table and the player ids are the same, and a ruleset keeps all of its state
 in the world (RULESETS.md), which is what makes replays re-simulate too.
@@ -29,7 +32,6 @@ from server.handover.format import BadHandover, HeldPlayer, MatchState
 from server.match import Match
 from server.protocol.delta import Snapshot
 from server.replay.format import BadReplay, Header, KeyframeData, utc_iso
-from server.replay.inputs import InputTrack
 from server.replay.resim import check_ruleset
 
 
@@ -45,14 +47,14 @@ def capture(match: Match, room: Mapping[str, Any], *, now: float, wall: float, r
     world = match.world
     players = sorted((m for m in match.members.values() if m.joined and not m.spectator), key=lambda m: m.player)
     table = match.inputs
-    track = InputTrack(table.fields)
-    track.players = table.players.astype(np.int32, copy=True)
-    track.values = table.current.astype(np.int16, copy=True)
-    seqs = dict(zip(table.players.tolist(), table.applied_seq.tolist()))
-    keyframe = KeyframeData.capture(world, track, [(m.player, m.name, m.entity) for m in players])
     header = Header.for_spec(match.ruleset.spec, match=match.match_id, seed=match.seed, options=match.options,
                              tick_rate=match.tick_rate, start_time=utc_iso(wall), start_tick=world.tick,
-                             extra={"writer": "tickserver"})
+                             extra={"writer": "tickserver"}, lag_max=table.max_lag)
+    track = header.new_track()  # the input table in force, with each player's lag: what a recording's keyframe holds
+    track.players = table.players.astype(np.int32, copy=True)
+    track.values = np.column_stack([table.current, table.lag]).astype(np.int16)
+    seqs = dict(zip(table.players.tolist(), table.applied_seq.tolist()))
+    keyframe = KeyframeData.capture(world, track, [(m.player, m.name, m.entity) for m in players])
     held = tuple(HeldPlayer(m.player, m.name, m.entity, m.token,
                             None if m.left_at is None else max(0.0, now - m.left_at), int(seqs.get(m.player, 0)))
                  for m in players)
@@ -90,7 +92,13 @@ def restore(state: MatchState, ruleset: Ruleset, *, now: float, msg_rate: float 
     if match.snapshot.checksum != state.checksum:
         raise BadHandover(f"the world's checksum at tick {state.tick} is {match.snapshot.checksum}, "
                           f"the sender's {state.checksum}")
+    if header.lag_max not in (None, match.inputs.max_lag):
+        raise BadHandover(f"the sender compensates lags up to {header.lag_max} ticks, this node up to "
+                          f"{match.inputs.max_lag}: their inputs would not apply alike")
+    table = state.keyframe.inputs
+    fields = len(header.inputs)
+    lag = table.values[:, fields] if table.lagged else np.zeros(len(table.players), np.int16)
     match.adopt([(PlayerId(p.player), p.name, None if p.entity is None else EntityId(p.entity), p.token,
-                  now - (p.held_for or 0.0)) for p in state.players],
-                state.keyframe.inputs.values, [p.seq for p in state.players], state.next_player)
+                  now - (p.held_for or 0.0), p.held_for is not None) for p in state.players],
+                table.values[:, :fields], lag, [p.seq for p in state.players], state.next_player)
     return match

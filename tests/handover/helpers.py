@@ -39,8 +39,9 @@ def scripted_input(ruleset: str, player: int, tick: int) -> tuple[int, ...]:
     return dx, dy
 
 
-def play(match: Match, ruleset: str, ticks: int, seq: dict[int, int]) -> list[str]:
-    """Tick ``match`` ``ticks`` times, each player sending its scripted input first; the hash after each tick.
+def play(match: Match, ruleset: str, ticks: int, seq: dict[int, int], away: frozenset[int] = frozenset()) -> list[str]:
+    """Tick ``match`` ``ticks`` times, each player but those ``away`` sending its scripted input first, viewing
+    the world a few ticks back (a lag of 0 to 3); the hash after each tick.
 
     ``seq``: each player's last ``seq`` (updated).
     """
@@ -48,9 +49,10 @@ def play(match: Match, ruleset: str, ticks: int, seq: dict[int, int]) -> list[st
     for _ in range(ticks):
         tick = match.tick_count
         for m in list(match.members.values()):
-            if m.joined and not m.spectator:
+            if m.joined and not m.spectator and m.player not in away:
                 seq[m.player] = seq.get(m.player, 0) + 1
-                match.on_message(m, Input(seq[m.player], scripted_input(ruleset, m.player, tick)))
+                view = max(0, tick - m.player % 4)
+                match.on_message(m, Input(seq[m.player], scripted_input(ruleset, m.player, tick), view=view))
         match.tick(float(tick) / match.tick_rate)
         hashes.append(match.state_hash())
     return hashes

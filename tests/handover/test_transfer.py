@@ -21,20 +21,27 @@ def wire(state: object) -> object:
 
 @pytest.mark.parametrize("ruleset", ["arena", "drift"])
 def test_a_restored_match_steps_bit_for_bit_like_the_original(ruleset: str) -> None:
+    """Inputs with lags, a player who went away before the hand-over (an all-zero input on both), and a few
+    ticks right after it without inputs (the players reconnecting): each input in force, with its lag, again."""
     reference, original = new_match(ruleset), new_match(ruleset)
-    for match in (reference, original):
-        for name in ("ann", "bob", "cy"):
-            join(match, name)
+    clients = [[join(match, name) for name in ("ann", "bob", "cy", "dee")] for match in (reference, original)]
     ref_seq: dict[int, int] = {}
     seq: dict[int, int] = {}
-    expected = play(reference, ruleset, 150, ref_seq)
+    gone = frozenset({clients[0][2][0].player})
+    expected = play(reference, ruleset, 60, ref_seq)
     before = play(original, ruleset, 60, seq)
+    for match, joined in zip((reference, original), clients):
+        member, client = joined[2]
+        match.disconnect(member, client, 60 / 30)  # just before the hand-over: its input is zero from the next tick
+    everyone = frozenset(m.player for m in reference.members.values())
+    expected += play(reference, ruleset, 5, ref_seq, everyone) + play(reference, ruleset, 85, ref_seq, gone)
     assert before == expected[:60]
-    state = wire(frozen_state(original))
-    moved = restore(state, get_ruleset(ruleset), now=0.0)  # type: ignore[arg-type]
+    assert set(original.inputs.lag.tolist()) == ({1, 2, 3, 4} if original.inputs.max_lag else {0})  # arena rewinds
+    state = wire(frozen_state(original, now=60 / 30))
+    moved = restore(state, get_ruleset(ruleset), now=60 / 30)  # type: ignore[arg-type]
     assert moved.state_hash() == original.state_hash() == expected[59]
     assert moved.tick_count == 60 and moved.snapshot.checksum == original.snapshot.checksum
-    after = play(moved, ruleset, 90, seq)
+    after = play(moved, ruleset, 5, seq, everyone) + play(moved, ruleset, 85, seq, gone)
     assert after == expected[60:]
     assert get_ruleset(ruleset).scores(moved.world) == get_ruleset(ruleset).scores(reference.world)
 
