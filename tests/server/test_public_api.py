@@ -5,7 +5,10 @@ on anything but ``self``/``cls`` unless our own code defines that name, no
 ``__class__`` assignment, no ``_``-prefixed name imported from websockets,
 and no subclass of a websockets class (overriding its methods ties us to
 one release as surely as touching its private attributes does). Dunder names
-other than ``__class__`` are Python's, not a library's, and are allowed.
+other than ``__class__`` are Python's, not a library's, and are allowed; so
+are a named tuple's documented methods (``_replace``, ``_asdict``, ``_make``,
+``_fields``: the standard library prefixes them only to keep clear of field
+names, ``urllib.parse.SplitResult`` among them).
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ SERVER = ROOT / "server"
 
 def parsed(root: Path) -> dict[Path, ast.Module]:
     return {path: ast.parse(path.read_text(), str(path)) for path in sorted(root.rglob("*.py"))}
+
+
+#: ``collections.namedtuple``'s public methods (documented, underscored so no field name collides).
+NAMEDTUPLE_API = frozenset({"_replace", "_asdict", "_make", "_fields", "_field_defaults"})
 
 
 def is_dunder(name: str) -> bool:
@@ -63,7 +70,7 @@ def violations(tree: ast.Module, own: set[str]) -> list[str]:
             name = node.attr
             if name == "__class__" and isinstance(node.ctx, ast.Store):
                 found.append(f"{line}: assigns __class__")
-            elif name.startswith("_") and not is_dunder(name) and name not in own \
+            elif name.startswith("_") and not is_dunder(name) and name not in own and name not in NAMEDTUPLE_API \
                     and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
                 found.append(f"{line}: .{name}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
