@@ -1,10 +1,14 @@
 """``python -m tools.bots``: headless bot players for play-testing and light load.
 
 Each bot is a ``GameClient`` that keeps a verified mirror of the world and
-sends one input per update, chosen by the ruleset's brain (``tools.brains``):
-in ``arena`` they chase pellets and shoot at enemies, in ``drift`` they do the
-random walk of WORKLOAD.md. At the end a summary is printed; with ``--json``
-the last line is one JSON object.
+sends one input per batch of updates, chosen by the ruleset's brain
+(``tools.brains``) from what it *sees*: the others where its interpolation
+shows them (``GameClient.seen``, a couple of ticks behind the newest update,
+which its input's ``view`` names for the server's lag compensation) and
+itself where it predicts itself. In ``arena`` they chase pellets and shoot
+at enemies, in ``drift`` they do the random walk of WORKLOAD.md. At the end
+a summary is printed (with the prediction's corrections); with ``--json`` the
+last line is one JSON object.
 
 Bots connect to a match directly (``--url ws://HOST:PORT/ws``) or each gets a
 seat through matchmaking (``--matchmake RULESET --url http://HOST:PORT``) and
@@ -38,9 +42,10 @@ DEFAULT_HTTP_URL = "http://127.0.0.1:8765"
 
 
 def decide(ruleset: str, client: GameClient, me: int | None, prev: list[int], tick: int, seed: int, bot: int) -> list[int]:
-    """The bot's next input: the arena brain when it has a verified mirror, else the random walk."""
-    if ruleset == "arena" and me is not None and client.state is not None:
-        ids, cols = client.columns()
+    """The bot's next input: the arena brain on what it sees when it has a verified mirror, else the random walk."""
+    seen = client.seen() if ruleset == "arena" and me is not None else None
+    if seen is not None and me is not None:
+        _, ids, cols = seen
         return [int(v) for v in brains.arena_brain(cols, ids, me, tick, seed)]
     walk = [int(v) for v in brains.drift_brain(prev[:2], tick, seed, bot)]
     return (walk + [0] * len(prev))[: len(prev)]
@@ -87,17 +92,19 @@ class Bot:
         me = welcome.entity
         values: list[int] = [0] * len(welcome.ruleset["inputs"])
         next_ping = 0.0
+        seen = 0
         try:
             while time.perf_counter() < deadline and not c.closed:
                 try:
-                    await c.wait_update(timeout=max(0.05, min(2.0, deadline - time.perf_counter())))
+                    now_seen = await c.wait_updates(seen, timeout=max(0.05, min(2.0, deadline - time.perf_counter())))
                 except TimeoutError:
                     continue
+                new, seen = now_seen - seen, now_seen
                 if c.closed:
                     break
                 tick = c.tick or 0
                 values = decide(ruleset, c, me, values, tick, self.seed, self.index)
-                await c.send_input(values)
+                await c.answer(values, new)
                 now = time.perf_counter()
                 if now >= next_ping:
                     next_ping = now + ping_interval
@@ -174,6 +181,8 @@ def summarize(bots: list[Bot], duration: float, ruleset: str | None) -> dict[str
         "desyncs": int(sum(b.client.stats.desyncs for b in joined)),
         "resyncs": int(sum(b.client.stats.resyncs for b in joined)),
         "missing_base": int(sum(b.client.stats.missing_base for b in joined)),
+        "predicted": int(sum(b.client.stats.predicted for b in joined)),
+        "corrections": int(sum(b.client.stats.corrections for b in joined)),
         "errors": len(errors),
         "error_messages": errors[:5],
     }
@@ -207,6 +216,7 @@ def print_human(summary: dict[str, Any]) -> None:
     if summary["rtt_ms_p50"] is not None:
         print(f"  rtt: p50 {summary['rtt_ms_p50']} ms, p99 {summary['rtt_ms_p99']} ms")
     print(f"  desyncs: {summary['desyncs']}, resyncs: {summary['resyncs']}, errors: {summary['errors']}")
+    print(f"  prediction: {summary['corrections']} corrections in {summary['predicted']} updates")
     for e in summary["error_messages"]:
         print(f"    {e}")
 

@@ -8,6 +8,13 @@ It says it can apply filtered views (``interest``, on by default): in a match
 that filters them (interest management, PROTOCOL.md *Filtered views*) its
 mirror is its view, entities entering and leaving it, verified by the view
 sum.
+A player predicts its own entity (``tools.predict``: the server's movement
+rule over the inputs not applied yet, corrections counted) and *sees* the
+others ``interp_ticks`` behind the newest update, as a page interpolating
+them would: ``seen()`` is that world, and each input's ``view`` says which
+tick it was, so the server's lag compensation judges its shots against it.
+It sends one message per batch of updates it processes: the player's input
+(``send_input``), or an ``ack`` when it sent none.
 With ``decode=False`` it only reads each update's tick and acknowledges it:
 the cheap mode a load generator uses for most of its clients. When the
 server moves the match to another node (``moved``, then close 1012) the
@@ -63,9 +70,18 @@ from server.protocol.messages import (
     Welcome,
 )
 from server.rooms.errors import MatchmakeError
+from tools.predict import Predictor
 
 #: Snapshots a client keeps as possible delta bases (the server keeps 32).
 KEEP_STATES = 64
+#: A backlog of up to this many updates is answered with one input each, sent together (the server
+#: applies one input per tick, so an update left unanswered is a tick that repeats the last input); a
+#: longer one is a stall, answered with one input (PROTOCOL.md, *The input queue*). 4: the deepest the
+#: server's queue aims to be.
+CATCH_UP = 4
+#: Ticks behind the newest update a client sees others at (``GameClient.seen``): this client does
+#: not draw, so it needs no margin for frame pacing; two ticks cover an update arriving late.
+INTERP_TICKS = 2
 #: Matchmake modes (``server.rooms.requests``): join an open match or create one; always create; only join.
 MATCHMAKE_MODES = ("join_or_create", "create", "join")
 #: Seconds a matchmake request may take before it is given up.
@@ -213,6 +229,9 @@ class ClientStats:
     #: without updates, seconds: from the last update before it to the first one after.
     moves: int = 0
     move_gaps: list[float] = field(factory=list)
+    #: Updates checked against the prediction of our own entity, and those that corrected it.
+    predicted: int = 0
+    corrections: int = 0
 
 
 class ServerClosed(Exception):
@@ -238,11 +257,14 @@ class GameClient:
         ssl_context: for ``wss://`` URLs with a certificate the system does not trust.
         interest: say it can apply filtered views (a match that filters views then sends only this
             player's view; False: the whole world, as to a client that cannot).
+        interp_ticks: how far behind the newest update the client sees others (``seen``, ``view``).
+        lag_compensation: inputs name their ``view`` (False: they do not, as for a server that predates it).
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
                  seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
-                 ssl_context: ssl.SSLContext | None = None, interest: bool = True) -> None:
+                 ssl_context: ssl.SSLContext | None = None, interest: bool = True, interp_ticks: int = INTERP_TICKS,
+                 lag_compensation: bool = True) -> None:
         if token is not None and seat is not None:
             raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
@@ -255,6 +277,10 @@ class GameClient:
         self.on_update = on_update
         self.ssl_context = ssl_context
         self.interest = interest
+        self.interp_ticks = interp_ticks
+        self.lag_compensation = lag_compensation
+        #: The prediction of our own entity (None: a spectator, or a ruleset that describes no movement rule).
+        self.predictor: Predictor | None = None
         self.ws: ClientConnection | None = None
         self.welcome: Welcome | None = None
         self.schema: WireSchema | None = None
@@ -272,6 +298,9 @@ class GameClient:
         self._reader: asyncio.Task[None] | None = None
         self._update_event = asyncio.Event()
         self._sent_input = False
+        self._ack_due = False
+        #: A delta came since the last keyframe (the welcome's, or one we asked for): updates flow every tick.
+        self.flowing = False
         #: Where a ``moved`` message sent us (until the old connection closes), and since when we follow it.
         self._moved_to: str | None = None
         self._moving_since: float | None = None
@@ -388,15 +417,40 @@ class GameClient:
         """Following a ``moved`` message: between it and the first update from the new server."""
         return self._moving_since is not None
 
-    async def send_input(self, values: list[int] | tuple[int, ...]) -> int:
+    async def send_input(self, values: list[int] | tuple[int, ...], *, view: int | None = -1) -> int:
         """Send an input (with the newest tick held as ack); returns its sequence number.
 
-        While following a move the input is dropped (the new server applies the next one).
+        Send one per batch of updates processed (PROTOCOL.md, *The input queue*). ``view``: the tick
+        the input was chosen seeing (default: ``self.view`` with ``lag_compensation``, else None: no
+        lag compensation). While
+        following a move the input is dropped (the new server applies the next one).
         """
         assert self.ws is not None
         self.seq += 1
         self._sent_input = True
-        await self._send(encode_client(Input(self.seq, tuple(values), self.tick)))
+        values = tuple(values)
+        if self.predictor is not None:
+            self.predictor.sent(self.seq, values)
+        if view == -1:
+            view = self.view if self.lag_compensation else None
+        await self._send(encode_client(Input(self.seq, values, self.tick, view)))
+        return self.seq
+
+    async def answer(self, values: list[int] | tuple[int, ...], updates: int) -> int:
+        """Answer a batch of ``updates`` new updates with ``values``: one input each, sent together, for a
+        batch of up to ``CATCH_UP``; one input for a longer one (a stall). Returns the last ``seq``.
+
+        Until the first delta comes (the server has heard our ack and sends an update every tick; before
+        that it sends keyframes only now and then), the answer is an ``ack``: inputs sent only every few
+        ticks would leave the ticks between them repeating the last one.
+        """
+        if not self.flowing:
+            assert self.ws is not None and self.tick is not None
+            self._sent_input = True
+            await self._send(encode_client(Ack(self.tick)))
+            return self.seq
+        for _ in range(updates if 1 <= updates <= CATCH_UP else 1):
+            await self.send_input(values)
         return self.seq
 
     async def ping(self) -> None:
@@ -422,6 +476,16 @@ class GameClient:
         self._update_event.clear()
         async with asyncio.timeout(timeout):
             await self._update_event.wait()
+
+    async def wait_updates(self, after: int, timeout: float = 5.0) -> int:
+        """Wait until more than ``after`` updates have come (or the connection's end); returns how many
+        have. A player answers each batch: ``n = await c.wait_updates(n)``, then ``answer(values, new)``:
+        updates that came while it was busy are answered at once, never skipped."""
+        async with asyncio.timeout(timeout):
+            while self.stats.updates <= after and not self.closed:
+                self._update_event.clear()
+                await self._update_event.wait()
+        return self.stats.updates
 
     async def wait_tick(self, tick: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -449,6 +513,10 @@ class GameClient:
             self.token = msg.token
             self.seat = None
             self.schema = WireSchema.from_wire(msg.ruleset)
+            if self.predictor is not None:
+                self.predictor.reset()  # a resume: the new connection numbers its inputs again
+            elif msg.entity is not None:
+                self.predictor = Predictor.for_welcome(msg.ruleset)
         elif isinstance(msg, Roster):
             self.roster = msg
         elif isinstance(msg, Pong):
@@ -474,17 +542,26 @@ class GameClient:
             s.move_gaps.append(now - self._moving_since)
             self._moving_since = None
         self.tick = tick
-        # Inputs carry the ack; a client that sent none since the last update acks on its own,
-        # or it would get a keyframe every tick.
-        if not self._sent_input and self.ws is not None:
-            asyncio.ensure_future(self._send_quietly(encode_client(Ack(tick))))
+        # Inputs carry the ack; a client that sends none after this batch of updates acks on its own,
+        # once for the batch (or it would get a keyframe every tick).
         self._sent_input = False
         self._update_event.set()
+        if not self._ack_due and self.ws is not None:
+            self._ack_due = True
+            asyncio.get_running_loop().call_soon(self._ack_unless_answered)
         if self.on_update is not None:
             self.on_update(self)
 
+    def _ack_unless_answered(self) -> None:
+        """After a batch of updates: an ``ack`` of the newest, unless an input went out since."""
+        self._ack_due = False
+        if not self._sent_input and self.tick is not None and self.ws is not None:
+            self._sent_input = True
+            asyncio.ensure_future(self._send_quietly(encode_client(Ack(self.tick))))
+
     def _lean_update(self, obj: dict[str, Any]) -> None:
         self.acked_input = int(obj.get("ack", 0))
+        self.flowing = obj.get("base") is not None
         self._count_update(int(obj["tick"]), obj.get("base") is None)
 
     def _update(self, msg: Update) -> None:
@@ -495,6 +572,7 @@ class GameClient:
         if msg.base is None:
             base = None
             self._resync_sent = False
+            self.flowing = False
         else:
             base = self.states.get(msg.base)
             if base is None:
@@ -519,7 +597,22 @@ class GameClient:
         self.states[msg.tick] = snap
         while len(self.states) > KEEP_STATES:
             self.states.popitem(last=False)
+        self.flowing = msg.base is not None
+        self._predict(snap, msg.ack)
         self._count_update(msg.tick, msg.base is None)
+
+    def _predict(self, snap: Snapshot, ack: int) -> None:
+        p, welcome = self.predictor, self.welcome
+        if p is None or welcome is None or welcome.entity is None:
+            return
+        i = int(np.searchsorted(snap.ids, welcome.entity))
+        if i >= len(snap.ids) or int(snap.ids[i]) != welcome.entity:
+            return
+        cols = snap.cols
+        row = (int(cols[p.x][i]), int(cols[p.y][i]), None if p.hp is None else int(cols[p.hp][i]))
+        if p.observe(row, ack):
+            self.stats.corrections += 1
+        self.stats.predicted = p.compared
 
     def _resync(self) -> None:
         """Forget every state and ask for one keyframe (once, until it arrives)."""
@@ -556,3 +649,32 @@ class GameClient:
         snap = self.state
         assert snap is not None and self.schema is not None
         return snap.ids, dict(zip(self.schema.names(), snap.cols))
+
+    @property
+    def view(self) -> int | None:
+        """The tick the client sees others at: ``interp_ticks`` behind the newest update (None before one)."""
+        return None if self.tick is None else max(0, self.tick - self.interp_ticks)
+
+    def seen(self) -> tuple[int, npt.NDArray[np.uint32], dict[str, Array]] | None:
+        """What the player sees: the held state at ``view`` (or the newest before it), with our own entity
+        where we predict it. ``(tick, ids, columns)`` in wire units; None before the first update."""
+        view = self.view
+        if view is None or self.schema is None:
+            return None
+        tick = max((t for t in self.states if t <= view), default=None)
+        if tick is None:
+            tick = self.tick
+        if tick is None or tick not in self.states:
+            return None
+        snap = self.states[tick]
+        cols = dict(zip(self.schema.names(), snap.cols))
+        p, welcome = self.predictor, self.welcome
+        if p is not None and p.px is not None and p.py is not None and welcome is not None and welcome.entity is not None:
+            i = int(np.searchsorted(snap.ids, welcome.entity))
+            if i < len(snap.ids) and int(snap.ids[i]) == welcome.entity:
+                names = self.schema.names()
+                for name, value in ((names[p.x], p.px), (names[p.y], p.py)):
+                    col = cols[name].copy()
+                    col[i] = value
+                    cols[name] = col
+        return tick, snap.ids, cols

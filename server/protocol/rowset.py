@@ -173,16 +173,20 @@ def decode_cells(rows: Rows, entries: Any, columns: int, width: int,
         what: the entries' field name, for errors.
 
     Raises:
-        RowSetError: an entry of another shape, a column out of range, a selection of the
-            wrong size.
+        RowSetError: an entry of another shape, a column out of range or named twice, a
+            selection of the wrong size.
     """
     if not isinstance(entries, (list, tuple)):
         raise RowSetError(what, "expected an array of column entries")
     selection = f"{what} selection"
+    seen: set[int] = set()
     for entry in entries:
         if not isinstance(entry, (list, tuple)) or len(entry) != width:
             raise RowSetError(what, f"expected entries of {width} items [column, selection, ...]")
         c, sel = entry[0], entry[1]
         if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < columns:
             raise RowSetError(what, f"column index {c!r} out of range [0, {columns})")
+        if c in seen:
+            raise RowSetError(what, f"column {c} has two entries")
+        seen.add(c)
         yield c, rows if sel is None else rows[from_bitmask(sel, len(rows), selection)], entry

@@ -138,6 +138,7 @@ def test_arrays_are_read_little_endian_and_sized_exactly() -> None:
     (lambda: decode_rows([ROWS_MASK, 7], 4, "rows"), "got int"),
     (lambda: list(decode_cells(np.arange(3), [[5, None]], 2, 2, "cols")), "cols: column index 5 out of range [0, 2)"),
     (lambda: list(decode_cells(np.arange(3), [[True, None]], 2, 2, "cols")), "column index True"),
+    (lambda: list(decode_cells(np.arange(3), [[1, None], [1, None]], 2, 2, "cols")), "cols: column 1 has two entries"),
     (lambda: list(decode_cells(np.arange(3), [[0]], 2, 2, "cols")), "cols: expected entries of 2 items"),
     (lambda: list(decode_cells(np.arange(3), 5, 2, 2, "cols")), "cols: expected an array of column entries"),
     (lambda: list(decode_cells(np.arange(9), [[0, b"\x01"]], 2, 2, "cols")), "cols selection: expected a bitmask of 2 bytes"),
