@@ -14,13 +14,22 @@ does (buckets from 50 µs, ``server.metrics.TICK_BUCKETS``). With
 of the measured mean update size, and the server's CPU per client per tick
 is given as a ratio of the ceiling's.
 
-Prints a table, or with ``--json`` one JSON line (the last line).
+``--variant interest`` (WORKLOAD.md's, and issue 13's): the match filters
+views (``--option view=R``, ``--view``, default 600 units) and the arena
+grows with E so that the density stays WORKLOAD's (2000 NPCs on 4000 x 4000:
+a side of ``4000 * sqrt(E / 2000)`` units, ``--option size``). ``--npcs``
+takes several values (``10000,100000``): each is measured in turn, in the
+same run, and the last is compared with the first (``vs_first``).
+
+Prints a table, or with ``--json`` one JSON line (the last line; with
+several E, one per run and then the comparison).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import queue
 import re
@@ -49,7 +58,7 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 #: Every key of the JSON line, in order (the ceiling's are None without --ceiling).
 KEYS = (
-    "variant", "E", "P", "duration_s", "warmup_s", "pinned", "server_cpu", "loadgen_cpus", "loadgen_procs",
+    "variant", "E", "P", "arena", "view", "duration_s", "warmup_s", "pinned", "server_cpu", "loadgen_cpus", "loadgen_procs",
     "clients_connected", "clients_still_connected", "updates_per_s", "updates_per_s_min",
     "bytes_per_s", "bytes_per_update", "server_cpu_user", "server_cpu_system", "server_cpu_total",
     "server_peak_rss_mb", "tick_ms_mean", "tick_ms_p99", "sim_ms_mean", "sim_ms_p99", "encode_ms_mean",
@@ -404,10 +413,24 @@ def _r(v: float | None, digits: int = 3) -> float | None:
     return None if v is None else round(v, digits)
 
 
+#: WORKLOAD.md's density: 2000 NPCs on 4000 x 4000 units.
+DENSITY_E, DENSITY_SIDE = 2000, 4000
+
+
+def arena_side(variant: str, npcs: int) -> int:
+    """The arena's side for a run: WORKLOAD's 4000, or (interest) the side that keeps its density with ``npcs``."""
+    if variant != "interest":
+        return DENSITY_SIDE
+    return max(100, round(DENSITY_SIDE * math.sqrt(npcs / DENSITY_E)))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     server_cpu, lg_cpus = _cpus(args.pin)
+    side = arena_side(args.variant, args.npcs)
+    variant = ["--option", f"size={side}", "--option", f"view={args.view}", "--option", f"view_cell={args.view_cell}"] \
+        if args.variant == "interest" else []
     server_cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs),
-                  "--max-players", str(args.players + 10), "--seed", str(args.seed),
+                  *variant, "--max-players", str(args.players + 10), "--seed", str(args.seed),
                   *([] if args.record else ["--no-record"]), *args.server_arg]
     proc = Proc(server_cmd, "server", server_cpu)
     try:
@@ -423,7 +446,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         window_ms(met0, met, phase) for phase in PHASE_HISTOGRAMS)
     lg_total = w["loadgen_cpu_per_s"]
     out: dict[str, Any] = {
-        "variant": args.variant, "E": args.npcs, "P": args.players, "duration_s": _r(r.wall), "warmup_s": args.warmup,
+        "variant": args.variant, "E": args.npcs, "P": args.players, "arena": side,
+        "view": args.view if args.variant == "interest" else None, "duration_s": _r(r.wall), "warmup_s": args.warmup,
         "pinned": args.pin, "server_cpu": server_cpu, "loadgen_cpus": sorted(lg_cpus) if lg_cpus else None,
         "loadgen_procs": args.procs,
         "clients_connected": r.connected, "clients_still_connected": r.still,
@@ -477,7 +501,9 @@ def print_table(o: dict[str, Any]) -> None:
         print(f"  {label:<34} {value}")
 
     pin = f"server on CPU {o['server_cpu']}, load generator on CPU {o['loadgen_cpus']}" if o["pinned"] else "not pinned"
-    print(f"drift/{o['variant']}: E={o['E']} P={o['P']}, {o['duration_s']} s measured after {o['warmup_s']} s warm-up ({pin})")
+    view = f", view {o['view']} units, arena {o['arena']} x {o['arena']}" if o["view"] is not None else ""
+    print(f"drift/{o['variant']}: E={o['E']} P={o['P']}{view}, {o['duration_s']} s measured after {o['warmup_s']} s "
+          f"warm-up ({pin})")
     row("clients connected / still", f"{o['clients_connected']} / {o['clients_still_connected']}")
     row("updates/s per client (mean, min)", f"{o['updates_per_s']}, {o['updates_per_s_min']}")
     row("bytes/s, bytes/update per client", f"{o['bytes_per_s']}, {o['bytes_per_update']}")
@@ -519,13 +545,19 @@ def build_parser() -> argparse.ArgumentParser:
     can_pin = len(os.sched_getaffinity(0)) >= 2
     p = Parser(prog="python -m tools.bench", description="The standard benchmark against the real server: the drift "
                "workload defined in WORKLOAD.md (this repository), figures in BENCHMARKS.md.")
-    p.add_argument("--npcs", type=number(int, 0, "at least 0"), default=2000, metavar="E", help="NPCs (default 2000)")
+    p.add_argument("--npcs", type=_counts, default=[2000], metavar="E[,E...]",
+                   help="NPCs (default 2000); several: each measured in turn, compared with the first")
     p.add_argument("--players", type=number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
     p.add_argument("--duration", type=number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
                    help="measured time (default 15)")
     p.add_argument("--warmup", type=number(float, 0, "at least 0"), default=5.0, metavar="SECONDS",
                    help="time between the last join and the measurement (default 5)")
-    p.add_argument("--variant", choices=["full", "interest"], default="full", help="what each client receives (default full)")
+    p.add_argument("--variant", choices=["full", "interest"], default="full",
+                   help="what each client receives: the whole world, or its view (default full)")
+    p.add_argument("--view", type=number(int, 1, "at least 1"), default=600, metavar="UNITS",
+                   help="interest: the view's radius, world units (default 600)")
+    p.add_argument("--view-cell", type=number(int, 0, "at least 0"), default=0, metavar="UNITS",
+                   help="interest: the grid's cell side, world units (default 0: the server's choice)")
     p.add_argument("--ceiling", action="store_true", help="also measure tools.ceiling with the same clients and frame size")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
                    help=f"server on one CPU, load generator on another (default {'on' if can_pin else 'off'}: "
@@ -543,19 +575,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _counts(text: str) -> list[int]:
+    """An argparse type: ``E`` or ``E,E,...``, each at least 0."""
+    parse = number(int, 0, "at least 0")
+    return [parse(part) for part in text.split(",")]
+
+
+#: The figures ``compare`` sets side by side, each as a ratio to the first run's.
+COMPARED = ("bytes_per_update", "server_us_per_client_tick", "tick_ms_mean", "tick_ms_p99", "server_cpu_total")
+
+
+def compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every run's ``COMPARED`` figures divided by the first run's (the baseline of the same sitting)."""
+    first = runs[0]
+    return {"variant": first["variant"], "P": first["P"], "baseline_E": first["E"], "vs_first": [
+        {"E": r["E"], **{k: _r(r[k] / first[k], 3) if r[k] and first[k] else None for k in COMPARED}} for r in runs]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.variant != "full":
-        parser.error(f"--variant {args.variant}: the server does not implement it yet (only full)")
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error(f"--pin needs at least 2 CPUs, this process may use {len(os.sched_getaffinity(0))}")
-    out = run_or_exit(parser.prog, lambda: run(args), BenchError, LoadGenError)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print_table(out)
-    ok = out["desyncs"] == 0 and out["errors"] == 0 and out["clients_still_connected"] == args.players
+    runs = []
+    for e in args.npcs:
+        one = argparse.Namespace(**{**vars(args), "npcs": e})
+        out = run_or_exit(parser.prog, lambda: run(one), BenchError, LoadGenError)
+        runs.append(out)
+        if args.json:
+            print(json.dumps(out), flush=True)
+        else:
+            print_table(out)
+    if len(runs) > 1:
+        summary = compare(runs)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"compared with E={summary['baseline_E']} (the same run):")
+            for v in summary["vs_first"]:
+                print(f"  E={v['E']:<8} " + "  ".join(f"{k} x{v[k]}" for k in COMPARED))
+    ok = all(o["desyncs"] == 0 and o["errors"] == 0 and o["clients_still_connected"] == args.players for o in runs)
     return 0 if ok else 1
 
 

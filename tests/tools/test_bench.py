@@ -198,7 +198,8 @@ def test_bench_measures_a_small_real_run_and_its_ceiling_as_one_json_line() -> N
     (["--players", "0"], "--players: '0' must be at least 1"),
     (["--duration", "soon"], "--duration: 'soon' is not a number"),
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--variant", "interest"], "--variant interest"),
+    (["--variant", "everything"], "--variant: invalid choice"),
+    (["--npcs", "10,x"], "--npcs: 'x' is not an integer"),
 ])
 def test_bench_rejects_bad_flags_with_one_line_and_exit_2(args: list[str], message: str) -> None:
     res = run_cli(*args, timeout=20)
