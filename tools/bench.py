@@ -23,6 +23,10 @@ same run, and the last is compared with the first (``vs_first``).
 
 Prints a table, or with ``--json`` one JSON line (the last line; with
 several E, one per run and then the comparison).
+
+``--sweep`` is players per core instead (``tools.sweep``): P stepped up until
+the server and then the ceiling fall behind, with the C load generator
+(``make loadgen``), one JSON line and with ``--plot`` a PNG of the curves.
 """
 
 from __future__ import annotations
@@ -572,6 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for python -m server (repeatable, e.g. --server-arg=--max-buffer=2000000)")
     p.add_argument("--json", action="store_true", help="print one JSON line (the last line) instead of a table")
+    p.add_argument("--sweep", action="store_true",
+                   help="players per core (tools.sweep): step P until the server, then the ceiling, fall behind "
+                        "(29+ updates/s for every client, 0 ticks skipped), with the C load generator (make loadgen)")
+    p.add_argument("--sweep-start", type=number(int, 2, "at least 2"), default=250, metavar="P", help="first P (default 250)")
+    p.add_argument("--sweep-step", type=number(int, 1, "at least 1"), default=250, metavar="N", help="P added per step (default 250)")
+    p.add_argument("--sweep-max", type=number(int, 2, "at least 2"), default=4000, metavar="P", help="last P (default 4000)")
+    p.add_argument("--sweep-budget", type=number(float, 10, "at least 10"), default=1200.0, metavar="SECONDS",
+                   help="no new step after this many seconds (default 1200)")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="with --sweep: draw updates/s and CPU against P into this PNG")
     return p
 
 
@@ -597,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pin and len(os.sched_getaffinity(0)) < 2:
         parser.error(f"--pin needs at least 2 CPUs, this process may use {len(os.sched_getaffinity(0))}")
+    if args.sweep:
+        if len(args.npcs) > 1 or args.variant != "full":
+            parser.error("--sweep measures one E (--npcs) of the full variant")
+        return _sweep_main(parser, args)
     runs = []
     for e in args.npcs:
         one = argparse.Namespace(**{**vars(args), "npcs": e})
@@ -616,6 +633,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  E={v['E']:<8} " + "  ".join(f"{k} x{v[k]}" for k in COMPARED))
     ok = all(o["desyncs"] == 0 and o["errors"] == 0 and o["clients_still_connected"] == args.players for o in runs)
     return 0 if ok else 1
+
+
+def _sweep_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from tools import plots, sweep  # sweep imports this module: only when asked
+
+    if args.plot is not None:
+        run_or_exit(parser.prog, plots.require, plots.PlotError)
+    out = run_or_exit(parser.prog, lambda: sweep.run_sweep(args, *_cpus(args.pin)), BenchError)
+    if args.plot is not None:
+        run_or_exit(parser.prog, lambda: sweep.plot_sweep(out, args.plot), plots.PlotError)
+    print(json.dumps(out))
+    return 0 if out["largest_P_server"] is not None else 1
 
 
 if __name__ == "__main__":

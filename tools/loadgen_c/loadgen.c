@@ -15,7 +15,7 @@
  * bounded. Prints JSON lines on stdout: {"event": "window_start"} and {"event": "window_end"}
  * when the window opens and closes (a driver snapshots the server's CPU then), and the summary
  * last: connected, welcomed, updates/s per client over the window (min, p1, p50, mean), its own
- * CPU over the window, errors (count and the first few) and closes by code.
+ * CPU over the window (cores, and µs per update received and answered), the mean update's bytes, errors (count and the first few) and closes by code.
  *
  * Build: `make loadgen` (gcc -O2), output in build/loadgen.
  */
@@ -51,6 +51,7 @@ typedef struct {
     uint32_t seq;
     uint64_t rng;
     uint64_t skip;            /* payload bytes still to skip */
+    uint64_t frame_len;       /* the length of the frame being handled */
     uint64_t updates, updates_at_start, updates_at_end;
     unsigned char mask[4];
     int hold_len, out_len;
@@ -67,6 +68,7 @@ static long errors;
 static char err_msgs[MAX_ERR_MSGS][160];
 static long closes[5000];
 static int window_phase; /* 0 before, 1 in, 2 after */
+static uint64_t window_bytes, window_updates; /* update bytes and updates received in the window */
 
 static double now(void) {
     struct timespec ts;
@@ -191,6 +193,7 @@ static void on_message(Conn *c, const unsigned char *p, int n) {
         else if (q[0] == 0xce && left >= 5) tick = ((uint32_t)q[1] << 24) | (q[2] << 16) | (q[3] << 8) | q[4];
         else { error_msg(c, "unreadable update tick"); return; }
         c->updates++;
+        if (window_phase == 1) window_updates++, window_bytes += c->frame_len;
         if (c->welcomed && c->state == S_OPEN) send_input(c, tick);
         return;
     }
@@ -266,6 +269,7 @@ static void on_ws_bytes(Conn *c, unsigned char *data, int len) {
             take = PEEK;
         }
         if ((uint64_t)(avail - h) < take) break;
+        c->frame_len = L;
         on_frame(c, b0 & 0x80, opcode, data + pos + h, (int)take);
         pos += h + take;
         c->skip = L - take;
@@ -326,7 +330,7 @@ static void on_readable(Conn *c) {
         } else {
             on_ws_bytes(c, rbuf, len);
         }
-        if (c->fd < 0) return;
+        if (c->fd < 0 || n < READBUF) return; /* drained (level-triggered: no recv just to see EAGAIN) */
     }
 }
 
@@ -500,9 +504,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_clients; i++) drop(&conns[i]);
     printf("{\"clients\": %d, \"connected\": %d, \"welcomed\": %d, \"connect_s\": %.3f, \"window_s\": %.3f, "
            "\"updates_per_s_min\": %.2f, \"updates_per_s_p1\": %.2f, \"updates_per_s_p50\": %.2f, \"updates_per_s_mean\": %.2f, "
-           "\"cpu_per_s\": %.4f, \"errors\": %ld, \"error_messages\": [",
+           "\"cpu_per_s\": %.4f, \"cpu_us_per_update\": %.2f, \"bytes_per_update\": %.1f, \"errors\": %ld, \"error_messages\": [",
            n_clients, connected, welcomed, connect_s, w1 - w0, ups[0], ups[n_clients / 100], ups[n_clients / 2],
-           sum / n_clients, (c1 - c0) / (w1 - w0), errors);
+           sum / n_clients, (c1 - c0) / (w1 - w0), sum > 0 ? (c1 - c0) * 1e6 / (sum * (w1 - w0)) : 0.0,
+           window_updates ? (double)window_bytes / window_updates : 0.0, errors);
     for (long i = 0; i < errors && i < MAX_ERR_MSGS; i++) printf("%s\"%s\"", i ? ", " : "", err_msgs[i]);
     printf("], \"closes\": {");
     int first = 1;

@@ -1,0 +1,202 @@
+"""``python -m tools.bench --sweep``: players per core, the server against the ceiling in one run.
+
+Steps P (``--sweep-start``, then ``--sweep-step`` more each time, at most
+``--sweep-max``) and, at each P, measures first the real server (``python -m
+server --ruleset drift``, E NPCs) and then ``tools.ceiling`` (websockets
+broadcasting frames of the server's mean update size at that P) with the
+same clients: P − ``--verify`` lean players of the C load generator
+(``build/loadgen``, ``make loadgen``) and ``--verify`` ``tools.client.GameClient``
+that decode and verify every update. The measured process is pinned to one
+CPU, the clients to another (``--pin``). A P *holds* when every client got
+29+ updates/s over the window (the C clients' 1st percentile and every
+verifier), no tick was skipped, no client erred or desynced. A P that is
+only too slow is measured once more (a busy machine's window); each side
+stops at its first P that does not hold twice; the sweep ends when both have, or at
+``--sweep-max``, or when ``--sweep-budget`` seconds are spent.
+
+Returns the points and the largest P that held for each side; ``--plot``
+draws updates/s (1st percentile) and CPU (cores) against P for both into a
+PNG (``tools.plots``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from attrs import asdict, define
+
+from tools.bench import ROOT, BenchError, Proc
+from tools.client import GameClient
+from tools.plots import Panel, Series, save_panels
+
+LOADGEN = ROOT / "build" / "loadgen"
+#: Updates per second every client must get for a P to hold (the tick rate is 30).
+HOLD_UPDATES_PER_S = 29.0
+
+
+@define
+class Point:
+    """One measured window: ``side`` ("server" or "ceiling") at P clients."""
+
+    side: str
+    players: int
+    connected: int
+    updates_per_s_p1: float
+    updates_per_s_p50: float
+    verifier_updates_per_s_min: float | None
+    ticks_skipped: int
+    cpu: float
+    us_per_client_tick: float | None
+    loadgen_cpu: float
+    loadgen_us_per_update: float
+    bytes_per_update: float
+    errors: int
+    error_messages: list[str]
+    desyncs: int
+
+    @property
+    def holds(self) -> bool:
+        verifiers_ok = self.verifier_updates_per_s_min is None or self.verifier_updates_per_s_min >= HOLD_UPDATES_PER_S
+        return (self.connected == self.players and self.updates_per_s_p1 >= HOLD_UPDATES_PER_S and verifiers_ok
+                and self.ticks_skipped == 0 and self.errors == 0 and self.desyncs == 0)
+
+
+def _affinity(cpus: set[int] | None) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+
+
+async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: set[int] | None) -> Point:
+    """Run the C clients and the verifiers against ``proc`` through one window; its figures."""
+    lean = players - min(args.verify, players - 1)
+    cmd = [*_affinity(lg_cpus), str(LOADGEN), "--port", str(proc.port), "--clients", str(lean),
+           "--rate", str(args.connect_rate), "--warmup", str(args.warmup), "--duration", str(args.duration),
+           "--timeout", str(60 + players / args.connect_rate), "--seed", str(args.seed % 10**18)]
+    lg = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    verifiers = [GameClient(proc.url, f"verify{i}") for i in range(players - lean)]
+    errors: list[str] = []
+    try:
+        await asyncio.gather(*(v.connect(timeout=30) for v in verifiers))
+    except Exception as exc:  # a refused or timed-out verifier is a failed point, not a crash
+        errors.append(f"verifier: {exc}")
+
+    async def play(v: GameClient) -> None:
+        while not v.closed:
+            await v.wait_update(timeout=30)
+            await v.send_input((1, 0))
+
+    players_tasks = [asyncio.ensure_future(play(v)) for v in verifiers if v.ws is not None]
+    assert lg.stdout is not None
+    marks: dict[str, tuple[float, tuple[float, float], dict[str, Any], list[int]]] = {}
+    summary: dict[str, Any] = {}
+    open_verifiers = 0
+    async with asyncio.timeout(180 + players / args.connect_rate + args.warmup + args.duration):
+        while line := await lg.stdout.readline():
+            obj = json.loads(line)
+            event = obj.get("event")
+            if event in ("window_start", "window_end"):
+                marks[event] = (time.monotonic(), proc.cpu(), proc.get_json("/healthz"),
+                                [v.stats.updates for v in verifiers])
+                open_verifiers = sum(1 for v in verifiers if v.ws is not None and not v.closed)
+            else:
+                summary = obj
+        await lg.wait()
+    for t in players_tasks:
+        t.cancel()
+    await asyncio.gather(*players_tasks, return_exceptions=True)
+    for v in verifiers:
+        if v.ws is not None:
+            await v.close()
+        errors.extend(v.stats.errors)
+    if not summary or "window_start" not in marks or "window_end" not in marks:
+        assert lg.stderr is not None
+        raise BenchError(f"the load generator failed: {(await lg.stderr.read()).decode()[-300:]}")
+    (t0, c0, h0, v0), (t1, c1, h1, v1) = marks["window_start"], marks["window_end"]
+    wall = t1 - t0
+    cpu = (sum(c1) - sum(c0)) / wall
+    ticks = int(h1["tick"]) - int(h0["tick"])
+    verifier_ups = [(b - a) / wall for a, b in zip(v0, v1)]
+    return Point(
+        side=proc.name, players=players, connected=summary["connected"] + open_verifiers,
+        updates_per_s_p1=summary["updates_per_s_p1"], updates_per_s_p50=summary["updates_per_s_p50"],
+        verifier_updates_per_s_min=round(min(verifier_ups), 2) if verifier_ups else None,
+        ticks_skipped=int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
+        cpu=round(cpu, 3), us_per_client_tick=round(cpu * wall / (ticks * players) * 1e6, 2) if ticks else None,
+        loadgen_cpu=summary["cpu_per_s"], loadgen_us_per_update=summary["cpu_us_per_update"],
+        bytes_per_update=summary["bytes_per_update"], errors=summary["errors"] + len(errors),
+        error_messages=(summary["error_messages"] + errors)[:5], desyncs=sum(v.stats.desyncs for v in verifiers),
+    )
+
+
+def _measure(args: argparse.Namespace, side: str, players: int, frame: int, server_cpu: int | None,
+             lg_cpus: set[int] | None) -> Point:
+    if side == "server":
+        cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs[0]),
+               "--max-players", str(players + 10), "--seed", str(args.seed), "--no-record", *args.server_arg]
+    else:
+        cmd = ["-m", "tools.ceiling", "--port", "0", "--frame-bytes", str(frame)]
+    proc = Proc(cmd, side, server_cpu, nofile=players + 1024)
+    try:
+        return asyncio.run(_window(proc, args, players, lg_cpus))
+    finally:
+        proc.stop()
+
+
+def run_sweep(args: argparse.Namespace, server_cpu: int | None, lg_cpus: set[int] | None, progress: bool = True) -> dict[str, Any]:
+    """The sweep's points and the largest P that held on each side (None: not even the first)."""
+    if not LOADGEN.exists():
+        raise BenchError(f"{LOADGEN.relative_to(ROOT)} is missing: build it with `make loadgen`")
+    deadline = time.monotonic() + args.sweep_budget
+    points: list[Point] = []
+    best: dict[str, int | None] = {"server": None, "ceiling": None}
+    live = {"server", "ceiling"}
+    players = args.sweep_start
+    frame = 1000
+    while live and players <= args.sweep_max and time.monotonic() < deadline:
+        for side in ("server", "ceiling"):
+            if side not in live:
+                continue
+            p = _measure(args, side, players, frame, server_cpu, lg_cpus)
+            if not p.holds and p.connected == p.players and not p.errors and not p.desyncs:
+                points.append(p)  # only slower: once more, the machine may have been busy in that window
+                p = _measure(args, side, players, frame, server_cpu, lg_cpus)
+            points.append(p)
+            if side == "server" and p.bytes_per_update:
+                frame = max(64, int(p.bytes_per_update))
+            if progress:
+                print(f"sweep: {side} P={players}: p1 {p.updates_per_s_p1} updates/s, cpu {p.cpu}, "
+                      f"skipped {p.ticks_skipped}, {'holds' if p.holds else 'falls behind'}", file=sys.stderr, flush=True)
+            if p.holds:
+                best[side] = players
+            else:
+                live.discard(side)
+        players += args.sweep_step
+    return {
+        "E": args.npcs[0], "pinned": args.pin, "server_cpu": server_cpu, "loadgen_cpus": sorted(lg_cpus) if lg_cpus else None,
+        "verify": args.verify, "duration_s": args.duration, "largest_P_server": best["server"],
+        "largest_P_ceiling": best["ceiling"],
+        "server_to_ceiling_P": round(best["server"] / best["ceiling"], 2) if best["server"] and best["ceiling"] else None,
+        "stopped": "both fell behind" if not live else ("--sweep-max" if players > args.sweep_max else "--sweep-budget"),
+        "points": [dict(asdict(p), holds=p.holds) for p in points],
+    }
+
+
+def plot_sweep(out: dict[str, Any], path: Path) -> None:
+    """Updates/s (1st percentile) and CPU against P, server and ceiling, into the PNG ``path``."""
+    def series(side: str, key: str, label: str) -> Series:
+        pts = [p for p in out["points"] if p["side"] == side]
+        return Series(label, [p["players"] for p in pts], [p[key] for p in pts])
+
+    save_panels(path, [
+        Panel("updates/s per client (p1)", [series("server", "updates_per_s_p1", "server"),
+                                             series("ceiling", "updates_per_s_p1", "websockets ceiling"),
+                                             Series("29/s", [out["points"][0]["players"], out["points"][-1]["players"]],
+                                                    [HOLD_UPDATES_PER_S] * 2)]),
+        Panel("CPU (cores)", [series("server", "cpu", "server (pinned)"), series("ceiling", "cpu", "ceiling (pinned)"),
+                              series("server", "loadgen_cpu", "C load generator (server run)")]),
+    ], title=f"players per core: drift E={out['E']}, full variant", xlabel="players P")
