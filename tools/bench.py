@@ -584,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-max", type=number(int, 2, "at least 2"), default=4000, metavar="P", help="last P (default 4000)")
     p.add_argument("--sweep-budget", type=number(float, 10, "at least 10"), default=1200.0, metavar="SECONDS",
                    help="no new step after this many seconds (default 1200)")
+    p.add_argument("--sweep-all", action="store_true",
+                   help="with --sweep: measure every P up to --sweep-max, not stopping at the first that falls behind")
     p.add_argument("--plot", type=Path, metavar="PNG", help="with --sweep: draw updates/s and CPU against P into this PNG")
     return p
 

@@ -11,8 +11,11 @@ CPU, the clients to another (``--pin``). A P *holds* when every client got
 29+ updates/s over the window (the C clients' 1st percentile and every
 verifier), no tick was skipped, no client erred or desynced. A P that is
 only too slow is measured once more (a busy machine's window); each side
-stops at its first P that does not hold twice; the sweep ends when both have, or at
-``--sweep-max``, or when ``--sweep-budget`` seconds are spent.
+stops at its first P that does not hold twice (with ``--sweep-all`` both go
+on to ``--sweep-max`` for the whole curve: a busy machine skips ticks at any
+P); the sweep ends when both have stopped, or at ``--sweep-max``, or when
+``--sweep-budget`` seconds are spent. The largest P that held is the last of
+an unbroken run from the first P.
 
 Returns the points and the largest P that held for each side; ``--plot``
 draws updates/s (1st percentile) and CPU (cores) against P for both into a
@@ -155,6 +158,7 @@ def run_sweep(args: argparse.Namespace, server_cpu: int | None, lg_cpus: set[int
     points: list[Point] = []
     best: dict[str, int | None] = {"server": None, "ceiling": None}
     live = {"server", "ceiling"}
+    fell: set[str] = set()
     players = args.sweep_start
     frame = 1000
     while live and players <= args.sweep_max and time.monotonic() < deadline:
@@ -171,10 +175,12 @@ def run_sweep(args: argparse.Namespace, server_cpu: int | None, lg_cpus: set[int
             if progress:
                 print(f"sweep: {side} P={players}: p1 {p.updates_per_s_p1} updates/s, cpu {p.cpu}, "
                       f"skipped {p.ticks_skipped}, {'holds' if p.holds else 'falls behind'}", file=sys.stderr, flush=True)
-            if p.holds:
+            if p.holds and side not in fell:
                 best[side] = players
-            else:
-                live.discard(side)
+            elif not p.holds:
+                fell.add(side)
+                if not args.sweep_all:
+                    live.discard(side)
         players += args.sweep_step
     return {
         "E": args.npcs[0], "pinned": args.pin, "server_cpu": server_cpu, "loadgen_cpus": sorted(lg_cpus) if lg_cpus else None,
