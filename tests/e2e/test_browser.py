@@ -208,7 +208,7 @@ def free_port() -> int:
 @contextmanager
 def delay_proxy(loop: LoopThread, upstream_port: int, delay: float, jitter: float = 0.0) -> Iterator[DelayProxy]:
     """A ``DelayProxy`` (``delay`` seconds each way, give or take ``jitter``) running in ``loop`` while the block runs."""
-    proxy = loop.run((DelayProxy(upstream_port, delay, jitter) if jitter else DelayProxy(upstream_port, delay)).start())
+    proxy = loop.run(DelayProxy(upstream_port, delay, jitter).start())
     try:
         yield proxy
     finally:
