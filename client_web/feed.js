@@ -1,8 +1,8 @@
 // The spectator core both pages share: server messages in; the world
 // mirror, the tick clock, the interpolation buffer and the roster out, and
 // the replies the protocol asks for (an `ack` per update from a client
-// without an entity, one `resync` after a lost state) queued for the shell
-// to send (`dataToSend`).
+// without an entity, one for a live feed's whole backlog; one `resync` after
+// a lost state) queued for the shell to send (`dataToSend`).
 //
 // Sans-I/O, like the server's protocol core: no DOM, no WebSocket, no clock
 // (callers pass `now`, ms). The play page (main.js) and the replay page
@@ -66,6 +66,7 @@ export class Feed {
     this.lastEventTick = -1;
     this.buffer.clear();
     this._out.length = 0;
+    this._ackedAt = -Infinity;
   }
 
   /** The newest verified state, or null. */
@@ -153,8 +154,12 @@ export class Feed {
       stale = this.clock.observe(r.state.tick, now);
     }
     if (this.spectator) {
+      // One ack per update; a backlog's stale updates, processed back to back, get one between them.
       const t = this.mirror.ackTick();
-      if (t != null) this._out.push(encodeAck(t));
+      if (t != null && !(stale && now - this._ackedAt < this.tickMs)) {
+        this._out.push(encodeAck(t));
+        this._ackedAt = now;
+      }
     }
     return { type: "update", msg, status: r.status, state: r.state, prev, events, stale };
   }

@@ -173,6 +173,23 @@ test("a live feed reports a frozen page's backlog as stale and keeps it out of t
   }
 });
 
+test("a live spectator answers a frozen page's backlog with one ack, then acks every update again", () => {
+  const seq = sequence("drift/spectator"); // ticks 1, 3, 8, 13-50, 56
+  const feed = new Feed({ staleTicks: 6 });
+  feed.receiveData(welcome(seq.ruleset), 0);
+  const acks = new Map();
+  for (const [i, frame] of seq.frames.entries()) {
+    // On time up to tick 20; frozen until 150 ms after tick 48 was due, then 21-48 at once; on time again.
+    const at = frame.tick <= 20 || frame.tick > 48 ? frame.tick * TICK_MS : 48 * TICK_MS + 150 + i * 0.2;
+    feed.receiveData(b64(frame.data), at);
+    acks.set(frame.tick, sent(feed).filter((m) => m.t === "ack").length);
+  }
+  const count = (lo, hi) => [...acks].filter(([t]) => t >= lo && t <= hi).reduce((n, [, a]) => n + a, 0);
+  assert.equal(count(1, 20), 11); // one per update
+  assert.equal(count(21, 48), 1); // stale: far later than the clock, or late right behind those
+  assert.deepEqual([49, 50, 56].map((t) => acks.get(t)), [1, 1, 1]);
+});
+
 test("a replay's keyframe starts the timeline afresh; a live keyframe goes on", () => {
   const seq = sequence("drift/spectator");
   const [first, second] = seq.frames.filter((f) => f.base == null); // its first two keyframes
