@@ -638,11 +638,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sweep_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from tools import plots, sweep  # sweep imports this module: only when asked
+    from tools import bench, plots, sweep  # sweep imports this module (as tools.bench): only when asked
 
     if args.plot is not None:
         run_or_exit(parser.prog, plots.require, plots.PlotError)
-    out = run_or_exit(parser.prog, lambda: sweep.run_sweep(args, *_cpus(args.pin)), BenchError)
+    # run as __main__, this module's BenchError is not tools.bench's (which tools.sweep raises)
+    out = run_or_exit(parser.prog, lambda: sweep.run_sweep(args, *_cpus(args.pin)), BenchError, bench.BenchError)
     if args.plot is not None:
         run_or_exit(parser.prog, lambda: sweep.plot_sweep(out, args.plot), plots.PlotError)
     print(json.dumps(out))

@@ -159,13 +159,20 @@ def run_sweep(args: argparse.Namespace, server_cpu: int | None, lg_cpus: set[int
     best: dict[str, int | None] = {"server": None, "ceiling": None}
     live = {"server", "ceiling"}
     fell: set[str] = set()
+    problems: list[str] = []
     players = args.sweep_start
     frame = 1000
     while live and players <= args.sweep_max and time.monotonic() < deadline:
         for side in ("server", "ceiling"):
             if side not in live:
                 continue
-            p = _measure(args, side, players, frame, server_cpu, lg_cpus)
+            try:
+                p = _measure(args, side, players, frame, server_cpu, lg_cpus)
+            except BenchError as exc:  # e.g. a starved server that no longer answers /healthz: this side is done
+                problems.append(f"{side} P={players}: {exc}")
+                fell.add(side)
+                live.discard(side)
+                continue
             if not p.holds and p.connected == p.players and not p.errors and not p.desyncs:
                 points.append(p)  # only slower: once more, the machine may have been busy in that window
                 p = _measure(args, side, players, frame, server_cpu, lg_cpus)
@@ -188,7 +195,7 @@ def run_sweep(args: argparse.Namespace, server_cpu: int | None, lg_cpus: set[int
         "largest_P_ceiling": best["ceiling"],
         "server_to_ceiling_P": round(best["server"] / best["ceiling"], 2) if best["server"] and best["ceiling"] else None,
         "stopped": "both fell behind" if not live else ("--sweep-max" if players > args.sweep_max else "--sweep-budget"),
-        "points": [dict(asdict(p), holds=p.holds) for p in points],
+        "points": [dict(asdict(p), holds=p.holds) for p in points], "problems": problems,
     }
 
 
