@@ -531,7 +531,8 @@ def test_server_restart_reconnects_with_backoff_as_a_new_player(start_server: Ca
 def test_a_page_sent_to_another_server_asks_that_server_and_plays_there(
         start_server: Callable[..., ServerProcess], pages: Pages) -> None:
     home = start_server("--ruleset", "arena", "--npcs", "0")
-    other = start_server("--ruleset", "drift", "--npcs", "50")
+    # Another site's page may open WebSockets only where its origin is allowed (--allowed-origin, issue 12).
+    other = start_server("--ruleset", "drift", "--npcs", "50", "--allowed-origin", home.http)
     ctx = pages.browser.new_context(viewport=VIEWPORT)
     pages.contexts.append(ctx)
     page = ctx.new_page()
