@@ -265,6 +265,7 @@ class LeanClient(asyncio.Protocol):
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
         self.close_code: int | None = None
+        self.close_reason = ""
         self.open = False
         self.seq = 0
         self.dx = self.dy = 0
@@ -304,7 +305,8 @@ class LeanClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
         if not self.welcomed.done():
-            self.welcomed.set_exception(ConnectionError(f"connection lost before welcome (close code {self.close_code})"))
+            self.welcomed.set_exception(ConnectionError(
+                f"connection lost before welcome (close code {self.close_code} {self.close_reason})".replace(" )", ")")))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -355,11 +357,12 @@ class LeanClient(asyncio.Protocol):
             self.send(payload, OP_PONG)
         elif opcode == OP_CLOSE:
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.close_reason = bytes(payload[2:]).decode(errors="replace")
             if self.open:
                 self.open = False
                 self.send(payload[:2], OP_CLOSE)
             if self.close_code not in (1000, 1001):
-                self.stats.errors.append(f"{self.name}: closed by server {self.close_code} {payload[2:].decode(errors='replace')}")
+                self.stats.errors.append(f"{self.name}: closed by server {self.close_code} {self.close_reason}")
             if self.transport is not None:
                 self.transport.close()
         elif opcode == OP_TEXT:

@@ -171,20 +171,20 @@ def measure(cluster: Cluster, players: int, args: argparse.Namespace, redis_pid:
         "other_cpu": round((busy1 - busy0) / wall - sum(server) - lg_cpu - other_procs, 3),
         "matches": [len(m) for m in matches],
         "match_players": sorted({int(x.get("players", 0)) for m in matches for x in m}),
-        "ticks_skipped": sum(dropped1) - sum(dropped0),
+        "ticks_skipped": sum(d - dropped0[m] for m, d in dropped1.items() if m in dropped0),
         "desyncs": desyncs, "errors": len(errors), "error_messages": errors[:3],
     }
 
 
 def _marks(cluster: Cluster, lgs: list[LoadGen], others: list[int]) -> tuple[
-        list[Mark], list[tuple[float, float]], list[float], float, list[int]]:
-    """The clients' counters, each worker's CPU and CPU wait, the supervisor's and Redis's CPU, each worker's
-    skipped ticks (over its matches)."""
+        list[Mark], list[tuple[float, float]], list[float], float, dict[str, int]]:
+    """The clients' counters, each worker's CPU and CPU wait, the supervisor's and Redis's CPU, each match's
+    skipped ticks (by match id)."""
     marks = [lg.mark() for lg in lgs]
     cpus = [cpu_of(n.pid) for n in cluster.nodes]
     waits = [run_queue_wait_of(n.pid) for n in cluster.nodes]
     other = sum(sum(cpu_of(p)) for p in others)
-    dropped = [sum(int(m.get("ticks_dropped", 0)) for m in cluster.local_matches(n)) for n in cluster.nodes]
+    dropped = {m["match"]: int(m.get("ticks_dropped", 0)) for n in cluster.nodes for m in cluster.local_matches(n)}
     return marks, cpus, waits, other, dropped
 
 
@@ -251,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="measured time (default 10)")
     p.add_argument("--warmup", type=float, default=5.0, metavar="SECONDS", help="after the last join (default 5)")
     p.add_argument("--verify", type=int, default=2, metavar="N", help="clients that decode and verify (default 2)")
-    p.add_argument("--connect-rate", type=positive(float), default=500.0, metavar="PER_S", help="joins per second (default 500)")
+    p.add_argument("--connect-rate", type=positive(float), default=150.0, metavar="PER_S",
+                   help="joins per second, over all workers (default 150: a burst of joins on a busy machine makes "
+                   "the directory's calls time out, 1013)")
     p.add_argument("--seed", type=seed_int, default=1, help="match and random-walk seed (default 1)")
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
                    help="pin the workers (and one worker's load generator) to CPUs (default on)")
