@@ -16,7 +16,7 @@ from game.errors import GameError
 from game.rules import RULESET_NAMES
 from server import logs
 from server.app import serve
-from server.cli import name_equals_int, port, positive, seed_int
+from server.cli import count, name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.handover.drain import DRAIN_DEADLINE_S, Drainer
 from server.host import REDIS_NODE_TTL, Host, RoomsConfig, public_url
@@ -104,7 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
                    f"dropped (default {d.max_queued}, {d.max_queued >> 20} MiB)")
     p.add_argument("--max-unacked", type=positive(int), default=d.max_unacked, metavar="BYTES",
                    help=f"bytes of updates a client may owe acknowledgements for; past them it gets none until it "
-                   f"acknowledges; also each socket's kernel send buffer (default {d.max_unacked})")
+                   f"acknowledges (default {d.max_unacked}, {d.max_unacked >> 10} KiB)")
+    p.add_argument("--max-connections", type=count, default=d.max_connections, metavar="N",
+                   help="open connections (HTTP and WebSocket) past which new ones are refused with HTTP 503 before "
+                   "any upgrade (default 0: the open-file limit, raised to its hard limit at start, less 64)")
+    p.add_argument("--max-per-address", type=count, default=d.max_per_address, metavar="N",
+                   help=f"the most connections from one client address (past it: HTTP 429), and the most players it "
+                   f"may have joined and not left, held for a resume included (past it: error and 1008); 0: no limit "
+                   f"(default {d.max_per_address}; behind a proxy see --trust-forwarded-for)")
+    p.add_argument("--trust-forwarded-for", action="store_true",
+                   help="take a client's address from the last entry of its X-Forwarded-For header (only behind a "
+                   "proxy that sets it: else any client could claim any address; without it, every client behind "
+                   "the proxy is the proxy's address)")
     p.add_argument("--ack-timeout", type=positive(float), default=d.ack_timeout_s, metavar="SECONDS",
                    help=f"close clients (error, 1008) that acknowledge nothing this long while updates wait for "
                    f"it (default {d.ack_timeout_s:g})")
@@ -229,6 +240,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         hold_s=args.hold,
         hello_timeout_s=args.hello_timeout, max_buffer=args.max_buffer, slow_timeout_s=args.slow_timeout,
         max_queued=args.max_queued, max_unacked=args.max_unacked, ack_timeout_s=args.ack_timeout,
+        max_connections=args.max_connections, max_per_address=args.max_per_address,
+        trust_forwarded_for=args.trust_forwarded_for,
         tls_cert=args.tls_cert, tls_key=args.tls_key, allowed_origins=tuple(origins),
         record=not args.no_record, replay_dir=args.replay_dir,
     )

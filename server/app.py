@@ -32,17 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+import resource
 import signal
 import socket
 import ssl
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
 from typing import Any, cast
 
-from attrs import define, frozen
+from attrs import define, field, frozen
 from websockets.datastructures import Headers
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
@@ -127,6 +131,21 @@ Unready = Callable[[], str | None]
 #: Connections the kernel queues for ``accept``: a lobby's burst of matchmakes (hundreds at once) must not
 #: overflow it (asyncio's default is 100; past it, connections wait for SYN retransmits, a second or more).
 BACKLOG = 1024
+
+#: Each connection's kernel send buffer, bytes (``SO_SNDBUF``; the kernel doubles it): room for a keyframe and
+#: the updates of a round trip, not the megabytes of autotuning a client that stops reading would hold.
+SEND_BUFFER = 64 << 10
+
+#: File descriptors kept free below the open-file limit by ``--max-connections``' default (replays, Redis, logs).
+FD_RESERVE = 64
+
+#: How long a connection refused before its request (503, 429) waits for the request to arrive, seconds; and
+#: how many may wait at once (more are dropped without an answer: within ``FD_RESERVE``).
+REFUSED_LINGER_S = 0.25
+MAX_REFUSING = FD_RESERVE // 2
+
+#: How often, at most, the refusals of ``--max-connections`` are logged, seconds.
+REFUSAL_LOG_S = 10.0
 
 #: A frame's payload (websockets calls it ``BytesLike``).
 BytesLike = bytes | bytearray | memoryview
@@ -214,6 +233,95 @@ class SlowReader:
                 "or all clients' queues full)")
 
 
+@define
+class AddressLimits:
+    """Connections and player seats per client address, against ``--max-per-address``. Sans-I/O: the time is
+    passed in.
+
+    A player's seat counts from its join until its connection is gone, and while its match holds it for a
+    resume after that (``held_until``): one address cannot fill a match with players it drops.
+
+    Attributes:
+        limit: the most connections, and the most seats, of one address (0: no limit).
+    """
+
+    limit: int
+    connections: Counter[str] = field(factory=Counter)
+    players: Counter[str] = field(factory=Counter)
+    held: dict[str, list[float]] = field(factory=dict)
+
+    def connect(self, address: str) -> bool:
+        """Count a connection from ``address``; False (not counted) when it has ``limit`` already."""
+        if self.limit and self.connections[address] >= self.limit:
+            return False
+        self.connections[address] += 1
+        return True
+
+    def disconnect(self, address: str) -> None:
+        self.connections[address] -= 1
+        if self.connections[address] <= 0:
+            del self.connections[address]
+
+    def seats(self, address: str, now: float) -> int:
+        """The players of ``address``: connected, or held for a resume at ``now``."""
+        held = self.held.get(address)
+        if held:
+            held[:] = [t for t in held if t > now]
+            if not held:
+                del self.held[address]
+        return self.players[address] + len(self.held.get(address, ()))
+
+    def may_join(self, address: str, now: float) -> bool:
+        return not self.limit or self.seats(address, now) < self.limit
+
+    def joined(self, address: str) -> None:
+        self.players[address] += 1
+
+    def left(self, address: str, now: float, held_until: float | None) -> None:
+        """A player of ``address`` is gone; its match holds it until ``held_until`` (None: not held)."""
+        self.players[address] -= 1
+        if self.players[address] <= 0:
+            del self.players[address]
+        if held_until is not None and held_until > now:
+            self.held.setdefault(address, []).append(held_until)
+        self.seats(address, now)  # drop what expired
+
+
+def forwarded_for(headers: Headers) -> str | None:
+    """The client address a trusted proxy put last in ``X-Forwarded-For`` (None: no such header)."""
+    values = headers.get_all("X-Forwarded-For")
+    if not values:
+        return None
+    last = values[-1].split(",")[-1].strip()
+    return last or None
+
+
+def refusal(status: int, reason: str, retry_after: int | None = None) -> bytes:
+    """A whole HTTP answer refusing a connection before any request is read (JSON ``{"error": reason}``)."""
+    body = json.dumps({"error": reason}).encode()
+    retry = f"Retry-After: {retry_after}\r\n" if retry_after is not None else ""
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: {SERVER_HEADER}\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n{retry}Connection: close\r\n\r\n").encode() + body
+
+
+def raise_open_files() -> tuple[int, int, int]:
+    """Raise this process's soft limit of open files to its hard limit; returns (soft before, soft now, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard
+
+
+def default_max_connections() -> int:
+    """``--max-connections``' default: the soft limit of open files, less ``FD_RESERVE`` for everything else."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1, soft - FD_RESERVE)
+
+
 class Connection(asyncio.Protocol):
     """One client's connection: its HTTP request, then (on a WebSocket path) its WebSocket, session and member.
 
@@ -287,6 +395,13 @@ class Connection(asyncio.Protocol):
         self.closed_with: int | None = None
         #: Bytes in the transport's queue when we last looked (their sum over connections: ``GameServer.queued``).
         self._queued = 0
+        #: Refused before its request (``_refuse``): whatever comes is read and ends the connection.
+        self._refused = False
+        #: The client's address as ``--max-per-address`` counts it (None: not counted, or not yet).
+        self.address: str | None = None
+        #: The match whose seat this connection's player holds, and the address it counts against.
+        self._seat: Match | None = None
+        self._seat_address = ""
         #: Done when the connection is gone.
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self._request_end = RequestEnd()
@@ -319,18 +434,33 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
-        self.server.connections.add(self)
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            server.refused(len(server.connections))
+            self._refuse(503, f"the server is full ({server.max_connections} connections): try again later", 5)
+            return
+        if not self.config.trust_forwarded_for and isinstance(self.peer, tuple):
+            address = str(self.peer[0])
+            if not server.addresses.connect(address):
+                self._refuse(429, f"too many connections from {address} ({server.addresses.limit}, "
+                                  "--max-per-address)", 5)
+                return
+            self.address = address
+        server.connections.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            # What the kernel queues for the client: about what it may owe acks for (the kernel doubles it),
-            # not the megabytes autotuning allows; what does not fit waits in our queue, where we count it.
+            # What the kernel queues for the client: SEND_BUFFER (the kernel doubles it), not the megabytes
+            # autotuning allows; what does not fit waits in our queue, where we count it.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.max_unacked)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         # Browsers open spare connections they may never use: dropping one is routine (debug, not info).
         self._deadline = self.loop.call_later(self.config.open_timeout_s, self._abort, "no request answered in time",
                                               logging.DEBUG)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            self.transport.close()  # its request is read: our answer is out, nothing to reset it
+            return
         self.traffic.bytes_in += len(data)
         splitter = self._splitter
         if splitter is None:
@@ -346,6 +476,12 @@ class Connection(asyncio.Protocol):
         return None  # the transport closes: nothing is written after the peer's EOF but the protocol's own
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            if self._closer is not None:
+                self._closer.cancel()
+                self.server.refusing -= 1
+            self.lost.set_result(None)
+            return
         self.taking = False
         self.protocol.receive_eof()  # idempotent: its state is CLOSED from here
         self.protocol.data_to_send()  # nowhere to write it
@@ -357,9 +493,12 @@ class Connection(asyncio.Protocol):
                 task.cancel()
         self._held.clear()
         self._waiting = None
-        self.server.connections.discard(self)
-        self.server.queued -= self._queued
+        server = self.server
+        server.connections.discard(self)
+        server.queued -= self._queued
         self._queued = 0
+        if self.address is not None:
+            server.addresses.disconnect(self.address)
         if self._splitter is not None:
             self._gone()
         if self.feed is not None:
@@ -367,7 +506,13 @@ class Connection(asyncio.Protocol):
             # (no close frame, another code) is a dropped connection: the player is held.
             close = self.protocol.close_rcvd
             left = close is not None and close.code == CloseCode.NORMAL_CLOSURE
-            self.feed.disconnect(self.member, self, self.clock(), left=left)
+            now = self.clock()
+            self.feed.disconnect(self.member, self, now, left=left)
+            member, match = self.member, self._seat
+            if match is not None and isinstance(member, Member):
+                held = match.members.get(member.player) is member and member.left_at is not None
+                until = member.left_at + match.hold_s if held and member.left_at is not None else None
+                server.addresses.left(self._seat_address, now, until)
         self.lost.set_result(None)
 
     def _gone(self) -> None:
@@ -469,6 +614,25 @@ class Connection(asyncio.Protocol):
         self.send(encode_server(Error(code, reason)))
         self.close(code, reason)
 
+    def _refuse(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        """Answer ``status`` at once, before reading any request, and end our side. The connection closes
+        when the client's request comes (read, so that closing does not reset it and lose the answer), or
+        ``REFUSED_LINGER_S`` later: a refused connection holds its file descriptor for no longer."""
+        self._refused = True
+        self._responded = True
+        transport = self.transport
+        server = self.server
+        if server.refusing >= MAX_REFUSING:
+            transport.abort()  # a flood: file descriptors first, answers second
+            return
+        transport.write(refusal(status, reason, retry_after))
+        if transport.can_write_eof():
+            transport.write_eof()
+            server.refusing += 1
+            self._closer = self.loop.call_later(REFUSED_LINGER_S, transport.abort)
+        else:
+            transport.close()
+
     # -- opening ---------------------------------------------------------------
 
     def _opening(self, data: bytes) -> None:
@@ -541,6 +705,14 @@ class Connection(asyncio.Protocol):
 
     def _answer(self, request: HttpRequest) -> Target | None:
         """Send the router's answer to ``request`` (now, or once computed); a ``Target`` is returned, not sent."""
+        if self.config.trust_forwarded_for and self.address is None:
+            # Behind a proxy: the client is who it says it forwarded, counted from its request on.
+            address = forwarded_for(request.headers) or (str(self.peer[0]) if isinstance(self.peer, tuple) else "?")
+            if not self.server.addresses.connect(address):
+                self._respond(json_response({"error": f"too many connections from {address} "
+                                                      f"({self.server.addresses.limit}, --max-per-address)"}, 429))
+                return None
+            self.address = address
         try:
             answer = self.server.respond(request)
         except Exception:
@@ -749,9 +921,22 @@ class Connection(asyncio.Protocol):
             self._take(item)
 
     def _connect(self, feed: Feed[Any], hello: Hello, now: float) -> None:
-        """The feed takes the client (it may refuse with a ``ProtocolError``); the hello's deadline is over."""
+        """The feed takes the client (it may refuse with a ``ProtocolError``); the hello's deadline is over.
+
+        Raises:
+            PolicyViolation: (1008) a new player from an address that has ``--max-per-address`` seats already.
+        """
+        addresses = self.server.addresses
+        player = isinstance(feed, Match) and not hello.spectate
+        address = self.address or (str(self.peer[0]) if isinstance(self.peer, tuple) else "?")
+        if player and not addresses.may_join(address, now):
+            raise PolicyViolation(f"too many players from {address} ({addresses.limit}, connected or held for a "
+                                  "resume; --max-per-address)")
         self.member = feed.connect(hello, self.session, self, now)
         self.feed = feed
+        if player and isinstance(feed, Match):
+            self._seat, self._seat_address = feed, address
+            addresses.joined(address)
         self._set_deadline(None, None)
         event = "resume" if getattr(self.member, "resumed", False) else "join"
         log.info("%s: %s %s", self.feed_id, self.who(), "resumed" if event == "resume" else "joined",
@@ -904,6 +1089,15 @@ class GameServer:
         #: Every open connection, HTTP or WebSocket, and the bytes waiting in their queues (as last seen).
         self.connections: set[Connection] = set()
         self.queued = 0
+        #: Connections past which new ones are refused (503); set from the open-file limit at ``start``.
+        self.max_connections = config.max_connections or default_max_connections()
+        #: Connections and seats per client address (``--max-per-address``).
+        self.addresses = AddressLimits(config.max_per_address)
+        #: Connections refused that wait for their request (``Connection._refuse``).
+        self.refusing = 0
+        #: Refusals for ``max_connections`` not logged yet, and when the last line was.
+        self._refusals = 0
+        self._refusal_logged = -REFUSAL_LOG_S
         self.clock: Callable[[], float] = time.monotonic
         self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
@@ -1109,9 +1303,20 @@ class GameServer:
         ctx.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         return ctx
 
+    def refused(self, open_now: int) -> None:
+        """A connection was refused for ``max_connections``: one log line every ``REFUSAL_LOG_S`` at most."""
+        self._refusals += 1
+        now = self.clock()
+        if now - self._refusal_logged >= REFUSAL_LOG_S:
+            log.warning("refusing connections (HTTP 503): %d open, --max-connections %d; %d refused since the last "
+                        "line like this", open_now, self.max_connections, self._refusals)
+            self._refusals = 0
+            self._refusal_logged = now
+
     async def start(self) -> int:
         """Listen; returns the bound port."""
         config = self.config
+        self.max_connections = config.max_connections or default_max_connections()
         ctx = self.ssl_context()
         tls: dict[str, Any] = {} if ctx is None else {
             "ssl": ctx, "ssl_handshake_timeout": config.open_timeout_s, "ssl_shutdown_timeout": config.close_timeout_s}
@@ -1287,7 +1492,10 @@ async def serve(server: GameServer, on_ready: Callable[[int], None],
     it is done). The one place a server is run until a signal: ``python -m server`` and ``tools.replay play``
     both use it.
     """
+    soft, raised, hard = raise_open_files()
     port = await server.start()
+    log.info("open files: soft limit %d%s (hard limit %d); at most %d connections (--max-connections)", soft,
+             f", raised to {raised}" if raised != soft else "", hard, server.max_connections)
     on_ready(port)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)

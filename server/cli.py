@@ -22,6 +22,17 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def count(text: str) -> int:
+    """An argparse type: an integer, 0 or more (0 usually meaning "no limit" or "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def port(text: str) -> int:
     """An argparse type: a TCP port, 0 (any free port) to 65535."""
     try:

@@ -37,9 +37,15 @@ class ServerConfig:
         max_queued: bytes queued to all clients together past which updates to any client with
             a non-empty queue are dropped.
         max_unacked: bytes of updates a client may be sent without acknowledging them (past them
-            it gets none until it does); also each socket's send buffer (the kernel doubles it).
+            it gets none until it does).
         ack_timeout_s: a client sent updates whose acknowledgements stop advancing this long is
             closed (1008).
+        max_connections: open connections past which new ones are refused with HTTP 503; 0: the
+            open-file limit less a reserve (``server.app.default_max_connections``).
+        max_per_address: the most connections, and the most players (connected, or held for a
+            resume), from one client address (429 for a connection, 1008 for a join); 0: no limit.
+        trust_forwarded_for: the client's address is the last one in ``X-Forwarded-For`` (behind a
+            proxy that sets it; otherwise clients could claim any address).
         static_dir: files served over HTTP at ``/``.
         allowed_origins: ``Origin``s of pages that may open WebSockets besides the server's own pages
             (``*``: any); a request without ``Origin`` (bots, native clients) is always let through.
@@ -67,8 +73,11 @@ class ServerConfig:
     max_buffer: int = 1 << 20
     slow_timeout_s: float = 5.0
     max_queued: int = 8 << 20
-    max_unacked: int = 64 << 10
+    max_unacked: int = 256 << 10
     ack_timeout_s: float = 5.0
+    max_connections: int = 0
+    max_per_address: int = 256
+    trust_forwarded_for: bool = False
     static_dir: Path = ROOT / "client_web"
     allowed_origins: tuple[str, ...] = ()
     tls_cert: Path | None = None

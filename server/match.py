@@ -43,7 +43,7 @@ from server.protocol.errors import (
     CLOSE_TRY_AGAIN_LATER,
     PolicyViolation,
 )
-from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
+from server.protocol.history import HISTORY_SIZE, MAX_DELTAS, NO_UPDATE, SnapshotHistory, UpdateEncoder, cap_bases
 from server.protocol.interest import ViewEncoder, ViewGrid, ViewShape
 from server.protocol.messages import (
     ClientMessage,
@@ -91,6 +91,8 @@ class Member:
     left_at: float | None = None
     #: Receives filtered views (the match filters them, and its hello said it can apply them).
     filtered: bool = False
+    #: It sent an input since it joined: only such a player is held for a resume when its connection drops.
+    played: bool = False
 
 
 @define
@@ -285,7 +287,9 @@ class Match:
     def disconnect(self, member: Member, client: Client, now: float, *, left: bool = False) -> None:
         """``client``, the member's connection, is gone: a player is held ``hold_s`` for a resume,
         unless it ``left`` on purpose (its close said 1000): then it is removed at the next tick, like
-        a spectator. A connection that was already replaced by a resume changes nothing."""
+        a spectator; so is a player that never sent an input: it holds no seat for ``hold_s`` (80
+        connections that join and drop do not fill a match). A connection that was already replaced by a
+        resume changes nothing."""
         if self.members.get(member.player) is not member or member.client is not client:
             return
         member.client = None
@@ -296,7 +300,7 @@ class Match:
             self._leaving.add(member.player)
             self._tokens.pop(member.token, None)  # leaving is leaving: no resume
         else:
-            member.left_at = now
+            member.left_at = now if member.played else now - self.hold_s
             self._held[member.player] = member
             self.inputs.neutral(member.player)
         self._roster_dirty = True
@@ -320,6 +324,7 @@ class Match:
         if isinstance(msg, Input):
             if member.joined and not member.spectator and member.player in self.inputs:
                 self.inputs.submit(member.player, msg.seq, msg.values, msg.view)
+                member.played = True
         elif isinstance(msg, Ping) and member.client is not None:
             member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
         elif isinstance(msg, Leave):
@@ -409,7 +414,9 @@ class Match:
         allowed = encoder.base_set
         tick = self._snapshot.tick
         sent = nbytes = keyframes = 0
-        filtered: list[tuple[Client, Member, int | None, int]] = []
+        #: Who gets which base this tick, and how many clients each delta base serves.
+        plan: list[tuple[Member, Client, int | None]] = []
+        used: dict[int, int] = {}
         for m in list(self.members.values()):
             client = m.client
             if client is None or not m.joined:
@@ -427,7 +434,17 @@ class Match:
             # Most clients acknowledged a base (the tick before): the newest one they hold. Else choose.
             acked = session.acked
             base = acked if acked in allowed and session.holds(acked) else encoder.choose(
-                session.holds, session.last_keyframe, first)
+                session.holds, session.last_keyframe, first, session.last_ack)
+            if base != NO_UPDATE:
+                plan.append((m, client, base))
+                if base is not None:
+                    used[base] = used.get(base, 0) + 1
+        if len(used) > MAX_DELTAS:  # more bases than a tick encodes: the rest take one of those they hold
+            bases = [base for _, _, base in plan]
+            cap_bases(used, bases, [m.session.holds for m, _, _ in plan])
+            plan = [(m, client, base) for (m, client, _), base in zip(plan, bases)]
+        filtered: list[tuple[Client, Member, int | None, int]] = []
+        for m, client, base in plan:
             if base == NO_UPDATE:
                 continue
             ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
@@ -437,7 +454,7 @@ class Match:
                 continue
             frame = finish_update(encoder.prefix(base), ack)
             client.send(frame)
-            session.sent_update(tick, len(frame), now, base is None)
+            m.session.sent_update(tick, len(frame), now, base is None)
             sent += 1
             nbytes += len(frame)
         if filtered and self.views is not None:

@@ -145,6 +145,8 @@ class Hostile(LeanClient):
         self.sent = 0
         self.http_status: int | None = None
         self.upgraded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        # A client refused or dropped before its welcome fails this future: nobody need wait for it.
+        self.welcomed.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _handshake(self, data: bytes) -> bytes:
         if self.http_status is None and b"\r\n" in self._http + data:

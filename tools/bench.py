@@ -113,11 +113,14 @@ class Proc:
     ``ready_lines`` all of them."""
 
     def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0, *, root: Path = ROOT,
-                 nofile: int | None = None, ready: re.Pattern[str] = _LISTENING, count: int = 1) -> None:
-        """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files."""
+                 nofile: int | tuple[int, int] | None = None, ready: re.Pattern[str] = _LISTENING,
+                 count: int = 1) -> None:
+        """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files
+        (a soft and hard limit, or a (soft, hard) pair)."""
         self.name = name
         env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
-        limit = None if nofile is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        limits = (nofile, nofile) if isinstance(nofile, int) else nofile
+        limit = None if limits is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         self.proc = subprocess.Popen([sys.executable, *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
         if cpu is not None:
@@ -435,6 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.variant == "interest" else []
     server_cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs),
                   *variant, "--max-players", str(args.players + 10), "--seed", str(args.seed),
+                  "--max-per-address", "0",  # every client is 127.0.0.1 here
                   *([] if args.record else ["--no-record"]), *args.server_arg]
     proc = Proc(server_cmd, "server", server_cpu)
     try:

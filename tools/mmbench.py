@@ -195,6 +195,7 @@ def servers(args: argparse.Namespace, n: int, redis: str | None) -> list[Proc]:
     """``n`` servers of the benchmark's settings (``redis``: sharing their directory there); stop them after."""
     flags = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--no-record", "--ruleset", args.ruleset,
              "--npcs", "0", "--max-players", str(args.max_players), "--seat-ttl", "1", "--empty-grace", "1",
+             "--max-per-address", "0",  # every client is 127.0.0.1 here
              *(["--redis", redis] if redis else []), *args.server_arg]
     procs: list[Proc] = []
     try:

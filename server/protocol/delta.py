@@ -160,7 +160,9 @@ def encode_body(schema: WireSchema, base: Snapshot | None, cur: Snapshot,
     if base is None:
         return _keyframe_body(cur)
     n_base = len(base.ids)
-    if n_base and len(cur.ids):
+    if base.ids is cur.ids or (n_base == len(cur.ids) and np.array_equal(base.ids, cur.ids)):
+        keep = np.ones(n_base, dtype=bool)  # nobody came or went: most ticks, and cheaper than a search
+    elif n_base and len(cur.ids):
         pos = np.minimum(np.searchsorted(cur.ids, base.ids), len(cur.ids) - 1)
         keep = cur.ids[pos] == base.ids
     else:

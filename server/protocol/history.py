@@ -7,22 +7,29 @@ bytes: the encoder keeps the encoded prefix per base for the current tick.
 
 **Bounded work per tick.** Clients may acknowledge any recent tick, so the
 bases are not left to them: an update may start only from one of the
-``RECENT`` states sent just before it, or from one of the ``ANCHORS`` newest
-older ones on the grid (ticks that are multiples of ``SNAP``; a feed whose
-ticks skip, a playback at speed, may have fewer). A client gets a delta from
-the newest of these it acknowledged lately (``ServerSession.holds``): a
-client that lags a few ticks, whose own ack is off the grid, still holds an
-anchor. So at most ``RECENT + ANCHORS`` deltas and one keyframe are encoded
-per tick, however many clients acknowledge however many ticks, and each is
-cheap: a base's prediction (its state extrapolated by the motion rule) is
-carried from tick to tick, one step at a time, not redone from the base.
+``RECENT`` states sent just before it, or from an *anchor*: the ``ANCHORS``
+newest older ticks on the grid of ``SNAP``, and the ``FAR_ANCHORS`` newest
+older still on the coarser grid of ``FAR_SNAP`` (a feed whose ticks skip, a
+playback at speed, may have fewer). A client gets a delta from the newest of
+these it holds (``ServerSession.holds``: ticks it was sent and acknowledged):
+a client that lags a few ticks, whose own ack is off the grid, still holds an
+anchor. Of these, a tick encodes at most ``MAX_DELTAS``: when clients
+would use more, the most used are kept, and the oldest, and the other
+clients take the newest kept base they hold (``cap_bases``): bigger deltas
+for a few, never more work. So at most ``MAX_DELTAS`` deltas and one
+keyframe are encoded per tick, however many clients acknowledge however many
+ticks, and each is cheap: a base's prediction (its state extrapolated by the
+motion rule) is carried from tick to tick, one step at a time, not redone
+from the base.
 
 **Keyframes.** A client with none of those bases gets a keyframe: at once
 for its first update (after its ``welcome``); otherwise only on a grid tick
 (so that, once acknowledged, the keyframe is an anchor), and, while it has
-not acknowledged the last keyframe it was sent, no sooner than
-``KEYFRAME_GAP`` ticks after it. A client that never acknowledges gets a
-keyframe a second, not one a tick; meanwhile it gets nothing (``NO_UPDATE``).
+not acknowledged the last keyframe it was sent and its acknowledgements have
+not advanced for ``KEYFRAME_GAP`` ticks, no sooner than ``KEYFRAME_GAP``
+ticks after it. A client that never acknowledges gets a keyframe a second,
+not one a tick; one that lags further than the anchors reach, one every grid
+tick; meanwhile they get nothing (``NO_UPDATE``).
 """
 
 from __future__ import annotations
@@ -34,16 +41,25 @@ from typing import Any
 from server.protocol.codec import encode_update_prefix
 from server.protocol.delta import Snapshot, WireSchema, encode_body, predict
 
-#: Snapshots kept for delta bases (Quake 3 keeps 32): about a second at 30 Hz.
-HISTORY_SIZE = 32
+#: Snapshots kept for delta bases (Quake 3 keeps 32): room for the far anchor, 20 to 35 ticks back.
+HISTORY_SIZE = 40
 
-#: Delta bases of an update: the ``RECENT`` states before it, and the ``ANCHORS`` newest older ones whose
-#: tick is a multiple of ``SNAP``. At 30 Hz a client that lags up to 11 ticks (370 ms) always holds one.
-RECENT = 2
-SNAP = 8
-ANCHORS = 2
+#: Delta bases of an update: the ``RECENT`` states before it, the ``ANCHORS`` newest older ones whose tick is a
+#: multiple of ``SNAP``, and the ``FAR_ANCHORS`` newest older still on the grid of ``FAR_SNAP``. At 30 Hz a
+#: client whose acks take up to 3 ticks (100 ms) gets a delta from the tick it acknowledged; one that lags up
+#: to 19 ticks (630 ms), from at most 3 ticks before; up to 35 ticks (1.2 s), from at most 15 before.
+RECENT = 3
+SNAP = 4
+ANCHORS = 4
+FAR_SNAP = 16
+FAR_ANCHORS = 1
+MAX_BASES = RECENT + ANCHORS + FAR_ANCHORS
 
-#: A client that has not acknowledged its last keyframe gets the next one this many ticks later at the earliest.
+#: Delta bases encoded per tick at most (``cap_bases``): past them, clients take an older base they hold.
+MAX_DELTAS = 3
+
+#: A client that has not acknowledged its last keyframe, and whose acknowledgements have not advanced for this
+#: many ticks, gets the next keyframe this many ticks after the last one at the earliest.
 KEYFRAME_GAP = 32
 
 #: ``UpdateEncoder.choose``'s answer for a client that gets no update this tick.
@@ -79,11 +95,34 @@ class SnapshotHistory:
 
 def delta_bases(ticks: list[int], current: int) -> tuple[int, ...]:
     """The ticks an update of ``current`` may start from, newest first, among ``ticks`` (a history's,
-    newest first): the ``RECENT`` before ``current``, then the ``ANCHORS`` newest older ones on the grid."""
+    newest first): the ``RECENT`` before ``current``, then the ``ANCHORS`` newest older ones on the grid, then
+    the ``FAR_ANCHORS`` newest older ones on the far grid."""
     older = [t for t in ticks if t < current]
-    recent = older[:RECENT]
-    anchors = [t for t in older[RECENT:] if t % SNAP == 0][:ANCHORS]
-    return (*recent, *anchors)
+    bases = older[:RECENT]
+    rest = older[RECENT:]
+    for snap, count in ((SNAP, ANCHORS), (FAR_SNAP, FAR_ANCHORS)):
+        anchors = [t for t in rest if t % snap == 0][:count]
+        bases += anchors
+        if anchors:
+            rest = [t for t in rest if t < anchors[-1]]
+    return tuple(bases)
+
+
+def cap_bases(used: dict[int, int], bases: list[int | None], holds: list[Callable[[int], bool]]) -> None:
+    """Leave at most ``MAX_DELTAS`` distinct delta bases in ``bases`` (one per client, in place).
+
+    ``used`` counts the clients of each base. Kept: the ``MAX_DELTAS - 1`` most used (the newer on a tie),
+    and the oldest, which most clients hold too. A client whose base is not kept takes the newest kept base
+    it ``holds`` (its own ``holds``), or ``NO_UPDATE`` for this tick.
+    """
+    if len(used) <= MAX_DELTAS:
+        return
+    popular = sorted(used, key=lambda t: (used[t], t), reverse=True)[:MAX_DELTAS - 1]
+    kept = sorted({*popular, min(used)}, reverse=True)
+    keep = frozenset(kept)
+    for i, base in enumerate(bases):
+        if base is not None and base not in keep:
+            bases[i] = next((t for t in kept if holds[i](t)), NO_UPDATE)
 
 
 class UpdateEncoder:
@@ -124,14 +163,16 @@ class UpdateEncoder:
         for tick in [t for t in predicted if t not in self.base_set]:
             del predicted[tick]
 
-    def choose(self, holds: Callable[[int], bool], last_keyframe: int | None, first: bool = False) -> int | None:
+    def choose(self, holds: Callable[[int], bool], last_keyframe: int | None, first: bool = False,
+               last_ack: int | None = None) -> int | None:
         """The base of a client's update: the newest allowed base it ``holds`` (a tick), None for a keyframe,
         or ``NO_UPDATE`` (nothing for it this tick; see the module docstring).
 
         Args:
-            holds: whether the client acknowledged a tick lately (``ServerSession.holds``).
+            holds: whether the client holds a tick's state (``ServerSession.holds``).
             last_keyframe: the tick of the keyframe it was sent last and has not acknowledged (None: none).
             first: its first update (a welcome goes with it): a keyframe now if it holds no base.
+            last_ack: the feed's tick when the client's acknowledgements last advanced (None: never).
         """
         for tick in self.bases:
             if holds(tick):
@@ -143,7 +184,9 @@ class UpdateEncoder:
             return None
         if self.grid and cur.tick % SNAP:
             return NO_UPDATE
-        if last_keyframe is not None and 0 <= cur.tick - last_keyframe < self.keyframe_gap:
+        gap = self.keyframe_gap
+        if last_keyframe is not None and 0 <= cur.tick - last_keyframe < gap \
+                and (last_ack is None or not 0 <= cur.tick - last_ack < gap):
             return NO_UPDATE
         return None
 

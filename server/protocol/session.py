@@ -82,8 +82,9 @@ MIN_RATE_PER_S = 60.0
 CREDIT_S = 60
 MAX_CREDIT = CREDIT_S * 30
 
-#: Ticks a client is known to hold, remembered per client (the delta bases it may get): the server's history.
-HOLDS = 32
+#: Ticks a client is known to hold, remembered per client (the delta bases it may get): the server's history
+#: (``server.protocol.history.HISTORY_SIZE``).
+HOLDS = 40
 
 #: What a message costs against the rate limit, in messages (1 unless listed). A ``control``
 #: may make the playback re-simulate up to a keyframe period: at the default rate a viewer
@@ -113,6 +114,7 @@ class ServerSession:
         acked: the newest update tick the client says it holds (None: none).
         ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
         last_keyframe: the tick of the last keyframe sent (None: none since the last ack).
+        last_ack: the server's tick when the client's acknowledgements last advanced (None: never).
     """
 
     inputs: tuple[InputField, ...]
@@ -126,6 +128,7 @@ class ServerSession:
     max_credit: int = MAX_CREDIT
     max_unacked: int = 1 << 62
     last_keyframe: int | None = None
+    last_ack: int | None = None
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
     _credit: int = field(init=False, default=0)
@@ -256,6 +259,7 @@ class ServerSession:
             raise InvalidField(f"ack of tick {tick}, ahead of the server's tick {server_tick}")
         if self.acked is None or tick > self.acked:
             self.acked = tick
+            self.last_ack = server_tick
             if self.last_keyframe is not None and tick >= self.last_keyframe:
                 self.last_keyframe = None
             # Every update sent up to this tick came before it (one ordered stream): the client holds them,

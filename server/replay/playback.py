@@ -32,7 +32,7 @@ from server.protocol import PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PolicyViolation
-from server.protocol.history import HISTORY_SIZE, NO_UPDATE, SnapshotHistory, UpdateEncoder
+from server.protocol.history import HISTORY_SIZE, MAX_DELTAS, NO_UPDATE, SnapshotHistory, UpdateEncoder, cap_bases
 from server.protocol.messages import (
     ClientMessage,
     Control,
@@ -310,6 +310,8 @@ class Playback:
         status = encode_server(self.status()) if self._status_dirty else None
         self._status_dirty = False
         encoder = self.encoder
+        plan: list[tuple[Viewer, int | None]] = []
+        used: dict[int, int] = {}
         for v in list(self.viewers.values()):
             client = v.client
             if v.needs_welcome:
@@ -332,12 +334,21 @@ class Playback:
             session = v.session
             if session.waiting:
                 continue  # it owes acknowledgements for --max-unacked bytes already
-            base = encoder.choose(session.holds, session.last_keyframe, first=v.lost or v.sent_tick is None)
+            base = encoder.choose(session.holds, session.last_keyframe, v.lost or v.sent_tick is None, session.last_ack)
+            if base != NO_UPDATE:
+                plan.append((v, base))
+                if base is not None:
+                    used[base] = used.get(base, 0) + 1
+        if len(used) > MAX_DELTAS:
+            bases = [base for _, base in plan]
+            cap_bases(used, bases, [v.session.holds for v, _ in plan])
+            plan = list(zip([v for v, _ in plan], bases))
+        for v, base in plan:
             if base == NO_UPDATE:
                 continue
             frame = finish_update(encoder.prefix(base), 0)
-            client.send(frame)
-            session.sent_update(snap.tick, len(frame), now, base is None)
+            v.client.send(frame)
+            v.session.sent_update(snap.tick, len(frame), now, base is None)
             v.sent_tick = snap.tick
             v.lost = False
             self.updates_sent += 1

@@ -7,7 +7,7 @@ so that each attack shows in a few seconds: bounded counts, bounded waits.
 from __future__ import annotations
 
 import asyncio
-import time
+import socket
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +15,25 @@ from typing import Any
 
 from tests.conftest import ServerProcess
 from tests.e2e.helpers import drift_server, serving
-from tools.attacks import Hostile, Target, close_all, no_ack, non_reader, open_clients, rss_mib, spread_acks, stall
+from server.app import FD_RESERVE
+from tools.attacks import (
+    Hostile,
+    Target,
+    close_all,
+    fd_flood,
+    joined,
+    no_ack,
+    non_reader,
+    open_clients,
+    rss_mib,
+    seat_hold,
+    spread_acks,
+    stall,
+)
+from server.protocol.history import MAX_DELTAS
+from tools.bench import Proc
 from tools.bench import Scrape, metric_sum, parse_metrics
-from tools.client import GameClient
+from tools.client import GameClient, ServerClosed
 
 Start = Callable[..., ServerProcess]
 
@@ -28,14 +44,17 @@ def metrics(server: ServerProcess) -> Scrape:
 
 
 async def watching(server: ServerProcess, attack: Any) -> tuple[Any, GameClient, float]:
-    """Run ``attack`` while a player plays; the attack's report, the player and its updates a second meanwhile."""
+    """Run ``attack`` while a player plays; the attack's report, the player, and the share of the ticks the
+    server ran meanwhile that the player got an update of (1.0: every one; a busy machine's scheduling aside,
+    which drops ticks, not updates)."""
     good = GameClient(server.url, "good")
     await good.connect()
-    before, start = good.stats.updates, time.monotonic()
+    updates, tick = good.stats.updates, good.tick or 0
     report = await attack
-    rate = (good.stats.updates - before) / (time.monotonic() - start)
+    await good.wait_update()
+    share = (good.stats.updates - updates) / max(1, (good.tick or 0) - tick)
     await good.close()
-    return report, good, rate
+    return report, good, share
 
 
 def connected(server: ServerProcess) -> int:
@@ -59,34 +78,34 @@ def test_a_client_that_stalls_and_answers_every_update_that_waited_at_once_plays
     assert len(long.errors) == 1 and "no acknowledgement for 2.5 s" in long.errors[0]
 
 
-def test_32_clients_acknowledging_32_different_ticks_cost_at_most_four_deltas_and_a_keyframe_a_tick(
+def test_32_clients_acknowledging_32_different_ticks_cost_at_most_three_deltas_and_a_keyframe_a_tick(
         start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "500")
     before = metrics(server)
-    report, good, rate = asyncio.run(watching(server, spread_acks(Target(port=server.port), 32, 4.0)))
+    report, good, share = asyncio.run(watching(server, spread_acks(Target(port=server.port), 32, 4.0)))
     after = metrics(server)
     ticks = metric_sum(after, "tickserver_ticks_total") - metric_sum(before, "tickserver_ticks_total")
     encodes = metric_sum(after, "tickserver_encodes_total") - metric_sum(before, "tickserver_encodes_total")
     assert report.joined == 32 and report.close_codes == {}
-    assert encodes / ticks <= 5  # RECENT + ANCHORS deltas and a keyframe, at most
-    assert good.stats.desyncs == 0 and good.stats.missing_base == 0 and rate > 25  # margin for a busy machine
+    assert encodes / ticks <= MAX_DELTAS + 1  # deltas and a keyframe, at most
+    assert good.stats.desyncs == 0 and good.stats.missing_base == 0 and share >= 0.97
 
 
 def test_connections_that_never_acknowledge_get_a_keyframe_a_second_and_are_closed_with_1008_by_the_ack_timeout(
         start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "500", "--ack-timeout", "2")
-    report, good, rate = asyncio.run(watching(server, no_ack(Target(port=server.port), 100, 4.0)))
+    report, good, share = asyncio.run(watching(server, no_ack(Target(port=server.port), 100, 4.0)))
     assert report.joined == 100
     assert report.close_codes == {1008: 100}
     assert any("no acknowledgement for 2 s" in e for e in report.errors)
     # A keyframe at the welcome, then on the grid at most once every 32 ticks, until closed after about 2-3 s.
     assert report.keyframes <= 100 * 4
-    assert good.stats.desyncs == 0 and rate > 25
+    assert good.stats.desyncs == 0 and share >= 0.97
 
 
 def test_clients_that_never_read_are_closed_by_the_ack_timeout_and_hold_little_memory_meanwhile(
         start_server: Start) -> None:
-    # drift with 2,000 NPCs: each keyframe is 32 KB; the kernel holds at most --max-unacked (doubled) per client.
+    # drift with 2,000 NPCs: each keyframe is 32 KB; the kernel holds at most 128 KiB per client.
     server = start_server("--ruleset", "drift", "--npcs", "2000", "--ack-timeout", "2")
     rss0 = rss_mib(server.proc.pid) or 0.0
     peak = [rss0]
@@ -134,3 +153,110 @@ def test_the_queues_of_all_clients_together_are_capped_and_a_client_kept_over_it
     assert peak <= (1 << 20) + 10 * 100_010  # the cap, and at most one frame more per client that was under it
     assert server.stats["frames_dropped"] > 0 and server.stats["slow_closed"] == 10
     assert server.queued == 0
+
+
+# -- exhaustion ------------------------------------------------------------------------------------
+
+
+def server_with_files(soft: int, hard: int, *args: str) -> Proc:
+    """``python -m server`` (drift) with an open-file limit of ``soft`` (raisable to ``hard``)."""
+    return Proc(["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", "50",
+                 "--no-record", *args], "server", None, nofile=(soft, hard))
+
+
+def test_the_server_raises_its_open_file_limit_to_the_hard_one_and_logs_both() -> None:
+    server = server_with_files(256, 4096)
+    try:
+        line = next(line for line in server.log if "open files" in line)
+    finally:
+        server.stop()
+    assert "soft limit 256, raised to 4096 (hard limit 4096)" in line
+    assert f"at most {4096 - FD_RESERVE} connections" in line
+
+
+def test_out_of_file_descriptors_connections_are_refused_with_503_and_one_log_line_and_players_join_after() -> None:
+    # 256 files, the default --max-connections of 192 below it: a flood of 300 connections does not run them out.
+    server = server_with_files(256, 256, "--max-per-address", "0")
+    try:
+        report = asyncio.run(fd_flood(Target(port=server.port), 300, 2.0))
+        # Past the 192 that wait for a request that never comes: a 503 each, but for what a burst brings
+        # faster than refused connections close (dropped at once: file descriptors come first).
+        assert report.http_statuses[503] >= 20 and report.http_statuses[503] + report.close_codes[1006] == 300 - 192
+        async def join_after() -> None:
+            player = GameClient(server.url, "after")
+            await player.connect()
+            await player.close()
+
+        asyncio.run(join_after())
+        refusals = [line for line in server.log if "refusing connections" in line]
+        assert len(refusals) == 1 and "--max-connections 192" in refusals[0]
+        assert server.tracebacks == 0 and not any("out of system resource" in line for line in server.log)
+    finally:
+        server.stop()
+
+
+def upgrade_with(port: int, forwarded: str | None = None) -> int:
+    """The status of a WebSocket upgrade of ``/ws`` (optionally with ``X-Forwarded-For``); a 101 stays open
+    until the test ends (its socket is returned to the caller through ``OPEN``)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(10)
+    extra = f"X-Forwarded-For: 192.0.2.1, {forwarded}\r\n" if forwarded else ""
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n" not in head:
+        head += sock.recv(4096)
+    OPEN.append(sock)
+    return int(head.split(b" ", 2)[1])
+
+
+OPEN: list[socket.socket] = []
+
+
+def test_one_address_may_open_max_per_address_connections_and_behind_a_proxy_its_forwarded_address_counts(
+        start_server: Start) -> None:
+    try:
+        direct = start_server("--ruleset", "drift", "--npcs", "20", "--max-per-address", "3")
+        assert [upgrade_with(direct.port) for _ in range(4)] == [101, 101, 101, 429]
+        proxied = start_server("--ruleset", "drift", "--npcs", "20", "--max-per-address", "2",
+                               "--trust-forwarded-for")
+        statuses = [upgrade_with(proxied.port, f) for f in ("198.51.100.7", "198.51.100.7", "198.51.100.7",
+                                                            "203.0.113.9")]
+        assert statuses == [101, 101, 429, 101]  # every connection comes from 127.0.0.1: the header decides
+    finally:
+        for sock in OPEN:
+            sock.close()
+        OPEN.clear()
+
+
+def test_players_that_join_and_drop_without_playing_free_their_seats_at_once(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "20", "--max-players", "10", "--hold", "30")
+    report = asyncio.run(seat_hold(Target(port=server.port), 10, 0.5))  # fill the match, drop them all, no input
+    assert report.joined == 10 and report.notes["newcomer"] == "welcome"  # not 1013 for the 30 s hold
+
+
+def test_one_address_holds_at_most_max_per_address_players_dropped_ones_held_for_a_resume_included(
+        start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "20", "--hold", "30", "--max-per-address", "3")
+    target = Target(port=server.port)
+
+    async def main() -> tuple[int, Any]:
+        clients = await open_clients(target, lambda i: Hostile(target, f"played{i}", i), 3)
+        await joined(clients)
+        await asyncio.sleep(0.5)  # each has answered updates with inputs: a real player, held when dropped
+        for c in clients:
+            if c.transport is not None:
+                c.transport.abort()
+        await asyncio.sleep(0.3)
+        late = GameClient(server.url, "fourth")
+        try:
+            await late.connect()
+        except ServerClosed as exc:
+            return len([c for c in clients if c.welcomed.done()]), exc
+        await late.close()
+        raise AssertionError("a fourth player of the address joined")
+
+    welcomed, refused = asyncio.run(main())
+    assert welcomed == 3
+    assert refused.code == 1008 and "too many players from 127.0.0.1 (3" in refused.reason
+    assert server.get_json("/healthz")["players"] == 3  # the three held for a resume

@@ -12,28 +12,27 @@ from game.rules import InputBatch
 from server.protocol.codec import encode_update_prefix
 from server.protocol.delta import Snapshot, WireSchema, encode_body
 from server.protocol.history import (
-    ANCHORS,
     KEYFRAME_GAP,
+    MAX_BASES,
     NO_UPDATE,
-    RECENT,
-    SNAP,
     SnapshotHistory,
     UpdateEncoder,
+    cap_bases,
     delta_bases,
 )
 
 
-def test_an_update_may_start_from_the_two_ticks_before_it_or_the_two_newest_grid_ticks_before_those() -> None:
+def test_an_update_may_start_from_the_three_ticks_before_it_the_four_newest_grid_ticks_and_one_far_one() -> None:
     ticks = list(range(40, 0, -1))  # newest first, as a history gives them
-    assert delta_bases(ticks, 41) == (40, 39, 32, 24)
-    assert delta_bases(ticks, 35) == (34, 33, 32, 24)
-    assert delta_bases(ticks, 34) == (33, 32, 24, 16)  # 32 is a recent tick here, not an anchor
-    assert len(delta_bases(ticks, 41)) == RECENT + ANCHORS
+    assert delta_bases(ticks, 41) == (40, 39, 38, 36, 32, 28, 24, 16)
+    assert delta_bases(ticks, 35) == (34, 33, 32, 28, 24, 20, 16)  # 32 is a recent tick here, not an anchor
+    assert delta_bases(ticks[:31], 41) == (40, 39, 38, 36, 32, 28, 24, 16)  # the history's 31 ticks before 41
+    assert len(delta_bases(ticks, 41)) == MAX_BASES
 
 
 def test_a_feed_whose_ticks_skip_has_fewer_anchors_or_none() -> None:
-    assert delta_bases([99, 96, 93, 90, 87, 84, 81, 78, 75, 72], 102) == (99, 96, 72)  # a playback at speed 3
-    assert delta_bases([15, 13, 11, 9, 7], 17) == (15, 13)
+    assert delta_bases([99, 96, 93, 90, 87, 84, 81, 78, 75, 72], 102) == (99, 96, 93, 84, 72)  # speed 3
+    assert delta_bases([15, 13, 11, 9, 7], 17) == (15, 13, 11)
 
 
 def encoder_at(tick: int, grid: bool = True) -> UpdateEncoder:
@@ -47,11 +46,12 @@ def encoder_at(tick: int, grid: bool = True) -> UpdateEncoder:
 
 
 def test_a_client_gets_a_delta_from_the_newest_allowed_base_it_holds() -> None:
-    enc = encoder_at(45)  # bases 44, 43, 40, 32
+    enc = encoder_at(45)  # bases 44, 43, 42, 40, 36, 32, 28, 16
     assert enc.choose({44, 43, 42}.__contains__, None) == 44
     assert enc.choose(set(range(30, 42)).__contains__, None) == 40  # lags 4 ticks: the anchor
-    assert enc.choose({20, 32, 33}.__contains__, None) == 32  # lags 12 ticks: the older anchor
+    assert enc.choose({20, 32, 33}.__contains__, None) == 32  # lags 12 ticks: an older anchor
     assert enc.choose({33, 34, 35}.__contains__, None) == NO_UPDATE  # no allowed base, and 45 is off the grid
+    assert enc.choose({20, 27, 28}.__contains__, None) == 28  # lags 17 ticks: the oldest anchor
 
 
 @pytest.mark.parametrize("tick, last_keyframe, first, expected", [
@@ -59,6 +59,7 @@ def test_a_client_gets_a_delta_from_the_newest_allowed_base_it_holds() -> None:
     (45, None, False, NO_UPDATE),  # otherwise only on a grid tick
     (48, None, False, None),
     (48, 40, False, NO_UPDATE),  # its last keyframe is unacknowledged: KEYFRAME_GAP ticks later at the earliest
+    (49, None, False, NO_UPDATE),
     (48, 48 - KEYFRAME_GAP, False, None),
 ])
 def test_a_client_that_holds_no_base_gets_a_keyframe_only_when_the_rules_say(
@@ -67,10 +68,25 @@ def test_a_client_that_holds_no_base_gets_a_keyframe_only_when_the_rules_say(
     assert enc.choose(set().__contains__, last_keyframe, first) == expected
 
 
+def test_a_client_whose_acks_advance_gets_a_keyframe_every_grid_tick_though_it_lags_past_every_base() -> None:
+    enc = encoder_at(48)
+    assert enc.choose({10}.__contains__, 40, last_ack=30) is None  # acked something 18 ticks ago: alive
+    assert enc.choose({10}.__contains__, 40, last_ack=48 - KEYFRAME_GAP) == NO_UPDATE  # silent for the gap
+
+
 def test_without_the_grid_a_keyframe_goes_whenever_the_gap_allows() -> None:
     enc = encoder_at(45, grid=False)
     assert enc.choose(set().__contains__, None) is None
     assert enc.choose(set().__contains__, 40) == NO_UPDATE
+
+
+def test_past_three_bases_a_tick_keeps_the_two_most_used_and_the_oldest_and_the_rest_take_one_they_hold() -> None:
+    bases: list[int | None] = [44, 44, 44, 43, 43, 42, 40, 36, 36, 28, None]
+    holds = [set(range(0, b + 1)) if b is not None else set() for b in bases]
+    holds[6] = {40}  # holds nothing the tick keeps
+    used = {b: bases.count(b) for b in set(bases) if b is not None}
+    cap_bases(used, bases, [h.__contains__ for h in holds])
+    assert bases == [44, 44, 44, 43, 43, 28, NO_UPDATE, 28, 28, 28, None]
 
 
 def test_carrying_a_base_prediction_from_tick_to_tick_encodes_the_very_same_bytes() -> None:
@@ -91,4 +107,4 @@ def test_carrying_a_base_prediction_from_tick_to_tick_encodes_the_very_same_byte
         for base in carried.bases:
             fresh = encode_update_prefix(cur.tick, base, encode_body(schema, history.get(base), cur), cur.checksum, [])
             assert carried.prefix(base) == fresh
-    assert carried.encodes <= RECENT + ANCHORS
+    assert carried.encodes <= MAX_BASES

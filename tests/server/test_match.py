@@ -12,6 +12,7 @@ from server.match import Match, Member
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import apply_body
 from server.protocol.errors import ProtocolError
+from server.protocol.history import MAX_DELTAS
 from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Roster, Update, Welcome
 
 
@@ -124,7 +125,7 @@ def test_a_client_whose_bases_fell_out_of_the_history_gets_a_keyframe_on_the_nex
     send(match, member, Ack(1))
     for _ in range(6):
         match.tick(0.0)
-    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (2, 1), (3, 1)]  # then nothing it can use
+    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (2, 1), (3, 1), (4, 1)]  # then no base
     match.tick(0.0)
     assert client.updates()[-1].tick == 8 and client.updates()[-1].base is None
 
@@ -162,6 +163,7 @@ def test_a_disconnected_player_is_held_then_leaves() -> None:
     member, client = join(match)
     other, oc = join(match, "bob")
     match.tick(0.0)
+    send(match, member, Input(1, (1, 0), ack=1))
     match.disconnect(member, client, now=1.0)
     match.tick(2.0)
     roster = [m for m in oc.messages() if isinstance(m, Roster)][-1]
@@ -173,10 +175,21 @@ def test_a_disconnected_player_is_held_then_leaves() -> None:
     assert [e.name for e in roster.players] == ["bob"]
 
 
+def test_a_dropped_player_that_never_sent_an_input_holds_no_seat_it_leaves_at_the_next_tick() -> None:
+    match = new_match(hold_s=10.0, max_players=1)
+    member, client = join(match)
+    match.tick(0.0)
+    match.disconnect(member, client, now=1.0)
+    match.tick(1.1)
+    assert match.members == {} and member.entity not in match.snapshot.ids.tolist()
+    join(match, "newcomer")  # the match has room again at once
+
+
 def test_a_player_resumes_with_its_token_and_keeps_its_entity() -> None:
     match = new_match(hold_s=5.0)
     member, client = join(match)
     match.tick(0.0)
+    send(match, member, Input(1, (1, 0), ack=1))
     match.disconnect(member, client, now=1.0)
     match.tick(1.5)
     again, client2 = join(match, "ann", token="token0")
@@ -269,7 +282,7 @@ def test_a_client_that_stalled_20_s_may_answer_every_update_that_waited_at_once(
     assert member.session.acked == ticks[-1]
 
 
-def test_a_tick_encodes_at_most_four_deltas_and_one_keyframe_whatever_32_clients_acknowledge() -> None:
+def test_a_tick_encodes_at_most_three_deltas_and_one_keyframe_whatever_32_clients_acknowledge() -> None:
     match = new_match()
     clients = [join(match, f"p{i}") for i in range(32)]
     for _ in range(40):
@@ -278,7 +291,7 @@ def test_a_tick_encodes_at_most_four_deltas_and_one_keyframe_whatever_32_clients
             got = [u.tick for u in client.updates()]
             if got:  # each acknowledges a tick it holds, a different number of ticks late
                 send(match, member, Ack(got[max(0, len(got) - 1 - lag)]))
-        assert match.encoder.encodes <= 5
+        assert match.encoder.encodes <= MAX_DELTAS + 1
     bases = {u.base for _, c in clients for u in c.updates()[-1:]}
     assert len(bases) > 1
 
@@ -298,7 +311,7 @@ def test_a_client_lagging_ten_ticks_gets_a_delta_every_tick_from_an_anchor_it_ho
             send(match, member, Ack(max(t for t in mirror if t <= step - 10)))
     ticks = sorted(mirror)
     assert ticks[-40:] == list(range(ticks[-1] - 39, ticks[-1] + 1))  # one update a tick in steady state
-    assert max(ticks[-1] - b for b in (match.encoder.bases)) <= 20
+    assert max(ticks[-1] - b for b in (match.encoder.bases)) <= 27
 
 
 def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every_32_ticks_on_the_grid() -> None:
@@ -306,7 +319,7 @@ def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every
     member, client = join(match)
     for _ in range(100):
         match.tick(0.0)
-    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (40, None), (72, None)]
+    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (36, None), (68, None), (100, None)]
 
 
 def test_max_msg_rate_sets_the_sustained_rate_and_a_burst_of_twice_that() -> None:
@@ -326,6 +339,7 @@ def test_a_match_is_idle_from_the_tick_after_its_last_member_is_gone_until_someo
     ann, client = join(match)
     assert match.idle_since is None
     match.tick(6.0)
+    send(match, ann, Input(1, (1, 0), ack=match.tick_count))
     match.disconnect(ann, client, 6.5)
     match.tick(7.0)
     assert match.idle_since is None  # held for a resume: still in the match
