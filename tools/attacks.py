@@ -52,7 +52,6 @@ from attrs import define, field, frozen
 
 from server.cli import positive
 from tools.bench import ROOT, BenchError, Proc, Scrape, metric_sum, parse_metrics, status_mib, window_ms
-from tools.bots import Bot
 from tools.cli import Parser
 from tools.client import GameClient, ServerClosed
 from tools.loadgen import LeanClient
@@ -144,6 +143,7 @@ class Hostile(LeanClient):
         self.read = read
         self.sent = 0
         self.http_status: int | None = None
+        self.interest = False  # a plain hello: the whole world, from any server (an older checkout's too)
         self.upgraded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         # A client refused or dropped before its welcome fails this future: nobody need wait for it.
         self.welcomed.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -483,33 +483,39 @@ def measure(opts: Options, attack: bool) -> dict[str, Any]:
 async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
     target = Target(port=server.port)
     start = time.perf_counter()
-    bots = [Bot(i, target.url, f"bot{i + 1}", 1, i < 2) for i in range(opts.bots)]
-    # They play until their clients are closed below (an hour at most).
-    playing = [asyncio.create_task(b.play(start + 3600, 1.0)) for b in bots]
+    # The bots: lean players (tools.loadgen) that answer every update with an input, the protocol's plainest
+    # form, which any server, an older checkout's too, speaks.
+    bots = await open_clients(target, lambda i: Hostile(target, f"bot{i + 1}", i), opts.bots)
+    await joined(bots)
     sampler = Sampler(server.pid, server.port)
     try:
         await asyncio.sleep(opts.warmup)
         rss0 = rss_mib(server.pid)
-        health0, metrics0 = server.get_json("/healthz"), parse_metrics(server.get("/metrics").decode())
-        updates0 = [b.client.stats.updates for b in bots]
+        health0, metrics0 = _health(server), _metrics(server)
+        updates0 = [b.stats.updates for b in bots]
+        lines0, tracebacks0 = server.log_lines, server.tracebacks
+        probes: Counter[str] = Counter()
+        prober = asyncio.create_task(_probe(server, probes))
         t0 = time.perf_counter()
         report = None
-        if attack:
-            report = await ATTACKS[opts.kind](target, opts.count, opts.seconds)
-        else:
-            await asyncio.sleep(opts.seconds + (5 if opts.kind == "stall" else 0))
+        try:
+            if attack:
+                report = await ATTACKS[opts.kind](target, opts.count, opts.seconds)
+            else:
+                await asyncio.sleep(opts.seconds + (5 if opts.kind == "stall" else 0))
+        finally:
+            prober.cancel()
         window = time.perf_counter() - t0
-        updates1 = [b.client.stats.updates for b in bots]
-        health1, metrics1 = server.get_json("/healthz"), parse_metrics(server.get("/metrics").decode())
+        updates1 = [b.stats.updates for b in bots]
+        health1, metrics1 = _health(server), _metrics(server)
+        lines1, tracebacks1 = server.log_lines, server.tracebacks
         await asyncio.sleep(opts.after)
-        health2 = server.get_json("/healthz")
+        health2 = _health(server)
         rss_end = rss_mib(server.pid)
     finally:
         sampler.stop()
-        for b in bots:
-            if b.client.ws is not None:
-                await b.client.close()
-        await asyncio.gather(*playing, return_exceptions=True)
+        errors = [e for b in bots for e in b.stats.errors][:3]
+        await close_all(bots)
     rates = [(b - a) / window for a, b in zip(updates0, updates1)]
     return {
         "attack": opts.kind if attack else None,
@@ -517,14 +523,40 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         "bots": opts.bots,
         "bots_updates_per_s": round(sum(rates) / len(rates), 2) if rates else None,
         "bots_updates_per_s_min": round(min(rates), 2) if rates else None,
-        "bot_errors": [b.error for b in bots if b.error][:3],
+        "bots_joined": sum(1 for b in bots if b.welcomed.done() and b.welcomed.exception() is None),
+        "bot_errors": errors,
         "tick_p99_ms": _r(tick_p99_ms(metrics0, metrics1)),
         "ticks_dropped": health1.get("ticks_dropped", 0) - health0.get("ticks_dropped", 0),
         "rss_mib_start": _r(rss0), "rss_mib_peak": _r(max(sampler.rss, default=None)), "rss_mib_end": _r(rss_end),
         "kernel_send_queue_mib_peak": _r(max(sampler.sendq, default=None)),
         "connected_after": health2.get("connected"),
+        "server_log_lines": lines1 - lines0, "server_tracebacks": tracebacks1 - tracebacks0,
+        "healthz_during": dict(probes),
         "report": None if report is None else report.to_json(),
     }
+
+
+def _health(server: Proc) -> dict[str, Any]:
+    """``/healthz``, or {} when the server does not answer it (refusing connections, say)."""
+    try:
+        return server.get_json("/healthz")
+    except BenchError:
+        return {}
+
+
+def _metrics(server: Proc) -> Scrape:
+    try:
+        return parse_metrics(server.get("/metrics").decode())
+    except BenchError:
+        return {}
+
+
+async def _probe(server: Proc, probes: Counter[str]) -> None:
+    """Ask ``/healthz`` once a second (on a thread) while the attack runs: how often it answers."""
+    while True:
+        answered = await asyncio.to_thread(_health, server)
+        probes["ok" if answered else "failed"] += 1
+        await asyncio.sleep(1.0)
 
 
 def _r(v: float | None) -> float | None:
@@ -536,7 +568,9 @@ def print_table(runs: list[dict[str, Any]]) -> None:
             ("tick p99, ms", lambda r: r["tick_p99_ms"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
             ("RSS MiB start / peak / end", lambda r: f"{r['rss_mib_start']} / {r['rss_mib_peak']} / {r['rss_mib_end']}"),
             ("kernel send queues MiB, peak", lambda r: r["kernel_send_queue_mib_peak"]),
-            ("connected at the end", lambda r: r["connected_after"])]
+            ("connected at the end", lambda r: r["connected_after"]),
+            ("server log lines (tracebacks)", lambda r: f"{r['server_log_lines']} ({r['server_tracebacks']})"),
+            ("/healthz during the attack", lambda r: r["healthz_during"])]
     print(f"{'':32} {'baseline':>24} {'attack':>24}")
     for label, get in rows:
         print(f"{label:32} " + " ".join(f"{str(get(r)):>24}" for r in runs))

@@ -257,6 +257,8 @@ class LeanClient(asyncio.Protocol):
     def __init__(self, host: str, port: int, path: str, name: str, index: int, seed: int, inputs: bool = True) -> None:
         self.host, self.port, self.path = host, port, path
         self.inputs = inputs
+        #: Whether its hello asks for filtered views (False: a plain hello, which servers before them take too).
+        self.interest = True
         self.name = name
         self.index = index
         self.seed = seed
@@ -331,7 +333,8 @@ class LeanClient(asyncio.Protocol):
         self._handshaking = False
         self.open = True
         # "interest": in a match that filters views (the interest variant), only each player's view.
-        self.send(msgpack.packb({"t": "hello", "v": 1, "name": self.name, "interest": True}))
+        hello = {"t": "hello", "v": 1, "name": self.name, **({"interest": True} if self.interest else {})}
+        self.send(msgpack.packb(hello))
         return rest
 
     def send(self, payload: bytes, opcode: int = OP_BINARY) -> None:
