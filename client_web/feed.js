@@ -9,7 +9,7 @@
 // (replay.js) feed it through net.js's `openFeed`; a page adds only what is
 // its own (inputs and prediction; playback controls and checkpoints).
 
-import { ProtocolError, checksum, decodeMessage, encodeAck, encodeResync, kindName, parseSchema } from "./protocol.js";
+import { ProtocolError, checksum, decodeMessage, encodeAck, encodeResync, kindName, parseSchema, viewSum } from "./protocol.js";
 import { Mirror, rowIn } from "./world.js";
 import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.js";
 
@@ -53,6 +53,8 @@ export class Feed {
     this.welcome = null;
     this.schema = null;
     this.mirror = null;
+    /** `welcome.interest` (the view's shape: PROTOCOL.md "Filtered views"), or null: the whole world. */
+    this.interest = null;
     this.clock = null;
     this.tickMs = null;
     /** Ticks of the server per tick of its rate (a playback's speed). */
@@ -119,7 +121,9 @@ export class Feed {
     const schema = parseSchema(msg.ruleset);
     this.welcome = msg;
     this.schema = schema;
-    this.mirror = new Mirror(schema);
+    // A filtered view (interest management) when the welcome says so: the player's view only.
+    this.interest = msg.interest ?? null;
+    this.mirror = new Mirror(schema, { filtered: this.interest != null });
     this.buffer.clear();
     this.tickMs = 1000 / msg.tick_rate;
     this.speed = 1;
@@ -210,7 +214,8 @@ export class Feed {
   /** The newest state's tick, its checksum recomputed from its arrays, and its entity count; or null. */
   mirrorChecksum() {
     const st = this.latest;
-    return st ? { tick: st.tick, sum: checksum(st.ids, st.cols) >>> 0, count: st.ids.length } : null;
+    const sum = this.mirror.filtered ? viewSum : checksum;
+    return st ? { tick: st.tick, sum: sum(st.ids, st.cols) >>> 0, count: st.ids.length } : null;
   }
 
   /** The newest state as plain objects ({id, column: value, ..., kindName}), optionally of one kind. */

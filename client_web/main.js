@@ -23,6 +23,7 @@ import { Controls, InputScheduler, inputValues } from "./input.js";
 import { httpUrl, openFeed, socketUrl } from "./net.js";
 import { Renderer } from "./render.js";
 import { Effects } from "./effects.js";
+import { Fader } from "./fade.js";
 import { Hud, closeNotice } from "./hud.js";
 import { Meters } from "./stats.js";
 import { rowIn } from "./world.js";
@@ -59,6 +60,8 @@ class Game {
     this.hud = new Hud();
     this.feed = new Feed({ bufferSize: 40, interpDelayMs: INTERP_MS, staleTicks: STALE_TICKS });
     this.effects = new Effects();
+    /** Entities fading in and out at the edge of a filtered view (interest management). */
+    this.fader = new Fader();
     this.camera = new Camera();
     this.meters = new Meters();
     this.phase = "idle"; // idle | connecting | live | reconnecting
@@ -179,7 +182,9 @@ class Game {
     if (this.link) this.link.stop();
     this.link = openFeed(WS_URL, this.feed, {
       // A spectator takes no seat; a resume presents its token instead of the (spent) seat.
-      hello: () => encodeHello(this.name, { spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat }),
+      hello: () => encodeHello(this.name, {
+        spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat, interest: true,
+      }),
       onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
       onRetry: () => { this.phase = "reconnecting"; this.serverError = null; this.showReconnecting(); },
@@ -247,6 +252,7 @@ class Game {
     this.player = msg.player;
     this.resumed = !!msg.resumed;
     this.effects.deathBy = null;
+    this.fader.clear();
     this.phase = "live";
     const touch = this.controls.touched || (window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
     this.hud.showMatch({ title: `${schema.name[0].toUpperCase()}${schema.name.slice(1)} · ${this.name}`, spectate: this.spectate, touch, now });
@@ -371,6 +377,7 @@ class Game {
       return;
     }
     const view = this.feed.sample(ts);
+    if (view && this.feed.interest) this.fader.observe(this.feed.schema, view.state, ts, this.feed.interest, this.me);
     if (view) {
       let mePos = null;
       if (this.prediction && this.me != null && rowIn(view.state.ids, this.me) >= 0) {
@@ -383,6 +390,7 @@ class Game {
         myAim: aiming ? this.controls.aimAngle : null,
         myFlash: Math.min(1, Math.max(0, 1 - (ts - this.flashAt) / FLASH_MS)),
         names: this.feed.names, effects: this.effects.list, now: ts, wholeArena: this.spectate && this.arenaView,
+        fade: this.feed.interest ? this.fader : null, tickMs: this.feed.tickMs,
       });
       r.drawSticks(this.controls.touch);
     } else {
@@ -449,6 +457,8 @@ class Game {
       connected: !!(this.link && this.link.open),
       kinds: this.feed.kindCounts(),
       drawn: { ...this.renderer.drawn },
+      interest: this.feed.interest, // a filtered view's shape, or null: the whole world
+      faded: { in: this.fader.fadedIn, out: this.fader.fadedOut },
       drawnTotal: Object.values(this.renderer.drawn).reduce((a, b) => a + b, 0),
       me: this.me,
       player: this.player,

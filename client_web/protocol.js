@@ -212,6 +212,39 @@ function sortedCopy(arr) {
 }
 
 /**
+ * Steps 1 and 2 of applying an update: the base (null: the empty state) extrapolated
+ * to `msg.tick`; columns the motion rule leaves alone are the base's own arrays.
+ */
+function started(schema, base, msg) {
+  if (base == null) {
+    if (msg.base != null) throw new ProtocolError("a delta needs its base state");
+    return { ids: new Uint32Array(0), cols: schema.columns.map((c) => new c.Array(0)) };
+  }
+  if (msg.base !== base.tick) throw new ProtocolError(`delta from ${msg.base} applied to ${base.tick}`);
+  return { ids: base.ids, cols: extrapolate(schema, base.cols, msg.tick - base.tick) };
+}
+
+/** `ids` and `cols` without the ids `gone` (ascending): new arrays. ProtocolError if one is not there. */
+function withoutGone(ids, cols, gone, notThere) {
+  const keep = new Uint8Array(ids.length);
+  let g = 0, kept = 0;
+  for (let i = 0; i < ids.length; i++) {
+    if (g < gone.length && gone[g] === ids[i]) g++;
+    else { keep[i] = 1; kept++; }
+  }
+  if (g !== gone.length) throw new ProtocolError(`gone: names ids ${notThere}`);
+  const nids = new Uint32Array(kept);
+  const ncolsArr = cols.map((c) => new c.constructor(kept));
+  for (let i = 0, j = 0; i < ids.length; i++) {
+    if (!keep[i]) continue;
+    nids[j] = ids[i];
+    for (let c = 0; c < cols.length; c++) ncolsArr[c][j] = cols[c][i];
+    j++;
+  }
+  return { ids: nids, cols: ncolsArr };
+}
+
+/**
  * The state at `msg.tick` from `base` (null: keyframe) and the update's delta
  * fields, exactly per PROTOCOL.md "Applying an update". The checksum of the
  * result is computed into `.sum`: compare it with `msg.sum`.
@@ -220,34 +253,10 @@ function sortedCopy(arr) {
 export function applyUpdate(schema, base, msg) {
   const ncols = schema.columns.length;
   const tick = msg.tick;
-  let ids, cols;
-  if (base == null) {
-    if (msg.base != null) throw new ProtocolError("a delta needs its base state");
-    ids = new Uint32Array(0);
-    cols = schema.columns.map((c) => new c.Array(0));
-  } else {
-    if (msg.base !== base.tick) throw new ProtocolError(`delta from ${msg.base} applied to ${base.tick}`);
-    ids = base.ids;
-    cols = extrapolate(schema, base.cols, tick - base.tick);
+  let { ids, cols } = started(schema, base, msg);
+  if (base != null) {
     if (msg.gone != null) {
-      const gone = sortedCopy(fromLE(msg.gone, Uint32Array, null, "gone"));
-      const keep = new Uint8Array(ids.length);
-      let g = 0, kept = 0;
-      for (let i = 0; i < ids.length; i++) {
-        if (g < gone.length && gone[g] === ids[i]) g++;
-        else { keep[i] = 1; kept++; }
-      }
-      if (g !== gone.length) throw new ProtocolError("gone: names ids the base does not have");
-      const nids = new Uint32Array(kept);
-      const ncolsArr = cols.map((c) => new c.constructor(kept));
-      for (let i = 0, j = 0; i < ids.length; i++) {
-        if (!keep[i]) continue;
-        nids[j] = ids[i];
-        for (let c = 0; c < ncols; c++) ncolsArr[c][j] = cols[c][i];
-        j++;
-      }
-      ids = nids;
-      cols = ncolsArr;
+      ({ ids, cols } = withoutGone(ids, cols, sortedCopy(fromLE(msg.gone, Uint32Array, null, "gone")), "the base does not have"));
     } else {
       cols = cols.map((c, i) => (c === base.cols[i] ? c.slice() : c));
     }
@@ -315,6 +324,143 @@ export function applyUpdate(schema, base, msg) {
   return makeState(tick, ids, cols);
 }
 
+// -- filtered views (PROTOCOL.md "Filtered views") ----------------------------------
+
+/** Change codes of a `chg` record, two bits per column. */
+export const CHG_SAME = 0, CHG_D8 = 1, CHG_D16 = 2, CHG_ABS = 3;
+
+/** Reads (DataView, offset) -> value of each dtype, little-endian. */
+const READ = Object.freeze({
+  int8: (dv, o) => dv.getInt8(o), uint8: (dv, o) => dv.getUint8(o),
+  int16: (dv, o) => dv.getInt16(o, true), uint16: (dv, o) => dv.getUint16(o, true),
+  int32: (dv, o) => dv.getInt32(o, true), uint32: (dv, o) => dv.getUint32(o, true),
+});
+
+/** Bytes of one `add` record: the id, then every column. */
+export function recordSize(schema) {
+  return schema.columns.reduce((n, c) => n + c.Array.BYTES_PER_ELEMENT, 4);
+}
+
+/**
+ * The view sum of a state: per entity `h = id`, then per column `h = (h ^ v) * 0x01000193`
+ * (v as 32-bit two's complement), then murmur3's fmix32; added modulo 2**32. 0 when empty.
+ */
+export function viewSum(ids, cols) {
+  let sum = 0;
+  const nc = cols.length;
+  for (let i = 0, n = ids.length; i < n; i++) {
+    let h = ids[i] | 0;
+    for (let c = 0; c < nc; c++) h = Math.imul(h ^ cols[c][i], 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    sum = (sum + (h >>> 0)) >>> 0;
+  }
+  return sum;
+}
+
+function viewOf(bin, what) {
+  const b = asBytes(bin, what);
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * The filtered state at `msg.tick` from `base` (null: from nothing) and a filtered
+ * update's `gone`, `chg` and `add`, exactly per PROTOCOL.md "Filtered views":
+ * extrapolate, remove, change, add (ids kept ascending). `.sum` is the view sum
+ * of the result: compare it with `msg.sum`. Throws ProtocolError when the update
+ * does not fit the base or the schema.
+ */
+export function applyView(schema, base, msg) {
+  const ncols = schema.columns.length;
+  let { ids, cols } = started(schema, base, msg);
+  if (base != null) cols = cols.map((c, i) => (c === base.cols[i] ? c.slice() : c)); // changes must not touch the base
+  if (msg.gone != null) {
+    const gone = sortedCopy(fromLE(msg.gone, Uint32Array, null, "gone"));
+    for (let g = 1; g < gone.length; g++) if (gone[g] === gone[g - 1]) throw new ProtocolError("gone: an id twice");
+    ({ ids, cols } = withoutGone(ids, cols, gone, "the client does not hold"));
+  }
+  if (msg.chg != null) {
+    if (!Array.isArray(msg.chg) || msg.chg.length !== 3) throw new ProtocolError("chg: expected [ids, masks, values]");
+    const cid = fromLE(msg.chg[0], Uint32Array, null, "chg ids");
+    const mw = (2 * ncols + 7) >> 3;
+    const masks = asBytes(msg.chg[1], "chg masks");
+    if (masks.length !== cid.length * mw) throw new ProtocolError(`chg masks: ${masks.length} bytes for ${cid.length} records`);
+    const dv = viewOf(msg.chg[2], "chg values");
+    const seen = new Set();
+    let off = 0;
+    for (let r = 0; r < cid.length; r++) {
+      const row = rowIn(ids, cid[r]);
+      if (row < 0 || seen.has(row)) throw new ProtocolError("chg: names ids the client does not hold, or one twice");
+      seen.add(row);
+      for (let k = 2 * ncols; k < 8 * mw; k++) {
+        if ((masks[r * mw + (k >> 3)] >> (k & 7)) & 1) throw new ProtocolError("chg masks: bits set past the last column");
+      }
+      for (let j = 0; j < ncols; j++) {
+        const code = (masks[r * mw + (j >> 2)] >> ((j & 3) * 2)) & 3;
+        if (code === CHG_SAME) continue;
+        const col = cols[j], size = code === CHG_ABS ? col.BYTES_PER_ELEMENT : code;
+        if (off + size > dv.byteLength) throw new ProtocolError("chg values: shorter than the masks say");
+        if (code === CHG_ABS) col[row] = READ[schema.columns[j].dtype](dv, off);
+        else col[row] = col[row] + (code === CHG_D8 ? dv.getInt8(off) : dv.getInt16(off, true)); // the store wraps
+        off += size;
+      }
+    }
+    if (off !== dv.byteLength) throw new ProtocolError("chg values: longer than the masks say");
+  }
+  if (msg.add != null) {
+    const width = recordSize(schema);
+    const dv = viewOf(msg.add, "add");
+    if (dv.byteLength % width) throw new ProtocolError(`add: ${dv.byteLength} bytes is not a whole number of ${width}-byte records`);
+    const n = dv.byteLength / width;
+    const order = Array.from({ length: n }, (_, i) => i);
+    const newIds = order.map((i) => dv.getUint32(i * width, true));
+    order.sort((a, b) => newIds[a] - newIds[b]);
+    const k = ids.length, total = k + n;
+    const allIds = new Uint32Array(total);
+    const all = cols.map((c) => new c.constructor(total));
+    let i = 0, j = 0, o = 0;
+    while (o < total) {
+      const fromNew = i >= k || (j < n && newIds[order[j]] < ids[i]);
+      if (fromNew) {
+        const rec = order[j++];
+        const id = newIds[rec];
+        if ((o && allIds[o - 1] === id) || (i < k && ids[i] === id)) throw new ProtocolError("add: an id the client holds, or one twice");
+        allIds[o] = id;
+        let at = rec * width + 4;
+        for (let c = 0; c < ncols; c++) {
+          all[c][o] = READ[schema.columns[c].dtype](dv, at);
+          at += cols[c].BYTES_PER_ELEMENT;
+        }
+      } else {
+        if (o && allIds[o - 1] === ids[i]) throw new ProtocolError("add: an id the client holds, or one twice");
+        allIds[o] = ids[i];
+        for (let c = 0; c < ncols; c++) all[c][o] = cols[c][i];
+        i++;
+      }
+      o++;
+    }
+    ids = allIds;
+    cols = all;
+  }
+  return { tick: msg.tick, ids, cols, sum: viewSum(ids, cols) };
+}
+
+/** Row of entity `id` in ascending `ids` (binary search), or -1. */
+export function rowIn(ids, id) {
+  let lo = 0, hi = ids.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = ids[mid];
+    if (v === id) return mid;
+    if (v < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 // -- messages ---------------------------------------------------------------------
 
 /** One server frame (ArrayBuffer or Uint8Array) -> the message map. Throws ProtocolError. */
@@ -344,14 +490,17 @@ export function cleanName(raw) {
  * The `hello` (PROTOCOL.md): `token` resumes a player from an earlier
  * `welcome`; `seat` presents a seat token from `POST /api/matchmake`. A
  * connection presents one or the other, never both (a resume is no new seat):
- * asking for both is the caller's mistake and throws.
+ * asking for both is the caller's mistake and throws. `interest`: this client
+ * applies filtered views (a match that filters them then sends only the
+ * player's view: `applyView`).
  */
-export function encodeHello(name, { spectate = false, token = null, seat = null } = {}) {
+export function encodeHello(name, { spectate = false, token = null, seat = null, interest = false } = {}) {
   if (token && seat) throw new Error("encodeHello: a hello carries a resume token or a seat token, not both");
   const m = { t: "hello", v: PROTOCOL_VERSION, name };
   if (spectate) m.spectate = true;
   if (token) m.token = token;
   if (seat) m.seat = seat;
+  if (interest) m.interest = true;
   return encode(m);
 }
 

@@ -39,7 +39,9 @@ export function kindColor(k) {
 // into the view) with the frame `f`: {schema, state, cols, view, scene, z
 // (zoom), now (ms), row(i) (view index -> state row), kindOf(i) (kind
 // value), at(i) -> [x, y] CSS px (the player's own entity at its predicted
-// position), meRow and meIndex (-1: none), kind (value) and name}.
+// position), meRow and meIndex (-1: none), kind (value) and name, alpha (the
+// opacity they are drawn at: below 1 while fading in or out, fade.js); a
+// look that sets `ctx.globalAlpha` multiplies by it}.
 
 /** Circles along `g`'s entities, radius `r` (CSS px), as one path (fill or stroke it). */
 function circles(ctx, g, f, r) {
@@ -71,7 +73,7 @@ function drawPellets(ctx, g, f) {
   const ids = f.state.ids, base = Math.max(MIN_R, 8 * f.z * 0.7);
   for (let c = 0; c < PELLET_COLORS.length; c++) {
     ctx.fillStyle = PELLET_COLORS[c];
-    ctx.globalAlpha = 0.18;
+    ctx.globalAlpha = 0.18 * f.alpha;
     ctx.beginPath();
     for (let j = 0; j < g.n; j++) {
       const i = g.idx[j];
@@ -82,7 +84,7 @@ function drawPellets(ctx, g, f) {
       ctx.arc(px, py, r, 0, TAU);
     }
     ctx.fill();
-    ctx.globalAlpha = 1;
+    ctx.globalAlpha = f.alpha;
     ctx.beginPath();
     for (let j = 0; j < g.n; j++) {
       const i = g.idx[j];
@@ -169,7 +171,7 @@ function drawPlayer(ctx, i, f) {
   const dead = ihp != null && hp === 0;
   const hue = playerHue(info ? info.player : id);
   const r = Math.max(5, 20 * z);
-  ctx.globalAlpha = dead ? 0.28 : info && !info.online ? 0.55 : 1;
+  ctx.globalAlpha = f.alpha * (dead ? 0.28 : info && !info.online ? 0.55 : 1);
   let aim = iaim != null ? byteToAngle(cols[iaim][row]) : null;
   if (isMe && scene.myAim != null) aim = scene.myAim;
   if (aim != null && !dead) {
@@ -200,7 +202,7 @@ function drawPlayer(ctx, i, f) {
     ctx.arc(px, py, r + Math.max(3, 5 * z), 0, TAU);
     ctx.stroke();
   }
-  ctx.globalAlpha = 1;
+  ctx.globalAlpha = f.alpha;
   if (z < 0.12) return;
   // Health bar under, name above.
   if (ihp != null && !dead) {
@@ -380,7 +382,9 @@ export class Renderer {
    *   mePos: {x, y} (column units, predicted) or null, myAim: radians or null,
    *   myFlash: 0..1, the local muzzle flash at my gun (1 just fired, 0 none),
    *   names: Map(entity -> {name, player, online}), effects: [{x, y, t0, ms, r0, r1, width, color, text}],
-   *   wholeArena: the camera shows the whole arena (no minimap), now (ms)}
+   *   wholeArena: the camera shows the whole arena (no minimap), now (ms),
+   *   fade: a fade.js Fader (a filtered view: entities fading in, ghosts fading out) or null,
+   *   tickMs: ms per tick (the ghosts' motion)}
    * Sets `drawn`: entities drawn per kind name.
    */
   draw(scene) {
@@ -406,15 +410,24 @@ export class Renderer {
     const x0 = cam.x - w / 2 / z - pad, x1 = cam.x + w / 2 / z + pad;
     const y0 = cam.y - h / 2 / z - pad, y1 = cam.y + h / 2 / z + pad;
     for (const g of this.groups.values()) g.n = 0;
+    const fade = scene.fade || null, fading = [];
+    const fadingIn = fade != null && fade.fadingIn;
     for (let i = 0, n = view.n; i < n; i++) {
       const wx = vx[i] / scaleX, wy = vy[i] / scaleY;
       if (vrow[i] === meRow) meIndex = i;
       else if (wx < x0 || wx > x1 || wy < y0 || wy > y1) continue;
+      else if (fadingIn) {
+        const a = fade.alpha(state.ids[vrow[i]], now);
+        if (a < 1) {
+          fading.push([i, a]);
+          continue;
+        }
+      }
       Renderer._push(this._group(kindCol ? kindCol[vrow[i]] : 0), i);
     }
     const mePos = meIndex >= 0 && scene.mePos ? [sx(scene.mePos.x / scaleX), sy(scene.mePos.y / scaleY)] : null;
     const f = {
-      schema, state, cols: state.cols, view, scene, z, now, meRow, meIndex, kind: 0, name: "",
+      schema, state, cols: state.cols, view, scene, z, now, meRow, meIndex, kind: 0, name: "", alpha: 1,
       row: (i) => vrow[i],
       kindOf: (i) => (kindCol ? kindCol[vrow[i]] : 0),
       at: (i) => (i === meIndex && mePos ? mePos : [sx(vx[i] / scaleX), sy(vy[i] / scaleY)]),
@@ -434,7 +447,37 @@ export class Renderer {
       look.draw(ctx, g, f);
     }
     if (!effects) this._effects(ctx, scene.effects || [], now, sx, sy, z);
+    if (fade) this._fading(ctx, f, fading, fade.ghostsAt(schema, now, scene.tickMs || 1000 / 30), sx, sy);
     if (this.showMinimap && !scene.wholeArena) this._minimap(ctx, scene, f.kindOf);
+  }
+
+  /**
+   * Entities of a filtered view fading in (`[view index, alpha]`) and ghosts of those
+   * that left it fading out (fade.js `ghostsAt`), one by one at their opacity, each by
+   * the look of its kind, over the rest.
+   */
+  _fading(ctx, f, fading, ghosts, sx, sy) {
+    const one = { idx: new Int32Array(1), n: 1 };
+    const { schema } = f;
+    const scaleX = schema.columns[schema.index.x].scale, scaleY = schema.columns[schema.index.y].scale;
+    const ik = schema.index.kind;
+    const draw = (frame, i, alpha, kind) => {
+      const name = kindName(schema, kind);
+      one.idx[0] = i;
+      frame.kind = kind; frame.name = name; frame.alpha = alpha;
+      ctx.globalAlpha = alpha;
+      lookFor(name).draw(ctx, one, frame);
+      this.drawn[name] = (this.drawn[name] || 0) + 1;
+    };
+    for (const [i, alpha] of fading) draw(f, i, alpha, f.kindOf(i));
+    for (const g of ghosts) {
+      const at = [sx(g.x / scaleX), sy(g.y / scaleY)];
+      const kind = ik != null ? g.state.cols[ik][g.row] : 0;
+      const gf = { ...f, state: g.state, cols: g.state.cols, meRow: -1, meIndex: -1, row: () => g.row, kindOf: () => kind, at: () => at };
+      draw(gf, 0, g.alpha, kind);
+    }
+    ctx.globalAlpha = 1;
+    f.alpha = 1;
   }
 
   _floor(ctx, W, H, sx, sy, z) {

@@ -1,10 +1,12 @@
 // The client-side mirror of the replicated world: a ring of recent verified
 // states by tick (the bases deltas refer to), checksum verification, desync
-// counting and the decision to ask for a keyframe (`resync`).
+// counting and the decision to ask for a keyframe (`resync`). A mirror of a
+// filtered view (`filtered`: the welcome had `interest`) holds the player's
+// view, applied and verified by the filtered rules (PROTOCOL.md "Filtered views").
 //
 // Pure: the caller passes the clock (`now`, ms) and sends what `apply` asks for.
 
-import { applyUpdate, ProtocolError } from "./protocol.js";
+import { applyUpdate, applyView, ProtocolError, rowIn } from "./protocol.js";
 
 /** States kept as possible delta bases (the server keeps its last 32). */
 export const KEEP_STATES = 64;
@@ -12,10 +14,14 @@ export const KEEP_STATES = 64;
 export const RESYNC_RETRY_MS = 1000;
 
 export class Mirror {
-  /** @param schema from protocol.parseSchema */
-  constructor(schema, { keep = KEEP_STATES } = {}) {
+  /**
+   * @param schema from protocol.parseSchema
+   * @param filtered the updates are filtered views (`applyView`), not the whole world
+   */
+  constructor(schema, { keep = KEEP_STATES, filtered = false } = {}) {
     this.schema = schema;
     this.keep = keep;
+    this.filtered = filtered;
     /** @type {Map<number, object>} verified states by tick, oldest first */
     this.states = new Map();
     /** The newest verified state (kept for display even after a desync). */
@@ -55,7 +61,7 @@ export class Mirror {
     }
     let state;
     try {
-      state = applyUpdate(this.schema, base, msg);
+      state = (this.filtered ? applyView : applyUpdate)(this.schema, base, msg);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.invalid++;
@@ -89,8 +95,9 @@ export class Mirror {
   }
 
   /** Forget everything (a new connection). */
-  reset(schema = this.schema) {
+  reset(schema = this.schema, filtered = this.filtered) {
     this.schema = schema;
+    this.filtered = filtered;
     this.states.clear();
     this.latest = null;
     this.awaitingKeyframe = false;
@@ -99,14 +106,4 @@ export class Mirror {
 }
 
 /** Row of entity `id` in ascending `ids` (binary search), or -1. */
-export function rowIn(ids, id) {
-  let lo = 0, hi = ids.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const v = ids[mid];
-    if (v === id) return mid;
-    if (v < id) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
-}
+export { rowIn };

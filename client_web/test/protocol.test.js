@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { decode } from "@msgpack/msgpack";
 
 import {
+  applyView, makeState, recordSize, viewSum, ProtocolError,
   CLOSE_REASONS, SEAT_CLOSE_CODES, cleanName, encodeControl, encodeHello, encodeInput, encodeLeave, kindName, parseSchema,
 } from "../protocol.js";
 
@@ -41,6 +42,7 @@ test("a hello carries the keys given: a spectator's flag, a resume token, a seat
   assert.deepEqual(decode(encodeHello("Ann", { token: "r1" })), { t: "hello", v: 1, name: "Ann", token: "r1" });
   assert.deepEqual(decode(encodeHello("Ann", { seat: "s".repeat(64) })), { t: "hello", v: 1, name: "Ann", seat: "s".repeat(64) });
   assert.deepEqual(decode(encodeHello("Ann", { token: null, seat: null })), { t: "hello", v: 1, name: "Ann" });
+  assert.deepEqual(decode(encodeHello("Ann", { interest: true })), { t: "hello", v: 1, name: "Ann", interest: true });
 });
 
 test("a hello never carries a resume token and a seat together", () => {
@@ -50,3 +52,48 @@ test("a hello never carries a resume token and a seat together", () => {
 test("every bad-seat close code has words for a person", () => {
   for (const code of SEAT_CLOSE_CODES) assert.match(CLOSE_REASONS[code], /seat/, String(code));
 });
+
+// -- filtered views: what a decoder must refuse (real matches' frames: vectors.test.js) ---------------
+
+const VIEWED = parseSchema({
+  name: "v", columns: [{ name: "kind", dtype: "uint8" }, { name: "x", dtype: "int32", scale: 8 }, { name: "hp", dtype: "int16" }],
+});
+const HELD = makeState(5, Uint32Array.of(2, 7), [Uint8Array.of(1, 1), Int32Array.of(80, 90), Int16Array.of(10, 20)]);
+const u32 = (...v) => new Uint8Array(Uint32Array.from(v).buffer);
+
+test("a filtered view's records are an id and every column; its sum adds the entity hashes", () => {
+  assert.equal(recordSize(VIEWED), 4 + 1 + 4 + 2);
+  assert.equal(viewSum(new Uint32Array(0), VIEWED.columns.map((c) => new c.Array(0))), 0);
+  const one = makeState(1, Uint32Array.of(7), [Uint8Array.of(1), Int32Array.of(90), Int16Array.of(20)]);
+  const both = viewSum(HELD.ids, HELD.cols);
+  assert.equal(both, (viewSum(one.ids, one.cols) + viewSum(Uint32Array.of(2), [Uint8Array.of(1), Int32Array.of(80), Int16Array.of(10)])) >>> 0);
+});
+
+test("a filtered update removes, changes and adds, keeping ids ascending", () => {
+  const rec = new Uint8Array(11);
+  const dv = new DataView(rec.buffer);
+  dv.setUint32(0, 4, true); rec[4] = 3; dv.setInt32(5, -8, true); dv.setInt16(9, 99, true);
+  // Entity 7: hp changed by +5 (code 1 at column 2: bits 4-5); entity 2 gone; entity 4 added.
+  const got = applyView(VIEWED, HELD, { tick: 6, base: 5, gone: u32(2), chg: [u32(7), Uint8Array.of(0b010000), Uint8Array.of(5)], add: rec });
+  assert.deepEqual([...got.ids], [4, 7]);
+  assert.deepEqual([...got.cols[1]], [-8, 90]);
+  assert.deepEqual([...got.cols[2]], [99, 25]);
+  assert.equal(got.sum, viewSum(got.ids, got.cols));
+  assert.deepEqual([...HELD.cols[2]], [10, 20]); // the base is left as it was
+});
+
+for (const [what, msg, words] of [
+  ["a gone id not held", { gone: u32(3) }, "does not hold"],
+  ["a gone id twice", { gone: u32(2, 2) }, "twice"],
+  ["a changed id not held", { chg: [u32(3), Uint8Array.of(0), new Uint8Array(0)] }, "does not hold"],
+  ["masks of the wrong size", { chg: [u32(7), Uint8Array.of(0, 0), new Uint8Array(0)] }, "masks"],
+  ["a mask bit past the columns", { chg: [u32(7), Uint8Array.of(0b1000000), new Uint8Array(0)] }, "past the last column"],
+  ["values shorter than the masks say", { chg: [u32(7), Uint8Array.of(0b11), new Uint8Array(0)] }, "shorter"],
+  ["values longer than the masks say", { chg: [u32(7), Uint8Array.of(0), Uint8Array.of(1)] }, "longer"],
+  ["an added id held already", { add: (() => { const r = new Uint8Array(11); r[0] = 7; return r; })() }, "holds"],
+  ["records of the wrong size", { add: new Uint8Array(10) }, "records"],
+]) {
+  test(`a filtered update with ${what} is a ProtocolError`, () => {
+    assert.throws(() => applyView(VIEWED, HELD, { tick: 6, base: 5, ...msg }), (e) => e instanceof ProtocolError && e.message.includes(words));
+  });
+}

@@ -91,3 +91,25 @@ test("arena's kinds draw with their own functions", () => {
   assert.ok(calls.filter((c) => c[0] === "lineTo").length >= 10);
   assert.ok(!calls.some((c) => c[0] === "=fillStyle" && c[1] === kindColor(0)), "no generic circles");
 });
+
+test("in a filtered view, an entity fading in and a ghost fading out are drawn at their opacity, by their look", async () => {
+  const { Fader } = await import("../fade.js");
+  const { canvas, calls } = recordingCanvas();
+  const r = new Renderer(canvas);
+  r.resize();
+  r.showMinimap = false;
+  const s = scene(["goblin", "coin"], [[1, 0, 500, 500], [2, 1, 510, 500]]);
+  // A fader that has just seen entity 2 appear, and has a ghost of entity 3 (a coin) that left at (450, 480).
+  const fade = new Fader();
+  fade.born.set(2, 0);
+  const gone = makeState(0, Uint32Array.of(3), [Uint8Array.of(1), Int16Array.of(450 * 8), Int16Array.of(480 * 8)]);
+  fade.ghosts.set(3, { state: gone, row: 0, t0: 0, tick: 0 });
+  r.draw({ ...s, now: 150, fade, tickMs: 1000 / 30 });
+  assert.deepEqual(r.drawn, { goblin: 1, coin: 2 });
+  const alphas = calls.filter((c) => c[0] === "=globalAlpha").map((c) => c[1]);
+  assert.ok(alphas.includes(0.5), alphas); // 150 ms of 300: half in, and the ghost half out
+  const arcs = calls.filter((c) => c[0] === "arc");
+  // The ghost (no velocity column: it stays) at world (450, 480): (350, 280) on the 800 x 600 canvas.
+  assert.ok(arcs.some((c) => c[1] === 350 && c[2] === 280), arcs);
+  assert.equal(alphas.at(-1), 1); // left opaque for what is drawn next
+});

@@ -620,3 +620,37 @@ def test_prediction_is_immediate_and_exact_at_100ms_latency(start_server: Callab
         assert s["corrections"] <= 3, (s, queue)
         assert s["desyncs"] == 0
         page.screenshot(path=str(artifacts / "browser-latency.png"))
+
+
+def test_a_player_in_a_filtered_match_sees_its_view_verified_and_entities_fade_at_its_edge(
+        start_server: Callable[..., ServerProcess], pages: Pages, loop: LoopThread) -> None:
+    from game.rules import get_ruleset
+    from server.protocol.interest import ViewGrid, ViewShape, reference_state
+    from tools.client import GameClient
+
+    options = {"npcs": 1500, "size": 2500, "view": 350, "view_cell": 150}
+    server = start_server("--ruleset", "drift", "--seed", "3", *(a for k, v in options.items() for a in ("--option", f"{k}={v}")))
+    page = pages.open(server.http + "/")
+    s = join(page, "Scout")
+    assert s["interest"] == {"shape": "circle", "radius": 350, "cell": 150}
+    # The whole world, for reference: a spectator sees everything.
+    ref = GameClient(server.url, "reference", spectate=True)
+    loop.run(ref.connect())
+    try:
+        hold(page, "d", 1.0)
+        hold(page, "s", 1.0)
+        spec = get_ruleset("drift").spec
+        grid = ViewGrid(spec.resolve(spec.resolve_options(options)), ViewShape.from_options(options))
+        for _ in range(3):
+            got = page.evaluate("window.__game.mirrorChecksum()")
+            loop.run(ref.wait_tick(got["tick"] + 1))
+            world = ref.states.get(got["tick"])
+            assert world is not None, f"the reference client lacks tick {got['tick']}"
+            view = reference_state(grid, world, s["me"])
+            assert (got["sum"], got["count"]) == (view.checksum, len(view.ids)) and 0 < got["count"] < len(world.ids)
+            time.sleep(0.2)
+        s = state(page)
+        assert s["desyncs"] == 0 and s["checksumOk"]
+        assert s["faded"]["in"] > 0 and s["faded"]["out"] > 0, s["faded"]  # walking, it met entities and left some
+    finally:
+        loop.run(ref.close())

@@ -18,6 +18,7 @@ import pytest
 from server.protocol.codec import decode_server, encode_server
 from server.protocol.delta import Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
+from server.protocol.interest import apply_view
 from server.protocol.messages import Update
 from tests.vectors import make_vectors
 
@@ -35,7 +36,8 @@ def _decode(seq: dict[str, Any]) -> list[tuple[dict[str, Any], Snapshot | str]]:
         assert isinstance(msg, Update)
         base = None if msg.base is None else held[msg.base]
         try:
-            snap = apply_body(schema, base, msg.tick, msg.body)
+            apply = apply_view if seq.get("filtered") else apply_body
+            snap = apply(schema, base, msg.tick, msg.body)
         except ProtocolError:
             out.append((frame, "invalid"))
             continue

@@ -20,6 +20,11 @@ Sequences:
   keys), despawning everything and spawning into the empty state.
 - ``synthetic-errors``: deltas a decoder must refuse (``invalid``) and a
   wrong checksum (``checksum``).
+- ``*/interest``: filtered views (``"filtered": true``: apply them as
+  PROTOCOL.md's *Filtered views* says): a walker whose view gains and loses
+  entities, acknowledging one to three ticks late; in the arena, players
+  always relevant, pellets eaten and bullets flying in and out of the view.
+  The expected states are the views (``server.protocol.interest.reference_state``).
 
 Run ``python -m tests.vectors.make_vectors`` (or this file) after a change to
 the protocol or the rulesets; ``tests/protocol/test_vectors.py`` checks that
@@ -58,6 +63,7 @@ from server.protocol.delta import (
     WireSchema,
     encode_body,
 )
+from server.protocol.interest import reference_state
 from server.protocol.messages import Ack, Hello, Input
 
 OUT = Path(__file__).resolve().parent / "deltas.json"
@@ -108,11 +114,12 @@ class Recorder:
 class FakeConnection:
     """One client of a match, driven through the real session like the server does."""
 
-    def __init__(self, match: Match, name: str, now: float, spectate: bool = False) -> None:
+    def __init__(self, match: Match, name: str, now: float, spectate: bool = False, interest: bool = False) -> None:
         self.match = match
         self.client = Recorder()
         self.session = match.new_session()
-        hello = self.session.receive(encode_client(Hello(1, name, spectate, None)), now, match.tick_count)
+        hello = self.session.receive(encode_client(Hello(1, name, spectate, None, interest=interest)), now,
+                                     match.tick_count)
         assert isinstance(hello, Hello)
         self.member = match.connect(hello, self.session, self.client, now)
         self.seq = 0
@@ -170,8 +177,13 @@ def decoding_wire(spec: Any) -> dict[str, Any]:
 
 
 def sequence_from(name: str, match: Match, conn: FakeConnection, snaps: dict[int, Snapshot]) -> dict[str, Any]:
+    if conn.member.filtered:
+        assert match.views is not None
+        grid, entity = match.views.grid, conn.member.entity
+        frames = [frame_entry(data, match.schema, reference_state(grid, snaps[tick], entity)) for tick, data in conn.updates]
+        return {"name": name, "ruleset": decoding_wire(match.spec), "filtered": True, "frames": frames}
     frames = [frame_entry(data, match.schema, snaps[tick]) for tick, data in conn.updates]
-    return {"name": name, "ruleset": decoding_wire(match.ruleset.spec), "frames": frames}
+    return {"name": name, "ruleset": decoding_wire(match.spec), "frames": frames}
 
 
 def drift_sequences() -> list[dict[str, Any]]:
@@ -205,6 +217,48 @@ def drift_sequences() -> list[dict[str, Any]]:
         if late is not None and not 40 <= step < 75 and step % 2 == 0:
             watcher.send_ack(late, now + dt / 2)
     return [sequence_from("drift/player", match, alice, snaps), sequence_from("drift/spectator", match, watcher, snaps)]
+
+
+def interest_sequences() -> list[dict[str, Any]]:
+    """Filtered views: a drift walker (acks 1-3 ticks late) and an arena player who shoots and eats."""
+    match = new_match(DriftRuleset(), seed=4, options={"npcs": 150, "size": 1200, "view": 220, "view_cell": 100})
+    dt = 1 / 30
+    walker = FakeConnection(match, "walker", 0.0, interest=True)
+    other: FakeConnection | None = None
+    snaps: dict[int, Snapshot] = {}
+    dirs = [(1, 0), (1, 1), (0, 1), (-1, 0), (-1, -1), (0, -1)]
+    for step in range(1, 61):
+        now = step * dt
+        if step == 10:
+            other = FakeConnection(match, "other", now, interest=True)
+        if step == 40 and other is not None:
+            other.disconnect(now)
+        match.tick(now)
+        snaps[match.tick_count] = match.snapshot
+        walker.collect()
+        if other is not None:
+            other.collect()
+        ack = walker.late(1 + step % 3)
+        if ack is not None:
+            walker.send_input(list(dirs[(step // 10) % len(dirs)]), ack, now + dt / 2)
+    seqs = [sequence_from("drift/interest", match, walker, snaps)]
+
+    match = new_match(ArenaRuleset(), seed=_arena_seed(), options={"npcs": 8, "pellets": 120, "view": 300})
+    p1 = FakeConnection(match, "p1", 0.0, interest=True)
+    p2 = FakeConnection(match, "p2", 0.0)
+    snaps = {}
+    for step in range(1, 91):
+        now = step * dt
+        match.tick(now)
+        snaps[match.tick_count] = match.snapshot
+        for me, turn in ((p1, 0), (p2, 40)):
+            got = me.collect()
+            if got:
+                a = ((step + turn) * 3) & 0xFF
+                me.send_input([1 if (step // 15) % 2 else -1, 1 if (step // 25) % 2 else 0, a, int(step % 4 == 0)],
+                              got[-1], now + dt / 2)
+    seqs.append(sequence_from("arena/interest", match, p1, snaps))
+    return seqs
 
 
 def _angle(dx: float, dy: float) -> int:
@@ -484,7 +538,7 @@ def build() -> str:
     doc = {
         "format": FORMAT,
         "doc": "Update frames (base64 msgpack) and the states they decode to; see tests/vectors/make_vectors.py.",
-        "sequences": drift_sequences() + arena_sequences() + synthetic_sequences(),
+        "sequences": drift_sequences() + arena_sequences() + interest_sequences() + synthetic_sequences(),
     }
     # One frame per line: readable diffs, stable bytes.
     lines = ["{", f' "format": {FORMAT},', f' "doc": {json.dumps(doc["doc"])},', ' "sequences": [']
@@ -493,6 +547,8 @@ def build() -> str:
         lines.append("  {")
         lines.append(f'   "name": {json.dumps(seq["name"])},')
         lines.append(f'   "ruleset": {json.dumps(seq["ruleset"], sort_keys=True)},')
+        if seq.get("filtered"):
+            lines.append('   "filtered": true,')
         lines.append('   "frames": [')
         for fi, fr in enumerate(seq["frames"]):
             lines.append("    " + json.dumps(fr) + ("," if fi < len(seq["frames"]) - 1 else ""))
