@@ -232,6 +232,9 @@ class ClientStats:
     #: Updates checked against the prediction of our own entity, and those that corrected it.
     predicted: int = 0
     corrections: int = 0
+    #: Updates a player left without an input of their own (``answer`` after a stall longer than
+    #: ``CATCH_UP``: their ticks repeat the last input on the server).
+    unanswered: int = 0
 
 
 class ServerClosed(Exception):
@@ -449,7 +452,9 @@ class GameClient:
             self._sent_input = True
             await self._send(encode_client(Ack(self.tick)))
             return self.seq
-        for _ in range(updates if 1 <= updates <= CATCH_UP else 1):
+        count = updates if 1 <= updates <= CATCH_UP else 1
+        self.stats.unanswered += max(0, updates - count)
+        for _ in range(count):
             await self.send_input(values)
         return self.seq
 

@@ -46,6 +46,7 @@ from tools.netem import DelayProxy
 class ShotCounter:
     """One bot's shots and hits, from the updates its client receives.
 
+    (In a match without filtered views: a bullet leaving a view would count as a hit.)
     A bullet is the bot's when it first appears ``MUZZLE`` from the bot's
     position (bullets spawn there, ``game.arena.combat.fire``; entity ids only
     grow, so a new bullet is one with an id above every id seen before). A
@@ -99,11 +100,13 @@ def count_shots(client: GameClient, counters: dict[int, ShotCounter]) -> None:
     counter.observe(client.tick, ids, cols)
 
 
-async def play(url: str, args: argparse.Namespace, view: bool) -> tuple[list[Bot], list[ShotCounter]]:
+async def play(url: str, args: argparse.Namespace, view: bool, old: bool) -> tuple[list[Bot], list[ShotCounter]]:
+    """The bots' run; ``old``: a baseline server, which predates ``view`` and filtered views (``interest``)."""
     counters: dict[int, ShotCounter] = {}
     bots = [Bot(i, url, f"nb{i + 1}", args.seed, True) for i in range(args.bots)]
     for b in bots:
         b.client.lag_compensation = view
+        b.client.interest = not old
         b.client.on_update = lambda c: count_shots(c, counters)
     deadline = time.perf_counter() + args.duration
     await asyncio.gather(*(b.play(deadline, 1.0) for b in bots))
@@ -116,11 +119,12 @@ def measure(root: Path, args: argparse.Namespace, delay: float, view: bool) -> d
                  "--no-record"], "server", None, root=root)
 
     async def main() -> tuple[list[Bot], list[ShotCounter]]:
+        old = root != ROOT
         if delay <= 0:
-            return await play(proc.url, args, view)
+            return await play(proc.url, args, view, old)
         proxy = await DelayProxy(proc.port, delay, args.jitter, seed=args.seed).start()
         try:
-            return await play(f"ws://127.0.0.1:{proxy.port}/ws", args, view)
+            return await play(f"ws://127.0.0.1:{proxy.port}/ws", args, view, old)
         finally:
             await proxy.close()
 
@@ -141,10 +145,12 @@ def measure(root: Path, args: argparse.Namespace, delay: float, view: bool) -> d
         "server": "baseline" if root != ROOT else "this", "network": f"{delay * 1000:g} ms ± {args.jitter * 1000:g} ms"
         if delay > 0 else "loopback", "view": view, "bots": len(joined), "seconds": args.duration,
         "updates": sum(s.updates for s in stats), "predicted": predicted, "corrections": corrections,
+        "unanswered": sum(s.unanswered for s in stats),
         "corrections_per_min_per_bot": round(corrections / minutes / max(1, len(joined)), 2),
         "corrections_pct": round(100 * corrections / predicted, 3) if predicted else None,
         "shots": shots, "hits": hits, "hit_rate": round(hits / shots, 3) if shots else None,
         "inputs_starved": info.get("inputs_starved"), "inputs_dropped": info.get("inputs_dropped"),
+        "inputs_stale": info.get("inputs_stale"),
         "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 1) if rtts else None,
         "desyncs": sum(s.desyncs for s in stats), "errors": [b.error for b in bots if b.error][:3],
     }

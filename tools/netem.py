@@ -81,6 +81,8 @@ class DelayProxy:
         self._writers |= {writer, up_w}
         try:
             await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the proxy closed: nothing more to forward
         finally:
             self._writers -= {writer, up_w}
 
