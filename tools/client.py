@@ -262,12 +262,13 @@ class GameClient:
             player's view; False: the whole world, as to a client that cannot).
         interp_ticks: how far behind the newest update the client sees others (``seen``, ``view``).
         lag_compensation: inputs name their ``view`` (False: they do not, as for a server that predates it).
+        on_frame: called with every frame the server sends, as received (an audit keeps them).
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
                  seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None, interest: bool = True, interp_ticks: int = INTERP_TICKS,
-                 lag_compensation: bool = True) -> None:
+                 lag_compensation: bool = True, on_frame: Callable[[bytes], None] | None = None) -> None:
         if token is not None and seat is not None:
             raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
@@ -280,6 +281,7 @@ class GameClient:
         self.on_update = on_update
         self.ssl_context = ssl_context
         self.interest = interest
+        self.on_frame = on_frame
         self.interp_ticks = interp_ticks
         self.lag_compensation = lag_compensation
         #: The prediction of our own entity (None: a spectator, or a ruleset that describes no movement rule).
@@ -501,6 +503,8 @@ class GameClient:
 
     def _handle(self, data: bytes | str) -> None:
         self.stats.bytes += len(data)
+        if self.on_frame is not None and isinstance(data, bytes):
+            self.on_frame(data)
         if not self.decode and isinstance(data, bytes) and self.welcome is not None:
             obj = msgpack.unpackb(data, raw=False)
             if obj.get("t") == "update":

@@ -11,6 +11,9 @@ Modules, from the bottom up:
 - ``resim``: re-simulation (``Replayer``, ``check_ruleset``) and the
   ``verify`` engine, in worker processes, returning values.
 - ``recorder``: the ``Recorder``, a match observer, and its writer thread.
+- ``audit``: ``ViewAudit``, the recording re-simulated to rebuild every
+  update its players were sent, byte for byte (what a player of a match
+  with filtered views could know, proven from the recording alone).
 - ``listing``: replays on disk: headers, the cached listing, and the
   ``ReplayLibrary`` that resolves a replay's name inside a directory safely
   and loads it.
