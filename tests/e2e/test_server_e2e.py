@@ -234,6 +234,7 @@ def test_leave_and_a_close_with_1000_remove_the_player_at_once_and_only_a_droppe
         watcher = GameClient(server.url, "watcher")
         for c in (leaver, closer, dropped, watcher):
             await c.connect()
+        await dropped.send_input([1, 0])  # a player who played: held when dropped (one who never did is not)
         await watcher.wait_tick((watcher.tick or 0) + 3)
         start = watcher.tick or 0
         await leaver.leave()
