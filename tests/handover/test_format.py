@@ -20,7 +20,8 @@ from server.handover.format import (
     decode,
     encode,
 )
-from tests.handover.helpers import frozen_state, join, new_match, play
+from server.protocol.messages import Input
+from tests.handover.helpers import frozen_state, join, new_match, play, scripted_input
 
 
 def offer(ruleset: str = "arena") -> Offer:
@@ -71,6 +72,9 @@ def test_a_held_player_carries_how_long_it_has_been_away() -> None:
     _, _ = join(match, "ann")
     bob, bob_client = join(match, "bob")
     match.tick(0.0)
+    # A player is held for the reconnect window only once it has played (sent an input): issue 12.
+    match.on_message(bob, Input(1, scripted_input("drift", bob.player, 1)))
+    match.tick(0.5)
     match.disconnect(bob, bob_client, 1.0)
     match.tick(1.0)
     state = frozen_state(match, now=4.0)
