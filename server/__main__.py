@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"acknowledges (default {d.max_unacked}, {d.max_unacked >> 10} KiB)")
     p.add_argument("--max-connections", type=count, default=d.max_connections, metavar="N",
                    help="open connections (HTTP and WebSocket) past which new ones are refused with HTTP 503 before "
-                   "any upgrade (default 0: the open-file limit, raised to its hard limit at start, less 64)")
+                   "any upgrade, but /healthz and /metrics (default 0: the open-file limit, raised to its hard limit "
+                   "at start, less 64)")
     p.add_argument("--max-per-address", type=count, default=d.max_per_address, metavar="N",
                    help=f"the most connections from one client address (past it: HTTP 429), and the most players it "
                    f"may have joined and not left, held for a resume included (past it: error and 1008); 0: no limit "

@@ -144,6 +144,9 @@ FD_RESERVE = 64
 REFUSED_LINGER_S = 0.25
 MAX_REFUSING = FD_RESERVE // 2
 
+#: Requests still answered past ``--max-connections`` (their first bytes): an operator's view of a flood.
+MONITORING = (b"GET /healthz ", b"GET /healthz?", b"GET /metrics ", b"GET /metrics?")
+
 #: How often, at most, the refusals of ``--max-connections`` are logged, seconds.
 REFUSAL_LOG_S = 10.0
 
@@ -397,6 +400,8 @@ class Connection(asyncio.Protocol):
         self._queued = 0
         #: Refused before its request (``_refuse``): whatever comes is read and ends the connection.
         self._refused = False
+        #: Past ``--max-connections``: its first bytes decide (``MONITORING`` is answered, the rest get 503).
+        self._over_cap = False
         #: The client's address as ``--max-per-address`` counts it (None: not counted, or not yet).
         self.address: str | None = None
         #: The match whose seat this connection's player holds, and the address it counts against.
@@ -436,9 +441,21 @@ class Connection(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
         server = self.server
         if len(server.connections) >= server.max_connections:
+            # Full: a 503, unless it asks for /healthz or /metrics (an operator's view of the flood). Its
+            # request is waited for REFUSED_LINGER_S at most: closed once read, nothing resets our answer.
             server.refused(len(server.connections))
-            self._refuse(503, f"the server is full ({server.max_connections} connections): try again later", 5)
+            if server.refusing >= MAX_REFUSING:
+                self.transport.abort()  # a burst: file descriptors first, answers second
+                return
+            server.refusing += 1
+            self._over_cap = True
+            self._closer = self.loop.call_later(REFUSED_LINGER_S, self._full)
             return
+        self._admitted()
+
+    def _admitted(self) -> None:
+        """Count the connection in (``--max-per-address`` may still refuse it), and start its timers."""
+        server, transport = self.server, self.transport
         if not self.config.trust_forwarded_for and isinstance(self.peer, tuple):
             address = str(self.peer[0])
             if not server.addresses.connect(address):
@@ -461,6 +478,19 @@ class Connection(asyncio.Protocol):
         if self._refused:
             self.transport.close()  # its request is read: our answer is out, nothing to reset it
             return
+        if self._over_cap:
+            self._over_cap = False
+            self.server.refusing -= 1
+            if self._closer is not None:
+                self._closer.cancel()
+                self._closer = None
+            if not data.startswith(MONITORING):
+                self._full()
+                return
+            self._admitted()  # an operator's /healthz or /metrics: answered past the cap
+            if self._refused:  # --max-per-address: its request is read, the 429 is out
+                self.transport.close()
+                return
         self.traffic.bytes_in += len(data)
         splitter = self._splitter
         if splitter is None:
@@ -476,6 +506,11 @@ class Connection(asyncio.Protocol):
         return None  # the transport closes: nothing is written after the peer's EOF but the protocol's own
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._over_cap:
+            self._over_cap = False
+            self.server.refusing -= 1
+            if self._closer is not None:
+                self._closer.cancel()
         if self._refused:
             if self._closer is not None:
                 self._closer.cancel()
@@ -613,6 +648,18 @@ class Connection(asyncio.Protocol):
         self.taking = False
         self.send(encode_server(Error(code, reason)))
         self.close(code, reason)
+
+    def _full(self) -> None:
+        """503 for a connection past ``--max-connections`` whose request was read, or never came; then close."""
+        if self._over_cap:
+            self._over_cap = False
+            self.server.refusing -= 1
+        self._refused = True
+        self._responded = True
+        self._closer = None
+        reason = f"the server is full ({self.server.max_connections} connections): try again later"
+        self.transport.write(refusal(503, reason, 5))
+        self.transport.close()
 
     def _refuse(self, status: int, reason: str, retry_after: int | None = None) -> None:
         """Answer ``status`` at once, before reading any request, and end our side. The connection closes

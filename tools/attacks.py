@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import threading
 import time
@@ -493,7 +494,7 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         rss0 = rss_mib(server.pid)
         health0, metrics0 = _health(server), _metrics(server)
         updates0 = [b.stats.updates for b in bots]
-        lines0, tracebacks0 = server.log_lines, server.tracebacks
+        lines0, tracebacks0, cpu0 = server.log_lines, server.tracebacks, sum(server.cpu())
         probes: Counter[str] = Counter()
         prober = asyncio.create_task(_probe(server, probes))
         t0 = time.perf_counter()
@@ -508,7 +509,7 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         window = time.perf_counter() - t0
         updates1 = [b.stats.updates for b in bots]
         health1, metrics1 = _health(server), _metrics(server)
-        lines1, tracebacks1 = server.log_lines, server.tracebacks
+        lines1, tracebacks1, cpu1 = server.log_lines, server.tracebacks, sum(server.cpu())
         await asyncio.sleep(opts.after)
         health2 = _health(server)
         rss_end = rss_mib(server.pid)
@@ -526,6 +527,10 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         "bots_joined": sum(1 for b in bots if b.welcomed.done() and b.welcomed.exception() is None),
         "bot_errors": errors,
         "tick_p99_ms": _r(tick_p99_ms(metrics0, metrics1)),
+        # The server's CPU (all of it: ticks, reading clients, HTTP) per tick it ran: steadier than wall-clock tick
+        # durations on a machine others use too.
+        "server_cpu_ms_per_tick": _r((cpu1 - cpu0) * 1000 / ticks) if (ticks := _ticks(metrics0, metrics1)) else None,
+        "load_avg": round(os.getloadavg()[0], 1),
         "ticks_dropped": health1.get("ticks_dropped", 0) - health0.get("ticks_dropped", 0),
         "rss_mib_start": _r(rss0), "rss_mib_peak": _r(max(sampler.rss, default=None)), "rss_mib_end": _r(rss_end),
         "kernel_send_queue_mib_peak": _r(max(sampler.sendq, default=None)),
@@ -534,6 +539,11 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         "healthz_during": dict(probes),
         "report": None if report is None else report.to_json(),
     }
+
+
+def _ticks(before: Scrape, after: Scrape) -> float:
+    """Ticks the server ran between two scrapes (an older checkout's /metrics names them alike)."""
+    return metric_sum(after, "tickserver_ticks_total") - metric_sum(before, "tickserver_ticks_total")
 
 
 def _health(server: Proc) -> dict[str, Any]:
@@ -565,7 +575,8 @@ def _r(v: float | None) -> float | None:
 
 def print_table(runs: list[dict[str, Any]]) -> None:
     rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [("bots' updates/s mean (min)", lambda r: f"{r['bots_updates_per_s']} ({r['bots_updates_per_s_min']})"),
-            ("tick p99, ms", lambda r: r["tick_p99_ms"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
+            ("tick p99, ms", lambda r: r["tick_p99_ms"]),
+            ("server CPU per tick, ms", lambda r: r["server_cpu_ms_per_tick"]), ("load average", lambda r: r["load_avg"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
             ("RSS MiB start / peak / end", lambda r: f"{r['rss_mib_start']} / {r['rss_mib_peak']} / {r['rss_mib_end']}"),
             ("kernel send queues MiB, peak", lambda r: r["kernel_send_queue_mib_peak"]),
             ("connected at the end", lambda r: r["connected_after"]),

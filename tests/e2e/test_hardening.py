@@ -178,10 +178,18 @@ def test_out_of_file_descriptors_connections_are_refused_with_503_and_one_log_li
     # 256 files, the default --max-connections of 192 below it: a flood of 300 connections does not run them out.
     server = server_with_files(256, 256, "--max-per-address", "0")
     try:
-        report = asyncio.run(fd_flood(Target(port=server.port), 300, 2.0))
+        async def flood_and_look() -> tuple[Any, int]:
+            flood = asyncio.create_task(fd_flood(Target(port=server.port), 300, 3.0))
+            await asyncio.sleep(2.0)  # all 300 are open: the server is full
+            health = await asyncio.to_thread(lambda: server.get("/healthz"))  # an operator still sees it
+            return await flood, len(health)
+
+        report, health = asyncio.run(flood_and_look())
+        assert health > 0
         # Past the 192 that wait for a request that never comes: a 503 each, but for what a burst brings
         # faster than refused connections close (dropped at once: file descriptors come first).
         assert report.http_statuses[503] >= 20 and report.http_statuses[503] + report.close_codes[1006] == 300 - 192
+
         async def join_after() -> None:
             player = GameClient(server.url, "after")
             await player.connect()
