@@ -669,6 +669,7 @@ class Connection(asyncio.Protocol):
         self._responded = True
         transport = self.transport
         server = self.server
+        server.stats["address_refused" if status == 429 else "connections_refused"] += 1
         if server.refusing >= MAX_REFUSING:
             transport.abort()  # a flood: file descriptors first, answers second
             return
@@ -756,6 +757,7 @@ class Connection(asyncio.Protocol):
             # Behind a proxy: the client is who it says it forwarded, counted from its request on.
             address = forwarded_for(request.headers) or (str(self.peer[0]) if isinstance(self.peer, tuple) else "?")
             if not self.server.addresses.connect(address):
+                self.server.stats["address_refused"] += 1
                 self._respond(json_response({"error": f"too many connections from {address} "
                                                       f"({self.server.addresses.limit}, --max-per-address)"}, 429))
                 return None
@@ -1127,7 +1129,7 @@ class GameServer:
                             ("/api/matches", self._api_matches), ("/api/replays", self._api_replays)):
             self.add_route("GET", path, route)
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "ack_closed": 0, "protocol_errors": 0,
-                      "resyncs": 0}
+                      "resyncs": 0, "connections_refused": 0, "address_refused": 0}
         #: Messages and bytes over every connection, and the registry ``/metrics`` serves (``server.metrics``).
         self.traffic = Traffic()
         self.metrics = ServerMetrics(self)
@@ -1353,10 +1355,13 @@ class GameServer:
     def refused(self, open_now: int) -> None:
         """A connection was refused for ``max_connections``: one log line every ``REFUSAL_LOG_S`` at most."""
         self._refusals += 1
+        self.stats["connections_refused"] += 1
         now = self.clock()
         if now - self._refusal_logged >= REFUSAL_LOG_S:
             log.warning("refusing connections (HTTP 503): %d open, --max-connections %d; %d refused since the last "
-                        "line like this", open_now, self.max_connections, self._refusals)
+                        "line like this", open_now, self.max_connections, self._refusals,
+                        extra=fields("refusing", open=open_now, max_connections=self.max_connections,
+                                     refused=self._refusals))
             self._refusals = 0
             self._refusal_logged = now
 
@@ -1542,7 +1547,8 @@ async def serve(server: GameServer, on_ready: Callable[[int], None],
     soft, raised, hard = raise_open_files()
     port = await server.start()
     log.info("open files: soft limit %d%s (hard limit %d); at most %d connections (--max-connections)", soft,
-             f", raised to {raised}" if raised != soft else "", hard, server.max_connections)
+             f", raised to {raised}" if raised != soft else "", hard, server.max_connections,
+             extra=fields("limits", open_files=raised, open_files_hard=hard, max_connections=server.max_connections))
     on_ready(port)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)

@@ -62,6 +62,9 @@ STAT_HELP = {
     "ack_closed": "Clients closed for acknowledging nothing for --ack-timeout while updates waited",
     "protocol_errors": "Connections closed for breaking the protocol",
     "resyncs": "Resync requests from clients (a keyframe asked for)",
+    "ack_closed": "Clients closed for acknowledging nothing for --ack-timeout",
+    "connections_refused": "Connections refused over --max-connections (HTTP 503)",
+    "address_refused": "Connections refused over --max-per-address (HTTP 429)",
 }
 
 

@@ -145,7 +145,8 @@ def test_every_metric_the_grafana_dashboard_queries_is_served(start_server: Star
     for name in ("tickserver_tick_duration_seconds_bucket", "tickserver_tick_phase_duration_seconds_bucket",
                  "tickserver_ticks_dropped_total", "tickserver_players", "tickserver_open_connections",
                  "tickserver_received_bytes_total", "tickserver_sent_messages_total", "tickserver_disconnects_total",
-                 "tickserver_resyncs_total", "tickserver_keyframes_sent_total", "tickserver_replay_written_bytes_total"):
+                 "tickserver_resyncs_total", "tickserver_keyframes_sent_total", "tickserver_replay_written_bytes_total",
+                 "tickserver_connections_refused_total", "tickserver_ack_closed_total"):
         assert name in queried, name
 
 
@@ -164,4 +165,4 @@ def test_the_replay_player_logs_like_the_server_not_every_http_request(tmp_path:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     lines = [json.loads(line) for line in err.splitlines()]
-    assert [x.get("event") for x in lines] == ["listening"], lines
+    assert [x.get("event") for x in lines] == ["limits", "listening"], lines  # and not a line per request
