@@ -187,8 +187,8 @@ class Proc:
         except OSError as exc:
             raise BenchError(f"GET {path} from {self.name} failed: {exc}") from None
 
-    def get_json(self, path: str, port: int | None = None) -> dict[str, Any]:
-        obj: dict[str, Any] = json.loads(self.get(path, port=port))
+    def get_json(self, path: str, port: int | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        obj: dict[str, Any] = json.loads(self.get(path, timeout=timeout, port=port))
         return obj
 
     def cpu(self) -> tuple[float, float]:
