@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=count, default=d.max_connections, metavar="N",
                    help="open connections (HTTP and WebSocket) past which new ones are refused with HTTP 503 before "
                    "any upgrade, but /healthz and /metrics (default 0: the open-file limit, raised to its hard limit "
-                   "at start, less 64)")
+                   "at start, less a quarter of it (at most 1024: a burst of accepts) and 64)")
     p.add_argument("--max-per-address", type=count, default=d.max_per_address, metavar="N",
                    help=f"the most connections from one client address (past it: HTTP 429), and the most players it "
                    f"may have joined and not left, held for a resume included (past it: error and 1008); 0: no limit "

@@ -136,7 +136,8 @@ BACKLOG = 1024
 #: the updates of a round trip, not the megabytes of autotuning a client that stops reading would hold.
 SEND_BUFFER = 64 << 10
 
-#: File descriptors kept free below the open-file limit by ``--max-connections``' default (replays, Redis, logs).
+#: File descriptors kept free below the open-file limit by ``--max-connections``' default for everything but
+#: connections (replays, Redis, logs), on top of a burst of accepts (``accept_batch``).
 FD_RESERVE = 64
 
 #: How long a connection refused before its request (503, 429) waits for the request to arrive, seconds; and
@@ -317,12 +318,24 @@ def raise_open_files() -> tuple[int, int, int]:
     return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard
 
 
-def default_max_connections() -> int:
-    """``--max-connections``' default: the soft limit of open files, less ``FD_RESERVE`` for everything else."""
+def open_files() -> int:
+    """This process's soft limit of open files (an unlimited one counts as 2**20)."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(1, soft - FD_RESERVE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def accept_batch(files: int) -> int:
+    """How many connections the listener may accept at once with ``files`` open files: ``BACKLOG``, at most a
+    quarter of them. (asyncio accepts up to its backlog per wake-up, each a file descriptor, before the
+    server sees any: a burst must fit below the limit, or accept fails on every one of them.)"""
+    return max(8, min(BACKLOG, files // 4))
+
+
+def default_max_connections(files: int | None = None) -> int:
+    """``--max-connections``' default with ``files`` open files (this process's limit): less a burst of accepts
+    (``accept_batch``) and ``FD_RESERVE`` for everything else."""
+    files = open_files() if files is None else files
+    return max(1, files - accept_batch(files) - FD_RESERVE)
 
 
 class Connection(asyncio.Protocol):
@@ -499,6 +512,8 @@ class Connection(asyncio.Protocol):
             self._pieces(splitter.feed(data))
 
     def eof_received(self) -> bool | None:
+        if self._over_cap or self._refused:
+            return None  # refused, and gone before its answer mattered: the transport closes
         self.taking = False
         self.protocol.receive_eof()
         self.protocol.events_received()  # a server gets no event from an EOF
@@ -657,6 +672,8 @@ class Connection(asyncio.Protocol):
         self._refused = True
         self._responded = True
         self._closer = None
+        if self.transport.is_closing():
+            return
         reason = f"the server is full ({self.server.max_connections} connections): try again later"
         self.transport.write(refusal(503, reason, 5))
         self.transport.close()
@@ -1374,7 +1391,7 @@ class GameServer:
             "ssl": ctx, "ssl_handshake_timeout": config.open_timeout_s, "ssl_shutdown_timeout": config.close_timeout_s}
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(lambda: Connection(self), config.host, config.port,
-                                                  backlog=BACKLOG, **tls)
+                                                  backlog=accept_batch(open_files()), **tls)
         port: int = self._listener.sockets[0].getsockname()[1]
         return port
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.conftest import ServerProcess
 from tests.e2e.helpers import drift_server, serving
-from server.app import FD_RESERVE
+from server.app import default_max_connections
 from tools.attacks import (
     Hostile,
     Target,
@@ -171,11 +171,11 @@ def test_the_server_raises_its_open_file_limit_to_the_hard_one_and_logs_both() -
     finally:
         server.stop()
     assert "soft limit 256, raised to 4096 (hard limit 4096)" in line
-    assert f"at most {4096 - FD_RESERVE} connections" in line
+    assert f"at most {default_max_connections(4096)} connections" in line  # 4096 less 1024 and 64
 
 
 def test_out_of_file_descriptors_connections_are_refused_with_503_and_one_log_line_and_players_join_after() -> None:
-    # 256 files, the default --max-connections of 192 below it: a flood of 300 connections does not run them out.
+    # 256 files, the default --max-connections of 128 below it: a flood of 300 connections does not run them out.
     server = server_with_files(256, 256, "--max-per-address", "0")
     try:
         async def flood_and_look() -> tuple[Any, int]:
@@ -186,9 +186,9 @@ def test_out_of_file_descriptors_connections_are_refused_with_503_and_one_log_li
 
         report, health = asyncio.run(flood_and_look())
         assert health > 0
-        # Past the 192 that wait for a request that never comes: a 503 each, but for what a burst brings
+        # Past the 128 that wait for a request that never comes: a 503 each, but for what a burst brings
         # faster than refused connections close (dropped at once: file descriptors come first).
-        assert report.http_statuses[503] >= 20 and report.http_statuses[503] + report.close_codes[1006] == 300 - 192
+        assert report.http_statuses[503] >= 20 and report.http_statuses[503] + report.close_codes[1006] == 300 - 128
 
         async def join_after() -> None:
             player = GameClient(server.url, "after")
@@ -197,7 +197,7 @@ def test_out_of_file_descriptors_connections_are_refused_with_503_and_one_log_li
 
         asyncio.run(join_after())
         refusals = [line for line in server.log if "refusing connections" in line]
-        assert len(refusals) == 1 and "--max-connections 192" in refusals[0]
+        assert len(refusals) == 1 and "--max-connections 128" in refusals[0]
         assert server.tracebacks == 0 and not any("out of system resource" in line for line in server.log)
     finally:
         server.stop()
