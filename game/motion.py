@@ -73,8 +73,22 @@ def extrapolate(motion: tuple[Axis, ...], columns: dict[str, npt.NDArray[Any]], 
     for axis in motion:
         pos = columns[axis.pos].copy()
         vel = columns[axis.vel].copy()
-        for _ in range(steps):
-            step_axis(pos, vel, axis.lo, axis.hi)
+        info = np.iinfo(pos.dtype)
+        if steps > 1 and info.min <= axis.lo and axis.hi <= info.max:
+            # Whoever starts and ends inside the walls went straight (the path is a line): pos + steps * vel,
+            # no store wrapped on the way; only the others need the steps one by one.
+            start = pos.astype(np.int64)
+            end = start + steps * vel.astype(np.int64)
+            bent = np.flatnonzero((start < axis.lo) | (start > axis.hi) | (end < axis.lo) | (end > axis.hi))
+            pos[...] = end.astype(pos.dtype, copy=False)
+            if len(bent):
+                p, v = columns[axis.pos][bent].copy(), vel[bent]
+                for _ in range(steps):
+                    step_axis(p, v, axis.lo, axis.hi)
+                pos[bent], vel[bent] = p, v
+        else:
+            for _ in range(steps):
+                step_axis(pos, vel, axis.lo, axis.hi)
         out[axis.pos] = pos
         out[axis.vel] = vel
     return out

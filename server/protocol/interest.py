@@ -50,7 +50,7 @@ from game.motion import extrapolate
 from game.schema import RulesetSpec
 from server.protocol.delta import Array, Snapshot, WireSchema
 from server.protocol.errors import InvalidField
-from server.protocol.history import SnapshotHistory
+from server.protocol.history import SNAP, SnapshotHistory
 from server.protocol.rowset import RowSetError, array_from
 
 I64 = npt.NDArray[np.int64]
@@ -341,8 +341,9 @@ def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any) -> t
 class Binned:
     """A snapshot's entities by cell: each one's cell, and each cell's count and sum.
 
-    No sort of the whole snapshot: the few cells whose entities a tick needs
-    one by one (``rows_of``) are picked out when asked for.
+    The entities sorted by cell (``rows_of``: a cell's entities one by one) are
+    sorted when first asked for, once for all the ticks the snapshot serves as
+    a base.
 
     Attributes:
         snap: the snapshot.
@@ -358,6 +359,8 @@ class Binned:
         self.counts = np.bincount(self.cell, minlength=grid.ncells)
         sums = np.bincount(self.cell, weights=entity_hashes(snap.ids, snap.cols), minlength=grid.ncells)
         self.cellsum = sums.astype(np.uint64) & np.uint64(_M32)  # exact: at most 2**32 per entity, < 2**53 in all
+        self._order: Idx | None = None
+        self._starts: I64 | None = None
 
     @property
     def tick(self) -> int:
@@ -365,12 +368,12 @@ class Binned:
 
     def rows_of(self, cells: I64) -> tuple[Idx, I64]:
         """The rows of every entity in ``cells`` (ascending, unique), sorted by (cell, id), and each cell's first."""
-        pick = np.zeros(self.grid.ncells, dtype=np.bool_)
-        pick[cells] = True
-        rows = np.flatnonzero(pick[self.cell])
-        rows = rows[np.argsort(self.cell[rows], kind="stable")]
+        if self._order is None or self._starts is None:
+            key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
+            self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
+            self._starts = np.cumsum(self.counts) - self.counts
         counts = self.counts[cells]
-        return rows, np.cumsum(counts) - counts
+        return self._order[_expand(self._starts[cells], counts)], np.cumsum(counts) - counts
 
     def ids_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         """The ids (uint32 LE bytes) of every entity in ``cells``, cell after cell, and each cell's first byte."""
@@ -415,41 +418,66 @@ class CellDelta:
     Args:
         suspects: ids (uint32, ascending) outside which no stayer can differ
             from its extrapolation (``surprises``), or None to compare them all.
+        movers: ids (uint32, ascending) outside which every entity of the base
+            or now is a stayer (``movers`` of every tick since the base), or
+            None. With both, the work is proportional to them, not to the world.
+        need: bool (ncells,), the cells whose segments anyone will ask for (the
+            others' are left empty), or None: every cell.
     """
 
-    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None = None) -> None:
+    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None = None,
+                 movers: U32 | None = None, need: npt.NDArray[np.bool_] | None = None) -> None:
+        b, c = base.snap, cur.snap
+        wanted = np.append(need, False) if need is not None else np.ones(grid.ncells + 1, dtype=np.bool_)  # [-1]: none
+        if suspects is not None and movers is not None:
+            # Sparse: only the movers can leave or enter, only the suspects change.
+            rb, hb = _rows(b.ids, movers)
+            rc, hc = _rows(c.ids, movers)
+            cb, cc = np.where(hb, _at(base.cell, rb), -1), np.where(hc, _at(cur.cell, rc), -1)
+            moved = ~(hb & hc & (cb == cc))
+            out, into = moved & wanted[cb], moved & wanted[cc]
+            lv = rb[out][np.argsort(cb[out], kind="stable")]
+            en = rc[into][np.argsort(cc[into], kind="stable")]
+            sc, hs = _rows(c.ids, suspects)
+            sb, hsb = _rows(b.ids, suspects)
+            there = _at(cur.cell, sc)
+            stay = hs & hsb & (_at(base.cell, sb) == there) & wanted[there]
+            st, bst = sc[stay], sb[stay]
+        else:
+            pos, present = _match(b.ids, c.ids)
+            base_cell = base.cell if pos is None else base.cell[pos] if len(b.ids) else np.full(len(c.ids), -1, np.int32)
+            stay_all = present & (base_cell == cur.cell)
+            if pos is None:
+                stay_base = stay_all
+            else:
+                stay_base = np.zeros(len(b.ids), dtype=np.bool_)
+                stay_base[pos[stay_all]] = True
+            lv = _by_cell(np.flatnonzero(~stay_base & wanted[base.cell]), base.cell)
+            en = _by_cell(np.flatnonzero(~stay_all & wanted[cur.cell]), cur.cell)
+            if suspects is None:
+                st = np.flatnonzero(stay_all & wanted[cur.cell])
+            else:
+                at, found = _rows(c.ids, suspects)
+                st = at[found & stay_all[at] & wanted[_at(cur.cell, at)]] if len(c.ids) else np.zeros(0, np.intp)
+            bst = st if pos is None else pos[st]
+        self._encode(grid, base, cur, lv, en, st, bst)
+
+    def _encode(self, grid: ViewGrid, base: Binned, cur: Binned, lv: Idx, en: Idx, st: Idx, bst: Idx) -> None:
+        """The parts from the leavers' base rows ``lv`` and the entrants' rows ``en`` (each by cell), and the
+        stayers' rows now ``st`` and at the base ``bst`` (any order)."""
         schema, b, c = grid.schema, base.snap, cur.snap
         ncells = grid.ncells
-        pos, present = _match(b.ids, c.ids)
-        base_cell = base.cell if pos is None else base.cell[pos] if len(b.ids) else np.full(len(c.ids), -1, np.int32)
-        stay = present & (base_cell == cur.cell)
-        if pos is None:
-            stay_base = stay
-        else:
-            stay_base = np.zeros(len(b.ids), dtype=np.bool_)
-            stay_base[pos[stay]] = True
-
-        lv = _by_cell(np.flatnonzero(~stay_base), base.cell)
         self.gone = b.ids[lv].astype(_U4).view(_U8)
         self.gone_at = _offsets(base.cell[lv], ncells, 4)
-        en = _by_cell(np.flatnonzero(~stay), cur.cell)
         self.add = records(schema, c.ids[en], [col[en] for col in c.cols])
         self.add_at = _offsets(cur.cell[en], ncells, record_dtype(schema).itemsize)
-
-        # Changes: stayers (of the suspects) that differ from the base extrapolated to now.
-        if suspects is None:
-            st = np.flatnonzero(stay)
-        else:
-            at = np.minimum(np.searchsorted(c.ids, suspects), max(len(c.ids) - 1, 0))
-            st = at[(c.ids[at] == suspects) & stay[at]] if len(c.ids) else np.zeros(0, np.intp)
-        bst = st if pos is None else pos[st]
         predicted = _predicted(schema, b, bst, c.tick)
         actual = [col[st] for col in c.cols]
         diff = np.zeros(len(st), dtype=np.bool_)
         for a, p in zip(actual, predicted):
             diff |= a != p
         ch = np.flatnonzero(diff)
-        ch = ch[np.argsort(cur.cell[st[ch]], kind="stable")]
+        ch = ch[np.lexsort((c.ids[st[ch]], cur.cell[st[ch]]))]  # by (cell, id)
         rows = st[ch]
         masks, self.cval, row_bytes = encode_changes(schema, [a[ch] for a in actual], [p[ch] for p in predicted])
         self.cid = c.ids[rows].astype(_U4).view(_U8)
@@ -459,6 +487,37 @@ class CellDelta:
         self.cmask_at = _offsets(ccell, ncells, mask_width(len(schema.columns)))
         self.cval_at = np.zeros(ncells + 1, dtype=np.int64)
         np.cumsum(np.bincount(ccell, weights=row_bytes, minlength=ncells).astype(np.int64), out=self.cval_at[1:])
+
+
+def _rows(ids: U32, want: U32) -> tuple[Idx, npt.NDArray[np.bool_]]:
+    """The rows of ``want`` in ``ids`` (both ascending) and whether each is there (its row is then meaningless)."""
+    n = len(ids)
+    if n == 0:
+        return np.zeros(len(want), dtype=np.intp), np.zeros(len(want), dtype=np.bool_)
+    if int(ids[-1]) == n - 1:  # ids 0..n-1 (ascending, distinct): an id is its row
+        found = want < n
+        return np.where(found, want, 0).astype(np.intp), found
+    at = np.minimum(np.searchsorted(ids, want), n - 1)
+    return at, ids[at] == want
+
+
+def _at(values: npt.NDArray[np.int32], rows: Idx) -> npt.NDArray[np.int32]:
+    """``values[rows]``, -1 for every row when ``values`` is empty (``_rows`` of nothing)."""
+    return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.int32)
+
+
+def movers(prev: Binned, cur: Binned) -> U32:
+    """The ids (ascending) of entities that are not in the same cell at both ticks: moved to another cell,
+    came or went. Every other entity of either tick stays where it was."""
+    pos, present = _match(prev.snap.ids, cur.snap.ids)
+    if pos is None:
+        moved: U32 = cur.snap.ids[prev.cell != cur.cell].astype(np.uint32)
+        return moved
+    stay = present & (prev.cell[pos] == cur.cell) if len(prev.snap.ids) else present
+    kept = np.zeros(len(prev.snap.ids), dtype=np.bool_)
+    kept[pos[present]] = True
+    out: U32 = np.union1d(cur.snap.ids[~stay], prev.snap.ids[~kept]).astype(np.uint32)
+    return out
 
 
 def _match(base_ids: U32, cur_ids: U32) -> tuple[Idx | None, npt.NDArray[np.bool_]]:
@@ -489,8 +548,14 @@ def surprises(schema: WireSchema, prev: Snapshot, cur: Snapshot) -> U32:
     for axis in schema.motion:
         i, v = names.index(axis.pos), names.index(axis.vel)
         moving |= {i, v}
-        p = bcols[i].astype(np.int64) + bcols[v]
-        odd |= (p != ccols[i]) | (p < axis.lo) | (p > axis.hi) | (bcols[v] != ccols[v])
+        # In int32 when the walls are well inside its range: a sum that wraps then lands past a wall (as
+        # the exact one does), so it is a candidate either way; else in int64.
+        work = np.int32 if -(2**31) + 256 <= axis.lo and axis.hi <= 2**31 - 256 else np.int64
+        p = np.add(bcols[i], bcols[v], dtype=work, casting="unsafe")
+        odd |= p != ccols[i]
+        odd |= p < axis.lo
+        odd |= p > axis.hi
+        odd |= bcols[v] != ccols[v]
     for j, (bc, cc) in enumerate(zip(bcols, ccols)):
         if j not in moving:
             odd |= bc != cc
@@ -540,6 +605,8 @@ class ViewEncoder:
         self._binned: OrderedDict[int, Binned] = OrderedDict()
         #: Per tick, ``surprises`` since the tick before (kept for the history's ticks).
         self._surprises: OrderedDict[int, U32] = OrderedDict()
+        #: Per tick, ``movers`` since the tick before (kept for the history's ticks).
+        self._movers: OrderedDict[int, U32] = OrderedDict()
         #: Per tick, the views of the entities of that tick's frames (``_keep_views``).
         self._views: OrderedDict[int, tuple[I64, I64, I64, I64]] = OrderedDict()
         self._cur: Snapshot | None = None
@@ -560,21 +627,38 @@ class ViewEncoder:
             self.encodes += 1
             self._binned[snap.tick] = got
             self._binned.move_to_end(snap.tick)
-            while len(self._binned) > KEEP_BINNED:
-                self._binned.popitem(last=False)
+            # Keep what may still serve as a base: the last few ticks, and the anchors (history.py).
+            newest = max(self._binned)
+            for t in [t for t in self._binned if t <= newest - KEEP_BINNED
+                      and (t % SNAP or t <= newest - self.history.size)]:
+                del self._binned[t]
         return got
 
-    def _suspects(self, base: int, cur: Snapshot) -> U32 | None:
-        """The entities that may differ from their extrapolation from ``base`` to ``cur``, or None (all may)."""
-        prev = self.history.get(cur.tick - 1)
-        if cur.tick not in self._surprises and prev is not None:
-            self._surprises[cur.tick] = surprises(self.grid.schema, prev, cur)
-            while len(self._surprises) > self.history.size:
-                self._surprises.popitem(last=False)
-        found = [self._surprises.get(t) for t in range(base + 1, cur.tick + 1)]
+    def _tick_facts(self, cur: Snapshot) -> None:
+        """What changed since the tick before, once per tick: ``surprises`` and ``movers``."""
+        t = cur.tick
+        prev = self.history.get(t - 1)
+        if t in self._surprises or prev is None:
+            return
+        self._surprises[t] = surprises(self.grid.schema, prev, cur)
+        self._movers[t] = movers(self._binned_at(prev), self._binned_at(cur))
+        for facts in (self._surprises, self._movers):
+            while len(facts) > self.history.size:
+                facts.popitem(last=False)
+
+    def _since(self, facts: OrderedDict[int, U32], base: int, tick: int) -> U32 | None:
+        """The union of ``facts`` over the ticks after ``base`` up to ``tick``, or None if one is missing."""
+        found = [facts.get(t) for t in range(base + 1, tick + 1)]
         if any(f is None for f in found):
             return None
-        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))  # type: ignore[arg-type]
+        if len(found) == 1:
+            return found[0]
+        top = max((int(f[-1]) for f in found if f is not None and len(f)), default=-1)
+        hit = np.zeros(top + 1, dtype=np.bool_)
+        for f in found:
+            hit[f] = True
+        out: U32 = np.flatnonzero(hit).astype(np.uint32)
+        return out
 
     def frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
                acks: Sequence[int] | I64) -> list[bytes]:
@@ -593,6 +677,7 @@ class ViewEncoder:
             return []
         grid = self.grid
         cur = self._binned_at(cur_snap)
+        self._tick_facts(cur_snap)
 
         # Every client's view now: (client, cell) pairs, in (client, cell) order; kept for the ticks after.
         px, py, has = centres(cur_snap, grid, ent)
@@ -611,13 +696,16 @@ class ViewEncoder:
             if base_snap is None or b >= cur_snap.tick:
                 raise ValueError(f"base {b} is not a tick the history holds before {cur_snap.tick}")
             base = self._binned_at(base_snap)
-            delta = CellDelta(grid, base, cur, self._suspects(b, cur_snap))
-            self.encodes += 1
             bq, bc = self._views_at(base_snap, ent, np.flatnonzero(base_of == b))
             kb = bq.astype(np.int64) * grid.ncells + bc
             kept = _isin_sorted(kt, kb)
             t_kept |= kept
             c = tc[kept]
+            need = np.zeros(grid.ncells, dtype=np.bool_)
+            need[c] = True  # the cells this base's clients keep: only theirs are encoded
+            delta = CellDelta(grid, base, cur, self._since(self._surprises, b, cur_snap.tick),
+                              self._since(self._movers, b, cur_snap.tick), need)
+            self.encodes += 1
             for part, buf, at in (("add", delta.add, delta.add_at), ("cid", delta.cid, delta.cid_at),
                                   ("cmask", delta.cmask, delta.cmask_at), ("cval", delta.cval, delta.cval_at)):
                 o = src.add(buf)
@@ -743,9 +831,13 @@ class ViewEncoder:
                 within = np.cumsum(ln) - ln  # the segment's offset among its client's, by the part's running total
                 pieces.append((lo, at[q, j] + within - (np.cumsum(lens[slot]) - lens[slot])[q], ln))
         ln = np.concatenate([pc[2] for pc in pieces])
+        some = ln > 0  # most cells owe a client nothing this tick
+        ln = ln[some]
+        first = np.cumsum(ln) - ln
+        step = np.arange(int(ln.sum()), dtype=np.int64)
         out = np.empty(int(ends[-1, -1]), dtype=_U8)
-        out[_expand(np.concatenate([pc[1] for pc in pieces]), ln)] = \
-            src.joined()[_expand(np.concatenate([pc[0] for pc in pieces]), ln)]
+        out[step + np.repeat(np.concatenate([pc[1] for pc in pieces])[some] - first, ln)] = \
+            src.joined()[step + np.repeat(np.concatenate([pc[0] for pc in pieces])[some] - first, ln)]
         data = out.tobytes()
         bounds = [0, *ends[:, -1].tolist()]
         return [data[a:b] for a, b in zip(bounds, bounds[1:])]
