@@ -43,6 +43,7 @@ import os
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -333,14 +334,19 @@ async def fd_flood(target: Target, count: int = 1400, seconds: float = 15.0) -> 
 
 
 async def seat_hold(target: Target, count: int = 80, seconds: float = 2.0) -> AttackReport:
-    """``count`` players join and drop at once (no input); ``seconds`` later a newcomer tries to join."""
+    """``count`` players join and drop at once (no input); ``seconds`` later a newcomer tries to join that very
+    match (``/ws/<match id>``: ``/ws`` would go on to another match of its room when it is full)."""
     clients = await open_clients(target, lambda i: Hostile(target, f"holder{i + 1}", i, answer="none"), count)
     await joined(clients)
     for c in clients:
         if c.transport is not None:
             c.transport.abort()
     await asyncio.sleep(seconds)
-    newcomer = GameClient(target.url, "newcomer", decode=False)
+    url = target.url
+    if target.path == "/ws":
+        health = await asyncio.to_thread(_get_json, f"http://{target.host}:{target.port}/healthz")
+        url = f"{url}/{health['match']}" if "match" in health else url
+    newcomer = GameClient(url, "newcomer", decode=False, interest=False)  # a plain hello: any server
     try:
         await newcomer.connect(timeout=WAIT_S)
         outcome: str | int | None = "welcome"
@@ -356,6 +362,16 @@ async def seat_hold(target: Target, count: int = 80, seconds: float = 2.0) -> At
     report.close_codes.clear()  # we dropped them
     report.notes["newcomer"] = outcome
     return report
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    """A JSON answer over HTTP ({} when there is none)."""
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT_S) as resp:
+            obj: dict[str, Any] = json.loads(resp.read())
+            return obj
+    except (OSError, ValueError):
+        return {}
 
 
 async def http_probe(target: Target, count: int = 1, seconds: float = 0.0) -> AttackReport:
