@@ -458,8 +458,9 @@ class Match:
             sent += 1
             nbytes += len(frame)
         if filtered and self.views is not None:
-            frames = self.views.frames([m.entity for _, m, _, _ in filtered], [b for _, _, b, _ in filtered],
-                                       [a for _, _, _, a in filtered])
+            frames = self.views.frames(np.array([-1 if m.entity is None else m.entity for _, m, _, _ in filtered]),
+                                       np.array([-1 if b is None else b for _, _, b, _ in filtered]),
+                                       np.array([a for _, _, _, a in filtered]))
             for (client, m, base, _), frame in zip(filtered, frames):
                 client.send(frame)
                 m.session.sent_update(tick, len(frame), now, base is None)

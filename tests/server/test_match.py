@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import numpy as np
 import pytest
 
 from game.rules import get_ruleset
@@ -347,3 +348,51 @@ def test_a_match_is_idle_from_the_tick_after_its_last_member_is_gone_until_someo
     assert match.members == {} and match.idle_since == 7.6
     match.tick(9.0)
     assert match.idle_since == 7.6
+
+
+def test_a_match_with_views_filters_the_players_who_ask_and_sends_the_rest_the_world() -> None:
+    from server.protocol.interest import apply_view, reference_state
+
+    match = Match(get_ruleset("drift"), options={"npcs": 300, "size": 2000, "view": 300}, token_factory=lambda: "t")
+
+    def member(name: str, spectate: bool = False, interest: bool = True) -> tuple[Member, FakeClient]:
+        client, session = FakeClient(), match.new_session()
+        hello = session.receive(encode_client(Hello(1, name, spectate, interest=interest)), 0.0, match.tick_count)
+        assert isinstance(hello, Hello)
+        return match.connect(hello, session, client, 0.0), client
+
+    (viewer, vc), (old, oc), (eye, ec) = member("ann"), member("bob", interest=False), member("eye", spectate=True)
+    for step in range(5):
+        match.tick(step / 30)
+        for m, c in ((viewer, vc), (old, oc), (eye, ec)):
+            send(match, m, Ack(c.updates()[-1].tick))
+    assert [m.filtered for m in (viewer, old, eye)] == [True, False, False]
+    welcome = next(m for m in vc.messages() if isinstance(m, Welcome))
+    assert welcome.interest == {"shape": "circle", "radius": 300, "cell": 150}
+    assert all(m.interest is None for c in (oc, ec) for m in c.messages() if isinstance(m, Welcome))
+    assert match.views is not None
+    held = None
+    for update in vc.updates():
+        held = apply_view(match.schema, held, update.tick, update.body)
+        assert held.checksum == update.checksum
+    assert held is not None and held.tick == match.tick_count
+    assert np.array_equal(held.ids, reference_state(match.views.grid, match.snapshot, viewer.entity).ids)
+    assert 0 < len(held.ids) < len(match.snapshot.ids)
+    for c in (oc, ec):
+        world = None
+        for update in c.updates():
+            world = apply_body(match.schema, world, update.tick, update.body)
+        assert world is not None and len(world.ids) == len(match.snapshot.ids) == 302
+
+
+def test_a_match_without_views_sends_everyone_the_world_whatever_they_ask() -> None:
+    match = new_match()
+    client, session = FakeClient(), match.new_session()
+    hello = session.receive(encode_client(Hello(1, "ann", interest=True)), 0.0, match.tick_count)
+    assert isinstance(hello, Hello)
+    member = match.connect(hello, session, client, 0.0)
+    match.tick(0.0)
+    assert match.views is None and not member.filtered
+    welcome = next(m for m in client.messages() if isinstance(m, Welcome))
+    assert welcome.interest is None
+    assert "rows" in client.updates()[0].body or "new" in client.updates()[0].body
