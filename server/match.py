@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from attrs import define
 
+from game.errors import GameError
 from game.rules import Event, InputBatch, Ruleset
 from game.world import EntityId, PlayerId, World, state_hash
 from server.feed import Client
@@ -109,7 +110,12 @@ class MatchStats:
 
 
 class Match:
-    """One world and everyone in it: a ``Feed`` of ``Member``s. Drive it with ``tick(now)`` at the tick rate."""
+    """One world and everyone in it: a ``Feed`` of ``Member``s. Drive it with ``tick(now)`` at the tick rate.
+
+    Raises (constructing one):
+        GameError: the ruleset refuses the options (out of range, unknown; a view for a ruleset whose
+            entities have no position columns).
+    """
 
     def __init__(
         self,
@@ -146,7 +152,12 @@ class Match:
         self.encoder = UpdateEncoder(self.schema, self.history)
         #: Interest management: the view of filtered players, and their encoder (None: everyone gets the world).
         self.view_shape = ViewShape.from_options(self.options)
-        self.views = None if self.view_shape is None else ViewEncoder(ViewGrid(self.spec, self.view_shape), self.history)
+        self.views: ViewEncoder | None = None
+        if self.view_shape is not None:
+            try:
+                self.views = ViewEncoder(ViewGrid(self.spec, self.view_shape), self.history)
+            except ValueError as exc:  # a ruleset that offers views but cannot place its entities
+                raise GameError(f"option view: {exc}") from None
         self.inputs = InputTable(len(ruleset.spec.inputs), max_lag=min(max_lag_ticks(tick_rate), ruleset.spec.rewind),
                                  window=round(WINDOW_S * tick_rate))
         self.members: dict[PlayerId, Member] = {}

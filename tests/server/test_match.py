@@ -396,3 +396,19 @@ def test_a_match_without_views_sends_everyone_the_world_whatever_they_ask() -> N
     welcome = next(m for m in client.messages() if isinstance(m, Welcome))
     assert welcome.interest is None
     assert "rows" in client.updates()[0].body or "new" in client.updates()[0].body
+
+
+def test_a_ruleset_that_offers_views_without_positions_is_refused_when_a_match_asks_for_one() -> None:
+    from game.errors import GameError
+    from game.schema import VIEW_OPTIONS, Column, RulesetSpec
+    from game.world import World
+
+    class Flat:
+        spec = RulesetSpec("flat", 1, (Column("hp", "int32", "uint8"),), (), options=VIEW_OPTIONS)
+
+        def create(self, seed: int, options: dict[str, int]) -> World:
+            return World(self.spec, seed=seed, capacity=8)
+
+    Match(Flat(), options={"view": 0})  # type: ignore[arg-type]  # no view asked: fine
+    with pytest.raises(GameError, match="option view: flat: filtered views need replicated position columns"):
+        Match(Flat(), options={"view": 300})  # type: ignore[arg-type]
