@@ -404,16 +404,22 @@ def test_page_mirror_checksum_matches_the_server(start_server: Callable[..., Ser
     loop.run(ref.connect())
     try:
         hold(page, "d", 0.3)
-        matched = 0
-        for _ in range(5):
+        matched = missed = 0
+        for _ in range(20):
             got = page.evaluate("window.__game.mirrorChecksum()")
             loop.run(ref.wait_tick(got["tick"] + 1))
             snap = ref.states.get(got["tick"])
-            assert snap is not None, f"the reference client lacks tick {got['tick']}"
-            assert got["sum"] == snap.checksum and got["count"] == len(snap.ids)
-            matched += 1
+            if snap is None:
+                # The reference was sent no update for that tick (a client lagging behind its acks gets
+                # none until it acks, issue 12): compare another tick, every compared one strictly.
+                missed += 1
+            else:
+                assert got["sum"] == snap.checksum and got["count"] == len(snap.ids)
+                matched += 1
+                if matched == 5:
+                    break
             time.sleep(0.2)
-        assert matched == 5
+        assert matched == 5, f"{matched} ticks compared, {missed} the reference was not sent"
         s = state(page)
         # Checksums strict; the update rate only shows the page keeps up (30 on a quiet machine,
         # 18 seen with two suites running at once).
