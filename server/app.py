@@ -692,7 +692,11 @@ class Connection(asyncio.Protocol):
             return
         transport.write(refusal(status, reason, retry_after))
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client is gone already (it reset the connection): nothing to linger for
+                transport.abort()
+                return
             server.refusing += 1
             self._closer = self.loop.call_later(REFUSED_LINGER_S, transport.abort)
         else:

@@ -103,3 +103,41 @@ def test_a_feed_that_drops_ticks_gets_one_warning_per_sweep_with_the_count(tmp_p
     [record] = caplog.records
     assert record.getMessage() == "m dropped 7 ticks (7 in all): its loop fell behind"
     assert (record.event, record.match, record.dropped) == ("ticks_dropped", "m", 7)
+
+
+class GoneTransport:
+    """A transport whose client reset the connection before we could end our side."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_a_refused_client_that_is_gone_already_is_dropped_without_an_exception(tmp_path: Path) -> None:
+    import asyncio
+
+    from server.app import Connection
+
+    async def refuse() -> GoneTransport:
+        server = GameServer(ServerConfig(record=False, replay_dir=tmp_path))
+        conn = Connection(server)
+        transport = GoneTransport()
+        conn.transport = transport
+        conn._refuse(429, "too many connections from 127.0.0.1", 5)
+        assert server.stats["address_refused"] == 1 and server.refusing == 0
+        return transport
+
+    transport = asyncio.run(refuse())
+    assert transport.written[0].startswith(b"HTTP/1.1 429") and transport.aborted
