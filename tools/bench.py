@@ -114,9 +114,9 @@ class Proc:
 
     def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0, *, root: Path = ROOT,
                  nofile: int | tuple[int, int] | None = None, ready: re.Pattern[str] = _LISTENING,
-                 count: int = 1) -> None:
+                 count: int = 1, log_file: Path | None = None) -> None:
         """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files
-        (a soft and hard limit, or a (soft, hard) pair)."""
+        (a soft and hard limit, or a (soft, hard) pair); ``log_file``: where to keep its whole log too."""
         self.name = name
         env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
         limits = (nofile, nofile) if isinstance(nofile, int) else nofile
@@ -129,6 +129,7 @@ class Proc:
         #: Lines it has logged in all, and of them the tracebacks' first lines (the last 200 are in ``log``).
         self.log_lines = 0
         self.tracebacks = 0
+        self._log_file = None if log_file is None else open(log_file, "w")  # noqa: SIM115 - closed by _drain
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._want = count
         self.ready_lines: list[re.Match[str]] = []
@@ -160,9 +161,13 @@ class Proc:
             del self.log[:-200]
             self.log_lines += 1
             self.tracebacks += "Traceback (most recent call last)" in line
+            if self._log_file is not None:
+                self._log_file.write(line)
             if ready:
                 self._lines.put(line)
                 ready = len(self.ready_lines) < self._want  # once it is ready nobody reads the queue: no growing
+        if self._log_file is not None:
+            self._log_file.close()
         self._lines.put(None)
 
     def tail(self) -> str:

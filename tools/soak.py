@@ -29,9 +29,12 @@ loopback, every count and wait is bounded: the soak ends at most one wave
 At the end it prints a table (rich), or with ``--json`` one line: frames
 (WebSocket messages) the server sent, bad frames by kind, the attacks'
 outcomes, disconnects by close code (the server's /metrics), tick p50 and
-p99 over the whole soak (its histograms), ticks skipped, the server's RSS at
-start, peak and end and its kernel send queues' peak, the bots' updates a
-second and desyncs, the server's log lines and tracebacks. ``--plot FILE``
+p99 over the whole soak (its histograms; and each phase's p99), ticks
+skipped, the server's CPU (cores) and the machine's load average (on a
+shared machine, wall-clock tick times are the scheduler's as much as the
+server's), the server's RSS at start, peak and end and its kernel send
+queues' peak, the bots' updates a second and desyncs, the server's log
+lines and tracebacks (``--server-log FILE`` keeps the whole log). ``--plot FILE``
 draws RSS, send queues and tick p99 over time (matplotlib).
 
 Exit status: 0 when the server lived through it, the bots stayed connected
@@ -195,6 +198,7 @@ class Options:
     nofile: int | None
     server_args: tuple[str, ...]
     plot: Path | None
+    server_log: Path | None
     progress: bool
 
 
@@ -207,7 +211,7 @@ def soak(opts: Options) -> dict[str, Any]:
     """Start the server, soak it, stop it; the figures (``--json``'s object)."""
     args = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", opts.ruleset, "--no-record",
             *opts.server_args]
-    server = Proc(args, "server", None, root=opts.root, nofile=opts.nofile)
+    server = Proc(args, "server", None, root=opts.root, nofile=opts.nofile, log_file=opts.server_log)
     try:
         out = asyncio.run(_soak(server, opts))
     finally:
@@ -238,6 +242,7 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         rss0 = rss_mib(server.pid)
         m0 = await _scrape(server)
         updates0 = [b.client.stats.updates for b in bots]
+        cpu0 = server.cpu()
         t0 = time.perf_counter()
         watch = asyncio.create_task(_watch(server, t0, timeline, bar))
         while time.perf_counter() - t0 < opts.duration:
@@ -253,6 +258,7 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         # The rest of the time (a short soak's one wave may have taken longer) with the bots alone.
         await asyncio.sleep(max(0.0, t0 + opts.duration - time.perf_counter()))
         window = time.perf_counter() - t0
+        cpu1 = server.cpu()
         watch.cancel()
         updates1 = [b.client.stats.updates for b in bots]
         m1 = await _scrape(server)
@@ -279,7 +285,11 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         "attacks": {k: _attack_summary(r) for k, r in sorted(tally.reports.items())},
         "disconnects": disconnects,
         "tick_ms_p50": _ms(quantile(0.5, buckets)), "tick_ms_p99": _ms(quantile(0.99, buckets)),
+        "phase_ms_p99": {name: _ms(quantile(0.99, histogram_window(m0, m1, phase)[2]))
+                         for phase, name in (("sim", "simulation"), ("encode", "encoding"), ("send", "sending"))},
         "ticks": int(count),
+        "server_cpu_cores": round((sum(cpu1) - sum(cpu0)) / window, 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "ticks_skipped": int(metric_sum(m1, "tickserver_ticks_dropped_total") - metric_sum(m0, "tickserver_ticks_dropped_total")),
         "rss_mib_start": _r(rss0), "rss_mib_peak": _r(max(sampler.rss, default=None)), "rss_mib_end": _r(rss_end),
         "kernel_send_queue_mib_peak": _r(max(sampler.sendq, default=None)),
@@ -348,7 +358,9 @@ def print_table(out: dict[str, Any]) -> None:
     rows = [
         ("frames sent (updates)", f"{out['frames_sent']} ({out['updates_sent']})"),
         ("tick p50 / p99", f"{out['tick_ms_p50']} / {out['tick_ms_p99']} ms over {out['ticks']} ticks"),
+        ("  p99 of simulation / encoding / sending", " / ".join(str(v) for v in out["phase_ms_p99"].values()) + " ms"),
         ("ticks skipped", out["ticks_skipped"]),
+        ("server CPU (cores); machine load average", f"{out['server_cpu_cores']}; {out['load_average']}"),
         ("server RSS start / peak / end", f"{out['rss_mib_start']} / {out['rss_mib_peak']} / {out['rss_mib_end']} MiB"),
         ("kernel send queues, peak", f"{out['kernel_send_queue_mib_peak']} MiB"),
         ("bots: updates/s mean (min)", f"{out['bots_updates_per_s']} ({out['bots_updates_per_s_min']})"),
@@ -407,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one more argument of python -m server (repeat: --server-arg=--max-players --server-arg=100)")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="draw RSS, kernel send queues and tick p99 over time to PNG (needs matplotlib)")
+    p.add_argument("--server-log", type=Path, default=None, metavar="FILE",
+                   help="keep the server's whole log (its stderr) in FILE")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     return p
@@ -424,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--plot: {exc}")
     opts = Options(args.duration, args.bots, args.ruleset, args.scale, args.attack_seconds, args.long_seconds,
                    args.root.resolve(),
-                   args.nofile, tuple(args.server_arg), args.plot, not args.no_progress and not args.json)
+                   args.nofile, tuple(args.server_arg), args.plot, args.server_log,
+                   not args.no_progress and not args.json)
     try:
         out = soak(opts)
     except BenchError as exc:
