@@ -38,7 +38,7 @@ Pure: numpy, msgpack and the protocol's own modules.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -64,6 +64,13 @@ FNV_PRIME = 0x01000193
 _M32 = 0xFFFFFFFF
 _U4 = np.dtype("<u4")
 _U8 = np.dtype(np.uint8)
+#: An entity's group (``ViewGrid.groups``): in the same cell at the base and now, in one of the 8
+#: neighbours (1-8: ``_NEIGHBOURS``, the offset of the base's cell from now's), or anywhere else.
+SAME_CELL, ELSEWHERE = 0, 9
+_NEIGHBOURS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dx, dy) != (0, 0)]
+_GROUP_OF = np.zeros(9, dtype=np.int8)  # by (dy + 1) * 3 + dx + 1
+for _g, (_dx, _dy) in enumerate(_NEIGHBOURS, 1):
+    _GROUP_OF[(_dy + 1) * 3 + _dx + 1] = _g
 #: Bases whose binning is kept from tick to tick (older ones are binned again when a client needs them).
 KEEP_BINNED = 4
 #: The automatic cell side, as a fraction of the view's half-width (``view_cell`` 0).
@@ -145,6 +152,8 @@ class ViewGrid:
         for k in spec.always_relevant:
             kinds[spec.kinds.index(k)] = True
         self._relevant = kinds
+        #: Per group, how its entities' cell at the base is numbered from their cell now (groups 1-8).
+        self.shift = np.array([0] + [dy * self.ncx + dx for dx, dy in _NEIGHBOURS] + [0], dtype=np.int64)
         # Cell offsets a view may reach around its centre's cell.
         self._reach_x = -(-self.rx // self.csx)
         self._reach_y = -(-self.ry // self.csy)
@@ -200,6 +209,21 @@ class ViewGrid:
         keys = np.concatenate([keys.reshape(n, w), np.full((n, 1), self.always, dtype=np.int64)], axis=1)
         q = np.broadcast_to(np.arange(n, dtype=np.intp)[:, None], inside.shape)
         return q[inside], keys[inside]
+
+    def groups(self, before: npt.NDArray[np.int32], now: npt.NDArray[np.int32]) -> npt.NDArray[np.int8]:
+        """Where entities were, seen from where they are: each one's cell at the base (``before``) and now
+        (``now``), -1 where absent; its group (``SAME_CELL``, 1-8 for the neighbour cell it came from, whose
+        number is ``now + self.shift[group]``, or ``ELSEWHERE``: farther, or came, or went, or to or from
+        the always cell)."""
+        g = np.full(len(now), ELSEWHERE, dtype=np.int8)
+        both = (before >= 0) & (now >= 0)
+        g[both & (before == now)] = SAME_CELL
+        spatial = both & (before != now) & (before != self.always) & (now != self.always)
+        b, n = before[spatial].astype(np.int64), now[spatial].astype(np.int64)
+        dx, dy = b % self.ncx - n % self.ncx, b // self.ncx - n // self.ncx
+        near = (np.abs(dx) <= 1) & (np.abs(dy) <= 1)
+        g[np.flatnonzero(spatial)[near]] = _GROUP_OF[(dy[near] + 1) * 3 + dx[near] + 1]
+        return g
 
     def view_of(self, snap: Snapshot, entity: int | None) -> I64:
         """The cells (ascending) of the view of ``entity`` in ``snap`` (one view: tests, the reference)."""
@@ -398,95 +422,133 @@ def _expand(start: I64, count: I64) -> I64:
     return out
 
 
-def _by_cell(rows: Idx, cells: npt.NDArray[np.int32]) -> Idx:
-    """``rows`` (ascending) sorted by their cells, then by row."""
-    return rows[np.argsort(cells[rows], kind="stable")]
+class _Groups:
+    """Entities by (cell, group) in one buffer: ``keys`` (int64, ascending: ``cell * 10 + group``), and
+    per key where its entities' bytes start and how many, per part (``at[part]``, ``size[part]``)."""
+
+    def __init__(self, keys: I64, counts: I64, widths: dict[str, I64]) -> None:
+        self.keys = keys
+        self.at: dict[str, I64] = {}
+        self.size: dict[str, I64] = {}
+        first = np.cumsum(counts) - counts
+        for part, row_bytes in widths.items():  # bytes of each entity, in key order
+            prefix = np.zeros(len(row_bytes) + 1, dtype=np.int64)
+            np.cumsum(row_bytes, out=prefix[1:])
+            self.at[part] = prefix[first]
+            self.size[part] = prefix[first + counts] - prefix[first]
+
+    @classmethod
+    def of(cls, cells: npt.NDArray[np.int32], groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
+        """Groups of entities given (already sorted by cell, group and id) by their cells and groups."""
+        key = cells.astype(np.int64) * 10 + groups
+        keys, counts = np.unique(key, return_counts=True)
+        return cls(keys, counts.astype(np.int64), widths)
+
+    def find(self, key: I64) -> tuple[Idx, npt.NDArray[np.bool_]]:
+        """Each key's group, and whether it has one."""
+        return _rows(self.keys, key)  # type: ignore[arg-type]
+
+    def in_cells(self, cells: I64) -> tuple[Idx, Idx]:
+        """For each of ``cells``: the groups of that cell with a group above ``SAME_CELL`` (expanded:
+        (index into ``cells``, group index))."""
+        lo = np.searchsorted(self.keys, cells * 10 + 1)
+        hi = np.searchsorted(self.keys, cells * 10 + 10)
+        n = hi - lo
+        return np.repeat(np.arange(len(cells)), n), _expand(lo, n)
 
 
-# -- base -> now, per cell ----------------------------------------------------------------------
+class BaseDelta:
+    """What a base's clients are owed, cell by cell and group by group (``ViewGrid.groups``).
 
-
-class CellDelta:
-    """What changed in every cell from a base to now: leavers, entrants and changed stayers.
-
-    Each part is a byte buffer and int64 (ncells + 1,) offsets of each cell's
-    segment in it: ``gone`` (leavers' ids: at the base in the cell, now not
-    there), ``add`` (entrants' records: now in the cell, at the base not
-    there), and the change records of stayers whose values differ from the
-    base extrapolated to now (``cid`` ids, ``cmask`` masks, ``cval`` values).
+    ``add`` holds the records of the entities that moved into a cell (a group
+    above ``SAME_CELL``, by (cell, group, id)): an entrant, for a client that
+    did not hold the cell it came from; ``chg`` the change records of the
+    entities that stayed in their cell or moved to a neighbour and differ from
+    the base extrapolated (``cid``, ``cmask``, ``cval``); ``gone`` the ids of
+    the entities that left a cell (for a client that does not hold where they
+    went), by (cell, group, id). ``add0`` and ``gone0``: for the cells given as
+    ``new`` and ``dropped``, the records and ids of their entities that stayed
+    (what a client that gains the cell, or loses it, gets of it).
 
     Args:
-        suspects: ids (uint32, ascending) outside which no stayer can differ
-            from its extrapolation (``surprises``), or None to compare them all.
-        movers: ids (uint32, ascending) outside which every entity of the base
-            or now is a stayer (``movers`` of every tick since the base), or
-            None. With both, the work is proportional to them, not to the world.
-        need: bool (ncells,), the cells whose segments anyone will ask for (the
-            others' are left empty), or None: every cell.
+        suspects, movers: ids (uint32, ascending) outside which no entity can
+            differ from its extrapolation (``surprises`` since the base), and
+            outside which every entity stayed in its cell (``movers``); None:
+            compare them all.
+        need_t, need_b: bool (ncells,): the cells now and at the base of the
+            views of the base's clients; only theirs are encoded.
     """
 
-    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None = None,
-                 movers: U32 | None = None, need: npt.NDArray[np.bool_] | None = None) -> None:
-        b, c = base.snap, cur.snap
-        wanted = np.append(need, False) if need is not None else np.ones(grid.ncells + 1, dtype=np.bool_)  # [-1]: none
-        if suspects is not None and movers is not None:
-            # Sparse: only the movers can leave or enter, only the suspects change.
-            rb, hb = _rows(b.ids, movers)
-            rc, hc = _rows(c.ids, movers)
-            cb, cc = np.where(hb, _at(base.cell, rb), -1), np.where(hc, _at(cur.cell, rc), -1)
-            moved = ~(hb & hc & (cb == cc))
-            out, into = moved & wanted[cb], moved & wanted[cc]
-            lv = rb[out][np.argsort(cb[out], kind="stable")]
-            en = rc[into][np.argsort(cc[into], kind="stable")]
-            sc, hs = _rows(c.ids, suspects)
-            sb, hsb = _rows(b.ids, suspects)
-            there = _at(cur.cell, sc)
-            stay = hs & hsb & (_at(base.cell, sb) == there) & wanted[there]
-            st, bst = sc[stay], sb[stay]
-        else:
-            pos, present = _match(b.ids, c.ids)
-            base_cell = base.cell if pos is None else base.cell[pos] if len(b.ids) else np.full(len(c.ids), -1, np.int32)
-            stay_all = present & (base_cell == cur.cell)
-            if pos is None:
-                stay_base = stay_all
-            else:
-                stay_base = np.zeros(len(b.ids), dtype=np.bool_)
-                stay_base[pos[stay_all]] = True
-            lv = _by_cell(np.flatnonzero(~stay_base & wanted[base.cell]), base.cell)
-            en = _by_cell(np.flatnonzero(~stay_all & wanted[cur.cell]), cur.cell)
-            if suspects is None:
-                st = np.flatnonzero(stay_all & wanted[cur.cell])
-            else:
-                at, found = _rows(c.ids, suspects)
-                st = at[found & stay_all[at] & wanted[_at(cur.cell, at)]] if len(c.ids) else np.zeros(0, np.intp)
-            bst = st if pos is None else pos[st]
-        self._encode(grid, base, cur, lv, en, st, bst)
-
-    def _encode(self, grid: ViewGrid, base: Binned, cur: Binned, lv: Idx, en: Idx, st: Idx, bst: Idx) -> None:
-        """The parts from the leavers' base rows ``lv`` and the entrants' rows ``en`` (each by cell), and the
-        stayers' rows now ``st`` and at the base ``bst`` (any order)."""
+    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None, movers: U32 | None,
+                 need_t: npt.NDArray[np.bool_], need_b: npt.NDArray[np.bool_], new: I64, dropped: I64) -> None:
         schema, b, c = grid.schema, base.snap, cur.snap
-        ncells = grid.ncells
-        self.gone = b.ids[lv].astype(_U4).view(_U8)
-        self.gone_at = _offsets(base.cell[lv], ncells, 4)
-        self.add = records(schema, c.ids[en], [col[en] for col in c.cols])
-        self.add_at = _offsets(cur.cell[en], ncells, record_dtype(schema).itemsize)
+        if movers is None or suspects is None:
+            pos, present = _match(b.ids, c.ids)
+            if pos is None:
+                movers = c.ids[base.cell != cur.cell].astype(np.uint32)
+                suspects = c.ids.astype(np.uint32)
+            else:
+                stay = present & (base.cell[pos] == cur.cell) if len(b.ids) else present
+                kept = np.zeros(len(b.ids), dtype=np.bool_)
+                kept[pos[present]] = True
+                movers = np.union1d(c.ids[~stay], b.ids[~kept]).astype(np.uint32)
+                suspects = c.ids[present].astype(np.uint32)
+        wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
+        rb, hb = _rows(b.ids, movers)
+        rc, hc = _rows(c.ids, movers)
+        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
+        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
+        g = grid.groups(cb, ct)
+        moved = g != SAME_CELL
+        self.moved = movers[moved]
+        # Entrants and leavers, by (cell, group, id).
+        into = np.flatnonzero(moved & hc & wanted_t[ct])
+        into = into[np.lexsort((g[into], ct[into]))]  # movers are in id order already
+        width = record_dtype(schema).itemsize
+        self.add = records(schema, c.ids[rc[into]], [col[rc[into]] for col in c.cols])
+        self.entrants = _Groups.of(ct[into], g[into], {"add": np.full(len(into), width, dtype=np.int64)})
+        out = np.flatnonzero(moved & hb & wanted_b[cb])
+        out = out[np.lexsort((g[out], cb[out]))]
+        self.gone = b.ids[rb[out]].astype(_U4).view(_U8)
+        self.leavers = _Groups.of(cb[out], g[out], {"gone": np.full(len(out), 4, dtype=np.int64)})
+        # Changes: the suspects that stayed or moved next door, by (cell, group, id).
+        sc, hs = _rows(c.ids, suspects)
+        sb, hsb = _rows(b.ids, suspects)
+        s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.int32)
+        s_g = grid.groups(np.where(hsb, _at(base.cell, sb), -1).astype(np.int32), s_ct)
+        cand = np.flatnonzero(hs & hsb & (s_g != ELSEWHERE) & wanted_t[s_ct])
+        st, bst = sc[cand], sb[cand]
         predicted = _predicted(schema, b, bst, c.tick)
         actual = [col[st] for col in c.cols]
         diff = np.zeros(len(st), dtype=np.bool_)
-        for a, p in zip(actual, predicted):
-            diff |= a != p
+        for act, pred in zip(actual, predicted):
+            diff |= act != pred
         ch = np.flatnonzero(diff)
-        ch = ch[np.lexsort((c.ids[st[ch]], cur.cell[st[ch]]))]  # by (cell, id)
-        rows = st[ch]
-        masks, self.cval, row_bytes = encode_changes(schema, [a[ch] for a in actual], [p[ch] for p in predicted])
-        self.cid = c.ids[rows].astype(_U4).view(_U8)
+        ch = ch[np.lexsort((s_g[cand][ch], s_ct[cand][ch]))]  # suspects are in id order already
+        masks, self.cval, row_bytes = encode_changes(schema, [x[ch] for x in actual], [x[ch] for x in predicted])
+        self.cid = c.ids[st[ch]].astype(_U4).view(_U8)
         self.cmask = masks
-        ccell = cur.cell[rows]
-        self.cid_at = _offsets(ccell, ncells, 4)
-        self.cmask_at = _offsets(ccell, ncells, mask_width(len(schema.columns)))
-        self.cval_at = np.zeros(ncells + 1, dtype=np.int64)
-        np.cumsum(np.bincount(ccell, weights=row_bytes, minlength=ncells).astype(np.int64), out=self.cval_at[1:])
+        mw = mask_width(len(schema.columns))
+        self.changes = _Groups.of(s_ct[cand][ch], s_g[cand][ch], {
+            "cid": np.full(len(ch), 4, dtype=np.int64), "cmask": np.full(len(ch), mw, dtype=np.int64),
+            "cval": row_bytes})
+        # What stayed in the cells clients gain (records) or lose (ids).
+        self.add0, self.add0_at = self._stayed(cur, new, width, lambda rows: records(schema, c.ids[rows], [col[rows] for col in c.cols]))
+        self.gone0, self.gone0_at = self._stayed(base, dropped, 4, lambda rows: b.ids[rows].astype(_U4).view(_U8))
+
+    def _stayed(self, binned: Binned, cells: I64, width: int,
+                encode: Callable[[Idx], npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[np.uint8], I64]:
+        """The entities of ``cells`` that did not move (``encode``d, cell after cell), and each cell's first byte
+        (int64 (len(cells) + 1,))."""
+        rows, _ = binned.rows_of(cells)
+        counts = binned.counts[cells]
+        cell_of = np.repeat(np.arange(len(cells)), counts)
+        if len(self.moved):
+            stay = ~_isin_sorted(binned.snap.ids[rows].astype(np.int64), self.moved.astype(np.int64))
+            rows, cell_of = rows[stay], cell_of[stay]
+        at = np.zeros(len(cells) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cell_of, minlength=len(cells)) * width, out=at[1:])
+        return encode(rows), at
 
 
 def _rows(ids: U32, want: U32) -> tuple[Idx, npt.NDArray[np.bool_]]:
@@ -566,13 +628,6 @@ def surprises(schema: WireSchema, prev: Snapshot, cur: Snapshot) -> U32:
         diff |= p_ != cc[cand]
     rows_cur = cand[diff] if rows is None else rows[cand[diff]]
     return cur.ids[rows_cur].astype(np.uint32)
-
-
-def _offsets(cells: npt.NDArray[np.int32], ncells: int, width: int) -> I64:
-    """Byte offsets (int64 (ncells + 1,)) of each cell's segment of items ``width`` bytes long, sorted by cell."""
-    at = np.zeros(ncells + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cells, minlength=ncells) * width, out=at[1:])
-    return at
 
 
 def _predicted(schema: WireSchema, base: Snapshot, rows: Idx, tick: int) -> list[Array]:
@@ -684,64 +739,88 @@ class ViewEncoder:
         tq, tc = grid.view_pairs(px, py, has)
         self._keep_views(cur_snap.tick, ent, tq, tc)
         kt = tq.astype(np.int64) * grid.ncells + tc
-        t_kept = np.zeros(len(tq), dtype=np.bool_)
         src = _Sources()
-        # Each view pair's segment of each part: source offset and length.
-        seg = {k: (np.zeros(len(tq), dtype=np.int64), np.zeros(len(tq), dtype=np.int64)) for k in _PARTS if k != "gone"}
-        gone: list[tuple[Idx, I64, I64]] = []  # (client, source offset, length) per base view pair
+        pieces: dict[str, list[tuple[I64, I64, I64]]] = {k: [] for k in _PARTS}  # (sort key, source, length)
 
-        # Per base: the clients' views then, which cells they keep, and what each kept cell owes them.
+        def piece(parts: tuple[str, ...], q: Idx, cell: I64, group: I64 | int, at: dict[str, I64],
+                  size: dict[str, I64], offset: dict[str, int]) -> None:
+            key = (q.astype(np.int64) * grid.ncells + cell) * 10 + group
+            for part in parts:
+                pieces[part].append((key, at[part] + offset[part], size[part]))
+
+        # Keyframes: every entity of every cell of the view, as records.
+        key_t = base_of[tq] < 0
+        if key_t.any():
+            cells = np.unique(tc[key_t])
+            recs, first = cur.records_of(cells)
+            o = src.add(recs)
+            k = np.searchsorted(cells, tc[key_t])
+            ends = np.append(first[1:], len(recs))
+            piece(("add",), tq[key_t], tc[key_t], 0, {"add": first[k]}, {"add": ends[k] - first[k]}, {"add": o})
+
+        # Per base: the clients' views then, which cells they keep, and what each cell owes them.
         for b in np.unique(base_of[base_of >= 0]).tolist():
             base_snap = self.history.get(b)
             if base_snap is None or b >= cur_snap.tick:
                 raise ValueError(f"base {b} is not a tick the history holds before {cur_snap.tick}")
             base = self._binned_at(base_snap)
+            mine = base_of[tq] == b
+            q_t, c_t = tq[mine], tc[mine]
             bq, bc = self._views_at(base_snap, ent, np.flatnonzero(base_of == b))
             kb = bq.astype(np.int64) * grid.ncells + bc
-            kept = _isin_sorted(kt, kb)
-            t_kept |= kept
-            c = tc[kept]
-            need = np.zeros(grid.ncells, dtype=np.bool_)
-            need[c] = True  # the cells this base's clients keep: only theirs are encoded
-            delta = CellDelta(grid, base, cur, self._since(self._surprises, b, cur_snap.tick),
-                              self._since(self._movers, b, cur_snap.tick), need)
-            self.encodes += 1
-            for part, buf, at in (("add", delta.add, delta.add_at), ("cid", delta.cid, delta.cid_at),
-                                  ("cmask", delta.cmask, delta.cmask_at), ("cval", delta.cval, delta.cval_at)):
-                o = src.add(buf)
-                seg[part][0][kept] = at[c] + o
-                seg[part][1][kept] = at[c + 1] - at[c]
-            # Gone, by the base's cells: a kept cell's leavers, a dropped cell's every id.
+            kept = _isin_sorted(kt[mine], kb)  # cells held then and wanted now
             still = _isin_sorted(kb, kt)
-            glo = delta.gone_at[bc] + src.add(delta.gone)
-            gln = delta.gone_at[bc + 1] - delta.gone_at[bc]
-            if not still.all():
-                dropped = np.unique(bc[~still])
-                ids, first = base.ids_of(dropped)
-                o = src.add(ids)
-                k = np.searchsorted(dropped, bc[~still])
-                glo[~still] = first[k] + o
-                gln[~still] = np.append(first[1:], len(ids))[k] - first[k]
-            gone.append((bq, glo, gln))
+            need_t = np.zeros(grid.ncells, dtype=np.bool_)
+            need_t[c_t] = True
+            need_b = np.zeros(grid.ncells, dtype=np.bool_)
+            need_b[bc] = True
+            new, dropped = np.unique(c_t[~kept]), np.unique(bc[~still])
+            d = BaseDelta(grid, base, cur, self._since(self._surprises, b, cur_snap.tick),
+                          self._since(self._movers, b, cur_snap.tick), need_t, need_b, new, dropped)
+            self.encodes += 1
+            off = {"add": src.add(d.add), "gone": src.add(d.gone), "cid": src.add(d.cid), "cmask": src.add(d.cmask),
+                 "cval": src.add(d.cval)}
+            chg = ("cid", "cmask", "cval")
+            # A cell held then and wanted now: what stayed and changed.
+            gi, found = d.changes.find(c_t[kept] * 10 + SAME_CELL)
+            piece(chg, q_t[kept][found], c_t[kept][found], SAME_CELL, {p: d.changes.at[p][gi[found]] for p in chg},
+                  {p: d.changes.size[p][gi[found]] for p in chg}, off)
+            # A cell gained: what stayed in it, as records; a cell lost: the ids of what stayed in it.
+            k = np.searchsorted(new, c_t[~kept])
+            o0 = src.add(d.add0)
+            piece(("add",), q_t[~kept], c_t[~kept], SAME_CELL, {"add": d.add0_at[k]},
+                  {"add": d.add0_at[k + 1] - d.add0_at[k]}, {"add": o0})
+            k = np.searchsorted(dropped, bc[~still])
+            o0 = src.add(d.gone0)
+            piece(("gone",), bq[~still], bc[~still], SAME_CELL, {"gone": d.gone0_at[k]},
+                  {"gone": d.gone0_at[k + 1] - d.gone0_at[k]}, {"gone": o0})
+            # Entrants: kept by a client that held the cell they came from (their changes), else added.
+            i, gi = d.entrants.in_cells(c_t)
+            if len(i):
+                q, cell, grp = q_t[i], c_t[i], d.entrants.keys[gi] % 10
+                came = cell + grid.shift[grp]
+                held = (grp != ELSEWHERE) & _isin_sorted(q.astype(np.int64) * grid.ncells + came, kb)
+                piece(("add",), q[~held], cell[~held], grp[~held], {"add": d.entrants.at["add"][gi[~held]]},
+                      {"add": d.entrants.size["add"][gi[~held]]}, off)
+                ci, found = d.changes.find(cell[held] * 10 + grp[held])
+                piece(chg, q[held][found], cell[held][found], grp[held][found],
+                      {p: d.changes.at[p][ci[found]] for p in chg}, {p: d.changes.size[p][ci[found]] for p in chg}, off)
+            # Leavers: gone for a client that does not want the cell they went to.
+            i, gi = d.leavers.in_cells(bc)
+            if len(i):
+                q, cell, grp = bq[i], bc[i], d.leavers.keys[gi] % 10
+                went = cell - grid.shift[grp]
+                lost = (grp == ELSEWHERE) | ~_isin_sorted(q.astype(np.int64) * grid.ncells + went, kt)
+                piece(("gone",), q[lost], cell[lost], grp[lost], {"gone": d.leavers.at["gone"][gi[lost]]},
+                      {"gone": d.leavers.size["gone"][gi[lost]]}, off)
 
-        # Cells a client did not have at its base: every entity, as records.
-        new = ~t_kept
-        if new.any():
-            cells = np.unique(tc[new])
-            recs, first = cur.records_of(cells)
-            o = src.add(recs)
-            k = np.searchsorted(cells, tc[new])
-            seg["add"][0][new] = first[k] + o
-            seg["add"][1][new] = np.append(first[1:], len(recs))[k] - first[k]
-        if gone:
-            gq = np.concatenate([g[0] for g in gone])
-            order = np.argsort(gq, kind="stable")  # each base's pairs are in (client, cell) order already
-            segs = {"gone": (gq[order], np.concatenate([g[1] for g in gone])[order],
-                             np.concatenate([g[2] for g in gone])[order])}
-        else:
-            segs = {"gone": (np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64))}
-        for part, (lo, ln) in seg.items():
-            segs[part] = (tq, lo, ln)
+        segs = {}
+        for part in _PARTS:
+            key = np.concatenate([k for k, _, _ in pieces[part]]) if pieces[part] else np.zeros(0, np.int64)
+            order = np.argsort(key)
+            segs[part] = ((key[order] // 10 // grid.ncells).astype(np.intp),
+                          np.concatenate([a for _, a, _ in pieces[part]])[order] if pieces[part] else key,
+                          np.concatenate([z for _, _, z in pieces[part]])[order] if pieces[part] else key)
         sums = np.bincount(tq, weights=cur.cellsum[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
         return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, src, segs)
 
@@ -980,44 +1059,56 @@ def reference_body(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity:
 
     Each entity is classified alone: *held* if its cell at the base is in the
     client's view at the base, *wanted* if its cell now is in the view now,
-    *kept* if wanted and held in the same cell. ``gone``: held and not kept,
-    sorted by (cell at the base, id); ``add``: wanted and not kept, sorted by
-    (cell now, id); ``chg``: kept with values other than the base's
-    extrapolated, sorted by (cell, id).
+    *kept* if held and wanted and its group (``ViewGrid.groups``) is not
+    ``ELSEWHERE`` (it stayed, or moved to a neighbouring cell). ``gone``: held
+    and not kept, sorted by (cell at the base, group, id); ``add``: wanted and
+    not kept, sorted by (cell now, group, id), or by (cell, id) in a keyframe;
+    ``chg``: kept with values other than the base's extrapolated, sorted by
+    (cell now, group, id).
     """
     schema = grid.schema
     cur_cell = grid.cells(cur)
-    vt = grid.view_of(cur, entity)
-    wanted = np.isin(cur_cell, vt)
+    wanted = np.isin(cur_cell, grid.view_of(cur, entity))
     body: dict[str, Any] = {}
-    kept = np.zeros(len(cur.ids), dtype=np.bool_)
-    if base is not None:
-        base_cell = grid.cells(base)
-        held = np.isin(base_cell, grid.view_of(base, entity))
-        # An entity in the same cell then and now, held then and wanted now, is kept.
-        common, bi, ci = np.intersect1d(base.ids, cur.ids, assume_unique=True, return_indices=True)
-        same = (base_cell[bi] == cur_cell[ci]) & held[bi] & wanted[ci]
-        kept[ci[same]] = True
-        kept_b = np.zeros(len(base.ids), dtype=np.bool_)
-        kept_b[bi[same]] = True
-        g = np.flatnonzero(held & ~kept_b)
-        g = g[np.lexsort((base.ids[g], base_cell[g]))]
-        if len(g):
-            body["gone"] = base.ids[g].astype(_U4).tobytes()
-        k = ci[same]
-        kb = bi[same]
-        order = np.lexsort((cur.ids[k], cur_cell[k]))
-        k, kb = k[order], kb[order]
-        predicted = _predicted(schema, base, kb.astype(np.intp), cur.tick)
-        actual = [c[k] for c in cur.cols]
-        diff = np.zeros(len(k), dtype=np.bool_)
-        for a, p in zip(actual, predicted):
-            diff |= a != p
-        if diff.any():
-            masks, values, _ = encode_changes(schema, [a[diff] for a in actual], [p[diff] for p in predicted])
-            body["chg"] = [cur.ids[k[diff]].astype(_U4).tobytes(), masks.tobytes(), values.tobytes()]
+    if base is None:
+        a = np.flatnonzero(wanted)
+        a = a[np.lexsort((cur.ids[a], cur_cell[a]))]
+        if len(a):
+            body["add"] = records(schema, cur.ids[a], [c[a] for c in cur.cols]).tobytes()
+        return body
+    base_cell = grid.cells(base)
+    held = np.isin(base_cell, grid.view_of(base, entity))
+    # Every entity of either tick, with its cells (-1: absent) and group.
+    _, bi, ci = np.intersect1d(base.ids, cur.ids, assume_unique=True, return_indices=True)
+    at_b = np.full(len(cur.ids), -1, dtype=np.int32)
+    at_b[ci] = base_cell[bi]
+    g_now = grid.groups(at_b, cur_cell)  # per current entity
+    at_t = np.full(len(base.ids), -1, dtype=np.int32)
+    at_t[bi] = cur_cell[ci]
+    g_base = grid.groups(base_cell, at_t)  # per base entity
+    held_now = np.zeros(len(cur.ids), dtype=np.bool_)
+    held_now[ci] = held[bi]
+    wanted_base = np.zeros(len(base.ids), dtype=np.bool_)
+    wanted_base[bi] = wanted[ci]
+    kept = held_now & wanted & (g_now != ELSEWHERE)
+    kept_base = held & wanted_base & (g_base != ELSEWHERE)
+    g = np.flatnonzero(held & ~kept_base)
+    g = g[np.lexsort((base.ids[g], g_base[g], base_cell[g]))]
+    if len(g):
+        body["gone"] = base.ids[g].astype(_U4).tobytes()
+    k = np.flatnonzero(kept)
+    k = k[np.lexsort((cur.ids[k], g_now[k], cur_cell[k]))]
+    kb = np.searchsorted(base.ids, cur.ids[k])
+    predicted = _predicted(schema, base, kb.astype(np.intp), cur.tick)
+    actual = [c[k] for c in cur.cols]
+    diff = np.zeros(len(k), dtype=np.bool_)
+    for act, pred in zip(actual, predicted):
+        diff |= act != pred
+    if diff.any():
+        masks, values, _ = encode_changes(schema, [x[diff] for x in actual], [x[diff] for x in predicted])
+        body["chg"] = [cur.ids[k[diff]].astype(_U4).tobytes(), masks.tobytes(), values.tobytes()]
     a = np.flatnonzero(wanted & ~kept)
-    a = a[np.lexsort((cur.ids[a], cur_cell[a]))]
+    a = a[np.lexsort((cur.ids[a], g_now[a], cur_cell[a]))]
     if len(a):
         body["add"] = records(schema, cur.ids[a], [c[a] for c in cur.cols]).tobytes()
     return body
