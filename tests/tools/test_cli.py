@@ -26,6 +26,8 @@ CASES = [
     ("simbench", ["--steps", "0"], "argument --steps: '0' must be at least 1"),
     ("simbench", ["--npcs", "x"], "argument --npcs: 'x' is not an integer"),
     ("soak", ["--scale", "-1"], "argument --scale: '-1' must be positive"),
+    ("viewbench", ["--players", "0"], "argument --players: '0' must be at least 1"),
+    ("viewbench", ["--npcs", "10,x"], "argument --npcs: 'x' is not an integer"),
 ]
 
 

@@ -1,0 +1,24 @@
+"""``tools.viewbench``: a filtered-view match's tick, in-process, compared across E."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_viewbench_times_each_e_verifies_a_view_and_compares_with_the_first_as_json_lines() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-m", "tools.viewbench", "--npcs", "400,1600", "--players", "12", "--ticks", "6",
+                          "--warmup", "6", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    first, second, summary = (json.loads(line) for line in res.stdout.strip().splitlines())
+    assert (first["E"], second["E"], first["arena"], second["arena"]) == (400, 1600, 1789, 3578)  # WORKLOAD's density
+    for r in (first, second):
+        assert r["desyncs"] == 0 and r["verified_updates"] > 0 and r["bytes_per_update"] > 0
+        assert r["tick_cpu_ms_p50"] > 0 and r["us_per_client_tick"] > 0 and r["cell"] == 300
+    assert summary["baseline_E"] == 400 and summary["vs_first"][0]["us_per_client_tick"] == 1.0
+

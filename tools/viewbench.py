@@ -1,0 +1,158 @@
+"""``python -m tools.viewbench``: a match's tick with filtered views, in-process: what grows with E.
+
+The ``interest`` variant's tick without the network: a real ``Match`` of
+``drift`` at WORKLOAD's density (the arena ``4000 * sqrt(E / 2000)`` units
+square, as ``tools.bench --variant interest``), P players that ask for
+filtered views and acknowledge 1 to ``--lag`` ticks late (so each tick
+encodes against several bases, as under load), their frames handed to
+in-memory clients. One of them applies every frame and checks its view sum
+(desyncs). The figure is the tick's CPU time (``time.process_time``: what a
+busy machine's other processes do not add), per tick and per client, for each
+E in turn, and each E's compared with the first one's: what
+``tools.bench --variant interest`` measures end to end, less the sockets,
+which cost the same per client whatever E is.
+
+Prints a table, or with ``--json`` one JSON line per E and a last one
+comparing them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from game.rules import get_ruleset
+from server.cli import seed_int
+from server.match import Match
+from server.protocol.codec import decode_server, encode_client
+from server.protocol.delta import Snapshot
+from server.protocol.interest import apply_view
+from server.protocol.messages import Hello, Input, Update
+from tools.cli import Parser, number
+
+
+class _Sink:
+    """A match's client that keeps count of what it is sent (and, if ``verify``, applies its updates)."""
+
+    def __init__(self, match: Match | None = None) -> None:
+        self.bytes = 0
+        self.updates = 0
+        self.match = match
+        self.states: dict[int, Snapshot] = {}
+        self.desyncs = 0
+
+    def send(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if data[1:10] != b"\xa1t\xa6update":
+            return
+        self.updates += 1
+        if self.match is not None:
+            msg = decode_server(data)
+            assert isinstance(msg, Update)
+            snap = apply_view(self.match.schema, self.states.get(msg.base) if msg.base is not None else None,
+                              msg.tick, msg.body)
+            self.desyncs += snap.checksum != msg.checksum
+            self.states[msg.tick] = snap
+            for old in [t for t in self.states if t < msg.tick - 40]:
+                del self.states[old]
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int) -> dict[str, Any]:
+    side = max(100, round(4000 * math.sqrt(npcs / 2000)))
+    match = Match(get_ruleset("drift"), seed=seed, options={"npcs": npcs, "size": side, "view": view, "view_cell": cell},
+                  max_players=players + 1)
+    rng = np.random.default_rng(seed)
+    sinks = [_Sink(match if i == 0 else None) for i in range(players)]
+    members = []
+    for i, sink in enumerate(sinks):
+        session = match.new_session()
+        hello = session.receive(encode_client(Hello(1, f"p{i}", interest=True)), 0.0, 0)
+        assert isinstance(hello, Hello)
+        members.append(match.connect(hello, session, sink, 0.0))
+    lags = rng.integers(1, lag + 1, players)
+    dirs = rng.integers(-1, 2, (players, 2))
+    seqs = [0] * players
+    now = 0.0
+    cpu: list[float] = []
+    for step in range(warmup + ticks):
+        now += 1 / match.tick_rate
+        t0 = time.process_time()
+        match.tick(now)
+        spent = time.process_time() - t0
+        if step >= warmup:
+            cpu.append(spent)
+        if step == warmup:
+            sent0, updates0 = sum(s.bytes for s in sinks), sum(s.updates for s in sinks)
+        tick = match.tick_count
+        turn = rng.random(players) < 0.05  # a random walk that changes direction now and then
+        dirs[turn] = rng.integers(-1, 2, (int(turn.sum()), 2))
+        for k, member in enumerate(members):
+            seqs[k] += 1
+            ack = max(1, tick - int(lags[k]) + 1)
+            msg = member.session.receive(encode_client(Input(seqs[k], tuple(int(v) for v in dirs[k]), ack)), now, tick)
+            if msg is not None:
+                match.on_message(member, msg)
+    cpu_ms = np.array(cpu) * 1000
+    updates = sum(s.updates for s in sinks) - updates0
+    return {
+        "E": npcs, "P": players, "arena": side, "view": view, "cell": match.view_shape.cell if match.view_shape else None,
+        "ticks": ticks, "tick_cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 3),
+        "tick_cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 3),
+        "tick_cpu_ms_mean": round(float(cpu_ms.mean()), 3),
+        "us_per_client_tick": round(float(cpu_ms.mean()) * 1000 / players, 2),
+        "bytes_per_update": round((sum(s.bytes for s in sinks) - sent0) / max(updates, 1), 1),
+        "encodes_per_tick": round(match.stats.encodes / max(match.stats.ticks, 1), 2),
+        "desyncs": sinks[0].desyncs, "verified_updates": sinks[0].updates,
+    }
+
+
+#: The figures compared with the first E's.
+COMPARED = ("tick_cpu_ms_mean", "us_per_client_tick", "bytes_per_update")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="python -m tools.viewbench", description="A match's tick with filtered views, in-process, as E grows "
+               "at WORKLOAD's density (the interest variant without the network).")
+    p.add_argument("--npcs", type=lambda t: [number(int, 0)(x) for x in t.split(",")], default=[10_000, 100_000],
+                   metavar="E[,E...]", help="NPCs, each measured in turn (default 10000,100000)")
+    p.add_argument("--players", type=number(int, 1), default=500, metavar="P", help="players (default 500)")
+    p.add_argument("--view", type=number(int, 1), default=600, metavar="UNITS", help="view radius (default 600)")
+    p.add_argument("--view-cell", type=number(int, 0), default=0, metavar="UNITS", help="cell side (default 0: the server's)")
+    p.add_argument("--ticks", type=number(int, 1), default=60, help="measured ticks (default 60)")
+    p.add_argument("--warmup", type=number(int, 0), default=30, help="ticks before measuring (default 30)")
+    p.add_argument("--lag", type=number(int, 1), default=3, metavar="TICKS",
+                   help="players acknowledge 1 to TICKS ticks late (default 3)")
+    p.add_argument("--seed", type=seed_int, default=1, help="match and walk seed (default 1)")
+    p.add_argument("--json", action="store_true", help="one JSON line per E, then the comparison")
+    args = p.parse_args(argv)
+    runs = []
+    for e in args.npcs:
+        r = measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed)
+        runs.append(r)
+        if args.json:
+            print(json.dumps(r), flush=True)
+        else:
+            print(f"E={r['E']:>7} P={r['P']} arena {r['arena']} cell {r['cell']}: tick CPU p50 {r['tick_cpu_ms_p50']} ms, "
+                  f"p99 {r['tick_cpu_ms_p99']} ms, {r['us_per_client_tick']} us per client, "
+                  f"{r['bytes_per_update']} bytes per update, {r['encodes_per_tick']} encodes per tick, "
+                  f"desyncs {r['desyncs']}", flush=True)
+    first = runs[0]
+    vs = [{"E": r["E"], **{k: round(r[k] / first[k], 3) if first[k] else None for k in COMPARED}} for r in runs]
+    if args.json:
+        print(json.dumps({"baseline_E": first["E"], "vs_first": vs}))
+    else:
+        for v in vs[1:]:
+            print(f"E={v['E']} vs E={first['E']}: " + ", ".join(f"{k} x{v[k]}" for k in COMPARED))
+    return 0 if all(r["desyncs"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
