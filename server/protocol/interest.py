@@ -498,9 +498,13 @@ class BaseDelta:
         rc, hc = _rows(c.ids, movers)
         cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
         ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
+        moving = cb != ct
+        self.moved = movers[moving]  # (came back to its cell: stayed)
+        # Only those leaving or entering a cell the base's clients look at.
+        seen = np.flatnonzero(moving & (wanted_b[cb] | wanted_t[ct]))
+        rb, hb, rc, hc, cb, ct = rb[seen], hb[seen], rc[seen], hc[seen], cb[seen], ct[seen]
         g = grid.groups(cb, ct)
-        moved = g != SAME_CELL
-        self.moved = movers[moved]
+        moved = np.ones(len(seen), dtype=np.bool_)
         # Entrants and leavers, by (cell, group, id).
         into = np.flatnonzero(moved & hc & wanted_t[ct])
         into = into[np.lexsort((g[into], ct[into]))]  # movers are in id order already
@@ -515,8 +519,10 @@ class BaseDelta:
         sc, hs = _rows(c.ids, suspects)
         sb, hsb = _rows(b.ids, suspects)
         s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.int32)
-        s_g = grid.groups(np.where(hsb, _at(base.cell, sb), -1).astype(np.int32), s_ct)
-        cand = np.flatnonzero(hs & hsb & (s_g != ELSEWHERE) & wanted_t[s_ct])
+        look = np.flatnonzero(hs & hsb & wanted_t[s_ct])  # there then and now, in a cell looked at
+        sc, sb, s_ct = sc[look], sb[look], s_ct[look]
+        s_g = grid.groups(_at(base.cell, sb), s_ct)
+        cand = np.flatnonzero(s_g != ELSEWHERE)
         st, bst = sc[cand], sb[cand]
         predicted = _predicted(schema, b, bst, c.tick)
         actual = [col[st] for col in c.cols]
