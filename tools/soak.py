@@ -222,7 +222,13 @@ def soak(opts: Options) -> dict[str, Any]:
     return out
 
 
-async def _scrape(server: Proc) -> Scrape:
+async def _scrape(server: Proc, tries: int = 1) -> Scrape:
+    """The server's /metrics; ``tries`` times a second apart (a 429 while hostile connections linger)."""
+    for _ in range(tries - 1):
+        try:
+            return parse_metrics((await asyncio.to_thread(server.get, "/metrics")).decode())
+        except BenchError:
+            await asyncio.sleep(1.0)
     return parse_metrics((await asyncio.to_thread(server.get, "/metrics")).decode())
 
 
@@ -261,7 +267,7 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
         cpu1 = server.cpu()
         watch.cancel()
         updates1 = [b.client.stats.updates for b in bots]
-        m1 = await _scrape(server)
+        m1 = await _scrape(server, tries=10)
         health = await asyncio.to_thread(server.get_json, "/healthz")
         rss_end = rss_mib(server.pid)
     finally:
@@ -310,19 +316,19 @@ async def _soak(server: Proc, opts: Options) -> dict[str, Any]:
 
 async def _watch(server: Proc, t0: float, timeline: list[tuple[float, float | None]], bar: Bar,
                  period: float = 2.0) -> None:
-    """Every ``period`` s: the tick p99 of the last period (for the plot), and the progress bar."""
+    """Every ``period`` s: the progress bar, and the tick p99 since the last scrape that answered (for the plot)."""
     before = await _scrape(server)
     while True:
         await asyncio.sleep(period)
+        bar.update(time.perf_counter() - t0)
         try:
             after = await _scrape(server)
         except BenchError:
-            return
+            continue  # refused meanwhile (429: the hostile clients use up 127.0.0.1's --max-per-address)
         _, _, buckets = histogram_window(before, after, "total")
         before = after
         elapsed = time.perf_counter() - t0
         timeline.append((elapsed, _ms(quantile(0.99, buckets))))
-        bar.update(elapsed)
 
 
 def _attack_summary(r: AttackReport) -> dict[str, Any]:
