@@ -24,7 +24,8 @@ workers: its CPU is reported beside theirs.
 
 The search (``Search``): for each configuration, P starts at ``--start``
 and grows by ``--step`` while it holds, then halves the gap between the
-largest P held and the smallest that failed down to ``--resolution``. The
+largest P held and the smallest that failed down to ``--resolution``; or,
+with ``--players``, each P of a list in turn (``Ladder``). The
 configurations take turns, run after run, so both see the same machine.
 
 Prints one JSON line per run, then a summary; with ``--json`` the last line
@@ -88,6 +89,26 @@ class Search:
             self.failed = players if self.failed is None else min(self.failed, players)
 
 
+@define
+class Ladder:
+    """``--players``: every P of ``players`` in turn, until two in a row fail; pure, like ``Search``."""
+
+    players: list[int]
+    held: int = 0
+    misses: int = 0
+    tried: int = 0
+
+    def next(self) -> int | None:
+        if self.misses >= 2 or self.tried >= len(self.players):
+            return None
+        return self.players[self.tried]
+
+    def record(self, players: int, held: bool) -> None:
+        self.tried += 1
+        self.held = max(self.held, players) if held else self.held
+        self.misses = 0 if held else self.misses + 1
+
+
 @frozen
 class Node:
     """One worker: its number, process and port."""
@@ -103,7 +124,8 @@ class Cluster:
     def __init__(self, workers: int, redis: str, args: argparse.Namespace, max_players: int) -> None:
         cmd = ["-m", "server", "--workers", str(workers), "--host", "127.0.0.1", "--port", "0", "--redis", redis,
                "--ruleset", "drift", "--npcs", str(args.npcs), "--max-players", str(max_players),
-               "--seed", str(args.seed), "--no-record", *args.server_arg]
+               "--seed", str(args.seed), "--no-record", "--max-per-address", "0",  # every client is 127.0.0.1 here
+               *args.server_arg]
         self.proc = Proc(cmd, f"--workers {workers}", None, timeout=60.0, ready=READY, count=workers)
         self.nodes = sorted((Node(int(m["index"]), int(m["pid"]), int(m["port"])) for m in self.proc.ready_lines),
                             key=lambda n: n.index)
@@ -195,7 +217,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if redis_url is None:
             redis = stack.enter_context(LocalRedis())
             redis_url, redis_pid = redis.url, redis.proc.pid if redis.proc else None
-        searches = {w: Search(args.start, args.step, args.resolution, args.most) for w in args.workers}
+        searches: dict[int, Search | Ladder] = {
+            w: Ladder(sorted(args.players)) if args.players else Search(args.start, args.step, args.resolution, args.most)
+            for w in args.workers}
         runs: list[dict[str, Any]] = []
         while True:
             pending = [(w, p) for w, s in searches.items() if (p := s.next()) is not None]
@@ -213,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     capacity = {w: s.held for w, s in searches.items()}
     base = capacity.get(1)
     return {"E": args.npcs, "match_players": args.match_players, "hold": args.hold, "duration_s": args.duration,
-            "capacity": capacity, "resolution": args.resolution,
+            "capacity": capacity, "resolution": None if args.players else args.resolution, "players": args.players,
             "ratio": {w: round(c / base, 2) for w, c in capacity.items()} if base else None,
             "runs": runs}
 
@@ -230,7 +254,8 @@ def print_summary(out: dict[str, Any]) -> None:
               f"{'+'.join(map(str, r['matches'])):>9} {r['ticks_skipped']:>7}")
     for w, c in out["capacity"].items():
         ratio = f" ({out['ratio'][w]}× one worker)" if out["ratio"] else ""
-        print(f"  {w} worker{'s' if w > 1 else ''}: {c} players held (to {out['resolution']}){ratio}")
+        how = f"to {out['resolution']}" if out["resolution"] else f"of {', '.join(map(str, out['players']))}"
+        print(f"  {w} worker{'s' if w > 1 else ''}: {c} players held ({how}){ratio}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the configurations to compare (default 1,2)")
     p.add_argument("--npcs", type=int, default=2000, metavar="E", help="NPCs of each match (default 2000)")
     p.add_argument("--match-players", type=positive(int), default=100, metavar="M", help="players per match (default 100)")
+    p.add_argument("--players", type=lambda t: [int(x) for x in t.split(",")], default=None, metavar="P,P,...",
+                   help="try each configuration at these P in turn (until two in a row fail) instead of searching")
     p.add_argument("--start", type=positive(int), default=600, help="the first P tried (default 600)")
     p.add_argument("--step", type=positive(int), default=400, help="P grows by this while it holds (default 400)")
     p.add_argument("--resolution", type=positive(int), default=100, help="stop when the gap is this (default 100)")

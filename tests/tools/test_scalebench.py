@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tools.scalebench import Search, split
+from tools.scalebench import Ladder, Search, split
 
 
-def probes(search: Search, capacity: int) -> list[int]:
+def probes(search: Search | Ladder, capacity: int) -> list[int]:
     """The players tried against a configuration that holds up to ``capacity``."""
     tried = []
     while (p := search.next()) is not None:
@@ -32,3 +32,9 @@ def test_the_search_goes_down_when_the_first_try_fails_and_stops_at_most() -> No
 def test_players_split_over_workers_as_evenly_as_they_can() -> None:
     assert split(301, 2) == [151, 150]
     assert split(2, 1) == [2]
+
+
+def test_a_ladder_tries_each_p_in_turn_until_two_in_a_row_fail() -> None:
+    assert probes(Ladder([100, 200, 300, 400, 500]), 250) == [100, 200, 300, 400]
+    ladder = Ladder([100, 200, 300])
+    assert probes(ladder, 1000) == [100, 200, 300] and ladder.held == 300
