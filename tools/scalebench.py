@@ -3,8 +3,11 @@
 Each configuration is the real ``python -m server --workers W --port 0
 --redis URL --ruleset drift --npcs E --max-players M --no-record`` sharing
 a private ``redis-server`` (``tools.localcluster.LocalRedis``). Its players
-are the lean clients of ``tools.loadgen``, ``P / W`` of them on each
-worker's ``/ws``: the default match takes the first M, the next go on to
+are lean clients, ``P / W`` of them on each worker's ``/ws``: by default the
+C load generator (``build/loadgen``, ``make loadgen``; one process per
+worker, nothing decoded, no desync check), or with ``--loadgen python``
+``tools.loadgen``'s (``--verify`` of them decode and verify every update).
+On each worker the default match takes the first M, the next go on to
 new matches of the same room on that worker, so every match holds M
 players (the last one the rest) and every match simulates its own E NPCs.
 
@@ -35,6 +38,7 @@ is one JSON object with every run and the capacities.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -46,11 +50,13 @@ from typing import Any
 from attrs import define, frozen
 
 from server.cli import positive, seed_int
-from tools.bench import BenchError, Proc, cpu_of, machine_busy, run_queue_wait_of
+from tools.bench import ROOT, BenchError, Proc, cpu_of, machine_busy, run_queue_wait_of
 from tools.cli import Parser, run_or_exit
-from tools.loadgen import LoadGen, LoadGenError, Mark, window_stats
+from tools.loadgen import LoadGen, LoadGenError, window_stats
 from tools.localcluster import LocalRedis, LocalRedisError
 
+#: The C load generator (``make loadgen``).
+LOADGEN_C = ROOT / "build" / "loadgen"
 #: The supervisor's line for each worker that listens.
 READY = re.compile(r"supervisor: worker (?P<index>\d+) \(pid (?P<pid>\d+)\) listening on ws://127\.0\.0\.1:(?P<port>\d+)/ws")
 
@@ -151,12 +157,83 @@ def split(players: int, parts: int) -> list[int]:
     return [players // parts + (k < players % parts) for k in range(parts)]
 
 
+@frozen
+class Snapshot:
+    """The processes' counters at one mark: each worker's CPU (user + system s) and CPU wait, the
+    supervisor's and Redis's CPU, each worker's matches (``/api/matches``), the machine's busy CPU, the time."""
+
+    cpu: list[float]
+    wait: list[float]
+    others: float
+    matches: list[list[dict[str, Any]]]
+    busy: float
+    t: float
+
+    @classmethod
+    def take(cls, cluster: Cluster, others: list[int]) -> Snapshot:
+        nodes = cluster.nodes
+        return cls([sum(cpu_of(n.pid)) for n in nodes], [run_queue_wait_of(n.pid) for n in nodes],
+                   sum(sum(cpu_of(p)) for p in others), [cluster.local_matches(n) for n in nodes],
+                   machine_busy(), time.monotonic())
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Each match's skipped ticks so far, by id."""
+        return {m["match"]: int(m.get("ticks_dropped", 0)) for node in self.matches for m in node}
+
+
+@frozen
+class Clients:
+    """What the clients saw over the window: per-client updates/s (mean over all, slowest), bytes per update,
+    clients that joined and that were still connected, errors, desyncs (None: not checked), the load
+    generator's CPU (cores)."""
+
+    updates_per_s: float
+    updates_per_s_min: float
+    bytes_per_update: float
+    connected: int
+    still: int
+    errors: list[str]
+    desyncs: int | None
+    loadgen_cpu: float
+
+
 def measure(cluster: Cluster, players: int, args: argparse.Namespace, redis_pid: int | None) -> dict[str, Any]:
     """One run: ``players`` split over the workers, warmed up, measured; the figures (module docstring)."""
-    nodes = cluster.nodes
-    counts = split(players, len(nodes))
-    verify = split(args.verify, len(nodes))
     others = [p for p in (cluster.proc.pid, redis_pid) if p is not None]
+    counts = split(players, len(cluster.nodes))
+    if args.loadgen == "c":
+        clients, s0, s1 = asyncio.run(_c_clients(cluster, counts, args, others))
+    else:
+        clients, s0, s1 = _python_clients(cluster, counts, args, others)
+    wall = s1.t - s0.t
+    dropped0 = s0.dropped
+    server = [(b - a) / wall for a, b in zip(s0.cpu, s1.cpu)]
+    other_procs = (s1.others - s0.others) / wall
+    held = (clients.still == players and not clients.errors and not clients.desyncs
+            and clients.updates_per_s_min >= args.hold)
+    return {
+        "workers": len(cluster.nodes), "P": players, "loadgen": args.loadgen, "held": held,
+        "connected": clients.connected, "still_connected": clients.still,
+        "updates_per_s": round(clients.updates_per_s, 2), "updates_per_s_min": round(clients.updates_per_s_min, 2),
+        "bytes_per_update": round(clients.bytes_per_update, 1),
+        "server_cpu": [round(c, 3) for c in server], "server_cpu_total": round(sum(server), 3),
+        "server_us_per_client_tick": round(sum(server) / (players * args.tick_rate) * 1e6, 2),
+        "server_cpu_wait": [round((b - a) / wall, 3) for a, b in zip(s0.wait, s1.wait)],
+        "loadgen_cpu": round(clients.loadgen_cpu, 3), "supervisor_and_redis_cpu": round(other_procs, 3),
+        "other_cpu": round((s1.busy - s0.busy) / wall - sum(server) - clients.loadgen_cpu - other_procs, 3),
+        "matches": [len(m) for m in s1.matches],
+        "match_players": sorted({int(x.get("players", 0)) for m in s1.matches for x in m}),
+        "ticks_skipped": sum(d - dropped0[m] for m, d in s1.dropped.items() if m in dropped0),
+        "desyncs": clients.desyncs, "errors": len(clients.errors), "error_messages": clients.errors[:3],
+    }
+
+
+def _python_clients(cluster: Cluster, counts: list[int], args: argparse.Namespace,
+                    others: list[int]) -> tuple[Clients, Snapshot, Snapshot]:
+    """``tools.loadgen``'s clients, ``counts[k]`` on worker k's ``/ws``, ``--verify`` of them verifying."""
+    nodes = cluster.nodes
+    verify = split(args.verify, len(nodes))
     with ExitStack() as stack:
         lgs = [stack.enter_context(LoadGen(f"ws://127.0.0.1:{n.port}/ws", c, verify=v, seed=args.seed + n.index,
                                            connect_rate=args.connect_rate / len(nodes), connect_timeout=30.0,
@@ -165,50 +242,68 @@ def measure(cluster: Cluster, players: int, args: argparse.Namespace, redis_pid:
                for n, c, v in zip(nodes, counts, verify)]
         connected = sum(lg.start(timeout=60.0 + c / max(args.connect_rate, 1.0)) for lg, c in zip(lgs, counts))
         time.sleep(args.warmup)
-        m0, cpu0, wait0, oth0, dropped0 = _marks(cluster, lgs, others)
-        busy0, t0 = machine_busy(), time.monotonic()
+        m0, s0 = [lg.mark() for lg in lgs], Snapshot.take(cluster, others)
         time.sleep(args.duration)
-        m1, cpu1, wait1, oth1, dropped1 = _marks(cluster, lgs, others)
-        busy1, t1 = machine_busy(), time.monotonic()
-        matches = [cluster.local_matches(n) for n in nodes]
+        m1, s1 = [lg.mark() for lg in lgs], Snapshot.take(cluster, others)
         finals = [lg.stop() for lg in lgs]
-    wall = t1 - t0
     windows = [window_stats(a, b) for a, b in zip(m0, m1)]
-    still = sum(1 for m in m1 for c in m.clients.values() if c[3])
-    errors = [e for lg in lgs for e in lg.connect_errors] + [e for f in finals for e in f["errors"]]
-    desyncs = sum(f["desyncs"] for f in finals)
-    server = [(sum(cpu1[k]) - sum(cpu0[k])) / wall for k in range(len(nodes))]
-    lg_cpu = sum(w["loadgen_cpu_per_s"] for w in windows)
-    other_procs = (oth1 - oth0) / wall
-    updates_min = min(w["updates_per_s_min"] for w in windows)
-    held = still == players and not errors and desyncs == 0 and updates_min >= args.hold
-    return {
-        "workers": len(nodes), "P": players, "held": held, "connected": connected, "still_connected": still,
-        "updates_per_s": round(sum(w["updates_per_s"] * c for w, c in zip(windows, counts)) / players, 2),
-        "updates_per_s_min": round(updates_min, 2),
-        "bytes_per_update": round(sum(w["bytes_per_update"] * c for w, c in zip(windows, counts)) / players, 1),
-        "server_cpu": [round(c, 3) for c in server], "server_cpu_total": round(sum(server), 3),
-        "server_us_per_client_tick": round(sum(server) / (players * args.tick_rate) * 1e6, 2),
-        "server_cpu_wait": [round((b - a) / wall, 3) for a, b in zip(wait0, wait1)],
-        "loadgen_cpu": round(lg_cpu, 3), "supervisor_and_redis_cpu": round(other_procs, 3),
-        "other_cpu": round((busy1 - busy0) / wall - sum(server) - lg_cpu - other_procs, 3),
-        "matches": [len(m) for m in matches],
-        "match_players": sorted({int(x.get("players", 0)) for m in matches for x in m}),
-        "ticks_skipped": sum(d - dropped0[m] for m, d in dropped1.items() if m in dropped0),
-        "desyncs": desyncs, "errors": len(errors), "error_messages": errors[:3],
-    }
+    players = sum(counts)
+    return Clients(
+        updates_per_s=sum(w["updates_per_s"] * c for w, c in zip(windows, counts)) / players,
+        updates_per_s_min=min(w["updates_per_s_min"] for w in windows),
+        bytes_per_update=sum(w["bytes_per_update"] * c for w, c in zip(windows, counts)) / players,
+        connected=connected, still=sum(1 for m in m1 for c in m.clients.values() if c[3]),
+        errors=[e for lg in lgs for e in lg.connect_errors] + [e for f in finals for e in f["errors"]],
+        desyncs=sum(f["desyncs"] for f in finals), loadgen_cpu=sum(w["loadgen_cpu_per_s"] for w in windows),
+    ), s0, s1
 
 
-def _marks(cluster: Cluster, lgs: list[LoadGen], others: list[int]) -> tuple[
-        list[Mark], list[tuple[float, float]], list[float], float, dict[str, int]]:
-    """The clients' counters, each worker's CPU and CPU wait, the supervisor's and Redis's CPU, each match's
-    skipped ticks (by match id)."""
-    marks = [lg.mark() for lg in lgs]
-    cpus = [cpu_of(n.pid) for n in cluster.nodes]
-    waits = [run_queue_wait_of(n.pid) for n in cluster.nodes]
-    other = sum(sum(cpu_of(p)) for p in others)
-    dropped = {m["match"]: int(m.get("ticks_dropped", 0)) for n in cluster.nodes for m in cluster.local_matches(n)}
-    return marks, cpus, waits, other, dropped
+async def _c_clients(cluster: Cluster, counts: list[int], args: argparse.Namespace,
+                     others: list[int]) -> tuple[Clients, Snapshot, Snapshot]:
+    """The C load generator (``build/loadgen``), one process per worker with ``counts[k]`` clients on its
+    ``/ws``; the window is where theirs overlap (from the last one's start to the first one's end)."""
+    if not LOADGEN_C.exists():
+        raise BenchError(f"{LOADGEN_C} is missing: build it with `make loadgen`, or use --loadgen python")
+    rate = args.connect_rate / len(counts)
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cluster.loadgen_cpus)))] if cluster.loadgen_cpus else []
+    procs = [await asyncio.create_subprocess_exec(
+        *pin, str(LOADGEN_C), "--port", str(n.port), "--clients", str(c), "--rate", str(rate),
+        "--warmup", str(args.warmup), "--duration", str(args.duration), "--timeout", str(60 + c / rate),
+        "--seed", str((args.seed + n.index) % 10**18), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        for n, c in zip(cluster.nodes, counts)]
+    marks: dict[str, list[Snapshot]] = {"window_start": [], "window_end": []}
+    summaries: list[dict[str, Any]] = [{} for _ in procs]
+
+    async def follow(k: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            obj = json.loads(line)
+            if obj.get("event") in marks:
+                marks[obj["event"]].append(Snapshot.take(cluster, others))
+            else:
+                summaries[k] = obj
+        await proc.wait()
+
+    async with asyncio.timeout(180 + max(counts) / rate + args.warmup + args.duration):
+        await asyncio.gather(*(follow(k, p) for k, p in enumerate(procs)))
+    if not all(summaries) or len(marks["window_start"]) < len(procs) or not marks["window_end"]:
+        errs = [(await p.stderr.read()).decode()[-300:] for p in procs if p.stderr is not None]
+        raise BenchError(f"the load generator failed: {' | '.join(e for e in errs if e)}")
+    s0, s1 = marks["window_start"][-1], marks["window_end"][0]
+    if s1.t <= s0.t:
+        raise BenchError("the load generators' windows did not overlap (one connected much later): try a longer "
+                         "--duration")
+    players = sum(counts)
+    return Clients(
+        updates_per_s=sum(s["updates_per_s_mean"] * c for s, c in zip(summaries, counts)) / players,
+        updates_per_s_min=min(s["updates_per_s_min"] for s in summaries),
+        bytes_per_update=sum(s["bytes_per_update"] * c for s, c in zip(summaries, counts)) / players,
+        connected=sum(s["welcomed"] for s in summaries), still=sum(s["connected"] for s in summaries),
+        errors=[m for s in summaries for m in s["error_messages"]] + [
+            f"and {s['errors'] - len(s['error_messages'])} more" for s in summaries
+            if s["errors"] > len(s["error_messages"])],
+        desyncs=None, loadgen_cpu=sum(s["cpu_per_s"] for s in summaries),
+    ), s0, s1
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,7 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-rate", type=positive(int), default=30, help=argparse.SUPPRESS)
     p.add_argument("--duration", type=positive(float), default=10.0, metavar="SECONDS", help="measured time (default 10)")
     p.add_argument("--warmup", type=float, default=5.0, metavar="SECONDS", help="after the last join (default 5)")
-    p.add_argument("--verify", type=int, default=2, metavar="N", help="clients that decode and verify (default 2)")
+    p.add_argument("--loadgen", choices=["c", "python"], default="c",
+                   help="the clients: c, build/loadgen (make loadgen), about 2.5 times cheaper per update, or python, "
+                   "tools.loadgen with --verify clients that decode and verify every update (default c)")
+    p.add_argument("--verify", type=int, default=2, metavar="N", help="with --loadgen python: clients that decode and "
+                   "verify (default 2)")
     p.add_argument("--connect-rate", type=positive(float), default=150.0, metavar="PER_S",
                    help="joins per second, over all workers (default 150: a burst of joins on a busy machine makes "
                    "the directory's calls time out, 1013)")
