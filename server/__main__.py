@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import ssl
 import sys
 import urllib.parse
@@ -31,6 +32,8 @@ STOP_MARGIN_S = 10.0
 
 #: The rooms settings' defaults.
 ROOMS = RoomsConfig()
+#: What ``--redis-prefix`` takes.
+REDIS_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "--public-url behind a proxy). Redis unreachable, at start or later: the server runs on, its "
                    "matches keep playing, matchmaking and /api/matches answer 503, /healthz?ready 503, and it "
                    "registers again when Redis is back (default: the directory is in this process's memory)")
+    p.add_argument("--redis-prefix", type=redis_prefix, default=ROOMS.redis_prefix, metavar="PREFIX",
+                   help=f"the start of every key this cluster keeps in --redis, so several clusters can share one Redis "
+                   f"(each its own; every node of one cluster gives the same; 1-64 of A-Z a-z 0-9 _ . : -, default "
+                   f"{ROOMS.redis_prefix})")
     p.add_argument("--heartbeat", type=positive(float), default=ROOMS.heartbeat_s, metavar="SECONDS",
                    help=f"how often this server tells the directory it is alive, with its load (default "
                    f"{ROOMS.heartbeat_s:g})")
@@ -206,6 +213,13 @@ def redis_url(text: str) -> str:
     return text
 
 
+def redis_prefix(text: str) -> str:
+    """An argparse type: a key prefix for ``--redis-prefix`` (1-64 of A-Z a-z 0-9 _ . : -)."""
+    if not REDIS_PREFIX.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected 1-64 of A-Z a-z 0-9 _ . : - (such as tickserver-eu:), got {text!r}")
+    return text
+
+
 def rooms_from_args(args: argparse.Namespace) -> RoomsConfig:
     """The rooms settings of the command line.
 
@@ -220,7 +234,7 @@ def rooms_from_args(args: argparse.Namespace) -> RoomsConfig:
                          "give --node-ttl")
     return RoomsConfig(seed=args.seed, labels=tuple(args.label), seat_ttl=args.seat_ttl, empty_grace=args.empty_grace,
                        public_url=None if args.public_url is None else public_url_arg(args.public_url),
-                       redis=args.redis, heartbeat_s=args.heartbeat, node_ttl=node_ttl)
+                       redis=args.redis, redis_prefix=args.redis_prefix, heartbeat_s=args.heartbeat, node_ttl=node_ttl)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

@@ -51,7 +51,7 @@ class ServerConfig:
             (``*``: any); a request without ``Origin`` (bots, native clients) is always let through.
         tls_cert, tls_key: PEM certificate chain and private key; when set the
             port speaks TLS only (``wss://``, ``https://``).
-        match_id: the match id; empty: ``<ruleset>-<UTC timestamp>-<seed>``, unique per run.
+        match_id: the match id; empty: ``<ruleset>-<UTC timestamp>-<node tag>-<seed>``, unique per run and node.
         record: record the match to ``replay_dir/<match id>.replay`` (REPLAY.md).
         replay_dir: where replays are written (and listed by ``/api/replays``).
     """

@@ -183,7 +183,7 @@ def http_base(url: str) -> str:
 @frozen
 class RoomsConfig:
     """A node's rooms settings: the command line's ``--seed``, ``--label``, ``--seat-ttl``, ``--empty-grace``,
-    ``--public-url``, ``--redis``, ``--heartbeat`` and ``--node-ttl``.
+    ``--public-url``, ``--redis``, ``--redis-prefix``, ``--heartbeat`` and ``--node-ttl``.
 
     Attributes:
         seed: the seed of every match of the default room (None: a random one each; the default match's is
@@ -193,6 +193,7 @@ class RoomsConfig:
         empty_grace: seconds a match made on demand may stay without players.
         public_url: this node's WebSocket base, or None: from ``--host`` and the port.
         redis: the Redis URL of the match directory the nodes of a cluster share, or None: the embedded one.
+        redis_prefix: the start of every key of that directory (one per cluster sharing a Redis).
         heartbeat_s: seconds between this node's heartbeats.
         node_ttl: seconds a node stays listed after its last heartbeat (None: ``REDIS_NODE_TTL`` with Redis;
             in one process, five heartbeats, so a loop stalled for a few beats does not unlist everything).
@@ -204,6 +205,7 @@ class RoomsConfig:
     empty_grace: float = 30.0
     public_url: str | None = None
     redis: str | None = None
+    redis_prefix: str = "tickserver:"
     heartbeat_s: float = 2.0
     node_ttl: float | None = None
 
@@ -231,7 +233,8 @@ def open_directory(rooms: RoomsConfig) -> tuple[MatchDirectory, Closer, str]:
         return MemoryDirectory(node_ttl=rooms.node_ttl or 5 * rooms.heartbeat_s), None, "in memory"
     from server.rooms.redis_directory import RedisDirectory  # only a node with --redis loads the Redis client
 
-    directory = RedisDirectory(rooms.redis, node_ttl=rooms.node_ttl or REDIS_NODE_TTL, timeout=REDIS_TIMEOUT)
+    directory = RedisDirectory(rooms.redis, prefix=rooms.redis_prefix, node_ttl=rooms.node_ttl or REDIS_NODE_TTL,
+                               timeout=REDIS_TIMEOUT)
     return directory, directory.aclose, directory.backend
 
 
@@ -274,7 +277,9 @@ class Host:
         self.tick_s = tick_s
         self.url = url
         self.clock = clock
-        self.node_id = NodeId(f"node-{secrets.token_hex(4)}")
+        #: This node's tag (8 random hex digits), in its node id and in every match id it makes.
+        self.node_tag = secrets.token_hex(4)
+        self.node_id = NodeId(f"node-{self.node_tag}")
         self.accepting = True
         self.expecting: set[MatchId] = set()
         #: The matches this node hosts, by id, and the room type each was made from.
@@ -529,7 +534,7 @@ class Host:
         """Start a match of ``room`` on this node, with its own recording, as a feed of the server (not listed yet).
 
         ``seed``: instead of the room's (whose None is a random 63-bit one).
-        ``match_id``: instead of a new ``<ruleset>-<UTC time>-<6 hex>``.
+        ``match_id``: instead of a new ``<ruleset>-<UTC time>-<node tag>-<6 hex>``.
 
         Raises:
             GameError: the ruleset refuses; OSError: the replay cannot be created.
@@ -591,13 +596,14 @@ class Host:
     def open_default(self, *, match_id: str = "", seed: int | None = None) -> Match:
         """The default match (``/ws``): of the default room type, from the start, never disposed of.
 
-        Its id is ``match_id`` or ``<ruleset>-<UTC time>-<seed>``, as a one-match server's always was.
+        Its id is ``match_id`` or ``<ruleset>-<UTC time>-<node tag>-<seed>`` (``node_tag``: two nodes starting
+        theirs in the same millisecond with the same seed do not collide in the directory).
         """
         name = self.default_name
         if seed is None:
             seed = self.default_room.seed if self.default_room.seed is not None else secrets.randbits(63)
         match = self.new_match(self.default_room, seed=seed,
-                               match_id=match_id or default_match_id(_ID_UNSAFE.sub("-", name), seed, time.time()))
+                               match_id=match_id or default_match_id(_ID_UNSAFE.sub("-", name), seed, time.time(), self.node_tag))
         self.default = match
         self.server.default_id = match.match_id
         return match
@@ -625,10 +631,12 @@ class Host:
                  f", recording to {recorder.path}" if recorder is not None else "")
 
     def new_id(self, name: str) -> str:
-        """A new match id for ruleset ``name``: ``<name>-<UTC time>-<6 hex>``, unique on every node in practice."""
+        """A new match id for ruleset ``name``: ``<name>-<UTC time>-<node tag>-<6 hex>``: the node tag keeps the
+        ids this node makes (for itself or another node) apart from every other node's; the 6 random hex digits
+        and the check against this node's matches apart from its own."""
         stamp = datetime.fromtimestamp(time.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
         while True:
-            mid = f"{_ID_UNSAFE.sub('-', name)[:24]}-{stamp}-{secrets.token_hex(3)}"
+            mid = f"{_ID_UNSAFE.sub('-', name)[:24]}-{stamp}-{self.node_tag}-{secrets.token_hex(3)}"
             if mid not in self.matches:
                 return mid
 

@@ -51,10 +51,12 @@ MAX_PENDING = 64 << 20
 RECENT = 3000
 
 
-def default_match_id(ruleset: str, seed: int, t: float) -> str:
-    """``<ruleset>-<UTC timestamp>-<seed>``: unique per run, sortable, safe as a file name."""
+def default_match_id(ruleset: str, seed: int, t: float, node: str) -> str:
+    """``<ruleset>-<UTC timestamp>-<node>-<seed>``: sortable, safe as a file name, and unique per run even when
+    several nodes of one cluster start their default match in the same millisecond with the same seed (``node``:
+    the starting node's own tag, e.g. the 8 random hex digits of its node id)."""
     stamp = datetime.fromtimestamp(t, UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
-    return f"{ruleset}-{stamp}-{seed}"
+    return f"{ruleset}-{stamp}-{node}-{seed}"
 
 
 def open_new(directory: Path, stem: str) -> tuple[Path, IO[bytes]]:

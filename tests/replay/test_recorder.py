@@ -154,5 +154,5 @@ def test_new_replays_never_overwrite_old_ones(tmp_path: Path) -> None:
     assert paths == ["same.replay", "same-2.replay", "same-3.replay"]
 
 
-def test_default_match_ids_name_the_ruleset_the_utc_time_and_the_seed() -> None:
-    assert default_match_id("drift", 7, 1738324800.5) == "drift-20250131T120000.500Z-7"
+def test_default_match_ids_name_the_ruleset_the_utc_time_the_node_and_the_seed() -> None:
+    assert default_match_id("drift", 7, 1738324800.5, "1f0c9a2b") == "drift-20250131T120000.500Z-1f0c9a2b-7"

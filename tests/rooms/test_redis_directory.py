@@ -362,3 +362,22 @@ def test_a_listing_reads_at_most_its_budget_of_index_entries(redis_server: Redis
     open_, first, examined = asyncio.run(scenario())
     assert (open_, examined) == ([], 5)  # the open one is past the budget: a listing never reads everything
     assert first == ["full0", "full1"]
+
+
+def test_two_clusters_with_their_own_prefix_share_one_redis_without_seeing_each_other(redis_server: RedisServer,
+                                                                                     redis_prefix: str) -> None:
+    async def scenario() -> None:
+        eu, us = (RedisDirectory(redis_server.url, prefix=f"{redis_prefix}{name}:") for name in ("eu", "us"))
+        try:
+            await eu.heartbeat(NODE, URL, 0, now=0.0)
+            await eu.add_match(M1, NODE, "drift", {}, max_players=4, now=0.0)
+            assert await us.nodes(now=0.0) == [] and await us.list_matches(now=0.0) == []
+            assert await us.heartbeat(NODE, "ws://us:1", 0, now=0.0) is False  # new there: its own registration
+            await us.add_match(M1, NODE, "arena", {}, max_players=2, now=0.0)  # the same id in the other cluster
+            assert [(n.url, m.ruleset) for n, m in zip(await eu.nodes(now=0.0), await eu.list_matches(now=0.0))] == [
+                (URL, "drift")]
+        finally:
+            await eu.aclose()
+            await us.aclose()
+
+    asyncio.run(scenario())

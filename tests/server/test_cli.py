@@ -8,6 +8,8 @@ import pytest
 
 from server.__main__ import build_parser, config_from_args, rooms_from_args
 from server.cli import MAX_SEED, name_equals_int, port, positive, seed_int
+from server.host import open_directory
+from server.rooms.redis_directory import RedisDirectory
 
 
 @pytest.mark.parametrize("text", ["-1", str(MAX_SEED + 1), "123456789012345678901234", "1.5", "x"])
@@ -55,10 +57,19 @@ def test_the_cluster_flags_reach_the_rooms_settings() -> None:
     assert rooms_from_args(build_parser().parse_args([])).redis is None
 
 
+def test_each_cluster_sharing_a_redis_keeps_its_keys_under_its_own_redis_prefix() -> None:
+    rooms = rooms_from_args(build_parser().parse_args(["--redis", "redis://r/0", "--redis-prefix", "ts-eu:"]))
+    directory, _, _ = open_directory(rooms)
+    assert isinstance(directory, RedisDirectory) and directory.prefix == "ts-eu:"
+    assert rooms_from_args(build_parser().parse_args([])).redis_prefix == "tickserver:"
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--redis", "127.0.0.1:6379"], "expected redis://HOST:PORT/DB"),
     (["--redis", "redis://"], "expected redis://HOST:PORT/DB"),
     (["--heartbeat", "0"], "must be positive"),
+    (["--redis-prefix", "a prefix"], "expected 1-64 of A-Z a-z 0-9 _ . : -"),
+    (["--redis-prefix", ""], "expected 1-64 of A-Z a-z 0-9 _ . : -"),
 ])
 def test_a_bad_cluster_flag_is_one_line(argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:

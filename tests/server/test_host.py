@@ -75,7 +75,18 @@ def test_a_built_host_offers_the_default_room_with_the_rooms_settings(tmp_path: 
     assert host.matchmaker.seat_ttl == 4.0 and host.lifecycle.grace_s == 9.0 and host.url == "wss://games.example.com"
     match = host.open_default(seed=1)
     assert host.server.default_id == match.match_id and match.seed == 1 and match.max_players == 3
-    assert match.match_id.startswith("drift-") and match.match_id.endswith("-1")
+    assert match.match_id.startswith("drift-") and match.match_id.endswith(f"-{host.node_tag}-1")
+
+
+def test_two_nodes_starting_their_default_match_in_one_millisecond_with_one_seed_get_different_ids(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = [Host.build(ServerConfig(ruleset="drift", options=(("npcs", 0),), record=False, replay_dir=tmp_path))
+             for _ in range(2)]
+    monkeypatch.setattr(time, "time", lambda: 1738324800.5)
+    a, b = (h.open_default(seed=1).match_id for h in hosts)
+    assert a != b and a.startswith("drift-20250131T120000.500Z-") and b.startswith("drift-20250131T120000.500Z-")
+    made = [h.new_id("drift") for h in hosts]
+    assert made[0] != made[1] and all(f"-{h.node_tag}-" in m for h, m in zip(hosts, made))
 
 
 def test_the_http_base_of_a_node_is_its_websocket_base_over_http() -> None:
