@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "at start, less a quarter of it (at most 1024: a burst of accepts) and 64)")
     p.add_argument("--max-per-address", type=count, default=d.max_per_address, metavar="N",
                    help=f"the most connections from one client address (past it: HTTP 429), and the most players it "
-                   f"may have joined and not left, held for a resume included (past it: error and 1008); 0: no limit "
-                   f"(default {d.max_per_address}; behind a proxy see --trust-forwarded-for)")
+                   f"may have joined and not left, held for a resume included (past it: error and 1008); /healthz "
+                   f"and /metrics neither count nor are refused; 0: no limit (default {d.max_per_address}; behind a "
+                   f"proxy see --trust-forwarded-for)")
     p.add_argument("--trust-forwarded-for", action="store_true",
                    help="take a client's address from the last entry of its X-Forwarded-For header (only behind a "
                    "proxy that sets it: else any client could claim any address; without it, every client behind "

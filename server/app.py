@@ -145,8 +145,11 @@ FD_RESERVE = 64
 REFUSED_LINGER_S = 0.25
 MAX_REFUSING = FD_RESERVE // 2
 
-#: Requests still answered past ``--max-connections`` (their first bytes): an operator's view of a flood.
+#: Requests still answered past ``--max-connections`` and never counted against ``--max-per-address`` (their
+#: first bytes): an operator's view of a flood, and probes from a shared address (a kubelet, a Prometheus).
 MONITORING = (b"GET /healthz ", b"GET /healthz?", b"GET /metrics ", b"GET /metrics?")
+#: The paths of ``MONITORING``.
+MONITORING_PATHS = frozenset({"/healthz", "/metrics"})
 
 #: How often, at most, the refusals of ``--max-connections`` are logged, seconds.
 REFUSAL_LOG_S = 10.0
@@ -411,10 +414,11 @@ class Connection(asyncio.Protocol):
         self.closed_with: int | None = None
         #: Bytes in the transport's queue when we last looked (their sum over connections: ``GameServer.queued``).
         self._queued = 0
-        #: Refused before its request (``_refuse``): whatever comes is read and ends the connection.
+        #: Refused (``_refuse_read``): whatever still comes is read and ends the connection.
         self._refused = False
-        #: Past ``--max-connections``: its first bytes decide (``MONITORING`` is answered, the rest get 503).
-        self._over_cap = False
+        #: Past ``--max-connections`` (503) or its address's ``--max-per-address`` (429): the refusal its first
+        #: bytes get unless they are ``MONITORING`` (answered), with its reason; None: neither.
+        self._pending: tuple[int, str] | None = None
         #: The client's address as ``--max-per-address`` counts it (None: not counted, or not yet).
         self.address: str | None = None
         #: The match whose seat this connection's player holds, and the address it counts against.
@@ -454,26 +458,34 @@ class Connection(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
         server = self.server
         if len(server.connections) >= server.max_connections:
-            # Full: a 503, unless it asks for /healthz or /metrics (an operator's view of the flood). Its
-            # request is waited for REFUSED_LINGER_S at most: closed once read, nothing resets our answer.
+            # Full: a 503, unless it asks for /healthz or /metrics (an operator's view of the flood).
             server.refused(len(server.connections))
-            if server.refusing >= MAX_REFUSING:
-                self.transport.abort()  # a burst: file descriptors first, answers second
-                return
-            server.refusing += 1
-            self._over_cap = True
-            self._closer = self.loop.call_later(REFUSED_LINGER_S, self._full)
+            self._until_request(503, f"the server is full ({server.max_connections} connections): try again later")
             return
         self._admitted()
 
-    def _admitted(self) -> None:
-        """Count the connection in (``--max-per-address`` may still refuse it), and start its timers."""
+    def _until_request(self, status: int, reason: str) -> None:
+        """Refuse with ``status`` and ``reason`` unless the first bytes ask for ``MONITORING``: they are waited for
+        ``REFUSED_LINGER_S`` at most, and the connection is closed once they are read (nothing resets our
+        answer then)."""
+        server = self.server
+        if server.refusing >= MAX_REFUSING:
+            self.transport.abort()  # a burst: file descriptors first, answers second
+            return
+        server.refusing += 1
+        self._pending = status, reason
+        self._closer = self.loop.call_later(REFUSED_LINGER_S, self._refuse_pending)
+
+    def _admitted(self, monitoring: bool = False) -> None:
+        """Count the connection in and start its timers. ``--max-per-address`` counts it against its address
+        unless it is an operator's ``/healthz`` or ``/metrics`` (``monitoring``): an address at its limit waits
+        for its first bytes to tell (``_until_request``)."""
         server, transport = self.server, self.transport
-        if not self.config.trust_forwarded_for and isinstance(self.peer, tuple):
+        if not monitoring and not self.config.trust_forwarded_for and isinstance(self.peer, tuple):
             address = str(self.peer[0])
             if not server.addresses.connect(address):
-                self._refuse(429, f"too many connections from {address} ({server.addresses.limit}, "
-                                  "--max-per-address)", 5)
+                self._until_request(429, f"too many connections from {address} ({server.addresses.limit}, "
+                                         "--max-per-address)")
                 return
             self.address = address
         server.connections.add(self)
@@ -491,19 +503,17 @@ class Connection(asyncio.Protocol):
         if self._refused:
             self.transport.close()  # its request is read: our answer is out, nothing to reset it
             return
-        if self._over_cap:
-            self._over_cap = False
-            self.server.refusing -= 1
-            if self._closer is not None:
-                self._closer.cancel()
-                self._closer = None
+        if self._pending is not None:
+            status, reason = self._pending
+            self._stop_waiting()
             if not data.startswith(MONITORING):
-                self._full()
+                self._refuse_read(status, reason)
                 return
-            self._admitted()  # an operator's /healthz or /metrics: answered past the cap
-            if self._refused:  # --max-per-address: its request is read, the 429 is out
-                self.transport.close()
-                return
+            self._admitted(monitoring=True)  # an operator's /healthz or /metrics: answered past the limits
+        elif self.address is not None and self._probe == b"" and data.startswith(MONITORING):
+            # Counted in before its first bytes said it is an operator's: not against its address after all.
+            self.server.addresses.disconnect(self.address)
+            self.address = None
         self.traffic.bytes_in += len(data)
         splitter = self._splitter
         if splitter is None:
@@ -512,7 +522,7 @@ class Connection(asyncio.Protocol):
             self._pieces(splitter.feed(data))
 
     def eof_received(self) -> bool | None:
-        if self._over_cap or self._refused:
+        if self._pending is not None or self._refused:
             return None  # refused, and gone before its answer mattered: the transport closes
         self.taking = False
         self.protocol.receive_eof()
@@ -521,15 +531,9 @@ class Connection(asyncio.Protocol):
         return None  # the transport closes: nothing is written after the peer's EOF but the protocol's own
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._over_cap:
-            self._over_cap = False
-            self.server.refusing -= 1
-            if self._closer is not None:
-                self._closer.cancel()
+        if self._pending is not None:
+            self._stop_waiting()
         if self._refused:
-            if self._closer is not None:
-                self._closer.cancel()
-                self.server.refusing -= 1
             self.lost.set_result(None)
             return
         self.taking = False
@@ -664,43 +668,32 @@ class Connection(asyncio.Protocol):
         self.send(encode_server(Error(code, reason)))
         self.close(code, reason)
 
-    def _full(self) -> None:
-        """503 for a connection past ``--max-connections`` whose request was read, or never came; then close."""
-        if self._over_cap:
-            self._over_cap = False
-            self.server.refusing -= 1
+    def _stop_waiting(self) -> None:
+        """The first bytes of a connection held by ``_until_request`` came, or it is gone: it waits no more."""
+        self._pending = None
+        self.server.refusing -= 1
+        if self._closer is not None:
+            self._closer.cancel()
+            self._closer = None
+
+    def _refuse_pending(self) -> None:
+        """``_until_request``'s wait is over and no request came: its refusal, then close."""
+        assert self._pending is not None
+        status, reason = self._pending
+        self._closer = None
+        self._stop_waiting()
+        self._refuse_read(status, reason)
+
+    def _refuse_read(self, status: int, reason: str) -> None:
+        """Refuse a connection whose request was read, or never came (503 or 429, ``Retry-After: 5``); close."""
         self._refused = True
         self._responded = True
-        self._closer = None
+        if status == 429:
+            self.server.stats["address_refused"] += 1
         if self.transport.is_closing():
             return
-        reason = f"the server is full ({self.server.max_connections} connections): try again later"
-        self.transport.write(refusal(503, reason, 5))
+        self.transport.write(refusal(status, reason, 5))
         self.transport.close()
-
-    def _refuse(self, status: int, reason: str, retry_after: int | None = None) -> None:
-        """Answer ``status`` at once, before reading any request, and end our side. The connection closes
-        when the client's request comes (read, so that closing does not reset it and lose the answer), or
-        ``REFUSED_LINGER_S`` later: a refused connection holds its file descriptor for no longer."""
-        self._refused = True
-        self._responded = True
-        transport = self.transport
-        server = self.server
-        server.stats["address_refused" if status == 429 else "connections_refused"] += 1
-        if server.refusing >= MAX_REFUSING:
-            transport.abort()  # a flood: file descriptors first, answers second
-            return
-        transport.write(refusal(status, reason, retry_after))
-        if transport.can_write_eof():
-            try:
-                transport.write_eof()
-            except OSError:  # the client is gone already (it reset the connection): nothing to linger for
-                transport.abort()
-                return
-            server.refusing += 1
-            self._closer = self.loop.call_later(REFUSED_LINGER_S, transport.abort)
-        else:
-            transport.close()
 
     # -- opening ---------------------------------------------------------------
 
@@ -774,7 +767,8 @@ class Connection(asyncio.Protocol):
 
     def _answer(self, request: HttpRequest) -> Target | None:
         """Send the router's answer to ``request`` (now, or once computed); a ``Target`` is returned, not sent."""
-        if self.config.trust_forwarded_for and self.address is None:
+        if self.config.trust_forwarded_for and self.address is None and not (
+                request.method == "GET" and request.path.partition("?")[0] in MONITORING_PATHS):
             # Behind a proxy: the client is who it says it forwarded, counted from its request on.
             address = forwarded_for(request.headers) or (str(self.peer[0]) if isinstance(self.peer, tuple) else "?")
             if not self.server.addresses.connect(address):

@@ -237,6 +237,39 @@ def test_one_address_may_open_max_per_address_connections_and_behind_a_proxy_its
         OPEN.clear()
 
 
+def status_of(port: int, path: str, forwarded: str | None = None) -> int:
+    """The status of ``GET path`` (optionally with ``X-Forwarded-For``), its connection closed after."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        extra = f"X-Forwarded-For: {forwarded}\r\n" if forwarded else ""
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+        head = b""
+        while b"\r\n" not in head:
+            head += sock.recv(4096)
+        return int(head.split(b" ", 2)[1])
+
+
+def test_health_and_metrics_are_neither_counted_against_nor_refused_by_max_per_address(start_server: Start) -> None:
+    try:
+        direct = start_server("--ruleset", "drift", "--npcs", "20", "--max-per-address", "2")
+        probes = [socket.create_connection(("127.0.0.1", direct.port)) for _ in range(2)]
+        OPEN.extend(probes)
+        for probe, path in zip(probes, ("/healthz", "/metrics")):
+            probe.sendall(f"GET {path} HTTP/1.1\r\n".encode())  # a probe under way: its head not finished
+        assert status_of(direct.port, "/healthz?ready") == 200  # the probes' bytes are read by now
+        assert [upgrade_with(direct.port) for _ in range(3)] == [101, 101, 429]  # the probes took no place
+        assert [status_of(direct.port, p) for p in ("/healthz", "/metrics", "/healthz?ready", "/api/matches")] == [
+            200, 200, 200, 429]
+        proxied = start_server("--ruleset", "drift", "--npcs", "20", "--max-per-address", "1", "--trust-forwarded-for")
+        assert upgrade_with(proxied.port, "198.51.100.7") == 101
+        assert [status_of(proxied.port, p, "198.51.100.7") for p in ("/metrics", "/healthz", "/api/matches")] == [
+            200, 200, 429]
+    finally:
+        for sock in OPEN:
+            sock.close()
+        OPEN.clear()
+
+
 def test_players_that_join_and_drop_without_playing_free_their_seats_at_once(start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "20", "--max-players", "10", "--hold", "30")
     report = asyncio.run(seat_hold(Target(port=server.port), 10, 0.5))  # fill the match, drop them all, no input
