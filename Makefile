@@ -69,9 +69,10 @@ typecheck: python-deps
 bench: run-deps loadgen
 	$(BIN)/python -m tools.bench $(ARGS)
 
-# The benchmark's C load generator (tools/loadgen_c/loadgen.c): build/loadgen, outside git.
-loadgen: build/loadgen
-build/loadgen: tools/loadgen_c/loadgen.c
+# The benchmark's C load generator (tools/loadgen_c/loadgen.c): build/loadgen, outside git; and the
+# feeder that measures it alone (tools/loadgen_c/feeder.c, `python -m tools.genbench`): build/feeder.
+loadgen: build/loadgen build/feeder
+build/loadgen build/feeder: build/%: tools/loadgen_c/%.c tools/loadgen_c/cli.h
 	@mkdir -p build
 	gcc -O2 -Wall -Wextra -o $@ $<
 

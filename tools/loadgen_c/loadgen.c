@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 #define MAX_CLIENTS 20000
 #define PEEK 4080          /* bytes of a data frame handed over; the rest is skipped */
 #define HOLD (PEEK + 16)   /* carry-over between reads: an incomplete header plus its peek */
@@ -405,17 +407,6 @@ static void usage(const char *msg) {
             "               [--warmup S (default 3)] [--duration S (default 10)] [--timeout S (default 60)] [--seed N]\n"
             "Connects to 127.0.0.1 only.\n", msg, MAX_CLIENTS);
     exit(2);
-}
-
-static double num(const char *flag, const char *s, double lo, double hi) {
-    char *end;
-    double v = strtod(s ? s : "", &end);
-    if (!s || *end || end == s || v < lo || v > hi) {
-        char m[160];
-        snprintf(m, sizeof m, "%s: expected a number in [%g, %g], got %s", flag, lo, hi, s ? s : "nothing");
-        usage(m);
-    }
-    return v;
 }
 
 int main(int argc, char **argv) {

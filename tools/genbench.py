@@ -1,0 +1,245 @@
+"""``python -m tools.genbench``: what the C load generator itself costs per update, against a feeder that keeps up.
+
+The sweep (``tools.bench --sweep``) must find the server's capacity, not the
+load generator's, so the generator (``build/loadgen``) has to be measured on
+its own: against a server that can really feed ``--clients`` clients at 30
+updates/s on this machine. Neither the game server nor ``tools.ceiling`` can
+at 4,000 clients, so the far side is ``build/feeder`` (``tools/loadgen_c/feeder.c``,
+``make loadgen``): a C program that writes one prebuilt ``update``-shaped
+frame of ``--frame-bytes`` bytes to every client 30 times a second and checks
+their inputs (``seq`` in order, ``ack`` a tick it sent).
+
+Each run starts a fresh feeder pinned to the first CPU of this process's
+affinity and one generator binary pinned to the second (``--pin``), waits for
+the generator's ``window_start`` and ``window_end`` lines, and reads at both:
+the generator's and the feeder's CPU from ``/proc/PID/stat`` (user and system,
+clock ticks) and ``/proc/PID/schedstat`` (run time, ns), the CPU of the
+``ksoftirqd`` threads (loopback work deferred out of both processes' context),
+and the feeder's counters. The generator's **µs per update** is its user +
+system CPU over the window divided by the updates its clients received (each
+answered with one ``input``).
+
+What is charged to whom (this kernel: tick-based accounting, no
+``IRQ_TIME_ACCOUNTING``, so softirq work is billed to the task it interrupts):
+on loopback a ``send`` runs TCP's transmit path *and* the peer socket's
+receive path in the sender's context. The feeder pays for delivering updates
+into the generator's sockets (and waking it); the generator pays for copying
+them out (``recv``), for its inputs' whole way into the feeder's sockets, and
+for any ACK or window update its ``recv`` sends. Work the kernel defers to
+``ksoftirqd`` is reported apart.
+
+``--baseline REV`` also builds ``tools/loadgen_c/loadgen.c`` as of git
+revision REV (``build/loadgen-REV``, the same gcc flags) and measures it in
+the same run, alternating with the current one ``--rounds`` times, so the
+figures are a before/after ratio on the same busy machine. ``--json`` prints
+one object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from tools.bench import ROOT, BenchError
+from tools.cli import Parser, number, run_or_exit
+
+PROG = "python -m tools.genbench"
+BUILD = ROOT / "build"
+LOADGEN = BUILD / "loadgen"
+FEEDER = BUILD / "feeder"
+CFLAGS = ["-O2", "-Wall", "-Wextra"]
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> tuple[float, float, float]:
+    """Process ``pid``'s user and system CPU seconds (``/proc/PID/stat``) and its run time (``schedstat``), so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    run_ns = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK, run_ns / 1e9
+
+
+def ksoftirqd_pids() -> list[int]:
+    """The pids of the kernel's per-CPU softirq threads."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().startswith("ksoftirqd/"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def build_baseline(rev: str) -> Path:
+    """``build/loadgen-REV``: ``tools/loadgen_c/loadgen.c`` as of git revision ``rev``, compiled like ``make loadgen``."""
+    if not re.fullmatch(r"[\w./~^-]{1,64}", rev):
+        raise BenchError(f"--baseline: not a git revision: {rev!r}")
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, "tools/loadgen_c"], cwd=ROOT, capture_output=True,
+                             timeout=30)
+    if archive.returncode:
+        raise BenchError(f"--baseline: {archive.stderr.decode().strip()}")
+    safe = re.sub(r"[^\w.-]", "_", rev)
+    src, binary = BUILD / f"src-{safe}", BUILD / f"loadgen-{safe}"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(src, filter="data")
+    out = subprocess.run(["gcc", *CFLAGS, "-o", str(binary), str(src / "tools" / "loadgen_c" / "loadgen.c")],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode:
+        raise BenchError(f"--baseline: gcc failed: {out.stderr[-300:]}")
+    return binary
+
+
+def _pinned(cpu: int | None) -> Callable[[], None] | None:
+    return None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _read_json(stream: IO[str], deadline: float, what: str) -> dict[str, Any]:
+    line = stream.readline()
+    if not line or time.monotonic() > deadline:
+        raise BenchError(f"{what} ended early")
+    obj: dict[str, Any] = json.loads(line)
+    return obj
+
+
+def measure(binary: Path, args: argparse.Namespace, feeder_cpu: int | None, lg_cpu: int | None) -> dict[str, Any]:
+    """One window of ``binary`` with ``args.clients`` clients against a fresh feeder; its figures."""
+    feeder = subprocess.Popen([str(FEEDER), "--frame-bytes", str(args.frame_bytes), "--lifetime", "900"],
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=_pinned(feeder_cpu))
+    lg: subprocess.Popen[str] | None = None
+    try:
+        assert feeder.stdout is not None
+        deadline = time.monotonic() + 120 + args.clients / args.connect_rate + args.warmup + args.duration
+        port = _read_json(feeder.stdout, deadline, "the feeder")["port"]
+        lg = subprocess.Popen([str(binary), "--port", str(port), "--clients", str(args.clients), "--rate", str(args.connect_rate),
+                               "--warmup", str(args.warmup), "--duration", str(args.duration),
+                               "--timeout", str(60 + args.clients / args.connect_rate)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                              preexec_fn=_pinned(lg_cpu))
+        assert lg.stdout is not None and lg.stderr is not None
+        soft = ksoftirqd_pids()
+        marks: list[dict[str, Any]] = []
+        for event in ("window_start", "window_end"):
+            got = _read_json(lg.stdout, deadline, f"{binary.name}")
+            if got.get("event") != event:
+                raise BenchError(f"{binary.name}: expected {event}, got {got}")
+            t = time.monotonic()
+            feeder.send_signal(signal.SIGUSR1)
+            marks.append({"t": t, "lg": proc_cpu(lg.pid), "feeder": proc_cpu(feeder.pid),
+                          "soft": sum(sum(proc_cpu(p)[:2]) for p in soft), "counters": _read_json(feeder.stdout, deadline, "the feeder")})
+        summary = _read_json(lg.stdout, deadline, binary.name)
+        lg.wait(timeout=30)
+    finally:
+        for p in (lg, feeder):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    a, b = marks
+    wall = b["t"] - a["t"]
+    lg_user, lg_sys = b["lg"][0] - a["lg"][0], b["lg"][1] - a["lg"][1]
+    lg_run = b["lg"][2] - a["lg"][2]
+    fa, fb = a["counters"], b["counters"]
+    updates = summary["updates_per_s_mean"] * summary["clients"] * summary["window_s"]
+    per = 1e6 / updates if updates else 0.0
+    return {
+        "binary": binary.name, "clients": args.clients, "connected": summary["connected"], "window_s": round(wall, 3),
+        "updates_per_s_p1": summary["updates_per_s_p1"], "updates_per_s_p50": summary["updates_per_s_p50"],
+        "updates_per_s_mean": summary["updates_per_s_mean"], "updates": int(updates),
+        "frame_bytes": fb["frame_bytes"], "lg_cpu_user": round(lg_user / wall, 3), "lg_cpu_system": round(lg_sys / wall, 3),
+        "lg_cpu": round(lg_run / wall, 3), "lg_us_per_update": round(lg_run * per, 2),
+        "lg_us_user": round(lg_user * per, 2), "lg_us_system": round(lg_sys * per, 2),
+        "lg_self_us_per_update": summary["cpu_us_per_update"],
+        "feeder_cpu": round((b["feeder"][2] - a["feeder"][2]) / wall, 3),
+        "feeder_us_per_update": round((b["feeder"][2] - a["feeder"][2]) * per, 2),
+        "ksoftirqd_cpu": round((b["soft"] - a["soft"]) / wall, 3),
+        "feeder_ticks_skipped": fb["ticks_skipped"] - fa["ticks_skipped"],
+        "frames_skipped": fb["frames_skipped"] - fa["frames_skipped"],
+        "inputs_per_update": round((fb["inputs"] - fa["inputs"]) / max(1, fb["frames_sent"] - fa["frames_sent"]), 3),
+        "bad_inputs": fb["bad_inputs"], "errors": summary["errors"] + fb["errors"],
+        "error_messages": summary["error_messages"] + ([fb["first_error"]] if fb["first_error"] else []),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every run, alternating the baseline (if any) and the current generator ``args.rounds`` times."""
+    for binary in (LOADGEN, FEEDER):
+        if not binary.exists():
+            raise BenchError(f"{binary.relative_to(ROOT)} is missing: build it with `make loadgen`")
+    binaries = ([build_baseline(args.baseline)] if args.baseline else []) + [LOADGEN]
+    cpus = sorted(os.sched_getaffinity(0))
+    feeder_cpu, lg_cpu = (cpus[0], cpus[1]) if args.pin else (None, None)
+    runs = []
+    for r in range(args.rounds):
+        for binary in binaries:
+            runs.append(dict(measure(binary, args, feeder_cpu, lg_cpu), round=r + 1))
+            if not args.json:
+                print(_line(runs[-1]), file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"clients": args.clients, "frame_bytes": args.frame_bytes, "pinned": args.pin,
+                           "feeder_cpu": feeder_cpu, "loadgen_cpu": lg_cpu, "duration_s": args.duration, "runs": runs}
+    if args.baseline:
+        def best(name: str) -> float:
+            return min(float(x["lg_us_per_update"]) for x in runs if x["binary"] == name)
+        out["baseline_us_per_update"] = best(binaries[0].name)
+        out["current_us_per_update"] = best(LOADGEN.name)
+        out["current_to_baseline"] = round(out["current_us_per_update"] / out["baseline_us_per_update"], 3)
+    return out
+
+
+def _line(x: dict[str, Any]) -> str:
+    return (f"{x['binary']} round {x['round']}: {x['connected']}/{x['clients']} clients, updates/s p1 {x['updates_per_s_p1']} "
+            f"p50 {x['updates_per_s_p50']}; generator {x['lg_cpu']} cores ({x['lg_cpu_user']} user + {x['lg_cpu_system']} "
+            f"system), {x['lg_us_per_update']} µs/update ({x['lg_us_user']} user + {x['lg_us_system']} system); "
+            f"feeder {x['feeder_cpu']} cores, ksoftirqd {x['ksoftirqd_cpu']}; feeder ticks skipped "
+            f"{x['feeder_ticks_skipped']}, inputs per update {x['inputs_per_update']}, errors {x['errors']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog=PROG, description="The C load generator's own CPU per update, against build/feeder (make loadgen).")
+    p.add_argument("--clients", type=number(int, 1), default=4000, help="clients of the generator (default 4000)")
+    p.add_argument("--frame-bytes", type=number(int, 32), default=1200, help="bytes of each update (default 1200)")
+    p.add_argument("--warmup", type=number(float, 0), default=3.0, help="seconds before the window (default 3)")
+    p.add_argument("--duration", type=number(float, 1), default=10.0, help="seconds of the window (default 10)")
+    p.add_argument("--connect-rate", type=number(float, 1), default=2000.0, help="connections per second (default 2000)")
+    p.add_argument("--rounds", type=number(int, 1), default=1, help="runs of each binary, alternating (default 1)")
+    p.add_argument("--baseline", metavar="REV", help="also measure loadgen.c as of this git revision, in the same run")
+    can_pin = len(os.sched_getaffinity(0)) >= 2
+    p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
+                   help=f"feeder on one CPU, generator on another (default {'on' if can_pin else 'off'})")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    if args.clients > 20000:
+        p.error(f"--clients must be at most 20000, got {args.clients}")
+    if args.frame_bytes > 65535:
+        p.error(f"--frame-bytes must be at most 65535, got {args.frame_bytes}")
+    if args.pin and not can_pin:
+        p.error("--pin needs at least 2 CPUs")
+    out = run_or_exit(PROG, lambda: run(args), BenchError)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key in ("baseline_us_per_update", "current_us_per_update", "current_to_baseline"):
+            if key in out:
+                print(f"{key}: {out[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
