@@ -2,7 +2,9 @@
 // mirror, the tick clock, the interpolation buffer and the roster out, and
 // the replies the protocol asks for (an `ack` per update from a client
 // without an entity, one for a live feed's whole backlog; one `resync` after
-// a lost state) queued for the shell to send (`dataToSend`).
+// a lost state or a missed roster change) queued for the shell to send
+// (`dataToSend`). The roster comes whole (`roster`) after the welcome and a
+// resync, and as changes (`roster_delta`, for a hello with `roster_deltas`).
 //
 // Sans-I/O, like the server's protocol core: no DOM, no WebSocket, no clock
 // (callers pass `now`, ms). The play page (main.js) and the replay page
@@ -16,7 +18,10 @@ import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.
 /**
  * What `receive` reports, by `type`:
  * - `welcome` {msg, schema}: a new mirror (a new connection or a resume);
- * - `roster` {roster}: the players changed (`feed.roster`, `feed.names`);
+ * - `roster` {roster}: the players changed (`feed.roster`, `feed.names`): a
+ *   whole `roster`, or a `roster_delta` applied to it;
+ * - `roster_gap` {msg}: a `roster_delta` that does not follow the roster held
+ *   (ignored; the feed asked for a `resync`, which brings the whole roster);
  * - `update` {msg, status, state, prev, events, stale}: `status` as
  *   `Mirror.apply` ("ok" | "desync" | "missing" | "invalid" | "dropped"), or
  *   "early" before any welcome; `state` the verified state ("ok" only), `prev`
@@ -27,6 +32,13 @@ import { INTERP_DELAY_MS, StateBuffer, TickClock, View, sample } from "./interp.
  * - any other message type {msg}: the page's business (`pong`, `error`, a
  *   playback's `replay_info` and `replay`).
  */
+/** One roster entry from the wire, `[player, entity, name, online]`. */
+function rosterEntry(e) {
+  if (!Array.isArray(e) || e.length !== 4) throw new ProtocolError("roster: each player is [player, entity, name, online]");
+  const [player, entity, name, online] = e;
+  return { player, entity, name, online };
+}
+
 export class Feed {
   /**
    * @param bufferSize verified states kept to interpolate between
@@ -65,6 +77,12 @@ export class Feed {
     this.roster = [];
     /** Roster entries by entity id. */
     this.names = new Map();
+    /** Roster entries by player id, and their revision (`roster.rev`; null: none held, or a change was missed). */
+    this._players = new Map();
+    this.rosterRev = null;
+    /** Roster changes that did not follow the revision held (each asked for a resync), and whether one is asked. */
+    this.rosterGaps = 0;
+    this._rosterAsked = false;
     this.lastEventTick = -1;
     this.buffer.clear();
     this._out.length = 0;
@@ -108,6 +126,7 @@ export class Feed {
       switch (msg.t) {
         case "welcome": return this._welcome(msg);
         case "roster": return this._roster(msg);
+        case "roster_delta": return this._rosterDelta(msg);
         case "update": return this._update(msg, now);
         default: return { type: msg.t, msg };
       }
@@ -133,7 +152,40 @@ export class Feed {
   }
 
   _roster(msg) {
-    this.roster = msg.players.map(([player, entity, name, online]) => ({ player, entity, name, online }));
+    if (!Array.isArray(msg.players)) throw new ProtocolError("roster: players must be an array");
+    this._players = new Map(msg.players.map(rosterEntry).map((p) => [p.player, p]));
+    this.rosterRev = Number.isInteger(msg.rev) ? msg.rev : null;
+    this._rosterAsked = false;
+    return this._rosterChanged();
+  }
+
+  /**
+   * A roster change (PROTOCOL.md `roster_delta`): applied only to the revision
+   * before it; after a gap (a change the server dropped for a slow reader) one
+   * `resync` asks for the whole roster, and changes wait for it.
+   */
+  _rosterDelta(msg) {
+    if (!Number.isInteger(msg.rev) || !Array.isArray(msg.players) || !Array.isArray(msg.gone)) {
+      throw new ProtocolError("roster_delta: expected rev, players and gone");
+    }
+    const entries = msg.players.map(rosterEntry);
+    if (this.rosterRev == null || msg.rev !== this.rosterRev + 1) {
+      this.rosterGaps++;
+      this.rosterRev = null;
+      if (!this._rosterAsked) {
+        this._rosterAsked = true;
+        this._out.push(encodeResync());
+      }
+      return { type: "roster_gap", msg };
+    }
+    for (const id of msg.gone) this._players.delete(id);
+    for (const p of entries) this._players.set(p.player, p);
+    this.rosterRev = msg.rev;
+    return this._rosterChanged();
+  }
+
+  _rosterChanged() {
+    this.roster = [...this._players.values()].sort((a, b) => a.player - b.player);
     this.names = new Map(this.roster.filter((p) => p.entity != null).map((p) => [p.entity, p]));
     return { type: "roster", roster: this.roster };
   }

@@ -184,6 +184,7 @@ class Game {
       // A spectator takes no seat; a resume presents its token instead of the (spent) seat.
       hello: () => encodeHello(this.name, {
         spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat, interest: true,
+        rosterDeltas: true,
       }),
       onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
@@ -480,6 +481,8 @@ class Game {
       updatesPerSec: ups,
       bytesPerSec: bps,
       roster: this.feed.roster.map((p) => ({ ...p })),
+      rosterRev: this.feed.rosterRev,
+      rosterGaps: this.feed.rosterGaps,
       mePredicted: mePos && s ? toWorld(s, mePos.x, mePos.y) : null,
       pending: predictor ? predictor.pending.length : 0,
       corrections: predictor ? predictor.corrections : 0,

@@ -492,15 +492,18 @@ export function cleanName(raw) {
  * connection presents one or the other, never both (a resume is no new seat):
  * asking for both is the caller's mistake and throws. `interest`: this client
  * applies filtered views (a match that filters them then sends only the
- * player's view: `applyView`).
+ * player's view: `applyView`). `rosterDeltas`: this client applies the
+ * roster's changes (`roster_delta`, feed.js) instead of a whole roster at
+ * every change.
  */
-export function encodeHello(name, { spectate = false, token = null, seat = null, interest = false } = {}) {
+export function encodeHello(name, { spectate = false, token = null, seat = null, interest = false, rosterDeltas = false } = {}) {
   if (token && seat) throw new Error("encodeHello: a hello carries a resume token or a seat token, not both");
   const m = { t: "hello", v: PROTOCOL_VERSION, name };
   if (spectate) m.spectate = true;
   if (token) m.token = token;
   if (seat) m.seat = seat;
   if (interest) m.interest = true;
+  if (rosterDeltas) m.roster_deltas = true;
   return encode(m);
 }
 

@@ -117,7 +117,7 @@ class Viewer {
     $("picker").hidden = true;
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?replay=${encodeURIComponent(name)}`;
     this.link = openFeed(url, this.feed, {
-      hello: () => encodeHello("viewer", { spectate: true }),
+      hello: () => encodeHello("viewer", { spectate: true, rosterDeltas: true }),
       onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
     });

@@ -53,10 +53,12 @@ from server.protocol.messages import (
     Leave,
     Ping,
     Pong,
+    Resync,
     Roster,
     RosterEntry,
     Welcome,
 )
+from server.protocol.roster import RosterLog
 from server.protocol.session import CREDIT_S, ServerSession, default_rate
 from server.ticker import Ticker
 
@@ -94,6 +96,10 @@ class Member:
     filtered: bool = False
     #: It sent an input since it joined: only such a player is held for a resume when its connection drops.
     played: bool = False
+    #: Its hello asked for ``roster_delta``s: it gets the whole roster only after its welcome and a resync.
+    roster_deltas: bool = False
+    #: It asked for a ``resync``: the next tick sends it the whole roster (it may have missed a delta).
+    needs_roster: bool = False
 
 
 @define
@@ -172,7 +178,9 @@ class Match:
         self._next_player = 1
         self._token_factory = token_factory
         self._perf = perf_counter
-        self._roster_dirty = False
+        #: The roster clients hold, and the players whose entry may have changed since the last tick.
+        self.roster_log = RosterLog()
+        self._roster_touched: set[PlayerId] = set()
         self._snapshot = Snapshot.capture(self.world)
         self.history.add(self._snapshot)
         #: The match's own tick schedule, set by its driver (``server.loop.run_feed``).
@@ -245,7 +253,7 @@ class Match:
                 self.inputs.neutral(player)
         self._next_player = next_player
         self.idle_since = None
-        self._roster_dirty = True
+        self._roster_touched.update(p[0] for p in players)
 
     def new_session(self) -> ServerSession:
         return ServerSession(self.ruleset.spec.inputs, rate=self.msg_rate, burst=2 * self.msg_rate,
@@ -274,7 +282,8 @@ class Match:
             if held.player in self.inputs:
                 self.inputs.restart(held.player)
             held.needs_welcome, held.resumed = True, True
-            self._roster_dirty = True
+            held.roster_deltas = hello.roster_deltas
+            self._roster_touched.add(held.player)
             return held
         if self.frozen:
             raise PolicyViolation("the match is moving to another server: try again in a moment", CLOSE_TRY_AGAIN_LATER)
@@ -283,7 +292,7 @@ class Match:
         player = PlayerId(self._next_player)
         self._next_player += 1
         member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client,
-                        filtered=self._filters(hello))
+                        filtered=self._filters(hello), roster_deltas=hello.roster_deltas)
         self.members[player] = member
         self.idle_since = None
         self._unjoined[player] = member
@@ -314,7 +323,7 @@ class Match:
             member.left_at = now if member.played else now - self.hold_s
             self._held[member.player] = member
             self.inputs.neutral(member.player)
-        self._roster_dirty = True
+        self._roster_touched.add(member.player)
 
     def leave(self, member: Member) -> None:
         """The member said ``leave``: close its connection (1000); a player is removed at the next tick."""
@@ -340,6 +349,8 @@ class Match:
             member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
         elif isinstance(msg, Leave):
             self.leave(member)
+        elif isinstance(msg, Resync):
+            member.needs_roster = True
 
     # -- the tick ------------------------------------------------------------
 
@@ -407,20 +418,31 @@ class Match:
                     joins.append((m.player, m.name))
                     self.stats.joins += 1
         self.inputs.add([pid for pid, _ in joins])
-        if leaves or joins:
-            self._roster_dirty = True
+        self._roster_touched.update(leaves)
+        self._roster_touched.update(pid for pid, _ in joins)
         return leaves, joins
 
     def roster(self) -> Roster:
-        return Roster(tuple(
-            RosterEntry(m.player, m.entity, m.name, m.client is not None)
-            for m in sorted(self.members.values(), key=lambda m: m.player)
-            if not m.spectator and m.joined
-        ))
+        """The roster as of the last tick (its ``rev``: ``roster_log``'s)."""
+        return self.roster_log.roster()
+
+    def _commit_roster(self) -> bytes | None:
+        """This tick's roster changes, from the players touched since the last one: the ``roster_delta``
+        frame for every client that takes deltas, or None when the roster is the same."""
+        log, members = self.roster_log, self.members
+        for pid in self._roster_touched:
+            m = members.get(pid)
+            if m is None or m.spectator or not m.joined:
+                log.remove(pid)
+            else:
+                log.put(RosterEntry(m.player, m.entity, m.name, m.client is not None))
+        self._roster_touched.clear()
+        return log.commit()
 
     def _send_updates(self, now: float) -> None:
-        roster = encode_server(self.roster()) if self._roster_dirty else None
-        self._roster_dirty = False
+        # The roster: a delta to those that take them, the whole roster (encoded once) to the others.
+        delta = self._commit_roster()
+        log = self.roster_log
         encoder = self.encoder
         allowed = encoder.base_set
         tick = self._snapshot.tick
@@ -436,9 +458,11 @@ class Match:
             if first:
                 m.needs_welcome = False
                 client.send(encode_server(self._welcome(m)))
-                client.send(roster or encode_server(self.roster()))
-            elif roster is not None:
-                client.send(roster)
+            if first or m.needs_roster:
+                m.needs_roster = False
+                client.send(log.full())
+            elif delta is not None:
+                client.send(delta if m.roster_deltas else log.full())
             session = m.session
             if session.waiting:
                 continue  # it owes acknowledgements for --max-unacked bytes already: more would only queue

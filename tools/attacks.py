@@ -146,6 +146,7 @@ class Hostile(LeanClient):
         self.sent = 0
         self.http_status: int | None = None
         self.interest = False  # a plain hello: the whole world, from any server (an older checkout's too)
+        self.roster_deltas = False
         self.upgraded: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         # A client refused or dropped before its welcome fails this future: nobody need wait for it.
         self.welcomed.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -346,7 +347,7 @@ async def seat_hold(target: Target, count: int = 80, seconds: float = 2.0) -> At
     if target.path == "/ws":
         health = await asyncio.to_thread(_get_json, f"http://{target.host}:{target.port}/healthz")
         url = f"{url}/{health['match']}" if "match" in health else url
-    newcomer = GameClient(url, "newcomer", decode=False, interest=False)  # a plain hello: any server
+    newcomer = GameClient(url, "newcomer", decode=False, interest=False, roster_deltas=False)  # a plain hello: any server
     try:
         await newcomer.connect(timeout=WAIT_S)
         outcome: str | int | None = "welcome"

@@ -7,7 +7,9 @@ asks for a keyframe), acknowledges what it holds, and measures round trips.
 It says it can apply filtered views (``interest``, on by default): in a match
 that filters them (interest management, PROTOCOL.md *Filtered views*) its
 mirror is its view, entities entering and leaving it, verified by the view
-sum.
+sum. It takes the roster's changes (``roster_deltas``, on by default) and
+keeps the whole roster from them (``server.protocol.roster.RosterMirror``; a
+missed change asks for a ``resync``, which brings the whole roster again).
 A player predicts its own entity (``tools.predict``: the server's movement
 rule over the inputs not applied yet, corrections counted) and *sees* the
 others ``interp_ticks`` behind the newest update, as a page interpolating
@@ -55,6 +57,7 @@ from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Array, Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
 from server.protocol.interest import apply_view
+from server.protocol.roster import RosterMirror
 from server.protocol.messages import (
     Ack,
     Error,
@@ -66,6 +69,7 @@ from server.protocol.messages import (
     Pong,
     Resync,
     Roster,
+    RosterDelta,
     Update,
     Welcome,
 )
@@ -262,13 +266,16 @@ class GameClient:
             player's view; False: the whole world, as to a client that cannot).
         interp_ticks: how far behind the newest update the client sees others (``seen``, ``view``).
         lag_compensation: inputs name their ``view`` (False: they do not, as for a server that predates it).
+        roster_deltas: ask for the roster's changes (``roster_delta``; False: the whole roster at every
+            change, as a client that predates them gets; a server that predates them refuses the hello, 1007).
         on_frame: called with every frame the server sends, as received (an audit keeps them).
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
                  seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None, interest: bool = True, interp_ticks: int = INTERP_TICKS,
-                 lag_compensation: bool = True, on_frame: Callable[[bytes], None] | None = None) -> None:
+                 lag_compensation: bool = True, on_frame: Callable[[bytes], None] | None = None,
+                 roster_deltas: bool = True) -> None:
         if token is not None and seat is not None:
             raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
@@ -289,7 +296,10 @@ class GameClient:
         self.ws: ClientConnection | None = None
         self.welcome: Welcome | None = None
         self.schema: WireSchema | None = None
-        self.roster: Roster | None = None
+        self.roster_deltas = roster_deltas
+        #: The roster held: full rosters and the deltas after them.
+        self.rosters = RosterMirror()
+        self._got_roster = False
         self.states: OrderedDict[int, Snapshot] = OrderedDict()
         self.tick: int | None = None
         self.acked_input = 0
@@ -333,8 +343,10 @@ class GameClient:
     def hello(self) -> Hello:
         """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one."""
         if self.seat is None:
-            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token, interest=self.interest)
-        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat, interest=self.interest)
+            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token, interest=self.interest,
+                         roster_deltas=self.roster_deltas)
+        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat, interest=self.interest,
+                     roster_deltas=self.roster_deltas)
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
@@ -526,8 +538,10 @@ class GameClient:
                 self.predictor.reset()  # a resume: the new connection numbers its inputs again
             elif msg.entity is not None:
                 self.predictor = Predictor.for_welcome(msg.ruleset)
-        elif isinstance(msg, Roster):
-            self.roster = msg
+        elif isinstance(msg, (Roster, RosterDelta)):
+            self._got_roster = True
+            if not self.rosters.apply(msg):
+                self._ask_resync()  # a change missed: the resync brings the whole roster
         elif isinstance(msg, Pong):
             sent = self._pings.pop(msg.id, None)
             if sent is not None:
@@ -571,6 +585,8 @@ class GameClient:
     def _lean_update(self, obj: dict[str, Any]) -> None:
         self.acked_input = int(obj.get("ack", 0))
         self.flowing = obj.get("base") is not None
+        if not self.flowing:
+            self._resync_sent = False
         self._count_update(int(obj["tick"]), obj.get("base") is None)
 
     def _update(self, msg: Update) -> None:
@@ -623,10 +639,19 @@ class GameClient:
             self.stats.corrections += 1
         self.stats.predicted = p.compared
 
+    @property
+    def roster(self) -> Roster | None:
+        """The roster held (every player: spectators are not in it), or None before the first."""
+        return self.rosters.roster if self._got_roster else None
+
     def _resync(self) -> None:
         """Forget every state and ask for one keyframe (once, until it arrives)."""
         self.states.clear()
         self.tick = None
+        self._ask_resync()
+
+    def _ask_resync(self) -> None:
+        """Send one ``resync`` (until its keyframe arrives): it brings keyframes and the whole roster."""
         if self._resync_sent:
             return
         self._resync_sent = True

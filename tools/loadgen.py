@@ -259,6 +259,8 @@ class LeanClient(asyncio.Protocol):
         self.inputs = inputs
         #: Whether its hello asks for filtered views (False: a plain hello, which servers before them take too).
         self.interest = True
+        #: Whether its hello asks for the roster's changes rather than whole rosters (False: as for ``interest``).
+        self.roster_deltas = True
         self.name = name
         self.index = index
         self.seed = seed
@@ -333,7 +335,9 @@ class LeanClient(asyncio.Protocol):
         self._handshaking = False
         self.open = True
         # "interest": in a match that filters views (the interest variant), only each player's view.
-        hello = {"t": "hello", "v": 1, "name": self.name, **({"interest": True} if self.interest else {})}
+        # "roster_deltas": a join costs every client one roster entry, not the whole roster (PROTOCOL.md).
+        hello = {"t": "hello", "v": 1, "name": self.name, **({"interest": True} if self.interest else {}),
+                 **({"roster_deltas": True} if self.roster_deltas else {})}
         self.send(msgpack.packb(hello))
         return rest
 
@@ -380,7 +384,7 @@ class LeanClient(asyncio.Protocol):
             self._on_update(*peeked)
             return
         kind = peek_type(payload)
-        if kind in ("roster", "pong"):
+        if kind in ("roster", "roster_delta", "pong"):
             return
         if length > len(payload):
             raise FrameError(f"cannot read a truncated {kind or 'unknown'} message")

@@ -101,12 +101,14 @@ def count_shots(client: GameClient, counters: dict[int, ShotCounter]) -> None:
 
 
 async def play(url: str, args: argparse.Namespace, view: bool, old: bool) -> tuple[list[Bot], list[ShotCounter]]:
-    """The bots' run; ``old``: a baseline server, which predates ``view`` and filtered views (``interest``)."""
+    """The bots' run; ``old``: a baseline server, which predates ``view``, filtered views (``interest``) and roster
+    deltas."""
     counters: dict[int, ShotCounter] = {}
     bots = [Bot(i, url, f"nb{i + 1}", args.seed, True) for i in range(args.bots)]
     for b in bots:
         b.client.lag_compensation = view
         b.client.interest = not old
+        b.client.roster_deltas = not old
         b.client.on_update = lambda c: count_shots(c, counters)
     deadline = time.perf_counter() + args.duration
     await asyncio.gather(*(b.play(deadline, 1.0) for b in bots))

@@ -221,3 +221,39 @@ test("events are reported once per tick; the roster names entities; standings ra
     assert.ok(rows[i - 1].score > rows[i].score || (rows[i - 1].score === rows[i].score && rows[i - 1].player < rows[i].player));
   }
 });
+
+test("roster changes apply to the revision before them; a gap asks for one resync and waits for a whole roster", () => {
+  const feed = new Feed();
+  feed.receiveData(welcome(sequence("drift/player").ruleset), 0);
+  const names = () => feed.roster.map((p) => `${p.player}:${p.name}:${p.online}`);
+  const roster = (rev, players) => encode({ t: "roster", players, rev });
+  const delta = (rev, players, gone) => encode({ t: "roster_delta", rev, players, gone });
+  assert.equal(feed.receiveData(roster(4, [[2, 20, "bob", true], [1, 10, "ann", true]]), 0).type, "roster");
+  assert.deepEqual(names(), ["1:ann:true", "2:bob:true"]);
+  assert.equal(feed.rosterRev, 4);
+  const ev = feed.receiveData(delta(5, [[3, 30, "cy", true], [2, 20, "bob", false]], [1]), 0);
+  assert.equal(ev.type, "roster");
+  assert.deepEqual(names(), ["2:bob:false", "3:cy:true"]);
+  assert.deepEqual([...feed.names.keys()], [20, 30]);
+  assert.deepEqual(sent(feed), []);
+  // Revision 6 was dropped (a slow reader): 7 and 8 are gaps, one resync for both, the roster held meanwhile.
+  assert.equal(feed.receiveData(delta(7, [[4, 40, "dee", true]], []), 0).type, "roster_gap");
+  assert.equal(feed.receiveData(delta(8, [], [2]), 0).type, "roster_gap");
+  assert.deepEqual(sent(feed), [{ t: "resync" }]);
+  assert.deepEqual(names(), ["2:bob:false", "3:cy:true"]);
+  assert.equal(feed.rosterGaps, 2);
+  feed.receiveData(roster(8, [[3, 30, "cy", true], [4, 40, "dee", true]]), 0);
+  feed.receiveData(delta(9, [[5, null, "eve", true]], [3]), 0);
+  assert.deepEqual(names(), ["4:dee:true", "5:eve:true"]);
+  assert.deepEqual(sent(feed), []);
+});
+
+test("a roster from a server without revisions is held whole; a malformed roster change is invalid", () => {
+  const feed = new Feed();
+  feed.receiveData(welcome(sequence("drift/player").ruleset), 0);
+  feed.receive({ t: "roster", players: [[1, 10, "ann", true]] }, 0);
+  assert.equal(feed.rosterRev, null);
+  assert.deepEqual(feed.roster, [{ player: 1, entity: 10, name: "ann", online: true }]);
+  assert.equal(feed.receive({ t: "roster_delta", rev: 1, players: [[1, 10, "ann"]], gone: [] }, 0).type, "invalid");
+  assert.equal(feed.receive({ t: "roster_delta", rev: 1, players: [] }, 0).type, "invalid");
+});

@@ -40,6 +40,7 @@ test("a hello carries the keys given: a spectator's flag, a resume token, a seat
   assert.deepEqual(decode(encodeHello("Ann")), { t: "hello", v: 1, name: "Ann" });
   assert.deepEqual(decode(encodeHello("Ann", { spectate: true })), { t: "hello", v: 1, name: "Ann", spectate: true });
   assert.deepEqual(decode(encodeHello("Ann", { token: "r1" })), { t: "hello", v: 1, name: "Ann", token: "r1" });
+  assert.deepEqual(decode(encodeHello("Ann", { rosterDeltas: true })), { t: "hello", v: 1, name: "Ann", roster_deltas: true });
   assert.deepEqual(decode(encodeHello("Ann", { seat: "s".repeat(64) })), { t: "hello", v: 1, name: "Ann", seat: "s".repeat(64) });
   assert.deepEqual(decode(encodeHello("Ann", { token: null, seat: null })), { t: "hello", v: 1, name: "Ann" });
   assert.deepEqual(decode(encodeHello("Ann", { interest: true })), { t: "hello", v: 1, name: "Ann", interest: true });

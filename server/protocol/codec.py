@@ -57,6 +57,7 @@ from server.protocol.messages import (
     ReplayStatus,
     Resync,
     Roster,
+    RosterDelta,
     RosterEntry,
     ServerMessage,
     Update,
@@ -221,7 +222,8 @@ CLIENT, SERVER = Sender.CLIENT, Sender.SERVER
 MESSAGES: tuple[Message, ...] = (
     # client -> server
     Message("hello", Hello, CLIENT, (Req("v", "version"), Req("name"), Opt("spectate", omit=True),
-                                     Opt("token", omit=True), Opt("seat", omit=True), Opt("interest", omit=True)),
+                                     Opt("token", omit=True), Opt("seat", omit=True), Opt("interest", omit=True),
+                                     Opt("roster_deltas", omit=True)),
             check=_check_version),
     Message("input", Input, CLIENT, (Req("seq"), Req("in", "values"), Opt("ack", omit=True), Opt("view", omit=True))),
     Message("ack", Ack, CLIENT, (Req("tick"),)),
@@ -233,7 +235,11 @@ MESSAGES: tuple[Message, ...] = (
     Message("welcome", Welcome, SERVER, (
         Req("v", "version"), Req("match"), Req("player"), Req("entity"), Req("tick_rate"), Req("tick"),
         Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"), Opt("interest", omit=True))),
-    Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),)),
+    Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),
+                                       Opt("rev", omit=True))),
+    Message("roster_delta", RosterDelta, SERVER, (
+        Req("rev"), Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),
+        Req("gone"))),
     Message("pong", Pong, SERVER, (Req("id"), Req("time"), Req("tick"))),
     Message("error", Error, SERVER, (Req("code"), Req("reason"))),
     Message("moved", Moved, SERVER, (Req("url"),)),

@@ -155,6 +155,8 @@ class Hello:
     seat: str | None = field(default=None, validator=_optional(_token))
     #: The client applies filtered views (PROTOCOL.md, *Filtered views*); without it, the whole world.
     interest: bool = field(default=False, validator=_bool)
+    #: The client applies ``roster_delta`` messages (PROTOCOL.md, *roster_delta*); without it, whole rosters.
+    roster_deltas: bool = field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.seat is not None and self.token is not None:
@@ -289,9 +291,30 @@ def _is_entry(v: Any) -> bool:
 
 @frozen
 class Roster:
-    """Every player of the match (not spectators)."""
+    """Every player of the match (not spectators), in ascending player id order.
+
+    Attributes:
+        players: the entries.
+        rev: the roster's revision (``roster_delta``s count from it); None from a server that sends no deltas.
+    """
 
     players: tuple[RosterEntry, ...] = field(converter=_to_tuple, validator=_tuple_of(_is_entry, "a roster entry"))
+    rev: int | None = field(default=None, validator=_opt_u32)
+
+
+@frozen
+class RosterDelta:
+    """The roster's changes of one tick, bringing revision ``rev - 1`` to ``rev`` (``server.protocol.roster``).
+
+    Attributes:
+        rev: the revision it brings the roster to.
+        players: entries of players who joined or whose entry changed (whole entries), ascending player ids.
+        gone: ids of players who left, ascending.
+    """
+
+    rev: int = field(validator=_int(1, U32))
+    players: tuple[RosterEntry, ...] = field(converter=_to_tuple, validator=_tuple_of(_is_entry, "a roster entry"))
+    gone: tuple[int, ...] = field(converter=_to_tuple, validator=_tuple_of(_is_tick, "a player id"))
 
 
 @frozen
@@ -416,4 +439,4 @@ class ReplayStatus:
     speed: float = field(converter=_speed)
 
 
-ServerMessage = Welcome | Roster | Pong | Error | Moved | Update | ReplayInfo | ReplayStatus
+ServerMessage = Welcome | Roster | RosterDelta | Pong | Error | Moved | Update | ReplayInfo | ReplayStatus

@@ -2,7 +2,7 @@
 
 A ``Playback`` is a replay dressed as a match: it re-simulates the replay
 (``Replayer``) and sends its viewers exactly what a live match sends a
-spectator (``welcome``, ``roster``, ``update`` deltas against what each one
+spectator (``welcome``, ``roster`` and ``roster_delta``, ``update`` deltas against what each one
 acknowledged, with checksums), plus two replay messages (``replay_info``
 once, ``replay`` whenever the playback state changes) and takes one more
 client message, ``control`` (pause, speed, seek). REPLAY.md documents the
@@ -48,6 +48,7 @@ from server.protocol.messages import (
     RosterEntry,
     Welcome,
 )
+from server.protocol.roster import RosterLog
 from server.protocol.session import RATE_PER_S, ServerSession
 from server.replay.format import Replay, ReplayError
 from server.replay.resim import Replayer
@@ -81,6 +82,10 @@ class Viewer:
     sent_tick: int | None = None
     #: It asked for a keyframe (``resync``): send its state again even if unchanged.
     lost: bool = False
+    #: It asked for a ``resync``: the next tick sends it the whole roster (it may have missed a delta).
+    needs_roster: bool = False
+    #: Its hello asked for ``roster_delta``s (else it gets the whole roster at every change).
+    roster_deltas: bool = False
 
 
 class Playback:
@@ -122,6 +127,8 @@ class Playback:
         self._ticks = 0
         self._status_dirty = True
         self._roster_key: tuple[Any, ...] | None = None
+        #: The roster viewers hold: the replay's players at the playback's tick.
+        self.roster_log = RosterLog()
         self._events: list[Any] = []
         self._snapshot = self._capture()
         #: The ``replay_info`` frame, encoded once.
@@ -154,7 +161,7 @@ class Playback:
         """
         if self.failed is not None:
             raise PolicyViolation(self.failed)
-        viewer = Viewer(self._next_viewer, hello.name, session, client)
+        viewer = Viewer(self._next_viewer, hello.name, session, client, roster_deltas=hello.roster_deltas)
         self._next_viewer += 1
         self.viewers[viewer.player] = viewer
         self.idle_since = None
@@ -168,6 +175,7 @@ class Playback:
             viewer.client.send(encode_server(Pong(msg.id, msg.time, self.sim.tick)))
         elif isinstance(msg, Resync):
             viewer.lost = True  # its session forgot its acks: the next update is a keyframe, even if paused
+            viewer.needs_roster = True
         elif isinstance(msg, Leave):
             viewer.client.close(CLOSE_NORMAL, "left the playback")
 
@@ -278,7 +286,8 @@ class Playback:
         return snap
 
     def roster(self) -> Roster:
-        return Roster(tuple(RosterEntry(p, e, n, True) for p, (n, e) in sorted(self.sim.players.items())))
+        """The roster as of the last tick (``roster_log``'s)."""
+        return self.roster_log.roster()
 
     def replay_info(self) -> ReplayInfo:
         """What the replay is (the ``replay_info`` message; static for a playback)."""
@@ -305,8 +314,11 @@ class Playback:
     def _send(self, now: float) -> None:
         snap = self._snapshot
         key = tuple(sorted(self.sim.players.items()))
-        roster = encode_server(self.roster()) if key != self._roster_key else None
+        log = self.roster_log
+        if key != self._roster_key:
+            log.replace(RosterEntry(p, e, n, True) for p, (n, e) in key)
         self._roster_key = key
+        delta = log.commit()
         status = encode_server(self.status()) if self._status_dirty else None
         self._status_dirty = False
         encoder = self.encoder
@@ -321,11 +333,14 @@ class Playback:
                 if self._info_frame is None:
                     self._info_frame = encode_server(self.replay_info())
                 client.send(self._info_frame)
-                client.send(roster or encode_server(self.roster()))
+                client.send(log.full())
                 client.send(status or encode_server(self.status()))
             else:
-                if roster is not None:
-                    client.send(roster)
+                if v.needs_roster:
+                    v.needs_roster = False
+                    client.send(log.full())
+                elif delta is not None:
+                    client.send(delta if v.roster_deltas else log.full())
                 if status is not None:
                     client.send(status)
             if v.sent_tick == snap.tick and not v.lost:

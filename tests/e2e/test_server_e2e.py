@@ -255,6 +255,54 @@ def test_leave_and_a_close_with_1000_remove_the_player_at_once_and_only_a_droppe
     assert roster is not None and {e.name for e in roster.players} == {"dropped", "watcher"}
 
 
+def test_a_client_joining_mid_ramp_ends_with_the_roster_of_a_fresh_joiner(start_server: Start) -> None:
+    server = start_server("--ruleset", "drift", "--npcs", "50")
+
+    async def main() -> tuple[list[GameClient], dict[str, int]]:
+        roster_bytes: dict[str, int] = {}
+
+        def client(name: str, **kw: Any) -> GameClient:
+            def count(frame: bytes) -> None:
+                if msgpack.unpackb(frame)["t"] in ("roster", "roster_delta"):
+                    roster_bytes[name] = roster_bytes.get(name, 0) + len(frame)
+            return GameClient(server.url, name, decode=False, on_frame=count, **kw)
+
+        early, old = client("early"), client("old", roster_deltas=False)  # old: whole rosters, as before deltas
+        await early.connect()
+        await old.connect()
+        ramp: list[GameClient] = []
+        mid: GameClient | None = None
+        for wave in range(8):  # 5 joins a wave, each wave in one or two ticks; a leave every other wave
+            joining = [client(f"w{wave}j{i}") for i in range(5)]
+            if wave == 4:
+                mid = client("mid")
+                joining.append(mid)
+            await asyncio.gather(*(c.connect() for c in joining))
+            ramp += joining
+            if wave % 2:
+                await ramp.pop(0).leave()
+        fresh = client("fresh")
+        await fresh.connect()
+        everyone = [early, old, mid, fresh] + ramp
+        want = fresh.rosters.rev
+        for c in everyone:
+            assert c is not None
+            async with asyncio.timeout(5):
+                while c.rosters.rev != want:
+                    await c.wait_update()
+        await asyncio.gather(*(c.close() for c in everyone if c is not None))
+        return [c for c in everyone if c is not None], roster_bytes
+
+    clients, roster_bytes = asyncio.run(main())
+    early, old, mid, fresh = clients[:4]
+    assert fresh.roster is not None and len(fresh.roster.players) == 2 + 8 * 5 + 1 - 4 + 1
+    for c in clients:
+        assert c.roster == fresh.roster, c.name
+        assert c.rosters.gaps == 0 and c.stats.errors == []
+    # The old client got the whole roster at each change, the others the changes: a fraction of its bytes.
+    assert roster_bytes["early"] < roster_bytes["old"] / 2, roster_bytes
+
+
 def test_http_serves_the_page_health_and_nothing_outside_client_web(start_server: Start) -> None:
     server = start_server("--ruleset", "drift", "--npcs", "10")
     with urllib.request.urlopen(server.http + "/", timeout=5) as resp:

@@ -41,6 +41,7 @@ from server.protocol.messages import (
     ReplayStatus,
     Resync,
     Roster,
+    RosterDelta,
     RosterEntry,
     Update,
     Welcome,
@@ -48,6 +49,7 @@ from server.protocol.messages import (
 
 WELCOME = Welcome(1, "main", 3, 77, 30, 120, "tok", {"name": "drift", "columns": []}, True, 10.0)
 ROSTER = Roster((RosterEntry(3, 77, "ann", True), RosterEntry(4, None, "bob", False)))
+ROSTER_DELTA = RosterDelta(8, (RosterEntry(5, 80, "cat", True),), (3,))
 #: A replay_info's fields as the playback builds them (a dict in this order, lists inside).
 INFO: dict[str, Any] = {
     "name": "main-20250131.replay", "match": "main", "ruleset": "arena", "ruleset_version": 3, "seed": 42,
@@ -82,6 +84,10 @@ STATUS: dict[str, Any] = {"tick": 1, "first": 0, "last": 660, "paused": False, "
     (Pong(1, 2.5, 9), "84a174a4706f6e67a2696401a474696d65cb4004000000000000a47469636b09"),
     (Error(1007, "bad"), "83a174a56572726f72a4636f6465cd03efa6726561736f6ea3626164"),
     (Moved("ws://b:2/ws/m1"), "82a174a56d6f766564a375726cae77733a2f2f623a322f77732f6d31"),
+    # Minor additions: a roster's revision (a key old clients ignore), the roster's changes (asked for in hello).
+    (Roster(ROSTER.players, 7), "83a174a6726f73746572a7706c61796572739294034da3616e6ec39404c0a3626f62c2a372657607"),
+    (ROSTER_DELTA, "84a174ac726f737465725f64656c7461a372657608a7706c617965727391940550a3636174c3a4676f6e659103"),
+    (Hello(1, "ann", roster_deltas=True), "84a174a568656c6c6fa17601a46e616d65a3616e6ead726f737465725f64656c746173c3"),
 ])
 def test_every_message_keeps_the_bytes_of_protocol_version_1(msg: Any, wire: str) -> None:
     encode = encode_client if isinstance(msg, (Hello, Input, Ack, Ping, Resync, Leave)) else encode_server
@@ -149,6 +155,7 @@ def test_update_frames_share_the_prefix_and_differ_only_in_the_ack() -> None:
 @pytest.mark.parametrize("msg", [
     Hello(1, "ann"),
     Hello(1, "spec", spectate=True, token="abc"),
+    Hello(1, "ann", interest=True, roster_deltas=True),
     Input(5, (1, -1, 200, 0), ack=17),
     Input(1, ()),
     Input(2, (1, 0), ack=7, view=5),
@@ -164,7 +171,7 @@ def test_client_messages_round_trip(msg: Any) -> None:
 
 
 def test_server_messages_round_trip() -> None:
-    for msg in (WELCOME, ROSTER, Pong(1, 2.5, 9), Error(1007, "bad"), Moved("ws://b:2/ws/m1"), ReplayInfo(**INFO),
+    for msg in (WELCOME, ROSTER, Roster((), 0), ROSTER_DELTA, RosterDelta(1, (), ()), Pong(1, 2.5, 9), Error(1007, "bad"), Moved("ws://b:2/ws/m1"), ReplayInfo(**INFO),
                 ReplayInfo(**{**INFO, "scores": [[1, 25]]}), ReplayStatus(**STATUS)):
         assert decode_server(encode_server(msg)) == msg
 
@@ -310,6 +317,11 @@ def test_maps_of_known_keys_and_any_values_decode_or_raise_protocol_errors(tag: 
     lambda: RosterEntry(1, 2.0, "a", True),  # type: ignore[arg-type]
     lambda: Roster(([1, 2, "a", True],)),  # type: ignore[arg-type]
     lambda: Roster(5),  # type: ignore[arg-type]
+    lambda: Roster((), -1),
+    lambda: RosterDelta(0, (), ()),  # revision 0 is the empty roster: no delta brings a roster to it
+    lambda: RosterDelta(1, (), (-1,)),
+    lambda: RosterDelta(1, (), 3),  # type: ignore[arg-type]
+    lambda: RosterDelta(1, ([1, 2, "a", True],), ()),  # type: ignore[arg-type]
     lambda: Pong(1, "now", 3),  # type: ignore[arg-type]
     lambda: Pong(1, 0.0, 2**32),
     lambda: Error(7, "bad"),
@@ -342,6 +354,10 @@ def test_an_invalid_server_message_cannot_be_built(build: Any) -> None:
     ({"t": "welcome", "match": "m"}, "missing field(s) v, player"),
     ({"t": "roster", "players": [[1, None, "a"]]}, "players"),
     ({"t": "roster", "players": [[1, None, "a", "yes"]]}, "online"),
+    ({"t": "roster", "players": [], "rev": "2"}, "rev"),
+    ({"t": "roster_delta", "rev": 2, "players": []}, "missing field(s) gone"),
+    ({"t": "roster_delta", "rev": 2, "players": [], "gone": ["a"]}, "gone"),
+    ({"t": "roster_delta", "rev": 2, "players": [[1, None, "a"]], "gone": []}, "players"),
     ({"t": "update", "tick": 1, "base": None, "sum": 0}, "missing field(s) ack"),
     ({"t": "update", "tick": 1, "base": -2, "sum": 0, "ack": 0}, "base"),
     ({"t": "update", "tick": 1, "base": None, "sum": 0, "ack": 0, "ev": 3}, "events"),

@@ -31,9 +31,11 @@ from server.protocol.messages import (
     ReplayStatus,
     Resync,
     Roster,
+    RosterDelta,
     Update,
     Welcome,
 )
+from server.protocol.roster import RosterMirror
 from server.replay.format import PREAMBLE, UnknownRuleset, frame, parse_replay
 from server.replay.listing import ReplayLibrary
 from server.replay.playback import Playback, Viewer
@@ -70,12 +72,13 @@ class Watcher:
     Its messages are a tenth of a second apart, well within the rate limit.
     """
 
-    def __init__(self, pb: Playback, name: str = "eve") -> None:
+    def __init__(self, pb: Playback, name: str = "eve", *, roster_deltas: bool = False) -> None:
         self.pb = pb
         self.client = FakeClient()
         self.session = pb.new_session()
         self.now = 0.0
-        hello = self.session.receive(encode_client(Hello(1, name, True)), self.now, pb.tick_count)
+        hello = self.session.receive(encode_client(Hello(1, name, True, roster_deltas=roster_deltas)), self.now,
+                                     pb.tick_count)
         assert isinstance(hello, Hello)
         self.viewer: Viewer = pb.connect(hello, self.session, self.client, self.now)
         self.schema: WireSchema | None = None
@@ -85,6 +88,8 @@ class Watcher:
         self.status: ReplayStatus | None = None
         self.info: ReplayInfo | None = None
         self.roster: Roster | None = None
+        self.rosters = RosterMirror()
+        self.roster_frames: list[Roster | RosterDelta] = []
 
     def send(self, msg: ClientMessage) -> None:
         self.now += 0.1
@@ -100,8 +105,10 @@ class Watcher:
         for m in self.client.take():
             if isinstance(m, Welcome):
                 self.schema = WireSchema.from_wire(m.ruleset)
-            elif isinstance(m, Roster):
-                self.roster = m
+            elif isinstance(m, (Roster, RosterDelta)):
+                self.roster_frames.append(m)
+                assert self.rosters.apply(m)
+                self.roster = self.rosters.roster
             elif isinstance(m, ReplayStatus):
                 self.status = m
             elif isinstance(m, ReplayInfo):
@@ -161,6 +168,24 @@ def test_playing_at_1x_brings_every_checkpoint_with_its_recorded_checksum(pb: Pl
     assert w.tick == 200 and w.keyframes == 1  # one keyframe, deltas ever after
     assert seen == {t: s for t, s in want.items() if t <= 200}
     assert w.roster is not None and len(w.roster.players) == 3
+
+
+def test_a_viewer_taking_roster_deltas_holds_the_roster_of_a_viewer_taking_whole_ones(pb: Playback) -> None:
+    deltas, whole = Watcher(pb, "d", roster_deltas=True), Watcher(pb, "w")
+    for _ in range(270):  # past the leave at 250 and the join after it
+        pb.tick()
+        deltas.pump(), whole.pump()
+    assert deltas.roster == whole.roster == pb.roster()
+    assert [p.name for p in pb.roster().players] == ["p2", "p3", "p3"]  # the third joiner took the name again
+    changes = len(whole.roster_frames)
+    assert [type(m) for m in deltas.roster_frames] == [Roster] + [RosterDelta] * (changes - 1)
+    for w in (deltas, whole):
+        w.control(seek=100)  # back before the leave
+    pb.tick()
+    deltas.pump(), whole.pump()
+    assert deltas.roster == whole.roster == pb.roster()
+    assert [p.name for p in pb.roster().players] == ["p1", "p2", "p3"]
+    assert type(deltas.roster_frames[-1]) is RosterDelta and len(whole.roster_frames) == changes + 1
 
 
 def test_pause_stops_the_updates_and_play_resumes_them(pb: Playback) -> None:

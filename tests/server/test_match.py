@@ -14,7 +14,8 @@ from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import apply_body
 from server.protocol.errors import ProtocolError
 from server.protocol.history import MAX_DELTAS
-from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Roster, Update, Welcome
+from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Resync, Roster, RosterDelta, Update, Welcome
+from server.protocol.roster import RosterMirror
 
 
 class FakeClient:
@@ -40,10 +41,12 @@ def new_match(**kw: Any) -> Match:
     return Match(get_ruleset("drift"), options={"npcs": 50}, token_factory=lambda: next(tokens), **kw)
 
 
-def join(match: Match, name: str = "ann", spectate: bool = False, token: str | None = None) -> tuple[Member, FakeClient]:
+def join(match: Match, name: str = "ann", spectate: bool = False, token: str | None = None, *,
+         roster_deltas: bool = False) -> tuple[Member, FakeClient]:
     client = FakeClient()
     session = match.new_session()
-    hello = session.receive(encode_client(Hello(1, name, spectate, token)), 0.0, match.tick_count)
+    hello = session.receive(encode_client(Hello(1, name, spectate, token, roster_deltas=roster_deltas)), 0.0,
+                            match.tick_count)
     assert isinstance(hello, Hello)
     return match.connect(hello, session, client, 0.0), client
 
@@ -174,6 +177,80 @@ def test_a_disconnected_player_is_held_then_leaves() -> None:
     assert member.entity not in match.snapshot.ids.tolist()
     roster = [m for m in oc.messages() if isinstance(m, Roster)][-1]
     assert [e.name for e in roster.players] == ["bob"]
+
+
+def rosters(client: FakeClient) -> list[Roster | RosterDelta]:
+    return [m for m in client.messages() if isinstance(m, (Roster, RosterDelta))]
+
+
+def test_a_client_that_asks_for_roster_deltas_gets_the_whole_roster_once_then_each_ticks_changes() -> None:
+    match = new_match(hold_s=5.0)
+    ann, ac = join(match, "ann", roster_deltas=True)
+    bob, bc = join(match, "bob")  # a client that predates deltas: whole rosters, as before
+    match.tick(0.0)
+    [first] = rosters(ac)
+    assert first == Roster(match.roster().players, 1) and [e.name for e in first.players] == ["ann", "bob"]
+    ac.frames.clear()
+    bc.frames.clear()
+    cat, _ = join(match, "cat")
+    send(match, bob, Input(1, (1, 0), ack=1))
+    match.disconnect(bob, bc, now=0.5)
+    match.tick(1.0)
+    [delta] = rosters(ac)
+    assert delta == RosterDelta(2, match.roster().players[1:], ())
+    assert [(e.name, e.online) for e in delta.players] == [("bob", False), ("cat", True)]
+    match.tick(2.0)
+    assert rosters(ac) == [delta]  # nothing changed: nothing sent
+    match.tick(6.0)  # bob is not back within hold_s
+    assert rosters(ac)[-1] == RosterDelta(3, (), (bob.player,))
+    assert match.roster().rev == 3 and [e.name for e in match.roster().players] == ["ann", "cat"]
+
+
+def test_every_client_of_a_tick_gets_the_same_roster_frames_encoded_once() -> None:
+    match = new_match()
+    clients = [join(match, f"p{i}", roster_deltas=i % 2 == 0)[1] for i in range(6)]
+    match.tick(0.0)
+    join(match, "late")
+    for c in clients:
+        c.frames.clear()
+    match.tick(1.0)
+    frames = [next(f for f in c.frames if decode_server(f).__class__ in (Roster, RosterDelta)) for c in clients]
+    assert all(f is frames[0] for f in frames[0::2]) and all(f is frames[1] for f in frames[1::2])
+    assert isinstance(decode_server(frames[0]), RosterDelta) and isinstance(decode_server(frames[1]), Roster)
+
+
+def test_a_resync_brings_the_whole_roster_at_the_next_tick() -> None:
+    match = new_match()
+    ann, ac = join(match, "ann", roster_deltas=True)
+    match.tick(0.0)
+    ac.frames.clear()
+    send(match, ann, Resync())
+    match.tick(1.0)
+    assert rosters(ac) == [Roster(match.roster().players, 1)]
+    match.tick(2.0)
+    assert rosters(ac) == [Roster(match.roster().players, 1)]
+
+
+def test_a_client_joining_mid_ramp_holds_the_roster_of_the_clients_there_from_the_start() -> None:
+    match = new_match()
+    first, fc = join(match, "first", roster_deltas=True)
+    mirrors: dict[str, tuple[FakeClient, RosterMirror]] = {"first": (fc, RosterMirror())}
+    for tick in range(1, 9):
+        for i in range(3):  # three joins a tick, a leave every other tick
+            name = f"t{tick}p{i}"
+            mirrors[name] = (join(match, name, roster_deltas=True)[1], RosterMirror())
+        if tick % 2 == 0:
+            gone = next(m for m in match.members.values() if m.name.endswith("p1") and m.client is not None)
+            match.leave(gone)
+        match.tick(float(tick))
+    for fake, mirror in mirrors.values():
+        for msg in rosters(fake):
+            assert mirror.apply(msg)
+    whole = match.roster()
+    assert len(whole.players) == 1 + 8 * 3 - 4
+    for name, (fake, mirror) in mirrors.items():
+        if fake.closed is None:
+            assert mirror.roster == whole, name
 
 
 def test_a_dropped_player_that_never_sent_an_input_holds_no_seat_it_leaves_at_the_next_tick() -> None:
