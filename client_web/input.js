@@ -98,7 +98,7 @@ export const STALL_TICKS = 4;
  * draws a long frame in between) or processed less than half a tick after
  * the last stale one (the rest of the backlog, on time) are answered by the
  * input sent for the first of them. The server ran out of our inputs meanwhile
- * (it repeated the last one); an input per queued update would only fill its
+ * (we stood still there); an input per queued update would only fill its
  * queue past its depth. When updates stop while the page itself runs (the
  * downlink stalls), a timer sends one input per tick after `STALL_TICKS`, so
  * the server still learns of changed keys; the updates of those ticks then

@@ -11,11 +11,14 @@
 // says which in `update.ack` (PROTOCOL.md, `input`): its state of an update is
 // our state after input `ack`. So reconciliation takes that state and replays
 // the inputs after `ack`, and when nothing disagrees the prediction lands
-// exactly where the server does. A *correction* is a disagreement: the
-// position predicted for input `ack` differs from the server's (a tick that
-// ran out of our inputs and repeated the last one, a dropped input, a hit that
-// pushed or killed us, a respawn). It is corrected at once and blended away
-// over a few frames when small.
+// exactly where the server does. A tick that ran out of our inputs (starved)
+// applies none: we stand still there, with our axes and buttons at rest, and
+// every input still pending is applied later, once, so the replay after `ack`
+// lands where it did before: no disagreement. A *correction* is a
+// disagreement: the position predicted for input `ack` differs from the
+// server's (an input the server dropped, a hit that pushed or killed us, a
+// respawn). It is corrected at once and blended away over a few frames when
+// small.
 //
 // Drawing: every input is labelled with the server tick of the update that
 // prompted it, and the player is drawn along the predicted path at a

@@ -25,7 +25,7 @@ from game.rules import (
     remove_player,
     scores_from_column,
 )
-from game.schema import VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
+from game.schema import AXIS, VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 from game.world import EntityId, PlayerId, World
 
 SCALE = 8
@@ -52,8 +52,8 @@ SPEC = RulesetSpec(
         Column("player", "int32", None, doc="owning player id, -1 for NPCs"),
     ),
     inputs=(
-        InputField("dx", -1, 1, "horizontal direction"),
-        InputField("dy", -1, 1, "vertical direction (+1 = down, larger y)"),
+        InputField("dx", -1, 1, "horizontal direction", AXIS),
+        InputField("dy", -1, 1, "vertical direction (+1 = down, larger y)", AXIS),
     ),
     motion=(Axis("x", "vx", 0, SIZE), Axis("y", "vy", 0, SIZE)),
     width=4000,

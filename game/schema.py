@@ -47,18 +47,47 @@ class Column:
         return self.wire is not None
 
 
+#: Kinds of input field (``InputField.kind``): what a tick that applies no new input of the player does with it.
+AXIS, BUTTON, VALUE = "axis", "button", "value"
+INPUT_KINDS = (AXIS, BUTTON, VALUE)
+
+
 @frozen
 class InputField:
-    """One integer field of a player's input, valid in [lo, hi]."""
+    """One integer field of a player's input, valid in [lo, hi].
+
+    ``kind`` says what a tick that applies no new input of the player (its
+    input queue is empty: a *starved* tick, PROTOCOL.md) does with the field:
+
+    - ``axis``: a direction or a rate that acts on every tick it is non-zero
+      (``dx``, ``dy``): such a tick applies 0, so the player moves exactly by
+      the inputs it sent, each once, and a client's prediction stays exact.
+    - ``button``: pressed (non-zero) or not (``fire``): such a tick applies 0,
+      so one press acts once; clients latch buttons between two sends.
+    - ``value``: a setting that holds until the player changes it (``aim``):
+      such a tick repeats it.
+
+    Axes and buttons must allow 0.
+    """
 
     name: str
     lo: int
     hi: int
     doc: str = ""
+    kind: str = VALUE
 
     def __attrs_post_init__(self) -> None:
         if not -32768 <= self.lo <= self.hi <= 32767:
             raise GameError(f"input field {self.name}: bad range [{self.lo}, {self.hi}]")
+        if self.kind not in INPUT_KINDS:
+            raise GameError(f"input field {self.name}: kind must be one of {INPUT_KINDS}, not {self.kind!r}")
+        if self.kind != VALUE and not self.lo <= 0 <= self.hi:
+            raise GameError(f"input field {self.name}: an {self.kind} rests at 0, outside [{self.lo}, {self.hi}]")
+
+    @property
+    def rests(self) -> bool:
+        """Whether a tick that applies no new input sets the field to 0 (an axis or a button)."""
+        return self.kind != VALUE
 
 
 @frozen
@@ -282,7 +311,7 @@ class RulesetSpec:
             "columns": [
                 {"name": c.name, "dtype": c.wire, "scale": c.scale, "doc": c.doc} for c in self.replicated
             ],
-            "inputs": [{"name": f.name, "lo": f.lo, "hi": f.hi, "doc": f.doc} for f in self.inputs],
+            "inputs": [{"name": f.name, "lo": f.lo, "hi": f.hi, "doc": f.doc, "kind": f.kind} for f in self.inputs],
             "motion": [{"pos": a.pos, "vel": a.vel, "lo": a.lo, "hi": a.hi} for a in self.motion],
             "kinds": list(self.kinds),
             **({"player": self.player.to_wire()} if self.player is not None else {}),

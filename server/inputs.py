@@ -13,8 +13,13 @@ PROTOCOL.md, *The input queue*, is the normative description; the rules:
   force until the next one is applied. ``ack`` is the ``seq`` of the input
   applied last (0 before the first).
 - **Starved**: a tick that finds the queue empty applies the input in force
-  again (counted as ``starved`` once the player's first input was applied);
-  ``ack`` does not move.
+  again with its *resting* fields (the ruleset's axes and buttons,
+  ``game.schema.InputField.kind``) at 0: the player stands still, presses
+  nothing and keeps its settings (aim). Counted as ``starved`` once the
+  player's first input was applied; ``ack`` does not move. So a press acts
+  once however long the queue starves, and the player moves by exactly the
+  inputs it sent: a client that replays its inputs after ``ack`` on the
+  state of a starved tick lands where it predicted before (no correction).
 - **Overflow**: a queue holds at most ``CAPACITY`` inputs; more push out the
   oldest (counted as ``dropped``).
 - **Depth**: the queue's target depth ``D`` adapts to the arrival jitter:
@@ -24,9 +29,13 @@ PROTOCOL.md, *The input queue*, is the normative description; the rules:
   fullest when arrivals never come too late to be applied in time. A queue
   grows by itself when it starves (the late input is applied a tick later,
   and so are all after it); when it has held more than ``D`` inputs at every
-  tick of the last ``WINDOW`` ticks, the oldest are dropped (counted as
-  ``dropped``) until its fewest over that time is ``D``: latency the jitter
-  no longer needs is given back, once per window at most.
+  tick of the last ``WINDOW`` ticks, its surplus (its fewest over that time
+  minus ``D``) is *owed*: from then on an idle input (resting fields all 0)
+  at the head of the queue is dropped, one per tick, while the queue is
+  still deeper than ``D`` (dropping a standing-still input changes nothing a
+  prediction rests on). What is still owed when the queue has stayed too
+  deep for one more window is dropped then, idle or not. Dropped inputs are
+  counted as ``dropped``: latency the jitter no longer needs is given back.
 - **Lag**: an input may carry ``view``, the tick the client was displaying
   when it sampled the input; the tick ``t`` that applies it records
   ``lag = clamp(t - view, 0, max_lag)`` for the ruleset's lag compensation
@@ -60,7 +69,7 @@ WINDOW_S = 10.0
 MAX_LAG_S = 0.25
 
 _ARRAYS = ("players", "current", "lag", "applied_seq", "ring", "ring_seq", "ring_view", "head", "queued",
-           "started", "held", "neutral_next", "x", "xmin", "xmax", "calm", "qmin", "depth",
+           "started", "held", "neutral_next", "x", "xmin", "xmax", "calm", "qmin", "owed", "depth",
            "starved", "dropped", "stale")
 
 
@@ -76,6 +85,8 @@ class InputTable:
         fields: input fields per input (the ruleset's).
         max_lag: the largest lag recorded, in ticks (``max_lag_ticks``).
         window: ticks the jitter is measured over (``WINDOW_S`` at the match's rate).
+        resting: indices of the fields a starved tick sets to 0 (the ruleset's axes and buttons:
+            ``InputField.rests``); an input whose resting fields are all 0 is idle.
 
     Attributes (per row):
         players: int32 (P,), ascending player ids.
@@ -84,13 +95,17 @@ class InputTable:
         applied_seq: int64 (P,), the ``seq`` of the input applied last (0: none yet).
         queued: int64 (P,), inputs waiting.
         depth: int64 (P,), the target depth ``D``.
+        owed: int64 (P,), inputs a trim still drops when idle ones reach the head.
         starved, dropped, stale: int64 (P,), the player's counts (``totals`` keeps them past a removal).
     """
 
-    def __init__(self, fields: int, *, max_lag: int = 0, window: int = 300) -> None:
+    def __init__(self, fields: int, *, max_lag: int = 0, window: int = 300, resting: Sequence[int] = ()) -> None:
         self.fields = fields
         self.max_lag = max_lag
         self.window = max(1, window)
+        self.resting = np.asarray(sorted(set(resting)), np.intp)
+        if self.resting.size and not 0 <= self.resting[0] <= self.resting[-1] < fields:
+            raise ValueError(f"resting fields {resting} outside 0..{fields - 1}")
         #: The window in blocks of ``block`` ticks: the jitter's extremes are kept per block.
         self.block = max(1, self.window // 10)
         self.blocks = -(-self.window // self.block)
@@ -121,6 +136,7 @@ class InputTable:
         self.xmax = np.zeros((n, nb), np.int64)
         self.calm = np.zeros(n, np.int64)
         self.qmin = np.zeros(n, np.int64)
+        self.owed = np.zeros(n, np.int64)
         self.depth = np.full(n, MIN_DEPTH, np.int64)
         self.starved = np.zeros(n, np.int64)
         self.dropped = np.zeros(n, np.int64)
@@ -146,7 +162,7 @@ class InputTable:
         new = np.asarray(players, dtype=np.int32)
         if any(int(p) in self._last for p in new) or len(set(new.tolist())) != len(new):
             raise ValueError("player already in the input table")
-        fresh = InputTable(self.fields, max_lag=self.max_lag, window=self.window)
+        fresh = InputTable(self.fields, max_lag=self.max_lag, window=self.window, resting=self.resting.tolist())
         fresh._alloc(len(new))
         fresh.players[:] = new
         at = np.searchsorted(self.players, new)
@@ -182,7 +198,7 @@ class InputTable:
         self.applied_seq[row] = 0
         self.queued[row] = 0
         self.started[row] = self.held[row] = False
-        self.calm[row] = 0
+        self.calm[row] = self.owed[row] = 0
         self.depth[row] = MIN_DEPTH
 
     def _unstage(self, player: int) -> None:
@@ -271,20 +287,37 @@ class InputTable:
         deep = active & (self.queued > self.depth)
         self.calm = np.where(deep, self.calm + 1, 0)
         self.qmin = np.where(self.calm == 1, self.queued, np.minimum(self.qmin, self.queued))
-        trim = deep & (self.calm >= self.window)
-        if trim.any():
-            cut = np.where(trim, self.qmin - self.depth, 0)
-            self.head += cut
-            self.queued -= cut
-            self._drop(cut)
-            self.calm[trim] = 0
+        self.owed[~deep] = 0
+        due = deep & (self.calm >= self.window)
+        if due.any():
+            surplus = np.where(due, self.qmin - self.depth, 0)
+            # Owed since a window ago and never idle at the head: dropped now, idle or not.
+            forced = np.minimum(np.where(due, self.owed, 0), surplus)
+            self.head += forced
+            self.queued -= forced
+            self._drop(forced)
+            self.owed = np.where(due, surplus - forced, self.owed)
+            self.calm[due] = 0
+        owing = np.flatnonzero((self.owed > 0) & (self.queued > self.depth))
+        if owing.size:
+            head = self.ring[owing, self.head[owing] % CAPACITY]
+            idle = owing[~head[:, self.resting].any(axis=1)]
+            if idle.size:
+                self.head[idle] += 1
+                self.queued[idle] -= 1
+                self.owed[idle] -= 1
+                self.dropped[idle] += 1
+                self.totals["dropped"] += int(idle.size)
 
     def _consume(self, tick: int) -> None:
         starved = (self.queued == 0) & self.started & ~self.held & (self.applied_seq > 0)
         if starved.any():
             self.starved += starved
             self.totals["starved"] += int(starved.sum())
-        have = np.flatnonzero(self.queued > 0)
+        got = self.queued > 0
+        have = np.flatnonzero(got)
+        if self.resting.size and not got.all():
+            self.current[:, self.resting] *= got[:, None]  # a tick without a new input: axes and buttons rest
         if have.size:
             slot = self.head[have] % CAPACITY
             self.current[have] = self.ring[have, slot]

@@ -165,7 +165,8 @@ class Match:
             except ValueError as exc:  # a ruleset that offers views but cannot place its entities
                 raise GameError(f"option view: {exc}") from None
         self.inputs = InputTable(len(ruleset.spec.inputs), max_lag=min(max_lag_ticks(tick_rate), ruleset.spec.rewind),
-                                 window=round(WINDOW_S * tick_rate))
+                                 window=round(WINDOW_S * tick_rate),
+                                 resting=[i for i, f in enumerate(ruleset.spec.inputs) if f.rests])
         self.members: dict[PlayerId, Member] = {}
         self.observers: list[MatchObserver] = []
         self.stats = MatchStats()

@@ -79,7 +79,7 @@ from tools.predict import Predictor
 #: Snapshots a client keeps as possible delta bases (the server keeps 32).
 KEEP_STATES = 64
 #: A backlog of up to this many updates is answered with one input each, sent together (the server
-#: applies one input per tick, so an update left unanswered is a tick that repeats the last input); a
+#: applies one input per tick, so an update left unanswered is a tick that starves: the player stands still); a
 #: longer one is a stall, answered with one input (PROTOCOL.md, *The input queue*). 4: the deepest the
 #: server's queue aims to be.
 CATCH_UP = 4
@@ -237,7 +237,7 @@ class ClientStats:
     predicted: int = 0
     corrections: int = 0
     #: Updates a player left without an input of their own (``answer`` after a stall longer than
-    #: ``CATCH_UP``: their ticks repeat the last input on the server).
+    #: ``CATCH_UP``: their ticks starve on the server, the player standing still).
     unanswered: int = 0
 
 
@@ -459,7 +459,7 @@ class GameClient:
 
         Until the first delta comes (the server has heard our ack and sends an update every tick; before
         that it sends keyframes only now and then), the answer is an ``ack``: inputs sent only every few
-        ticks would leave the ticks between them repeating the last one.
+        ticks would leave the player standing still on the ticks between them.
         """
         if not self.flowing:
             assert self.ws is not None and self.tick is not None

@@ -5,9 +5,11 @@ PROTOCOL.md, *The input queue*: the server applies one input per tick, in
 tick. So the player's position after the inputs not applied yet is the
 update's position with those inputs (``seq > ack``) replayed, one tick each,
 by the movement rule of ``welcome.ruleset.player`` (``game.schema.PlayerMove``,
-the server's own rule). When nothing disagrees (no tick starved, no input
-dropped, no death or respawn) every update lands exactly where the previous
-prediction was; when it does not, that is a **correction**, counted.
+the server's own rule). A tick that starved applied none of our inputs (the
+player stood still: its axes rest), so the inputs still pending land where
+they did before. When nothing disagrees (no input dropped, no death or
+respawn) every update lands exactly where the previous prediction was; when
+it does not, that is a **correction**, counted.
 
 ``Predictor`` keeps the inputs sent and not yet applied, the predicted
 position, and the counts: ``compared`` updates checked against a prediction,

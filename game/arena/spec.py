@@ -7,7 +7,7 @@ All lengths are fixed-point: ``SCALE`` (8) stored units per world unit, so the
 
 from __future__ import annotations
 
-from game.schema import VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
+from game.schema import AXIS, BUTTON, VALUE, VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
 
 SCALE = 8
 #: Arena side, world units, and in fixed point (positions are 0..SIZE inclusive).
@@ -116,10 +116,11 @@ SPEC = RulesetSpec(
           for k, name in enumerate(HY)),
     ),
     inputs=(
-        InputField("dx", -1, 1, "move left (-1) / right (+1)"),
-        InputField("dy", -1, 1, "move up (-1) / down (+1)"),
-        InputField("aim", 0, 255, "aim angle: 256 steps a turn, 0 = +x, 64 = +y (down)"),
-        InputField("fire", 0, 1, "a button: 1 shoots (at most once per 6 ticks); latched by clients between sends"),
+        InputField("dx", -1, 1, "move left (-1) / right (+1)", AXIS),
+        InputField("dy", -1, 1, "move up (-1) / down (+1)", AXIS),
+        InputField("aim", 0, 255, "aim angle: 256 steps a turn, 0 = +x, 64 = +y (down)", VALUE),
+        InputField("fire", 0, 1, "a button: 1 shoots (at most once per 6 ticks); latched by clients between sends",
+                   BUTTON),
     ),
     motion=(Axis("x", "vx", 0, SIZE), Axis("y", "vy", 0, SIZE)),
     width=ARENA,

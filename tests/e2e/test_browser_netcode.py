@@ -7,8 +7,9 @@ page answers its backlog with one input and plays on, and leaving removes the
 player at once. Launched as ``test_browser.py`` does (its ``browser``
 fixture, ``Pages`` and helpers). The server's own counts of each player's
 input queue (``/api/match``: ``inputs.starved``, ``inputs.dropped``) say
-which ticks could not apply the input the page predicted with; every
-correction the page counts must be one of those.
+which ticks had no new input (the player stood still there, which the
+prediction does not feel) and which inputs were never applied; every
+correction the page counts must be one of the latter.
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ def counts(page: Any, server: ServerProcess, name: str) -> dict[str, int]:
 def assert_prediction_agrees(page: Any, server: ServerProcess, name: str, most: float,
                              since: dict[str, int] | None = None) -> dict[str, int]:
     """After play: the prediction lands on the server's position; no correction is the prediction's fault; and
-    the corrections (``since`` a reading of ``counts``), each a tick the server says starved or an input it
-    dropped, are ``most`` of the updates at most."""
+    the corrections (``since`` a reading of ``counts``), each an input the server says it dropped, are
+    ``most`` of the updates at most."""
     end = settle(page, server, name)
     wait_until(lambda: (p := state(page)["mePredicted"]) and (p["x"], p["y"]) == (end["x"] / 8, end["y"] / 8), 3,
                what="the prediction to land on the server position")
@@ -135,7 +136,7 @@ def assert_prediction_agrees(page: Any, server: ServerProcess, name: str, most: 
     # Strict whatever the machine's load: a correction at an update whose ticks each applied a new input
     # of ours (the server starved none, dropped none) can only be a wrong rule or a misread ack.
     assert d["unexplained"] == 0, d
-    assert d["corrections"] <= d["starved"] + d["dropped"], d
+    assert d["corrections"] <= d["dropped"], d
     assert d["corrections"] <= most * d["reconciled"], d
     s = state(page)
     assert s["desyncs"] == 0 and s["checksumOk"]
@@ -194,10 +195,10 @@ def test_a_press_shorter_than_a_tick_fires_once_and_ten_quick_presses_fire_ten_t
     assert shots >= 10, (shots, fires)
     wait_until(lambda: bullets(page) >= shots, 3, what=f"{shots} bullets")
     time.sleep(0.3)
-    # No more either, but for a tick that found the server's queue empty: it applies the input in force
-    # again, and six of those in a row after an input with fire shoot again (a busy machine).
+    # No more either: a tick that found the server's queue empty (a busy machine) rests the button, so
+    # however many of those follow an input with fire, it shoots once.
     starved = server_player(server, "Tapper")["inputs"]["starved"]
-    assert shots <= bullets(page) <= shots + starved // COOLDOWN, (bullets(page), shots, starved)
+    assert bullets(page) == shots, (bullets(page), shots, starved)
     assert state(page)["desyncs"] == 0
 
 
@@ -207,10 +208,11 @@ def test_prediction_agrees_with_every_update_over_15_s_of_play_on_loopback(
     page = pages.open(server.http + "/")
     join(page, "Runner")
     changes = walk(page, 15.0, seed=11)
-    # 0 on a quiet machine. On a busy one an input may reach the server after its tick now and then
-    # before the server's queue deepens to cover that (each a starved tick, counted by the server): 14
-    # in 490 updates at a load average of 11 on two cores. A wrong movement rule or a misread ack
-    # disagrees at every change of the keys (about 45 here), and those are unexplained (none allowed).
+    # 0, also on a busy machine: an input that reaches the server after its tick leaves a starved tick
+    # (the player stands still there), which the prediction does not feel. Only an input the server
+    # dropped (its queue overflowing in a long stall, or a trim that found no idle input) corrects. A
+    # wrong movement rule or a misread ack disagrees at every change of the keys (about 45 here), and
+    # those are unexplained (none allowed).
     d = assert_prediction_agrees(page, server, "Runner", most=0.12)
     assert changes >= 35 and d["reconciled"] >= 300, (changes, d)
 
@@ -223,12 +225,11 @@ def test_prediction_through_the_jittery_proxy_corrects_under_one_percent_of_tick
         page = pages.open(f"http://127.0.0.1:{proxy.port}/?interp=150")
         join(page, "Roamer")
         wait_until(lambda: (r := state(page)["rtt"]) is not None and r > 150, 5, what="a 200 ms round trip")
-        # The server's queue deepens to the path's jitter in the first seconds (a few starved ticks); the
-        # rate is measured after that, over 15 s of play: under 1% (1 in 466 updates at a load average of
-        # 7). A busier machine adds its own jitter to the path's (the proxy runs in this process, the page
-        # and the server share two cores with whatever else runs): up to 4% seen at a load average of 9,
-        # every one a tick the server starved or an input its queue dropped; 5.4% with two suites and
-        # benchmarks at once (load 8). The rate bound is the busy machine's margin; what stays strict is
+        # The server's queue deepens to the path's jitter in the first seconds (a few starved ticks, each
+        # the player standing still, which the prediction does not feel); the rate is measured after that,
+        # over 15 s of play. Before starved ticks stood still: under 1% (1 in 466 updates at a load
+        # average of 7), up to 5.4% on a busy machine (every one a starved tick or a dropped input). Now
+        # only a dropped input corrects. The rate bound is the busy machine's margin; what stays strict is
         # that nothing is unexplained: a wrong rule is unexplained at every change of the keys.
         walk(page, 3.0, seed=13)
         settle(page, server, "Roamer")
@@ -280,11 +281,16 @@ def test_a_frozen_page_answers_its_backlog_with_one_input_and_plays_on(
     s = state(page)
     assert s["phase"] == "live" and s["connected"] and s["reconnects"] == 0, s
     assert s["backlogs"] >= 1 and s["lastBacklog"]["updates"] >= len(backlog), s
-    # Every input went out as one frame of its own, and the player went on walking.
+    # Every input went out as one frame of its own, and the player went on walking: by exactly the inputs
+    # the page sent with the key held, one step each (48), those the server dropped aside (none unless a
+    # trim found no idle input). Through the freeze it stood still: the server had no input of ours.
     inputs = all_sent(page, frames)
     assert [m["seq"] for m in inputs] == list(range(1, len(inputs) + 1)) and len(inputs) >= s["seq"]
     end = settle(page, server, "Sleeper")
-    assert (end["x"] - start["x"]) * (1 if key == "d" else -1) > 48 * 60
+    walked = (end["x"] - start["x"]) * (1 if key == "d" else -1)
+    moving = sum(1 for m in inputs if m["in"][0] != 0)
+    dropped = server_player(server, "Sleeper")["inputs"]["dropped"]
+    assert moving >= 30 and 48 * (moving - dropped) <= walked <= 48 * moving, (walked, moving, dropped)
     wait_until(lambda: (p := state(page)["mePredicted"]) and (p["x"], p["y"]) == (end["x"] / 8, end["y"] / 8), 3,
                what="the prediction to land on the server position")
 

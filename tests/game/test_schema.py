@@ -31,7 +31,7 @@ def make_spec(**changes) -> RulesetSpec:
             Column("owner", "int32", None, doc="private"),
             Column("hp", "uint8", "uint8"),
         ),
-        inputs=(InputField("dx", -1, 1, "left/right"), InputField("aim", 0, 255)),
+        inputs=(InputField("dx", -1, 1, "left/right", "axis"), InputField("aim", 0, 255)),
         motion=(Axis("x", "vx", 0, 800),),
         width=100,
         height=50,
@@ -98,6 +98,24 @@ def test_input_field_accepts_ranges_within_int16(lo, hi):
 def test_input_field_rejects_an_empty_or_out_of_int16_range_naming_the_field(lo, hi):
     with pytest.raises(GameError, match=rf"input field aim: bad range \[{lo}, {hi}\]"):
         InputField("aim", lo, hi)
+
+
+def test_an_input_field_is_a_value_unless_it_says_it_is_an_axis_or_a_button_and_those_rest_at_0():
+    assert [InputField("f", 0, 9, kind=k).rests for k in ("value", "axis", "button")] == [False, True, True]
+    assert InputField("aim", 0, 255).kind == "value"
+    with pytest.raises(GameError, match="input field fire: kind must be one of"):
+        InputField("fire", 0, 1, kind="trigger")
+    with pytest.raises(GameError, match=r"input field gear: an axis rests at 0, outside \[1, 5\]"):
+        InputField("gear", 1, 5, kind="axis")
+
+
+def test_arena_declares_its_directions_axes_its_aim_a_value_and_fire_a_button():
+    from game.arena.spec import SPEC as ARENA
+    from game.drift import SPEC as DRIFT
+
+    assert [(f.name, f.kind) for f in ARENA.inputs] == [("dx", "axis"), ("dy", "axis"), ("aim", "value"),
+                                                          ("fire", "button")]
+    assert [f.kind for f in DRIFT.inputs] == ["axis", "axis"]
 
 
 # -- the ruleset spec ----------------------------------------------------------
@@ -206,8 +224,8 @@ def test_to_wire_describes_name_size_inputs_motion_and_kinds():
     assert wire["version"] == 3
     assert (wire["width"], wire["height"]) == (100, 50)
     assert wire["inputs"] == [
-        {"name": "dx", "lo": -1, "hi": 1, "doc": "left/right"},
-        {"name": "aim", "lo": 0, "hi": 255, "doc": ""},
+        {"name": "dx", "lo": -1, "hi": 1, "doc": "left/right", "kind": "axis"},
+        {"name": "aim", "lo": 0, "hi": 255, "doc": "", "kind": "value"},
     ]
     assert wire["motion"] == [{"pos": "x", "vel": "vx", "lo": 0, "hi": 800}]
     assert wire["kinds"] == ["a", "b"]

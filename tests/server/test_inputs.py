@@ -8,6 +8,7 @@ tick, arrive after a seeded random delay (in order, as over TCP), and each
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from server.inputs import CAPACITY, MAX_DEPTH, InputTable, max_lag_ticks
 
 
-def table(players: list[int], fields: int = 2, **kw: int) -> InputTable:
+def table(players: list[int], fields: int = 2, **kw: Any) -> InputTable:
     t = InputTable(fields, **kw)
     t.add(players)
     return t
@@ -43,6 +44,17 @@ def test_an_empty_queue_repeats_the_input_in_force_counts_it_starved_and_keeps_t
     batch = t.commit(4)
     assert batch.values.tolist() == [[1, 1]] and t.ack(1) == 1
     assert t.totals["starved"] == 1 and t.queue_stats(1)["starved"] == 1
+
+
+def test_a_starved_tick_rests_the_axes_and_buttons_and_repeats_the_values() -> None:
+    t = table([1, 2], fields=4, resting=[0, 1, 3])  # dx, dy (axes), aim (a value), fire (a button)
+    t.submit(1, 1, (1, -1, 40, 1))
+    t.submit(2, 1, (0, 1, 7, 0))
+    t.submit(2, 2, (-1, 1, 9, 1))
+    assert t.commit(1).values.tolist() == [[1, -1, 40, 1], [0, 1, 7, 0]]
+    assert t.commit(2).values.tolist() == [[0, 0, 40, 0], [-1, 1, 9, 1]]  # 1 starved: it stands, aims, presses nothing
+    assert t.commit(3).values.tolist() == [[0, 0, 40, 0], [0, 0, 9, 0]]
+    assert t.ack(1) == 1 and t.ack(2) == 2 and t.totals["starved"] == 3
 
 
 def test_a_seq_not_above_the_last_queued_or_applied_is_ignored_and_counted() -> None:
@@ -188,6 +200,38 @@ def test_a_late_burst_deepens_the_queue_and_a_calm_window_trims_it_back_once() -
     assert t.totals["starved"] == 2  # the late one cost two repeats ...
     assert t.totals["dropped"] == 2  # ... and once the window was calm, the two extra ticks went in one trim
     assert s["depth"] == 1 and s["queued"] == 0
+
+
+def deep_queue(idle: range, ticks: int) -> tuple[InputTable, list[int]]:
+    """Inputs 1-3 at once, then one a tick: the queue stays three deeper than its depth (1) needs. Inputs whose
+    ``seq`` is in ``idle`` stand still (field 0, resting, is 0); field 1 holds the seq. The seq applied per tick."""
+    t = table([1], fields=2, window=60, resting=[0])
+    for seq in (1, 2, 3):
+        t.submit(1, seq, (1, seq))
+    applied = []
+    for tick in range(1, ticks):
+        seq = tick + 3
+        t.submit(1, seq, (0 if seq in idle else 1, seq))
+        t.commit(tick)
+        applied.append(t.ack(1))
+    return t, applied
+
+
+def test_a_trim_drops_idle_inputs_only_while_they_come_within_a_window() -> None:
+    t, applied = deep_queue(range(150, 160), 145)
+    assert t.totals["dropped"] == 0 and t.queue_stats(1)["queued"] == 3  # owed, but nothing idle came yet
+    t, applied = deep_queue(range(150, 160), 240)
+    skipped = sorted(set(range(1, applied[-1])) - set(applied))
+    assert skipped and all(150 <= s < 160 for s in skipped), skipped  # the standing-still ones went
+    assert t.totals["dropped"] == len(skipped) == 3 and t.queue_stats(1)["queued"] == 0
+
+
+def test_inputs_owed_that_never_come_idle_are_dropped_a_window_later() -> None:
+    t, _ = deep_queue(range(0), 165)  # the surplus is owed from tick 114 on (a calm window), and nothing comes idle
+    assert t.totals["dropped"] == 0 and t.queue_stats(1)["queued"] == 3
+    t, applied = deep_queue(range(0), 200)
+    assert t.totals["dropped"] == 3 and t.queue_stats(1)["queued"] == 0
+    assert len(set(applied)) == len(applied) and applied == sorted(applied)  # in order, each once, three skipped
 
 
 def test_the_target_depth_measures_the_spread_of_arrivals_bounded_by_max_depth() -> None:

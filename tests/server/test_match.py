@@ -85,10 +85,40 @@ def test_two_inputs_in_one_tick_are_applied_one_per_tick_in_order_and_acknowledg
     match.tick(0.0)
     assert match.player_states()[0]["x"] == x0
     assert client.updates()[-1].ack == 2
-    match.tick(0.0)  # starved: the last input again, the ack stays
-    assert match.player_states()[0]["x"] == x0 + 40
+    match.tick(0.0)  # starved: the last input again with its axes at rest (it stands still), the ack stays
+    assert match.player_states()[0]["x"] == x0
     assert client.updates()[-1].ack == 2
     assert match.info()["inputs_starved"] == 1 and match.player_states()[0]["inputs"]["starved"] == 1
+
+
+def bullets_fired(presses: list[tuple[int, int]], ticks: int) -> tuple[int, list[int]]:
+    """An arena player sends ``presses`` (``(tick, fire)``: an input at that tick, aiming at 64, standing
+    still) and nothing else for ``ticks`` ticks: the bullets it fired, and the applied ``fire`` per tick."""
+    match = Match(get_ruleset("arena"), options={"npcs": 0, "pellets": 0}, seed=3)
+    member, _ = join(match)
+    match.tick(0.0)
+    at = dict(presses)
+    seen: set[int] = set()
+    applied = []
+    for k in range(ticks):
+        if k in at:
+            send(match, member, Input(k + 1, (0, 0, 64, at[k])))
+        match.tick(0.0)
+        applied.append(int(match.inputs.current[0, 3]))
+        kind, owner = match.world.cols["kind"], match.world.cols["owner"]
+        rows = match.world.active()
+        seen.update(match.world.ids[rows[(kind[rows] == 2) & (owner[rows] == member.entity)]].tolist())
+    return len(seen), applied
+
+
+def test_a_press_followed_by_a_long_starve_fires_once_and_a_held_button_still_fires_at_the_guns_rate() -> None:
+    # One input with fire pressed, then 30 ticks without an input (the client froze): five gun cycles of
+    # repeated input, but the button rests from the first starved tick: one shot.
+    shots, applied = bullets_fired([(0, 1)], 31)
+    assert shots == 1 and applied == [1] + [0] * 30
+    # Held (an input each tick, fire pressed): a shot every 6 ticks, as before.
+    shots, _ = bullets_fired([(k, 1) for k in range(31)], 31)
+    assert shots == 6
 
 
 def test_inputs_apply_by_player_id_whatever_order_they_arrive_in() -> None:
