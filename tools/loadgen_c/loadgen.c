@@ -322,9 +322,11 @@ static void on_readable(Conn *c) {
             char name[16];
             int nl = snprintf(name, sizeof name, "c%d", c->index);
             int k = 0;
-            memcpy(hello, "\x83\xa1t\xa5hello\xa1v\x01\xa4name", 17); k = 17;
+            /* {"t": "hello", "v": 1, "name": name, "roster_deltas": true}: a join costs one roster entry, not the roster */
+            memcpy(hello, "\x84\xa1t\xa5hello\xa1v\x01\xa4name", 17); k = 17;
             hello[k++] = 0xa0 | nl;
             memcpy(hello + k, name, nl); k += nl;
+            memcpy(hello + k, "\xadroster_deltas\xc3", 15); k += 15;
             send_frame(c, 2, hello, k);
             if (c->fd < 0) return;
             int off = (int)(end + 4 - rbuf);
