@@ -28,10 +28,14 @@ The command line measures one attack: two runs of a server it starts
 (``python -m server --ruleset R --no-record`` plus ``--server-arg``s, from
 ``--root``, another checkout for a "before" figure), each with ``--bots``
 bots playing; the first run is the baseline, the second runs the attack
-meanwhile. For each it prints the bots' updates a second over the attack's
-window (mean and min), the server's tick p99 over that window, ticks dropped,
-the server's RSS (start, peak, end) and the peak of its kernel send queues.
-Loopback only; every count and wait is bounded.
+meanwhile; with ``--control`` a third run has as many more well-behaved bots
+instead of the attackers (what the same number of honest clients costs, to
+tell the attack's own cost from that of more clients). For each it prints
+the bots' updates a second over the attack's window (mean and min), the
+server's tick p99 over that window and its CPU per tick (each also as a
+ratio to the baseline's), ticks dropped, the server's RSS (start, peak,
+end) and the peak of its kernel send queues. Loopback only; every count and
+wait is bounded.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 
 from server.cli import positive
 from tools.bench import ROOT, BenchError, Proc, Scrape, metric_sum, parse_metrics, status_mib, window_ms
@@ -487,18 +491,21 @@ class Options:
     server_args: tuple[str, ...]
 
 
-def measure(opts: Options, attack: bool) -> dict[str, Any]:
-    """Start a server, play ``opts.bots`` bots, and (``attack``) run the attack; the run's figures."""
+def measure(opts: Options, attack: bool, bots_asked: int | None = None) -> dict[str, Any]:
+    """Start a server, play ``opts.bots`` bots, and (``attack``) run the attack; the run's figures (``bots_asked``:
+    see ``_measure``)."""
     args = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", opts.ruleset, "--no-record",
             *opts.server_args]
     server = Proc(args, "server", None, root=opts.root, nofile=opts.nofile)
     try:
-        return asyncio.run(_measure(server, opts, attack))
+        return asyncio.run(_measure(server, opts, attack, bots_asked))
     finally:
         server.stop()
 
 
-async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
+async def _measure(server: Proc, opts: Options, attack: bool, bots_asked: int | None = None) -> dict[str, Any]:
+    """One run (``measure``); ``bots_asked``: the command line's ``--bots`` (fewer than ``opts.bots``: a control run)."""
+    bots_asked = opts.bots if bots_asked is None else bots_asked
     target = Target(port=server.port)
     start = time.perf_counter()
     # The bots: lean players (tools.loadgen) that answer every update with an input, the protocol's plainest
@@ -536,6 +543,7 @@ async def _measure(server: Proc, opts: Options, attack: bool) -> dict[str, Any]:
         await close_all(bots)
     rates = [(b - a) / window for a, b in zip(updates0, updates1)]
     return {
+        "run": "attack" if attack else "baseline" if opts.bots == bots_asked else "control",
         "attack": opts.kind if attack else None,
         "window_s": round(window, 1),
         "bots": opts.bots,
@@ -591,18 +599,27 @@ def _r(v: float | None) -> float | None:
 
 
 def print_table(runs: list[dict[str, Any]]) -> None:
-    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [("bots' updates/s mean (min)", lambda r: f"{r['bots_updates_per_s']} ({r['bots_updates_per_s_min']})"),
-            ("tick p99, ms", lambda r: r["tick_p99_ms"]),
-            ("server CPU per tick, ms", lambda r: r["server_cpu_ms_per_tick"]), ("load average", lambda r: r["load_avg"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
+    base = runs[0] if runs[0]["run"] == "baseline" else None
+
+    def ratio(r: dict[str, Any], key: str) -> str:
+        b = None if base is None else base[key]
+        return f"{r[key]}" if not b or r[key] is None or r is base else f"{r[key]} ({r[key] / b:.2f}x)"
+
+    rows: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+            ("bots", lambda r: r["bots"]),
+            ("bots' updates/s mean (min)", lambda r: f"{r['bots_updates_per_s']} ({r['bots_updates_per_s_min']})"),
+            ("tick p99, ms", lambda r: ratio(r, "tick_p99_ms")),
+            ("server CPU per tick, ms", lambda r: ratio(r, "server_cpu_ms_per_tick")),
+            ("load average", lambda r: r["load_avg"]), ("ticks dropped", lambda r: r["ticks_dropped"]),
             ("RSS MiB start / peak / end", lambda r: f"{r['rss_mib_start']} / {r['rss_mib_peak']} / {r['rss_mib_end']}"),
             ("kernel send queues MiB, peak", lambda r: r["kernel_send_queue_mib_peak"]),
             ("connected at the end", lambda r: r["connected_after"]),
             ("server log lines (tracebacks)", lambda r: f"{r['server_log_lines']} ({r['server_tracebacks']})"),
             ("/healthz during the attack", lambda r: r["healthz_during"])]
-    print(f"{'':32} {'baseline':>24} {'attack':>24}")
+    print(f"{'':32} " + " ".join(f"{r['run']:>24}" for r in runs))
     for label, get in rows:
         print(f"{label:32} " + " ".join(f"{str(get(r)):>24}" for r in runs))
-    report = runs[-1]["report"]
+    report = next((r["report"] for r in runs if r["report"] is not None), None)
     if report is not None:
         print("attack:", json.dumps(report))
     for r in runs:
@@ -625,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="one more argument of python -m server (repeat; --server-arg=--max-players --server-arg=100)")
     p.add_argument("--no-baseline", action="store_true", help="only the run under attack")
+    p.add_argument("--control", action="store_true", help="a third run: --bots plus --count well-behaved bots and no "
+                   "attack (what as many honest clients cost)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p
 
@@ -636,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
                    args.ruleset, args.warmup, args.after, args.root.resolve(), args.nofile, tuple(args.server_arg))
     try:
         runs = ([] if args.no_baseline else [measure(opts, False)]) + [measure(opts, True)]
+        if args.control:
+            runs.append(measure(evolve(opts, bots=opts.bots + opts.count), False, bots_asked=opts.bots))
     except BenchError as exc:
         print(f"python -m tools.attacks: error: {exc}", file=sys.stderr)
         return 1
