@@ -76,10 +76,18 @@ class InputBatch:
 
 @frozen
 class Event:
-    """Something that happened in a tick, for feeds and sounds: ``kind`` and integer args."""
+    """Something that happened in a tick, for feeds and sounds: ``kind`` and integer args.
+
+    ``at``: where it happened, as ``(x, y)`` positions in the units of the
+    ruleset's position columns (``RulesetSpec.player.x``/``y``, else ``x``
+    and ``y``): with filtered views a client receives the event when one of
+    them lies in its view, unless the ruleset marks its kind always relevant
+    (``RulesetSpec.always_relevant_events``). Not sent on the wire.
+    """
 
     kind: str
     args: tuple[int, ...] = ()
+    at: tuple[tuple[int, int], ...] = ()
 
     def to_wire(self) -> list[Any]:
         return [self.kind, *self.args]

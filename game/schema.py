@@ -170,6 +170,8 @@ VIEW_OPTIONS = (
     Option("view_h", 0, 0, 100_000, "0: the view is a circle of radius view; else a rectangle of half-width view and "
                                     "this half-height"),
     Option("view_cell", 0, 0, 100_000, "side of the grid cells views are made of (0: chosen from the view)"),
+    Option("view_spectators", 0, 0, 1, "with a view: 1 lets spectators receive the whole world; 0 (the default) "
+                                       "gives them what every view holds (the always-relevant kinds)"),
 )
 
 
@@ -194,6 +196,9 @@ class RulesetSpec:
             records every lag as 0.
         always_relevant: kinds (names) every client receives whatever its view
             (interest management: PROTOCOL.md, *Filtered views*).
+        always_relevant_events: the kinds of events (``Event.kind``) every
+            client receives whatever its view; any other event reaches the
+            views that hold one of its positions (``Event.at``).
         size_option: the option giving the side of a square arena, world
             units, or None: the arena is always ``width`` x ``height``. With
             it, ``resolve`` sizes a world's arena, the motion axes' and the
@@ -213,6 +218,7 @@ class RulesetSpec:
     player: PlayerMove | None = None
     rewind: int = 0
     always_relevant: tuple[str, ...] = ()
+    always_relevant_events: tuple[str, ...] = ()
     size_option: str | None = None
 
     def __attrs_post_init__(self) -> None:

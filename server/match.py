@@ -1,9 +1,11 @@
 """A match: one world, its ruleset and its members; a live feed (``server/feed.py``).
 
-With the ruleset option ``view`` (interest management), players that said
-they can (``hello.interest``) receive filtered views, encoded once per grid cell
-and base for all of them (``server.protocol.interest``); spectators and
-other players receive the whole world.
+With the ruleset option ``view`` (interest management) every player receives
+only its view: filtered updates, encoded once per grid cell and base for all
+of them (``server.protocol.interest``), for those that said they can apply
+them (``hello.interest``), ordinary updates of the same view for the others.
+Spectators receive what every view holds (the always-relevant kinds), or the
+whole world when the match's ``view_spectators`` option allows it.
 
 The match is transport-agnostic: each member has a ``Client`` (anything with
 ``send(bytes)`` and ``close(code, reason)``), and the match only ever calls
@@ -92,7 +94,9 @@ class Member:
     needs_welcome: bool = True
     resumed: bool = False
     left_at: float | None = None
-    #: Receives filtered views (the match filters them, and its hello said it can apply them).
+    #: Receives only its view (the match has one, and it is a player, or a spectator the match gives no more).
+    viewed: bool = False
+    #: Receives its view as filtered updates (viewed, and its hello said it can apply them).
     filtered: bool = False
     #: It sent an input since it joined: only such a player is held for a resume when its connection drops.
     played: bool = False
@@ -278,7 +282,7 @@ class Match:
             if held.client is not None:
                 held.client.close(CLOSE_NORMAL, "replaced by a new connection with the same token")
             held.client, held.session, held.left_at = client, session, None
-            held.filtered = self._filters(hello)
+            held.viewed, held.filtered = self._views_for(hello)
             self._held.pop(held.player, None)
             if held.player in self.inputs:
                 self.inputs.restart(held.player)
@@ -292,18 +296,21 @@ class Match:
             raise PolicyViolation(f"the match is full ({self.max_players} players)", CLOSE_TRY_AGAIN_LATER)
         player = PlayerId(self._next_player)
         self._next_player += 1
+        viewed, filtered = self._views_for(hello)
         member = Member(player, hello.name, hello.spectate, self._token_factory(), session, client,
-                        filtered=self._filters(hello), roster_deltas=hello.roster_deltas)
+                        viewed=viewed, filtered=filtered, roster_deltas=hello.roster_deltas)
         self.members[player] = member
         self.idle_since = None
         self._unjoined[player] = member
         self._tokens[member.token] = member
         return member
 
-    def _filters(self, hello: Hello) -> bool:
-        """Whether this hello's connection receives filtered views: a player's that can apply them, in a match
-        that filters views (a spectator, or a client that cannot, receives the whole world)."""
-        return self.views is not None and hello.interest and not hello.spectate
+    def _views_for(self, hello: Hello) -> tuple[bool, bool]:
+        """Whether this hello's connection receives only its view (``Member.viewed``), and whether as filtered
+        updates (``Member.filtered``). In a match with a view: every player; a spectator too (its view has no
+        centre: the always-relevant kinds), unless the match's ``view_spectators`` gives spectators the world."""
+        viewed = self.views is not None and not (hello.spectate and self.options.get("view_spectators", 0))
+        return viewed, viewed and hello.interest
 
     def disconnect(self, member: Member, client: Client, now: float, *, left: bool = False) -> None:
         """``client``, the member's connection, is gone: a player is held ``hold_s`` for a resume,
@@ -380,7 +387,7 @@ class Match:
         wire_events = [e.to_wire() for e in events]
         self.encoder.begin(snap, wire_events)
         if self.views is not None:
-            self.views.begin(snap, wire_events)
+            self.views.begin(snap, wire_events, [e.at for e in events])
         for obs in self.observers:
             obs.on_tick(self, snap.tick, leaves, joins, batch, events)
         t2 = perf()
@@ -480,31 +487,46 @@ class Match:
             cap_bases(used, bases, [m.session.holds for m, _, _ in plan])
             plan = [(m, client, base) for (m, client, _), base in zip(plan, bases)]
         filtered: list[tuple[Client, Member, int | None, int]] = []
+        plain: list[tuple[Client, Member, int | None, int]] = []
         for m, client, base in plan:
             if base == NO_UPDATE:
                 continue
             ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
-            keyframes += base is None
-            if m.filtered:
-                filtered.append((client, m, base, ack))
+            if m.viewed:
+                (filtered if m.filtered else plain).append((client, m, base, ack))
                 continue
+            keyframes += base is None
             frame = finish_update(encoder.prefix(base), ack)
             client.send(frame)
             m.session.sent_update(tick, len(frame), now, base is None)
             sent += 1
             nbytes += len(frame)
         if filtered and self.views is not None:
-            frames = self.views.frames(np.array([-1 if m.entity is None else m.entity for _, m, _, _ in filtered]),
-                                       np.array([-1 if b is None else b for _, _, b, _ in filtered]),
-                                       np.array([a for _, _, _, a in filtered]))
+            frames = self.views.frames(*self._view_args(filtered))
             for (client, m, base, _), frame in zip(filtered, frames):
                 client.send(frame)
                 m.session.sent_update(tick, len(frame), now, base is None)
                 nbytes += len(frame)
+                keyframes += base is None
             sent += len(frames)
+        if plain and self.views is not None:
+            pframes = self.views.plain_frames(*self._view_args(plain))
+            for (client, m, _, _), (frame, key) in zip(plain, pframes):
+                client.send(frame)
+                m.session.sent_update(tick, len(frame), now, key)
+                nbytes += len(frame)
+                keyframes += key
+            sent += len(pframes)
         self.stats.frames_sent += sent
         self.stats.bytes_sent += nbytes
         self.stats.keyframes_sent += keyframes
+
+    @staticmethod
+    def _view_args(who: list[tuple[Client, Member, int | None, int]]) -> tuple[npt.NDArray[np.int64], ...]:
+        """Entities (-1: none), bases (-1: a keyframe) and acks of these clients, for the view encoder."""
+        return (np.array([-1 if m.entity is None else m.entity for _, m, _, _ in who], dtype=np.int64),
+                np.array([-1 if b is None else b for _, _, b, _ in who], dtype=np.int64),
+                np.array([a for _, _, _, a in who], dtype=np.int64))
 
     def _welcome(self, m: Member) -> Welcome:
         interest = self.view_shape.to_wire() if m.filtered and self.view_shape is not None else None

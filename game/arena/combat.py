@@ -27,7 +27,7 @@ the game scores ``PLAYER_SCORE`` for a player and ``DRONE_SCORE`` for a drone.
 
 Events, by victim id: ``("kill", killer_entity, victim_player_entity)``
 (the killer is a player or a drone) and
-``("drone_kill", shooter_entity, drone_entity)``.
+``("drone_kill", shooter_entity, drone_entity)``, each at the victim's position.
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ def resolve_hits(world: World, census: Census, hits: Hits) -> list[Event]:
     dead = hp == 0
     died, killer = victims[dead], killer[dead]
     kind = cols["kind"][died]
+    where = zip(cols["x"][died].tolist(), cols["y"][died].tolist())  # before a destroyed drone is replaced
     kill_players(world, died[kind == PLAYER])
     replace_drones(world, census, np.union1d(died[kind == DRONE], hits.exploded))
 
@@ -173,7 +174,7 @@ def resolve_hits(world: World, census: Census, hits: Hits) -> list[Event]:
     cols["score"][winners] = np.minimum(cols["score"][winners].astype(np.int64) + gain, SCORE_MAX)
 
     names = np.where(kind == PLAYER, "kill", "drone_kill")
-    return [Event(str(n), (int(k), int(v))) for n, k, v in zip(names, killer, world.ids[died])]
+    return [Event(str(n), (int(k), int(v)), ((x, y),)) for n, k, v, (x, y) in zip(names, killer, world.ids[died], where)]
 
 
 def fire(world: World, census: Census, intent: Intent) -> None:

@@ -5,7 +5,7 @@ A living player touching a pellet eats it: ``PELLET_SCORE`` points and
 the same pellet in one tick, the nearest gets it (ties: the lower entity id).
 The eaten pellet is replaced at once by a new one (a new id) at a random
 spot, so the number of pellets is constant. Event:
-``("pickup", player_entity, pellet_entity)``, by pellet id.
+``("pickup", player_entity, pellet_entity)``, by pellet id, at the pellet's position.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def eat_pellets(world: World, census: Census) -> list[Event]:
     fed, n = np.unique(who, return_counts=True)
     cols["score"][fed] = np.minimum(cols["score"][fed].astype(np.int64) + n * PELLET_SCORE, SCORE_MAX)
     cols["hp"][fed] = np.minimum(cols["hp"][fed].astype(np.int64) + n * PELLET_HEAL, PLAYER_HP)
+    where = zip(cols["x"][pslots].tolist(), cols["y"][pslots].tolist())
     census.remove(world, pslots)
     spawn_pellets(world, world.tick, world.ids[pslots])
-    return [Event("pickup", (int(p), int(e))) for p, e in zip(world.ids[who], world.ids[pslots])]
+    return [Event("pickup", (int(p), int(e)), ((x, y),)) for p, e, (x, y) in zip(world.ids[who], world.ids[pslots], where)]

@@ -135,6 +135,8 @@ SPEC = RulesetSpec(
     rewind=REWIND,
     # With filtered views, everyone still sees every player (the minimap, the scoreboard).
     always_relevant=("player",),
+    # About players, whom every client sees anyway: the kill feed. Pickups and drone kills are placed.
+    always_relevant_events=("kill", "respawn"),
 )
 
 #: Input field indices, in ``SPEC.inputs`` order.

@@ -2,11 +2,15 @@
 
 PROTOCOL.md, *Filtered views*, is the normative description. In a match
 whose ruleset options ask for it (``view`` > 0: ``game.schema.VIEW_OPTIONS``)
-each player that says it can (``hello.interest``) receives only its **view**:
-the entities whose position lies in a grid cell that the circle (or
-rectangle) around its own entity touches, plus the entities of the kinds its
-ruleset marks always relevant. Entering the view is an ``add`` for that
-client, leaving it a ``gone``; ``sum`` is the view sum of what it holds.
+each player receives only its **view**: the entities whose position lies in
+a grid cell that the circle (or rectangle) around its own entity touches,
+plus the entities of the kinds its ruleset marks always relevant, and the
+events placed in those cells (``ViewGrid.event_cells``) or always relevant.
+A client that says it can (``hello.interest``) gets filtered updates
+(``ViewEncoder.frames``): entering the view is an ``add`` for that client,
+leaving it a ``gone``; ``sum`` is the view sum of what it holds. One that
+does not gets ordinary updates of the same view (``ViewEncoder.plain_frames``,
+one encode per client: the compatibility path).
 
 Sharing: every part of a filtered update is a concatenation, over the
 client's cells in ascending order, of byte segments encoded once per cell:
@@ -18,9 +22,11 @@ clients at once: no Python loop per entity or per cell, one short step per
 client to frame its bytes. Clients that share a base share the segments.
 
 ``reference_body`` encodes one client's update directly from the two
-snapshots (each entity classified on its own): the definition the vectorized
-encoder is tested against, and the audit's (``tests/replay``: a recorded
-match re-simulated gives back every frame each client was sent).
+snapshots (each entity classified on its own), ``reference_events`` picks its
+events one by one: the definitions the vectorized encoder is tested against,
+and the audit's (``server.replay.audit``: a recorded match re-simulated gives
+back every frame each client was sent, ``reference_frame`` and
+``reference_plain_frame``).
 ``apply_view`` is the client's side.
 
 Glossary (this module):
@@ -48,7 +54,8 @@ from attrs import frozen
 
 from game.motion import extrapolate
 from game.schema import RulesetSpec
-from server.protocol.delta import Array, Snapshot, WireSchema
+from server.protocol.codec import encode_update_prefix, finish_update
+from server.protocol.delta import Array, Snapshot, WireSchema, encode_body
 from server.protocol.errors import InvalidField
 from server.protocol.history import SNAP, SnapshotHistory
 from server.protocol.rowset import RowSetError, array_from
@@ -152,6 +159,7 @@ class ViewGrid:
         for k in spec.always_relevant:
             kinds[spec.kinds.index(k)] = True
         self._relevant = kinds
+        self.relevant_events = frozenset(spec.always_relevant_events)
         #: Per group, how its entities' cell at the base is numbered from their cell now (groups 1-8).
         self.shift = np.array([0] + [dy * self.ncx + dx for dx, dy in _NEIGHBOURS] + [0], dtype=np.int64)
         # Cell offsets a view may reach around its centre's cell.
@@ -172,6 +180,31 @@ class ViewGrid:
             kind = snap.cols[self.kind_i]
             cell[self._relevant[kind.astype(np.intp) & 0xFF]] = self.always
         return cell
+
+    def event_cells(self, events: Sequence[Any], places: Sequence[Sequence[tuple[int, int]]]) -> tuple[Idx, I64]:
+        """Where each event belongs: the always cell for a kind the ruleset marks always relevant, else the cells
+        of its positions (``places[i]``, column units; an event without one belongs nowhere).
+
+        Returns:
+            ``(event, cell)``: intp and int64 (K,), distinct pairs in ascending (event, cell) order.
+        """
+        ev: list[int] = []
+        xs: list[int] = []
+        ys: list[int] = []
+        always = []
+        for i, e in enumerate(events):
+            if e[0] in self.relevant_events:
+                always.append(i)
+            elif i < len(places):
+                for x, y in places[i]:
+                    ev.append(i)
+                    xs.append(x)
+                    ys.append(y)
+        at_x, at_y = np.array(xs, dtype=np.int64), np.array(ys, dtype=np.int64)
+        cell = np.clip(at_y // self.csy, 0, self.ncy - 1) * self.ncx + np.clip(at_x // self.csx, 0, self.ncx - 1)
+        key = np.unique(np.concatenate([np.array(ev, dtype=np.int64) * self.ncells + cell,
+                                        np.array(always, dtype=np.int64) * self.ncells + self.always]))
+        return (key // self.ncells).astype(np.intp), key % self.ncells
 
     def view_pairs(self, px: I64, py: I64, has: npt.NDArray[np.bool_]) -> tuple[Idx, I64]:
         """The cells of the views centred at ``(px, py)`` (column units, int64 (Q,)).
@@ -671,15 +704,42 @@ class ViewEncoder:
         #: Per tick, the views of the entities of that tick's frames (``_keep_views``).
         self._views: OrderedDict[int, tuple[I64, I64, I64, I64]] = OrderedDict()
         self._cur: Snapshot | None = None
-        self._events = b""
+        #: This tick's events, each packed once, and where they belong (``ViewGrid.event_cells``).
+        self._events: list[bytes] = []
+        self._wire_events: list[Any] = []
+        self._event_cells: tuple[Idx, I64] | None = None
+        #: Views as ordinary states (``view_state``), by (tick, entity), for ``plain_frames``.
+        self._plain: OrderedDict[tuple[int, int], tuple[Snapshot, Snapshot]] = OrderedDict()
         #: Encodes of the current tick: binnings and per-base cell deltas.
         self.encodes = 0
 
-    def begin(self, snapshot: Snapshot, events: list[Any]) -> None:
-        """A new tick: ``snapshot`` is what this tick's updates bring clients to."""
+    def begin(self, snapshot: Snapshot, events: Sequence[Any], places: Sequence[Sequence[tuple[int, int]]] = ()) -> None:
+        """A new tick: ``snapshot`` is what this tick's updates bring clients to, ``events`` (wire form) what
+        happened in it, each at the positions ``places[i]`` (column units; ``Event.at``)."""
         self._cur = snapshot
-        self._events = msgpack.packb(events) if events else b""
+        self._events = [msgpack.packb(e) for e in events]
+        self._wire_events = list(events)
+        for key in [k for k in self._plain if k[0] <= snapshot.tick - KEEP_BINNED]:
+            del self._plain[key]
+        self._event_cells = self.grid.event_cells(events, places) if events else None
         self.encodes = 0
+
+    def _client_events(self, tq: Idx, tc: I64) -> tuple[Idx, Idx]:
+        """Which events the views ``(tq, tc)`` receive: (client, event) pairs, distinct, in ascending order (an
+        event in two cells of a view once, events in their order)."""
+        if self._event_cells is None:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        ev, cell = self._event_cells
+        order = np.argsort(cell, kind="stable")
+        counts = np.bincount(cell, minlength=self.grid.ncells)
+        starts = np.cumsum(counts) - counts
+        cnt = counts[tc]
+        some = cnt > 0
+        q = np.repeat(tq[some].astype(np.int64), cnt[some])
+        e = ev[order][_expand(starts[tc[some]], cnt[some])]
+        nev = len(self._events)
+        key = np.unique(q * nev + e)
+        return (key // nev).astype(np.intp), (key % nev).astype(np.intp)
 
     def _binned_at(self, snap: Snapshot) -> Binned:
         got = self._binned.get(snap.tick)
@@ -827,8 +887,56 @@ class ViewEncoder:
             segs[part] = ((key[order] // 10 // grid.ncells).astype(np.intp),
                           np.concatenate([a for _, a, _ in pieces[part]])[order] if pieces[part] else key,
                           np.concatenate([z for _, _, z in pieces[part]])[order] if pieces[part] else key)
+        # Events: each packed once, gathered into the arrays of the clients whose views hold one of its cells.
+        eq, ei = self._client_events(tq, tc)
+        ev_len = np.array([len(e) for e in self._events], dtype=np.int64)
+        ev_at = src.add(np.frombuffer(b"".join(self._events), dtype=_U8)) + np.cumsum(ev_len) - ev_len
+        segs["ev"] = (eq, ev_at[ei], ev_len[ei])
         sums = np.bincount(tq, weights=cur.cellsum[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
-        return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, src, segs)
+        return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, np.bincount(eq, minlength=n), src, segs)
+
+    def plain_frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
+                     acks: Sequence[int] | I64) -> list[tuple[bytes, bool]]:
+        """Ordinary updates (PROTOCOL.md, *Updates*) of each client's view, for clients that did not say they can
+        apply filtered ones; arguments as ``frames``. Each frame comes with whether it is a keyframe: an
+        ordinary delta adds only ids above every id its base holds, so when an older entity enters the view
+        the update is a keyframe of the view (``plain_base``). One encode per (entity, base), in a loop over
+        the clients: a compatibility path, not the fast one.
+        """
+        cur = self._cur
+        if cur is None:
+            raise RuntimeError("plain_frames() before begin()")
+        ent, base_of, ack = _ints(entities), _ints(bases), _ints(acks)
+        tq, tc = self.grid.view_pairs(*centres(cur, self.grid, ent))
+        eq, ei = self._client_events(tq, tc)
+        starts = np.searchsorted(eq, np.arange(len(ent) + 1))
+        prefixes: dict[tuple[int, int], tuple[bytes, bool]] = {}
+        out = []
+        for i, (e, b, a) in enumerate(zip(ent.tolist(), base_of.tolist(), ack.tolist())):
+            got = prefixes.get((e, b))
+            if got is None:
+                now = self.view_state(cur, e)
+                base_snap = self.history.get(b) if b >= 0 else None
+                before = None if base_snap is None else self.view_state(base_snap, e)
+                events = [self._wire_events[j] for j in ei[starts[i]:starts[i + 1]].tolist()]
+                tick_b = plain_base(before, now)
+                body = encode_body(self.grid.schema, None if tick_b is None else before, now)
+                got = prefixes[(e, b)] = (encode_update_prefix(cur.tick, tick_b, body, now.checksum, events), tick_b is None)
+            out.append((finish_update(got[0], a), got[1]))
+        return out
+
+    def view_state(self, snap: Snapshot, entity: int) -> Snapshot:
+        """The entities of ``entity``'s view at ``snap`` (-1: none), ascending, with the ordinary checksum (the
+        CRC-32): what ``plain_frames`` sends; kept for the ticks after, where it is a base."""
+        key = (snap.tick, entity)
+        got = self._plain.get(key)
+        if got is not None and got[0] is snap:
+            return got[1]
+        binned = self._binned_at(snap)
+        rows = np.sort(binned.rows_of(self.grid.view_of(snap, None if entity < 0 else entity))[0])
+        state = Snapshot.of(snap.tick, snap.ids[rows], [c[rows] for c in snap.cols])
+        self._plain[key] = (snap, state)
+        return state
 
     def _keep_views(self, tick: int, ent: I64, q: Idx, cells: I64) -> None:
         """Remember this tick's views by entity, for the clients whose base it becomes."""
@@ -858,32 +966,34 @@ class ViewEncoder:
         bq, bc = grid.view_pairs(bx, by, bhas)
         return who[bq], bc
 
-    def _frame_all(self, tick: int, base_of: I64, acks: I64, sums: I64, src: _Sources,
+    def _frame_all(self, tick: int, base_of: I64, acks: I64, sums: I64, events: I64, src: _Sources,
                    segs: dict[str, tuple[Idx, I64, I64]]) -> list[bytes]:
         """Every client's frame, written by one scatter of shared literals, per-client headers and segments.
 
-        A frame is a row of slots: literals (keys, ``head``, ``ev``), per-client
-        headers (the map's, each bin's, ``sum``, ``ack``: msgpack's shortest
-        forms, written for all clients at once) and the parts' segments; a
-        slot of length 0 is left out (an empty part: its key and header too).
+        A frame is a row of slots: literals (keys, ``head``), per-client
+        headers (the map's, each bin's, ``sum``, ``ev``'s array of ``events``
+        events, ``ack``: msgpack's shortest forms, written for all clients at
+        once) and the parts' segments; a slot of length 0 is left out (an
+        empty part: its key and header too).
         """
         n = len(base_of)
         K = _KEYS
         lens = {p: np.bincount(q, weights=ln, minlength=n).astype(np.int64) for p, (q, _, ln) in segs.items()}
-        has = {"gone": lens["gone"] > 0, "chg": lens["cid"] > 0, "add": lens["add"] > 0}
+        has = {"gone": lens["gone"] > 0, "chg": lens["cid"] > 0, "add": lens["add"] > 0, "ev": events > 0}
         lit = {name: src.add_bytes(data) for name, data in (
             ("head", K["t"] + msgpack.packb("update") + K["tick"] + msgpack.packb(tick) + K["base"]),
             ("gone", K["gone"]), ("chg", K["chg"] + b"\x93"), ("add", K["add"]), ("sum", K["sum"]),
-            ("ev", K["ev"] + self._events if self._events else b""), ("ack", K["ack"]))}
+            ("ev", K["ev"]), ("ack", K["ack"]))}
         distinct, bi = np.unique(base_of, return_inverse=True)
         base_lit = np.array([src.add_bytes(msgpack.packb(None if b < 0 else b)) for b in distinct.tolist()], dtype=np.int64)
-        # Per-client headers: the map's (1 byte), then 5 bytes for each of gone, cid, cmask, cval, add, sum, ack.
-        fields = np.stack([lens["gone"], lens["cid"], lens["cmask"], lens["cval"], lens["add"], sums, acks], axis=1)
-        heads, hsize = _msgpack_heads(fields, np.array([True] * 5 + [False] * 2))
-        scratch = np.concatenate([(0x80 | (5 + bool(self._events) + has["gone"] + has["chg"] + has["add"]))
+        # Per-client headers: the map's (1 byte), then 5 bytes for each of gone, cid, cmask, cval, add, sum, ev, ack.
+        names = ("gone", "cid", "cmask", "cval", "add", "sum", "ev", "ack")
+        fields = np.stack([lens["gone"], lens["cid"], lens["cmask"], lens["cval"], lens["add"], sums, events, acks], axis=1)
+        heads, hsize = _msgpack_heads(fields, np.array([_BIN] * 5 + [_UINT, _ARRAY, _UINT]))
+        scratch = np.concatenate([(0x80 | (5 + has["ev"] + has["gone"] + has["chg"] + has["add"]))
                                   .astype(_U8)[:, None], heads.reshape(n, -1)], axis=1)
         row = src.add(scratch.reshape(-1)) + scratch.shape[1] * np.arange(n, dtype=np.int64)
-        H = {name: (row + 1 + 5 * i, hsize[:, i]) for i, name in enumerate(("gone", "cid", "cmask", "cval", "add", "sum", "ack"))}
+        H = {name: (row + 1 + 5 * i, hsize[:, i]) for i, name in enumerate(names)}
 
         def literal(name: str, on: npt.NDArray[np.bool_] | None = None) -> tuple[I64, I64]:
             at, size = lit[name]
@@ -901,7 +1011,8 @@ class ViewEncoder:
             literal("chg", has["chg"]), header("cid", has["chg"]), "cid", header("cmask", has["chg"]), "cmask",
             header("cval", has["chg"]), "cval",
             literal("add", has["add"]), header("add", has["add"]), "add",
-            literal("sum"), header("sum"), literal("ev"), literal("ack"), header("ack"),
+            literal("sum"), header("sum"), literal("ev", has["ev"]), header("ev", has["ev"]), "ev",
+            literal("ack"), header("ack"),
         ]
         fixed = [(j, slot) for j, slot in enumerate(slots) if not isinstance(slot, str)]
         width = np.stack([lens[slot] if isinstance(slot, str) else slot[1] for slot in slots], axis=1)  # (n, slots)
@@ -955,18 +1066,25 @@ def _ints(values: Sequence[int | None] | I64) -> I64:
     return np.array([-1 if v is None else v for v in values], dtype=np.int64)
 
 
-def _msgpack_heads(values: I64, is_bin: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.uint8], I64]:
-    """msgpack's shortest headers for many values at once: a bin's length header where ``is_bin`` (per column),
-    else the unsigned integer itself (< 2**32).
+#: What ``_msgpack_heads`` writes per column: the unsigned integer, a bin's header, an array's header.
+_UINT, _BIN, _ARRAY = 0, 1, 2
+
+
+def _msgpack_heads(values: I64, kind: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint8], I64]:
+    """msgpack's shortest headers for many values at once, per column as ``kind`` says: the unsigned integer
+    itself (``_UINT``, < 2**32), a bin's length header (``_BIN``) or an array's (``_ARRAY``).
 
     Returns:
         uint8 (*values.shape, 5), each header's bytes (its first ``size`` used), and int64 sizes.
     """
     v = values
+    is_bin, is_array = kind == _BIN, kind == _ARRAY
     size = np.where(is_bin, np.where(v < 256, 2, np.where(v < 65536, 3, 5)),
-                    np.where(v < 128, 1, np.where(v < 256, 2, np.where(v < 65536, 3, 5))))
+                    np.where(is_array, np.where(v < 16, 1, np.where(v < 65536, 3, 5)),
+                             np.where(v < 128, 1, np.where(v < 256, 2, np.where(v < 65536, 3, 5)))))
     lead = np.where(is_bin, np.where(size == 2, 0xC4, np.where(size == 3, 0xC5, 0xC6)),
-                    np.where(size == 1, v, np.where(size == 2, 0xCC, np.where(size == 3, 0xCD, 0xCE))))
+                    np.where(is_array, np.where(size == 1, 0x90 | v, np.where(size == 3, 0xDC, 0xDD)),
+                             np.where(size == 1, v, np.where(size == 2, 0xCC, np.where(size == 3, 0xCD, 0xCE)))))
     k = np.arange(1, 5, dtype=np.int64)
     width = (size - 1)[..., None]  # big-endian bytes after the lead
     be = np.where(k <= width, (v[..., None] >> np.maximum(8 * (width - k), 0)) & 0xFF, 0)
@@ -1120,18 +1238,69 @@ def reference_body(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity:
     return body
 
 
+def reference_events(grid: ViewGrid, snap: Snapshot, entity: int | None, events: Sequence[Any],
+                     places: Sequence[Sequence[tuple[int, int]]]) -> list[Any]:
+    """The events a client of ``entity`` receives at ``snap``'s tick, each judged on its own, in their order:
+    those of a kind the ruleset marks always relevant, and those with a position (``places[i]``) in a cell
+    of the client's view."""
+    view = set(grid.view_of(snap, entity).tolist())
+    out = []
+    for i, e in enumerate(events):
+        if e[0] in grid.relevant_events:
+            out.append(e)
+            continue
+        for x, y in places[i] if i < len(places) else ():
+            cx = min(max(x // grid.csx, 0), grid.ncx - 1)
+            cy = min(max(y // grid.csy, 0), grid.ncy - 1)
+            if cy * grid.ncx + cx in view:
+                out.append(e)
+                break
+    return out
+
+
 def reference_frame(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity: int | None, ack: int,
-                    events: list[Any]) -> bytes:
-    """The whole frame ``ViewEncoder`` sends one client, from ``reference_body``: what the audit rebuilds."""
+                    events: Sequence[Any], places: Sequence[Sequence[tuple[int, int]]] = ()) -> bytes:
+    """The whole frame ``ViewEncoder`` sends one client, from ``reference_body`` and ``reference_events``:
+    what the audit rebuilds."""
     body = reference_body(grid, base, cur, entity)
     sv = reference_state(grid, cur, entity)
     fields: dict[str, Any] = {"t": "update", "tick": cur.tick, "base": None if base is None else base.tick,
                               **{k: body[k] for k in FILTERED_KEYS if k in body}, "sum": sv.checksum}
-    if events:
-        fields["ev"] = events
+    mine = reference_events(grid, cur, entity, events, places)
+    if mine:
+        fields["ev"] = mine
     fields["ack"] = ack
     out: bytes = msgpack.packb(fields)
     return out
+
+
+def plain_base(before: Snapshot | None, now: Snapshot) -> int | None:
+    """The base an ordinary update of a view from ``before`` to ``now`` can have: ``before``'s tick, or None (a
+    keyframe) when ``now`` holds an entity that ``before`` did not with an id below one ``before`` holds (an
+    ordinary delta's ``new`` ids ascend past every held id)."""
+    if before is None:
+        return None
+    if len(before.ids) and len(now.ids):
+        came = now.ids[~_isin_sorted(now.ids.astype(np.int64), before.ids.astype(np.int64))]
+        if len(came) and int(came[0]) <= int(before.ids[-1]):
+            return None
+    return before.tick
+
+
+def reference_plain_frame(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity: int | None, ack: int,
+                          events: Sequence[Any], places: Sequence[Sequence[tuple[int, int]]] = ()) -> bytes:
+    """The ordinary update of ``entity``'s view (``ViewEncoder.plain_frames``) for one client, computed on its
+    own: what the audit rebuilds for a client that did not ask for filtered views."""
+    def state(snap: Snapshot) -> Snapshot:
+        held = reference_state(grid, snap, entity)
+        return Snapshot.of(snap.tick, held.ids, held.cols)  # its checksum: the CRC-32
+
+    now = state(cur)
+    before = None if base is None else state(base)
+    tick_b = plain_base(before, now)
+    body = encode_body(grid.schema, None if tick_b is None else before, now)
+    mine = reference_events(grid, cur, entity, events, places)
+    return finish_update(encode_update_prefix(cur.tick, tick_b, body, now.checksum, mine), ack)
 
 
 def reference_state(grid: ViewGrid, snap: Snapshot, entity: int | None) -> Snapshot:

@@ -2,14 +2,18 @@
 
 With interest management (PROTOCOL.md, *Filtered views*) a player receives
 only its view, so what it could know is a fact to prove, not to trust: the
-recording (seed, options, joins, leaves, inputs) determines every state, and
-an update is a pure function of the states at its tick and base, the
-player's entity and the match's view (``server.protocol.interest.reference_frame``),
-so ``ViewAudit.rebuild`` gives the very bytes the server sent from the
-recording alone. The update's ``ack`` (the player's own input sequence
-number, which the recording does not keep) is taken from the frame itself.
-Unfiltered updates (spectators, clients that did not ask for views) are
-rebuilt the same way with the ordinary delta encoder.
+recording (seed, options, joins, leaves, inputs) determines every state and
+every event, and an update is a pure function of the states at its tick and
+base, the tick's events, the player's entity and the match's view
+(``server.protocol.interest.reference_frame`` for a client that applies
+filtered updates, ``reference_plain_frame`` for one that did not say it can:
+ordinary updates of the same view), so ``ViewAudit.rebuild`` gives the very
+bytes the server sent from the recording alone: every player's, whatever its
+hello said, and every spectator's. The update's ``ack`` (the player's own
+input sequence number, which the recording does not keep) is taken from the
+frame itself. In a match without a view (or a spectator's, when the match's
+``view_spectators`` gives them the world) the updates are rebuilt with the
+ordinary delta encoder.
 
 Nothing here does I/O: the replay comes in parsed, frames come in as bytes.
 """
@@ -21,10 +25,10 @@ from typing import Any
 
 import msgpack
 
-from game.rules import Ruleset
+from game.rules import Event, Ruleset
 from server.protocol.codec import encode_update_prefix, finish_update
 from server.protocol.delta import Snapshot, WireSchema, encode_body
-from server.protocol.interest import ViewGrid, ViewShape, reference_frame, reference_state
+from server.protocol.interest import ViewGrid, ViewShape, reference_frame, reference_plain_frame, reference_state
 from server.replay.format import Replay, ReplayUsageError
 from server.replay.resim import Replayer
 
@@ -49,10 +53,12 @@ class ViewAudit:
         shape = ViewShape.from_options(options)
         #: The match's view grid, or None when it did not filter views.
         self.grid = None if shape is None else ViewGrid(self.spec, shape)
-        self._states: OrderedDict[int, tuple[Snapshot, list[Any], dict[int, int | None]]] = OrderedDict()
+        #: Spectators received the whole world (``view_spectators``), not a view.
+        self.spectators_see_world = bool(options.get("view_spectators", 0))
+        self._states: OrderedDict[int, tuple[Snapshot, list[Event], dict[int, int | None]]] = OrderedDict()
         self._keep(self.sim.tick, [])
 
-    def _keep(self, tick: int, events: list[Any]) -> None:
+    def _keep(self, tick: int, events: list[Event]) -> None:
         entities = {p: e for p, (_, e) in self.sim.players.items()}
         self._states[tick] = (Snapshot.capture(self.sim.world), events, entities)
         while len(self._states) > KEEP:
@@ -62,10 +68,10 @@ class ViewAudit:
         """The re-simulated replicated state after ``tick``."""
         return self._at(tick)[0]
 
-    def _at(self, tick: int) -> tuple[Snapshot, list[Any], dict[int, int | None]]:
+    def _at(self, tick: int) -> tuple[Snapshot, list[Event], dict[int, int | None]]:
         while self.sim.tick < tick:
             _, events = self.sim.step()
-            self._keep(self.sim.tick, [e.to_wire() for e in events])
+            self._keep(self.sim.tick, events)
         got = self._states.get(tick)
         if got is None:
             raise ReplayUsageError(f"tick {tick} is not among the last {KEEP} ticks re-simulated (ask in order)")
@@ -81,16 +87,18 @@ class ViewAudit:
             raise ReplayUsageError("this match did not filter views: every player could see the whole world")
         return reference_state(self.grid, self.state(tick), self.entity(player, tick))
 
-    def rebuild(self, frame: bytes, player: int, *, filtered: bool) -> bytes:
+    def rebuild(self, frame: bytes, player: int, *, interest: bool, spectator: bool = False) -> bytes:
         """The update ``frame`` (as ``player`` received it) rebuilt from the recording: the same bytes, if the
-        server sent what the recording says it had to. ``filtered``: the connection received filtered views."""
+        server sent what the recording says it had to. ``interest``: the connection's hello said it can apply
+        filtered views; ``spectator``: it watched (its view has no centre)."""
         msg = msgpack.unpackb(frame, raw=False)
         tick, base, ack = msg["tick"], msg["base"], msg["ack"]
         cur, events, entities = self._at(tick)
         before = None if base is None else self._at(base)[0]
-        if filtered:
-            if self.grid is None:
-                raise ReplayUsageError("this match did not filter views")
-            return reference_frame(self.grid, before, cur, entities.get(player), ack, events)
-        prefix = encode_update_prefix(tick, base, encode_body(self.schema, before, cur), cur.checksum, events)
+        wire = [e.to_wire() for e in events]
+        if self.grid is not None and not (spectator and self.spectators_see_world):
+            entity = None if spectator else entities.get(player)
+            build = reference_frame if interest else reference_plain_frame
+            return build(self.grid, before, cur, entity, ack, wire, [e.at for e in events])
+        prefix = encode_update_prefix(tick, base, encode_body(self.schema, before, cur), cur.checksum, wire)
         return finish_update(prefix, ack)

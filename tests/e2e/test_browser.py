@@ -634,11 +634,12 @@ def test_a_player_in_a_filtered_match_sees_its_view_verified_and_entities_fade_a
     from tools.client import GameClient
 
     options = {"npcs": 1500, "size": 2500, "view": 350, "view_cell": 150}
-    server = start_server("--ruleset", "drift", "--seed", "3", *(a for k, v in options.items() for a in ("--option", f"{k}={v}")))
+    server = start_server("--ruleset", "drift", "--seed", "3", *(a for k, v in options.items() for a in ("--option", f"{k}={v}")),
+                          "--option", "view_spectators=1")
     page = pages.open(server.http + "/")
     s = join(page, "Scout")
     assert s["interest"] == {"shape": "circle", "radius": 350, "cell": 150}
-    # The whole world, for reference: a spectator sees everything.
+    # The whole world, for reference: a spectator sees everything (view_spectators=1).
     ref = GameClient(server.url, "reference", spectate=True)
     loop.run(ref.connect())
     try:

@@ -1,9 +1,10 @@
 """End to end: a match that filters views (interest management), the real server, real clients.
 
 Players that can apply filtered views receive only what lies around them and
-verify every update's view sum; a player that cannot, and a spectator, still
-play and watch the whole world; and the recording rebuilds every frame each
-of them was sent (``server.replay.audit``).
+verify every update's view sum; a player that cannot receives the same view
+in ordinary updates; a spectator what every view holds (the whole world where
+the match allows it); and the recording rebuilds every frame each of them
+was sent, events included (``server.replay.audit``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ async def walk(clients: list[GameClient], ticks: int) -> None:
     await asyncio.sleep(0.1)
 
 
-def test_players_receive_their_views_verified_while_a_legacy_player_and_a_spectator_see_everything(
+def test_every_player_receives_its_view_verified_asked_for_or_not_and_a_spectator_what_every_view_holds(
         start_server: Start) -> None:
     server = start_server(*ARGS)
 
@@ -52,16 +53,15 @@ def test_players_receive_their_views_verified_while_a_legacy_player_and_a_specta
         watcher = GameClient(server.url, "eye", spectate=True)
         for c in [*players, legacy, watcher]:
             await c.connect()
-        seen: dict[str, list[int]] = {"view": [], "world": []}
+        seen: dict[str, list[int]] = {"view": [], "legacy": [], "eye": []}
 
         def count(c: GameClient) -> None:
             if c.state is not None:
-                seen["view" if c is players[0] else "world"].append(len(c.state.ids))
+                seen["view" if c is players[0] else "eye" if c is watcher else "legacy"].append(len(c.state.ids))
 
-        players[0].on_update = count
-        legacy.on_update = count
+        players[0].on_update = legacy.on_update = watcher.on_update = count
         await walk([*players, legacy], 150)
-        players[0].on_update = legacy.on_update = None  # leaving players leave the world
+        players[0].on_update = legacy.on_update = watcher.on_update = None  # leaving players leave the world
         for c in [*players, legacy, watcher]:
             await c.close()
         return players, legacy, watcher, seen
@@ -75,15 +75,17 @@ def test_players_receive_their_views_verified_while_a_legacy_player_and_a_specta
         assert c.filtered and c.welcome is not None
         assert c.welcome.interest == ViewShape(400, 0, 200).to_wire()
         assert c.stats.keyframes < c.stats.updates // 2  # entities come and go by deltas (margin: a busy machine lags)
-    assert not legacy.filtered and not watcher.filtered
-    # The whole world is 2000 NPCs and 5 players; a view of 400 units holds a small part of it.
-    assert min(seen["world"]) == 2005
-    assert 0 < max(seen["view"]) < 400
-    assert len(set(seen["view"])) > 1  # entities entered and left the view
+    assert not legacy.filtered and legacy.welcome is not None and legacy.welcome.interest is None
+    assert watcher.filtered
+    # The whole world is 2000 NPCs and 5 players; a view of 400 units holds a small part of it, asked for or not.
+    for held in (seen["view"], seen["legacy"]):
+        assert 0 < max(held) < 400
+        assert len(set(held)) > 1  # entities entered and left the view
+    assert set(seen["eye"]) == {0}  # drift marks no kind always relevant: a spectator's view holds nothing
 
 
 def test_a_filtered_players_mirror_holds_exactly_what_lies_in_its_cells(start_server: Start) -> None:
-    server = start_server(*ARGS)
+    server = start_server(*ARGS, "--option", "view_spectators=1")  # the spectator sees the world to compare with
 
     async def main() -> tuple[GameClient, GameClient]:
         me = GameClient(server.url, "me")
@@ -121,8 +123,8 @@ def test_a_filtered_players_mirror_holds_exactly_what_lies_in_its_cells(start_se
 def test_a_recorded_match_rebuilds_every_update_each_player_was_sent_byte_for_byte(
         start_server: Start, tmp_path: Path) -> None:
     """Visibility is auditable: re-simulating the recording gives back every frame, filtered or not."""
-    server = start_server("--ruleset", "arena", "--option", "view=350", "--option", "view_cell=150", "--seed", "9",
-                          "--hold", "0.2", "--replay-dir", str(tmp_path))
+    server = start_server("--ruleset", "arena", "--npcs", "200", "--option", "pellets=600", "--option", "view=350",
+                          "--option", "view_cell=150", "--seed", "9", "--hold", "0.2", "--replay-dir", str(tmp_path))
     received: dict[str, list[bytes]] = {}
 
     async def main() -> list[GameClient]:
@@ -150,7 +152,14 @@ def test_a_recorded_match_rebuilds_every_update_each_player_was_sent_byte_for_by
     assert {name for _, name, _, _ in frames} == {"p0", "p1", "p2", "old", "eye"}
     for tick, name, frame, c in frames:
         assert c.welcome is not None
-        assert audit.rebuild(frame, c.welcome.player, filtered=c.filtered) == frame, f"{name} at tick {tick}"
+        assert audit.rebuild(frame, c.welcome.player, interest=c.interest, spectator=c.spectate) == frame, \
+            f"{name} at tick {tick}"
+    # Events reached each client as its view says: the kill feed everyone, pickups and drone kills near them.
+    got = {name: [e for _, n, f, _ in frames if n == name for e in msgpack.unpackb(f).get("ev", [])]
+           for name in ("p0", "p1", "p2", "old", "eye")}
+    placed = {name: {e[0] for e in evs} - {"kill", "respawn"} for name, evs in got.items()}
+    assert placed["p0"] | placed["p1"] | placed["p2"], got  # someone ate or shot something
+    assert placed["eye"] == set()
     # What a filtered player could know at its last tick: exactly what its mirror held.
     p0 = clients[0]
     assert p0.welcome is not None and p0.state is not None

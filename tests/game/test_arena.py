@@ -274,7 +274,7 @@ def test_bullet_damages_drone_and_scores_for_owner():
     events += play(w, {0: [0, 0, 0, 1]}, ticks=6, pin=(drone,))
     assert not exists(w, drone)
     assert get(w, shooter, "score") == S.DRONE_SCORE
-    assert Event("drone_kill", (shooter, drone)) in events
+    assert Event("drone_kill", (shooter, drone), ((10000 + 100 * U, 10000),)) in events  # where the drone was
     assert len(of_kind(w, S.DRONE)) == 1  # replaced
     assert len(of_kind(w, S.BULLET)) == 0 or all(get(w, int(b), "owner") == shooter for b in of_kind(w, S.BULLET))
 
@@ -299,7 +299,7 @@ def test_bullets_kill_a_player_who_respawns_later_with_full_health():
     events = play(w, {0: [0, 0, 0, 1]}, ticks=4)
     assert get(w, victim, "hp") == S.BULLET_DAMAGE
     events = play(w, {0: [0, 0, 0, 1]})  # the bullet from tick 1 arrives on tick 5
-    assert Event("kill", (shooter, victim)) in events
+    assert Event("kill", (shooter, victim), ((get(w, victim, "x"), get(w, victim, "y")),)) in events
     assert get(w, victim, "hp") == 0
     assert get(w, shooter, "score") == S.PLAYER_SCORE
     dead_at = (get(w, victim, "x"), get(w, victim, "y"))
@@ -323,7 +323,7 @@ def test_simultaneous_hits_add_up_and_the_earliest_bullet_gets_the_kill():
     put(w, victim, hp=2 * S.BULLET_DAMAGE)
     events = play(w, {0: [0, 0, 0, 1], 1: [0, 0, 128, 1]}, ticks=6)
     kills = [e for e in events if e.kind == "kill"]
-    assert kills == [Event("kill", (left, victim))]  # left's bullet has the lower id
+    assert kills == [Event("kill", (left, victim), ((10000, 10000),))]  # left's bullet has the lower id
     assert get(w, left, "score") == S.PLAYER_SCORE and get(w, right, "score") == 0
 
 
@@ -363,7 +363,7 @@ def test_drones_that_kill_a_player_are_credited_with_it():
     put(w, player, hp=S.DRONE_DAMAGE)
     drone = add(w, S.DRONE, 10000, 10000 + 30 * U)
     events = play(w)
-    assert Event("kill", (drone, player)) in events
+    assert Event("kill", (drone, player), ((10000, 10000),)) in events
     assert get(w, player, "hp") == 0 and get(w, player, "respawn") == S.RESPAWN_TICKS
 
 
@@ -387,7 +387,7 @@ def test_pellet_scores_heals_and_reappears_elsewhere():
     player = join_at(w, 0, px + 20 * U, py)
     put(w, player, hp=50)
     events = play(w)
-    assert Event("pickup", (player, pellet)) in events
+    assert Event("pickup", (player, pellet), ((px, py),)) in events  # where the pellet was
     assert not exists(w, pellet)
     assert get(w, player, "score") == S.PELLET_SCORE
     assert get(w, player, "hp") == 50 + S.PELLET_HEAL

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from game.motion import extrapolate
 from game.schema import Axis, Column, InputField, PlayerMove, RulesetSpec
-from server.protocol.delta import Snapshot
+from server.protocol.delta import Snapshot, apply_body
 from server.protocol.errors import InvalidField
 from server.protocol.history import SnapshotHistory
 from server.protocol.interest import (
@@ -28,7 +28,9 @@ from server.protocol.interest import (
     encode_changes,
     entity_hashes,
     record_dtype,
+    reference_events,
     reference_frame,
+    reference_plain_frame,
     reference_state,
     view_sum,
 )
@@ -51,6 +53,7 @@ SPEC = RulesetSpec(
     kinds=("npc", "player", "flag"),
     player=PlayerMove(40, 28, 0, SIDE * 8),
     always_relevant=("flag",),
+    always_relevant_events=("siren",),
 )
 FLAG = 2
 
@@ -135,22 +138,43 @@ def clients(rng: np.random.Generator, snaps: list[Snapshot], count: int) -> tupl
 # -- the cell encoder is the reference, byte for byte -------------------------------------------------
 
 
-def frames_and_references(seed: int, n: int, ticks: int, count: int, g: ViewGrid = GRID, events: list[Any] | None = None
+Places = list[tuple[tuple[int, int], ...]]
+
+
+def some_events(rng: np.random.Generator, count: int) -> tuple[list[Any], Places]:
+    """``count`` events: most at one to three positions (some outside the arena), a few always relevant
+    (``siren``), a few placed nowhere."""
+    events: list[Any] = []
+    places: Places = []
+    for i in range(count):
+        r = rng.random()
+        kind = "siren" if r < 0.15 else "boom"
+        events.append([kind, i, int(rng.integers(0, 1000))])
+        k = 0 if 0.15 <= r < 0.25 else int(rng.integers(1, 4))
+        places.append(tuple((int(rng.integers(-100, SIDE * 8 + 200)), int(rng.integers(-100, SIDE * 8 + 200)))
+                            for _ in range(k)))
+    return events, places
+
+
+def frames_and_references(seed: int, n: int, ticks: int, count: int, g: ViewGrid = GRID, events: int = 0
                           ) -> tuple[list[bytes], list[bytes]]:
     history, snaps = run(seed, n, ticks, g)
-    entities, bases = clients(np.random.default_rng(seed + 1), snaps, count)
+    rng = np.random.default_rng(seed + 1)
+    entities, bases = clients(rng, snaps, count)
+    evs, places = some_events(rng, events)
     acks = list(range(count))
     enc = ViewEncoder(g, history)
-    enc.begin(snaps[-1], events or [])
+    enc.begin(snaps[-1], evs, places)
     got = enc.frames(entities, bases, acks)
-    want = [reference_frame(g, history.get(b), snaps[-1], e, a, events or []) for e, b, a in zip(entities, bases, acks)]
+    want = [reference_frame(g, history.get(b), snaps[-1], e, a, evs, places) for e, b, a in zip(entities, bases, acks)]
     return got, want
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), ticks=st.integers(1, 6), count=st.integers(1, 12))
-def test_cell_encoded_frames_are_the_per_client_references_byte_for_byte(seed, n, ticks, count):
-    got, want = frames_and_references(seed, n, ticks, count)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 400), ticks=st.integers(1, 6), count=st.integers(1, 12),
+       events=st.sampled_from([0, 0, 1, 5, 40]))
+def test_cell_encoded_frames_are_the_per_client_references_byte_for_byte(seed, n, ticks, count, events):
+    got, want = frames_and_references(seed, n, ticks, count, events=events)
     assert got == want
 
 
@@ -171,8 +195,70 @@ def test_an_encoder_running_tick_after_tick_matches_the_reference_for_bases_many
 
 @pytest.mark.parametrize("shape", [(300, 0, 150), (300, 0, 1000), (500, 200, 128), (100, 0, 37), (5000, 0, 400)])
 def test_cell_encoding_matches_the_reference_for_circles_rectangles_and_any_cell_size(shape):
-    got, want = frames_and_references(11, 600, 3, 20, grid(*shape), events=[["boom", 1, 2]])
+    got, want = frames_and_references(11, 600, 3, 20, grid(*shape), events=30)
     assert got == want
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), ticks=st.integers(1, 5), count=st.integers(1, 6))
+def test_ordinary_updates_of_views_are_the_per_client_references_and_apply_to_the_view(seed, n, ticks, count):
+    """A client that cannot apply filtered updates gets its view in ordinary ones (a keyframe when an older id
+    comes into view)."""
+    history, snaps = run(seed, n, ticks)
+    rng = np.random.default_rng(seed + 3)
+    entities, bases = clients(rng, snaps, count)
+    evs, places = some_events(rng, 6)
+    enc = ViewEncoder(GRID, history)
+    enc.begin(snaps[-1], evs, places)
+    for (frame, key), e, b, a in zip(enc.plain_frames(entities, bases, list(range(count))), entities, bases,
+                                     range(count)):
+        assert frame == reference_plain_frame(GRID, history.get(b), snaps[-1], e, a, evs, places)
+        msg = msgpack.unpackb(frame)
+        assert key == (msg["base"] is None) and (b is not None or key)
+        held = None if msg["base"] is None else reference_state(GRID, history.get(msg["base"]), e)
+        got = apply_body(SCHEMA, None if held is None else Snapshot.of(held.tick, held.ids, held.cols), msg["tick"], msg)
+        assert got.checksum == msg["sum"]
+        assert np.array_equal(got.ids, reference_state(GRID, snaps[-1], e).ids)
+        assert msg.get("ev", []) == reference_events(GRID, snaps[-1], e, evs, places)
+
+
+# -- events -------------------------------------------------------------------------------------------
+
+
+def test_a_client_receives_the_events_placed_in_its_view_once_and_the_always_relevant_ones_in_order():
+    history, snaps = run(4, 300, 1)
+    cur = snaps[-1]
+    me = int(cur.ids[7])
+    x, y = (int(c[7]) for c in (cur.cols[1], cur.cols[2]))
+    far = ((x + 1000 * 8) % (SIDE * 8), (y + 1000 * 8) % (SIDE * 8))
+    events = [["boom", 0], ["boom", 1], ["siren", 2], ["boom", 3], ["boom", 4], ["boom", 5]]
+    places: Places = [((x, y),), (far,), (), ((x, y), (x + 1, y), far), (), (far, (x, y))]
+    enc = ViewEncoder(GRID, history)
+    enc.begin(cur, events, places)
+    mine, nobody = enc.frames([me, None], [None, None], [0, 0])
+    # At my position; not far away; always relevant; in my cell twice (once); placed nowhere (never); far or here.
+    assert msgpack.unpackb(mine)["ev"] == [["boom", 0], ["siren", 2], ["boom", 3], ["boom", 5]]
+    assert msgpack.unpackb(nobody)["ev"] == [["siren", 2]]
+    assert reference_events(GRID, cur, me, events, places) == msgpack.unpackb(mine)["ev"]
+
+
+def test_a_client_whose_view_holds_no_event_gets_no_ev_key():
+    history, snaps = run(4, 300, 1)
+    enc = ViewEncoder(GRID, history)
+    enc.begin(snaps[-1], [["boom", 1]], [((0, 0),)])
+    me = int(snaps[-1].ids[np.argmax(snaps[-1].cols[1].astype(np.int64) + snaps[-1].cols[2])])  # far from (0, 0)
+    (frame,) = enc.frames([me], [None], [0])
+    assert "ev" not in msgpack.unpackb(frame)
+
+
+def test_many_events_take_msgpacks_longer_array_headers():
+    history, snaps = run(4, 50, 1)
+    events = [["siren", i] for i in range(70_000)]
+    enc = ViewEncoder(GRID, history)
+    enc.begin(snaps[-1], events[:20])
+    assert msgpack.unpackb(enc.frames([None], [None], [0])[0])["ev"] == events[:20]
+    enc.begin(snaps[-1], events)
+    assert msgpack.unpackb(enc.frames([None], [None], [0])[0])["ev"] == events
 
 
 def test_clients_with_the_same_base_and_view_get_the_same_bytes_apart_from_ack():

@@ -25,13 +25,13 @@ def test_an_unknown_ruleset_is_a_400_listing_what_is_offered() -> None:
 
 def test_options_are_checked_by_name_and_range_and_resolved_with_defaults() -> None:
     offer = Offer(RoomType("drift"), DRIFT)
-    rest = {"size": 4000, "view": 0, "view_h": 0, "view_cell": 0}
+    rest = {"size": 4000, "view": 0, "view_h": 0, "view_cell": 0, "view_spectators": 0}
     assert offer.check_options({"npcs": 5}) == {"npcs": 5, **rest}
     assert offer.check_options({}) == {"npcs": 2000, **rest}
     with pytest.raises(MatchmakeError) as unknown:
         offer.check_options({"pellets": 5})
     assert (unknown.value.status, unknown.value.field) == (400, "options.pellets")
-    assert unknown.value.reason == "unknown option 'pellets' of ruleset 'drift'; known: npcs, size, view, view_cell, view_h"
+    assert unknown.value.reason == "unknown option 'pellets' of ruleset 'drift'; known: npcs, size, view, view_cell, view_h, view_spectators"
     with pytest.raises(MatchmakeError) as outside:
         offer.check_options({"npcs": -1})
     assert (outside.value.field, outside.value.reason) == ("options.npcs", "option npcs=-1 is outside [0, 1000000]")

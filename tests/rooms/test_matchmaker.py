@@ -98,7 +98,7 @@ def test_join_takes_a_seat_in_the_match_named() -> None:
     ({"ruleset": "drift", "mode": "join", "labels": {"region": "eu"}}, 404, None,
      "no open match of ruleset 'drift' with labels {'region': 'eu'}"),
     ({"ruleset": "drift", "options": {"pellets": 3}}, 400, "options.pellets",
-     "unknown option 'pellets' of ruleset 'drift'; known: npcs, size, view, view_cell, view_h"),
+     "unknown option 'pellets' of ruleset 'drift'; known: npcs, size, view, view_cell, view_h, view_spectators"),
     ({"ruleset": "drift", "options": {"npcs": 10**7}}, 400, "options.npcs", "option npcs=10000000 is outside [0, 1000000]"),
 ])
 def test_a_request_without_a_seat_to_give_gets_a_status_and_a_reason(body, status, field, reason) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -14,6 +15,7 @@ from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import apply_body
 from server.protocol.errors import ProtocolError
 from server.protocol.history import MAX_DELTAS
+from server.protocol.interest import apply_view, reference_state
 from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Resync, Roster, RosterDelta, Update, Welcome
 from server.protocol.roster import RosterMirror
 
@@ -457,10 +459,8 @@ def test_a_match_is_idle_from_the_tick_after_its_last_member_is_gone_until_someo
     assert match.idle_since == 7.6
 
 
-def test_a_match_with_views_filters_the_players_who_ask_and_sends_the_rest_the_world() -> None:
-    from server.protocol.interest import apply_view, reference_state
-
-    match = Match(get_ruleset("drift"), options={"npcs": 300, "size": 2000, "view": 300}, token_factory=lambda: "t")
+def views_match(**options: int) -> tuple[Match, Callable[..., tuple[Member, FakeClient]]]:
+    match = Match(get_ruleset("drift"), options={"npcs": 300, "size": 2000, "view": 300, **options}, token_factory=lambda: "t")
 
     def member(name: str, spectate: bool = False, interest: bool = True) -> tuple[Member, FakeClient]:
         client, session = FakeClient(), match.new_session()
@@ -468,15 +468,28 @@ def test_a_match_with_views_filters_the_players_who_ask_and_sends_the_rest_the_w
         assert isinstance(hello, Hello)
         return match.connect(hello, session, client, 0.0), client
 
-    (viewer, vc), (old, oc), (eye, ec) = member("ann"), member("bob", interest=False), member("eye", spectate=True)
-    for step in range(5):
+    return match, member
+
+
+def play(match: Match, who: list[tuple[Member, FakeClient]], ticks: int) -> None:
+    """Players walk diagonally; everyone acknowledges every update."""
+    for step in range(ticks):
         match.tick(step / 30)
-        for m, c in ((viewer, vc), (old, oc), (eye, ec)):
-            send(match, m, Ack(c.updates()[-1].tick))
-    assert [m.filtered for m in (viewer, old, eye)] == [True, False, False]
+        for m, c in who:
+            if not m.spectator and m.joined:
+                send(match, m, Input(step + 1, (1, 1), ack=c.updates()[-1].tick))
+            else:
+                send(match, m, Ack(c.updates()[-1].tick))
+
+
+def test_a_match_with_views_gives_every_player_its_view_filtered_or_in_ordinary_updates() -> None:
+    match, member = views_match()
+    (viewer, vc), (old, oc) = member("ann"), member("bob", interest=False)
+    play(match, [(viewer, vc), (old, oc)], 40)
+    assert [(m.viewed, m.filtered) for m in (viewer, old)] == [(True, True), (True, False)]
     welcome = next(m for m in vc.messages() if isinstance(m, Welcome))
     assert welcome.interest == {"shape": "circle", "radius": 300, "cell": 150}
-    assert all(m.interest is None for c in (oc, ec) for m in c.messages() if isinstance(m, Welcome))
+    assert all(m.interest is None for m in oc.messages() if isinstance(m, Welcome))  # it did not ask: ordinary updates
     assert match.views is not None
     held = None
     for update in vc.updates():
@@ -485,11 +498,33 @@ def test_a_match_with_views_filters_the_players_who_ask_and_sends_the_rest_the_w
     assert held is not None and held.tick == match.tick_count
     assert np.array_equal(held.ids, reference_state(match.views.grid, match.snapshot, viewer.entity).ids)
     assert 0 < len(held.ids) < len(match.snapshot.ids)
-    for c in (oc, ec):
-        world = None
-        for update in c.updates():
-            world = apply_body(match.schema, world, update.tick, update.body)
-        assert world is not None and len(world.ids) == len(match.snapshot.ids) == 302
+    states: dict[int, Any] = {}
+    for update in oc.updates():
+        assert "chg" not in update.body and "add" not in update.body
+        state = apply_body(match.schema, states.get(update.base) if update.base is not None else None,
+                           update.tick, update.body)
+        assert state.checksum == update.checksum
+        states[update.tick] = state
+    mine = reference_state(match.views.grid, match.snapshot, old.entity)
+    assert np.array_equal(states[match.tick_count].ids, mine.ids) and 0 < len(mine.ids) < 302
+    assert any(u.base is not None for u in oc.updates())  # deltas where nothing older came into view
+
+
+def test_spectators_of_a_match_with_views_hold_what_every_view_holds_unless_the_match_gives_them_the_world() -> None:
+    for option, want in ((0, 0), (1, 301)):  # drift marks no kind always relevant; 300 NPCs and ann
+        match, member = views_match(view_spectators=option)
+        eye, ec = member("eye", spectate=True)
+        old_eye, oec = member("old", spectate=True, interest=False)
+        play(match, [member("ann"), (eye, ec), (old_eye, oec)], 5)
+        assert [eye.viewed, old_eye.viewed] == [not option] * 2
+        assert eye.filtered == (not option) and not old_eye.filtered
+        for c in (ec, oec):
+            held = None
+            for update in c.updates():
+                apply = apply_view if c is ec and not option else apply_body
+                held = apply(match.schema, held if update.base is not None else None, update.tick, update.body)
+                assert held.checksum == update.checksum
+            assert held is not None and len(held.ids) == want, (option, c)
 
 
 def test_a_match_without_views_sends_everyone_the_world_whatever_they_ask() -> None:
