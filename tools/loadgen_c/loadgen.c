@@ -1,4 +1,4 @@
-/* loadgen: many lean players of a tickserver match from one thread (epoll, non-blocking).
+/* loadgen: many lean players of a tickserver match from one thread (io_uring, or epoll).
  *
  * Owns the load of the players-per-core sweep (`python -m tools.bench --sweep`), so that the
  * server's capacity and not the generator's is what the sweep finds. It speaks just enough of
@@ -15,7 +15,15 @@
  * bounded. Prints JSON lines on stdout: {"event": "window_start"} and {"event": "window_end"}
  * when the window opens and closes (a driver snapshots the server's CPU then), and the summary
  * last: connected, welcomed, updates/s per client over the window (min, p1, p50, mean), its own
- * CPU over the window (cores, and µs per update received and answered), the mean update's bytes, errors (count and the first few) and closes by code.
+ * CPU over the window (cores, and µs per update received and answered), the mean update's bytes,
+ * the I/O path it used (`io`: uring or epoll, `io_note`: why not uring), errors (count and the first
+ * few) and closes by code.
+ *
+ * Cost: what it spends per update is almost all kernel time, and on loopback that includes the
+ * server socket's receive path for each input (run in the sender's context). Connections are set up
+ * on epoll; once open, each moves to an io_uring (raw system calls, see below) so that a whole batch
+ * of updates is received and answered with one system call instead of a recv and a send each.
+ * `python -m tools.genbench` measures it against build/feeder (BENCHMARKS.md, "Players per core").
  *
  * Build: `make loadgen` (gcc -O2), output in build/loadgen.
  */
@@ -30,9 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +60,9 @@ enum { S_CONNECTING, S_HTTP, S_OPEN, S_CLOSING, S_DONE };
 
 typedef struct {
     int fd, state, index, n_inputs, welcomed;
+    int uring;                /* its reads and writes go through the ring (it left epoll once open) */
+    int sock;                 /* the socket while the ring still holds it (a read armed, a write in flight) */
+    int in_flight;            /* bytes of out handed to the ring and not yet completed */
     int dx, dy;
     uint32_t seq;
     uint64_t rng;
@@ -69,6 +83,7 @@ static uint64_t seed = 1;
 static long errors;
 static char err_msgs[MAX_ERR_MSGS][160];
 static long closes[5000];
+static int n_epoll; /* connections still on epoll (connecting, or on the ring-less path) */
 static int window_phase; /* 0 before, 1 in, 2 after */
 static uint64_t window_bytes, window_updates; /* update bytes and updates received in the window */
 
@@ -104,11 +119,19 @@ static void error_msg(Conn *c, const char *fmt, ...) {
     }
 }
 
+static void uring_close(Conn *c);
+
 static void drop(Conn *c) {
     if (c->fd >= 0) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-        c->fd = -1;
+        if (c->uring) {
+            c->fd = -1;  /* gone for everything else; the socket closes once the ring lets go of it */
+            if (!c->in_flight) uring_close(c);
+        } else {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+            n_epoll--;
+        }
     }
     c->state = S_DONE;
 }
@@ -118,7 +141,10 @@ static void want_out(Conn *c, int on) {
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+static void uring_send(Conn *c);
+
 static void flush(Conn *c) {
+    if (c->uring) { if (!c->in_flight && c->out_len > 0) uring_send(c); return; }
     while (c->out_len > 0) {
         ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
         if (n < 0) {
@@ -338,6 +364,190 @@ static void on_readable(Conn *c) {
     }
 }
 
+/* -- io_uring (raw system calls, no liburing): the open connections' reads and writes --
+ *
+ * Once a connection is open it leaves epoll: one multishot recv per socket fills buffers of a
+ * registered buffer ring, and each input is a send queued in the ring. A single io_uring_enter per
+ * loop submits every queued send and waits for completions; with DEFER_TASKRUN the kernel does the
+ * receives when we enter, all of the ready ones in one batch, and wakes us no earlier than asked.
+ * Where the ring cannot be set up (an old kernel, a sandbox that forbids it) or with --io epoll,
+ * everything stays on epoll: one recv and one send per update. */
+#define RING_ENTRIES 8192
+#define CQ_ENTRIES 65536
+#define NBUF 8192            /* receive buffers in the ring (a power of 2) */
+#define BUFSZ 8192           /* an update of the sweep fits in one (the first 4 KB are all that is read of larger ones) */
+enum { TAG_RECV = 0, TAG_SEND = 1, TAG_EPOLL = 2 };
+
+struct getevents_arg { uint64_t sigmask; uint32_t sigmask_sz; uint32_t pad; uint64_t ts; };
+
+static struct {
+    int fd;
+    unsigned *sq_head, *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+    unsigned sq_entries, tail;
+    struct io_uring_buf_ring *br;
+    unsigned char *bufs;
+    uint16_t br_tail;
+} ring = {.fd = -1};
+static int use_uring = 1;                /* --io uring (default) or epoll; 0 also when the ring is unavailable */
+static const char *uring_why = "";       /* why it is not used */
+static uint64_t uring_rearms;            /* multishot receives that ended and were armed again */
+
+static int ring_setup(void) {
+    struct io_uring_params p = {0};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    p.cq_entries = CQ_ENTRIES;
+    int fd = (int)syscall(__NR_io_uring_setup, RING_ENTRIES, &p);
+    if (fd < 0) { uring_why = strerror(errno); return -1; }
+    size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned), cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    if (!(p.features & IORING_FEAT_SINGLE_MMAP)) { uring_why = "no IORING_FEAT_SINGLE_MMAP"; close(fd); return -1; }
+    size_t sz = sq_sz > cq_sz ? sq_sz : cq_sz;
+    unsigned char *sq = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+    ring.sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                     IORING_OFF_SQES);
+    if (sq == MAP_FAILED || ring.sqes == MAP_FAILED) { uring_why = "mmap of the ring failed"; close(fd); return -1; }
+    ring.sq_head = (unsigned *)(sq + p.sq_off.head); ring.sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    ring.sq_mask = (unsigned *)(sq + p.sq_off.ring_mask); ring.sq_array = (unsigned *)(sq + p.sq_off.array);
+    ring.cq_head = (unsigned *)(sq + p.cq_off.head); ring.cq_tail = (unsigned *)(sq + p.cq_off.tail);
+    ring.cq_mask = (unsigned *)(sq + p.cq_off.ring_mask); ring.cqes = (struct io_uring_cqe *)(sq + p.cq_off.cqes);
+    ring.sq_entries = p.sq_entries;
+    for (unsigned i = 0; i < p.sq_entries; i++) ring.sq_array[i] = i;
+    ring.tail = *ring.sq_tail;
+    ring.br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ring.bufs = malloc((size_t)NBUF * BUFSZ);
+    if (ring.br == MAP_FAILED || !ring.bufs) { uring_why = "out of memory"; close(fd); return -1; }
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring.br, .ring_entries = NBUF, .bgid = 0};
+    if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
+        uring_why = strerror(errno); close(fd); return -1;
+    }
+    for (int i = 0; i < NBUF; i++) {
+        struct io_uring_buf *b = &ring.br->bufs[i];
+        b->addr = (uint64_t)(uintptr_t)(ring.bufs + (size_t)i * BUFSZ); b->len = BUFSZ; b->bid = (uint16_t)i;
+    }
+    ring.br_tail = NBUF;
+    __atomic_store_n(&ring.br->tail, ring.br_tail, __ATOMIC_RELEASE);
+    ring.fd = fd;
+    return 0;
+}
+
+static void buf_recycle(unsigned bid) {
+    struct io_uring_buf *b = &ring.br->bufs[ring.br_tail & (NBUF - 1)];
+    b->addr = (uint64_t)(uintptr_t)(ring.bufs + (size_t)bid * BUFSZ); b->len = BUFSZ; b->bid = (uint16_t)bid;
+    ring.br_tail++;  /* published after the batch of completions (buf_publish) */
+}
+
+static void buf_publish(void) { __atomic_store_n(&ring.br->tail, ring.br_tail, __ATOMIC_RELEASE); }
+
+/* Submit what is queued; wait for at least `wait` completions for at most ms milliseconds. */
+static uint64_t enter_errors;
+static int enter_errno;
+
+/* Submit every queued entry the kernel has not taken yet; wait for at least `wait` completions for at
+ * most ms milliseconds. An entry refused for now (EAGAIN, EBUSY) stays queued for the next call. */
+static void ring_enter(unsigned wait, int ms) {
+    __atomic_store_n(ring.sq_tail, ring.tail, __ATOMIC_RELEASE);
+    unsigned n = ring.tail - __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE);
+    struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    struct getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
+    unsigned flags = wait ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0;
+    int r = (int)syscall(__NR_io_uring_enter, ring.fd, n, wait, flags, wait ? (void *)&arg : NULL, sizeof arg);
+    if (r < 0 && errno != ETIME && errno != EINTR) { enter_errors++; enter_errno = errno; }
+}
+
+static struct io_uring_sqe *get_sqe(void) {
+    while (ring.tail - __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE) >= ring.sq_entries) ring_enter(0, 0);
+    struct io_uring_sqe *e = &ring.sqes[ring.tail & *ring.sq_mask];
+    ring.tail++;
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+static void uring_arm_recv(Conn *c) {
+    struct io_uring_sqe *e = get_sqe();
+    e->opcode = IORING_OP_RECV;
+    e->fd = c->sock;
+    e->ioprio = IORING_RECV_MULTISHOT;
+    e->flags = IOSQE_BUFFER_SELECT;
+    e->buf_group = 0;
+    e->user_data = (uint64_t)(uintptr_t)c | TAG_RECV;
+}
+
+static void uring_send(Conn *c) {
+    struct io_uring_sqe *e = get_sqe();
+    e->opcode = IORING_OP_SEND;
+    e->fd = c->sock;
+    e->addr = (uint64_t)(uintptr_t)c->out;
+    e->len = (unsigned)c->out_len;
+    e->msg_flags = MSG_NOSIGNAL;
+    e->user_data = (uint64_t)(uintptr_t)c | TAG_SEND;
+    c->in_flight = c->out_len;
+}
+
+/* The connection is gone (drop): its socket ends once nothing of the ring uses it. shutdown ends
+ * the armed receive (a last completion of 0 bytes), which lets the ring drop its hold on the file. */
+static void uring_close(Conn *c) {
+    if (c->sock < 0) return;
+    shutdown(c->sock, SHUT_RDWR);
+    close(c->sock);
+    c->sock = -1;
+}
+
+/* An open connection leaves epoll for the ring. */
+static void to_uring(Conn *c) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->uring = 1;
+    c->sock = c->fd;
+    uring_arm_recv(c);
+    flush(c);
+}
+
+static void on_recv_cqe(Conn *c, int res, unsigned flags) {
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && c->fd >= 0) {
+            unsigned char *data = ring.bufs + (size_t)bid * BUFSZ;
+            if (c->hold_len == 0) on_ws_bytes(c, data, res);
+            else {
+                int h = c->hold_len;
+                memcpy(rbuf, c->hold, h);
+                memcpy(rbuf + h, data, res);
+                on_ws_bytes(c, rbuf, h + res);
+            }
+        }
+        buf_recycle(bid);
+    }
+    if (flags & IORING_CQE_F_MORE) return;
+    /* the multishot receive ended */
+    if (c->fd < 0) { uring_close(c); return; }
+    if (res > 0 || res == -ENOBUFS) { uring_rearms++; uring_arm_recv(c); return; }
+    if (res == 0) {
+        if (c->state != S_CLOSING) { error_msg(c, "connection closed without a close frame"); closes[1006]++; }
+    } else if (c->state != S_CLOSING) error_msg(c, "recv: %s", strerror(-res));
+    drop(c);
+    uring_close(c);
+}
+
+static void on_send_cqe(Conn *c, int res) {
+    int sent = c->in_flight;
+    c->in_flight = 0;
+    if (res < 0) {
+        if (c->fd >= 0 && c->state != S_CLOSING) error_msg(c, "send: %s", strerror(-res));
+        drop(c);
+        uring_close(c);
+        return;
+    }
+    if (res > sent) res = sent;
+    memmove(c->out, c->out + res, c->out_len - res);
+    c->out_len -= res;
+    if (c->fd < 0) {
+        if (c->out_len > 0) uring_send(c);  /* the rest of a last frame (a close) before the socket ends */
+        else uring_close(c);
+        return;
+    }
+    if (c->out_len > 0) uring_send(c);
+}
+
 static void on_connected(Conn *c) {
     int err = 0;
     socklen_t el = sizeof err;
@@ -371,6 +581,7 @@ static void start_connect(Conn *c) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     c->state = S_CONNECTING;
+    n_epoll++;
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     if (connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
@@ -390,12 +601,43 @@ static void on_event(Conn *c, uint32_t events) {
         if (c->fd >= 0 && c->out_len == 0) want_out(c, 0);
     }
     if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) on_readable(c);
+    if (use_uring && c->fd >= 0 && c->state == S_OPEN) { n_epoll--; to_uring(c); }
 }
 
-static void poll_once(int ms) {
+static void poll_epoll(int ms) {
     struct epoll_event evs[512];
     int n = epoll_wait(epfd, evs, 512, ms);
     for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
+}
+
+/* Wait up to ms for something to do and do it: epoll alone, or the ring and (while connections
+ * are still being set up) epoll, whose readiness also completes a multishot poll in the ring. */
+static void poll_once(int ms) {
+    static int epoll_armed;
+    if (!use_uring) { poll_epoll(ms); return; }
+    if (n_epoll > 0 && !epoll_armed) {
+        struct io_uring_sqe *e = get_sqe();
+        e->opcode = IORING_OP_POLL_ADD;
+        e->fd = epfd;
+        e->poll32_events = EPOLLIN;
+        e->len = IORING_POLL_ADD_MULTI;
+        e->user_data = TAG_EPOLL;
+        epoll_armed = 1;
+    }
+    ring_enter(1, n_epoll > 0 && ms > 1 ? 1 : ms);
+    unsigned head = *ring.cq_head, tail = __atomic_load_n(ring.cq_tail, __ATOMIC_ACQUIRE);
+    for (; head != tail; head++) {
+        struct io_uring_cqe *e = &ring.cqes[head & *ring.cq_mask];
+        Conn *c = (Conn *)(uintptr_t)(e->user_data & ~(uint64_t)3);
+        switch (e->user_data & 3) {
+        case TAG_RECV: on_recv_cqe(c, e->res, e->flags); break;
+        case TAG_SEND: on_send_cqe(c, e->res); break;
+        default: if (!(e->flags & IORING_CQE_F_MORE)) epoll_armed = 0; break;
+        }
+    }
+    __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
+    buf_publish();
+    if (n_epoll > 0) poll_epoll(0);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -407,6 +649,7 @@ static void usage(const char *msg) {
     fprintf(stderr,
             "loadgen: %s\nusage: loadgen --port N [--clients N (1-%d, default 100)] [--path /ws] [--rate PER_S (default 1000)]\n"
             "               [--warmup S (default 3)] [--duration S (default 10)] [--timeout S (default 60)] [--seed N]\n"
+            "               [--io uring|epoll (default uring; epoll where the kernel refuses a ring)]\n"
             "Connects to 127.0.0.1 only.\n", msg, MAX_CLIENTS);
     exit(2);
 }
@@ -421,7 +664,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--duration")) duration = num(a, v, 0.1, 3600), i++;
         else if (!strcmp(a, "--timeout")) timeout_s = num(a, v, 1, 3600), i++;
         else if (!strcmp(a, "--seed")) seed = (uint64_t)num(a, v, 0, 1e18), i++;
-        else if (!strcmp(a, "--path")) {
+        else if (!strcmp(a, "--io")) {
+            if (!v || (strcmp(v, "uring") && strcmp(v, "epoll"))) usage("--io: expected uring or epoll");
+            use_uring = !strcmp(v, "uring"), i++;
+        } else if (!strcmp(a, "--path")) {
             if (!v || v[0] != '/' || strlen(v) > 200 || strpbrk(v, " \r\n")) usage("--path: expected a path starting with /");
             path = v, i++;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage("a load generator for tickserver (tools/loadgen_c/loadgen.c)");
@@ -437,6 +683,8 @@ int main(int argc, char **argv) {
     conns = calloc(n_clients, sizeof(Conn));
     if (!conns) { fprintf(stderr, "loadgen: out of memory\n"); return 1; }
     epfd = epoll_create1(0);
+    if (use_uring && ring_setup() < 0) use_uring = 0;
+    else if (!use_uring) uring_why = "--io epoll";
     for (int i = 0; i < n_clients; i++) {
         Conn *c = &conns[i];
         c->fd = -1; c->index = i; c->n_inputs = 2;
@@ -497,10 +745,11 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_clients; i++) drop(&conns[i]);
     printf("{\"clients\": %d, \"connected\": %d, \"welcomed\": %d, \"connect_s\": %.3f, \"window_s\": %.3f, "
            "\"updates_per_s_min\": %.2f, \"updates_per_s_p1\": %.2f, \"updates_per_s_p50\": %.2f, \"updates_per_s_mean\": %.2f, "
-           "\"cpu_per_s\": %.4f, \"cpu_us_per_update\": %.2f, \"bytes_per_update\": %.1f, \"errors\": %ld, \"error_messages\": [",
+           "\"io\": \"%s\", \"io_note\": \"%s\", \"uring_rearms\": %llu, \"uring_enter_errors\": %llu, \"cpu_per_s\": %.4f, \"cpu_us_per_update\": %.2f, \"bytes_per_update\": %.1f, \"errors\": %ld, \"error_messages\": [",
            n_clients, connected, welcomed, connect_s, w1 - w0, ups[0], ups[n_clients / 100], ups[n_clients / 2],
-           sum / n_clients, (c1 - c0) / (w1 - w0), sum > 0 ? (c1 - c0) * 1e6 / (sum * (w1 - w0)) : 0.0,
+           sum / n_clients, use_uring ? "uring" : "epoll", uring_why, (unsigned long long)uring_rearms, (unsigned long long)enter_errors, (c1 - c0) / (w1 - w0), sum > 0 ? (c1 - c0) * 1e6 / (sum * (w1 - w0)) : 0.0,
            window_updates ? (double)window_bytes / window_updates : 0.0, errors);
+    if (enter_errors) fprintf(stderr, "loadgen: io_uring_enter failed %llu times, last: %s\n", (unsigned long long)enter_errors, strerror(enter_errno));
     for (long i = 0; i < errors && i < MAX_ERR_MSGS; i++) printf("%s\"%s\"", i ? ", " : "", err_msgs[i]);
     printf("], \"closes\": {");
     int first = 1;
