@@ -461,6 +461,8 @@ class WorkerSpec:
     #: False: lean clients send nothing after hello (to measure the send path alone; the server
     #: then encodes keyframes, as nobody acknowledges).
     inputs: bool = True
+    #: False: every client's hello is without ``roster_deltas`` (whole rosters at every join, as before them).
+    roster_deltas: bool = True
 
 
 def _cpu_self() -> tuple[float, float]:
@@ -527,8 +529,13 @@ async def _connect_lean(spec: WorkerSpec, index: int) -> LeanClient:
     u = urlsplit(spec.url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(
-        lambda: LeanClient(host, port, u.path or "/", f"{spec.name}{index + 1}", index, spec.seed, spec.inputs), host, port)
+
+    def lean() -> LeanClient:
+        c = LeanClient(host, port, u.path or "/", f"{spec.name}{index + 1}", index, spec.seed, spec.inputs)
+        c.roster_deltas = spec.roster_deltas
+        return c
+
+    _, client = await loop.create_connection(lean, host, port)
     await asyncio.wait_for(asyncio.shield(client.welcomed), spec.connect_timeout)
     return client
 
@@ -580,6 +587,7 @@ class Worker:
             index = spec.first + k
             if k < spec.verify:
                 v = _Verifier(spec.url, f"{spec.name}{index + 1}", index, spec.seed)
+                v.client.roster_deltas = spec.roster_deltas
                 pending.append(asyncio.create_task(self._add_verifier(v)))
             else:
                 pending.append(asyncio.create_task(self._add_lean(index)))
@@ -747,7 +755,7 @@ class LoadGen:
 
     def __init__(self, url: str, clients: int, *, procs: int = 1, verify: int = 2, seed: int = 1,
                  connect_rate: float = 500.0, connect_timeout: float = 30.0, lifetime: float = 3600.0,
-                 name: str = "lg", cpus: set[int] | None = None, inputs: bool = True) -> None:
+                 name: str = "lg", cpus: set[int] | None = None, inputs: bool = True, roster_deltas: bool = True) -> None:
         if clients < 1 or procs < 1:
             raise ValueError("clients and procs must be positive")
         procs = min(procs, clients)
@@ -760,7 +768,7 @@ class LoadGen:
             count = clients // procs + (k < clients % procs)
             v = max(0, min(count, self.verify - first))
             self.specs.append(WorkerSpec(url, first, count, v, seed, connect_rate / procs, connect_timeout, lifetime,
-                                         name=name, inputs=inputs))
+                                         name=name, inputs=inputs, roster_deltas=roster_deltas))
             first += count
         self.cpus = cpus
         self._ctx = multiprocessing.get_context("spawn")
