@@ -381,6 +381,9 @@ def test_two_pages_see_each_other(start_server: Callable[..., ServerProcess], pa
                    what="the other player in the roster")
         wait_until(lambda page=page, other=other: any(e["id"] == other for e in page.evaluate("window.__game.entities('player')")),
                    5, what="the other player in the mirror")
+    # Alice was live before Bob joined: his entry came to her as a roster_delta, Bob's roster came whole.
+    ra, rb = state(a), state(b)
+    assert ra["roster"] == rb["roster"] and ra["rosterRev"] == rb["rosterRev"] >= 2 and ra["rosterGaps"] == 0
     # Bob walks; Alice's mirror follows him to where the server has him.
     hold(b, "d", 0.5)
     bob = settle(b, server, "Bob")
