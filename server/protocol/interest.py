@@ -82,6 +82,8 @@ for _g, (_dx, _dy) in enumerate(_NEIGHBOURS, 1):
 KEEP_BINNED = 4
 #: The automatic cell side, as a fraction of the view's half-width (``view_cell`` 0).
 AUTO_CELL_DIVISOR = 2
+#: ``Binned.rows_of`` picks out the entities of fewer than 1 / FEW_CELLS of the cells instead of sorting them all.
+FEW_CELLS = 16
 
 
 # -- the view ---------------------------------------------------------------------------
@@ -166,16 +168,16 @@ class ViewGrid:
         self._reach_x = -(-self.rx // self.csx)
         self._reach_y = -(-self.ry // self.csy)
 
-    def cells(self, snap: Snapshot) -> npt.NDArray[np.int32]:
-        """The cell of each entity of ``snap`` (int32 (N,)): its position's, clamped to the grid."""
+    def cells(self, snap: Snapshot) -> Idx:
+        """The cell of each entity of ``snap`` (intp (N,)): its position's, clamped to the grid."""
         x, y = snap.cols[self.xi], snap.cols[self.yi]
-        cx = np.floor_divide(x, self.csx, dtype=np.int32, casting="unsafe")
-        cy = np.floor_divide(y, self.csy, dtype=np.int32, casting="unsafe")
+        cx = np.floor_divide(x, self.csx, dtype=np.intp, casting="unsafe")
+        cy = np.floor_divide(y, self.csy, dtype=np.intp, casting="unsafe")
         np.clip(cx, 0, self.ncx - 1, out=cx)
         np.clip(cy, 0, self.ncy - 1, out=cy)
-        cy *= np.int32(self.ncx)
+        cy *= np.intp(self.ncx)
         cy += cx
-        cell: npt.NDArray[np.int32] = cy
+        cell: Idx = cy
         if self.kind_i is not None:
             kind = snap.cols[self.kind_i]
             cell[self._relevant[kind.astype(np.intp) & 0xFF]] = self.always
@@ -243,7 +245,7 @@ class ViewGrid:
         q = np.broadcast_to(np.arange(n, dtype=np.intp)[:, None], inside.shape)
         return q[inside], keys[inside]
 
-    def groups(self, before: npt.NDArray[np.int32], now: npt.NDArray[np.int32]) -> npt.NDArray[np.int8]:
+    def groups(self, before: Idx, now: Idx) -> npt.NDArray[np.int8]:
         """Where entities were, seen from where they are: each one's cell at the base (``before``) and now
         (``now``), -1 where absent; its group (``SAME_CELL``, 1-8 for the neighbour cell it came from, whose
         number is ``now + self.shift[group]``, or ``ELSEWHERE``: farther, or came, or went, or to or from
@@ -396,17 +398,18 @@ def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any) -> t
 
 
 class Binned:
-    """A snapshot's entities by cell: each one's cell, and each cell's count and sum.
+    """A snapshot's entities by cell: each one's cell and each cell's count; sums and sorting on demand.
 
-    The entities sorted by cell (``rows_of``: a cell's entities one by one) are
-    sorted when first asked for, once for all the ticks the snapshot serves as
-    a base.
+    Only the cells views look at need more than counting: ``cell_sums`` hashes
+    the entities of the cells asked for, and ``rows_of`` picks out those of a
+    few cells (the ones clients gain or lose at a tick), sorting every entity
+    by cell (once for all the ticks the snapshot serves as a base) only when
+    asked for many.
 
     Attributes:
         snap: the snapshot.
-        cell: int32 (N,), each entity's cell.
+        cell: intp (N,), each entity's cell.
         counts: int64 (ncells,), entities per cell.
-        cellsum: uint64 (ncells,), each cell's entity hashes summed modulo 2**32.
     """
 
     def __init__(self, grid: ViewGrid, snap: Snapshot) -> None:
@@ -414,8 +417,6 @@ class Binned:
         self.snap = snap
         self.cell = grid.cells(snap)
         self.counts = np.bincount(self.cell, minlength=grid.ncells)
-        sums = np.bincount(self.cell, weights=entity_hashes(snap.ids, snap.cols), minlength=grid.ncells)
-        self.cellsum = sums.astype(np.uint64) & np.uint64(_M32)  # exact: at most 2**32 per entity, < 2**53 in all
         self._order: Idx | None = None
         self._starts: I64 | None = None
 
@@ -423,14 +424,34 @@ class Binned:
     def tick(self) -> int:
         return self.snap.tick
 
+    def cell_sums(self, cells: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
+        """Each cell's entity hashes summed modulo 2**32 (uint64 (ncells,)), for ``cells`` (bool (ncells,)); 0
+        elsewhere."""
+        rows = np.flatnonzero(cells[self.cell])
+        snap = self.snap
+        h = entity_hashes(snap.ids[rows], [c[rows] for c in snap.cols])
+        sums = np.bincount(self.cell[rows], weights=h, minlength=self.grid.ncells)
+        out: npt.NDArray[np.uint64] = sums.astype(np.uint64) & np.uint64(_M32)  # exact: < 2**32 each, < 2**53 in all
+        return out
+
     def rows_of(self, cells: I64) -> tuple[Idx, I64]:
-        """The rows of every entity in ``cells`` (ascending, unique), sorted by (cell, id), and each cell's first."""
+        """The rows of every entity in ``cells`` (ascending, unique), sorted by (cell, id), and each cell's first.
+
+        A few cells (a tick's gained or lost ones): their entities picked out and sorted alone; many: every
+        entity sorted by cell once (kept).
+        """
+        counts = self.counts[cells]
+        first = np.cumsum(counts) - counts
+        if self._order is None and len(cells) * FEW_CELLS < self.grid.ncells:
+            want = np.zeros(self.grid.ncells, dtype=np.bool_)
+            want[cells] = True
+            rows = np.flatnonzero(want[self.cell])
+            return rows[np.argsort(self.cell[rows], kind="stable")], first
         if self._order is None or self._starts is None:
             key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
             self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
             self._starts = np.cumsum(self.counts) - self.counts
-        counts = self.counts[cells]
-        return self._order[_expand(self._starts[cells], counts)], np.cumsum(counts) - counts
+        return self._order[_expand(self._starts[cells], counts)], first
 
     def ids_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         """The ids (uint32 LE bytes) of every entity in ``cells``, cell after cell, and each cell's first byte."""
@@ -471,7 +492,7 @@ class _Groups:
             self.size[part] = prefix[first + counts] - prefix[first]
 
     @classmethod
-    def of(cls, cells: npt.NDArray[np.int32], groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
+    def of(cls, cells: Idx, groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
         """Groups of entities given (already sorted by cell, group and id) by their cells and groups."""
         key = cells.astype(np.int64) * 10 + groups
         keys, counts = np.unique(key, return_counts=True)
@@ -529,8 +550,8 @@ class BaseDelta:
         wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
         rb, hb = _rows(b.ids, movers)
         rc, hc = _rows(c.ids, movers)
-        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
-        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
+        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.intp)
+        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.intp)
         moving = cb != ct
         self.moved = movers[moving]  # (came back to its cell: stayed)
         # Only those leaving or entering a cell the base's clients look at.
@@ -551,7 +572,7 @@ class BaseDelta:
         # Changes: the suspects that stayed or moved next door, by (cell, group, id).
         sc, hs = _rows(c.ids, suspects)
         sb, hsb = _rows(b.ids, suspects)
-        s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.int32)
+        s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.intp)
         look = np.flatnonzero(hs & hsb & wanted_t[s_ct])  # there then and now, in a cell looked at
         sc, sb, s_ct = sc[look], sb[look], s_ct[look]
         s_g = grid.groups(_at(base.cell, sb), s_ct)
@@ -602,9 +623,9 @@ def _rows(ids: U32, want: U32) -> tuple[Idx, npt.NDArray[np.bool_]]:
     return at, ids[at] == want
 
 
-def _at(values: npt.NDArray[np.int32], rows: Idx) -> npt.NDArray[np.int32]:
+def _at(values: Idx, rows: Idx) -> Idx:
     """``values[rows]``, -1 for every row when ``values`` is empty (``_rows`` of nothing)."""
-    return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.int32)
+    return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.intp)
 
 
 def movers(prev: Binned, cur: Binned) -> U32:
@@ -774,11 +795,7 @@ class ViewEncoder:
             return None
         if len(found) == 1:
             return found[0]
-        top = max((int(f[-1]) for f in found if f is not None and len(f)), default=-1)
-        hit = np.zeros(top + 1, dtype=np.bool_)
-        for f in found:
-            hit[f] = True
-        out: U32 = np.flatnonzero(hit).astype(np.uint32)
+        out: U32 = np.unique(np.concatenate([f for f in found if f is not None]))  # a few thousand ids: no bitmap of E
         return out
 
     def frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
@@ -804,6 +821,8 @@ class ViewEncoder:
         px, py, has = centres(cur_snap, grid, ent)
         tq, tc = grid.view_pairs(px, py, has)
         self._keep_views(cur_snap.tick, ent, tq, tc)
+        looked = np.zeros(grid.ncells, dtype=np.bool_)
+        looked[tc] = True
         kt = tq.astype(np.int64) * grid.ncells + tc
         src = _Sources()
         pieces: dict[str, list[tuple[I64, I64, I64]]] = {k: [] for k in _PARTS}  # (sort key, source, length)
@@ -892,7 +911,7 @@ class ViewEncoder:
         ev_len = np.array([len(e) for e in self._events], dtype=np.int64)
         ev_at = src.add(np.frombuffer(b"".join(self._events), dtype=_U8)) + np.cumsum(ev_len) - ev_len
         segs["ev"] = (eq, ev_at[ei], ev_len[ei])
-        sums = np.bincount(tq, weights=cur.cellsum[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
+        sums = np.bincount(tq, weights=cur.cell_sums(looked)[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
         return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, np.bincount(eq, minlength=n), src, segs)
 
     def plain_frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
@@ -1204,10 +1223,10 @@ def reference_body(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity:
     held = np.isin(base_cell, grid.view_of(base, entity))
     # Every entity of either tick, with its cells (-1: absent) and group.
     _, bi, ci = np.intersect1d(base.ids, cur.ids, assume_unique=True, return_indices=True)
-    at_b = np.full(len(cur.ids), -1, dtype=np.int32)
+    at_b = np.full(len(cur.ids), -1, dtype=np.intp)
     at_b[ci] = base_cell[bi]
     g_now = grid.groups(at_b, cur_cell)  # per current entity
-    at_t = np.full(len(base.ids), -1, dtype=np.int32)
+    at_t = np.full(len(base.ids), -1, dtype=np.intp)
     at_t[bi] = cur_cell[ci]
     g_base = grid.groups(base_cell, at_t)  # per base entity
     held_now = np.zeros(len(cur.ids), dtype=np.bool_)
