@@ -171,13 +171,15 @@ class ViewGrid:
     def cells(self, snap: Snapshot) -> Idx:
         """The cell of each entity of ``snap`` (intp (N,)): its position's, clamped to the grid."""
         x, y = snap.cols[self.xi], snap.cols[self.yi]
-        cx = np.floor_divide(x, self.csx, dtype=np.intp, casting="unsafe")
-        cy = np.floor_divide(y, self.csy, dtype=np.intp, casting="unsafe")
+        # In int32 (a division by a scalar of the same type is a multiplication: ten times int64's speed), as intp
+        # after (indexing with it is then ten times faster).
+        cx = np.floor_divide(x, self.csx, dtype=np.int32, casting="unsafe")
+        cy = np.floor_divide(y, self.csy, dtype=np.int32, casting="unsafe")
         np.clip(cx, 0, self.ncx - 1, out=cx)
         np.clip(cy, 0, self.ncy - 1, out=cy)
-        cy *= np.intp(self.ncx)
+        cy *= np.int32(self.ncx)
         cy += cx
-        cell: Idx = cy
+        cell: Idx = cy.astype(np.intp)
         if self.kind_i is not None:
             kind = snap.cols[self.kind_i]
             cell[self._relevant[kind.astype(np.intp) & 0xFF]] = self.always
