@@ -14,7 +14,9 @@
 // tick clock instead of the default (interp.js's INTERP_DELAY_MS; for tests
 // and for trying other networks).
 
-import { CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodeLeave, encodePing } from "./protocol.js";
+import {
+  CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodeLeave, encodePing, helloRefused, serverMinor,
+} from "./protocol.js";
 import { Feed } from "./feed.js";
 import { INTERP_DELAY_MS, STALE_TICKS } from "./interp.js";
 import { Camera, cycle, entityAt, followZoom, toWorld, wholeArena } from "./camera.js";
@@ -70,6 +72,8 @@ class Game {
     this.scheduler = null;
     this.token = null;
     this.seat = SEAT; // spent by the first welcome
+    /** A 1.0 server refused minor 1's keys in our hello: hellos go without them from then on. */
+    this.plainHello = false;
     this.matchId = null;
     this.name = "";
     this.spectate = false;
@@ -183,8 +187,9 @@ class Game {
     this.link = openFeed(WS_URL, this.feed, {
       // A spectator takes no seat; a resume presents its token instead of the (spent) seat.
       hello: () => encodeHello(this.name, {
-        spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat, interest: true,
-        rosterDeltas: true,
+        // Minor 1's keys, unless a 1.0 server refused them (onClose): then a plain hello.
+        spectate: this.spectate, token: this.token, seat: this.spectate || this.token ? null : this.seat,
+        interest: !this.plainHello, rosterDeltas: !this.plainHello,
       }),
       onEvent: (ev) => this.onEvent(ev),
       onClose: (info) => this.onClose(info),
@@ -211,7 +216,7 @@ class Game {
     this.me = null;
     this.showJoin(null);
     if (!link) return;
-    if (!this.spectate) link.send(encodeLeave());
+    if (!this.spectate && serverMinor(this.feed.welcome) >= 1) link.send(encodeLeave()); // a 1.0 server: the close says it
     link.stop(1000, "left").then(() => { if (this.phase === "idle") this.fetchStatus(); });
   }
 
@@ -295,7 +300,8 @@ class Game {
     const [px, py] = this.myScreenPos();
     const values = inputValues(schema.inputs, this.controls.take(px, py));
     this.seq++;
-    this.link.send(encodeInput(this.seq, values, this.feed.ackTick(), this.feed.viewTick()));
+    const view = serverMinor(this.feed.welcome) >= 1 ? this.feed.viewTick() : null; // a 1.0 server refuses `view`
+    this.link.send(encodeInput(this.seq, values, this.feed.ackTick(), view));
     const p = this.prediction;
     if (p) p.sent(this.seq, values, tick);
     // Fire shows at once at our gun; the bullet itself comes from the server a round trip later.
@@ -320,6 +326,12 @@ class Game {
   }
 
   onClose(info) {
+    const reason = (this.serverError && this.serverError.reason) || info.reason;
+    if (!this.plainHello && this.phase === "connecting" && helloRefused(info.code, reason)) {
+      this.plainHello = true; // a 1.0 server: join again without minor 1's keys
+      this.join(this.name, this.spectate);
+      return;
+    }
     if (info.willRetry) {
       const err = this.serverError;
       this.phase = "reconnecting";

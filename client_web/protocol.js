@@ -8,6 +8,19 @@ import { decode, encode } from "@msgpack/msgpack";
 
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * Minor versions (PROTOCOL.md, "Versions"): what minor 1 added (`hello.interest`,
+ * `hello.roster_deltas`, `input.view`, `leave`) goes only to a server that
+ * announces minor 1 or more. A page cannot read the upgrade's response header,
+ * so it learns the minor from `welcome.minor` (absent: 0) for what it sends
+ * after the welcome, and sends hello's additions in its first hello: a 1.0
+ * server refuses them (`helloRefused`), and the page joins again without.
+ */
+export const serverMinor = (welcome) => (welcome && Number.isInteger(welcome.minor) ? welcome.minor : 0);
+
+/** Whether a close (code, reason: the `error`'s or the close frame's) is a 1.0 server refusing hello's minor-1 keys. */
+export const helloRefused = (code, reason) => code === 1007 && /^hello: unknown field/.test(reason || "");
+
 /** Column dtypes the wire knows, by name: typed-array constructor. */
 export const DTYPES = Object.freeze({
   int8: Int8Array,

@@ -60,6 +60,7 @@ from server.loop import run_feed
 from server.logs import fields
 from server.match import Match, Member
 from server.metrics import CONTENT_TYPE, ServerMetrics, Traffic
+from server.protocol import PROTOCOL_HEADER, PROTOCOL_MINOR, PROTOCOL_VERSION
 from server.protocol.codec import encode_server
 from server.protocol.errors import (
     CLOSE_GOING_AWAY,
@@ -811,6 +812,8 @@ class Connection(asyncio.Protocol):
             return  # gone while an answer was computed
         self._responded = True
         response.headers["Server"] = SERVER_HEADER
+        if response.status_code == 101:
+            response.headers[PROTOCOL_HEADER] = f"{PROTOCOL_VERSION}.{PROTOCOL_MINOR}"
         self.protocol.send_response(response)
         self._flush()
         if self.protocol.state is State.OPEN:
@@ -819,6 +822,13 @@ class Connection(asyncio.Protocol):
             self._held.clear()
             self._expect_close()
 
+    def _ignored(self, tag: str, keys: list[str]) -> None:
+        """The client sent keys its message does not have (a newer minor version's): counted, logged once."""
+        self.server.stats["ignored_keys"] += len(keys)
+        if self.session is not None and self.session.ignored_keys == len(keys):
+            log.info("ignoring unknown keys from %s: %s %s", self.peer, tag, ", ".join(keys)[:120],
+                     extra=fields("ignored_keys", tag=tag, keys=keys[:16], peer=peer_text(self.peer)))
+
     def _opened(self) -> None:
         """The WebSocket is open: a session, the hello's deadline, keepalive, and the bytes that waited."""
         config = self.config
@@ -826,6 +836,7 @@ class Connection(asyncio.Protocol):
         assert self.target is not None
         self.session = self.server.session_for(self.target)
         self.session.max_unacked = config.max_unacked
+        self.session.on_ignored = self._ignored
         self.taking = True
         self._set_deadline(config.hello_timeout_s, self._no_hello)
         self._keepalive = self.loop.call_later(config.ping_interval_s, self._ping)
@@ -1144,7 +1155,7 @@ class GameServer:
                             ("/api/matches", self._api_matches), ("/api/replays", self._api_replays)):
             self.add_route("GET", path, route)
         self.stats = {"connections": 0, "frames_dropped": 0, "slow_closed": 0, "ack_closed": 0, "protocol_errors": 0,
-                      "resyncs": 0, "connections_refused": 0, "address_refused": 0}
+                      "resyncs": 0, "connections_refused": 0, "address_refused": 0, "ignored_keys": 0}
         #: Messages and bytes over every connection, and the registry ``/metrics`` serves (``server.metrics``).
         self.traffic = Traffic()
         self.metrics = ServerMetrics(self)

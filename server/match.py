@@ -37,7 +37,7 @@ from game.world import EntityId, PlayerId, World, state_hash
 from server.feed import Client
 from server.inputs import WINDOW_S, InputTable, max_lag_ticks
 from server.logs import fields
-from server.protocol import PROTOCOL_VERSION
+from server.protocol import PROTOCOL_MINOR, PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import (
@@ -531,7 +531,7 @@ class Match:
     def _welcome(self, m: Member) -> Welcome:
         interest = self.view_shape.to_wire() if m.filtered and self.view_shape is not None else None
         return Welcome(PROTOCOL_VERSION, self.match_id, m.player, m.entity, self.tick_rate, self.world.tick,
-                       m.token, self.ruleset_wire, m.resumed, self.hold_s, interest)
+                       m.token, self.ruleset_wire, m.resumed, self.hold_s, interest, PROTOCOL_MINOR)
 
     # -- reading -------------------------------------------------------------
 

@@ -65,6 +65,7 @@ STAT_HELP = {
     "ack_closed": "Clients closed for acknowledging nothing for --ack-timeout",
     "connections_refused": "Connections refused over --max-connections (HTTP 503)",
     "address_refused": "Connections refused over --max-per-address (HTTP 429)",
+    "ignored_keys": "Keys of client messages the server does not know (a newer client's, ignored)",
 }
 
 

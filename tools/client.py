@@ -52,7 +52,7 @@ from attrs import define, field, frozen
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from server.protocol import PROTOCOL_VERSION
+from server.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION
 from server.protocol.codec import decode_server, encode_client
 from server.protocol.delta import Array, Snapshot, WireSchema, apply_body
 from server.protocol.errors import ProtocolError
@@ -267,15 +267,21 @@ class GameClient:
         interp_ticks: how far behind the newest update the client sees others (``seen``, ``view``).
         lag_compensation: inputs name their ``view`` (False: they do not, as for a server that predates it).
         roster_deltas: ask for the roster's changes (``roster_delta``; False: the whole roster at every
-            change, as a client that predates them gets; a server that predates them refuses the hello, 1007).
+            change, as a client that predates them gets).
         on_frame: called with every frame the server sends, as received (an audit keeps them).
+        assume_minor: the server's minor protocol version when it announces none (None: 0, as PROTOCOL.md
+            says: such a server is 1.0; a benchmark's baseline known to be newer may say 1).
+
+    What a minor version added (PROTOCOL.md, *Versions*: ``interest``, ``roster_deltas``, ``view``,
+    ``leave``) is sent only to a server that announces that minor, in its upgrade response's
+    ``Tickserver-Protocol`` header (``minor``) or its ``welcome``; a 1.0 server would refuse it (1007).
     """
 
     def __init__(self, url: str, name: str, *, spectate: bool = False, token: str | None = None,
                  seat: str | None = None, decode: bool = True, on_update: Callable[[GameClient], None] | None = None,
                  ssl_context: ssl.SSLContext | None = None, interest: bool = True, interp_ticks: int = INTERP_TICKS,
                  lag_compensation: bool = True, on_frame: Callable[[bytes], None] | None = None,
-                 roster_deltas: bool = True) -> None:
+                 roster_deltas: bool = True, assume_minor: int | None = None) -> None:
         if token is not None and seat is not None:
             raise ValueError("a hello presents a resume token or a seat token, not both")
         self.url = url
@@ -297,6 +303,9 @@ class GameClient:
         self.welcome: Welcome | None = None
         self.schema: WireSchema | None = None
         self.roster_deltas = roster_deltas
+        self.assume_minor = assume_minor
+        #: The server's minor protocol version, from its upgrade response (0 before it, or when it announces none).
+        self.minor = 0
         #: The roster held: full rosters and the deltas after them.
         self.rosters = RosterMirror()
         self._got_roster = False
@@ -341,18 +350,30 @@ class GameClient:
     # -- connection ------------------------------------------------------------
 
     def hello(self) -> Hello:
-        """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one."""
+        """The ``hello`` this client sends: the resume token if it has one, else the seat if it has one; what
+        minor version 1 added only to a server that has it."""
+        new = self.minor >= 1
         if self.seat is None:
-            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token, interest=self.interest,
-                         roster_deltas=self.roster_deltas)
-        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat, interest=self.interest,
-                     roster_deltas=self.roster_deltas)
+            return Hello(PROTOCOL_VERSION, self.name, self.spectate, self.token, interest=self.interest and new,
+                         roster_deltas=self.roster_deltas and new)
+        return Hello(PROTOCOL_VERSION, self.name, self.spectate, seat=self.seat, interest=self.interest and new,
+                     roster_deltas=self.roster_deltas and new)
+
+    def _announced(self, ws: ClientConnection) -> None:
+        """The server's minor version from the upgrade's ``Tickserver-Protocol`` header (``1.1``)."""
+        value = ws.response.headers.get(PROTOCOL_HEADER, "") if ws.response is not None else ""
+        major, _, minor = value.partition(".")
+        if major == str(PROTOCOL_VERSION) and minor.isdigit():
+            self.minor = int(minor)
+        else:
+            self.minor = self.assume_minor or 0
 
     async def connect(self, timeout: float = 10.0) -> Welcome:
         """Open the connection, say hello, wait for the welcome and the first update; then read in the background."""
         # ssl only when given: connect() refuses ssl=None for wss:// and any ssl for ws://.
         extra: dict[str, Any] = {"ssl": self.ssl_context} if self.ssl_context is not None else {}
         self.ws = await connect(self.url, max_size=None, compression=None, open_timeout=timeout, close_timeout=2, **extra)
+        self._announced(self.ws)
         await self.ws.send(encode_client(self.hello()))
         async with asyncio.timeout(timeout):
             while self.welcome is None or self.stats.updates == 0:
@@ -400,6 +421,7 @@ class GameClient:
         self.ws = ws
         if old is not None:
             self._closing_old = asyncio.ensure_future(old.wait_closed())  # the server closes it (1012)
+        self._announced(ws)
         try:
             await ws.send(encode_client(self.hello()))
         except ConnectionClosed:
@@ -416,9 +438,12 @@ class GameClient:
             await self._reader
 
     async def leave(self) -> None:
-        """Leave the match for good: send ``leave`` and wait for the server's close (1000)."""
+        """Leave the match for good: send ``leave`` and wait for the server's close (1000); to a 1.0 server,
+        which does not know ``leave``, close with 1000 (the same for it)."""
         self._leaving = True
-        if self.ws is not None:
+        if self.ws is not None and self.minor < 1:
+            await self.ws.close(1000)
+        elif self.ws is not None:
             await self._send_quietly(encode_client(Leave()))
         if self._reader is not None:
             await self._reader
@@ -450,6 +475,8 @@ class GameClient:
             self.predictor.sent(self.seq, values)
         if view == -1:
             view = self.view if self.lag_compensation else None
+        if self.minor < 1:
+            view = None  # a 1.0 server refuses the key
         await self._send(encode_client(Input(self.seq, values, self.tick, view)))
         return self.seq
 
@@ -533,6 +560,7 @@ class GameClient:
             self.welcome = msg
             self.token = msg.token
             self.seat = None
+            self.minor = max(self.minor, msg.minor)  # the welcome says it too (a proxy may drop the header)
             self.schema = WireSchema.from_wire(msg.ruleset)
             if self.predictor is not None:
                 self.predictor.reset()  # a resume: the new connection numbers its inputs again

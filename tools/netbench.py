@@ -17,8 +17,8 @@ updates) play ``--duration`` seconds in a fresh server. Reported per run:
   absent from servers that predate them) and the bots' RTT.
 
 The baseline's bots send no ``view`` (a server that predates it refuses the
-key); ``--no-view`` does the same against this checkout's server (no lag
-compensation). Everything runs on 127.0.0.1; every run is bounded by
+key) unless ``--recent-baseline``; ``--no-view`` does the same against this
+checkout's server (no lag compensation). ``--no-proxy``: loopback only. Everything runs on 127.0.0.1; every run is bounded by
 ``--duration``. BENCHMARKS.md, *Netcode*, has figures and commands.
 """
 
@@ -106,6 +106,7 @@ async def play(url: str, args: argparse.Namespace, view: bool, old: bool) -> tup
     counters: dict[int, ShotCounter] = {}
     bots = [Bot(i, url, f"nb{i + 1}", args.seed, True) for i in range(args.bots)]
     for b in bots:
+        b.client.assume_minor = 1 if args.recent_baseline else None
         b.client.lag_compensation = view
         b.client.interest = not old
         b.client.roster_deltas = not old
@@ -121,7 +122,7 @@ def measure(root: Path, args: argparse.Namespace, delay: float, view: bool) -> d
                  "--no-record"], "server", None, root=root)
 
     async def main() -> tuple[list[Bot], list[ShotCounter]]:
-        old = root != ROOT
+        old = root != ROOT and not args.recent_baseline
         if delay <= 0:
             return await play(proc.url, args, view, old)
         proxy = await DelayProxy(proc.port, delay, args.jitter, seed=args.seed).start()
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     roots = ([(args.baseline, False)] if args.baseline else []) + [(ROOT, not args.no_view)]
     for root, view in roots:
-        for delay in (0.0, args.delay):
+        for delay in (0.0,) if args.no_proxy else (0.0, args.delay):
             rows.append(measure(root, args, delay, view))
     return rows
 
@@ -187,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="the match's and the bots' seed (default 1)")
     p.add_argument("--baseline", type=Path, metavar="DIR",
                    help="another checkout (e.g. git archive of the commit before) whose server runs first, as the baseline")
+    p.add_argument("--recent-baseline", action="store_true",
+                   help="the baseline accepts view, interest and roster_deltas: its bots send them too")
     p.add_argument("--no-view", action="store_true", help="this checkout's bots send no view: no lag compensation")
+    p.add_argument("--no-proxy", action="store_true", help="loopback only: no run through the delay proxy")
     p.add_argument("--json", action="store_true", help="print the rows as one JSON array on the last line")
     return p
 

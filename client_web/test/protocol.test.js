@@ -8,6 +8,7 @@ import { decode } from "@msgpack/msgpack";
 import {
   applyView, makeState, recordSize, viewSum, ProtocolError,
   CLOSE_REASONS, SEAT_CLOSE_CODES, cleanName, encodeControl, encodeHello, encodeInput, encodeLeave, kindName, parseSchema,
+  helloRefused, serverMinor,
 } from "../protocol.js";
 
 test("a name is trimmed, stripped of control characters and cut at 24 code points", () => {
@@ -98,3 +99,14 @@ for (const [what, msg, words] of [
     assert.throws(() => applyView(VIEWED, HELD, { tick: 6, base: 5, ...msg }), (e) => e instanceof ProtocolError && e.message.includes(words));
   });
 }
+
+test("the server's minor version is its welcome's, 0 when it says none; a 1.0 server's refusal of hello's newer keys is recognised", () => {
+  assert.equal(serverMinor({ t: "welcome", minor: 1 }), 1);
+  assert.equal(serverMinor({ t: "welcome" }), 0); // a 1.0 server announces nothing
+  assert.equal(serverMinor(null), 0);
+  // What a 1.0 server says to `interest` / `roster_deltas` (its codec refused every unknown key).
+  assert.ok(helloRefused(1007, "hello: unknown field(s) interest, roster_deltas"));
+  assert.ok(!helloRefused(1007, "name: 1 to 24 printable characters without leading or trailing spaces"));
+  assert.ok(!helloRefused(1002, "hello: unknown field(s) interest"));
+  assert.ok(!helloRefused(1007, undefined));
+});

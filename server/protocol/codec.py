@@ -11,10 +11,11 @@ entry covers its class's attributes exactly, so adding a message is one
 class in ``messages.py`` and one entry here.
 
 Decoding never trusts the peer: sizes are checked before parsing, msgpack's
-own container limits are set, the table rejects missing fields (and unknown
-ones from clients), and the constructors in ``messages.py`` validate every
-field. Errors come out as ``ProtocolError`` subclasses that carry the close
-code. Clients ignore unknown keys in server messages (PROTOCOL.md).
+own container limits are set, the table rejects missing fields, and the
+constructors in ``messages.py`` validate every field. Errors come out as
+``ProtocolError`` subclasses that carry the close code. Both sides ignore
+keys a message does not have (a later minor version's, PROTOCOL.md
+*Versions*); the server counts the ones clients send.
 
 Two hot paths keep their shape, both pinned to the table: a client's
 ``input`` (30 a second per player) is built positionally from the table's
@@ -163,15 +164,21 @@ class Message:
         out: bytes = msgpack.packb(obj)
         return out
 
+    def unknown(self, obj: dict[str, Any]) -> list[str]:
+        """The keys of ``obj`` the message does not have, sorted (a later minor version's). Raises
+        ``MalformedMessage`` for a key that is not a string."""
+        if obj.keys() <= self.keys:
+            return []
+        if not all(type(k) is str for k in obj):  # a bin key: msgpack's strict_map_key lets bytes through
+            raise MalformedMessage("map keys must be strings")
+        return sorted(k for k in obj if k not in self.keys)
+
     def decode(self, obj: dict[str, Any], *, strict: bool) -> Any:
-        """The message in ``obj`` (a map with this tag); ``strict``: unknown keys are an error."""
+        """The message in ``obj`` (a map with this tag); ``strict``: unknown keys are an error, else ignored."""
         missing = [k for k in self.required if k not in obj]
         if missing:
             raise InvalidField(f"{self.tag}: missing field(s) {', '.join(missing)}")
-        if strict and not obj.keys() <= self.keys:
-            if not all(type(k) is str for k in obj):  # a bin key: msgpack's strict_map_key lets bytes through
-                raise MalformedMessage("map keys must be strings")
-            extra = sorted(k for k in obj if k not in self.keys)
+        if strict and (extra := self.unknown(obj)):
             raise InvalidField(f"{self.tag}: unknown field(s) {', '.join(extra)}")
         if self.check is not None:
             self.check(obj)
@@ -234,7 +241,7 @@ MESSAGES: tuple[Message, ...] = (
     # server -> client
     Message("welcome", Welcome, SERVER, (
         Req("v", "version"), Req("match"), Req("player"), Req("entity"), Req("tick_rate"), Req("tick"),
-        Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"), Opt("interest", omit=True))),
+        Req("token"), Req("ruleset"), Opt("resumed"), Opt("hold_s"), Opt("interest", omit=True), Opt("minor", omit=True))),
     Message("roster", Roster, SERVER, (Req("players", to_wire=_roster_to_wire, from_wire=_roster_from_wire),
                                        Opt("rev", omit=True))),
     Message("roster_delta", RosterDelta, SERVER, (
@@ -317,8 +324,13 @@ def _unpack(data: bytes | bytearray | memoryview | str, max_size: int, client: b
     return obj
 
 
-def decode_client(data: bytes | bytearray | memoryview | str) -> ClientMessage:
-    """One client frame -> a validated message. Raises ProtocolError subclasses."""
+def decode_client(data: bytes | bytearray | memoryview | str,
+                  ignored: Callable[[str, list[str]], None] | None = None) -> ClientMessage:
+    """One client frame -> a validated message. Raises ProtocolError subclasses.
+
+    Keys the message does not have (a later minor version's: PROTOCOL.md, *Versions*) are ignored, and
+    handed to ``ignored(tag, keys)``; every known key is checked as ever, and an unknown type is an error.
+    """
     obj = _unpack(data, MAX_CLIENT_MESSAGE, client=True)
     t = obj["t"]
     if t == _INPUT_TAG and _SEQ in obj and _VALUES in obj and obj.keys() <= _INPUT_KEYS:
@@ -326,7 +338,10 @@ def decode_client(data: bytes | bytearray | memoryview | str) -> ClientMessage:
     m = _CLIENT.get(t)
     if m is None:
         raise MalformedMessage(f"unknown message type {t!r}")
-    msg: ClientMessage = m.decode(obj, strict=True)
+    extra = m.unknown(obj)
+    msg: ClientMessage = m.decode(obj, strict=False)
+    if extra and ignored is not None:
+        ignored(t, extra)
     return msg
 
 

@@ -273,6 +273,8 @@ class Welcome:
     hold_s: float = field(default=0.0, validator=_number)
     #: This connection's updates are filtered views of this shape (``ViewShape.to_wire``); None: the whole world.
     interest: dict[str, Any] | None = field(default=None, validator=_optional(_dict))
+    #: The server's minor protocol version (PROTOCOL.md, *Versions*); absent on the wire (0): a 1.0 server.
+    minor: int = field(default=0, validator=_u32)
 
 
 @frozen

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 
 from attrs import define, field
 
@@ -115,6 +116,9 @@ class ServerSession:
         ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
         last_keyframe: the tick of the last keyframe sent (None: none since the last ack).
         last_ack: the server's tick when the client's acknowledgements last advanced (None: never).
+        ignored_keys: keys the client sent that their message does not have (a later minor version's:
+            ignored, PROTOCOL.md *Versions*).
+        on_ignored: called with the message's tag and such keys (the shell counts and logs them), or None.
     """
 
     inputs: tuple[InputField, ...]
@@ -129,6 +133,8 @@ class ServerSession:
     max_unacked: int = 1 << 62
     last_keyframe: int | None = None
     last_ack: int | None = None
+    ignored_keys: int = 0
+    on_ignored: Callable[[str, list[str]], None] | None = None
     _tokens: float = field(init=False, default=0.0)
     _last_time: float | None = field(init=False, default=None)
     _credit: int = field(init=False, default=0)
@@ -160,7 +166,7 @@ class ServerSession:
             ProtocolError: with the close code to use.
         """
         self.charge(now)
-        msg = decode_client(data)
+        msg = decode_client(data, self._ignored)
         cls = type(msg)
         if (cls is Input or cls is Ack) and self._credit > 0:
             self._credit -= 1  # an answer to an update: the token charged before decoding goes back
@@ -189,6 +195,11 @@ class ServerSession:
             self.ack_floor = server_tick
             self._forget_holds()
         return msg
+
+    def _ignored(self, tag: str, keys: list[str]) -> None:
+        self.ignored_keys += len(keys)
+        if self.on_ignored is not None:
+            self.on_ignored(tag, keys)
 
     def restart_acks(self, first: int) -> None:
         """The feed's ticks start again at ``first`` (a playback's seek): forget the client's acks,

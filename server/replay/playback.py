@@ -28,7 +28,7 @@ from attrs import define, field
 
 from game.rules import Ruleset
 from server.feed import Client
-from server.protocol import PROTOCOL_VERSION
+from server.protocol import PROTOCOL_MINOR, PROTOCOL_VERSION
 from server.protocol.codec import encode_server, finish_update
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, PolicyViolation
@@ -329,7 +329,8 @@ class Playback:
             if v.needs_welcome:
                 v.needs_welcome = False
                 client.send(encode_server(Welcome(PROTOCOL_VERSION, self.header.match, v.player, None, self.tick_rate,
-                                                  snap.tick, v.token, self.ruleset_wire, False, 0.0)))
+                                                  snap.tick, v.token, self.ruleset_wire, False, 0.0,
+                                                  minor=PROTOCOL_MINOR)))
                 if self._info_frame is None:
                     self._info_frame = encode_server(self.replay_info())
                 client.send(self._info_frame)

@@ -512,3 +512,53 @@ def test_stopping_the_server_closes_websockets_with_1001_and_drops_unanswered_re
     code, rest, took = asyncio.run(main())
     assert code == 1001 and rest == b"" and took < 3
     assert server.connections == set()
+
+
+# -- versions (PROTOCOL.md, *Versions*) --------------------------------------------------------
+
+
+def test_the_server_announces_its_minor_version_ignores_and_counts_keys_it_does_not_know_and_checks_known_ones(
+        tmp_path: Path) -> None:
+    server = drift_server(tmp_path)
+
+    async def main() -> tuple[str | None, Welcome, int, int | None, str, GameClient]:
+        async with serving(server) as port:
+            async with connect(f"ws://127.0.0.1:{port}/ws", compression=None) as ws:
+                assert ws.response is not None
+                announced = ws.response.headers.get("Tickserver-Protocol")
+                # A newer client's keys: the hello's and an input's are ignored, the player plays on.
+                await ws.send(msgpack.packb({"t": "hello", "v": 1, "name": "newer", "later": {"x": 1}}))
+                welcome = decode_server(await ws.recv())
+                assert isinstance(welcome, Welcome)
+                await ws.send(msgpack.packb({"t": "input", "seq": 1, "in": [1, 0], "redundant": [], "also": 2}))
+                updates = 0
+                while updates < 5:
+                    updates += msgpack.unpackb(await ws.recv()).get("t") == "update"
+                # A known key's bad value beside an unknown key: refused as ever.
+                await ws.send(msgpack.packb({"t": "input", "seq": 2, "in": [1.0, 0], "later": 1}))
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await ws.recv()
+                ignored = server.stats["ignored_keys"]
+                code, reason = ws.close_code, ws.close_reason or ""
+            client = GameClient(f"ws://127.0.0.1:{port}/ws", "reader")
+            await client.connect()
+            await client.close()
+            return announced, welcome, ignored, code, reason, client
+
+    announced, welcome, ignored, code, reason, client = asyncio.run(main())
+    assert announced == "1.1" and welcome.minor == 1
+    assert ignored == 3
+    assert code == 1007 and "in[0]: expected an integer" in reason
+    # The Python client read the announcement: it speaks minor 1 (interest, roster deltas, view, leave).
+    assert client.minor == 1 and client.hello().interest and client.hello().roster_deltas
+
+
+def test_the_python_client_sends_a_10_server_nothing_minor_1_added() -> None:
+    client = GameClient("ws://127.0.0.1:1/ws", "old")
+    assert client.minor == 0  # no announcement (yet): a 1.0 server
+    hello = client.hello()
+    assert not hello.interest and not hello.roster_deltas
+    assert set(msgpack.unpackb(encode_client(hello))) == {"t", "v", "name"}
+    client.minor = 1
+    assert client.hello().interest and client.hello().roster_deltas
