@@ -109,7 +109,9 @@ class InputTable:
         #: The window in blocks of ``block`` ticks: the jitter's extremes are kept per block.
         self.block = max(1, self.window // 10)
         self.blocks = -(-self.window // self.block)
-        self.totals = {"starved": 0, "dropped": 0, "stale": 0}
+        #: Counts since the table began; ``trimmed`` (the trims' drops, the rest of ``dropped`` being
+        #: overflow) and ``trimmed_idle`` (those of idle inputs: free for a prediction) are among ``dropped``.
+        self.totals = {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
         self.ticks = 0
         self._staged: list[tuple[int, int, tuple[int, ...], int]] = []
         self._last: dict[int, int] = {}
@@ -296,6 +298,7 @@ class InputTable:
             self.head += forced
             self.queued -= forced
             self._drop(forced)
+            self.totals["trimmed"] += int(forced.sum())
             self.owed = np.where(due, surplus - forced, self.owed)
             self.calm[due] = 0
         owing = np.flatnonzero((self.owed > 0) & (self.queued > self.depth))
@@ -307,7 +310,8 @@ class InputTable:
                 self.queued[idle] -= 1
                 self.owed[idle] -= 1
                 self.dropped[idle] += 1
-                self.totals["dropped"] += int(idle.size)
+                for key in ("dropped", "trimmed", "trimmed_idle"):
+                    self.totals[key] += int(idle.size)
 
     def _consume(self, tick: int) -> None:
         starved = (self.queued == 0) & self.started & ~self.held & (self.applied_seq > 0)

@@ -556,6 +556,8 @@ class Match:
             "inputs_starved": self.inputs.totals["starved"],
             "inputs_dropped": self.inputs.totals["dropped"],
             "inputs_stale": self.inputs.totals["stale"],
+            "inputs_trimmed": self.inputs.totals["trimmed"],
+            "inputs_trimmed_idle": self.inputs.totals["trimmed_idle"],
         }
 
     def player_states(self) -> list[dict[str, Any]]:

@@ -153,7 +153,8 @@ def measure(root: Path, args: argparse.Namespace, delay: float, view: bool) -> d
         "corrections_pct": round(100 * corrections / predicted, 3) if predicted else None,
         "shots": shots, "hits": hits, "hit_rate": round(hits / shots, 3) if shots else None,
         "inputs_starved": info.get("inputs_starved"), "inputs_dropped": info.get("inputs_dropped"),
-        "inputs_stale": info.get("inputs_stale"),
+        "inputs_stale": info.get("inputs_stale"), "inputs_trimmed": info.get("inputs_trimmed"),
+        "inputs_trimmed_idle": info.get("inputs_trimmed_idle"),
         "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 1) if rtts else None,
         "desyncs": sum(s.desyncs for s in stats), "errors": [b.error for b in bots if b.error][:3],
     }

@@ -31,7 +31,7 @@ def test_each_tick_applies_the_oldest_queued_input_once_in_seq_order() -> None:
     assert batch.values.tolist() == [[1, 0], [0, 0]]
     assert t.ack(1) == 1 and t.ack(2) == 0
     assert t.commit(2).values.tolist() == [[-1, 1], [0, 0]] and t.ack(1) == 2
-    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0}
+    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
 
 
 def test_an_empty_queue_repeats_the_input_in_force_counts_it_starved_and_keeps_the_ack() -> None:
@@ -173,7 +173,7 @@ def play(t: InputTable, delays: list[float], *, start: int = 1) -> list[int]:
 def test_without_jitter_the_queue_stays_one_deep_and_never_starves() -> None:
     t = table([1])
     applied = play(t, [0.3] * 300)
-    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0}
+    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
     assert t.queue_stats(1)["depth"] == 1
     assert applied[:5] == [1, 2, 3, 4, 5]  # each input one tick after its update
 
@@ -224,6 +224,7 @@ def test_a_trim_drops_idle_inputs_only_while_they_come_within_a_window() -> None
     skipped = sorted(set(range(1, applied[-1])) - set(applied))
     assert skipped and all(150 <= s < 160 for s in skipped), skipped  # the standing-still ones went
     assert t.totals["dropped"] == len(skipped) == 3 and t.queue_stats(1)["queued"] == 0
+    assert t.totals["trimmed"] == t.totals["trimmed_idle"] == 3
 
 
 def test_inputs_owed_that_never_come_idle_are_dropped_a_window_later() -> None:
@@ -231,6 +232,7 @@ def test_inputs_owed_that_never_come_idle_are_dropped_a_window_later() -> None:
     assert t.totals["dropped"] == 0 and t.queue_stats(1)["queued"] == 3
     t, applied = deep_queue(range(0), 200)
     assert t.totals["dropped"] == 3 and t.queue_stats(1)["queued"] == 0
+    assert t.totals["trimmed"] == 3 and t.totals["trimmed_idle"] == 0
     assert len(set(applied)) == len(applied) and applied == sorted(applied)  # in order, each once, three skipped
 
 
