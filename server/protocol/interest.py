@@ -400,7 +400,7 @@ def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any) -> t
 
 
 class Binned:
-    """A snapshot's entities by cell: each one's cell and each cell's count; sums and sorting on demand.
+    """A snapshot's entities by cell: each one's cell; counts, sums and sorting on demand.
 
     Only the cells views look at need more than counting: ``cell_sums`` hashes
     the entities of the cells asked for, and ``rows_of`` picks out those of a
@@ -411,16 +411,15 @@ class Binned:
     Attributes:
         snap: the snapshot.
         cell: intp (N,), each entity's cell.
-        counts: int64 (ncells,), entities per cell.
     """
 
     def __init__(self, grid: ViewGrid, snap: Snapshot) -> None:
         self.grid = grid
         self.snap = snap
         self.cell = grid.cells(snap)
-        self.counts = np.bincount(self.cell, minlength=grid.ncells)
         self._order: Idx | None = None
         self._starts: I64 | None = None
+        self._counts: I64 | None = None
 
     @property
     def tick(self) -> int:
@@ -442,18 +441,23 @@ class Binned:
         A few cells (a tick's gained or lost ones): their entities picked out and sorted alone; many: every
         entity sorted by cell once (kept).
         """
-        counts = self.counts[cells]
-        first = np.cumsum(counts) - counts
-        if self._order is None and len(cells) * FEW_CELLS < self.grid.ncells:
-            want = np.zeros(self.grid.ncells, dtype=np.bool_)
+        ncells = self.grid.ncells
+        if self._order is None and len(cells) * FEW_CELLS < ncells:
+            want = np.zeros(ncells, dtype=np.bool_)
             want[cells] = True
             rows = np.flatnonzero(want[self.cell])
-            return rows[np.argsort(self.cell[rows], kind="stable")], first
-        if self._order is None or self._starts is None:
-            key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
-            self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
-            self._starts = np.cumsum(self.counts) - self.counts
-        return self._order[_expand(self._starts[cells], counts)], first
+            of = self.cell[rows]
+            counts = np.bincount(of, minlength=ncells)[cells]
+            rows = rows[np.argsort(of, kind="stable")]
+        else:
+            if self._order is None or self._starts is None or self._counts is None:
+                key = self.cell.astype(np.uint16) if ncells <= 1 << 16 else self.cell
+                self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
+                self._counts = np.bincount(self.cell, minlength=ncells)
+                self._starts = np.cumsum(self._counts) - self._counts
+            counts = self._counts[cells]
+            rows = self._order[_expand(self._starts[cells], counts)]
+        return rows, np.cumsum(counts) - counts
 
     def ids_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         """The ids (uint32 LE bytes) of every entity in ``cells``, cell after cell, and each cell's first byte."""
@@ -602,9 +606,8 @@ class BaseDelta:
                 encode: Callable[[Idx], npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[np.uint8], I64]:
         """The entities of ``cells`` that did not move (``encode``d, cell after cell), and each cell's first byte
         (int64 (len(cells) + 1,))."""
-        rows, _ = binned.rows_of(cells)
-        counts = binned.counts[cells]
-        cell_of = np.repeat(np.arange(len(cells)), counts)
+        rows, first = binned.rows_of(cells)
+        cell_of = np.repeat(np.arange(len(cells)), np.diff(np.append(first, len(rows))))
         if len(self.moved):
             stay = ~_isin_sorted(binned.snap.ids[rows].astype(np.int64), self.moved.astype(np.int64))
             rows, cell_of = rows[stay], cell_of[stay]
