@@ -30,9 +30,12 @@ for any ACK or window update its ``recv`` sends. Work the kernel defers to
 
 ``--baseline REV`` also builds ``tools/loadgen_c/loadgen.c`` as of git
 revision REV (``build/loadgen-REV``, the same gcc flags) and measures it in
-the same run, alternating with the current one ``--rounds`` times, so the
-figures are a before/after ratio on the same busy machine. ``--json`` prints
-one object.
+the same run, alternating with the current one ``--rounds`` times (the
+median of each is compared), so the figures are a before/after ratio on the
+same busy machine. ``--together`` runs both at the same time instead, on the
+same CPU against one feeder: on a machine whose load changes from one window
+to the next (other people's tests), only that compares like with like.
+``--json`` prints one object.
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ import json
 import os
 import re
 import shutil
+import queue
 import signal
 import subprocess
+import statistics
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,89 +122,128 @@ def _read_json(stream: IO[str], deadline: float, what: str) -> dict[str, Any]:
     return obj
 
 
-def measure(binary: Path, args: argparse.Namespace, feeder_cpu: int | None, lg_cpu: int | None) -> dict[str, Any]:
-    """One window of ``binary`` with ``args.clients`` clients against a fresh feeder; its figures."""
+def _follow(index: int, lg: subprocess.Popen[str], events: queue.Queue[tuple[int, dict[str, Any], float, tuple[float, float, float]]]) -> None:
+    """Put each JSON line of generator ``lg`` on ``events`` with the time and its CPU then; a last ``{}`` at its end."""
+    assert lg.stdout is not None
+    for line in lg.stdout:
+        try:
+            obj = json.loads(line)
+            events.put((index, obj, time.monotonic(), proc_cpu(lg.pid)))
+        except (ValueError, OSError):
+            continue
+    events.put((index, {}, time.monotonic(), (0.0, 0.0, 0.0)))
+
+
+def measure(binaries: list[Path], args: argparse.Namespace, feeder_cpu: int | None, lg_cpu: int | None) -> list[dict[str, Any]]:
+    """One window of each of ``binaries`` (all at once when several, on the same CPU), each with ``args.clients``
+    clients, against one fresh feeder; their figures. The feeder's are read at the first one's window."""
     feeder = subprocess.Popen([str(FEEDER), "--frame-bytes", str(args.frame_bytes), "--lifetime", "900"],
                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=_pinned(feeder_cpu))
-    lg: subprocess.Popen[str] | None = None
+    lgs: list[subprocess.Popen[str]] = []
     try:
         assert feeder.stdout is not None
-        deadline = time.monotonic() + 120 + args.clients / args.connect_rate + args.warmup + args.duration
+        deadline = time.monotonic() + 120 + len(binaries) * args.clients / args.connect_rate + args.warmup + args.duration
         port = _read_json(feeder.stdout, deadline, "the feeder")["port"]
-        lg = subprocess.Popen([str(binary), "--port", str(port), "--clients", str(args.clients), "--rate", str(args.connect_rate),
-                               "--warmup", str(args.warmup), "--duration", str(args.duration),
-                               "--timeout", str(60 + args.clients / args.connect_rate)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                              preexec_fn=_pinned(lg_cpu))
-        assert lg.stdout is not None and lg.stderr is not None
+        events: queue.Queue[tuple[int, dict[str, Any], float, tuple[float, float, float]]] = queue.Queue()
+        for i, binary in enumerate(binaries):
+            lgs.append(subprocess.Popen(
+                [str(binary), "--port", str(port), "--clients", str(args.clients), "--rate", str(args.connect_rate),
+                 "--warmup", str(args.warmup), "--duration", str(args.duration),
+                 "--timeout", str(60 + len(binaries) * args.clients / args.connect_rate)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=_pinned(lg_cpu)))
+            threading.Thread(target=_follow, args=(i, lgs[-1], events), daemon=True).start()
         soft = ksoftirqd_pids()
-        marks: list[dict[str, Any]] = []
-        for event in ("window_start", "window_end"):
-            got = _read_json(lg.stdout, deadline, f"{binary.name}")
-            if got.get("event") != event:
-                raise BenchError(f"{binary.name}: expected {event}, got {got}")
-            t = time.monotonic()
-            feeder.send_signal(signal.SIGUSR1)
-            marks.append({"t": t, "lg": proc_cpu(lg.pid), "feeder": proc_cpu(feeder.pid),
-                          "soft": sum(sum(proc_cpu(p)[:2]) for p in soft), "counters": _read_json(feeder.stdout, deadline, "the feeder")})
-        summary = _read_json(lg.stdout, deadline, binary.name)
-        lg.wait(timeout=30)
+        marks: list[dict[str, Any]] = [{} for _ in binaries]
+        feeder_marks: dict[str, dict[str, Any]] = {}
+        summaries: list[dict[str, Any]] = [{} for _ in binaries]
+        ended = 0
+        while ended < len(binaries):
+            try:
+                i, obj, t, cpu = events.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise BenchError("the generators did not finish in time") from None
+            event = obj.get("event")
+            if not obj:
+                ended += 1
+            elif event in ("window_start", "window_end"):
+                marks[i][event] = (t, cpu)
+                if i == 0:
+                    feeder.send_signal(signal.SIGUSR1)
+                    feeder_marks[event] = {"feeder": proc_cpu(feeder.pid), "soft": sum(sum(proc_cpu(p)[:2]) for p in soft),
+                                           "counters": _read_json(feeder.stdout, deadline, "the feeder")}
+            else:
+                summaries[i] = obj
+        for i, (binary, lg) in enumerate(zip(binaries, lgs)):
+            lg.wait(timeout=30)
+            if not summaries[i] or len(marks[i]) < 2:
+                assert lg.stderr is not None
+                raise BenchError(f"{binary.name} failed: {lg.stderr.read()[-300:]}")
     finally:
-        for p in (lg, feeder):
-            if p is not None and p.poll() is None:
+        for p in (*lgs, feeder):
+            if p.poll() is None:
                 p.terminate()
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-    a, b = marks
-    wall = b["t"] - a["t"]
-    lg_user, lg_sys = b["lg"][0] - a["lg"][0], b["lg"][1] - a["lg"][1]
-    lg_run = b["lg"][2] - a["lg"][2]
-    fa, fb = a["counters"], b["counters"]
-    updates = summary["updates_per_s_mean"] * summary["clients"] * summary["window_s"]
-    per = 1e6 / updates if updates else 0.0
-    return {
-        "binary": binary.name, "clients": args.clients, "connected": summary["connected"], "window_s": round(wall, 3),
-        "updates_per_s_p1": summary["updates_per_s_p1"], "updates_per_s_p50": summary["updates_per_s_p50"],
-        "updates_per_s_mean": summary["updates_per_s_mean"], "updates": int(updates),
-        "frame_bytes": fb["frame_bytes"], "lg_cpu_user": round(lg_user / wall, 3), "lg_cpu_system": round(lg_sys / wall, 3),
-        "lg_cpu": round(lg_run / wall, 3), "lg_us_per_update": round(lg_run * per, 2),
-        "lg_us_user": round(lg_user * per, 2), "lg_us_system": round(lg_sys * per, 2),
-        "lg_self_us_per_update": summary["cpu_us_per_update"],
-        "feeder_cpu": round((b["feeder"][2] - a["feeder"][2]) / wall, 3),
-        "feeder_us_per_update": round((b["feeder"][2] - a["feeder"][2]) * per, 2),
-        "ksoftirqd_cpu": round((b["soft"] - a["soft"]) / wall, 3),
-        "feeder_ticks_skipped": fb["ticks_skipped"] - fa["ticks_skipped"],
-        "frames_skipped": fb["frames_skipped"] - fa["frames_skipped"],
-        "inputs_per_update": round((fb["inputs"] - fa["inputs"]) / max(1, fb["frames_sent"] - fa["frames_sent"]), 3),
-        "bad_inputs": fb["bad_inputs"], "errors": summary["errors"] + fb["errors"],
-        "error_messages": summary["error_messages"] + ([fb["first_error"]] if fb["first_error"] else []),
-    }
+    fa, fb = feeder_marks["window_start"], feeder_marks["window_end"]
+    (t0, _), (t1, _) = marks[0]["window_start"], marks[0]["window_end"]
+    all_updates = sum(x["updates_per_s_mean"] * x["clients"] * x["window_s"] for x in summaries)
+    feeder_run = fb["feeder"][2] - fa["feeder"][2]
+    ca, cb = fa["counters"], fb["counters"]
+    out = []
+    for binary, summary, m in zip(binaries, summaries, marks):
+        (a_t, a), (b_t, b) = m["window_start"], m["window_end"]
+        wall = b_t - a_t
+        user, system, run = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+        updates = summary["updates_per_s_mean"] * summary["clients"] * summary["window_s"]
+        per = 1e6 / updates if updates else 0.0
+        out.append({
+            "binary": binary.name, "together": len(binaries), "clients": args.clients, "connected": summary["connected"],
+            "window_s": round(wall, 3), "updates_per_s_p1": summary["updates_per_s_p1"],
+            "updates_per_s_p50": summary["updates_per_s_p50"], "updates_per_s_mean": summary["updates_per_s_mean"],
+            "updates": int(updates), "frame_bytes": cb["frame_bytes"], "lg_cpu_user": round(user / wall, 3),
+            "lg_cpu_system": round(system / wall, 3), "lg_cpu": round(run / wall, 3), "lg_us_per_update": round(run * per, 2),
+            "lg_us_user": round(user * per, 2), "lg_us_system": round(system * per, 2),
+            "lg_self_us_per_update": summary["cpu_us_per_update"], "lg_io": summary.get("io", "epoll"),
+            "lg_updates_per_wait": round(updates / wall / summary["waits_per_s"], 1) if summary.get("waits_per_s") else None,
+            "feeder_cpu": round(feeder_run / (t1 - t0), 3),
+            "feeder_us_per_update": round(feeder_run * 1e6 / all_updates, 2) if all_updates else None,
+            "ksoftirqd_cpu": round((fb["soft"] - fa["soft"]) / (t1 - t0), 3),
+            "feeder_ticks_skipped": cb["ticks_skipped"] - ca["ticks_skipped"],
+            "frames_skipped": cb["frames_skipped"] - ca["frames_skipped"],
+            "inputs_per_update": round((cb["inputs"] - ca["inputs"]) / max(1, cb["frames_sent"] - ca["frames_sent"]), 3),
+            "bad_inputs": cb["bad_inputs"], "errors": summary["errors"] + cb["errors"],
+            "error_messages": summary["error_messages"] + ([cb["first_error"]] if cb["first_error"] else []),
+        })
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every run, alternating the baseline (if any) and the current generator ``args.rounds`` times."""
+    """Every run: the baseline (if any) and the current generator one after the other, or all at once with
+    ``--together``, ``args.rounds`` times."""
     for binary in (LOADGEN, FEEDER):
         if not binary.exists():
             raise BenchError(f"{binary.relative_to(ROOT)} is missing: build it with `make loadgen`")
     binaries = ([build_baseline(args.baseline)] if args.baseline else []) + [LOADGEN]
     cpus = sorted(os.sched_getaffinity(0))
     feeder_cpu, lg_cpu = (cpus[0], cpus[1]) if args.pin else (None, None)
-    runs = []
+    runs: list[dict[str, Any]] = []
     for r in range(args.rounds):
-        for binary in binaries:
-            runs.append(dict(measure(binary, args, feeder_cpu, lg_cpu), round=r + 1))
-            if not args.json:
-                print(_line(runs[-1]), file=sys.stderr, flush=True)
-    out: dict[str, Any] = {"clients": args.clients, "frame_bytes": args.frame_bytes, "pinned": args.pin,
+        order = binaries if r % 2 == 0 else binaries[::-1]  # neither always first
+        for group in ([order] if args.together else [[b] for b in order]):
+            for x in measure(group, args, feeder_cpu, lg_cpu):
+                runs.append(dict(x, round=r + 1))
+                if not args.json:
+                    print(_line(runs[-1]), file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"clients": args.clients, "frame_bytes": args.frame_bytes, "pinned": args.pin, "together": args.together,
                            "feeder_cpu": feeder_cpu, "loadgen_cpu": lg_cpu, "duration_s": args.duration, "runs": runs}
     if args.baseline:
-        def best(name: str) -> float:
-            return min(float(x["lg_us_per_update"]) for x in runs if x["binary"] == name)
-        out["baseline_us_per_update"] = best(binaries[0].name)
-        out["current_us_per_update"] = best(LOADGEN.name)
+        def median(name: str) -> float:
+            return float(statistics.median(float(x["lg_us_per_update"]) for x in runs if x["binary"] == name))
+        out["baseline_us_per_update"] = median(binaries[0].name)
+        out["current_us_per_update"] = median(LOADGEN.name)
         out["current_to_baseline"] = round(out["current_us_per_update"] / out["baseline_us_per_update"], 3)
     return out
 
@@ -206,7 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _line(x: dict[str, Any]) -> str:
     return (f"{x['binary']} round {x['round']}: {x['connected']}/{x['clients']} clients, updates/s p1 {x['updates_per_s_p1']} "
             f"p50 {x['updates_per_s_p50']}; generator {x['lg_cpu']} cores ({x['lg_cpu_user']} user + {x['lg_cpu_system']} "
-            f"system), {x['lg_us_per_update']} µs/update ({x['lg_us_user']} user + {x['lg_us_system']} system); "
+            f"system, {x['lg_io']}, {x['lg_updates_per_wait']} updates per wait), {x['lg_us_per_update']} µs/update ({x['lg_us_user']} user + {x['lg_us_system']} system); "
             f"feeder {x['feeder_cpu']} cores, ksoftirqd {x['ksoftirqd_cpu']}; feeder ticks skipped "
             f"{x['feeder_ticks_skipped']}, inputs per update {x['inputs_per_update']}, errors {x['errors']}")
 
@@ -220,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connect-rate", type=number(float, 1), default=2000.0, help="connections per second (default 2000)")
     p.add_argument("--rounds", type=number(int, 1), default=1, help="runs of each binary, alternating (default 1)")
     p.add_argument("--baseline", metavar="REV", help="also measure loadgen.c as of this git revision, in the same run")
+    p.add_argument("--together", action="store_true",
+                   help="run the baseline and the current generator at the same time (same CPU, same feeder), "
+                        "so that both see the same machine; each has --clients clients")
     can_pin = len(os.sched_getaffinity(0)) >= 2
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
                    help=f"feeder on one CPU, generator on another (default {'on' if can_pin else 'off'})")

@@ -7,23 +7,29 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
-def test_genbench_measures_the_generator_and_its_baseline_against_a_feeder_that_checks_every_input() -> None:
+@pytest.mark.parametrize("together", [False, True])
+def test_genbench_measures_the_generator_and_its_baseline_against_a_feeder_that_checks_every_input(together: bool) -> None:
     subprocess.run(["make", "-s", "loadgen"], cwd=ROOT, check=True, timeout=120)
     out = subprocess.run(
         [sys.executable, "-m", "tools.genbench", "--clients", "20", "--warmup", "1", "--duration", "2", "--baseline", "HEAD",
-         "--no-pin", "--json"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+         "--no-pin", "--json", *(["--together"] if together else [])], cwd=ROOT, env=ENV, capture_output=True, text=True,
+        timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert [r["binary"] for r in result["runs"]] == ["loadgen-HEAD", "loadgen"]
+    assert [(r["binary"], r["together"]) for r in result["runs"]] == [("loadgen-HEAD", 1 + together), ("loadgen", 1 + together)]
+    assert result["runs"][-1]["lg_io"] in ("uring", "epoll") and result["runs"][-1]["lg_updates_per_wait"] > 0
     for r in result["runs"]:  # correctness is strict; the rates and costs depend on how busy the machine is
         assert (r["connected"], r["errors"], r["bad_inputs"]) == (20, 0, 0), r
         assert r["frame_bytes"] == 1204  # 1200 bytes of update in a 4-byte WebSocket header
         assert 0.8 <= r["inputs_per_update"] <= 1.2  # one input per update (the window's edges cut a few)
+        assert r["updates_per_s_p50"] > 0
         assert r["updates"] > 0 and r["lg_us_per_update"] > 0
     assert result["current_to_baseline"] == round(result["current_us_per_update"] / result["baseline_us_per_update"], 3)
 

@@ -16,7 +16,8 @@
  * when the window opens and closes (a driver snapshots the server's CPU then), and the summary
  * last: connected, welcomed, updates/s per client over the window (min, p1, p50, mean), its own
  * CPU over the window (cores, and µs per update received and answered), the mean update's bytes,
- * the I/O path it used (`io`: uring or epoll, `io_note`: why not uring), errors (count and the first
+ * the I/O path it used (`io`: uring or epoll, `io_note`: why not uring), how often it waited for
+ * the kernel over the window (`waits_per_s`: updates per wait is its batch), errors (count and the first
  * few) and closes by code.
  *
  * Cost: what it spends per update is almost all kernel time, and on loopback that includes the
@@ -440,7 +441,7 @@ static void buf_recycle(unsigned bid) {
 static void buf_publish(void) { __atomic_store_n(&ring.br->tail, ring.br_tail, __ATOMIC_RELEASE); }
 
 /* Submit what is queued; wait for at least `wait` completions for at most ms milliseconds. */
-static uint64_t enter_errors;
+static uint64_t enter_errors, waits, window_waits; /* waits: io_uring_enter or epoll_wait calls that may sleep */
 static int enter_errno;
 
 /* Submit every queued entry the kernel has not taken yet; wait for at least `wait` completions for at
@@ -450,6 +451,7 @@ static void ring_enter(unsigned wait, int ms) {
     unsigned n = ring.tail - __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE);
     struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     struct getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
+    waits += wait > 0;
     unsigned flags = wait ? IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG : 0;
     int r = (int)syscall(__NR_io_uring_enter, ring.fd, n, wait, flags, wait ? (void *)&arg : NULL, sizeof arg);
     if (r < 0 && errno != ETIME && errno != EINTR) { enter_errors++; enter_errno = errno; }
@@ -606,6 +608,7 @@ static void on_event(Conn *c, uint32_t events) {
 
 static void poll_epoll(int ms) {
     struct epoll_event evs[512];
+    waits += ms > 0;
     int n = epoll_wait(epfd, evs, 512, ms);
     for (int i = 0; i < n; i++) on_event(evs[i].data.ptr, evs[i].events);
 }
@@ -684,6 +687,7 @@ int main(int argc, char **argv) {
     if (!conns) { fprintf(stderr, "loadgen: out of memory\n"); return 1; }
     epfd = epoll_create1(0);
     if (use_uring && ring_setup() < 0) use_uring = 0;
+
     else if (!use_uring) uring_why = "--io epoll";
     for (int i = 0; i < n_clients; i++) {
         Conn *c = &conns[i];
@@ -708,11 +712,13 @@ int main(int argc, char **argv) {
     while (now() < tw) poll_once(20);
     for (int i = 0; i < n_clients; i++) conns[i].updates_at_start = conns[i].updates;
     double c0 = cpu_self(), w0 = now();
+    window_waits = waits;
     printf("{\"event\": \"window_start\"}\n");
     fflush(stdout);
     window_phase = 1;
     while (now() < w0 + duration) poll_once(20);
     double w1 = now(), c1 = cpu_self();
+    uint64_t waits_end = waits;
     for (int i = 0; i < n_clients; i++) conns[i].updates_at_end = conns[i].updates;
     window_phase = 2;
     printf("{\"event\": \"window_end\"}\n");
@@ -745,9 +751,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_clients; i++) drop(&conns[i]);
     printf("{\"clients\": %d, \"connected\": %d, \"welcomed\": %d, \"connect_s\": %.3f, \"window_s\": %.3f, "
            "\"updates_per_s_min\": %.2f, \"updates_per_s_p1\": %.2f, \"updates_per_s_p50\": %.2f, \"updates_per_s_mean\": %.2f, "
-           "\"io\": \"%s\", \"io_note\": \"%s\", \"uring_rearms\": %llu, \"uring_enter_errors\": %llu, \"cpu_per_s\": %.4f, \"cpu_us_per_update\": %.2f, \"bytes_per_update\": %.1f, \"errors\": %ld, \"error_messages\": [",
+           "\"io\": \"%s\", \"io_note\": \"%s\", \"uring_rearms\": %llu, \"uring_enter_errors\": %llu, \"waits_per_s\": %.1f, \"cpu_per_s\": %.4f, \"cpu_us_per_update\": %.2f, \"bytes_per_update\": %.1f, \"errors\": %ld, \"error_messages\": [",
            n_clients, connected, welcomed, connect_s, w1 - w0, ups[0], ups[n_clients / 100], ups[n_clients / 2],
-           sum / n_clients, use_uring ? "uring" : "epoll", uring_why, (unsigned long long)uring_rearms, (unsigned long long)enter_errors, (c1 - c0) / (w1 - w0), sum > 0 ? (c1 - c0) * 1e6 / (sum * (w1 - w0)) : 0.0,
+           sum / n_clients, use_uring ? "uring" : "epoll", uring_why, (unsigned long long)uring_rearms, (unsigned long long)enter_errors, (waits_end - window_waits) / (w1 - w0), (c1 - c0) / (w1 - w0), sum > 0 ? (c1 - c0) * 1e6 / (sum * (w1 - w0)) : 0.0,
            window_updates ? (double)window_bytes / window_updates : 0.0, errors);
     if (enter_errors) fprintf(stderr, "loadgen: io_uring_enter failed %llu times, last: %s\n", (unsigned long long)enter_errors, strerror(enter_errno));
     for (long i = 0; i < errors && i < MAX_ERR_MSGS; i++) printf("%s\"%s\"", i ? ", " : "", err_msgs[i]);
