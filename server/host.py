@@ -124,6 +124,9 @@ RETRY_S = 0.5
 ENDED_S = 60.0
 #: What a seat's admission says while the directory is unreachable (with close code 1013).
 UNAVAILABLE = "directory unavailable, try again"
+#: A player's seat that this node reserved, lost by the directory before it was taken (the node's heartbeats came
+#: too late: it expired with its matches and seats until its next heartbeat lists them again).
+LOST_SEAT = "the directory lost this server's registration (its heartbeats were late), try again"
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -815,7 +818,8 @@ class Host:
         the default room on this node (join or create), whose id is returned
         (none here: 1013 naming where to matchmake). Spectators, resumes of a
         held member and feeds that are not matches of this node pass as they
-        are. The directory unreachable: 1013 "directory unavailable, try again".
+        are. The directory unreachable: 1013 "directory unavailable, try again"; the seat this node reserved
+        or its match unknown to the directory (it expired this node meanwhile): 1013 ``LOST_SEAT``.
 
         Raises:
             ProtocolError: the hello does not seat a player (the connection fails with its code).
@@ -863,11 +867,14 @@ class Host:
         """Take seat ``token`` in ``match`` (None: reserve one and take it at once).
 
         Raises:
-            ProtocolError: a bad seat (its close code) or a match that ended (1001).
+            ProtocolError: a bad seat (its close code) or a match that ended (1001); with no token, a seat or a
+                match the directory does not know although the match runs here (this node expired meanwhile):
+                1013, try again.
             MatchFull: no token, and no free seat.
             DirectoryUnavailable.
         """
         mid = MatchId(match.match_id)
+        ours = token is None
         self._admitting[mid] += 1
         self._admissions[mid] += 1
         try:
@@ -876,8 +883,12 @@ class Host:
             await self.directory.take(token, mid, now=self.clock())
         except SeatError as exc:
             self.stats["seats_refused"] += 1
+            if ours:
+                raise PolicyViolation(LOST_SEAT, CLOSE_TRY_AGAIN_LATER) from None
             raise ProtocolError(exc.reason, exc.code) from None
         except UnknownMatch:
+            if ours and mid in self.matches:
+                raise PolicyViolation(LOST_SEAT, CLOSE_TRY_AGAIN_LATER) from None
             raise PolicyViolation(f"match {mid!r} has ended", CLOSE_GOING_AWAY) from None
         finally:
             if mid in self._admitting:

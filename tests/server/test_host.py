@@ -17,7 +17,9 @@ from game.errors import GameError
 from game.rules import Ruleset, get_ruleset
 from server.app import GameServer
 from server.config import ServerConfig
-from server.host import Host, RoomsConfig, RulesetCache, build_catalog, http_base, public_url
+from server.host import LOST_SEAT, Host, RoomsConfig, RulesetCache, build_catalog, http_base, public_url
+from server.protocol.errors import CLOSE_TRY_AGAIN_LATER, ProtocolError
+from server.protocol.messages import Hello
 from server.rooms import InvalidRoomType, MatchId, MatchmakeRequest, MemoryDirectory, RoomType
 from tests.userpkg.conftest import USERPKG  # noqa: F401 (puts the user's package on sys.path)
 
@@ -168,6 +170,27 @@ def test_a_match_listed_here_that_this_node_cannot_start_is_unlisted_with_the_re
         assert not await b.locate("alien-1")
 
     asyncio.run(main())
+
+
+def test_a_player_whose_seat_the_directory_lost_when_this_node_expired_is_told_to_try_again_not_that_the_match_ended(
+        tmp_path: Path) -> None:
+    async def main() -> list[tuple[int, str]]:
+        host = node(tmp_path, MemoryDirectory(node_ttl=6.0), "ws://a:1")
+        host.started.set()
+        t = time.time()
+        await host.heartbeat(t)
+        seat = await host.matchmaker.matchmake(MatchmakeRequest("drift", mode="create"), now=t)
+        refused = []
+        # The node expires between the reservation and the take (its heartbeats late), then before both.
+        for times in ([t + 1, t + 100], [t + 200, t + 200]):
+            host.clock = iter(times).__next__
+            try:
+                await host.admit(seat.match_id, Hello(1, "p"), None)  # no connection: only a full match reads it
+            except ProtocolError as exc:
+                refused.append((exc.code, exc.reason))
+        return refused
+
+    assert asyncio.run(main()) == [(CLOSE_TRY_AGAIN_LATER, LOST_SEAT)] * 2
 
 
 def test_a_node_is_not_ready_before_it_serves_nor_while_something_holds_it(tmp_path: Path) -> None:
