@@ -13,6 +13,7 @@ def entry(player: int, name: str) -> RosterEntry:
 
 def test_a_client_keeps_its_roster_from_deltas_and_asks_for_one_resync_when_it_misses_one() -> None:
     client = GameClient("ws://127.0.0.1:1/ws", "ann")
+    client.minor = 1  # the server announced protocol 1.1 (PROTOCOL.md, *Versions*): roster deltas may be asked for
     assert client.hello().roster_deltas and client.roster is None
     client._handle(encode_server(Roster((entry(1, "ann"),), 3)))
     client._handle(encode_server(RosterDelta(4, (entry(2, "bob"),), ())))
