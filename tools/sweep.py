@@ -7,7 +7,8 @@ broadcasting frames of the server's mean update size at that P) with the
 same clients: P − ``--verify`` lean players of the C load generator
 (``build/loadgen``, ``make loadgen``) and ``--verify`` ``tools.client.GameClient``
 that decode and verify every update. The measured process is pinned to one
-CPU, the clients to another (``--pin``). A P *holds* when every client got
+CPU, the clients to another (``--pin``; what one core of the C generator
+drives is measured apart by ``python -m tools.genbench``). A P *holds* when every client got
 29+ updates/s over the window (the C clients' 1st percentile and every
 verifier), no tick was skipped, no client erred or desynced. A P that is
 only too slow is measured once more (a busy machine's window); each side
@@ -58,6 +59,8 @@ class Point:
     us_per_client_tick: float | None
     loadgen_cpu: float
     loadgen_us_per_update: float
+    #: The C generator's I/O path: "uring", or "epoll" where the kernel refused a ring.
+    loadgen_io: str
     bytes_per_update: float
     errors: int
     error_messages: list[str]
@@ -130,7 +133,7 @@ async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: s
         verifier_updates_per_s_min=round(min(verifier_ups), 2) if verifier_ups else None,
         ticks_skipped=int(h1.get("ticks_dropped", 0)) - int(h0.get("ticks_dropped", 0)),
         cpu=round(cpu, 3), us_per_client_tick=round(cpu * wall / (ticks * players) * 1e6, 2) if ticks else None,
-        loadgen_cpu=summary["cpu_per_s"], loadgen_us_per_update=summary["cpu_us_per_update"],
+        loadgen_cpu=summary["cpu_per_s"], loadgen_us_per_update=summary["cpu_us_per_update"], loadgen_io=summary["io"],
         bytes_per_update=summary["bytes_per_update"], errors=summary["errors"] + len(errors),
         error_messages=(summary["error_messages"] + errors)[:5], desyncs=sum(v.stats.desyncs for v in verifiers),
     )

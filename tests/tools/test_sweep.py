@@ -24,6 +24,7 @@ def test_a_tiny_sweep_measures_server_and_ceiling_at_each_p_and_draws_the_curve(
     for p in points:  # correctness is strict; the rates depend on how busy the machine is
         assert (p["connected"], p["errors"], p["desyncs"]) == (p["players"], 0, 0), p
         assert p["verifier_updates_per_s_min"] > 0
+        assert p["loadgen_io"] in ("uring", "epoll")
         assert p["holds"] == (p["updates_per_s_p1"] >= 29 and p["verifier_updates_per_s_min"] >= 29
                               and p["ticks_skipped"] == 0)
     assert result["stopped"] == "--sweep-max"

@@ -375,7 +375,6 @@ static void on_readable(Conn *c) {
  * everything stays on epoll: one recv and one send per update. */
 #define RING_ENTRIES 8192
 #define CQ_ENTRIES 65536
-#define NBUF 8192            /* receive buffers in the ring (a power of 2) */
 #define BUFSZ 8192           /* an update of the sweep fits in one (the first 4 KB are all that is read of larger ones) */
 enum { TAG_RECV = 0, TAG_SEND = 1, TAG_EPOLL = 2 };
 
@@ -390,6 +389,7 @@ static struct {
     struct io_uring_buf_ring *br;
     unsigned char *bufs;
     uint16_t br_tail;
+    unsigned nbuf;          /* receive buffers in the ring: a power of 2, two per client (256 to 32768) */
 } ring = {.fd = -1};
 static int use_uring = 1;                /* --io uring (default) or epoll; 0 also when the ring is unavailable */
 static const char *uring_why = "";       /* why it is not used */
@@ -415,25 +415,26 @@ static int ring_setup(void) {
     ring.sq_entries = p.sq_entries;
     for (unsigned i = 0; i < p.sq_entries; i++) ring.sq_array[i] = i;
     ring.tail = *ring.sq_tail;
-    ring.br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ring.bufs = malloc((size_t)NBUF * BUFSZ);
+    for (ring.nbuf = 256; ring.nbuf < 2u * (unsigned)n_clients && ring.nbuf < 32768; ring.nbuf *= 2) {}
+    ring.br = mmap(NULL, ring.nbuf * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ring.bufs = malloc((size_t)ring.nbuf * BUFSZ);
     if (ring.br == MAP_FAILED || !ring.bufs) { uring_why = "out of memory"; close(fd); return -1; }
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring.br, .ring_entries = NBUF, .bgid = 0};
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring.br, .ring_entries = ring.nbuf, .bgid = 0};
     if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0) {
         uring_why = strerror(errno); close(fd); return -1;
     }
-    for (int i = 0; i < NBUF; i++) {
+    for (unsigned i = 0; i < ring.nbuf; i++) {
         struct io_uring_buf *b = &ring.br->bufs[i];
         b->addr = (uint64_t)(uintptr_t)(ring.bufs + (size_t)i * BUFSZ); b->len = BUFSZ; b->bid = (uint16_t)i;
     }
-    ring.br_tail = NBUF;
+    ring.br_tail = (uint16_t)ring.nbuf;
     __atomic_store_n(&ring.br->tail, ring.br_tail, __ATOMIC_RELEASE);
     ring.fd = fd;
     return 0;
 }
 
 static void buf_recycle(unsigned bid) {
-    struct io_uring_buf *b = &ring.br->bufs[ring.br_tail & (NBUF - 1)];
+    struct io_uring_buf *b = &ring.br->bufs[ring.br_tail & (ring.nbuf - 1)];
     b->addr = (uint64_t)(uintptr_t)(ring.bufs + (size_t)bid * BUFSZ); b->len = BUFSZ; b->bid = (uint16_t)bid;
     ring.br_tail++;  /* published after the batch of completions (buf_publish) */
 }
