@@ -18,6 +18,8 @@ CASES = [
     ("browser_bench", ["--npcs", "-1"], "argument --npcs: '-1' must be at least 0"),
     ("browser_bench", ["--chromium", "/no/such/browser"], "--chromium /no/such/browser: no such browser"),
     ("ceiling", ["--port", "99999"], "--port must be in 0..65535, got 99999"),
+    ("genbench", ["--clients", "0"], "argument --clients: '0' must be at least 1"),
+    ("genbench", ["--clients", "30000"], "--clients must be at most 20000, got 30000"),
     ("loadgen", ["--url", "nope"], "--url must be ws://HOST:PORT/PATH"),
     ("mmbench", ["--requests", "0"], "--requests must be in 1..10000"),
     ("mmbench", ["--nodes", "9"], "--nodes must be in 1..8"),
