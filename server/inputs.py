@@ -30,12 +30,14 @@ PROTOCOL.md, *The input queue*, is the normative description; the rules:
   grows by itself when it starves (the late input is applied a tick later,
   and so are all after it); when it has held more than ``D`` inputs at every
   tick of the last ``WINDOW`` ticks, its surplus (its fewest over that time
-  minus ``D``) is *owed*: from then on an idle input (resting fields all 0)
-  at the head of the queue is dropped, one per tick, while the queue is
-  still deeper than ``D`` (dropping a standing-still input changes nothing a
-  prediction rests on). What is still owed when the queue has stayed too
-  deep for one more window is dropped then, idle or not. Dropped inputs are
-  counted as ``dropped``: latency the jitter no longer needs is given back.
+  minus ``D``) is *owed*. Trims: an idle input (resting fields all 0) at the
+  head of a queue deeper than ``D`` is dropped, one per tick, at any time
+  (the player stands still one tick fewer: nothing a prediction rests on
+  changes); what is still owed when the queue has stayed too deep for one
+  more window is dropped then from the head, idle or not (a ruleset without
+  axes or buttons has no idle input: its surplus goes when first owed).
+  Dropped inputs are counted as ``dropped`` (and ``trimmed``): latency the
+  jitter no longer needs is given back.
 - **Lag**: an input may carry ``view``, the tick the client was displaying
   when it sampled the input; the tick ``t`` that applies it records
   ``lag = clamp(t - view, 0, max_lag)`` for the ruleset's lag compensation
@@ -293,22 +295,25 @@ class InputTable:
         due = deep & (self.calm >= self.window)
         if due.any():
             surplus = np.where(due, self.qmin - self.depth, 0)
-            # Owed since a window ago and never idle at the head: dropped now, idle or not.
-            forced = np.minimum(np.where(due, self.owed, 0), surplus)
+            # Owed since a window ago and never idle at the head: dropped now, idle or not. (Without
+            # resting fields no input is ever idle: the surplus goes at once.)
+            forced = np.minimum(np.where(due, self.owed, 0), surplus) if self.resting.size else surplus
             self.head += forced
             self.queued -= forced
             self._drop(forced)
             self.totals["trimmed"] += int(forced.sum())
             self.owed = np.where(due, surplus - forced, self.owed)
             self.calm[due] = 0
-        owing = np.flatnonzero((self.owed > 0) & (self.queued > self.depth))
-        if owing.size:
-            head = self.ring[owing, self.head[owing] % CAPACITY]
-            idle = owing[~head[:, self.resting].any(axis=1)]
+        # An idle input at the head of a queue deeper than it needs goes at once, whatever is owed: the
+        # player stands still one tick fewer, which no prediction feels.
+        over = np.flatnonzero(active & (self.queued > self.depth) & bool(self.resting.size))
+        if over.size:
+            head = self.ring[over, self.head[over] % CAPACITY]
+            idle = over[~head[:, self.resting].any(axis=1)]
             if idle.size:
                 self.head[idle] += 1
                 self.queued[idle] -= 1
-                self.owed[idle] -= 1
+                self.owed[idle] = np.maximum(self.owed[idle] - 1, 0)
                 self.dropped[idle] += 1
                 for key in ("dropped", "trimmed", "trimmed_idle"):
                     self.totals[key] += int(idle.size)

@@ -217,7 +217,16 @@ def deep_queue(idle: range, ticks: int) -> tuple[InputTable, list[int]]:
     return t, applied
 
 
-def test_a_trim_drops_idle_inputs_only_while_they_come_within_a_window() -> None:
+def test_idle_inputs_in_a_queue_deeper_than_its_depth_are_dropped_at_once_one_a_tick() -> None:
+    t, applied = deep_queue(range(70, 80), 100)  # the depth falls to 1 at tick 55: three inputs too many
+    skipped = sorted(set(range(1, applied[-1])) - set(applied))
+    # No window to wait for: every other one of the first idle inputs (one dropped, the next applied, per
+    # tick) until the queue is down to its depth. Standing still one tick fewer is free.
+    assert skipped == [70, 72, 74], skipped
+    assert t.totals["trimmed_idle"] == t.totals["dropped"] == 3 and t.queue_stats(1)["queued"] == 0
+
+
+def test_a_trim_drops_idle_inputs_first_and_moving_ones_only_when_none_came() -> None:
     t, applied = deep_queue(range(150, 160), 145)
     assert t.totals["dropped"] == 0 and t.queue_stats(1)["queued"] == 3  # owed, but nothing idle came yet
     t, applied = deep_queue(range(150, 160), 240)
