@@ -35,6 +35,9 @@ median of each is compared), so the figures are a before/after ratio on the
 same busy machine. ``--together`` runs both at the same time instead, on the
 same CPU against one feeder: on a machine whose load changes from one window
 to the next (other people's tests), only that compares like with like.
+``--perf`` also profiles the current generator over its window (``perf record -e
+cpu-clock -g``) and splits its samples: user space, its sends' transmit path,
+the feeder socket's receive path run inside its sends, its receives, waiting.
 ``--json`` prints one object.
 """
 
@@ -134,12 +137,52 @@ def _follow(index: int, lg: subprocess.Popen[str], events: queue.Queue[tuple[int
     events.put((index, {}, time.monotonic(), (0.0, 0.0, 0.0)))
 
 
+PERF_DATA = BUILD / "genbench.perf.data"
+
+
+def _start_perf(pid: int, duration: float) -> subprocess.Popen[bytes] | None:
+    """``perf record`` of process ``pid``'s call stacks (cpu-clock) for most of the window; None without perf."""
+    if shutil.which("perf") is None:
+        return None
+    return subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(pid), "-o", str(PERF_DATA), "--",
+                             "sleep", str(max(1.0, duration - 1))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _perf_split(profiler: subprocess.Popen[bytes] | None) -> dict[str, Any]:
+    """Where the profiled generator's samples were: user space, its sends' transmit path, the peer socket's receive
+    path run inside its sends (loopback), its receives, waiting, the rest; percentages of all samples."""
+    if profiler is None:
+        return {"note": "perf is not installed"}
+    profiler.wait(timeout=120)
+    script = subprocess.run(["perf", "script", "-i", str(PERF_DATA)], capture_output=True, text=True, timeout=300)
+    counts = dict.fromkeys(("user", "send", "peer_receive_in_send", "receive", "wait", "other"), 0)
+    for sample in script.stdout.split("\n\n"):
+        frames = [line for line in sample.splitlines()[1:] if line.strip()]
+        if not frames:
+            continue
+        if "kernel" not in frames[0]:
+            counts["user"] += 1
+        elif re.search(r"\b(io_send|__sys_sendto)\b", sample):
+            counts["peer_receive_in_send" if "net_rx_action" in sample else "send"] += 1
+        elif re.search(r"\b(io_recv|__sys_recvfrom)\b", sample):
+            counts["receive"] += 1
+        elif re.search(r"\b(io_cqring_wait|do_epoll_wait|schedule)\b", sample):
+            counts["wait"] += 1
+        else:
+            counts["other"] += 1
+    total = sum(counts.values())
+    if not total:
+        return {"note": f"perf recorded nothing: {script.stderr.strip()[-200:] or 'no samples'}"}
+    return {"samples": total, **{k: round(100 * v / total, 1) for k, v in counts.items()}}
+
+
 def measure(binaries: list[Path], args: argparse.Namespace, feeder_cpu: int | None, lg_cpu: int | None) -> list[dict[str, Any]]:
     """One window of each of ``binaries`` (all at once when several, on the same CPU), each with ``args.clients``
     clients, against one fresh feeder; their figures. The feeder's are read at the first one's window."""
     feeder = subprocess.Popen([str(FEEDER), "--frame-bytes", str(args.frame_bytes), "--lifetime", "900"],
                               stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=_pinned(feeder_cpu))
     lgs: list[subprocess.Popen[str]] = []
+    split: dict[str, Any] | None = None
     try:
         assert feeder.stdout is not None
         deadline = time.monotonic() + 120 + len(binaries) * args.clients / args.connect_rate + args.warmup + args.duration
@@ -153,6 +196,7 @@ def measure(binaries: list[Path], args: argparse.Namespace, feeder_cpu: int | No
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, preexec_fn=_pinned(lg_cpu)))
             threading.Thread(target=_follow, args=(i, lgs[-1], events), daemon=True).start()
         soft = ksoftirqd_pids()
+        profiler: subprocess.Popen[bytes] | None = None
         marks: list[dict[str, Any]] = [{} for _ in binaries]
         feeder_marks: dict[str, dict[str, Any]] = {}
         summaries: list[dict[str, Any]] = [{} for _ in binaries]
@@ -167,12 +211,16 @@ def measure(binaries: list[Path], args: argparse.Namespace, feeder_cpu: int | No
                 ended += 1
             elif event in ("window_start", "window_end"):
                 marks[i][event] = (t, cpu)
+                if event == "window_start" and args.perf and binaries[i] == LOADGEN:
+                    profiler = _start_perf(lgs[i].pid, args.duration)
                 if i == 0:
                     feeder.send_signal(signal.SIGUSR1)
                     feeder_marks[event] = {"feeder": proc_cpu(feeder.pid), "soft": sum(sum(proc_cpu(p)[:2]) for p in soft),
                                            "counters": _read_json(feeder.stdout, deadline, "the feeder")}
             else:
                 summaries[i] = obj
+        if profiler is not None:
+            split = _perf_split(profiler)
         for i, (binary, lg) in enumerate(zip(binaries, lgs)):
             lg.wait(timeout=30)
             if not summaries[i] or len(marks[i]) < 2:
@@ -216,6 +264,7 @@ def measure(binaries: list[Path], args: argparse.Namespace, feeder_cpu: int | No
             "inputs_per_update": round((cb["inputs"] - ca["inputs"]) / max(1, cb["frames_sent"] - ca["frames_sent"]), 3),
             "bad_inputs": cb["bad_inputs"], "errors": summary["errors"] + cb["errors"],
             "error_messages": summary["error_messages"] + ([cb["first_error"]] if cb["first_error"] else []),
+            **({"perf_split": split} if split is not None and binary == LOADGEN else {}),
         })
     return out
 
@@ -253,7 +302,8 @@ def _line(x: dict[str, Any]) -> str:
             f"p50 {x['updates_per_s_p50']}; generator {x['lg_cpu']} cores ({x['lg_cpu_user']} user + {x['lg_cpu_system']} "
             f"system, {x['lg_io']}, {x['lg_updates_per_wait']} updates per wait), {x['lg_us_per_update']} µs/update ({x['lg_us_user']} user + {x['lg_us_system']} system); "
             f"feeder {x['feeder_cpu']} cores, ksoftirqd {x['ksoftirqd_cpu']}; feeder ticks skipped "
-            f"{x['feeder_ticks_skipped']}, inputs per update {x['inputs_per_update']}, errors {x['errors']}")
+            f"{x['feeder_ticks_skipped']}, inputs per update {x['inputs_per_update']}, errors {x['errors']}"
+            + (f"; perf % of samples {x['perf_split']}" if "perf_split" in x else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     can_pin = len(os.sched_getaffinity(0)) >= 2
     p.add_argument("--pin", action=argparse.BooleanOptionalAction, default=can_pin,
                    help=f"feeder on one CPU, generator on another (default {'on' if can_pin else 'off'})")
+    p.add_argument("--perf", action="store_true",
+                   help="also profile the current generator with perf (cpu-clock call stacks) over its window and split its "
+                        "samples: user, send, the peer socket's receive inside its sends, receive, wait, other")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     if args.clients > 20000:

@@ -19,12 +19,15 @@ def test_genbench_measures_the_generator_and_its_baseline_against_a_feeder_that_
     subprocess.run(["make", "-s", "loadgen"], cwd=ROOT, check=True, timeout=120)
     out = subprocess.run(
         [sys.executable, "-m", "tools.genbench", "--clients", "20", "--warmup", "1", "--duration", "2", "--baseline", "HEAD",
-         "--no-pin", "--json", *(["--together"] if together else [])], cwd=ROOT, env=ENV, capture_output=True, text=True,
+         "--no-pin", "--json", *(["--together"] if together else ["--perf"])], cwd=ROOT, env=ENV, capture_output=True, text=True,
         timeout=120)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert [(r["binary"], r["together"]) for r in result["runs"]] == [("loadgen-HEAD", 1 + together), ("loadgen", 1 + together)]
     assert result["runs"][-1]["lg_io"] in ("uring", "epoll") and result["runs"][-1]["lg_updates_per_wait"] > 0
+    if not together:  # perf's split of the current generator's samples (or why there is none)
+        split = result["runs"][-1]["perf_split"]
+        assert "note" in split or (split["samples"] > 0 and abs(sum(v for k, v in split.items() if k != "samples") - 100) < 1)
     for r in result["runs"]:  # correctness is strict; the rates and costs depend on how busy the machine is
         assert (r["connected"], r["errors"], r["bad_inputs"]) == (20, 0, 0), r
         assert r["frame_bytes"] == 1204  # 1200 bytes of update in a 4-byte WebSocket header
