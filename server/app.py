@@ -159,10 +159,14 @@ REFUSAL_LOG_S = 10.0
 BytesLike = bytes | bytearray | memoryview
 
 
+#: The headers of the binary frames of under 126 bytes, by size.
+_SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
+
+
 def binary_frame_header(size: int) -> bytes:
     """The header of an unmasked, final, binary WebSocket frame of ``size`` bytes (RFC 6455 5.2)."""
     if size < 126:
-        return bytes((0x82, size))
+        return _SHORT_HEADERS[size]
     if size < 1 << 16:
         return b"\x82\x7e" + size.to_bytes(2, "big")
     return b"\x82\x7f" + size.to_bytes(8, "big")
@@ -519,8 +523,12 @@ class Connection(asyncio.Protocol):
         splitter = self._splitter
         if splitter is None:
             self._opening(data)
-        else:
+            return
+        message = splitter.one(data)
+        if message is None:
             self._pieces(splitter.feed(data))
+        elif self.taking:
+            self._take(message)
 
     def eof_received(self) -> bool | None:
         if self._pending is not None or self._refused:
@@ -610,12 +618,13 @@ class Connection(asyncio.Protocol):
         if self.protocol.state is not State.OPEN:
             return  # not before the handshake, nothing after a close (ours or the library's)
         transport = self.transport
-        slow = self.slow
         queued = transport.get_write_buffer_size()
-        server = self.server
-        server.queued += queued - self._queued
-        self._queued = queued
-        if queued and (queued > slow.max_buffer or server.queued > self.config.max_queued) and self.taking:
+        if queued or self._queued:
+            server = self.server
+            server.queued += queued - self._queued
+            self._queued = queued
+        slow = self.slow
+        if queued and (queued > slow.max_buffer or self.server.queued > self.config.max_queued) and self.taking:
             if slow.since is None:
                 log.warning("%s: %s is slow: %d bytes queued (%d for all clients), its updates are dropped "
                             "(closed after %g s)", self.feed_id, self.who(), queued, server.queued, slow.timeout_s,
@@ -627,7 +636,8 @@ class Connection(asyncio.Protocol):
         slow.since = None
         # Legitimate now that we are the I/O layer: everything the protocol had
         # to send is written (_flush after each call into it), and it is OPEN.
-        frame = binary_frame_header(len(data)) + data
+        size = len(data)
+        frame = (_SHORT_HEADERS[size] if size < 126 else binary_frame_header(size)) + data
         traffic = self.traffic
         traffic.messages_out += 1
         traffic.bytes_out += len(frame)

@@ -50,6 +50,17 @@ class FrameSplitter:
         #: frame sent a byte at a time costs linear time, not quadratic.
         self._buf = bytearray()
 
+    def one(self, data: bytes) -> bytes | None:
+        """The payload when ``data`` is exactly one whole message and nothing waits before it, else None
+        (then ``feed`` it). A client's input per tick comes in one read by itself: this is its path, with
+        no list and no tuple; what it accepts is what ``feed`` would return as one message."""
+        if self.passthrough or self._buf or len(data) < 6 or data[0] != _BINARY:
+            return None
+        length = data[1] ^ 0x80  # masked: the high bit set, or the result is 128 or more
+        if length > 125 or length > self.max_size or len(data) != length + 6:
+            return None
+        return apply_mask(data[6:], data[2:6])
+
     def feed(self, data: bytes) -> list[tuple[bool, bytes]]:
         """Take the next bytes of the stream.
 

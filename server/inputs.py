@@ -163,7 +163,7 @@ class InputTable:
         """Add players with a neutral (all-zero) input in force and an empty queue, keeping player-id order."""
         if not players:
             return
-        new = np.asarray(players, dtype=np.int32)
+        new = np.sort(np.asarray(players, dtype=np.int32))  # np.insert keeps their order: sorted, rows stay sorted
         if any(int(p) in self._last for p in new) or len(set(new.tolist())) != len(new):
             raise ValueError("player already in the input table")
         fresh = InputTable(self.fields, max_lag=self.max_lag, window=self.window, resting=self.resting.tolist())
@@ -353,6 +353,10 @@ class InputTable:
 
     def acks(self) -> npt.NDArray[np.int64]:
         return self.applied_seq
+
+    def ack_map(self) -> dict[int, int]:
+        """Every player's ``ack`` (as ``ack``), player id -> seq: one conversion a tick for all updates."""
+        return dict(zip(self.players.tolist(), self.applied_seq.tolist()))
 
     def queue_stats(self, player: int) -> dict[str, Any]:
         """The player's queue: ``queued``, ``depth`` (the target), ``lag``, ``starved``, ``dropped``, ``stale``."""

@@ -38,7 +38,7 @@ from server.feed import Client
 from server.inputs import WINDOW_S, InputTable, max_lag_ticks
 from server.logs import fields
 from server.protocol import PROTOCOL_MINOR, PROTOCOL_VERSION
-from server.protocol.codec import encode_server, finish_update
+from server.protocol.codec import ack_field, encode_server
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import (
     CLOSE_GOING_AWAY,
@@ -488,15 +488,20 @@ class Match:
             plan = [(m, client, base) for (m, client, _), base in zip(plan, bases)]
         filtered: list[tuple[Client, Member, int | None, int]] = []
         plain: list[tuple[Client, Member, int | None, int]] = []
+        acks = self.inputs.ack_map()  # player -> ack, once for every update of the tick
+        prefixes: dict[int | None, bytes] = {}
         for m, client, base in plan:
             if base == NO_UPDATE:
                 continue
-            ack = self.inputs.ack(m.player) if m.entity is not None and m.player in self.inputs else 0
+            ack = acks.get(m.player, 0) if m.entity is not None else 0
             if m.viewed:
                 (filtered if m.filtered else plain).append((client, m, base, ack))
                 continue
             keyframes += base is None
-            frame = finish_update(encoder.prefix(base), ack)
+            prefix = prefixes.get(base)
+            if prefix is None:
+                prefix = prefixes[base] = encoder.prefix(base)
+            frame = prefix + ack_field(ack)  # finish_update
             client.send(frame)
             m.session.sent_update(tick, len(frame), now, base is None)
             sent += 1

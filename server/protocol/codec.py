@@ -375,10 +375,27 @@ def encode_update_prefix(tick: int, base: int | None, body: dict[str, Any], chec
     return b"".join(parts)
 
 
+#: ``"ack": n`` packed, for every n below 128 (a positive fixint).
+_SMALL_ACKS = tuple(_ACK_KEY + bytes((n,)) for n in range(128))
+
+
+def ack_field(ack: int) -> bytes:
+    """``"ack": ack`` as msgpack packs it (key, then the smallest unsigned int form), for ``0 <= ack < 2**64``,
+    without a packer per call: the per-client tail of every update."""
+    if ack < 0x80:
+        return _SMALL_ACKS[ack]
+    if ack < 0x100:
+        return _ACK_KEY + b"\xcc" + ack.to_bytes(1, "big")
+    if ack < 0x10000:
+        return _ACK_KEY + b"\xcd" + ack.to_bytes(2, "big")
+    if ack < 0x100000000:
+        return _ACK_KEY + b"\xce" + ack.to_bytes(4, "big")
+    return _ACK_KEY + b"\xcf" + ack.to_bytes(8, "big")
+
+
 def finish_update(prefix: bytes, ack: int) -> bytes:
-    """The complete update frame for one client: the shared prefix plus ``"ack": ack``."""
-    tail: bytes = msgpack.packb(ack)
-    return prefix + _ACK_KEY + tail
+    """The complete update frame for one client: the shared prefix plus ``"ack": ack`` (``ack_field``)."""
+    return prefix + ack_field(ack)
 
 
 def decode_server(data: bytes | bytearray | memoryview | str) -> ServerMessage:

@@ -23,6 +23,7 @@ from server.protocol.codec import (
     encode_client,
     encode_server,
     encode_update_prefix,
+    ack_field,
     finish_update,
 )
 from server.protocol.errors import InvalidField, ProtocolError
@@ -138,6 +139,11 @@ def test_an_update_from_the_table_is_the_hot_paths_prefix_plus_ack(msg: Update) 
     prefix = encode_update_prefix(msg.tick, msg.base, msg.body, msg.checksum, list(msg.events))
     assert encode_server(msg) == finish_update(prefix, msg.ack)
     assert decode_server(encode_server(msg)) == msg
+
+
+@pytest.mark.parametrize("ack", [0, 1, 127, 128, 255, 256, 65535, 65536, U32, U32 + 1, 2**64 - 1])
+def test_an_updates_ack_field_is_what_msgpack_packs_at_every_width(ack: int) -> None:
+    assert ack_field(ack) == msgpack.packb("ack") + msgpack.packb(ack)
 
 
 def test_update_frames_share_the_prefix_and_differ_only_in_the_ack() -> None:

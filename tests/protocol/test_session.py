@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from game.drift import SPEC
+from game.schema import InputField
 from server.protocol.codec import encode_client
 from server.protocol.errors import MalformedMessage, PolicyViolation, ProtocolError
 from server.protocol.messages import Ack, Control, Hello, Input, Leave, Ping, Resync
-from server.protocol.session import ServerSession, State
+from server.protocol.session import ServerSession, State, valid_inputs
 
 
 def hello(spectate: bool = False) -> bytes:
@@ -51,6 +52,17 @@ def test_session_checks_input_count_and_ranges_against_the_ruleset() -> None:
     with pytest.raises(ProtocolError, match=r"in: dy=70000 is outside \[-1, 1\]") as info:
         s.receive(encode_client(Input(1, (0, 70000))), 0.0, 10)
     assert info.value.code == 1007
+
+
+def test_every_in_range_input_is_one_lookup_and_the_rest_get_the_fields_error() -> None:
+    assert valid_inputs(SPEC.inputs) == {(x, y) for x in (-1, 0, 1) for y in (-1, 0, 1)}
+    wide = (InputField("aim", 0, 32767), InputField("fire", 0, 1))
+    assert valid_inputs(wide) is None  # too many to list: each field is compared
+    s = ServerSession(wide)
+    s.receive(hello(), 0.0, 10)
+    s.receive(encode_client(Input(1, (32767, 1))), 0.0, 10)
+    with pytest.raises(ProtocolError, match=r"in: fire=2 is outside \[0, 1\]"):
+        s.receive(encode_client(Input(2, (0, 2))), 0.0, 10)
 
 
 def test_session_keeps_the_newest_ack_and_leaves_stale_sequence_numbers_to_the_input_queue() -> None:

@@ -94,6 +94,25 @@ def test_from_the_first_unusual_frame_on_every_byte_goes_to_the_library(before, 
     assert splitter.passthrough
 
 
+@settings(max_examples=300, deadline=None)
+@given(simple, simple)
+def test_one_takes_a_read_that_is_exactly_one_short_message_and_leaves_anything_else_to_feed(frame, other):
+    data, pieces = written([frame])
+    short = frame[0] == "msg" and len(frame[1]) <= 125
+    assert FrameSplitter(MAX).one(data) == (pieces[0][1] if short else None)
+    assert FrameSplitter(MAX).one(data + written([other])[0]) is None  # two frames in one read
+    started = FrameSplitter(MAX)
+    assert started.feed(data[:1]) == []
+    assert started.one(data) is None  # a frame's start waits: this read goes after it
+
+
+def test_one_leaves_text_unmasked_and_oversized_frames_to_feed() -> None:
+    assert FrameSplitter(MAX).one(client_frame(Opcode.TEXT, b"hi")) is None
+    assert FrameSplitter(MAX).one(Frame(Opcode.BINARY, b"hi").serialize(mask=False, extensions=[])) is None
+    assert FrameSplitter(4).one(client_frame(Opcode.BINARY, b"12345")) is None
+    assert FrameSplitter(4).one(client_frame(Opcode.BINARY, b"1234")) == b"1234"
+
+
 def test_a_frame_waits_for_its_last_byte() -> None:
     splitter = FrameSplitter(MAX)
     raw = client_frame(Opcode.BINARY, b"input")

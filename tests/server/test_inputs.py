@@ -139,6 +139,14 @@ def test_restart_numbers_seq_from_scratch_with_ack_zero() -> None:
     assert t.ack(1) == 1
 
 
+def test_the_ack_map_holds_every_players_ack_as_ack_gives_it() -> None:
+    t = table([3, 1, 2])
+    t.submit(1, 4, (1, 1))
+    t.submit(3, 9, (0, 1))
+    t.commit(1)
+    assert t.ack_map() == {1: 4, 2: 0, 3: 9} == {p: t.ack(p) for p in (1, 2, 3)}
+
+
 def test_a_committed_batch_is_a_copy_the_table_does_not_change_later() -> None:
     t = table([1], fields=1)
     t.submit(1, 1, (3,))
