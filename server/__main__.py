@@ -21,6 +21,7 @@ from server.cli import count, name_equals_int, port, positive, seed_int
 from server.config import ServerConfig
 from server.handover.drain import DRAIN_DEADLINE_S, Drainer
 from server.host import REDIS_NODE_TTL, Host, RoomsConfig, public_url
+from server.loop import EVENT_LOOP_ENV, EVENT_LOOPS, loop_factory
 from server.rooms import InvalidRoomType, MatchId
 from server.workers import Supervisor, WorkerSpec, cpu_count, plan, worker_count
 
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"with --workers: how long the workers may take to stop after SIGTERM/SIGINT (their drain) "
                    f"before they are killed (default --drain-deadline + {STOP_MARGIN_S:g})")
     p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
+    p.add_argument("--event-loop", choices=EVENT_LOOPS, default=os.environ.get(EVENT_LOOP_ENV) or "auto",
+                   help=f"the event loop: uvloop (in C: less CPU per client), asyncio (the standard library's), or "
+                   f"auto: uvloop when it is installed, else asyncio (default: ${EVENT_LOOP_ENV}, else auto)")
     p.add_argument("--log-level", default="info", choices=logs.LEVELS, help="logging level (default info)")
     p.add_argument("--log-format", default="text", choices=logs.FORMATS,
                    help="text: one line per event for people; json: one JSON object per line for log shippers "
@@ -355,10 +359,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} {path}: no such file")
     if args.workers is not None and args.worker_index is None:
         return run_workers(parser, args, sys.argv[1:] if argv is None else argv)
-    host = build_host(parser, args)
     try:
-        asyncio.run(run(host, drain_deadline=args.drain_deadline,
-                        admin_token=args.admin_token or os.environ.get("TICKSERVER_ADMIN_TOKEN")))
+        loop = loop_factory(args.event_loop)
+    except ValueError as exc:
+        parser.exit(2, f"python -m server: error: {exc}\n")
+    host = build_host(parser, args)
+    log.debug("event loop: %s", loop.name)
+    try:
+        with asyncio.Runner(loop_factory=loop.factory) as runner:
+            runner.run(run(host, drain_deadline=args.drain_deadline,
+                           admin_token=args.admin_token or os.environ.get("TICKSERVER_ADMIN_TOKEN")))
     except GameError as exc:
         parser.exit(2, f"python -m server: error: {exc}\n")
     except ssl.SSLError as exc:

@@ -10,7 +10,8 @@ The layers (../shared/STYLE.md), lowest first:
   the protocol, each other, math, struct, datetime without its clock and
   websockets' pure ``apply_mask``; no clock, loop, socket, thread or file.
 - the shell, ``server/``: the protocol, game, websockets, numpy, attrs,
-  msgpack and the stdlib; never ``tools``. The Redis client only in
+  msgpack, the stdlib and uvloop (the event loop it runs on when installed,
+  ``server/loop.py``); never ``tools``. The Redis client only in
   ``server/rooms/redis_directory.py`` (the directory's one shell in the
   rooms package), so that nothing else depends on it.
 - ``tools/``: anything; no layer's whitelist names it, so nothing in
@@ -140,7 +141,8 @@ SHELL = Layer(
     "shell",
     ("server",),
     frozenset(sys.stdlib_module_names) | {"server", "game", "websockets", "numpy", "attrs", "msgpack", "redis",
-                                          "prometheus_client"},  # server/metrics.py
+                                          "prometheus_client",  # server/metrics.py
+                                          "uvloop"},  # server/loop.py: the event loop when installed
     computed=("server/rulesets.py",),  # the user's own ruleset module, named on the command line
 )
 #: The one module of the shell that may reach the Redis client.

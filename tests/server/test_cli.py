@@ -84,3 +84,10 @@ def test_a_bad_cluster_flag_is_one_line(argv: list[str], words: str, capsys: pyt
 def test_a_node_ttl_not_over_the_heartbeat_is_refused(argv: list[str], words: str) -> None:
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
         rooms_from_args(build_parser().parse_args(argv))
+
+
+def test_the_event_loop_flag_defaults_to_the_environment_then_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_parser().parse_args([]).event_loop == "auto"
+    assert build_parser().parse_args(["--event-loop", "asyncio"]).event_loop == "asyncio"
+    monkeypatch.setenv("TICKSERVER_EVENT_LOOP", "asyncio")
+    assert build_parser().parse_args([]).event_loop == "asyncio"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.loop import run_feed, run_ticker
+from server.loop import LoopChoice, loop_factory, run_feed, run_ticker
 from server.ticker import Ticker
 
 
@@ -80,3 +80,13 @@ def test_run_feed_ticks_a_feed_at_its_own_rate_on_its_own_ticker() -> None:
     asyncio.run(run_feed(feed, clock, clock.sleep, max_ticks=10))  # type: ignore[arg-type]  # only what the loop uses
     assert times == pytest.approx([k / 25 for k in range(10)])
     assert feed.ticker is not None and feed.ticker.rate == 25 and feed.ticker.dropped == 0
+
+
+def test_the_event_loop_is_uvloop_when_installed_unless_asyncio_is_asked_for() -> None:
+    import uvloop  # installed with the server's dependencies
+
+    assert loop_factory("auto") == LoopChoice("uvloop", uvloop.new_event_loop)
+    assert loop_factory("uvloop").name == "uvloop"
+    assert loop_factory("asyncio") == LoopChoice("asyncio", None)
+    with pytest.raises(ValueError, match="expected one of auto, uvloop, asyncio, got 'tokio'"):
+        loop_factory("tokio")
