@@ -63,6 +63,8 @@ from server.protocol.rowset import RowSetError, array_from
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
 Idx = npt.NDArray[np.intp]
+#: Cell numbers of entities.
+Cells = npt.NDArray[np.int32]
 
 #: Change codes, two bits per column in a change record's mask.
 SAME, D8, D16, ABS = 0, 1, 2, 3
@@ -82,8 +84,6 @@ for _g, (_dx, _dy) in enumerate(_NEIGHBOURS, 1):
 KEEP_BINNED = 4
 #: The automatic cell side, as a fraction of the view's half-width (``view_cell`` 0).
 AUTO_CELL_DIVISOR = 2
-#: ``Binned.rows_of`` picks out the entities of fewer than 1 / FEW_CELLS of the cells instead of sorting them all.
-FEW_CELLS = 16
 
 
 # -- the view ---------------------------------------------------------------------------
@@ -168,18 +168,18 @@ class ViewGrid:
         self._reach_x = -(-self.rx // self.csx)
         self._reach_y = -(-self.ry // self.csy)
 
-    def cells(self, snap: Snapshot) -> Idx:
-        """The cell of each entity of ``snap`` (intp (N,)): its position's, clamped to the grid."""
+    def cells(self, snap: Snapshot) -> Cells:
+        """The cell of each entity of ``snap`` (int32 (N,)): its position's, clamped to the grid."""
         x, y = snap.cols[self.xi], snap.cols[self.yi]
-        # In int32 (a division by a scalar of the same type is a multiplication: ten times int64's speed), as intp
-        # after (indexing with it is then ten times faster).
+        # In int32: a division by a scalar of the same type is a multiplication (int64's is ten times slower),
+        # and half intp's memory (callgrind: converting it when it indexes costs less than the larger arrays).
         cx = np.floor_divide(x, self.csx, dtype=np.int32, casting="unsafe")
         cy = np.floor_divide(y, self.csy, dtype=np.int32, casting="unsafe")
         np.clip(cx, 0, self.ncx - 1, out=cx)
         np.clip(cy, 0, self.ncy - 1, out=cy)
         cy *= np.int32(self.ncx)
         cy += cx
-        cell: Idx = cy.astype(np.intp)
+        cell: Cells = cy
         if self.kind_i is not None:
             kind = snap.cols[self.kind_i]
             cell[self._relevant[kind.astype(np.intp) & 0xFF]] = self.always
@@ -247,7 +247,7 @@ class ViewGrid:
         q = np.broadcast_to(np.arange(n, dtype=np.intp)[:, None], inside.shape)
         return q[inside], keys[inside]
 
-    def groups(self, before: Idx, now: Idx) -> npt.NDArray[np.int8]:
+    def groups(self, before: Cells, now: Cells) -> npt.NDArray[np.int8]:
         """Where entities were, seen from where they are: each one's cell at the base (``before``) and now
         (``now``), -1 where absent; its group (``SAME_CELL``, 1-8 for the neighbour cell it came from, whose
         number is ``now + self.shift[group]``, or ``ELSEWHERE``: farther, or came, or went, or to or from
@@ -402,15 +402,14 @@ def decode_changes(schema: WireSchema, count: int, masks: Any, values: Any) -> t
 class Binned:
     """A snapshot's entities by cell: each one's cell; counts, sums and sorting on demand.
 
-    Only the cells views look at need more than counting: ``cell_sums`` hashes
-    the entities of the cells asked for, and ``rows_of`` picks out those of a
-    few cells (the ones clients gain or lose at a tick), sorting every entity
-    by cell (once for all the ticks the snapshot serves as a base) only when
-    asked for many.
+    ``cell_sums`` (the current tick's) and ``rows_of`` (its entities sorted by
+    cell, once for all the ticks the snapshot serves as a base) are computed
+    when first asked for; a snapshot that serves only as a base needs neither
+    sums nor counts of cells no client gains or loses.
 
     Attributes:
         snap: the snapshot.
-        cell: intp (N,), each entity's cell.
+        cell: int32 (N,), each entity's cell.
     """
 
     def __init__(self, grid: ViewGrid, snap: Snapshot) -> None:
@@ -425,39 +424,26 @@ class Binned:
     def tick(self) -> int:
         return self.snap.tick
 
-    def cell_sums(self, cells: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint64]:
-        """Each cell's entity hashes summed modulo 2**32 (uint64 (ncells,)), for ``cells`` (bool (ncells,)); 0
-        elsewhere."""
-        rows = np.flatnonzero(cells[self.cell])
-        snap = self.snap
-        h = entity_hashes(snap.ids[rows], [c[rows] for c in snap.cols])
-        sums = np.bincount(self.cell[rows], weights=h, minlength=self.grid.ncells)
+    def cell_sums(self) -> npt.NDArray[np.uint64]:
+        """Each cell's entity hashes summed modulo 2**32 (uint64 (ncells,)): every entity hashed (picking out
+        those of the cells views look at first costs more in gathers than it saves: they hold most of them)."""
+        sums = np.bincount(self.cell, weights=entity_hashes(self.snap.ids, self.snap.cols), minlength=self.grid.ncells)
         out: npt.NDArray[np.uint64] = sums.astype(np.uint64) & np.uint64(_M32)  # exact: < 2**32 each, < 2**53 in all
         return out
 
     def rows_of(self, cells: I64) -> tuple[Idx, I64]:
         """The rows of every entity in ``cells`` (ascending, unique), sorted by (cell, id), and each cell's first.
 
-        A few cells (a tick's gained or lost ones): their entities picked out and sorted alone; many: every
-        entity sorted by cell once (kept).
+        Every entity is sorted by cell once (kept for all the ticks the snapshot serves as a base): a radix
+        sort, cheaper than picking a few cells' entities out of the world at each call.
         """
-        ncells = self.grid.ncells
-        if self._order is None and len(cells) * FEW_CELLS < ncells:
-            want = np.zeros(ncells, dtype=np.bool_)
-            want[cells] = True
-            rows = np.flatnonzero(want[self.cell])
-            of = self.cell[rows]
-            counts = np.bincount(of, minlength=ncells)[cells]
-            rows = rows[np.argsort(of, kind="stable")]
-        else:
-            if self._order is None or self._starts is None or self._counts is None:
-                key = self.cell.astype(np.uint16) if ncells <= 1 << 16 else self.cell
-                self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
-                self._counts = np.bincount(self.cell, minlength=ncells)
-                self._starts = np.cumsum(self._counts) - self._counts
-            counts = self._counts[cells]
-            rows = self._order[_expand(self._starts[cells], counts)]
-        return rows, np.cumsum(counts) - counts
+        if self._order is None or self._starts is None or self._counts is None:
+            key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
+            self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
+            self._counts = np.bincount(self.cell, minlength=self.grid.ncells)
+            self._starts = np.cumsum(self._counts) - self._counts
+        counts = self._counts[cells]
+        return self._order[_expand(self._starts[cells], counts)], np.cumsum(counts) - counts
 
     def ids_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         """The ids (uint32 LE bytes) of every entity in ``cells``, cell after cell, and each cell's first byte."""
@@ -498,7 +484,7 @@ class _Groups:
             self.size[part] = prefix[first + counts] - prefix[first]
 
     @classmethod
-    def of(cls, cells: Idx, groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
+    def of(cls, cells: Cells, groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
         """Groups of entities given (already sorted by cell, group and id) by their cells and groups."""
         key = cells.astype(np.int64) * 10 + groups
         keys, counts = np.unique(key, return_counts=True)
@@ -556,8 +542,8 @@ class BaseDelta:
         wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
         rb, hb = _rows(b.ids, movers)
         rc, hc = _rows(c.ids, movers)
-        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.intp)
-        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.intp)
+        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
+        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
         moving = cb != ct
         self.moved = movers[moving]  # (came back to its cell: stayed)
         # Only those leaving or entering a cell the base's clients look at.
@@ -578,7 +564,7 @@ class BaseDelta:
         # Changes: the suspects that stayed or moved next door, by (cell, group, id).
         sc, hs = _rows(c.ids, suspects)
         sb, hsb = _rows(b.ids, suspects)
-        s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.intp)
+        s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.int32)
         look = np.flatnonzero(hs & hsb & wanted_t[s_ct])  # there then and now, in a cell looked at
         sc, sb, s_ct = sc[look], sb[look], s_ct[look]
         s_g = grid.groups(_at(base.cell, sb), s_ct)
@@ -628,9 +614,9 @@ def _rows(ids: U32, want: U32) -> tuple[Idx, npt.NDArray[np.bool_]]:
     return at, ids[at] == want
 
 
-def _at(values: Idx, rows: Idx) -> Idx:
+def _at(values: Cells, rows: Idx) -> Cells:
     """``values[rows]``, -1 for every row when ``values`` is empty (``_rows`` of nothing)."""
-    return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.intp)
+    return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.int32)
 
 
 def movers(prev: Binned, cur: Binned) -> U32:
@@ -800,7 +786,9 @@ class ViewEncoder:
             return None
         if len(found) == 1:
             return found[0]
-        out: U32 = np.unique(np.concatenate([f for f in found if f is not None]))  # a few thousand ids: no bitmap of E
+        # A few thousand ids: sorted and deduplicated, neither a bitmap of E nor np.unique's hash table.
+        ids = np.sort(np.concatenate([f for f in found if f is not None]))
+        out: U32 = ids[np.append(True, ids[1:] != ids[:-1])] if len(ids) else ids
         return out
 
     def frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
@@ -826,8 +814,6 @@ class ViewEncoder:
         px, py, has = centres(cur_snap, grid, ent)
         tq, tc = grid.view_pairs(px, py, has)
         self._keep_views(cur_snap.tick, ent, tq, tc)
-        looked = np.zeros(grid.ncells, dtype=np.bool_)
-        looked[tc] = True
         kt = tq.astype(np.int64) * grid.ncells + tc
         src = _Sources()
         pieces: dict[str, list[tuple[I64, I64, I64]]] = {k: [] for k in _PARTS}  # (sort key, source, length)
@@ -916,7 +902,7 @@ class ViewEncoder:
         ev_len = np.array([len(e) for e in self._events], dtype=np.int64)
         ev_at = src.add(np.frombuffer(b"".join(self._events), dtype=_U8)) + np.cumsum(ev_len) - ev_len
         segs["ev"] = (eq, ev_at[ei], ev_len[ei])
-        sums = np.bincount(tq, weights=cur.cell_sums(looked)[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
+        sums = np.bincount(tq, weights=cur.cell_sums()[tc].astype(np.float64), minlength=n).astype(np.int64) & _M32
         return self._frame_all(cur_snap.tick, base_of, _ints(acks), sums, np.bincount(eq, minlength=n), src, segs)
 
     def plain_frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
@@ -1228,10 +1214,10 @@ def reference_body(grid: ViewGrid, base: Snapshot | None, cur: Snapshot, entity:
     held = np.isin(base_cell, grid.view_of(base, entity))
     # Every entity of either tick, with its cells (-1: absent) and group.
     _, bi, ci = np.intersect1d(base.ids, cur.ids, assume_unique=True, return_indices=True)
-    at_b = np.full(len(cur.ids), -1, dtype=np.intp)
+    at_b = np.full(len(cur.ids), -1, dtype=np.int32)
     at_b[ci] = base_cell[bi]
     g_now = grid.groups(at_b, cur_cell)  # per current entity
-    at_t = np.full(len(base.ids), -1, dtype=np.intp)
+    at_t = np.full(len(base.ids), -1, dtype=np.int32)
     at_t[bi] = cur_cell[ci]
     g_base = grid.groups(base_cell, at_t)  # per base entity
     held_now = np.zeros(len(cur.ids), dtype=np.bool_)
