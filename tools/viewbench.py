@@ -14,12 +14,20 @@ which cost the same per client whatever E is.
 
 Prints a table, or with ``--json`` one JSON line per E and a last one
 comparing them.
+
+Instruction counts, which a busy machine does not blur: run one E under
+``valgrind --tool=callgrind --instr-atstart=no`` with ``--callgrind``, which
+turns the instrumentation on (``callgrind_control -i on``) when the measured
+ticks begin; callgrind's total is then theirs (and the clients' inputs
+between them).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -65,7 +73,8 @@ class _Sink:
         pass
 
 
-def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int) -> dict[str, Any]:
+def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int,
+            callgrind: bool = False) -> dict[str, Any]:
     side = max(100, round(4000 * math.sqrt(npcs / 2000)))
     match = Match(get_ruleset("drift"), seed=seed, options={"npcs": npcs, "size": side, "view": view, "view_cell": cell},
                   max_players=players + 1)
@@ -83,6 +92,8 @@ def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: i
     now = 0.0
     cpu: list[float] = []
     for step in range(warmup + ticks):
+        if callgrind and step == warmup:
+            subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
         now += 1 / match.tick_rate
         t0 = time.process_time()
         match.tick(now)
@@ -132,10 +143,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="players acknowledge 1 to TICKS ticks late (default 3)")
     p.add_argument("--seed", type=seed_int, default=1, help="match and walk seed (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON line per E, then the comparison")
+    p.add_argument("--callgrind", action="store_true",
+                   help="under valgrind --tool=callgrind --instr-atstart=no: count the measured ticks' instructions only")
     args = p.parse_args(argv)
+    if args.callgrind and "vgpreload" not in os.environ.get("LD_PRELOAD", ""):
+        p.error("--callgrind: run under valgrind --tool=callgrind --instr-atstart=no")
     runs = []
     for e in args.npcs:
-        r = measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed)
+        r = measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed,
+                    args.callgrind)
         runs.append(r)
         if args.json:
             print(json.dumps(r), flush=True)

@@ -22,3 +22,11 @@ def test_viewbench_times_each_e_verifies_a_view_and_compares_with_the_first_as_j
         assert r["tick_cpu_ms_p50"] > 0 and r["us_per_client_tick"] > 0 and r["cell"] == 300
     assert summary["baseline_E"] == 400 and summary["vs_first"][0]["us_per_client_tick"] == 1.0
 
+
+
+def test_viewbench_refuses_to_count_instructions_outside_valgrind() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LD_PRELOAD="")
+    res = subprocess.run([sys.executable, "-m", "tools.viewbench", "--callgrind"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2 and "run under valgrind --tool=callgrind --instr-atstart=no" in res.stderr
+    assert "Traceback" not in res.stderr
