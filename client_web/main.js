@@ -21,6 +21,7 @@ import { Feed } from "./feed.js";
 import { INTERP_DELAY_MS, STALE_TICKS } from "./interp.js";
 import { Camera, cycle, entityAt, followZoom, toWorld, wholeArena } from "./camera.js";
 import { Prediction } from "./predict.js";
+import { OwnShots, shotRule } from "./shots.js";
 import { Controls, InputScheduler, inputValues } from "./input.js";
 import { httpUrl, openFeed, socketUrl } from "./net.js";
 import { Renderer } from "./render.js";
@@ -243,6 +244,8 @@ class Game {
     const wasReconnecting = this.phase === "reconnecting";
     const schema = this.feed.schema;
     this.prediction = Prediction.forWelcome(schema, msg.entity, this.feed.tickMs);
+    const shots = this.prediction && shotRule(schema);
+    this.ownShots = shots ? new OwnShots(shots) : null; // our shots drawn at once (shots.js)
     this.scheduler = new InputScheduler(this.feed.tickMs);
     this.seq = 0;
     this.token = msg.token;
@@ -289,6 +292,8 @@ class Game {
       this.meters.update(now);
       const late = stale ? null : this.feed.clock.tickAt(now) - state.tick;
       if (this.prediction && this.prediction.observe(state, msg.ack, late, this.scheduler.backlog)) this.effects.deathBy = null;
+      const s = this.feed.schema;
+      if (this.ownShots) this.ownShots.observe(state, s.index.x, s.index.y, s.index.kind);
     }
     if (send) this.sendInput(now, msg.tick);
   }
@@ -304,6 +309,10 @@ class Game {
     this.link.send(encodeInput(this.seq, values, this.feed.ackTick(), view));
     const p = this.prediction;
     if (p) p.sent(this.seq, values, tick);
+    if (p && this.ownShots) {
+      const pr = p.predictor, tr = pr.trail;
+      this.ownShots.sent(values, tr.length ? tr[tr.length - 1].t : null, pr.x, pr.y, p.alive);
+    }
     // Fire shows at once at our gun; the bullet itself comes from the server a round trip later.
     const fire = schema.inputs.findIndex((f) => f.name === "fire");
     if (fire >= 0 && values[fire] > 0 && (!p || p.alive) && now - this.flashAt >= FLASH_EVERY_MS) {
@@ -404,6 +413,8 @@ class Game {
         myFlash: Math.min(1, Math.max(0, 1 - (ts - this.flashAt) / FLASH_MS)),
         names: this.feed.names, effects: this.effects.list, now: ts, wholeArena: this.spectate && this.arenaView,
         fade: this.feed.interest ? this.fader : null, tickMs: this.feed.tickMs,
+        ownShots: this.ownShots && mePos ? this.ownShots.at(this.prediction.pacer.head) : null,
+        ownShotKind: this.ownShots ? this.ownShots.rule.kind : 0, hidden: this.ownShots ? this.ownShots.hidden : null,
       });
       r.drawSticks(this.controls.touch);
     } else {
@@ -506,6 +517,8 @@ class Game {
       interpMs: INTERP_MS,
       statusPlayers: this.statusPlayers,
       flashes: this.flashes,
+      /** Our shots drawn at once (shots.js): fired, drawn now, server copies hidden now. */
+      ownShots: this.ownShots ? { fired: this.ownShots.fired, flying: this.ownShots.shots.length, hidden: this.ownShots.hidden.size } : null,
       camera: { x: this.camera.x, y: this.camera.y, zoom: this.camera.zoom },
       renderTick: this.feed.renderTick,
     };

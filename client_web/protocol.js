@@ -80,6 +80,8 @@ export function parseSchema(desc) {
     kinds: Object.freeze([...(desc.kinds || [])]),
     // How players move (prediction): checked where it is used (predict.js movementRule).
     player: desc.player && typeof desc.player === "object" ? Object.freeze({ ...desc.player }) : null,
+    // How players' shots leave them (shots.js, drawn at once): checked where it is used (shotRule).
+    shot: desc.shot && typeof desc.shot === "object" ? Object.freeze({ ...desc.shot }) : null,
   });
 }
 

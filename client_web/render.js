@@ -384,6 +384,8 @@ export class Renderer {
    *   names: Map(entity -> {name, player, online}), effects: [{x, y, t0, ms, r0, r1, width, color, text}],
    *   wholeArena: the camera shows the whole arena (no minimap), now (ms),
    *   fade: a fade.js Fader (a filtered view: entities fading in, ghosts fading out) or null,
+   *   ownShots: [{x, y, vx, vy}] (column units) our shots in the predicted timeline, drawn as kind
+   *   `ownShotKind`; hidden: a Set of entity ids not to draw (the server's copies of those shots),
    *   tickMs: ms per tick (the ghosts' motion)}
    * Sets `drawn`: entities drawn per kind name.
    */
@@ -412,9 +414,11 @@ export class Renderer {
     for (const g of this.groups.values()) g.n = 0;
     const fade = scene.fade || null, fading = [];
     const fadingIn = fade != null && fade.fadingIn;
+    const hidden = scene.hidden && scene.hidden.size ? scene.hidden : null;
     for (let i = 0, n = view.n; i < n; i++) {
       const wx = vx[i] / scaleX, wy = vy[i] / scaleY;
       if (vrow[i] === meRow) meIndex = i;
+      else if (hidden && hidden.has(state.ids[vrow[i]])) continue; // our own shot, drawn predicted (ownShots)
       else if (wx < x0 || wx > x1 || wy < y0 || wy > y1) continue;
       else if (fadingIn) {
         const a = fade.alpha(state.ids[vrow[i]], now);
@@ -447,8 +451,34 @@ export class Renderer {
       look.draw(ctx, g, f);
     }
     if (!effects) this._effects(ctx, scene.effects || [], now, sx, sy, z);
+    if (scene.ownShots && scene.ownShots.length) this._ownShots(ctx, f, scene.ownShots, scene.ownShotKind, sx, sy);
     if (fade) this._fading(ctx, f, fading, fade.ghostsAt(schema, now, scene.tickMs || 1000 / 30), sx, sy);
     if (this.showMinimap && !scene.wholeArena) this._minimap(ctx, scene, f.kindOf);
+  }
+
+  /**
+   * The player's own shots in the predicted timeline (shots.js): `shots`
+   * [{x, y, vx, vy}] in column units, each drawn by the look of `kind`.
+   */
+  _ownShots(ctx, f, shots, kind, sx, sy) {
+    const { schema } = f;
+    const scaleX = schema.columns[schema.index.x].scale, scaleY = schema.columns[schema.index.y].scale;
+    const cols = schema.columns.map(() => new Float64Array(1));
+    const ivx = schema.index.vx, ivy = schema.index.vy, ik = schema.index.kind;
+    if (ik != null) cols[ik][0] = kind;
+    const state = { ids: new Uint32Array(1), cols };
+    let at = [0, 0];
+    const frame = { ...f, state, cols, meRow: -1, meIndex: -1, row: () => 0, kindOf: () => kind, at: () => at, kind,
+      name: kindName(schema, kind), alpha: 1 };
+    const one = { idx: new Int32Array(1), n: 1 };
+    const look = lookFor(frame.name);
+    for (const s of shots) {
+      at = [sx(s.x / scaleX), sy(s.y / scaleY)];
+      if (ivx != null) cols[ivx][0] = s.vx;
+      if (ivy != null) cols[ivy][0] = s.vy;
+      look.draw(ctx, one, frame);
+    }
+    this.drawn[frame.name] = (this.drawn[frame.name] || 0) + shots.length;
   }
 
   /**

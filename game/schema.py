@@ -152,6 +152,30 @@ class PlayerMove:
 
 
 @frozen
+class Shot:
+    """How a player's shots leave it, for clients to draw their own at once (before the server's arrive).
+
+    A living player whose input presses ``button`` when its gun is ready (``cooldown`` ticks after its last
+    shot, counted in its inputs) spawns an entity of kind ``kind`` at ``muzzle`` from its position (after
+    that tick's movement) along its ``aim`` (a uint8 angle: 256 steps a turn, 0 = +x, 64 = +y), moving
+    ``speed`` per tick for at most ``life`` ticks. Column units (the position columns' stored fixed point).
+    Cosmetic for clients: the server's entities are what counts.
+    """
+
+    button: str
+    aim: str
+    kind: str
+    speed: int = field(validator=_non_negative)
+    muzzle: int = field(validator=_non_negative)
+    cooldown: int = field(validator=_non_negative)
+    life: int = field(validator=_non_negative)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"button": self.button, "aim": self.aim, "kind": self.kind, "speed": self.speed,
+                "muzzle": self.muzzle, "cooldown": self.cooldown, "life": self.life}
+
+
+@frozen
 class Option:
     """A tunable integer option of a ruleset (``--npcs``, ``--pellets``...)."""
 
@@ -199,6 +223,8 @@ class RulesetSpec:
         always_relevant_events: the kinds of events (``Event.kind``) every
             client receives whatever its view; any other event reaches the
             views that hold one of its positions (``Event.at``).
+        shot: how players' shots leave them, for clients to draw their own at once (``Shot``); None: not
+            described.
         size_option: the option giving the side of a square arena, world
             units, or None: the arena is always ``width`` x ``height``. With
             it, ``resolve`` sizes a world's arena, the motion axes' and the
@@ -220,6 +246,7 @@ class RulesetSpec:
     always_relevant: tuple[str, ...] = ()
     always_relevant_events: tuple[str, ...] = ()
     size_option: str | None = None
+    shot: Shot | None = None
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.rewind <= 255:
@@ -238,6 +265,11 @@ class RulesetSpec:
                 raise GameError(f"{self.name}: motion axis {axis} uses a column that is not replicated")
         if self.player is not None:
             self._check_player(self.player, rep)
+        if self.shot is not None:
+            fields = {f.name: f for f in self.inputs}
+            button, aim = fields.get(self.shot.button), fields.get(self.shot.aim)
+            if button is None or button.kind != BUTTON or aim is None or self.shot.kind not in self.kinds:
+                raise GameError(f"{self.name}: shot needs a button input field, an aim input field and a kind")
 
     def _check_player(self, move: PlayerMove, rep: set[str]) -> None:
         for name in (move.x, move.y) + (("hp",) if move.dead_still else ()):
@@ -321,4 +353,5 @@ class RulesetSpec:
             "motion": [{"pos": a.pos, "vel": a.vel, "lo": a.lo, "hi": a.hi} for a in self.motion],
             "kinds": list(self.kinds),
             **({"player": self.player.to_wire()} if self.player is not None else {}),
+            **({"shot": self.shot.to_wire()} if self.shot is not None else {}),
         }

@@ -7,7 +7,19 @@ All lengths are fixed-point: ``SCALE`` (8) stored units per world unit, so the
 
 from __future__ import annotations
 
-from game.schema import AXIS, BUTTON, VALUE, VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
+from game.schema import (
+    AXIS,
+    BUTTON,
+    VALUE,
+    VIEW_OPTIONS,
+    Axis,
+    Column,
+    InputField,
+    Option,
+    PlayerMove,
+    RulesetSpec,
+    Shot,
+)
 
 SCALE = 8
 #: Arena side, world units, and in fixed point (positions are 0..SIZE inclusive).
@@ -133,6 +145,7 @@ SPEC = RulesetSpec(
     kinds=KINDS,
     player=PlayerMove(PLAYER_SPEED, DIAGONAL, 0, SIZE, dead_still=True),
     rewind=REWIND,
+    shot=Shot("fire", "aim", "bullet", BULLET_SPEED, MUZZLE, FIRE_COOLDOWN, BULLET_LIFE),
     # With filtered views, everyone still sees every player (the minimap, the scoreboard).
     always_relevant=("player",),
     # About players, whom every client sees anyway: the kill feed. Pickups and drone kills are placed.

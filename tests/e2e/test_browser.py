@@ -282,14 +282,19 @@ def test_mouse_aims_and_click_fires(start_server: Callable[..., ServerProcess], 
     # Aim straight down from the player (drawn at the centre of the view): angle 64.
     page.mouse.move(VIEWPORT["width"] / 2, VIEWPORT["height"] / 2 + 200)
     page.mouse.down()
-    # The muzzle flash shows as soon as fire is sent, before any bullet comes back.
+    # The muzzle flash shows as soon as fire is sent, before any bullet comes back, and so does the shot
+    # itself, predicted (shots.js): drawn as a bullet while none of the server's has come yet.
     wait_until(lambda: state(page)["flashes"] >= 1, 2, interval=0.01, what="the local muzzle flash")
+    wait_until(lambda: (s := state(page))["ownShots"]["fired"] >= 1 and s["drawn"].get("bullet", 0) >= 1, 2,
+               interval=0.01, what="our shot drawn at once")
     page.screenshot(path=str(artifacts / "browser-muzzle-flash.png"))
     bullets = wait_until(lambda: [b for b in page.evaluate("window.__game.entities('bullet')") if b["vy"] > 0], 5,
                          what="a bullet")
     page.mouse.up()
     assert all(b["vx"] == 0 for b in bullets), bullets
     wait_until(lambda: server_player(server, "Gunner")["aim"] == 64, 3, what="aim 64 on the server")
+    # The server's bullets of our shots are claimed by the predicted ones (drawn instead of them).
+    wait_until(lambda: state(page)["ownShots"]["hidden"] >= 1, 3, what="a server bullet claimed by our shot")
 
 
 def test_bots_are_mirrored_and_drawn(start_server: Callable[..., ServerProcess], pages: Pages,

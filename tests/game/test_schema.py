@@ -7,6 +7,7 @@ import json
 import attrs
 import numpy as np
 import pytest
+from attrs import evolve
 
 from game.errors import GameError
 from game.rules import RULESETS
@@ -116,6 +117,18 @@ def test_arena_declares_its_directions_axes_its_aim_a_value_and_fire_a_button():
     assert [(f.name, f.kind) for f in ARENA.inputs] == [("dx", "axis"), ("dy", "axis"), ("aim", "value"),
                                                           ("fire", "button")]
     assert [f.kind for f in DRIFT.inputs] == ["axis", "axis"]
+
+
+def test_a_shot_description_needs_a_button_an_aim_field_and_a_kind_and_travels_in_the_welcome():
+    from game.arena.spec import SPEC as ARENA
+    from game.schema import Shot
+
+    assert ARENA.to_wire()["shot"] == {"button": "fire", "aim": "aim", "kind": "bullet", "speed": 112, "muzzle": 192,
+                                       "cooldown": 6, "life": 40}
+    with pytest.raises(GameError, match="shot needs a button input field"):
+        evolve(ARENA, shot=Shot("aim", "aim", "bullet", 1, 1, 1, 1))  # aim is a value, not a button
+    with pytest.raises(GameError, match="shot needs"):
+        evolve(ARENA, shot=Shot("fire", "aim", "rocket", 1, 1, 1, 1))
 
 
 # -- the ruleset spec ----------------------------------------------------------
