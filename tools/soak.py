@@ -223,7 +223,8 @@ def soak(opts: Options) -> dict[str, Any]:
 
 
 async def _scrape(server: Proc, tries: int = 1) -> Scrape:
-    """The server's /metrics; ``tries`` times a second apart (a 429 while hostile connections linger)."""
+    """The server's /metrics; ``tries`` times a second apart (a scrape may fail while a flood of hostile
+    connections fills the accept queue; /metrics is never refused by --max-per-address)."""
     for _ in range(tries - 1):
         try:
             return parse_metrics((await asyncio.to_thread(server.get, "/metrics")).decode())
@@ -324,7 +325,7 @@ async def _watch(server: Proc, t0: float, timeline: list[tuple[float, float | No
         try:
             after = await _scrape(server)
         except BenchError:
-            continue  # refused meanwhile (429: the hostile clients use up 127.0.0.1's --max-per-address)
+            continue  # not answered in time meanwhile (a flood fills the accept queue): a point less
         _, _, buckets = histogram_window(before, after, "total")
         before = after
         elapsed = time.perf_counter() - t0
