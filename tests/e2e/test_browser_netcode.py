@@ -272,8 +272,11 @@ def test_a_frozen_page_answers_its_backlog_with_one_input_and_plays_on(
             break
         backlog.append(u)
     assert len(backlog) >= 10, after
-    assert backlog[-1]["at"] - resumed < 500, backlog  # all of it at once, not play as usual
+    # All of it answered with one input, not one each as in play as usual (strict); processed at once on a
+    # quiet machine (under 50 ms), within seconds when two suites share the machine with their browsers
+    # (1.7 s seen: the page's main thread gets the CPU in slices).
     assert sum(u["sent"] for u in backlog) == 1, backlog
+    assert backlog[-1]["at"] - resumed < 5000, backlog
     # Then play as before, an input per update, once the page has caught up (a busy machine takes a while:
     # updates still far behind the clock are part of the backlog).
     after = [u for u in log if u["at"] >= resumed + 1000]
