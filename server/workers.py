@@ -55,6 +55,8 @@ from typing import IO
 
 from attrs import define, frozen
 
+from server.cli import count
+
 log = logging.getLogger("server.workers")
 
 #: The worker's log line that says it is ready, and its WebSocket base (``ws://127.0.0.1:8765``).
@@ -70,12 +72,10 @@ def worker_count(text: str) -> int:
     if text == "auto":
         return 0
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers (or auto)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 1 or more, or auto / 0 for one per CPU")
-    return value
+        return count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of workers: expected 1 or more, or auto / 0 for one per CPU") from None
 
 
 def cpu_count() -> int:
