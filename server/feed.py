@@ -48,6 +48,11 @@ class Client(Protocol):
         """Close the connection with ``code``; never blocks."""
         ...
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        """Send an ``error`` with ``code`` and ``reason`` (never dropped, however slow the reader), then
+        close with them; never blocks."""
+        ...
+
 
 #: A feed's handle for one connected client (``Member`` of a match, ``Viewer`` of a playback).
 M = TypeVar("M")

@@ -200,6 +200,9 @@ class _Quiet:
     def close(self, code: int, reason: str) -> None:
         pass
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        pass
+
 
 def cost(args: argparse.Namespace, runs: int = 50) -> dict[str, Any]:
     """Median milliseconds of each step of one hand-over of a match of ``args.players`` players (``--cost``)."""

@@ -70,6 +70,9 @@ class _Sink:
     def close(self, code: int, reason: str) -> None:
         pass
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        pass
+
 
 def measure(players: int, ramp: int, npcs: int, deltas: bool) -> dict[str, Any]:
     """One run: ramp to ``players - 1`` at ``ramp`` joins a tick, a tick without joins, then one join."""

@@ -72,6 +72,9 @@ class _Sink:
     def close(self, code: int, reason: str) -> None:
         pass
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        pass
+
 
 def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int,
             callgrind: bool = False) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from server.protocol.history import HISTORY_SIZE, MAX_DELTAS, NO_UPDATE, Snapsho
 from server.protocol.messages import (
     ClientMessage,
     Control,
-    Error,
     Hello,
     Leave,
     Ping,
@@ -231,8 +230,7 @@ class Playback:
             self.failed = reason
             log.warning("playback of %s failed: %s", self.name, reason)
         for v in list(self.viewers.values()):
-            v.client.send(encode_server(Error(CLOSE_POLICY, reason)))
-            v.client.close(CLOSE_POLICY, reason)
+            v.client.tell_and_close(CLOSE_POLICY, reason)
         self.viewers.clear()
 
     # -- the tick ------------------------------------------------------------------

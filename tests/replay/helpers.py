@@ -38,6 +38,9 @@ class NullClient:
     def close(self, code: int, reason: str) -> None:
         pass
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        pass
+
 
 def record_match(directory: Path, ruleset: str = "drift", *, ticks: int = 400, players: int = 4, options: dict[str, int] | None = None,
                  seed: int = 7, leave_at: int | None = None, change: float = 0.2, **recorder_kw: Any) -> tuple[Path, Match, Recorder]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from game.rules import get_ruleset
-from server.protocol.codec import decode_server, encode_client
+from server.protocol.codec import decode_server, encode_client, encode_server
 from server.protocol.delta import Snapshot, WireSchema, apply_body
 from server.protocol.errors import MalformedMessage, PolicyViolation
 from server.protocol.messages import (
@@ -59,6 +59,10 @@ class FakeClient:
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
+
+    def tell_and_close(self, code: int, reason: str) -> None:
+        self.send(encode_server(Error(code, reason)))
+        self.close(code, reason)
 
     def take(self) -> list[Any]:
         out = [decode_server(f) for f in self.frames]

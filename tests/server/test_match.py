@@ -11,12 +11,12 @@ import pytest
 
 from game.rules import get_ruleset
 from server.match import Match, Member
-from server.protocol.codec import decode_server, encode_client
+from server.protocol.codec import decode_server, encode_client, encode_server
 from server.protocol.delta import apply_body
 from server.protocol.errors import ProtocolError
 from server.protocol.history import MAX_DELTAS
 from server.protocol.interest import apply_view, reference_state
-from server.protocol.messages import Ack, Hello, Input, Ping, Pong, Resync, Roster, RosterDelta, Update, Welcome
+from server.protocol.messages import Ack, Error, Hello, Input, Ping, Pong, Resync, Roster, RosterDelta, Update, Welcome
 from server.protocol.roster import RosterMirror
 
 
@@ -30,6 +30,10 @@ class FakeClient:
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
+
+    def tell_and_close(self, code: int, reason: str) -> None:
+        self.send(encode_server(Error(code, reason)))
+        self.close(code, reason)
 
     def messages(self) -> list[Any]:
         return [decode_server(f) for f in self.frames]

@@ -110,6 +110,9 @@ class Recorder:
     def close(self, code: int, reason: str) -> None:
         pass
 
+    def tell_and_close(self, code: int, reason: str) -> None:
+        pass
+
 
 class FakeConnection:
     """One client of a match, driven through the real session like the server does."""
