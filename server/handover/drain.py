@@ -62,7 +62,7 @@ from server.logs import fields
 from server.match import Match
 from server.protocol.codec import encode_server
 from server.protocol.errors import CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART
-from server.protocol.messages import Error, Moved
+from server.protocol.messages import Moved
 from server.rooms import (
     DirectoryError,
     DirectoryUnavailable,
@@ -443,10 +443,9 @@ class Drainer:
         match = host.matches.get(mid)
         if match is None:
             return
-        error = encode_server(Error(CLOSE_GOING_AWAY, reason))
         for member in list(match.members.values()):
-            if member.client is not None:
-                member.client.send(error)
+            if member.client is not None:  # never dropped, however slow its reader (a plain send may be)
+                member.client.tell_and_close(CLOSE_GOING_AWAY, reason)
         recorder = host.release(mid)
         host.server.remove_feed(mid, reason)
         try:

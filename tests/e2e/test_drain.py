@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from game.rules import get_ruleset
-from server.app import GameServer
+from server.app import GameServer, binary_frame_header
 from server.config import ServerConfig
 from server.handover.drain import Drainer
 from server.host import Host, RulesetCache, build_catalog
@@ -35,6 +36,7 @@ from tests.e2e.test_rooms import get, until
 from tests.e2e.test_server_e2e import run_cli
 from tests.handover.helpers import scripted_input
 from tests.redis_server import RedisServer
+from tools.attacks import Hostile, Target, close_all, open_clients, report_of
 from tools.client import GameClient
 from tools.mmbench import http_request
 
@@ -44,9 +46,11 @@ ARENA = (("npcs", 8), ("pellets", 20))
 
 
 @contextlib.asynccontextmanager
-async def node(tmp_path: Path, directory: MatchDirectory, name: str, **drain: Any) -> AsyncIterator[tuple[Host, Drainer]]:
-    """A node in this process on a free loopback port, sharing ``directory`` (and ``tmp_path`` for its replays)."""
-    config = ServerConfig(port=0, ruleset="arena", options=ARENA, replay_dir=tmp_path, hold_s=10.0)
+async def node(tmp_path: Path, directory: MatchDirectory, name: str, settings: dict[str, Any] | None = None,
+               **drain: Any) -> AsyncIterator[tuple[Host, Drainer]]:
+    """A node in this process on a free loopback port, sharing ``directory`` (and ``tmp_path`` for its replays);
+    ``settings``: more ``ServerConfig`` fields."""
+    config = ServerConfig(port=0, ruleset="arena", options=ARENA, replay_dir=tmp_path, hold_s=10.0, **(settings or {}))
     rulesets = RulesetCache()
     room = RoomType("arena", options=dict(ARENA), tick_rate=30, max_players=8)
     catalog = build_catalog(room, rulesets, tick_rate=30, max_players=8)
@@ -213,6 +217,47 @@ def test_a_receiver_that_never_answers_leaves_the_match_where_it_was(tmp_path: P
     assert code == 1001 and errors == ["server error 1001: the server is shutting down"]
     assert "to node node-dead failed: no answer within 0.6 s; it goes on here" in caplog.text
     assert "ended by the drain" in caplog.text
+
+
+def test_a_client_behind_on_its_reading_finds_why_the_drain_ended_its_match_before_the_1001(tmp_path: Path) -> None:
+    # Its updates are dropped (more than --max-buffer waits for it), but the drain's error is not.
+    directory = MemoryDirectory(node_ttl=30.0)
+    limit = 1 << 16
+    roomy = {"max_buffer": limit, "slow_timeout_s": 30.0, "ack_timeout_s": 30.0}
+    filler = msgpack.packb({"t": "roster", "pad": bytes(100_000)})  # a message the client skips
+
+    async def main() -> tuple[int, Any]:
+        async with node(tmp_path, directory, "a", settings=roomy) as (a, drain_a):
+            assert a.default is not None
+            target = Target(port=port_of(a), path=f"/ws/{a.default.match_id}")
+            clients = await open_clients(target, lambda i: Hostile(target, "deaf", i, read=False), 1)
+
+            async def joined() -> bool:
+                return any(c.feed is not None for c in a.server.connections)
+
+            await until(joined, 10, "the player joined")
+            conn = next(c for c in a.server.connections if c.feed is not None)
+            for _ in range(200):  # written past ``send``'s limit until the kernel takes no more and ours holds more
+                conn.transport.write(binary_frame_header(len(filler)) + filler)
+                await asyncio.sleep(0.05)
+                if conn.transport.get_write_buffer_size() > limit:
+                    await asyncio.sleep(0.2)
+                    if conn.transport.get_write_buffer_size() > limit:
+                        break
+            dropped = a.server.stats["frames_dropped"]
+            conn.send(filler)  # a plain send is dropped now
+            dropped = a.server.stats["frames_dropped"] - dropped
+            drain = drain_a.start("test")  # no other node: the match plays until the deadline (1 s), then ends
+            async with asyncio.timeout(10):
+                while not conn.closing:
+                    await asyncio.sleep(0.05)
+            await close_all(clients, drain_s=5.0)  # it reads again
+            await drain
+            return dropped, report_of("deaf", clients)
+
+    dropped, report = asyncio.run(main())
+    assert dropped > 0
+    assert report.close_codes == {1001: 1} and report.errors == ["1001: the server is shutting down"]
 
 
 def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_up(tmp_path: Path) -> None:
