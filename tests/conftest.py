@@ -63,6 +63,18 @@ class ServerProcess:
         for line in self.proc.stderr:
             self.log.append(line)
 
+    def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """The first log line matching ``pattern`` (a regex), waiting up to ``timeout`` s for it to be logged and read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.log):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not in the server log within {timeout:g} s:\n{''.join(self.log)}")
+            time.sleep(0.05)
+
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"

@@ -33,14 +33,7 @@ def verify(path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
 
 
 def log_value(server: ServerProcess, pattern: str) -> re.Match[str]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in list(server.log):
-            m = re.search(pattern, line)
-            if m:
-                return m
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not in the server log:\n{''.join(server.log)}")
+    return server.wait_log(pattern)
 
 
 @pytest.mark.parametrize("ruleset, npcs", [("arena", "40"), ("drift", "500")])
