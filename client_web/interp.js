@@ -39,7 +39,12 @@ const LATE_MS = 100;
  * nothing about the network, and the server's ticks went on at their pace
  * meanwhile, so the offset stays. Late arrivals that keep coming at the
  * server's pace for three ticks are a lasting shift instead (the server
- * dropped ticks, the route changed): the clock takes it.
+ * dropped ticks, the route changed): the clock takes it. The pace is measured
+ * from the last arrival of the backlog (each arrival more than a tick ahead of
+ * the pace since the run's anchor moves the anchor to it), not from the run's
+ * first: measured from there, a backlog of B ticks held the shift off for 2B
+ * ticks of updates at the normal rate (a page and a server frozen together:
+ * seconds of updates, all stale, none answered).
  * Without `staleTicks` (a replay, whose pause and seek move the timeline), a
  * jump of more than a second either way restarts the clock.
  */
@@ -63,10 +68,11 @@ export class TickClock {
       // A stale arrival starts a run; the rest of the backlog behind it (later than jitter) belongs to it.
       const run = this._run;
       if (d > (run == null ? this.staleMs : LATE_MS)) {
-        if (run == null) this._run = { tick, now };
-        else if (now - run.now >= 3 * this.tickMs && (tick - run.tick) * this.tickMs <= 1.5 * (now - run.now)) {
+        if (run == null || (tick - run.tick - 1) * this.tickMs > now - run.now) {
+          this._run = { tick, now }; // the run's first, or still the backlog (ahead of the server's pace): from here
+        } else if (now - run.now >= 3 * this.tickMs) {
           this._run = null;
-          this.offset = sample; // late at the server's pace: a lasting shift, not a backlog
+          this.offset = sample; // late at the server's pace for three ticks: a lasting shift, not a backlog
           return false;
         }
         return true;

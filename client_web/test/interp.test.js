@@ -52,6 +52,22 @@ test("a live clock keeps a frozen page's backlog out, and takes a lasting shift 
   assert.ok(Math.abs(c.tickAt(1000 + 170 * T + 300) - 170) < 0.5);
 });
 
+test("after a backlog drained at once, late arrivals at the server's pace are a shift within a few ticks", () => {
+  const T = 1000 / 30, c = new TickClock(T, { staleTicks: STALE_TICKS });
+  for (let t = 1; t <= 100; t++) c.observe(t, 1000 + t * T);
+  // The page froze at tick 100 for 5 s; the server froze with it after 60 ticks and skipped the rest. At the
+  // resume: the 60 updates held (stale), then one a tick, each 3 s later than the clock says.
+  const resume = 1000 + 250 * T;
+  for (let t = 101; t <= 160; t++) assert.equal(c.observe(t, resume + (t - 101) * 0.1), true);
+  const after = [];
+  for (let t = 161; t <= 200; t++) after.push(c.observe(t, resume + 6 + (t - 160) * T));
+  // Its third arrival, three ticks at the server's pace after the backlog's last, is the shift: not twice the
+  // backlog's length (120 ticks) after it.
+  assert.equal(after.indexOf(false), 2);
+  assert.ok(after.slice(2).every((x) => !x));
+  assert.ok(Math.abs(c.tickAt(resume + 6 + 40 * T) - 200) < 0.5);
+});
+
 test("the buffer brackets a render tick between the states around it", () => {
   const b = new StateBuffer(4);
   assert.equal(b.bracket(3), null);

@@ -88,11 +88,14 @@ class Stream {
  * `oneInputPerUpdate`: a page without the backlog rule (sends for every update);
  * `latched`: false sends the button's state at the moment of sending;
  * `ackSkew`: a page that misreads `ack` by that much (a wrong rule); `rest`: false, a server that repeats a
- * starved tick's input whole.
+ * starved tick's input whole; `skipLate`: a server that skips the ticks it is more than 3 late for instead of
+ * running them all (the real ticker: its ticks are numbered by the simulation, so its updates come later than
+ * before from then on).
  */
 function play({
   seconds = 20, oneWay = 1, jitter = 0.5, seed = 1, intent = () => ({ dx: 0, dy: 0 }), presses = [],
   pageBusy = [], serverBusy = [], oneInputPerUpdate = false, latched = true, ackSkew = 0, rest = true,
+  skipLate = false,
 }) {
   const rand = lcg(seed);
   const down = new Stream(oneWay, jitter, rand), up = new Stream(oneWay, jitter, rand);
@@ -131,13 +134,15 @@ function play({
     if (answer) { send(now, u.tick); scheduler.sent(now); }
   };
   // The server: tick k due at k T, later while it is busy (then the late ticks run back to back).
-  let serverFree = 0;
+  let serverFree = 0, sim = 0;
   const ticks = Math.round((seconds * 1000) / T);
-  for (let k = 1; k <= ticks; k++) {
-    at(k * T, () => {
-      const time = Math.max(waitFor(serverBusy, k * T), serverFree);
+  for (let due = 1; due <= ticks; due++) {
+    at(due * T, () => {
+      const time = Math.max(waitFor(serverBusy, due * T), serverFree);
+      if (skipLate && time - due * T > 3 * T) return; // skipped: never run, never numbered
       serverFree = time + 0.02;
       at(time, () => {
+        const k = ++sim;
         const input = queue.tick();
         if (queue.applied) server.ticks++;
         [server.x, server.y] = stepMove(RULE, server.x, server.y, input.dx, input.dy);
@@ -279,4 +284,23 @@ test("a press followed by a long starve fires once: a starved tick rests the but
   const repeat = play({ seconds: 4, intent: hold, presses: [[1002, 1003]], pageBusy: [[1040, 2540]], rest: false });
   assert.ok(repeat.server.shots >= 6, `${repeat.server.shots}`);
   assert.ok(repeat.predictor.corrections >= 1);
+});
+
+test("after the page and the server froze together, the late updates that follow are answered within a few ticks", () => {
+  // The page freezes for 5 s; 2 s into it the server freezes too, for 3 s, and skips the ticks it missed: its
+  // updates come 3 s later than the page's clock expects from then on. The page resumes to a backlog of 2 s
+  // (stale: answered with one input), then updates at the normal rate, each as late as the first: a lasting
+  // shift, which the clock must take within a few ticks; until it does, they are stale and get no input.
+  const hold = () => ({ dx: 1, dy: 0 });
+  const r = play({ seconds: 14, oneWay: 5, jitter: 2, intent: hold, pageBusy: [[3000, 8000]], serverBusy: [[5000, 8000]],
+    skipLate: true });
+  const answered = (from, to) => r.page.sent.filter((t) => t >= from && t < to).length;
+  // The backlog: one input at the resume. From 8.3 s on (the backlog processed, a few ticks to see the shift)
+  // every update is answered: one input per tick.
+  assert.equal(answered(8000, 8000 + T / 2), 1);
+  const after = answered(8300, 13800);
+  assert.ok(Math.abs(after - 5500 / T) <= 2, `${after} inputs in 5.5 s, ${Math.round(5500 / T)} ticks`);
+  assert.equal(r.queue.dropped, 0);
+  assert.equal(r.predictor.corrections, 0);
+  assert.ok(r.exact);
 });
