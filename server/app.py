@@ -942,8 +942,14 @@ class Connection(asyncio.Protocol):
         feed = self.feed
         self.traffic.messages_in += 1
         try:
-            data = item if isinstance(item, bytes) else self._payload(item)
             now = self.clock()
+            if feed is not None and item.__class__ is bytes:
+                # A player's input as clients pack it: read, checked and queued with no message object.
+                fields = self.session.receive_input(item, now, feed.tick_count)
+                if fields is not None:
+                    feed.on_input(self.member, *fields)
+                    return
+            data = item if isinstance(item, bytes) else self._payload(item)
             if feed is not None:
                 msg = self.session.receive(data, now, feed.tick_count)
                 if msg is not None:

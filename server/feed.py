@@ -17,7 +17,8 @@ A connection's life against a feed, in the shell's calls:
 3. ``connect(hello, session, client, now)`` returns the feed's handle for
    that client (a *member*: a player, a spectator, a viewer); it may raise a
    ``ProtocolError`` (a full match: 1013).
-4. ``on_message(member, msg)`` for each later message. Messages take effect
+4. ``on_message(member, msg)`` for each later message (a player's input: ``on_input``, its fields without
+   the message object, when the session read it on its hot path). Messages take effect
    at the feed's next ``tick(now)``, which is why they carry no time.
 5. ``disconnect(member, client, now, left=...)`` when the connection is
    gone (a ``client`` that a resume already replaced changes nothing);
@@ -99,6 +100,11 @@ class Feed(Protocol[M]):
 
     def on_message(self, member: M, msg: ClientMessage) -> None:
         """A validated message from ``member`` after its hello (the session checked it)."""
+        ...
+
+    def on_input(self, member: M, seq: int, values: tuple[int, ...], view: int | None) -> None:
+        """A player's ``input`` the session checked (``ServerSession.receive_input``): what ``on_message`` does
+        with an ``Input`` of these fields, without the message object (the hot path, 30 a second a player)."""
         ...
 
     def disconnect(self, member: M, client: Client, now: float, *, left: bool = False) -> None:

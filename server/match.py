@@ -350,15 +350,19 @@ class Match:
     def on_message(self, member: Member, msg: ClientMessage) -> None:
         """A validated message from ``member`` (the session already checked it)."""
         if isinstance(msg, Input):
-            if member.joined and not member.spectator and member.player in self.inputs:
-                self.inputs.submit(member.player, msg.seq, msg.values, msg.view)
-                member.played = True
+            self.on_input(member, msg.seq, msg.values, msg.view)
         elif isinstance(msg, Ping) and member.client is not None:
             member.client.send(encode_server(Pong(msg.id, msg.time, self.world.tick)))
         elif isinstance(msg, Leave):
             self.leave(member)
         elif isinstance(msg, Resync):
             member.needs_roster = True
+
+    def on_input(self, member: Member, seq: int, values: tuple[int, ...], view: int | None) -> None:
+        """A player's input, checked by its session: queued for a later tick."""
+        if member.joined and not member.spectator and member.player in self.inputs:
+            self.inputs.submit(member.player, seq, values, view)
+            member.played = True
 
     # -- the tick ------------------------------------------------------------
 

@@ -94,7 +94,8 @@ GAME = Layer(
 PROTOCOL = Layer(
     "protocol",
     ("server/protocol",),
-    frozenset({"server.protocol", "game", "msgpack", "numpy", "attrs", "zlib", *PURE_TYPING, "collections", "enum"}),
+    frozenset({"server.protocol", "game", "msgpack", "numpy", "attrs", "zlib", *PURE_TYPING, "collections", "enum",
+               "struct"}),  # codec.decode_input: the input's ints, read from its bytes
     denied=("numpy.random",),
 )
 

@@ -19,7 +19,9 @@ keys a message does not have (a later minor version's, PROTOCOL.md
 
 Two hot paths keep their shape, both pinned to the table: a client's
 ``input`` (30 a second per player) is built positionally from the table's
-keys, and updates are written by ``encode_update_prefix`` once per (tick,
+keys, or, packed as clients pack it, read straight from its bytes by
+``decode_input`` with no msgpack call and no ``Input`` (the session's
+``receive_input``); and updates are written by ``encode_update_prefix`` once per (tick,
 base) plus ``finish_update``'s per-client ``ack``, a byte concatenation
 (``encode_server`` of an ``Update`` gives the same bytes).
 """
@@ -27,6 +29,7 @@ base) plus ``finish_update``'s per-client ``ack``, a byte concatenation
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from typing import Any, get_args
 
@@ -343,6 +346,71 @@ def decode_client(data: bytes | bytearray | memoryview | str,
     if extra and ignored is not None:
         ignored(t, extra)
     return msg
+
+
+#: An ``input``'s bytes between its map header and its ``seq`` value, as clients pack them: ``"t": "input", "seq":``.
+_INPUT_HEAD = b"".join(msgpack.packb(k) for k in ("t", _INPUT_TAG, _SEQ))
+#: Its other keys, packed.
+_IN_KEY, _ACK_IN, _VIEW_KEY = (msgpack.packb(k) for k in (_VALUES, _ACK, _VIEW))
+_IN_END = len(_INPUT_HEAD) + 1
+#: msgpack's unsigned int markers (uint 8, 16, 32) -> the value's reader and size.
+_UINTS = {0xCC: (struct.Struct(">B"), 1), 0xCD: (struct.Struct(">H"), 2), 0xCE: (struct.Struct(">I"), 4)}
+#: n one-byte signed ints, for an array of n fixints.
+_FIXINTS = tuple(struct.Struct(f"{n}b") for n in range(16))
+
+
+def _uint(data: bytes, i: int) -> tuple[int, int]:
+    """The unsigned int packed at ``data[i]`` (a positive fixint or uint 8/16/32) and where it ends; (-1, 0) for
+    any other form (or none: the end of ``data``)."""
+    if i >= len(data):
+        return -1, 0
+    b = data[i]
+    if b < 0x80:
+        return b, i + 1
+    form = _UINTS.get(b)
+    if form is None or len(data) < i + 1 + form[1]:
+        return -1, 0
+    return form[0].unpack_from(data, i + 1)[0], i + 1 + form[1]
+
+
+def decode_input(data: bytes) -> tuple[int, tuple[int, ...], int | None, int | None] | None:
+    """A player's ``input`` in the shapes clients pack it, read without msgpack or an ``Input``: its
+    ``(seq, values, ack, view)``; None for anything else (then ``decode_client``, which says what is wrong).
+
+    The shapes: a fixmap ``t``, ``seq``, ``in``, then ``ack`` and/or ``view`` in that order (the Python client's,
+    the browser's and the C load generator's order); ``seq``, ``ack``, ``view`` positive fixints or uint 8/16/32,
+    ``seq`` not 0; ``in`` a fixarray of fixints (-32 to 127); nothing after. Such bytes are a valid ``input``
+    whatever their values, and ``decode_client`` would return exactly these fields: the two never disagree
+    (``tests/protocol/test_codec.py`` checks it on every shape and on random bytes).
+    """
+    keys = data[0] - 0x83 if data else -1  # a fixmap of 3 keys, 4 or 5
+    if keys < 0 or keys > 2 or data[1:_IN_END] != _INPUT_HEAD:
+        return None
+    seq, i = _uint(data, _IN_END)
+    if seq <= 0 or data[i:i + 3] != _IN_KEY:
+        return None
+    n = data[i + 3] - 0x90 if len(data) > i + 3 else -1  # a fixarray
+    i += 4
+    end = i + n
+    if n < 0 or n > 15 or len(data) < end:
+        return None
+    values: tuple[int, ...] = _FIXINTS[n].unpack_from(data, i)
+    if n and min(values) < -32:  # a byte 0x80-0xdf: a marker, not a fixint
+        return None
+    ack = view = None
+    if keys and data[end:end + 4] == _ACK_IN:
+        ack, end = _uint(data, end + 4)
+        if ack < 0:
+            return None
+        keys -= 1
+    if keys and data[end:end + 5] == _VIEW_KEY:
+        view, end = _uint(data, end + 5)
+        if view < 0:
+            return None
+        keys -= 1
+    if keys or end != len(data):
+        return None
+    return seq, values, ack, view
 
 
 def encode_client(msg: ClientMessage) -> bytes:

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from attrs import define, field
 
 from game.schema import InputField
-from server.protocol.codec import decode_client
+from server.protocol.codec import decode_client, decode_input
 from server.protocol.errors import InvalidField, MalformedMessage, PolicyViolation
 from server.protocol.messages import Ack, ClientMessage, Control, Hello, Input, Leave, Ping, Resync
 
@@ -208,7 +208,7 @@ class ServerSession:
             if self._credit > 0:
                 self._credit -= 1
                 self._tokens += 1.0
-            self._check_input(msg)
+            self._check_values(msg.values)
             self._ack(msg.ack, server_tick, now)
             return msg
         if (cls is Input or cls is Ack) and self._credit > 0:
@@ -227,7 +227,7 @@ class ServerSession:
         if isinstance(msg, Input):
             if self.spectator:
                 raise PolicyViolation("spectators cannot send input")
-            self._check_input(msg)
+            self._check_values(msg.values)
             self._ack(msg.ack, server_tick, now)
         elif isinstance(msg, Ack):
             self._ack(msg.tick, server_tick, now)
@@ -238,6 +238,28 @@ class ServerSession:
             self.ack_floor = server_tick
             self._forget_holds()
         return msg
+
+    def receive_input(self, data: bytes, now: float, server_tick: int) -> tuple[int, tuple[int, ...], int | None] | None:
+        """``receive``'s path for a player's ``input`` in the shapes clients pack it (``codec.decode_input``), with
+        no ``Input`` built: its ``(seq, values, view)``, counted and checked as ``receive`` would. None, with
+        nothing done, for any other frame or when the session is not a player's, active: then ``receive`` it.
+
+        Raises:
+            ProtocolError: as ``receive`` would for the same frame.
+        """
+        if self.state is not State.ACTIVE or self.spectator:
+            return None
+        fields = decode_input(data)
+        if fields is None:
+            return None
+        seq, values, ack, view = fields
+        self.charge(now)
+        if self._credit > 0:  # an answer to an update: the token charged goes back
+            self._credit -= 1
+            self._tokens += 1.0
+        self._check_values(values)
+        self._ack(ack, server_tick, now)
+        return seq, values, view
 
     def _ignored(self, tag: str, keys: list[str]) -> None:
         self.ignored_keys += len(keys)
@@ -297,13 +319,14 @@ class ServerSession:
     def close(self) -> None:
         self.state = State.CLOSED
 
-    def _check_input(self, msg: Input) -> None:
+    def _check_values(self, values: tuple[int, ...]) -> None:
+        """An input's values (ints: ``Input`` and ``decode_input`` check their types) against the fields' ranges."""
         valid = self._valid
-        if valid is not None and msg.values in valid:
-            return  # one lookup: the values are ints already (``Input`` checks their types)
-        if len(msg.values) != len(self.inputs):
-            raise InvalidField(f"in: expected {len(self.inputs)} values ({', '.join(f.name for f in self.inputs)}), got {len(msg.values)}")
-        for f, v in zip(self.inputs, msg.values):
+        if valid is not None and values in valid:
+            return  # one lookup
+        if len(values) != len(self.inputs):
+            raise InvalidField(f"in: expected {len(self.inputs)} values ({', '.join(f.name for f in self.inputs)}), got {len(values)}")
+        for f, v in zip(self.inputs, values):
             if not f.lo <= v <= f.hi:
                 raise InvalidField(f"in: {f.name}={v} is outside [{f.lo}, {f.hi}]")
 

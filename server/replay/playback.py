@@ -178,6 +178,9 @@ class Playback:
         elif isinstance(msg, Leave):
             viewer.client.close(CLOSE_NORMAL, "left the playback")
 
+    def on_input(self, viewer: Viewer, seq: int, values: tuple[int, ...], view: int | None) -> None:
+        """Never called: a viewer's session refuses inputs (``receive_input`` reads a player's only)."""
+
     def disconnect(self, viewer: Viewer, client: Client, now: float, *, left: bool = False) -> None:
         if self.viewers.get(viewer.player) is not viewer:
             return  # closed by ``fail``

@@ -19,6 +19,7 @@ from server.protocol.codec import (
     Req,
     Sender,
     decode_client,
+    decode_input,
     decode_server,
     encode_client,
     encode_server,
@@ -273,6 +274,8 @@ def pack(obj: Any) -> bytes:
     ],
 )
 def test_malformed_client_frames_raise_protocol_errors_with_the_right_close_code(frame: Any, code: int, words: str) -> None:
+    if isinstance(frame, bytes):
+        assert decode_input(frame) is None  # the input's hot path leaves it to decode_client, which says why
     with pytest.raises(ProtocolError) as info:
         decode_client(frame)
     assert info.value.code == code
@@ -323,6 +326,81 @@ def test_maps_of_known_keys_and_any_values_decode_or_raise_protocol_errors(tag: 
         assert exc.code in (1002, 1007, 1009)
     else:
         assert encode_client(msg) == encode_client(decode_client(encode_client(msg)))
+
+
+# -- the input's hot path -----------------------------------------------------------
+
+fixint_inputs = st.builds(Input, st.integers(1, U32), st.lists(st.integers(-32, 127), max_size=15).map(tuple),
+                          st.none() | st.integers(0, U32), st.none() | st.integers(0, U32))
+
+
+def loadgen_input(seq: int, values: tuple[int, ...], ack: int) -> bytes:
+    """An input as the C load generator packs it (``tools/loadgen_c``): ``seq`` and ``ack`` always uint 32."""
+    return (b"\x84\xa1t\xa5input\xa3seq\xce" + seq.to_bytes(4, "big") + b"\xa2in" + bytes((0x90 | len(values),))
+            + bytes(v & 0xFF for v in values) + b"\xa3ack\xce" + ack.to_bytes(4, "big"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(fixint_inputs)
+def test_an_input_packed_as_clients_pack_it_takes_the_hot_path_with_its_fields(msg: Input) -> None:
+    assert decode_input(encode_client(msg)) == (msg.seq, msg.values, msg.ack, msg.view)
+
+
+def test_the_load_generators_inputs_take_the_hot_path() -> None:
+    data = loadgen_input(70000, (-1, 1, 0), 2**32 - 1)
+    assert decode_input(data) == (70000, (-1, 1, 0), 2**32 - 1, None)
+    assert decode_client(data) == Input(70000, (-1, 1, 0), 2**32 - 1)
+
+
+@pytest.mark.parametrize("obj", [
+    {"t": "input", "seq": 1, "in": [0, 200]},  # a value that is not a fixint (arena's aim): msgpack reads it
+    {"t": "input", "seq": 1, "in": [-33]},
+    {"t": "input", "seq": 1, "in": [0], "ack": None},
+    {"t": "input", "seq": 1, "in": [], "view": 2**33},  # uint 64
+    {"seq": 1, "t": "input", "in": []},  # another key order
+    {"t": "input", "seq": 1, "in": [], "view": 1, "ack": 2},
+    {"t": "input", "seq": 1, "in": [0], "fire": 1},  # a later minor version's key
+])
+def test_other_shapes_are_left_to_decode_client(obj: dict[str, Any]) -> None:
+    assert decode_input(pack(obj)) is None
+
+
+def mutated(data: bytes, draw: Any) -> bytes:
+    """``data`` with a few bytes replaced, cut or inserted."""
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(data)))
+        what = draw(st.sampled_from(("replace", "cut", "insert")))
+        byte = bytes((draw(st.integers(0, 255)),))
+        if what == "replace" and i < len(data):
+            data = data[:i] + byte + data[i + 1:]
+        elif what == "cut":
+            data = data[:i]
+        else:
+            data = data[:i] + byte + data[i:]
+    return data
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(fixint_inputs.map(encode_client),
+                 st.tuples(st.integers(0, U32), st.lists(st.integers(-32, 127), max_size=4).map(tuple),
+                           st.integers(0, U32)).map(lambda a: loadgen_input(*a))),
+       st.data())
+def test_the_hot_path_never_reads_what_decode_client_would_read_otherwise(data: bytes, draw: st.DataObject) -> None:
+    data = mutated(data, draw.draw)
+    fields = decode_input(data)
+    if fields is None:
+        return
+    ignored: list[Any] = []
+    assert decode_client(data, lambda tag, keys: ignored.append(keys)) == Input(*fields)
+    assert ignored == []
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=48))
+def test_random_bytes_on_the_hot_path_are_none_or_what_decode_client_reads(data: bytes) -> None:
+    fields = decode_input(data)
+    if fields is not None:
+        assert decode_client(data) == Input(*fields)
 
 
 # -- server messages ---------------------------------------------------------------

@@ -339,3 +339,58 @@ def test_the_last_keyframe_is_forgotten_once_it_or_a_later_tick_is_acknowledged(
     assert s.last_keyframe == 4
     s.receive(encode_client(Ack(4)), 0.0, 5)
     assert s.last_keyframe is None
+
+
+# -- a player's input on the hot path (``receive_input``) ------------------------------------------------------------
+
+
+def state(s: ServerSession) -> tuple[Any, ...]:
+    return (s.state, s.acked, s.last_ack, s.unacked_bytes, [t for t in range(40) if s.holds(t)], s._tokens, s._credit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(-2, 2), st.integers(-1, 1), st.none() | st.integers(0, 45),
+                          st.none() | st.integers(0, 40), st.sampled_from((0.0, 0.01, 0.2)), st.booleans()),
+                max_size=40))
+def test_an_input_on_the_hot_path_is_counted_and_checked_as_receive_would(
+        steps: list[tuple[int, int, int, int | None, int | None, float, bool]]) -> None:
+    slow, fast = playing(rate=30), playing(rate=30)
+    now = tick = 0
+    for seq, dx, dy, ack, view, dt, update in steps:
+        now += dt
+        if update:
+            tick += 1
+            for s in (slow, fast):
+                s.sent_update(tick, 50 + tick, now)
+        data = encode_client(Input(seq, (dx, dy), ack, view))
+        try:
+            msg = slow.receive(data, now, tick)
+        except ProtocolError as exc:
+            with pytest.raises(ProtocolError) as info:
+                fast.receive_input(data, now, tick)
+            assert (info.value.code, info.value.reason) == (exc.code, exc.reason)
+            return  # the connection is closed
+        assert isinstance(msg, Input)
+        assert fast.receive_input(data, now, tick) == (msg.seq, msg.values, msg.view)
+        assert state(fast) == state(slow)
+
+
+@pytest.mark.parametrize("before, data", [
+    ([], encode_client(Input(1, (0, 0)))),  # before the hello: receive refuses it
+    ([hello(spectate=True)], encode_client(Input(1, (0, 0)))),  # a spectator's: refused there too
+    ([hello()], encode_client(Ack(1))),  # not an input
+    ([hello()], encode_client(Input(1, (0, 200)))),  # not in a shape the hot path reads
+])
+def test_the_hot_path_leaves_everything_else_to_receive_untouched(before: list[bytes], data: bytes) -> None:
+    s = session()
+    for b in before:
+        s.receive(b, 0.0, 10)
+    was = state(s)
+    assert s.receive_input(data, 0.5, 10) is None
+    assert state(s) == was
+
+
+def test_a_viewer_never_takes_the_hot_path() -> None:
+    v = ServerSession.for_viewer()
+    v.receive(hello(), 0.0, 10)
+    assert v.receive_input(encode_client(Input(1, ())), 0.0, 10) is None
