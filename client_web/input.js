@@ -82,6 +82,42 @@ export class Latch {
   }
 }
 
+/**
+ * Sends left out because the server holds more of our inputs than its queue
+ * needs (PROTOCOL.md, *When to send*). An update's `surplus` (protocol minor
+ * 2; absent: 0) is how many inputs the player's queue holds beyond its target
+ * depth at that tick; a skip made after the input that update applied (`ack`)
+ * went out may not show in it yet, so those are taken off: `owed = surplus -
+ * skips with seq > ack`. (One that does show already is counted twice: that
+ * only skips later, never too many.) A skip numbers an input and never sends
+ * it, so the next one sent leaves a gap in `seq`, which the server counts as
+ * arrived. Nothing the prediction rests on changes: the server applies every
+ * input sent, once, only sooner; an overflowing queue would drop one instead.
+ */
+export class Skips {
+  constructor() {
+    this.owed = 0;
+    /** The seqs skipped that no update's `ack` has passed yet, oldest first. */
+    this.pending = [];
+    this.skipped = 0;
+  }
+
+  /** An update: our inputs up to `ack` applied, `surplus` (undefined: 0) more held than needed. */
+  observe(ack, surplus) {
+    while (this.pending.length && this.pending[0] <= ack) this.pending.shift();
+    this.owed = Math.max(0, (surplus || 0) - this.pending.length);
+  }
+
+  /** Whether input `seq`, about to go out, is to be left out (then counted as skipped). */
+  skip(seq) {
+    if (this.owed <= 0) return false;
+    this.owed--;
+    this.pending.push(seq);
+    this.skipped++;
+    return true;
+  }
+}
+
 /** Ticks without an update (the page running) before the timer sends inputs: a downlink stall. */
 export const STALL_TICKS = 4;
 
@@ -102,7 +138,8 @@ export const STALL_TICKS = 4;
  * queue past its depth. When updates stop while the page itself runs (the
  * downlink stalls), a timer sends one input per tick after `STALL_TICKS`, so
  * the server still learns of changed keys; the updates of those ticks then
- * send nothing when they come.
+ * send nothing when they come. An answer the server said it does not need
+ * (`skips`, from the updates' `surplus`) goes out as an `ack` instead.
  *
  * Pure: callers pass `now` (ms).
  */
@@ -119,6 +156,8 @@ export class InputScheduler {
     /** Backlogs answered so far, and the last one's size (the page's debug state). */
     this.backlogs = 0;
     this.lastBacklog = null;
+    /** What the updates' `surplus` says to leave out. */
+    this.skips = new Skips();
   }
 
   /** An update of `tick` was processed at `now`, `stale` or not: send an input for it? */

@@ -15,7 +15,7 @@
 // and for trying other networks).
 
 import {
-  CLOSE_REASONS, cleanName, encodeHello, encodeInput, encodeLeave, encodePing, helloRefused, serverMinor,
+  CLOSE_REASONS, cleanName, encodeAck, encodeHello, encodeInput, encodeLeave, encodePing, helloRefused, serverMinor,
 } from "./protocol.js";
 import { Feed } from "./feed.js";
 import { INTERP_DELAY_MS, STALE_TICKS } from "./interp.js";
@@ -288,6 +288,7 @@ class Game {
     }
     // One input per update; one for a whole backlog (input.js).
     const send = !this.feed.spectator && this.scheduler.onUpdate(msg.tick, now, stale);
+    if (!this.feed.spectator) this.scheduler.skips.observe(msg.ack, msg.surplus);
     if (status === "ok") {
       this.meters.update(now);
       const late = stale ? null : this.feed.clock.tickAt(now) - state.tick;
@@ -295,7 +296,23 @@ class Game {
       const s = this.feed.schema;
       if (this.ownShots) this.ownShots.observe(state, s.index.x, s.index.y, s.index.kind);
     }
-    if (send) this.sendInput(now, msg.tick);
+    if (send) this.answer(now, msg.tick);
+  }
+
+  /**
+   * Answer the update of `tick` with the input of this moment, or leave it out when the server holds more of
+   * ours than it needs (input.js, `Skips`): its seq is spent, the update acknowledged, latched presses kept.
+   */
+  answer(now, tick) {
+    if (!this.feed.schema || !this.link || !this.link.open || this.spectate || this.me == null) return;
+    if (!this.scheduler.skips.skip(this.seq + 1)) {
+      this.sendInput(now, tick);
+      return;
+    }
+    this.seq++;
+    const t = this.feed.ackTick();
+    if (t != null) this.link.send(encodeAck(t));
+    this.scheduler.sent(now);
   }
 
   /** Send the input of this moment (latched presses spent); `tick`: the update it answers. */
@@ -512,6 +529,7 @@ class Game {
       unexplained: predictor ? predictor.unexplained : 0,
       reconciled: predictor ? predictor.reconciled : 0,
       seq: this.seq,
+      skipped: this.scheduler ? this.scheduler.skips.skipped : 0,
       backlogs: this.scheduler ? this.scheduler.backlogs : 0,
       lastBacklog: this.scheduler && this.scheduler.lastBacklog ? { ...this.scheduler.lastBacklog } : null,
       interpMs: INTERP_MS,

@@ -15,6 +15,8 @@ export const PROTOCOL_VERSION = 1;
  * so it learns the minor from `welcome.minor` (absent: 0) for what it sends
  * after the welcome, and sends hello's additions in its first hello: a 1.0
  * server refuses them (`helloRefused`), and the page joins again without.
+ * Minor 2 added only `update.surplus`, which the page reads when it is there
+ * (input.js, `Skips`): nothing to send differently.
  */
 export const serverMinor = (welcome) => (welcome && Number.isInteger(welcome.minor) ? welcome.minor : 0);
 

@@ -115,7 +115,7 @@ log = logging.getLogger("server.host")
 
 #: What ``GET /api/matches`` adds to a local match's entry from the match itself.
 LOCAL_FIELDS = ("tick", "tick_rate", "connected", "entities", "ticks_dropped", "inputs_starved", "inputs_dropped",
-                "inputs_stale", "inputs_trimmed", "inputs_trimmed_idle")
+                "inputs_stale", "inputs_trimmed", "inputs_trimmed_idle", "inputs_skipped")
 #: Seconds before a new default match replaces one whose tick raised.
 DEFAULT_RETRY_S = 5.0
 #: Seconds between two tries of the heartbeat while the directory is unreachable.

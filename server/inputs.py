@@ -38,6 +38,17 @@ PROTOCOL.md, *The input queue*, is the normative description; the rules:
   axes or buttons has no idle input: its surplus goes when first owed).
   Dropped inputs are counted as ``dropped`` (and ``trimmed``): latency the
   jitter no longer needs is given back.
+- **Skips**: a client that learns from ``surplus`` that its queue is deeper
+  than it needs sends fewer inputs, leaving a gap in its ``seq``: the arrivals
+  are counted by ``seq`` (an input ``k`` above the last arrived counts ``k``),
+  so a skip lowers the queue without looking like a late input (it does not
+  deepen ``D``), and the gaps are counted as ``skipped``.
+- **Surplus**: each tick, after the trims, a queue holding more than ``D``
+  inputs has a surplus of ``queued - D`` (0 otherwise): the ``surplus`` of
+  the player's update (protocol minor 2), which tells its client to skip that
+  many sends. Never more than the queue could lose without starving when the
+  arrivals keep the spread of the last window (at the tick where ``x`` is at
+  its highest it is exactly that, at any other less).
 - **Lag**: an input may carry ``view``, the tick the client was displaying
   when it sampled the input; the tick ``t`` that applies it records
   ``lag = clamp(t - view, 0, max_lag)`` for the ruleset's lag compensation
@@ -72,7 +83,7 @@ MAX_LAG_S = 0.25
 
 _ARRAYS = ("players", "current", "lag", "applied_seq", "ring", "ring_seq", "ring_view", "head", "queued",
            "started", "held", "neutral_next", "x", "xmin", "xmax", "calm", "qmin", "owed", "depth",
-           "starved", "dropped", "stale")
+           "starved", "dropped", "stale", "last_seq", "surplus", "skipped")
 
 
 def max_lag_ticks(tick_rate: int) -> int:
@@ -98,7 +109,9 @@ class InputTable:
         queued: int64 (P,), inputs waiting.
         depth: int64 (P,), the target depth ``D``.
         owed: int64 (P,), inputs a trim still drops when idle ones reach the head.
-        starved, dropped, stale: int64 (P,), the player's counts (``totals`` keeps them past a removal).
+        surplus: int64 (P,), inputs queued beyond ``depth`` at the last commit (after its trims), 0 or more.
+        starved, dropped, stale, skipped: int64 (P,), the player's counts (``totals`` keeps them past a removal;
+            ``skipped``: gaps in the ``seq`` of its inputs, the sends its client skipped).
     """
 
     def __init__(self, fields: int, *, max_lag: int = 0, window: int = 300, resting: Sequence[int] = ()) -> None:
@@ -113,7 +126,7 @@ class InputTable:
         self.blocks = -(-self.window // self.block)
         #: Counts since the table began; ``trimmed`` (the trims' drops, the rest of ``dropped`` being
         #: overflow) and ``trimmed_idle`` (those of idle inputs: free for a prediction) are among ``dropped``.
-        self.totals = {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
+        self.totals = {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0, "skipped": 0}
         self.ticks = 0
         self._staged: list[tuple[int, int, tuple[int, ...], int]] = []
         self._last: dict[int, int] = {}
@@ -145,6 +158,10 @@ class InputTable:
         self.starved = np.zeros(n, np.int64)
         self.dropped = np.zeros(n, np.int64)
         self.stale = np.zeros(n, np.int64)
+        #: The ``seq`` of the newest input arrived (committed), for counting arrivals by ``seq``.
+        self.last_seq = np.zeros(n, np.int64)
+        self.surplus = np.zeros(n, np.int64)
+        self.skipped = np.zeros(n, np.int64)
 
     def __len__(self) -> int:
         return len(self.players)
@@ -199,7 +216,7 @@ class InputTable:
         self._unstage(player)
         row = self._row(player)
         self._last[player] = 0
-        self.applied_seq[row] = 0
+        self.applied_seq[row] = self.last_seq[row] = self.surplus[row] = 0
         self.queued[row] = 0
         self.started[row] = self.held[row] = False
         self.calm[row] = self.owed[row] = 0
@@ -237,14 +254,15 @@ class InputTable:
             tick: the tick the batch is simulated for (the world's tick after the step), for the lag.
         """
         n = len(self.players)
-        arrived = self._scatter(n)
-        self._measure(arrived)
+        advance = self._scatter(n)
+        self._measure(advance)
         self._consume(tick)
         self.ticks += 1
         return InputBatch(self.players.copy(), self.current.copy(), self.lag.copy())
 
     def _scatter(self, n: int) -> npt.NDArray[np.int64]:
-        """Move the staged arrivals into the rings (the oldest beyond ``CAPACITY`` drop); arrivals per row."""
+        """Move the staged arrivals into the rings (the oldest beyond ``CAPACITY`` drop); arrivals per row,
+        counted by ``seq`` (a gap is a send the client skipped: it counts as arrived)."""
         staged, self._staged = self._staged, []
         if not staged or n == 0:
             return np.zeros(n, np.int64)
@@ -260,7 +278,12 @@ class InputTable:
         rows, rank = rows[keep], rank[keep]
         slot = (self.head[rows] + self.queued[rows] + rank) % CAPACITY
         self.ring[rows, slot] = np.array([staged[i][2] for i in sel.tolist()], np.int16).reshape(-1, self.fields)
-        self.ring_seq[rows, slot] = np.fromiter((staged[i][1] for i in sel.tolist()), np.int64, len(sel))
+        seqs = np.fromiter((staged[i][1] for i in sel.tolist()), np.int64, len(sel))
+        self.ring_seq[rows, slot] = seqs
+        # A row's seqs ascend (submit refuses any other): the last of its run is its newest.
+        last = np.flatnonzero(np.append(rows[1:] != rows[:-1], True))
+        newest = self.last_seq.copy()
+        newest[rows[last]] = seqs[last]
         self.ring_view[rows, slot] = np.fromiter((staged[i][3] for i in sel.tolist()), np.int64, len(sel))
         self.queued += arrived
         over = np.maximum(self.queued - CAPACITY, 0)
@@ -269,15 +292,22 @@ class InputTable:
             self.queued -= over
             self._drop(over)
         first_input = (arrived > 0) & ~self.started
+        advance = np.where(first_input, arrived, newest - self.last_seq)
+        self.last_seq = newest
+        gaps = advance - arrived
+        if gaps.any():
+            self.skipped += gaps
+            self.totals["skipped"] += int(gaps.sum())
         if first_input.any():
             self.started |= first_input
             self.x[first_input] = 0
             self.xmin[first_input] = self.xmax[first_input] = 0
             self.calm[first_input] = 0
-        return arrived
+        return advance
 
     def _measure(self, arrived: npt.NDArray[np.int64]) -> None:
-        """Track arrivals minus ticks, the target depth, and trim a queue deeper than it needs."""
+        """Track arrivals (by ``seq``) minus ticks, the target depth, trim a queue deeper than it needs, and
+        note what is still deeper: the surplus."""
         active = self.started & ~self.held
         self.x += np.where(active, arrived - 1, 0)
         b = (self.ticks // self.block) % self.blocks
@@ -317,6 +347,7 @@ class InputTable:
                 self.dropped[idle] += 1
                 for key in ("dropped", "trimmed", "trimmed_idle"):
                     self.totals[key] += int(idle.size)
+        self.surplus = np.where(active, np.maximum(self.queued - self.depth, 0), 0)
 
     def _consume(self, tick: int) -> None:
         starved = (self.queued == 0) & self.started & ~self.held & (self.applied_seq > 0)
@@ -358,8 +389,18 @@ class InputTable:
         """Every player's ``ack`` (as ``ack``), player id -> seq: one conversion a tick for all updates."""
         return dict(zip(self.players.tolist(), self.applied_seq.tolist()))
 
+    def surplus_map(self) -> dict[int, int]:
+        """The players whose queue holds more than its depth at the last commit: player id -> surplus (each
+        update's ``surplus``; most ticks none: an empty dict)."""
+        rows = np.flatnonzero(self.surplus)
+        if not rows.size:
+            return {}
+        return dict(zip(self.players[rows].tolist(), self.surplus[rows].tolist()))
+
     def queue_stats(self, player: int) -> dict[str, Any]:
-        """The player's queue: ``queued``, ``depth`` (the target), ``lag``, ``starved``, ``dropped``, ``stale``."""
+        """The player's queue: ``queued``, ``depth`` (the target), ``surplus``, ``lag``, ``starved``, ``dropped``,
+        ``stale``, ``skipped``."""
         r = self._row(player)
-        return {"queued": int(self.queued[r]), "depth": int(self.depth[r]), "lag": int(self.lag[r]),
-                "starved": int(self.starved[r]), "dropped": int(self.dropped[r]), "stale": int(self.stale[r])}
+        return {"queued": int(self.queued[r]), "depth": int(self.depth[r]), "surplus": int(self.surplus[r]),
+                "lag": int(self.lag[r]), "starved": int(self.starved[r]), "dropped": int(self.dropped[r]),
+                "stale": int(self.stale[r]), "skipped": int(self.skipped[r])}

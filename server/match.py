@@ -38,7 +38,7 @@ from server.feed import Client
 from server.inputs import WINDOW_S, InputTable, max_lag_ticks
 from server.logs import fields
 from server.protocol import PROTOCOL_MINOR, PROTOCOL_VERSION
-from server.protocol.codec import ack_field, encode_server
+from server.protocol.codec import ack_field, encode_server, with_surplus
 from server.protocol.delta import Snapshot, WireSchema
 from server.protocol.errors import (
     CLOSE_GOING_AWAY,
@@ -493,6 +493,7 @@ class Match:
         filtered: list[tuple[Client, Member, int | None, int]] = []
         plain: list[tuple[Client, Member, int | None, int]] = []
         acks = self.inputs.ack_map()  # player -> ack, once for every update of the tick
+        surplus = self.inputs.surplus_map()  # the few players whose queue is too deep (minor 2): most ticks none
         prefixes: dict[int | None, bytes] = {}
         for m, client, base in plan:
             if base == NO_UPDATE:
@@ -506,6 +507,8 @@ class Match:
             if prefix is None:
                 prefix = prefixes[base] = encoder.prefix(base)
             frame = prefix + ack_field(ack)  # finish_update
+            if surplus and m.player in surplus:
+                frame = with_surplus(frame, surplus[m.player])
             client.send(frame)
             m.session.sent_update(tick, len(frame), now, base is None)
             sent += 1
@@ -513,6 +516,8 @@ class Match:
         if filtered and self.views is not None:
             frames = self.views.frames(*self._view_args(filtered))
             for (client, m, base, _), frame in zip(filtered, frames):
+                if surplus and m.player in surplus:
+                    frame = with_surplus(frame, surplus[m.player])
                 client.send(frame)
                 m.session.sent_update(tick, len(frame), now, base is None)
                 nbytes += len(frame)
@@ -521,6 +526,8 @@ class Match:
         if plain and self.views is not None:
             pframes = self.views.plain_frames(*self._view_args(plain))
             for (client, m, _, _), (frame, key) in zip(plain, pframes):
+                if surplus and m.player in surplus:
+                    frame = with_surplus(frame, surplus[m.player])
                 client.send(frame)
                 m.session.sent_update(tick, len(frame), now, key)
                 nbytes += len(frame)
@@ -567,6 +574,7 @@ class Match:
             "inputs_stale": self.inputs.totals["stale"],
             "inputs_trimmed": self.inputs.totals["trimmed"],
             "inputs_trimmed_idle": self.inputs.totals["trimmed_idle"],
+            "inputs_skipped": self.inputs.totals["skipped"],
         }
 
     def player_states(self) -> list[dict[str, Any]]:

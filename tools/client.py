@@ -16,7 +16,11 @@ others ``interp_ticks`` behind the newest update, as a page interpolating
 them would: ``seen()`` is that world, and each input's ``view`` says which
 tick it was, so the server's lag compensation judges its shots against it.
 It sends one message per batch of updates it processes: the player's input
-(``send_input``), or an ``ack`` when it sent none.
+(``send_input``), or an ``ack`` when it sent none. When an update says the
+player's queue on the server holds more inputs than it needs (``surplus``,
+protocol minor 2) it leaves that many out (``Skips``: a gap in its ``seq``;
+the server applies every input it sent, only sooner, so the prediction stays
+exact, where an overflowing queue would drop one).
 With ``decode=False`` it only reads each update's tick and acknowledges it:
 the cheap mode a load generator uses for most of its clients. When the
 server moves the match to another node (``moved``, then close 1012) the
@@ -41,7 +45,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -218,6 +222,48 @@ def _post(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
 
 
 @define
+class Skips:
+    """Sends left out because the server's queue of our inputs is deeper than it needs (PROTOCOL.md, *The input
+    queue*, *When to send*; pure).
+
+    An update's ``surplus`` (minor 2) says how many inputs the player's queue holds beyond its target depth at
+    that tick. A skip already made after the input the update applied (``ack``) went out may not show in it yet,
+    so those are taken off: ``owed = surplus - skips with seq > ack``. (One made long enough before shows in a
+    lower surplus; counting it again only skips later, never too many.) A skip numbers an input and never sends
+    it: the next one sent leaves a gap in ``seq``, which the server counts as arrived (its depth does not grow).
+
+    Attributes:
+        owed: sends to leave out from now on.
+        pending: the seqs skipped that no update's ``ack`` has passed yet.
+        skipped: skips so far.
+    """
+
+    owed: int = 0
+    pending: deque[int] = field(factory=deque)
+    skipped: int = 0
+
+    def observe(self, ack: int, surplus: int) -> None:
+        """An update: the server applied our inputs up to ``ack`` and holds ``surplus`` more than it needs."""
+        while self.pending and self.pending[0] <= ack:
+            self.pending.popleft()
+        self.owed = max(0, surplus - len(self.pending))
+
+    def skip(self, seq: int) -> bool:
+        """Whether input ``seq``, about to go out, is to be left out (and it is then counted as skipped)."""
+        if self.owed <= 0:
+            return False
+        self.owed -= 1
+        self.pending.append(seq)
+        self.skipped += 1
+        return True
+
+    def reset(self) -> None:
+        """A new connection: its seq numbering starts again."""
+        self.owed = 0
+        self.pending.clear()
+
+
+@define
 class ClientStats:
     updates: int = 0
     keyframes: int = 0
@@ -239,6 +285,8 @@ class ClientStats:
     #: Updates a player left without an input of their own (``answer`` after a stall longer than
     #: ``CATCH_UP``: their ticks starve on the server, the player standing still).
     unanswered: int = 0
+    #: Inputs left out because the server said its queue of ours was too deep (``Skips``).
+    skipped: int = 0
 
 
 class ServerClosed(Exception):
@@ -313,6 +361,8 @@ class GameClient:
         self.tick: int | None = None
         self.acked_input = 0
         self.seq = 0
+        #: Sends to leave out, from the updates' ``surplus``.
+        self.skips = Skips()
         self.events: list[Any] = []
         self.stats = ClientStats()
         self.close_code: int | None = None
@@ -482,7 +532,8 @@ class GameClient:
 
     async def answer(self, values: list[int] | tuple[int, ...], updates: int) -> int:
         """Answer a batch of ``updates`` new updates with ``values``: one input each, sent together, for a
-        batch of up to ``CATCH_UP``; one input for a longer one (a stall). Returns the last ``seq``.
+        batch of up to ``CATCH_UP``; one input for a longer one (a stall); less the sends the server said to
+        skip (``Skips``), an ``ack`` when none is left. Returns the last ``seq``.
 
         Until the first delta comes (the server has heard our ack and sends an update every tick; before
         that it sends keyframes only now and then), the answer is an ``ack``: inputs sent only every few
@@ -495,8 +546,18 @@ class GameClient:
             return self.seq
         count = updates if 1 <= updates <= CATCH_UP else 1
         self.stats.unanswered += max(0, updates - count)
+        sent = 0
         for _ in range(count):
+            if self.skips.skip(self.seq + 1):  # the server holds more of ours than it needs: numbered, not sent
+                self.seq += 1
+                self.stats.skipped += 1
+                continue
             await self.send_input(values)
+            sent += 1
+        if not sent:
+            assert self.ws is not None and self.tick is not None
+            self._sent_input = True
+            await self._send(encode_client(Ack(self.tick)))
         return self.seq
 
     async def ping(self) -> None:
@@ -562,6 +623,7 @@ class GameClient:
             self.seat = None
             self.minor = max(self.minor, msg.minor)  # the welcome says it too (a proxy may drop the header)
             self.schema = WireSchema.from_wire(msg.ruleset)
+            self.skips.reset()
             if self.predictor is not None:
                 self.predictor.reset()  # a resume: the new connection numbers its inputs again
             elif msg.entity is not None:
@@ -612,6 +674,7 @@ class GameClient:
 
     def _lean_update(self, obj: dict[str, Any]) -> None:
         self.acked_input = int(obj.get("ack", 0))
+        self.skips.observe(self.acked_input, int(obj.get("surplus", 0)))
         self.flowing = obj.get("base") is not None
         if not self.flowing:
             self._resync_sent = False
@@ -620,6 +683,7 @@ class GameClient:
     def _update(self, msg: Update) -> None:
         assert self.schema is not None
         self.acked_input = msg.ack
+        self.skips.observe(msg.ack, msg.surplus)
         self.events.extend(msg.events)
         del self.events[:-256]
         if msg.base is None:

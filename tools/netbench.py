@@ -13,8 +13,10 @@ updates) play ``--duration`` seconds in a fresh server. Reported per run:
 - **hit rate**: the bots' bullets that hit something, over the bullets they
   fired, counted from what each bot receives (``ShotCounter``: replicated
   state only, so it works against any server version);
-- the server's input queue counts (``inputs_starved``, ``inputs_dropped``;
-  absent from servers that predate them) and the bots' RTT.
+- the server's input queue counts (``inputs_starved``, ``inputs_dropped``,
+  ``inputs_skipped``; absent from servers that predate them), the sends the
+  bots skipped because the server said their queue was too deep
+  (``skipped``, protocol minor 2) and the bots' RTT.
 
 The baseline's bots send no ``view`` (a server that predates it refuses the
 key) unless ``--recent-baseline``; ``--no-view`` does the same against this
@@ -148,13 +150,13 @@ def measure(root: Path, args: argparse.Namespace, delay: float, view: bool) -> d
         "server": "baseline" if root != ROOT else "this", "network": f"{delay * 1000:g} ms ± {args.jitter * 1000:g} ms"
         if delay > 0 else "loopback", "view": view, "bots": len(joined), "seconds": args.duration,
         "updates": sum(s.updates for s in stats), "predicted": predicted, "corrections": corrections,
-        "unanswered": sum(s.unanswered for s in stats),
+        "unanswered": sum(s.unanswered for s in stats), "skipped": sum(s.skipped for s in stats),
         "corrections_per_min_per_bot": round(corrections / minutes / max(1, len(joined)), 2),
         "corrections_pct": round(100 * corrections / predicted, 3) if predicted else None,
         "shots": shots, "hits": hits, "hit_rate": round(hits / shots, 3) if shots else None,
         "inputs_starved": info.get("inputs_starved"), "inputs_dropped": info.get("inputs_dropped"),
         "inputs_stale": info.get("inputs_stale"), "inputs_trimmed": info.get("inputs_trimmed"),
-        "inputs_trimmed_idle": info.get("inputs_trimmed_idle"),
+        "inputs_trimmed_idle": info.get("inputs_trimmed_idle"), "inputs_skipped": info.get("inputs_skipped"),
         "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 1) if rtts else None,
         "desyncs": sum(s.desyncs for s in stats), "errors": [b.error for b in bots if b.error][:3],
     }
@@ -171,11 +173,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"{'server':<9} {'network':<16} {'view':<5} {'corr/min/bot':>12} {'corr %':>7} {'shots':>6} {'hits':>5} "
-          f"{'hit rate':>8} {'starved':>8} {'rtt p50':>8}")
+          f"{'hit rate':>8} {'starved':>8} {'dropped':>8} {'skipped':>8} {'rtt p50':>8}")
     for r in rows:
         print(f"{r['server']:<9} {r['network']:<16} {str(r['view']):<5} {r['corrections_per_min_per_bot']:>12} "
               f"{str(r['corrections_pct']):>7} {r['shots']:>6} {r['hits']:>5} {str(r['hit_rate']):>8} "
-              f"{str(r['inputs_starved']):>8} {str(r['rtt_ms_p50']):>8}")
+              f"{str(r['inputs_starved']):>8} {str(r['inputs_dropped']):>8} {r['skipped']:>8} {str(r['rtt_ms_p50']):>8}")
         for e in r["errors"]:
             print(f"  {e}")
 

@@ -88,13 +88,14 @@ class Stream {
  * `oneInputPerUpdate`: a page without the backlog rule (sends for every update);
  * `latched`: false sends the button's state at the moment of sending;
  * `ackSkew`: a page that misreads `ack` by that much (a wrong rule); `rest`: false, a server that repeats a
- * starved tick's input whole; `skipLate`: a server that skips the ticks it is more than 3 late for instead of
- * running them all (the real ticker: its ticks are numbered by the simulation, so its updates come later than
- * before from then on).
+ * starved tick's input whole; `depth`: a server of protocol minor 2 whose queue aims at that depth, each update
+ * saying the `surplus` beyond it (before the tick's input is taken), which the page skips (main.js, `Skips`);
+ * `skipLate`: a server that skips the ticks it is more than 3 late for instead of running them all (the real
+ * ticker: its ticks are numbered by the simulation, so its updates come later than before from then on).
  */
 function play({
   seconds = 20, oneWay = 1, jitter = 0.5, seed = 1, intent = () => ({ dx: 0, dy: 0 }), presses = [],
-  pageBusy = [], serverBusy = [], oneInputPerUpdate = false, latched = true, ackSkew = 0, rest = true,
+  pageBusy = [], serverBusy = [], oneInputPerUpdate = false, latched = true, ackSkew = 0, rest = true, depth = null,
   skipLate = false,
 }) {
   const rand = lcg(seed);
@@ -102,7 +103,7 @@ function play({
   const queue = new InputQueue({ rest }), predictor = new Predictor(RULE), clock = new TickClock(T, { staleTicks: STALE_TICKS });
   const scheduler = new InputScheduler(T), fire = new Latch();
   const server = { x: 12000, y: 12000, cooldown: 0, shots: 0, ticks: 0 };
-  const page = { seq: 0, updates: 0, sent: [], held: false };
+  const page = { seq: 0, updates: 0, sent: [], held: false, queued: [] };
   predictor.reconcile(server.x, server.y, true, 0, 0);
   const events = []; // {at, order, run}
   let order = 0;
@@ -130,8 +131,10 @@ function play({
     page.updates++;
     const stale = clock.observe(u.tick, now);
     const answer = scheduler.onUpdate(u.tick, now, stale) || oneInputPerUpdate;
+    scheduler.skips.observe(u.ack, u.surplus);
     predictor.reconcile(u.x, u.y, true, u.ack + ackSkew, u.tick, scheduler.backlog);
-    if (answer) { send(now, u.tick); scheduler.sent(now); }
+    if (answer && scheduler.skips.skip(page.seq + 1)) { page.seq++; scheduler.sent(now); } // numbered, not sent
+    else if (answer) { send(now, u.tick); scheduler.sent(now); }
   };
   // The server: tick k due at k T, later while it is busy (then the late ticks run back to back).
   let serverFree = 0, sim = 0;
@@ -143,12 +146,14 @@ function play({
       serverFree = time + 0.02;
       at(time, () => {
         const k = ++sim;
+        const surplus = depth == null ? undefined : Math.max(0, queue.queue.length - depth);
         const input = queue.tick();
         if (queue.applied) server.ticks++;
         [server.x, server.y] = stepMove(RULE, server.x, server.y, input.dx, input.dy);
         server.cooldown = Math.max(server.cooldown - 1, 0);
         if (input.fire && server.cooldown === 0) { server.shots++; server.cooldown = COOLDOWN; }
-        onPage(down.arrival(time), update({ tick: k, x: server.x, y: server.y, ack: input.seq }));
+        onPage(down.arrival(time), update({ tick: k, x: server.x, y: server.y, ack: input.seq, surplus }));
+        page.queued.push(queue.queue.length);
       });
     });
   }
@@ -284,6 +289,30 @@ test("a press followed by a long starve fires once: a starved tick rests the but
   const repeat = play({ seconds: 4, intent: hold, presses: [[1002, 1003]], pageBusy: [[1040, 2540]], rest: false });
   assert.ok(repeat.server.shots >= 6, `${repeat.server.shots}`);
   assert.ok(repeat.predictor.corrections >= 1);
+});
+
+test("a page told the server's surplus skips as many sends: the stalls' extra ticks of queue are given back, nothing lost", () => {
+  // The page stalls 100-130 ms every 1.1 s (each stall's updates answered one each when it ends, the server's
+  // queue starving meanwhile), so the queue gets as deep as the longest stall and stays so.
+  const pageBusy = [];
+  for (let t = 700; t < 18000; t += 1100) pageBusy.push([t, t + 100 + (t % 31)]);
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+  const plain = play({ seconds: 20, oneWay: 1, jitter: 0.8, intent: wiggle(20), pageBusy });
+  const told = play({ seconds: 20, oneWay: 1, jitter: 0.8, intent: wiggle(20), pageBusy, depth: 1 });
+  for (const r of [plain, told]) {
+    // Either way every input sent is applied once: the starved ticks stood the player still, no correction.
+    assert.equal(r.queue.dropped, 0);
+    assert.equal(r.predictor.corrections, 0);
+    assert.ok(r.exact);
+  }
+  // Without the surplus the queue keeps the stalls' ticks (latency: 3 ticks on average in the last 10 s); told
+  // it, the page skips them after each stall (no input sent for them: seq gaps), and it is back near its depth.
+  const late = (r) => mean(r.page.queued.slice(-300));
+  assert.ok(late(plain) >= 2.5, `${late(plain)}`);
+  assert.ok(late(told) < 1.5 && told.scheduler.skips.skipped >= 10, `${late(told)} ${told.scheduler.skips.skipped}`);
+  assert.equal(told.page.sent.length + told.scheduler.skips.skipped, told.page.seq);
+  // A server that says nothing (minor 1): no skip.
+  assert.equal(plain.scheduler.skips.skipped, 0);
 });
 
 test("after the page and the server froze together, the late updates that follow are answered within a few ticks", () => {

@@ -14,6 +14,6 @@ PROTOCOL_VERSION = 1
 #: Its minor version (PROTOCOL.md, *Versions*): announced in the upgrade's response header
 #: ``PROTOCOL_HEADER`` and in ``welcome.minor``; clients send what a minor added only to servers
 #: that announce it. A server that announces none is 1.0.
-PROTOCOL_MINOR = 1
+PROTOCOL_MINOR = 2
 #: The upgrade response's header that announces ``version.minor`` (``Tickserver-Protocol: 1.1``).
 PROTOCOL_HEADER = "Tickserver-Protocol"

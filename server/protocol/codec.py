@@ -253,9 +253,11 @@ MESSAGES: tuple[Message, ...] = (
     Message("pong", Pong, SERVER, (Req("id"), Req("time"), Req("tick"))),
     Message("error", Error, SERVER, (Req("code"), Req("reason"))),
     Message("moved", Moved, SERVER, (Req("url"),)),
-    # ``ack`` last: finish_update appends it to a shared prefix.
+    # ``ack`` last of the shared part: finish_update appends it to a shared prefix; ``surplus`` (minor 2), when
+    # not 0, after it (with_surplus).
     Message("update", Update, SERVER, (Req("tick"), Req("base"), Inline("body", UPDATE_BODY_KEYS),
-                                       Req("sum", "checksum"), Opt("ev", "events", omit=True), Req("ack"))),
+                                       Req("sum", "checksum"), Opt("ev", "events", omit=True), Req("ack"),
+                                       Opt("surplus", omit=True))),
     Message("replay_info", ReplayInfo, SERVER, (
         Req("name"), Req("match"), Req("ruleset"), Req("ruleset_version"), Req("seed"), Req("options"),
         Req("tick_rate"), Req("start_time"), Req("first"), Req("last"), Req("complete"), Req("warnings"),
@@ -281,9 +283,10 @@ if ([f.attr for f in _INPUT.fields] != [a.name for a in attrs.fields(Input)] or 
     raise TypeError("decode_client's input path assumes input's fields are seq, values (required), ack, view (optional)")
 
 _UPDATE = _BY_CLASS[Update]
-_ACK_KEY: bytes = msgpack.packb(_UPDATE.fields[-1].key)
-if _UPDATE.fields[-1].optional:
-    raise TypeError("finish_update appends an update's last field: it must be required")
+_ACK_KEY: bytes = msgpack.packb(_UPDATE.fields[-2].key)
+_SURPLUS_KEY: bytes = msgpack.packb(_UPDATE.fields[-1].key)
+if _UPDATE.fields[-2].optional or [f.key for f in _UPDATE.fields[-2:]] != ["ack", "surplus"]:
+    raise TypeError("finish_update appends an update's ack, with_surplus its surplus after it: the last two fields")
 
 
 #: What msgpack's ValueError for a client message says -> our reason (the limits in ``_unpack``).
@@ -464,6 +467,17 @@ def ack_field(ack: int) -> bytes:
 def finish_update(prefix: bytes, ack: int) -> bytes:
     """The complete update frame for one client: the shared prefix plus ``"ack": ack`` (``ack_field``)."""
     return prefix + ack_field(ack)
+
+
+def with_surplus(frame: bytes, surplus: int) -> bytes:
+    """An update ``frame`` (any: ordinary or filtered, ending with its ``ack``) with ``"surplus": surplus``
+    after it, its map header counting one more key: the per-client key of minor 2, written only when not 0
+    (most ticks no client has one, so the shared encodings stay as they were)."""
+    head = frame[0]
+    if not 0x80 <= head < 0x8F:  # a fixmap: an update has at most 10 keys
+        raise ValueError(f"not an update frame of fewer than 15 keys (map header {head:#x})")
+    value: bytes = msgpack.packb(surplus)
+    return bytes((head + 1,)) + frame[1:] + _SURPLUS_KEY + value
 
 
 def decode_server(data: bytes | bytearray | memoryview | str) -> ServerMessage:

@@ -359,6 +359,9 @@ class Update:
         checksum: CRC-32 of the state after applying it (a filtered view: its view sum).
         ack: the seq of this player's newest input applied.
         events: this tick's events, ruleset-defined arrays.
+        surplus: inputs the player's queue holds beyond its target depth (minor 2; 0 when absent): the client
+            skips that many sends, less those it skipped since input ``ack`` went out (PROTOCOL.md, *The input
+            queue*).
     """
 
     tick: int
@@ -367,6 +370,7 @@ class Update:
     checksum: int
     ack: int
     events: tuple[Any, ...] = field(default=(), converter=_to_tuple)
+    surplus: int = 0
 
     def __attrs_post_init__(self) -> None:
         # Inline, like Input's: one per tick per client.
@@ -379,6 +383,8 @@ class Update:
             raise InvalidField(f"checksum: expected an integer in [0, {U32}], got {checksum!r}")
         if type(ack) is not int or not 0 <= ack <= U32:
             raise InvalidField(f"ack: expected an integer in [0, {U32}], got {ack!r}")
+        if type(self.surplus) is not int or not 0 <= self.surplus <= U32:
+            raise InvalidField(f"surplus: expected an integer in [0, {U32}], got {self.surplus!r}")
         if type(self.body) is not dict or not self.body.keys() <= _BODY_KEYS:
             raise InvalidField(f"body: expected a map of {', '.join(UPDATE_BODY_KEYS)}")
         if type(self.events) is not tuple:

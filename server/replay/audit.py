@@ -11,9 +11,9 @@ ordinary updates of the same view), so ``ViewAudit.rebuild`` gives the very
 bytes the server sent from the recording alone: every player's, whatever its
 hello said, and every spectator's. The update's ``ack`` (the player's own
 input sequence number, which the recording does not keep) is taken from the
-frame itself. In a match without a view (or a spectator's, when the match's
-``view_spectators`` gives them the world) the updates are rebuilt with the
-ordinary delta encoder.
+frame itself, and so is its ``surplus`` when it has one. In a match without a
+view (or a spectator's, when the match's ``view_spectators`` gives them the
+world) the updates are rebuilt with the ordinary delta encoder.
 
 Nothing here does I/O: the replay comes in parsed, frames come in as bytes.
 """
@@ -26,7 +26,7 @@ from typing import Any
 import msgpack
 
 from game.rules import Event, Ruleset
-from server.protocol.codec import encode_update_prefix, finish_update
+from server.protocol.codec import encode_update_prefix, finish_update, with_surplus
 from server.protocol.delta import Snapshot, WireSchema, encode_body
 from server.protocol.interest import ViewGrid, ViewShape, reference_frame, reference_plain_frame, reference_state
 from server.replay.format import Replay, ReplayUsageError
@@ -93,6 +93,11 @@ class ViewAudit:
         filtered views; ``spectator``: it watched (its view has no centre)."""
         msg = msgpack.unpackb(frame, raw=False)
         tick, base, ack = msg["tick"], msg["base"], msg["ack"]
+        rebuilt = self._rebuild(tick, base, ack, player, interest=interest, spectator=spectator)
+        surplus = msg.get("surplus")  # the player's queue, which the recording does not keep either: the frame's
+        return rebuilt if surplus is None else with_surplus(rebuilt, surplus)
+
+    def _rebuild(self, tick: int, base: int | None, ack: int, player: int, *, interest: bool, spectator: bool) -> bytes:
         cur, events, entities = self._at(tick)
         before = None if base is None else self._at(base)[0]
         wire = [e.to_wire() for e in events]

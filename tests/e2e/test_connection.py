@@ -547,11 +547,12 @@ def test_the_server_announces_its_minor_version_ignores_and_counts_keys_it_does_
             return announced, welcome, ignored, code, reason, client
 
     announced, welcome, ignored, code, reason, client = asyncio.run(main())
-    assert announced == "1.1" and welcome.minor == 1
+    assert announced == "1.2" and welcome.minor == 2
     assert ignored == 3
     assert code == 1007 and "in[0]: expected an integer" in reason
-    # The Python client read the announcement: it speaks minor 1 (interest, roster deltas, view, leave).
-    assert client.minor == 1 and client.hello().interest and client.hello().roster_deltas
+    # The Python client read the announcement: it speaks minor 1 (interest, roster deltas, view, leave) and
+    # reads minor 2's update.surplus.
+    assert client.minor == 2 and client.hello().interest and client.hello().roster_deltas
 
 
 def test_the_python_client_sends_a_10_server_nothing_minor_1_added() -> None:

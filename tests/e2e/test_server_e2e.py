@@ -210,14 +210,18 @@ def test_the_python_clients_prediction_is_exact_on_loopback_and_through_100_ms_o
     for c, queue in runs:
         s = c.stats
         assert s.desyncs == 0 and s.errors == [] and s.predicted >= 300
-        # Exact whenever the server applied our inputs one per tick: every correction is a tick the
-        # server had to repeat (starved: our input was late or never sent) or an input it dropped.
-        assert s.corrections <= queue["starved"] + queue["dropped"], (s, queue)
-        # On a quiet machine both runs correct nothing or nearly (under 1%). A busy one delays a tick, or
-        # stalls the client, now and then: each delay deepens the queue by one tick, once; a stall longer
-        # than the queue costs the ticks it lasted. Through this jitter on a machine loaded 5x over, this
-        # stays under 6%; the newest-input-wins rule it replaced corrected 65% of the ticks (4-6% direct).
-        assert s.corrections <= 0.10 * s.predicted, (s, queue)
+        # Strict: every input sent is applied once, in order; a starved tick (our input late, a busy machine)
+        # stands the player still, which the prediction does not feel. So a correction can only be an input
+        # the server dropped, and with none dropped (the rule on a quiet machine) there is none.
+        assert s.corrections <= queue["dropped"], (s, queue)
+        # The sends the client skipped because the server said its queue held more of ours than it needed
+        # (update.surplus): each a gap in seq, counted by the server once the next input came (none dropped).
+        assert queue["skipped"] <= s.skipped and queue["stale"] == 0, (s, queue)
+        # What can still drop an input: a queue the client did not skip down in time (a trim), or more than the
+        # queue's 8 arriving at once (the server or the path held our inputs for over a quarter second, which
+        # only a busy machine does). The margin is that machine's; the newest-input-wins rule this replaced
+        # corrected 65% of the ticks through the proxy (4-6% direct).
+        assert queue["dropped"] <= 0.03 * s.predicted, (s, queue)
 
 
 def names_on(server: ServerProcess) -> dict[str, bool]:

@@ -26,6 +26,7 @@ from server.protocol.codec import (
     encode_update_prefix,
     ack_field,
     finish_update,
+    with_surplus,
 )
 from server.protocol.errors import InvalidField, ProtocolError
 from server.protocol.messages import (
@@ -131,15 +132,25 @@ updates = st.builds(
                                              "cols": st.just([[1, None, 0, b"\x02"]]), "new": st.just([b"", []])}),
     checksum=st.integers(0, U32), ack=st.integers(0, U32),
     events=st.lists(st.tuples(st.just("kill"), st.integers(0, 99), st.integers(0, 99)).map(list), max_size=3).map(tuple),
+    surplus=st.just(0) | st.integers(1, 8) | st.integers(0, U32),
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(updates)
-def test_an_update_from_the_table_is_the_hot_paths_prefix_plus_ack(msg: Update) -> None:
+def test_an_update_from_the_table_is_the_hot_paths_prefix_plus_ack_then_any_surplus(msg: Update) -> None:
     prefix = encode_update_prefix(msg.tick, msg.base, msg.body, msg.checksum, list(msg.events))
-    assert encode_server(msg) == finish_update(prefix, msg.ack)
+    frame = finish_update(prefix, msg.ack)
+    assert encode_server(msg) == (with_surplus(frame, msg.surplus) if msg.surplus else frame)
     assert decode_server(encode_server(msg)) == msg
+
+
+def test_a_surplus_is_appended_to_any_update_frame_and_refused_on_anything_else() -> None:
+    frame = finish_update(encode_update_prefix(3, None, {}, 7, []), 2)
+    assert msgpack.unpackb(with_surplus(frame, 300)) == {**msgpack.unpackb(frame), "surplus": 300}
+    assert decode_server(with_surplus(frame, 3)).surplus == 3 and decode_server(frame).surplus == 0
+    with pytest.raises(ValueError, match="map header"):
+        with_surplus(msgpack.packb([1, 2]), 1)
 
 
 @pytest.mark.parametrize("ack", [0, 1, 127, 128, 255, 256, 65535, 65536, U32, U32 + 1, 2**64 - 1])

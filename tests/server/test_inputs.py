@@ -31,7 +31,7 @@ def test_each_tick_applies_the_oldest_queued_input_once_in_seq_order() -> None:
     assert batch.values.tolist() == [[1, 0], [0, 0]]
     assert t.ack(1) == 1 and t.ack(2) == 0
     assert t.commit(2).values.tolist() == [[-1, 1], [0, 0]] and t.ack(1) == 2
-    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
+    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0, "skipped": 0}
 
 
 def test_an_empty_queue_repeats_the_input_in_force_counts_it_starved_and_keeps_the_ack() -> None:
@@ -181,7 +181,7 @@ def play(t: InputTable, delays: list[float], *, start: int = 1) -> list[int]:
 def test_without_jitter_the_queue_stays_one_deep_and_never_starves() -> None:
     t = table([1])
     applied = play(t, [0.3] * 300)
-    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0}
+    assert t.totals == {"starved": 0, "dropped": 0, "stale": 0, "trimmed": 0, "trimmed_idle": 0, "skipped": 0}
     assert t.queue_stats(1)["depth"] == 1
     assert applied[:5] == [1, 2, 3, 4, 5]  # each input one tick after its update
 
@@ -255,18 +255,77 @@ def test_inputs_owed_that_never_come_idle_are_dropped_a_window_later() -> None:
 
 def test_the_target_depth_measures_the_spread_of_arrivals_bounded_by_max_depth() -> None:
     t = table([1], window=60)
-    for seq in range(1, 40):  # two inputs every other tick: spread 1
-        if seq % 2:
-            t.submit(1, 2 * seq, (0, 0))
-            t.submit(1, 2 * seq + 1, (0, 0))
-        t.commit(seq)
+    seq = 0
+    for tick in range(1, 40):  # two inputs every other tick: spread 1
+        if tick % 2:
+            for _ in range(2):
+                seq += 1
+                t.submit(1, seq, (0, 0))
+        t.commit(tick)
     assert t.queue_stats(1)["depth"] == 2
-    for seq in range(100, 140):  # ten at once every tenth tick: far beyond the bound
-        if seq % 10 == 0:
-            for j in range(10):
-                t.submit(1, 10 * seq + j, (0, 0))
-        t.commit(seq)
+    for tick in range(100, 140):  # ten at once every tenth tick: far beyond the bound
+        if tick % 10 == 0:
+            for _ in range(10):
+                seq += 1
+                t.submit(1, seq, (0, 0))
+        t.commit(tick)
     assert t.queue_stats(1)["depth"] == MAX_DEPTH
+
+
+def skipping(skip: bool, ticks: int = 200) -> tuple[InputTable, list[int], list[int]]:
+    """A client that sends one input a tick, except that three ticks early on have none and the next brings
+    four (a stall, as a busy client answers one: the queue ends three deeper); with ``skip`` it then leaves out
+    as many sends as each update's ``surplus`` says, less those skipped since the input the update applied (a
+    gap in its ``seq``). The seq applied and the surplus, per tick."""
+    t = table([1], window=60)
+    seq, skips, applied, surplus = 0, [], [], []
+    for tick in range(1, ticks):
+        sends = 0 if 20 <= tick < 23 else 4 if tick == 23 else 1
+        owed = (surplus[-1] if surplus else 0) - sum(1 for k in skips if k > t.ack(1))
+        for _ in range(sends):
+            seq += 1
+            if skip and owed > 0 and sends == 1:
+                skips.append(seq)  # numbered, never sent
+                owed -= 1
+                continue
+            t.submit(1, seq, (1, seq % 100))
+        t.commit(tick)
+        applied.append(t.ack(1))
+        surplus.append(t.surplus_map().get(1, 0))
+    return t, applied, surplus
+
+
+def test_a_queue_deeper_than_its_depth_reports_its_surplus_and_skipped_seqs_lower_it_without_deepening_it() -> None:
+    t, applied, surplus = skipping(False)
+    # A stall of three ticks: the queue is three deeper from then on. While the window remembers the stall its
+    # depth covers it (4); then the three are a surplus, said every tick, until the trim drops three moving
+    # inputs (three corrections for the client's prediction).
+    assert t.totals["starved"] == 3 and surplus[:78] == [0] * 78 and surplus[78:88] == [3] * 10, surplus
+    assert t.totals["dropped"] == t.totals["trimmed"] == 3 and t.totals["skipped"] == 0
+    t, applied, surplus = skipping(True, 300)
+    # Skipping as told: three sends left out (seq gaps; each skip counted in flight until the update's ack passes
+    # it, so the client does not skip twice for one surplus), and the queue is down to its depth with nothing
+    # dropped: every input sent is applied once, in order.
+    # (A skip is a tick without an arrival, a dip in x that deepens D by one while the window holds it: the
+    # last of the three waits for the window to forget it.)
+    assert surplus[78] == 3 and max(surplus[79:]) == 1 and surplus[150:] == [0] * len(surplus[150:]), surplus
+    assert t.totals["skipped"] == t.queue_stats(1)["skipped"] == 3 and t.totals["dropped"] == 0
+    moved = [a for a, b in zip(applied[1:], applied) if a != b]
+    assert moved == sorted(moved) and len(set(moved)) == len(moved)
+    assert t.queue_stats(1)["depth"] == 1 and t.queue_stats(1)["queued"] == 0
+
+
+def test_seq_gaps_count_as_arrivals_so_skipped_sends_do_not_deepen_the_queue() -> None:
+    t = table([1], window=60)
+    for tick in range(1, 140):
+        if tick not in (100, 110, 120):  # three sends skipped, ten ticks apart (seq numbers the skipped too)
+            t.submit(1, tick, (1, 0))
+        t.commit(tick)
+    s = t.queue_stats(1)
+    # Each skip is a tick without an arrival, made up by the next input's seq: the depth sees a dip of one
+    # (2 while the window holds it), not arrivals that fell three behind the ticks (which would make it 4).
+    assert s["skipped"] == 3 and t.totals["starved"] == 3 and t.totals["dropped"] == 0
+    assert s["depth"] == 2 and s["queued"] == 0
 
 
 def test_two_thousand_players_each_get_their_input_in_one_commit() -> None:
