@@ -257,7 +257,8 @@ class ServerSession:
         if self._credit > 0:  # an answer to an update: the token charged goes back
             self._credit -= 1
             self._tokens += 1.0
-        self._check_values(values)
+        if self._valid is None or values not in self._valid:
+            self._check_values(values)  # raises
         self._ack(ack, server_tick, now)
         return seq, values, view
 
