@@ -212,11 +212,13 @@ def test_prediction_agrees_with_every_update_over_15_s_of_play_on_loopback(
     join(page, "Runner")
     changes = walk(page, 15.0, seed=11)
     # 0, also on a busy machine: an input that reaches the server after its tick leaves a starved tick
-    # (the player stands still there), which the prediction does not feel. Only an input the server
-    # dropped (its queue overflowing in a long stall, or a trim that found no idle input) corrects. A
-    # wrong movement rule or a misread ack disagrees at every change of the keys (about 45 here), and
-    # those are unexplained (none allowed).
-    d = assert_prediction_agrees(page, server, "Runner", most=0.12)
+    # (the player stands still there), which the prediction does not feel, and the page skips the sends a
+    # queue left too deep does not need (update.surplus) before a trim would drop a moving input. Only an
+    # input the server dropped corrects (strict); what can still drop one is more than 8 inputs arriving at
+    # once (the server held them for a quarter second: a busy machine's margin, 3%). A wrong movement rule or
+    # a misread ack disagrees at every change of the keys (about 45 here), and those are unexplained (none
+    # allowed).
+    d = assert_prediction_agrees(page, server, "Runner", most=0.03)
     assert changes >= 35 and d["reconciled"] >= 300, (changes, d)
 
 
@@ -232,8 +234,9 @@ def test_prediction_through_the_jittery_proxy_corrects_under_one_percent_of_tick
         # the player standing still, which the prediction does not feel); the rate is measured after that,
         # over 15 s of play. Before starved ticks stood still: under 1% (1 in 466 updates at a load
         # average of 7), up to 5.4% on a busy machine (every one a starved tick or a dropped input). Now
-        # only a dropped input corrects. The rate bound is the busy machine's margin; what stays strict is
-        # that nothing is unexplained: a wrong rule is unexplained at every change of the keys.
+        # only a dropped input corrects, and a queue left too deep is skipped down rather than trimmed. The
+        # rate bound is the busy machine's margin (3%); what stays strict is that every correction is a
+        # dropped input and nothing is unexplained: a wrong rule is unexplained at every change of the keys.
         walk(page, 3.0, seed=13)
         settle(page, server, "Roamer")
         since = counts(page, server, "Roamer")
@@ -241,7 +244,7 @@ def test_prediction_through_the_jittery_proxy_corrects_under_one_percent_of_tick
         behind = page.evaluate("""() => { const f = window.__game.game.feed, now = performance.now();
                                   f.sample(now); return f.clock.tickAt(now) - f.renderTick; }""")
         assert state(page)["interpMs"] == 150 and abs(behind - 150 / TICK_MS) < 1e-6, behind
-        d = assert_prediction_agrees(page, server, "Roamer", most=0.12, since=since)
+        d = assert_prediction_agrees(page, server, "Roamer", most=0.03, since=since)
         assert d["reconciled"] >= 300, d
 
 
