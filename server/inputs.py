@@ -48,7 +48,8 @@ PROTOCOL.md, *The input queue*, is the normative description; the rules:
   the player's update (protocol minor 2), which tells its client to skip that
   many sends. Never more than the queue could lose without starving when the
   arrivals keep the spread of the last window (at the tick where ``x`` is at
-  its highest it is exactly that, at any other less).
+  its highest it is exactly that, at any other less), unless that spread is
+  beyond what ``MAX_DEPTH`` covers (then the bound decides, as for the depth).
 - **Lag**: an input may carry ``view``, the tick the client was displaying
   when it sampled the input; the tick ``t`` that applies it records
   ``lag = clamp(t - view, 0, max_lag)`` for the ruleset's lag compensation
