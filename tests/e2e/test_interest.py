@@ -18,6 +18,7 @@ import msgpack
 import numpy as np
 
 from game.rules import get_ruleset
+from server.protocol.codec import with_surplus
 from server.protocol.interest import ViewShape
 from server.replay.audit import ViewAudit
 from server.replay.listing import read_replay
@@ -154,6 +155,9 @@ def test_a_recorded_match_rebuilds_every_update_each_player_was_sent_byte_for_by
         assert c.welcome is not None
         assert audit.rebuild(frame, c.welcome.player, interest=c.interest, spectator=c.spectate) == frame, \
             f"{name} at tick {tick}"
+        if tick % 10 == 0:  # a player's surplus (minor 2), like its ack, is its queue's: taken from the frame
+            told = with_surplus(frame, 3)
+            assert audit.rebuild(told, c.welcome.player, interest=c.interest, spectator=c.spectate) == told
     # Events reached each client as its view says: the kill feed everyone, pickups and drone kills near them.
     got = {name: [e for _, n, f, _ in frames if n == name for e in msgpack.unpackb(f).get("ev", [])]
            for name in ("p0", "p1", "p2", "old", "eye")}
