@@ -385,7 +385,7 @@ class Match:
         events = self.ruleset.step(self.world, batch)
         t1 = perf()
 
-        snap = Snapshot.capture(self.world)
+        snap = Snapshot.capture(self.world, self._snapshot)
         self._snapshot = snap
         self.history.add(snap)
         wire_events = [e.to_wire() for e in events]

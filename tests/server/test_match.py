@@ -188,6 +188,19 @@ def test_mirrors_built_from_the_updates_match_the_server_every_tick() -> None:
                 send(match, member, Input(tick, ((tick // 10) % 3 - 1, (i % 3) - 1), ack=upd.tick))
 
 
+def test_ticks_where_nobody_comes_or_goes_share_one_ids_array_and_a_join_gets_a_new_one() -> None:
+    match = new_match()
+    match.tick(0.0)
+    first = match.snapshot
+    match.tick(0.05)
+    assert match.snapshot.ids is first.ids
+    join(match)
+    match.tick(0.1)
+    assert match.snapshot.ids is not first.ids
+    assert len(match.snapshot.ids) == len(first.ids) + 1
+    assert first.ids.tolist() == list(range(50))  # the shared array was never written to
+
+
 def test_ping_is_answered_at_once_with_the_server_tick() -> None:
     match = new_match()
     member, client = join(match)
