@@ -290,6 +290,9 @@ def test_a_client_joining_mid_ramp_ends_with_the_roster_of_a_fresh_joiner(start_
         fresh = client("fresh")
         await fresh.connect()
         everyone = [early, old, mid, fresh] + ramp
+        async with asyncio.timeout(5):  # a player enters the roster at its first ack: fresh's own entry follows
+            while fresh.roster is None or len(fresh.roster.players) < 2 + 8 * 5 + 1 - 4 + 1:
+                await fresh.wait_update()
         want = fresh.rosters.rev
         for c in everyone:
             assert c is not None

@@ -15,6 +15,7 @@ from server.protocol.history import (
     KEYFRAME_GAP,
     MAX_BASES,
     NO_UPDATE,
+    SNAP,
     SnapshotHistory,
     UpdateEncoder,
     cap_bases,
@@ -60,7 +61,9 @@ def test_a_client_gets_a_delta_from_the_newest_allowed_base_it_holds() -> None:
     (48, None, False, None),
     (48, 40, False, NO_UPDATE),  # its last keyframe is unacknowledged: KEYFRAME_GAP ticks later at the earliest
     (49, None, False, NO_UPDATE),
-    (48, 48 - KEYFRAME_GAP, False, None),
+    (64, 64 - KEYFRAME_GAP, False, None),
+    (48, 48 - KEYFRAME_GAP, False, NO_UPDATE),  # the gap is over, but slot 0's tick of the 32 is 64
+    (49, None, False, NO_UPDATE),
 ])
 def test_a_client_that_holds_no_base_gets_a_keyframe_only_when_the_rules_say(
         tick: int, last_keyframe: int | None, first: bool, expected: int | None) -> None:
@@ -72,6 +75,22 @@ def test_a_client_whose_acks_advance_gets_a_keyframe_every_grid_tick_though_it_l
     enc = encoder_at(48)
     assert enc.choose({10}.__contains__, 40, last_ack=30) is None  # acked something 18 ticks ago: alive
     assert enc.choose({10}.__contains__, 40, last_ack=48 - KEYFRAME_GAP) == NO_UPDATE  # silent for the gap
+
+
+def test_clients_that_never_acknowledged_get_their_keyframes_on_a_tick_of_their_slot() -> None:
+    # Their last keyframe at 60, unacknowledged: from 92 on, each gets one on its own of the next 32 ticks.
+    got = {slot: [t for t in range(92, 92 + KEYFRAME_GAP) if encoder_at(t).choose(set().__contains__, 60, slot=slot)
+                  is None] for slot in range(KEYFRAME_GAP)}
+    assert got[0] == [96] and got[1] == [95] and got[31] == [97]
+    assert sorted(t for ticks in got.values() for t in ticks) == list(range(92, 92 + KEYFRAME_GAP))
+
+
+def test_clients_whose_acks_stopped_get_their_keyframes_on_the_grid_tick_of_their_slot() -> None:
+    # They acknowledged tick 20 (long ago), then not the keyframe of 60: each on its own of the next 8 grid ticks.
+    got = {slot: [t for t in range(92, 92 + KEYFRAME_GAP)
+                  if encoder_at(t).choose(set().__contains__, 60, last_ack=20, slot=slot) is None] for slot in range(8)}
+    assert got[0] == [96] and got[1] == [92] and got[7] == [100]
+    assert sorted(t for ticks in got.values() for t in ticks) == list(range(92, 92 + KEYFRAME_GAP, SNAP))
 
 
 def test_without_the_grid_a_keyframe_goes_whenever_the_gap_allows() -> None:

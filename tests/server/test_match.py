@@ -63,7 +63,14 @@ def send(match: Match, member: Member, msg: Any, now: float = 0.0) -> None:
         match.on_message(member, parsed)
 
 
-def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick() -> None:
+def enter(match: Match, *members: Member) -> None:
+    """Each of ``members`` acknowledges the match's tick: a player enters the roster at the next tick."""
+    for m in members:
+        send(match, m, Ack(match.tick_count))
+
+
+def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick_and_enters_the_roster_at_its_first_ack(
+        ) -> None:
     match = new_match()
     member, client = join(match)
     assert client.frames == []
@@ -71,11 +78,18 @@ def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick() 
     welcome, roster, update = client.messages()
     assert isinstance(welcome, Welcome) and welcome.entity == member.entity and welcome.token == "token0"
     assert welcome.ruleset["name"] == "drift" and welcome.tick_rate == 30
-    assert isinstance(roster, Roster) and [(e.player, e.name, e.online) for e in roster.players] == [(member.player, "ann", True)]
+    assert roster == Roster((), 0)  # it has answered nothing yet: nobody else hears of it
     assert isinstance(update, Update) and update.base is None and update.tick == 1
     state = apply_body(match.schema, None, update.tick, update.body)
     assert state.checksum == update.checksum == match.snapshot.checksum
     assert member.entity in state.ids.tolist()
+    client.frames.clear()
+    match.tick(0.1)
+    assert not any(isinstance(m, Roster) for m in client.messages())
+    enter(match, member)
+    match.tick(0.2)
+    [roster] = [m for m in client.messages() if isinstance(m, Roster)]
+    assert [(e.player, e.entity, e.name, e.online) for e in roster.players] == [(member.player, member.entity, "ann", True)]
 
 
 def test_two_inputs_in_one_tick_are_applied_one_per_tick_in_order_and_acknowledged() -> None:
@@ -217,6 +231,7 @@ def test_a_disconnected_player_is_held_then_leaves() -> None:
     other, oc = join(match, "bob")
     match.tick(0.0)
     send(match, member, Input(1, (1, 0), ack=1))
+    enter(match, other)
     match.disconnect(member, client, now=1.0)
     match.tick(2.0)
     roster = [m for m in oc.messages() if isinstance(m, Roster)][-1]
@@ -237,29 +252,37 @@ def test_a_client_that_asks_for_roster_deltas_gets_the_whole_roster_once_then_ea
     ann, ac = join(match, "ann", roster_deltas=True)
     bob, bc = join(match, "bob")  # a client that predates deltas: whole rosters, as before
     match.tick(0.0)
-    [first] = rosters(ac)
-    assert first == Roster(match.roster().players, 1) and [e.name for e in first.players] == ["ann", "bob"]
+    enter(match, ann, bob)
+    match.tick(0.1)
+    first, joined = rosters(ac)
+    assert first == Roster((), 0) and joined == RosterDelta(1, match.roster().players, ())
+    assert [e.name for e in joined.players] == ["ann", "bob"]
     ac.frames.clear()
     bc.frames.clear()
     cat, _ = join(match, "cat")
     send(match, bob, Input(1, (1, 0), ack=1))
     match.disconnect(bob, bc, now=0.5)
     match.tick(1.0)
-    [delta] = rosters(ac)
-    assert delta == RosterDelta(2, match.roster().players[1:], ())
-    assert [(e.name, e.online) for e in delta.players] == [("bob", False), ("cat", True)]
+    enter(match, cat)
+    match.tick(1.1)
+    offline, arrived = rosters(ac)
+    assert offline == RosterDelta(2, match.roster().players[1:2], ())
+    assert [(e.name, e.online) for e in offline.players] == [("bob", False)]
+    assert arrived == RosterDelta(3, match.roster().players[2:], ()) and [e.name for e in arrived.players] == ["cat"]
     match.tick(2.0)
-    assert rosters(ac) == [delta]  # nothing changed: nothing sent
+    assert rosters(ac) == [offline, arrived]  # nothing changed: nothing sent
     match.tick(6.0)  # bob is not back within hold_s
-    assert rosters(ac)[-1] == RosterDelta(3, (), (bob.player,))
-    assert match.roster().rev == 3 and [e.name for e in match.roster().players] == ["ann", "cat"]
+    assert rosters(ac)[-1] == RosterDelta(4, (), (bob.player,))
+    assert match.roster().rev == 4 and [e.name for e in match.roster().players] == ["ann", "cat"]
 
 
 def test_every_client_of_a_tick_gets_the_same_roster_frames_encoded_once() -> None:
     match = new_match()
     clients = [join(match, f"p{i}", roster_deltas=i % 2 == 0)[1] for i in range(6)]
     match.tick(0.0)
-    join(match, "late")
+    late, _ = join(match, "late")
+    match.tick(0.5)
+    enter(match, late)
     for c in clients:
         c.frames.clear()
     match.tick(1.0)
@@ -272,6 +295,8 @@ def test_a_resync_brings_the_whole_roster_at_the_next_tick() -> None:
     match = new_match()
     ann, ac = join(match, "ann", roster_deltas=True)
     match.tick(0.0)
+    enter(match, ann)
+    match.tick(0.5)
     ac.frames.clear()
     send(match, ann, Resync())
     match.tick(1.0)
@@ -291,7 +316,10 @@ def test_a_client_joining_mid_ramp_holds_the_roster_of_the_clients_there_from_th
         if tick % 2 == 0:
             gone = next(m for m in match.members.values() if m.name.endswith("p1") and m.client is not None)
             match.leave(gone)
+        enter(match, *(m for m in match.members.values() if m.joined and m.client is not None))
         match.tick(float(tick))
+    enter(match, *(m for m in match.members.values() if m.joined and m.client is not None))
+    match.tick(9.0)
     for fake, mirror in mirrors.values():
         for msg in rosters(fake):
             assert mirror.apply(msg)
@@ -300,6 +328,27 @@ def test_a_client_joining_mid_ramp_holds_the_roster_of_the_clients_there_from_th
     for name, (fake, mirror) in mirrors.items():
         if fake.closed is None:
             assert mirror.roster == whole, name
+
+
+def test_players_that_never_answer_an_update_hold_seats_and_entities_but_change_no_roster_when_they_come_or_go(
+        ) -> None:
+    match = new_match(max_players=6)
+    ann, ac = join(match, "ann")  # whole rosters at every change
+    match.tick(0.0)
+    enter(match, ann)
+    match.tick(0.1)
+    ac.frames.clear()
+    silent = [join(match, f"silent{i}") for i in range(5)]
+    for t in range(2, 6):
+        match.tick(t / 10)
+    assert match.player_count() == 6 and all(m.entity in match.snapshot.ids.tolist() for m, _ in silent)
+    with pytest.raises(ProtocolError):
+        join(match, "one too many")
+    for m, c in silent:
+        match.disconnect(m, c, now=0.6)
+    match.tick(0.7)
+    assert rosters(ac) == [] and match.roster().rev == 1 and match.player_count() == 1
+    assert not any(m.entity in match.snapshot.ids.tolist() for m, _ in silent)
 
 
 def test_a_dropped_player_that_never_sent_an_input_holds_no_seat_it_leaves_at_the_next_tick() -> None:
@@ -347,12 +396,14 @@ def test_an_unknown_token_joins_as_a_new_player() -> None:
 
 def test_a_full_match_refuses_players_with_1013_but_accepts_spectators() -> None:
     match = new_match(max_players=1)
-    join(match, "a")
+    a, _ = join(match, "a")
     with pytest.raises(ProtocolError) as info:
         join(match, "b")
     assert info.value.code == 1013
     spectator, sc = join(match, "watcher", spectate=True)
     match.tick(0.0)
+    enter(match, a, spectator)
+    match.tick(0.1)
     welcome = sc.messages()[0]
     assert isinstance(welcome, Welcome) and welcome.entity is None
     assert [e.name for e in match.roster().players] == ["a"]
@@ -441,12 +492,16 @@ def test_a_client_lagging_ten_ticks_gets_a_delta_every_tick_from_an_anchor_it_ho
     assert max(ticks[-1] - b for b in (match.encoder.bases)) <= 27
 
 
-def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every_32_ticks_on_the_grid() -> None:
+def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every_32_ticks_on_a_tick_of_its_own(
+        ) -> None:
     match = new_match()
-    member, client = join(match)
+    clients = [join(match, f"p{i}")[1] for i in range(8)]
     for _ in range(100):
         match.tick(0.0)
-    assert [(u.tick, u.base) for u in client.updates()] == [(1, None), (36, None), (68, None), (100, None)]
+    # Player 1's tick is the 31st of each 32 (63, 95), 32 ticks after its welcome's keyframe at the earliest.
+    assert [(u.tick, u.base) for u in clients[0].updates()] == [(1, None), (63, None), (95, None)]
+    # Players who joined together: each its own tick, not all at once.
+    assert len({tuple(u.tick for u in c.updates()[1:]) for c in clients}) == 8
 
 
 def test_max_msg_rate_sets_the_sustained_rate_and_a_burst_of_twice_that() -> None:
