@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import random
@@ -337,6 +338,100 @@ def accept_batch(files: int) -> int:
     quarter of them. (asyncio accepts up to its backlog per wake-up, each a file descriptor, before the
     server sees any: a burst must fit below the limit, or accept fails on every one of them.)"""
     return max(8, min(BACKLOG, files // 4))
+
+
+#: Seconds the listener stops accepting after ``accept`` failed for lack of file descriptors (or memory), as
+#: asyncio's own does: the connections wait in the kernel's queue meanwhile, or are refused at its end.
+ACCEPT_RETRY_S = 1.0
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Listener:
+    """The listening sockets of ``host``:``port``: each turn of the loop accepts every connection waiting, up to
+    ``batch``, and hands each to the loop as a transport with ``protocol`` (``connect_accepted_socket``).
+
+    Not the loop's own server, because uvloop (libuv 1.45 on) accepts one connection per turn of the loop:
+    a server whose turns take a few ticks under load then takes a burst of N connections in N turns, and
+    an HTTP probe that came behind them waits as long (``GET /healthz`` took 13 s behind 120 WebSocket
+    connections at P = 1,000; BENCHMARKS.md, *Hostile clients*). asyncio's loop accepts its backlog at
+    once; this does so on either loop.
+    """
+
+    def __init__(self, protocol: Callable[[], asyncio.Protocol], host: str | None, port: int, batch: int,
+                 tls: dict[str, Any]) -> None:
+        self.protocol = protocol
+        self.batch = batch
+        self.tls = tls
+        self.loop = asyncio.get_running_loop()
+        self.sockets: list[socket.socket] = []
+        self._setting_up: set[asyncio.Task[None]] = set()
+        try:
+            seen: set[tuple[int, Any]] = set()
+            for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                                      flags=socket.AI_PASSIVE):
+                if (family, address) in seen:
+                    continue
+                seen.add((family, address))
+                sock = socket.socket(family, kind, proto)
+                self.sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen(batch)
+                sock.setblocking(False)
+        except OSError:
+            self.close()
+            raise
+        for sock in self.sockets:
+            self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    @property
+    def port(self) -> int:
+        """The port bound (the first socket's: with port 0, each address may get another)."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(self.batch):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    log.error("socket.accept() out of system resource: %s; accepting again in %g s", exc,
+                              ACCEPT_RETRY_S)
+                    self.loop.remove_reader(sock.fileno())
+                    self.loop.call_later(ACCEPT_RETRY_S, self._resume, sock)
+                    return
+                continue  # that connection is gone already (ECONNABORTED): the next
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = self.loop.create_task(self._set_up(conn))
+            self._setting_up.add(task)
+            task.add_done_callback(self._setting_up.discard)
+
+    def _resume(self, sock: socket.socket) -> None:
+        if sock in self.sockets and sock.fileno() >= 0:
+            self.loop.add_reader(sock.fileno(), self._accept, sock)
+
+    async def _set_up(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(self.protocol, conn, **self.tls)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:  # gone already, or a failed TLS handshake
+            log.debug("a connection could not be set up: %s", exc)
+            conn.close()
+
+    def close(self) -> None:
+        """Accept no more; connections set up or under way are not touched (a TLS handshake under way ends)."""
+        for sock in self.sockets:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+        self.sockets = []
+        for task in list(self._setting_up):
+            task.cancel()
 
 
 def default_max_connections(files: int | None = None) -> int:
@@ -1190,7 +1285,7 @@ class GameServer:
         self._refusals = 0
         self._refusal_logged = -REFUSAL_LOG_S
         self.clock: Callable[[], float] = time.monotonic
-        self._listener: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._stop = asyncio.Event()
         self._running = False
         #: Each ticking feed's loop, and the feeds opened on demand (dropped when idle).
@@ -1414,11 +1509,8 @@ class GameServer:
         ctx = self.ssl_context()
         tls: dict[str, Any] = {} if ctx is None else {
             "ssl": ctx, "ssl_handshake_timeout": config.open_timeout_s, "ssl_shutdown_timeout": config.close_timeout_s}
-        loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(lambda: Connection(self), config.host, config.port,
-                                                  backlog=accept_batch(open_files()), **tls)
-        port: int = self._listener.sockets[0].getsockname()[1]
-        return port
+        self._listener = Listener(lambda: Connection(self), config.host, config.port, accept_batch(open_files()), tls)
+        return self._listener.port
 
     async def run(self) -> None:
         """Tick every feed (each on its own loop) until ``stop()``; then close every feed, every connection
@@ -1447,7 +1539,6 @@ class GameServer:
             if self._listener is not None:
                 self._listener.close()
                 await self._close_connections()
-                await self._listener.wait_closed()
 
     async def _close_connections(self) -> None:
         """Close every connection (1001) and wait until each is gone: the close timeout bounds the wait."""
