@@ -426,16 +426,12 @@ class Binned:
         self._starts: I64 | None = None
         self._counts: I64 | None = None
         #: When ``prev`` (the tick before's binning) holds the same ids, row for row: the rows whose cell
-        #: changed since (ascending), what ``movers`` and the cell order are updated from, and that snapshot.
+        #: changed since (ascending), what ``movers`` is, and that snapshot.
         self.moved: Idx | None = None
         self.moved_since: Snapshot | None = None
-        #: ``prev`` while its cell order can give this one's (one step back at most: no chain kept alive).
-        self._prev: Binned | None = None
         if prev is not None and prev.tick == snap.tick - 1 and _same_ids(prev.snap.ids, snap.ids):
             self.moved = np.flatnonzero(prev.cell != self.cell)
             self.moved_since = prev.snap
-            if prev._order is not None:
-                self._prev = prev
 
     @property
     def tick(self) -> int:
@@ -457,21 +453,16 @@ class Binned:
     def _sorted(self) -> tuple[Idx, I64, I64]:
         """The rows sorted by (cell, id), each cell's count and its first position in that order.
 
-        Every entity is sorted by cell once (kept for all the ticks the snapshot serves as a base): from the
-        tick before's order when it has one (``reorder_cells``: only the entities that changed cell move), else a
-        radix sort; either is cheaper than picking a few cells' entities out of the world at each call.
+        Every entity is sorted by cell once (kept for all the ticks the snapshot serves as a base): a radix
+        sort, cheaper than picking a few cells' entities out of the world at each call. (Deriving it from
+        the tick before's order, moving only the entities that changed cell, took fewer instructions but
+        more time: BENCHMARKS.md, *Interest management*.)
         """
         if self._order is None or self._starts is None or self._counts is None:
-            prev = self._prev
-            if prev is not None and self.moved is not None and prev._order is not None and prev._counts is not None:
-                # Most entities stay in their cell from one tick to the next: move only the others.
-                self._order, self._counts = reorder_cells(prev._order, prev._counts, self.moved, prev.cell, self.cell)
-            else:
-                key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
-                self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
-                self._counts = np.bincount(self.cell, minlength=self.grid.ncells)
+            key = self.cell.astype(np.uint16) if self.grid.ncells <= 1 << 16 else self.cell
+            self._order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
+            self._counts = np.bincount(self.cell, minlength=self.grid.ncells)
             self._starts = np.cumsum(self._counts) - self._counts
-            self._prev = None
         return self._order, self._counts, self._starts
 
     def rows_of(self, cells: I64) -> tuple[Idx, I64]:
@@ -497,51 +488,6 @@ class Binned:
 def _same_ids(a: U32, b: U32) -> bool:
     """Whether two snapshots hold the same ids (so the same rows)."""
     return a is b or (len(a) == len(b) and bool(np.array_equal(a, b)))
-
-
-def reorder_cells(order: Idx, counts: I64, moved: Idx, old: Cells, new: Cells) -> tuple[Idx, I64]:
-    """A cell order kept across a tick: rows sorted by (cell, row) and each cell's count, from those of the
-    cells ``old`` to those of ``new`` (int32 (N,) each, the same rows), where only the rows ``moved``
-    (ascending) changed cell. Equal to sorting again (a stable sort of ``new``), in a few passes that
-    do not sort the world: each mover is found among its old cell's rows and placed among its new
-    cell's by a search over those cells alone (a cell holds few), the rest keep their order.
-    """
-    if len(moved) == 0:
-        return order, counts
-    ncells = len(counts)
-    came_from = old[moved]
-    start = np.cumsum(counts) - counts
-    at_old = _bisect(order, start[came_from], start[came_from] + counts[came_from], moved, len(new))
-    keep = np.ones(len(order), dtype=np.bool_)
-    keep[at_old] = False
-    stay = order[keep]  # sorted by (cell, row), and in the same cells now
-    to = new[moved]
-    by_cell = np.argsort(to, kind="stable")
-    rows, to = moved[by_cell], to[by_cell]  # by (cell now, row)
-    stay_counts = counts - np.bincount(came_from, minlength=ncells)
-    lo = (np.cumsum(stay_counts) - stay_counts)[to]
-    # Where each mover lands: non-decreasing, as they are in (cell, row) order.
-    at = _bisect(stay, lo, lo + stay_counts[to], rows, len(new)) + np.arange(len(rows))
-    out = np.empty(len(new), dtype=np.intp)
-    out[at] = rows
-    free = np.ones(len(new), dtype=np.bool_)
-    free[at] = False
-    out[free] = stay
-    return out, stay_counts + np.bincount(to, minlength=ncells)
-
-
-def _bisect(values: Idx, lo: I64, hi: I64, want: Idx, bound: int) -> I64:
-    """For each ``want``: the first position in ``[lo, hi)`` of ``values`` (ascending there) holding a value
-    not below it, or ``hi``; values and wants below ``bound``. One search over the ranges laid end to end,
-    each value keyed by its range first (the ranges are short: a cell's entities)."""
-    count = hi - lo
-    first = np.cumsum(count) - count
-    seg = _expand(lo, count)
-    span = np.int64(bound + 1)
-    owner = np.repeat(np.arange(len(want), dtype=np.int64), count)
-    key = owner * span + values[seg]
-    out: I64 = lo + np.searchsorted(key, np.arange(len(want), dtype=np.int64) * span + want) - first
-    return out
 
 
 def _expand(start: I64, count: I64) -> I64:

@@ -23,7 +23,6 @@ from server.protocol.interest import (
     ViewEncoder,
     ViewGrid,
     ViewShape,
-    reorder_cells,
     apply_view,
     decode_changes,
     encode_changes,
@@ -189,7 +188,7 @@ def test_cell_encoded_frames_are_the_per_client_references_byte_for_byte(seed, n
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), come_and_go=st.booleans())
 def test_an_encoder_running_tick_after_tick_matches_the_reference_for_bases_many_ticks_old(seed, n, come_and_go):
     """From the second tick on the encoder compares only the entities that surprised it since the base; with
-    the same ids from tick to tick it keeps each tick's cell order, moving only the entities that changed cell."""
+    the same ids from tick to tick it takes the movers from the cells it compared when binning."""
     history, snaps = run(seed, n, 12, come_and_go=come_and_go)
     rng = np.random.default_rng(seed)
     enc = ViewEncoder(GRID, history)
@@ -199,20 +198,6 @@ def test_an_encoder_running_tick_after_tick_matches_the_reference_for_bases_many
         bases = [None, *(snaps[max(0, i - k)].tick for k in (1, 2, 3, 5, 11))]
         got = enc.frames(entities, bases, [0] * 6)
         assert got == [reference_frame(GRID, history.get(b), snap, e, 0, []) for e, b in zip(entities, bases)]
-
-
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), cells=st.integers(1, 40), moving=st.floats(0, 1))
-def test_a_cell_order_kept_across_a_tick_is_the_order_sorted_again(seed, n, cells, moving):
-    rng = np.random.default_rng(seed)
-    old = rng.integers(0, cells, n).astype(np.int32)
-    new = old.copy()
-    turn = rng.random(n) < moving
-    new[turn] = rng.integers(0, cells, int(turn.sum()))
-    order, counts = reorder_cells(np.argsort(old, kind="stable"), np.bincount(old, minlength=cells),
-                             np.flatnonzero(old != new), old, new)
-    assert order.tolist() == np.argsort(new, kind="stable").tolist()
-    assert counts.tolist() == np.bincount(new, minlength=cells).tolist()
 
 
 @settings(max_examples=60, deadline=None)
