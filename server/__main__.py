@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import re
+import signal
 import ssl
 import sys
 import urllib.parse
@@ -365,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"python -m server: error: {exc}\n")
     host = build_host(parser, args)
     log.debug("event loop: %s", loop.name)
+    if hasattr(signal, "SIGUSR1"):  # where a stuck process is: every thread's stack to stderr, the server goes on
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         with asyncio.Runner(loop_factory=loop.factory) as runner:
             runner.run(run(host, drain_deadline=args.drain_deadline,

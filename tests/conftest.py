@@ -75,6 +75,18 @@ class ServerProcess:
                 raise AssertionError(f"{pattern!r} not in the server log within {timeout:g} s:\n{''.join(self.log)}")
             time.sleep(0.05)
 
+    def wait_exit(self, timeout: float) -> int:
+        """The server's exit status once it exits by itself within ``timeout`` s; else an AssertionError with
+        where it is stuck (SIGUSR1: every thread's stack, ``python -m server`` registers faulthandler) and its
+        log's last lines (the process is left to the fixture's stop)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            raise AssertionError(f"the server did not exit within {timeout:g} s; its stacks and log's end:\n"
+                                 f"{''.join(self.log[-80:])}") from None
+
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"

@@ -393,7 +393,7 @@ def test_a_hand_over_whose_receiver_is_killed_mid_way_leaves_the_match_playing_o
         frozen_at = client.tick or 0
         await asyncio.sleep(1.0)
         playing_on = client.tick or 0
-        code = await asyncio.to_thread(a.proc.wait, 20)
+        code = await asyncio.to_thread(a.wait_exit, 30)  # drained, then stopped: 2 s quiet (20 s once not enough)
         async with asyncio.timeout(5):
             while not client.closed:
                 await asyncio.sleep(0.05)
