@@ -95,6 +95,11 @@ def checksum(ids: npt.NDArray[np.uint32], cols: tuple[Array, ...] | list[Array])
     return crc
 
 
+def same_ids(a: npt.NDArray[np.uint32], b: npt.NDArray[np.uint32]) -> bool:
+    """Whether two snapshots hold the same ids, row for row (``is`` first: ``Snapshot.capture`` shares them)."""
+    return a is b or (len(a) == len(b) and bool(np.array_equal(a, b)))
+
+
 @frozen(eq=False)
 class Snapshot:
     """Replicated state at ``tick``: ids uint32 (N,) ascending; cols in wire dtypes (N,) each.
@@ -125,7 +130,7 @@ class Snapshot:
         """The world's replicated state now; with the same ids as ``before`` (most ticks: nobody came or
         went) it shares ``before``'s ids array, so comparing the two ticks' ids is ``is``, not a pass."""
         ids, cols = world.replicated()
-        if before is not None and len(before.ids) == len(ids) and np.array_equal(before.ids, ids):
+        if before is not None and same_ids(before.ids, ids):
             ids = before.ids
         return cls.of(world.tick, ids, tuple(cols))
 

@@ -55,7 +55,7 @@ from attrs import frozen
 from game.motion import extrapolate
 from game.schema import RulesetSpec
 from server.protocol.codec import encode_update_prefix, finish_update
-from server.protocol.delta import Array, Snapshot, WireSchema, encode_body
+from server.protocol.delta import Array, Snapshot, WireSchema, encode_body, same_ids
 from server.protocol.errors import InvalidField
 from server.protocol.history import SNAP, SnapshotHistory
 from server.protocol.rowset import RowSetError, array_from
@@ -429,7 +429,7 @@ class Binned:
         #: changed since (ascending), what ``movers`` is, and that snapshot.
         self.moved: Idx | None = None
         self.moved_since: Snapshot | None = None
-        if prev is not None and prev.tick == snap.tick - 1 and _same_ids(prev.snap.ids, snap.ids):
+        if prev is not None and prev.tick == snap.tick - 1 and same_ids(prev.snap.ids, snap.ids):
             self.moved = np.flatnonzero(prev.cell != self.cell)
             self.moved_since = prev.snap
 
@@ -483,11 +483,6 @@ class Binned:
         snap = self.snap
         width = record_dtype(self.grid.schema).itemsize
         return records(self.grid.schema, snap.ids[rows], [c[rows] for c in snap.cols]), first * width
-
-
-def _same_ids(a: U32, b: U32) -> bool:
-    """Whether two snapshots hold the same ids (so the same rows)."""
-    return a is b or (len(a) == len(b) and bool(np.array_equal(a, b)))
 
 
 def _expand(start: I64, count: I64) -> I64:
@@ -671,7 +666,7 @@ def movers(prev: Binned, cur: Binned) -> U32:
 def _match(base_ids: U32, cur_ids: U32) -> tuple[Idx | None, npt.NDArray[np.bool_]]:
     """Each current id's row at the base (None: the same rows, nothing came or went) and whether it is there."""
     nb, nc = len(base_ids), len(cur_ids)
-    if base_ids is cur_ids or (nb == nc and np.array_equal(base_ids, cur_ids)):
+    if same_ids(base_ids, cur_ids):
         return None, np.ones(nc, dtype=np.bool_)
     if nb == 0 or nc == 0:
         return np.zeros(nc, dtype=np.intp), np.zeros(nc, dtype=np.bool_)
