@@ -436,15 +436,21 @@ def arena_side(variant: str, npcs: int) -> int:
     return max(100, round(DENSITY_SIDE * math.sqrt(npcs / DENSITY_E)))
 
 
+def server_command(npcs: int, players: int, seed: int, extra: list[str]) -> list[str]:
+    """The benchmark server's command line (after the interpreter): drift with ``npcs``, room for ``players``."""
+    return ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(npcs),
+            "--max-players", str(players + 10), "--seed", str(seed),
+            "--max-per-address", "0",  # every client is 127.0.0.1 here
+            *extra]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     server_cpu, lg_cpus = _cpus(args.pin)
     side = arena_side(args.variant, args.npcs)
     variant = ["--option", f"size={side}", "--option", f"view={args.view}", "--option", f"view_cell={args.view_cell}"] \
         if args.variant == "interest" else []
-    server_cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs),
-                  *variant, "--max-players", str(args.players + 10), "--seed", str(args.seed),
-                  "--max-per-address", "0",  # every client is 127.0.0.1 here
-                  *([] if args.record else ["--no-record"]), *args.server_arg]
+    server_cmd = server_command(args.npcs, args.players, args.seed, [*variant, *([] if args.record else ["--no-record"]),
+                                                                     *args.server_arg])
     proc = Proc(server_cmd, "server", server_cpu)
     try:
         r = measure(proc, args, args.verify, lg_cpus)

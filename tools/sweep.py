@@ -35,7 +35,7 @@ from typing import Any
 
 from attrs import asdict, define
 
-from tools.bench import ROOT, BenchError, Proc
+from tools.bench import ROOT, BenchError, Proc, server_command
 from tools.client import GameClient
 from tools.plots import Panel, Series, save_panels
 
@@ -142,8 +142,7 @@ async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: s
 def _measure(args: argparse.Namespace, side: str, players: int, frame: int, server_cpu: int | None,
              lg_cpus: set[int] | None) -> Point:
     if side == "server":
-        cmd = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", "drift", "--npcs", str(args.npcs[0]),
-               "--max-players", str(players + 10), "--seed", str(args.seed), "--no-record", *args.server_arg]
+        cmd = server_command(args.npcs[0], players, args.seed, ["--no-record", *args.server_arg])
     else:
         cmd = ["-m", "tools.ceiling", "--port", "0", "--frame-bytes", str(frame)]
     proc = Proc(cmd, side, server_cpu, nofile=players + 1024)

@@ -39,3 +39,12 @@ def test_sweep_refuses_a_first_p_below_two() -> None:
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "--sweep-start: " in out.stderr
+
+
+def test_the_benchmark_server_takes_every_loopback_client() -> None:
+    """Bench and sweep alike start the server with no per-address limit: every client is 127.0.0.1, and the default
+    limit (256) refused the sweep's clients past it with 429."""
+    from tools.bench import server_command
+    cmd = server_command(2000, 1000, 7, ["--no-record"])
+    assert cmd[cmd.index("--max-per-address") + 1] == "0"
+    assert cmd[cmd.index("--max-players") + 1] == "1010"
