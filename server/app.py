@@ -770,8 +770,13 @@ class Connection(asyncio.Protocol):
 
     def tell_and_close(self, code: int, reason: str) -> None:
         """Send an ``error`` with ``code`` and ``reason``, then close with them; take nothing more."""
-        self.taking = False
-        self.send(encode_server(Error(code, reason)))
+        self.send_last(encode_server(Error(code, reason)), code, reason)
+
+    def send_last(self, data: bytes, code: int, reason: str) -> None:
+        """Send ``data`` (never dropped, however slow the reader: it is the last), then close with ``code`` and
+        ``reason``; take nothing more."""
+        self.taking = False  # ``send`` drops nothing for a connection no longer taking
+        self.send(data)
         self.close(code, reason)
 
     def _stop_waiting(self) -> None:

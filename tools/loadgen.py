@@ -270,6 +270,8 @@ class LeanClient(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self.close_code: int | None = None
         self.close_reason = ""
+        #: The URL of a ``moved`` message (its match went to another node), if one came.
+        self.moved_to: str | None = None
         self.open = False
         self.seq = 0
         self.dx = self.dy = 0
@@ -399,6 +401,8 @@ class LeanClient(asyncio.Protocol):
                 self.welcomed.set_result(None)
         elif kind == "error":
             self.stats.errors.append(f"{self.name}: server error {obj.get('code')}: {obj.get('reason')}")
+        elif kind == "moved":
+            self.moved_to = str(obj.get("url"))
 
     def _on_update(self, tick: int, keyframe: bool) -> None:
         s = self.stats

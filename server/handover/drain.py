@@ -336,13 +336,14 @@ class Drainer:
         moved, reason = encode_server(Moved(url)), f"moved to {url}"
         for member in list(match.members.values()):
             client = member.client
-            if client is not None:
+            if isinstance(client, Connection):
+                # A client behind on its reading must still find where to go: ``moved`` is never dropped, no
+                # drop after the usual close time-out, and a draining node waits for it before it exits (``drain``).
+                client.close_timeout = max(client.close_timeout, self.deadline_s)
+                self._told.add(client)
+                client.send_last(moved, CLOSE_SERVICE_RESTART, reason)
+            elif client is not None:
                 client.send(moved)
-                if isinstance(client, Connection):
-                    # A client behind on its reading must still find where to go: no drop after the usual
-                    # close time-out, and a draining node waits for it before it exits (``drain``).
-                    client.close_timeout = max(client.close_timeout, self.deadline_s)
-                    self._told.add(client)
                 client.close(CLOSE_SERVICE_RESTART, reason)
         recorder = host.release(mid)
         host.server.remove_feed(mid, f"the match moved to {url}")

@@ -219,45 +219,75 @@ def test_a_receiver_that_never_answers_leaves_the_match_where_it_was(tmp_path: P
     assert "ended by the drain" in caplog.text
 
 
+#: A node's settings for a client behind on its reading: updates dropped past 64 KiB, no time-out closes it meanwhile.
+BEHIND = {"max_buffer": 1 << 16, "slow_timeout_s": 30.0, "ack_timeout_s": 30.0}
+
+
+async def deaf_player(host: Host) -> tuple[Hostile, Any, int]:
+    """A player of ``host``'s default match that reads nothing, with more than ``BEHIND``'s buffer waiting for it
+    (the kernel's buffers full first): its client, its connection, and how many frames a plain ``send`` to it
+    dropped then."""
+    assert host.default is not None
+    target = Target(port=port_of(host), path=f"/ws/{host.default.match_id}")
+    clients = await open_clients(target, lambda i: Hostile(target, "deaf", i, read=False), 1)
+
+    async def joined() -> bool:
+        return any(c.feed is not None for c in host.server.connections)
+
+    await until(joined, 10, "the player joined")
+    conn = next(c for c in host.server.connections if c.feed is not None)
+    filler = msgpack.packb({"t": "roster", "pad": bytes(100_000)})  # a message the client skips
+    limit = BEHIND["max_buffer"]
+    for _ in range(200):
+        conn.transport.write(binary_frame_header(len(filler)) + filler)
+        await asyncio.sleep(0.05)
+        if conn.transport.get_write_buffer_size() > limit:
+            await asyncio.sleep(0.2)
+            if conn.transport.get_write_buffer_size() > limit:
+                break
+    dropped = host.server.stats["frames_dropped"]
+    conn.send(filler)
+    return clients[0], conn, int(host.server.stats["frames_dropped"] - dropped)
+
+
 def test_a_client_behind_on_its_reading_finds_why_the_drain_ended_its_match_before_the_1001(tmp_path: Path) -> None:
     # Its updates are dropped (more than --max-buffer waits for it), but the drain's error is not.
     directory = MemoryDirectory(node_ttl=30.0)
-    limit = 1 << 16
-    roomy = {"max_buffer": limit, "slow_timeout_s": 30.0, "ack_timeout_s": 30.0}
-    filler = msgpack.packb({"t": "roster", "pad": bytes(100_000)})  # a message the client skips
 
     async def main() -> tuple[int, Any]:
-        async with node(tmp_path, directory, "a", settings=roomy) as (a, drain_a):
-            assert a.default is not None
-            target = Target(port=port_of(a), path=f"/ws/{a.default.match_id}")
-            clients = await open_clients(target, lambda i: Hostile(target, "deaf", i, read=False), 1)
-
-            async def joined() -> bool:
-                return any(c.feed is not None for c in a.server.connections)
-
-            await until(joined, 10, "the player joined")
-            conn = next(c for c in a.server.connections if c.feed is not None)
-            for _ in range(200):  # written past ``send``'s limit until the kernel takes no more and ours holds more
-                conn.transport.write(binary_frame_header(len(filler)) + filler)
-                await asyncio.sleep(0.05)
-                if conn.transport.get_write_buffer_size() > limit:
-                    await asyncio.sleep(0.2)
-                    if conn.transport.get_write_buffer_size() > limit:
-                        break
-            dropped = a.server.stats["frames_dropped"]
-            conn.send(filler)  # a plain send is dropped now
-            dropped = a.server.stats["frames_dropped"] - dropped
+        async with node(tmp_path, directory, "a", settings=BEHIND) as (a, drain_a):
+            client, conn, dropped = await deaf_player(a)
             drain = drain_a.start("test")  # no other node: the match plays until the deadline (1 s), then ends
             async with asyncio.timeout(10):
                 while not conn.closing:
                     await asyncio.sleep(0.05)
-            await close_all(clients, drain_s=5.0)  # it reads again
+            await close_all([client], drain_s=5.0)  # it reads again
             await drain
-            return dropped, report_of("deaf", clients)
+            return dropped, report_of("deaf", [client])
 
     dropped, report = asyncio.run(main())
     assert dropped > 0
     assert report.close_codes == {1001: 1} and report.errors == ["1001: the server is shutting down"]
+
+
+def test_a_client_behind_on_its_reading_still_finds_where_its_match_moved(tmp_path: Path) -> None:
+    # Its updates are dropped (more than --max-buffer waits for it), but the hand-over's ``moved`` is not.
+    directory = MemoryDirectory(node_ttl=5.0)
+
+    async def main() -> tuple[int, Hostile, str, str]:
+        async with node(tmp_path, directory, "a", settings=BEHIND) as (a, drain_a), node(tmp_path, directory, "b") as (b, _):
+            assert a.default is not None and b.url is not None
+            mid = a.default.match_id
+            client, _, dropped = await deaf_player(a)
+            await drain_a.start("test")
+            assert b.matches.get(MatchId(mid)) is not None and not a.matches
+            await close_all([client], drain_s=5.0)  # it reads again
+            return dropped, client, b.url, mid
+
+    dropped, client, b_url, mid = asyncio.run(main())
+    assert dropped > 0
+    assert client.moved_to == f"{b_url}/ws/{mid}"
+    assert client.close_code == 1012 and client.close_reason == f"moved to {b_url}/ws/{mid}"
 
 
 def test_the_admin_drain_wants_the_right_bearer_token_and_then_drains_and_stays_up(tmp_path: Path) -> None:
