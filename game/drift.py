@@ -15,6 +15,7 @@ otherwise (the ``interest`` benchmark keeps the density constant as E grows:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from game import rng
 from game.motion import step_axis_in_place, steer
@@ -23,6 +24,7 @@ from game.rules import (
     InputBatch,
     player_slots,
     remove_player,
+    remove_players,
     scores_from_column,
 )
 from game.schema import AXIS, VIEW_OPTIONS, Axis, Column, InputField, Option, PlayerMove, RulesetSpec
@@ -126,14 +128,21 @@ class DriftRuleset:
         return world
 
     def join(self, world: World, player: PlayerId) -> EntityId:
-        key = np.array([player * 2, player * 2 + 1], dtype=np.int64)
-        pos = rng.integers(world.seed, world.tick, _STREAM_PLAYER, key, 0, _side(world))
-        (eid,) = world.spawn(1, kind=PLAYER_KIND, x=pos[0], y=pos[1], hp=100, player=player)
+        return EntityId(int(self.join_many(world, np.array([player], dtype=np.int32))[0]))
+
+    def join_many(self, world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np.uint32]:
+        """Every player's entity at once: the same world as ``join`` of each in turn (one draw, one commit)."""
+        key = (players.astype(np.int64)[:, None] * 2 + np.arange(2)).reshape(-1)
+        pos = rng.integers(world.seed, world.tick, _STREAM_PLAYER, key, 0, _side(world)).reshape(-1, 2)
+        eids = world.spawn(len(players), kind=PLAYER_KIND, x=pos[:, 0], y=pos[:, 1], hp=100, player=players)
         world.commit()
-        return EntityId(int(eid))
+        return eids
 
     def leave(self, world: World, player: PlayerId) -> None:
         remove_player(world, player)
+
+    def leave_many(self, world: World, players: npt.NDArray[np.int32]) -> None:
+        remove_players(world, players)
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1

@@ -8,6 +8,7 @@ every player's current input. Everything else is the ruleset's business.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -119,6 +120,42 @@ class Ruleset(Protocol):
         ...
 
 
+class BatchMembership(Protocol):
+    """What a ruleset may add to ``Ruleset``: several players joined, or removed, at once.
+
+    The world after ``join_many(world, players)`` must be the one ``join`` of
+    each player in turn would make (the same ids, columns and draws), so a
+    replay re-simulates it either way; the batch only saves the per-call
+    work (one draw, one spawn, one commit for a tick's joins).
+    """
+
+    def join_many(self, world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np.uint32]:
+        """Spawn the entities of ``players`` (int32 (P,), distinct), committed at once; their ids, in that order."""
+        ...
+
+    def leave_many(self, world: World, players: npt.NDArray[np.int32]) -> None:
+        """Remove the entities of ``players`` (int32 (P,)), committed at once."""
+        ...
+
+
+def join_players(ruleset: Ruleset, world: World, players: Sequence[PlayerId]) -> list[EntityId]:
+    """``ruleset.join`` of each of ``players`` in turn, or its ``join_many`` of them all (``BatchMembership``)."""
+    many = getattr(ruleset, "join_many", None)
+    if many is None or not players:
+        return [ruleset.join(world, p) for p in players]
+    return [EntityId(int(e)) for e in many(world, np.asarray(players, dtype=np.int32).reshape(-1))]
+
+
+def leave_players(ruleset: Ruleset, world: World, players: Sequence[PlayerId]) -> None:
+    """``ruleset.leave`` of each of ``players`` in turn, or its ``leave_many`` of them all (``BatchMembership``)."""
+    many = getattr(ruleset, "leave_many", None)
+    if many is None:
+        for p in players:
+            ruleset.leave(world, p)
+    elif players:
+        many(world, np.asarray(players, dtype=np.int32).reshape(-1))
+
+
 def player_slots(world: World, players: npt.NDArray[np.int32],
                  among: npt.NDArray[np.intp] | None = None) -> npt.NDArray[np.intp]:
     """Slot of each player's entity (-1 when it has none), via the private ``player`` column.
@@ -139,7 +176,12 @@ def player_slots(world: World, players: npt.NDArray[np.int32],
 
 def remove_player(world: World, player: PlayerId) -> None:
     """Despawn ``player``'s entity, if it has one, and commit."""
-    slots = player_slots(world, np.array([player], dtype=np.int32))
+    remove_players(world, np.array([player], dtype=np.int32))
+
+
+def remove_players(world: World, players: npt.NDArray[np.int32]) -> None:
+    """Despawn the entities of ``players`` (int32 (P,)), those that have one, and commit."""
+    slots = player_slots(world, players)
     world.despawn(slots[slots >= 0])
     world.commit()
 

@@ -35,6 +35,7 @@ match is a pure function of its seed and its inputs.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from game.arena.census import Census, Intent, random_positions
 from game.arena.combat import find_hits, fire, resolve_hits
@@ -50,9 +51,16 @@ from game.rules import (
     InputBatch,
     player_slots,
     remove_player,
+    remove_players,
     scores_from_column,
 )
 from game.world import EntityId, PlayerId, World
+
+
+def _twice(players: npt.NDArray[np.int32]) -> int:
+    """A player id that ``players`` holds more than once."""
+    ids, counts = np.unique(players, return_counts=True)
+    return int(ids[counts > 1][0])
 
 
 class ArenaRuleset:
@@ -71,20 +79,28 @@ class ArenaRuleset:
         return world
 
     def join(self, world: World, player: PlayerId) -> EntityId:
-        if player < 0:
-            raise GameError(f"arena: player ids are >= 0, not {player}")
-        if player_slots(world, np.array([player], dtype=np.int32))[0] >= 0:
-            raise GameError(f"arena: player {player} has already joined")
-        x, y = random_positions(world.seed, world.tick, STREAM_PLAYER_SPAWN, np.array([-1 - player]))
-        (eid,) = world.spawn(
-            1, kind=PLAYER, x=x[0], y=y[0], hp=PLAYER_HP, shield=SHIELD_TICKS, player=player, owner=-1, target=-1,
-            born=world.tick,
+        return EntityId(int(self.join_many(world, np.array([player], dtype=np.int32))[0]))
+
+    def join_many(self, world: World, players: npt.NDArray[np.int32]) -> npt.NDArray[np.uint32]:
+        """Every player's entity at once: the same world as ``join`` of each in turn (one draw, one commit)."""
+        if players.size and int(players.min()) < 0:
+            raise GameError(f"arena: player ids are >= 0, not {int(players.min())}")
+        again = players[player_slots(world, players) >= 0]
+        if again.size or np.unique(players).size != players.size:
+            raise GameError(f"arena: player {int(again[0]) if again.size else _twice(players)} has already joined")
+        x, y = random_positions(world.seed, world.tick, STREAM_PLAYER_SPAWN, -1 - players.astype(np.int64))
+        eids = world.spawn(
+            len(players), kind=PLAYER, x=x, y=y, hp=PLAYER_HP, shield=SHIELD_TICKS, player=players, owner=-1,
+            target=-1, born=world.tick,
         )
         world.commit()
-        return EntityId(int(eid))
+        return eids
 
     def leave(self, world: World, player: PlayerId) -> None:
         remove_player(world, player)
+
+    def leave_many(self, world: World, players: npt.NDArray[np.int32]) -> None:
+        remove_players(world, players)
 
     def step(self, world: World, inputs: InputBatch) -> list[Event]:
         world.tick += 1

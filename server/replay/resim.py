@@ -28,8 +28,8 @@ import numpy as np
 from attrs import frozen
 
 from game.errors import GameError
-from game.rules import RULESET_NAMES, Event, InputBatch, Ruleset
-from game.world import EntityId, PlayerId, World, state_hash
+from game.rules import RULESET_NAMES, Event, InputBatch, Ruleset, join_players, leave_players
+from game.world import PlayerId, World, state_hash
 from server.protocol.delta import Snapshot
 from server.replay.format import (
     BadReplay,
@@ -146,11 +146,11 @@ class Replayer:
         rec = self.replay.ticks[self.world.tick - self.header.start_tick]
         world, ruleset = self.world, self.ruleset
         try:
+            leave_players(ruleset, world, [PlayerId(p) for p in rec.leaves])
             for p in rec.leaves:
-                ruleset.leave(world, PlayerId(p))
                 self.players.pop(p, None)
-            for p, name in rec.joins:
-                entity: EntityId = ruleset.join(world, PlayerId(p))
+            entities = join_players(ruleset, world, [PlayerId(p) for p, _ in rec.joins])
+            for (p, name), entity in zip(rec.joins, entities):
                 self.players[p] = (name, int(entity))
             self.track.membership(rec.leaves, rec.joins)
             apply_inputs(self.dtypes, self.track, rec.inputs)

@@ -1,15 +1,27 @@
-"""The ruleset interface: input batches, events, the registry and player lookups."""
+"""The ruleset interface: input batches, events, the registry, player lookups, players joined at once."""
 
 from __future__ import annotations
 
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from game.errors import GameError
-from game.rules import RULESET_NAMES, RULESETS, Event, InputBatch, get_ruleset, player_slots, scores_from_column
+from game.rules import (
+    RULESET_NAMES,
+    RULESETS,
+    Event,
+    InputBatch,
+    get_ruleset,
+    join_players,
+    leave_players,
+    player_slots,
+    scores_from_column,
+)
 from game.schema import Column, InputField, RulesetSpec
-from game.world import World
+from game.world import EntityId, PlayerId, World, state_hash
 
 SPEC = RulesetSpec(
     name="owned",
@@ -175,3 +187,103 @@ def test_scores_from_column_maps_each_player_to_its_score():
     world.despawn(player_slots(world, np.array([3], dtype=np.int32)))
     world.commit()
     assert scores_from_column(world) == {7: 70, 12: 120}
+
+
+# -- several players at once (join_players, leave_players) --------------------------------
+
+
+class OneByOne:
+    """A ruleset with only ``join`` and ``leave`` (a user's, say): ``join_players`` calls them in turn."""
+
+    def __init__(self, name: str) -> None:
+        self.inner = get_ruleset(name)
+        self.spec = self.inner.spec
+
+    def create(self, seed: int, options: dict[str, int]) -> World:
+        return self.inner.create(seed, options)
+
+    def join(self, world: World, player: PlayerId) -> EntityId:
+        return self.inner.join(world, player)
+
+    def leave(self, world: World, player: PlayerId) -> None:
+        self.inner.leave(world, player)
+
+    def step(self, world: World, inputs: InputBatch) -> list[Event]:
+        return self.inner.step(world, inputs)
+
+    def scores(self, world: World) -> dict[int, int]:
+        return self.inner.scores(world)
+
+
+SMALL = {"arena": {"npcs": 30, "pellets": 40}, "drift": {"npcs": 200}}
+
+
+def batch_of(players: list[int], fields: int, tick: int) -> InputBatch:
+    """Every player moving right and down (a column of ones), so the players' entities go somewhere."""
+    values = np.zeros((len(players), fields), dtype=np.int16)
+    values[:, :2] = 1 if tick % 2 else -1
+    return InputBatch(np.array(sorted(players), dtype=np.int32), values)
+
+
+def play(ruleset, name: str, seed: int, rounds: list[tuple[list[int], list[int]]]) -> tuple[list[str], list[list[int]]]:
+    """Rounds of (leaves, joins) through ``leave_players``/``join_players``, three ticks after each: the state hash
+    after every tick, and each round's new entity ids."""
+    world = ruleset.create(seed, SMALL[name])
+    fields = len(ruleset.spec.inputs)
+    present: set[int] = set()
+    hashes, entities = [], []
+    for leaves, joins in rounds:
+        leave_players(ruleset, world, [PlayerId(p) for p in leaves])
+        present -= set(leaves)
+        entities.append([int(e) for e in join_players(ruleset, world, [PlayerId(p) for p in joins])])
+        present |= set(joins)
+        for _ in range(3):
+            ruleset.step(world, batch_of(sorted(present), fields, world.tick))
+            hashes.append(state_hash(world))
+    return hashes, entities
+
+
+@st.composite
+def membership(draw: st.DrawFn) -> list[tuple[list[int], list[int]]]:
+    """Up to 6 rounds of leaves (some of those present, some never there) and joins (new ids, in ascending order)."""
+    rounds, present, next_id = [], [], 0
+    for _ in range(draw(st.integers(1, 6))):
+        leaves = draw(st.lists(st.sampled_from(present), unique=True)) if present else []
+        leaves += draw(st.lists(st.integers(10_000, 10_005), max_size=1, unique=True))  # not there: harmless
+        joins = list(range(next_id, next_id + draw(st.integers(0, 20))))
+        next_id += len(joins) + draw(st.integers(0, 3))
+        present = [p for p in present if p not in leaves] + joins
+        rounds.append((sorted(leaves), joins))
+    return rounds
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@settings(max_examples=25, deadline=None)
+@given(rounds=membership(), seed=st.integers(0, 2**32 - 1))
+def test_players_joined_and_removed_at_once_make_the_world_of_one_at_a_time(name, rounds, seed):
+    assert play(get_ruleset(name), name, seed, rounds) == play(OneByOne(name), name, seed, rounds)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_join_many_gives_each_player_its_entity_in_the_order_asked(name):
+    ruleset = get_ruleset(name)
+    world = ruleset.create(3, SMALL[name])
+    first = world.next_id
+    entities = join_players(ruleset, world, [PlayerId(p) for p in (9, 2, 5)])
+    assert entities == [first, first + 1, first + 2]
+    slots = player_slots(world, np.array([9, 2, 5], dtype=np.int32))
+    assert world.ids[slots].tolist() == entities
+    assert join_players(ruleset, world, []) == []
+    leave_players(ruleset, world, [PlayerId(2), PlayerId(9)])
+    assert player_slots(world, np.array([9, 2, 5], dtype=np.int32)).tolist()[:2] == [-1, -1]
+
+
+@pytest.mark.parametrize("players", [[4, 1, 4], [1, 7]])
+def test_the_arena_refuses_a_batch_with_a_player_already_joined_and_joins_none_of_it(players):
+    ruleset = get_ruleset("arena")
+    world = ruleset.create(3, SMALL["arena"])
+    ruleset.join(world, PlayerId(7))
+    before = state_hash(world)
+    with pytest.raises(GameError, match=f"arena: player {4 if 4 in players else 7} has already joined"):
+        join_players(ruleset, world, [PlayerId(p) for p in players])
+    assert state_hash(world) == before
