@@ -507,10 +507,12 @@ class Match:
             session = m.session
             if session.waiting:
                 continue  # it owes acknowledgements for --max-unacked bytes already: more would only queue
-            # Most clients acknowledged a base (the tick before): the newest one they hold. Else choose.
+            # Most clients acknowledged a base (the tick before): the newest one they hold. Else choose; one
+            # whose acknowledgements never advanced (a silent one) holds no tick.
             acked = session.acked
             base = acked if acked in allowed and session.holds(acked) else encoder.choose(
-                session.holds, session.last_keyframe, first, session.last_ack, m.player)
+                None if session.last_ack is None else session.holds, session.last_keyframe, first, session.last_ack,
+                m.player)
             if base != NO_UPDATE:
                 plan.append((m, client, base))
                 if base is not None:

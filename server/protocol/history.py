@@ -168,22 +168,24 @@ class UpdateEncoder:
         for tick in [t for t in predicted if t not in self.base_set]:
             del predicted[tick]
 
-    def choose(self, holds: Callable[[int], bool], last_keyframe: int | None, first: bool = False,
+    def choose(self, holds: Callable[[int], bool] | None, last_keyframe: int | None, first: bool = False,
                last_ack: int | None = None, slot: int = 0) -> int | None:
         """The base of a client's update: the newest allowed base it ``holds`` (a tick), None for a keyframe,
         or ``NO_UPDATE`` (nothing for it this tick; see the module docstring).
 
         Args:
-            holds: whether the client holds a tick's state (``ServerSession.holds``).
+            holds: whether the client holds a tick's state (``ServerSession.holds``); None: it holds none (it
+                never acknowledged one: a silent client, asked about at every tick, skips the bases at once).
             last_keyframe: the tick of the keyframe it was sent last and has not acknowledged (None: none).
             first: its first update (a welcome goes with it): a keyframe now if it holds no base.
             last_ack: the feed's tick when the client's acknowledgements last advanced (None: never).
             slot: which grid tick of each ``keyframe_gap`` ticks is its own (any integer: the player id), for a
                 client whose acknowledgements do not advance.
         """
-        for tick in self.bases:
-            if holds(tick):
-                return tick
+        if holds is not None:
+            for tick in self.bases:
+                if holds(tick):
+                    return tick
         cur = self._current
         if cur is None:
             raise RuntimeError("choose() before begin()")

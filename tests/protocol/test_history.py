@@ -71,6 +71,16 @@ def test_a_client_that_holds_no_base_gets_a_keyframe_only_when_the_rules_say(
     assert enc.choose(set().__contains__, last_keyframe, first) == expected
 
 
+def test_a_client_said_to_hold_nothing_is_answered_as_one_that_holds_no_tick() -> None:
+    for tick in range(40, 40 + 2 * KEYFRAME_GAP):
+        enc = encoder_at(tick)
+        for last_keyframe in (None, 40, tick - KEYFRAME_GAP, tick - 1):
+            for first in (False, True):
+                for slot in range(0, KEYFRAME_GAP, 5):
+                    assert enc.choose(None, last_keyframe, first, slot=slot) == enc.choose(
+                        set().__contains__, last_keyframe, first, slot=slot)
+
+
 def test_a_client_whose_acks_advance_gets_a_keyframe_every_grid_tick_though_it_lags_past_every_base() -> None:
     enc = encoder_at(48)
     assert enc.choose({10}.__contains__, 40, last_ack=30) is None  # acked something 18 ticks ago: alive
