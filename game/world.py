@@ -147,12 +147,14 @@ class World:
 
     def replicated(self) -> tuple[npt.NDArray[np.uint32], list[npt.NDArray[Any]]]:
         """Live ids (uint32 (N,)) and every replicated column in its wire dtype, id order (new arrays)."""
-        rows: slice | SlotArray = slice(0, self.high)
-        if self.count() != self.high:  # holes: gather; none (the usual case): copy slices, faster
-            rows = self.active()
-        ids = self.ids[rows].copy()
-        out = [self.cols[c.name][rows].astype(np.dtype(c.wire).newbyteorder("<")) for c in self.spec.replicated]
-        return ids, out
+        high = self.high
+        alive = self.alive[:high]
+        wire = [(self.cols[c.name][:high], np.dtype(c.wire).newbyteorder("<")) for c in self.spec.replicated]
+        if int(np.count_nonzero(alive)) == high:  # no holes (the usual case): copy slices
+            return self.ids[:high].copy(), [col.astype(dt) for col, dt in wire]
+        # Holes (after a despawn, until the next compaction): the live rows picked by the mask, which makes new
+        # arrays already (a boolean mask over the slots costs a third of a gather by their indices).
+        return self.ids[:high][alive], [col[alive].astype(dt, copy=False) for col, dt in wire]
 
 
 def state_hash(world: World) -> str:
