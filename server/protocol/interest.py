@@ -82,6 +82,8 @@ for _g, (_dx, _dy) in enumerate(_NEIGHBOURS, 1):
     _GROUP_OF[(_dy + 1) * 3 + _dx + 1] = _g
 #: Bases whose binning is kept from tick to tick (older ones are binned again when a client needs them).
 KEEP_BINNED = 4
+#: ``Binned.find`` searches among the ids themselves when they hold more than one run of consecutive ids in this many.
+RUNS_PER_ID = 8
 #: The automatic cell side, as a fraction of the view's half-width (``view_cell`` 0).
 AUTO_CELL_DIVISOR = 2
 
@@ -429,6 +431,8 @@ class Binned:
         #: changed since (ascending), what ``movers`` is, and that snapshot.
         self.moved: Idx | None = None
         self.moved_since: Snapshot | None = None
+        #: The ids' runs of consecutive values (``find``), shared with ``prev`` when it has the same ids array.
+        self._runs: tuple[I64, I64] | None = prev._runs if prev is not None and prev.snap.ids is snap.ids else None
         if prev is not None and prev.tick == snap.tick - 1 and same_ids(prev.snap.ids, snap.ids):
             self.moved = np.flatnonzero(prev.cell != self.cell)
             self.moved_since = prev.snap
@@ -436,6 +440,30 @@ class Binned:
     @property
     def tick(self) -> int:
         return self.snap.tick
+
+    def find(self, want: U32) -> tuple[Idx, npt.NDArray[np.bool_]]:
+        """The rows of the ids ``want`` (ascending) and whether each is there (its row is then meaningless).
+
+        By the ids' runs of consecutive values: an id's row is its run's first row plus its distance from
+        the run's first id, one search among a few runs (the NPCs' ids and the players', and one run more
+        for each hole a leaver left) instead of one among every id (+1 ms a tick at E=100,000 once a player
+        left: BENCHMARKS.md, *Interest management*); ids mostly apart: a search among the ids.
+        """
+        ids = self.snap.ids
+        if len(ids) == 0:
+            return np.zeros(len(want), dtype=np.intp), np.zeros(len(want), dtype=np.bool_)
+        if self._runs is None:
+            rows = np.concatenate([[0], np.flatnonzero(ids[1:] != ids[:-1] + np.uint32(1)) + 1]).astype(np.int64)
+            self._runs = (ids[rows].astype(np.int64), rows)
+        first_id, first_row = self._runs
+        if len(first_row) * RUNS_PER_ID > len(ids):
+            return _rows(ids, want)
+        w = want.astype(np.int64)
+        run = np.maximum(np.searchsorted(first_id, w, side="right") - 1, 0)
+        row = first_row[run] + (w - first_id[run])
+        end = np.append(first_row[1:], len(ids))[run]
+        found = (row >= first_row[run]) & (row < end)
+        return np.where(found, row, 0).astype(np.intp), found
 
     def cell_sums(self) -> npt.NDArray[np.uint64]:
         """Each cell's entity hashes summed modulo 2**32 (uint64 (ncells,)): every entity hashed (picking out
@@ -567,8 +595,8 @@ class BaseDelta:
                 movers = np.union1d(c.ids[~stay], b.ids[~kept]).astype(np.uint32)
                 suspects = c.ids[present].astype(np.uint32)
         wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
-        rb, hb = _rows(b.ids, movers)
-        rc, hc = _rows(c.ids, movers)
+        rb, hb = base.find(movers)
+        rc, hc = cur.find(movers)
         cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
         ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
         moving = cb != ct
@@ -589,8 +617,8 @@ class BaseDelta:
         self.gone = b.ids[rb[out]].astype(_U4).view(_U8)
         self.leavers = _Groups.of(cb[out], g[out], {"gone": np.full(len(out), 4, dtype=np.int64)})
         # Changes: the suspects that stayed or moved next door, by (cell, group, id).
-        sc, hs = _rows(c.ids, suspects)
-        sb, hsb = _rows(b.ids, suspects)
+        sc, hs = cur.find(suspects)
+        sb, hsb = base.find(suspects)
         s_ct = np.where(hs, _at(cur.cell, sc), -1).astype(np.int32)
         look = np.flatnonzero(hs & hsb & wanted_t[s_ct])  # there then and now, in a cell looked at
         sc, sb, s_ct = sc[look], sb[look], s_ct[look]
