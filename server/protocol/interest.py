@@ -584,16 +584,9 @@ class BaseDelta:
                  need_t: npt.NDArray[np.bool_], need_b: npt.NDArray[np.bool_], new: I64, dropped: I64) -> None:
         schema, b, c = grid.schema, base.snap, cur.snap
         if movers is None or suspects is None:
-            pos, present = _match(b.ids, c.ids)
-            if pos is None:
-                movers = c.ids[base.cell != cur.cell].astype(np.uint32)
-                suspects = c.ids.astype(np.uint32)
-            else:
-                stay = present & (base.cell[pos] == cur.cell) if len(b.ids) else present
-                kept = np.zeros(len(b.ids), dtype=np.bool_)
-                kept[pos[present]] = True
-                movers = np.union1d(c.ids[~stay], b.ids[~kept]).astype(np.uint32)
-                suspects = c.ids[present].astype(np.uint32)
+            in_c, in_b = _common(b.ids, c.ids)
+            movers = _moved(base, cur, in_c, in_b)
+            suspects = (c.ids if in_b is None else c.ids[in_b]).astype(np.uint32)
         wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
         rb, hb = base.find(movers)
         rc, hc = cur.find(movers)
@@ -680,26 +673,40 @@ def movers(prev: Binned, cur: Binned) -> U32:
     if cur.moved is not None and cur.moved_since is prev.snap:  # found when ``cur`` was binned
         known: U32 = cur.snap.ids[cur.moved].astype(np.uint32)
         return known
-    pos, present = _match(prev.snap.ids, cur.snap.ids)
-    if pos is None:
-        moved: U32 = cur.snap.ids[prev.cell != cur.cell].astype(np.uint32)
+    return _moved(prev, cur, *_common(prev.snap.ids, cur.snap.ids))
+
+
+def _moved(prev: Binned, cur: Binned, in_cur: npt.NDArray[np.bool_] | None, in_prev: npt.NDArray[np.bool_] | None) -> U32:
+    """``movers`` from the rows of each snapshot whose id the other holds (``_common``)."""
+    p_ids, c_ids = prev.snap.ids, cur.snap.ids
+    if in_cur is None and in_prev is None:
+        moved: U32 = c_ids[prev.cell != cur.cell].astype(np.uint32)
         return moved
-    stay = present & (prev.cell[pos] == cur.cell) if len(prev.snap.ids) else present
-    kept = np.zeros(len(prev.snap.ids), dtype=np.bool_)
-    kept[pos[present]] = True
-    out: U32 = np.union1d(cur.snap.ids[~stay], prev.snap.ids[~kept]).astype(np.uint32)
+    p_cell = prev.cell if in_cur is None else prev.cell[in_cur]
+    c_both = c_ids if in_prev is None else c_ids[in_prev]
+    c_cell = cur.cell if in_prev is None else cur.cell[in_prev]
+    came = c_ids[~in_prev] if in_prev is not None else c_ids[:0]
+    went = p_ids[~in_cur] if in_cur is not None else p_ids[:0]
+    out: U32 = np.union1d(c_both[p_cell != c_cell], np.concatenate([came, went])).astype(np.uint32)
     return out
 
 
-def _match(base_ids: U32, cur_ids: U32) -> tuple[Idx | None, npt.NDArray[np.bool_]]:
-    """Each current id's row at the base (None: the same rows, nothing came or went) and whether it is there."""
-    nb, nc = len(base_ids), len(cur_ids)
-    if same_ids(base_ids, cur_ids):
-        return None, np.ones(nc, dtype=np.bool_)
-    if nb == 0 or nc == 0:
-        return np.zeros(nc, dtype=np.intp), np.zeros(nc, dtype=np.bool_)
-    pos = np.minimum(np.searchsorted(base_ids, cur_ids), nb - 1)
-    return pos, base_ids[pos] == cur_ids
+def _common(a: U32, b: U32) -> tuple[npt.NDArray[np.bool_] | None, npt.NDArray[np.bool_] | None]:
+    """Which rows of ``a`` hold an id that ``b`` holds, and which of ``b`` one of ``a`` (both ascending; None:
+    every row). The ids both hold come in the same order in both, so each side's rows pick them out
+    with a boolean mask (cheaper than gathering by each id's row). The rows before the first difference
+    are in both (most of the world: ids come at the end, and players, who leave, hold the last ones);
+    only those after it are looked up."""
+    if same_ids(a, b):
+        return None, None
+    m = min(len(a), len(b))
+    differ = np.flatnonzero(a[:m] != b[:m])
+    k = int(differ[0]) if len(differ) else m
+    a_in = np.isin(a[k:], b[k:], assume_unique=True)
+    b_in = np.isin(b[k:], a[k:], assume_unique=True)
+    head = np.ones(k, dtype=np.bool_)
+    return (None if a_in.all() else np.concatenate([head, a_in]),
+            None if b_in.all() else np.concatenate([head, b_in]))
 
 
 def surprises(schema: WireSchema, prev: Snapshot, cur: Snapshot) -> U32:
@@ -709,11 +716,11 @@ def surprises(schema: WireSchema, prev: Snapshot, cur: Snapshot) -> U32:
     Cheap where the motion rule holds without reflecting (a sum and a
     comparison per axis); the exact rule runs only on the rest.
     """
-    pos, present = _match(prev.ids, cur.ids)
-    rows = np.flatnonzero(present) if pos is not None else None
+    in_cur, in_prev = _common(prev.ids, cur.ids)
+    rows = None if in_prev is None else np.flatnonzero(in_prev)
     names = schema.names()
-    bcols = prev.cols if pos is None else tuple(col[pos[rows]] for col in prev.cols)
-    ccols = cur.cols if rows is None else tuple(col[rows] for col in cur.cols)
+    bcols = prev.cols if in_cur is None else tuple(col[in_cur] for col in prev.cols)
+    ccols = cur.cols if in_prev is None else tuple(col[in_prev] for col in cur.cols)
     odd = np.zeros(len(ccols[0]) if ccols else 0, dtype=np.bool_)
     moving = set()
     for axis in schema.motion:
