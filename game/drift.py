@@ -166,8 +166,12 @@ class DriftRuleset:
                 cols[axis.pos][npcs], cols[axis.vel][npcs] = pos, vel
         if tick % REDRAW_PERIOD == 0:
             group = (tick // REDRAW_PERIOD) % 10
-            ids = world.ids[npcs].astype(np.int64)
-            chosen = np.arange(world.high)[npcs][ids % 10 == group]
+            chosen: slice | np.ndarray
+            if isinstance(npcs, slice) and (npcs.stop == 0 or int(world.ids[npcs.stop - 1]) == npcs.stop - 1):
+                chosen = slice(group, npcs.stop, 10)  # ascending distinct ids 0..n-1 in slots 0..n-1: id = slot
+            else:
+                ids = world.ids[npcs].astype(np.int64)
+                chosen = np.arange(world.high)[npcs][ids % 10 == group]
             vx, vy = _velocities(world.seed, tick, world.ids[chosen])
             cols["vx"][chosen], cols["vy"][chosen] = vx, vy
 
