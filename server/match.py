@@ -118,6 +118,10 @@ class Member:
     roster_deltas: bool = False
     #: It asked for a ``resync``: the next tick sends it the whole roster (it may have missed a delta).
     needs_roster: bool = False
+    #: The tick before which the ticks have nothing for it but a roster change (it never acknowledged a tick:
+    #: its next keyframe, ``UpdateEncoder.next_keyframe``); 0 once it sends anything. 300 connections that never
+    #: acknowledge cost a tick the few due, not 300 visits.
+    idle_until: int = 0
 
 
 @define
@@ -301,7 +305,7 @@ class Match:
             self._held.pop(held.player, None)
             if held.player in self.inputs:
                 self.inputs.restart(held.player)
-            held.needs_welcome, held.resumed = True, True
+            held.needs_welcome, held.resumed, held.idle_until = True, True, 0
             held.roster_deltas = hello.roster_deltas
             self._roster_touched.add(held.player)
             return held
@@ -364,6 +368,7 @@ class Match:
 
     def on_message(self, member: Member, msg: ClientMessage) -> None:
         """A validated message from ``member`` (the session already checked it)."""
+        member.idle_until = 0  # its session may hold a tick now, or owe less
         if isinstance(msg, Input):
             self.on_input(member, msg.seq, msg.values, msg.view)
         elif isinstance(msg, Ack):
@@ -378,6 +383,7 @@ class Match:
 
     def on_input(self, member: Member, seq: int, values: tuple[int, ...], view: int | None) -> None:
         """A player's input, checked by its session: queued for a later tick."""
+        member.idle_until = 0
         if member.joined and not member.spectator and member.player in self.inputs:
             self.inputs.submit(member.player, seq, values, view)
             member.played = True
@@ -493,7 +499,7 @@ class Match:
         used: dict[int, int] = {}
         for m in list(self.members.values()):
             client = m.client
-            if client is None or not m.joined:
+            if client is None or not m.joined or m.idle_until > tick and delta is None:
                 continue
             first = m.needs_welcome
             if first:
@@ -513,6 +519,10 @@ class Match:
             base = acked if acked in allowed and session.holds(acked) else encoder.choose(
                 None if session.last_ack is None else session.holds, session.last_keyframe, first, session.last_ack,
                 m.player)
+            if session.last_ack is None:
+                last_keyframe = tick if base is None else session.last_keyframe
+                if last_keyframe is not None:
+                    m.idle_until = encoder.next_keyframe(tick, last_keyframe, m.player)
             if base != NO_UPDATE:
                 plan.append((m, client, base))
                 if base is not None:

@@ -197,13 +197,25 @@ class UpdateEncoder:
             if 0 <= cur.tick - last_keyframe < gap:
                 return NO_UPDATE
             if last_ack is None:  # it never acknowledged one: no use waiting for the grid, any tick of its own
-                return None if not self.grid or (cur.tick + slot) % gap == 0 else NO_UPDATE
+                return None if self._own_tick(cur.tick, slot) else NO_UPDATE
             if self.grid and (cur.tick % SNAP or (cur.tick // SNAP + slot) % max(1, gap // SNAP)):
                 return NO_UPDATE
             return None
         if self.grid and cur.tick % SNAP:
             return NO_UPDATE
         return None
+
+    def _own_tick(self, tick: int, slot: int) -> bool:
+        """Whether ``tick`` is one of ``slot``'s for a client that never acknowledged a keyframe."""
+        return not self.grid or (tick + slot) % self.keyframe_gap == 0
+
+    def next_keyframe(self, tick: int, last_keyframe: int, slot: int) -> int:
+        """For a client that never acknowledged any tick, sent its last keyframe at ``last_keyframe``: the first
+        tick after ``tick`` at which ``choose`` gives it one (None); on the ticks between, it gives it nothing
+        (``NO_UPDATE``). For a feed whose ticks only go forward (a match): a tick may skip such a client
+        until then, unless something changes (a message from it)."""
+        t = max(tick + 1, last_keyframe + self.keyframe_gap)
+        return t + (-(t + slot)) % self.keyframe_gap if self.grid else t
 
     def base_for(self, acked: int | None) -> int | None:
         """The base for a client that acknowledged only ``acked``: it if it is an allowed base, else None."""

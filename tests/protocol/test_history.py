@@ -81,6 +81,17 @@ def test_a_client_said_to_hold_nothing_is_answered_as_one_that_holds_no_tick() -
                         set().__contains__, last_keyframe, first, slot=slot)
 
 
+@pytest.mark.parametrize("grid", [True, False])
+def test_the_next_keyframe_of_a_client_that_never_acknowledged_is_the_first_tick_choose_gives_it_one(grid: bool) -> None:
+    encoders = {t: encoder_at(t, grid) for t in range(40, 40 + 3 * KEYFRAME_GAP)}
+    for tick in range(40, 40 + KEYFRAME_GAP):
+        for last_keyframe in (tick, tick - 5, tick - KEYFRAME_GAP, tick - 2 * KEYFRAME_GAP):
+            for slot in (0, 1, 7, 31, 32, 1001):
+                due = encoders[tick].next_keyframe(tick, last_keyframe, slot)
+                gets = [t for t in range(tick + 1, due + 1) if encoders[t].choose(None, last_keyframe, slot=slot) is None]
+                assert gets == [due]
+
+
 def test_a_client_whose_acks_advance_gets_a_keyframe_every_grid_tick_though_it_lags_past_every_base() -> None:
     enc = encoder_at(48)
     assert enc.choose({10}.__contains__, 40, last_ack=30) is None  # acked something 18 ticks ago: alive

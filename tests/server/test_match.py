@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -626,3 +627,61 @@ def test_a_ruleset_that_offers_views_without_positions_is_refused_when_a_match_a
     Match(Flat(), options={"view": 0})  # type: ignore[arg-type]  # no view asked: fine
     with pytest.raises(GameError, match="option view: flat: filtered views need replicated position columns"):
         Match(Flat(), options={"view": 300})  # type: ignore[arg-type]
+
+
+def drive(match: Match, seed: int, reference: bool) -> list[list[bytes]]:
+    """Clients that mostly never answer, now and then acknowledge, resync or ping, players that answer every update,
+    players whose inputs acknowledge nothing, joins, drops and resumes, for 140 ticks; ``reference``: every member visited every tick (``idle_until`` cleared). Every
+    client's frames."""
+    rng = random.Random(seed)
+    clients: list[tuple[Member, FakeClient, str]] = []
+    for t in range(140):
+        if t % 20 == 0:
+            for i in range(4):
+                kind = rng.choice(["silent", "silent", "player", "waker", "blind"])
+                member, client = join(match, f"{kind}{t}-{i}", roster_deltas=rng.random() < 0.5)
+                clients.append((member, client, kind))
+        for member, client, kind in list(clients):
+            if member.client is None and match.members.get(member.player) is member and rng.random() < 0.2:
+                member, client = join(match, "back", token=member.token)  # a resume of a held player
+                clients.append((member, client, kind))
+            if member.client is not client or not client.frames:
+                continue
+            last = decode_server(client.frames[-1])
+            tick = last.tick if isinstance(last, Update) else match.tick_count
+            if kind == "player" and rng.random() < 0.9:
+                send(match, member, Input(t + 1, (1, 0), ack=tick))
+            elif kind == "blind" and rng.random() < 0.3:  # inputs that acknowledge nothing
+                send(match, member, Input(t + 1, (0, 1)))
+            elif kind == "waker" and rng.random() < 0.05:
+                send(match, member, rng.choice([Ack(tick), Resync(), Ping(1)]))
+            elif rng.random() < 0.01:
+                match.disconnect(member, client, t / 30)
+        if reference:
+            for m in match.members.values():
+                m.idle_until = 0
+        match.tick(t / 30)
+    return [c.frames for _, c, _ in clients]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_clients_that_never_acknowledge_are_skipped_between_their_keyframes_and_get_the_very_frames_they_got_before(
+        seed: int) -> None:
+    skipping = drive(new_match(), seed, reference=False)
+    assert skipping == drive(new_match(), seed, reference=True)
+    assert sum(len(f) for f in skipping) > 500
+
+
+def test_a_silent_client_idles_until_its_next_keyframe_and_answering_ends_that_at_once() -> None:
+    match = new_match()
+    ann, ac = join(match, "ann")
+    for _ in range(8):
+        match.tick(0.0)
+    assert ann.idle_until == 63  # player 1: its tick of each 32, 32 ticks after its welcome's at the earliest
+    ac.frames.clear()
+    send(match, ann, Ack(1))  # the keyframe it was welcomed with
+    match.tick(0.0)  # tick 9: off the grid
+    assert ann.idle_until == 0 and ac.updates() == []
+    for _ in range(3):
+        match.tick(0.0)
+    assert [(u.tick, u.base) for u in ac.updates()] == [(12, None)]  # the next grid tick, not 63
