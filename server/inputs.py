@@ -181,26 +181,31 @@ class InputTable:
         """Add players with a neutral (all-zero) input in force and an empty queue, keeping player-id order."""
         if not players:
             return
-        new = np.sort(np.asarray(players, dtype=np.int32))  # np.insert keeps their order: sorted, rows stay sorted
+        new = np.sort(np.asarray(players, dtype=np.int32))
         if any(int(p) in self._last for p in new) or len(set(new.tolist())) != len(new):
             raise ValueError("player already in the input table")
         fresh = InputTable(self.fields, max_lag=self.max_lag, window=self.window, resting=self.resting.tolist())
         fresh._alloc(len(new))
         fresh.players[:] = new
-        at = np.searchsorted(self.players, new)
+        # New players have the newest ids: their rows go after the others' (one concatenation per array, not
+        # np.insert's work); a handover's or a test's may go anywhere: the rows are then put in id order.
+        order = None if not self.players.size or new[0] > self.players[-1] else np.argsort(
+            np.concatenate([self.players, new]), kind="stable")
         for name in _ARRAYS:
-            setattr(self, name, np.insert(getattr(self, name), at, getattr(fresh, name), axis=0))
+            rows = np.concatenate([getattr(self, name), getattr(fresh, name)])
+            setattr(self, name, rows if order is None else rows[order])
         for p in new.tolist():
             self._last[p] = 0
 
     def remove(self, players: Sequence[int]) -> None:
         if not players:
             return
-        rows = [self._row(p) for p in players]
+        keep = np.ones(len(self.players), np.bool_)
+        keep[np.searchsorted(self.players, np.asarray(players, dtype=np.int32))] = False
         gone = set(players)
         self._staged = [s for s in self._staged if s[0] not in gone]
         for name in _ARRAYS:
-            setattr(self, name, np.delete(getattr(self, name), rows, axis=0))
+            setattr(self, name, getattr(self, name)[keep])
         for p in players:
             del self._last[p]
 

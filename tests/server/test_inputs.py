@@ -113,6 +113,23 @@ def test_players_added_out_of_order_stay_sorted_by_id() -> None:
         t.add([5])
 
 
+@pytest.mark.parametrize("newcomers", [[8, 6], [4, 0]])  # after every row (the usual), or among them
+def test_players_added_keep_every_other_players_queue_and_ack(newcomers: list[int]) -> None:
+    t = table([1, 3, 5])
+    for seq in (1, 2, 3):
+        t.submit(3, seq, (seq % 2, 1))
+    t.commit(1)
+    t.add(newcomers)
+    assert t.players.tolist() == sorted([1, 3, 5, *newcomers])
+    assert t.ack(3) == 1 and all(t.ack(p) == 0 for p in newcomers)
+    rows = dict(zip(t.players.tolist(), t.commit(2).values.tolist()))
+    assert rows[3] == [0, 1] and rows[newcomers[0]] == [0, 0]  # 3's second input, queued before the add
+    assert t.ack(3) == 2
+    t.remove([3, newcomers[1]])
+    assert t.players.tolist() == sorted([1, 5, newcomers[0]])
+    assert dict(zip(t.players.tolist(), t.commit(3).values.tolist()))[5] == [0, 0]
+
+
 def test_remove_drops_rows_and_arrivals_and_neutral_zeroes_a_player_without_changing_its_ack() -> None:
     t = table([1, 2, 3])
     t.submit(2, 8, (1, 1))
