@@ -40,6 +40,7 @@ import resource
 import signal
 import socket
 import ssl
+import struct
 import time
 import urllib.parse
 from collections import Counter
@@ -162,6 +163,9 @@ BytesLike = bytes | bytearray | memoryview
 
 #: The headers of the binary frames of under 126 bytes, by size.
 _SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
+#: The header of a binary frame of 126 to 65,535 bytes (most updates): 0x82, 126, the size in 16 bits.
+_MEDIUM_HEADER = struct.Struct(">HH")
+_MEDIUM_MARK = 0x827E
 
 
 def binary_frame_header(size: int) -> bytes:
@@ -169,7 +173,7 @@ def binary_frame_header(size: int) -> bytes:
     if size < 126:
         return _SHORT_HEADERS[size]
     if size < 1 << 16:
-        return b"\x82\x7e" + size.to_bytes(2, "big")
+        return _MEDIUM_HEADER.pack(_MEDIUM_MARK, size)
     return b"\x82\x7f" + size.to_bytes(8, "big")
 
 
@@ -504,6 +508,9 @@ class Connection(asyncio.Protocol):
         self.taking = False
         #: Whether we started the close.
         self.closing = False
+        #: Whether the protocol's state is OPEN, as of the last call into it (each is followed by ``_write``, which
+        #: sets this): ``send``'s check, without the library's property per update.
+        self._open = False
         self.slow = SlowReader(config.max_buffer, config.slow_timeout_s, server.stats)
         #: How long the peer has to do its part of a close before the connection is dropped (``close_timeout_s``;
         #: longer for a client told where its match moved: it must get to read that first).
@@ -643,6 +650,7 @@ class Connection(asyncio.Protocol):
         self.taking = False
         self.protocol.receive_eof()  # idempotent: its state is CLOSED from here
         self.protocol.data_to_send()  # nowhere to write it
+        self._open = False
         for timer in (self._deadline, self._keepalive, self._closer):
             if timer is not None:
                 timer.cancel()
@@ -710,16 +718,35 @@ class Connection(asyncio.Protocol):
 
         A slow reader: more than ``--max-buffer`` bytes wait in its queue, or the queues of all clients
         hold more than ``--max-queued`` and its own is not empty. An ``error`` is never dropped."""
-        if self.protocol.state is not State.OPEN:
+        if not self._open:
             return  # not before the handshake, nothing after a close (ours or the library's)
         transport = self.transport
         queued = transport.get_write_buffer_size()
-        if queued or self._queued:
-            server = self.server
-            server.queued += queued - self._queued
-            self._queued = queued
+        if (queued or self._queued) and self._backlog(queued):
+            return
+        # Legitimate now that we are the I/O layer: everything the protocol had
+        # to send is written (_flush after each call into it), and it is OPEN.
+        size = len(data)
+        if size < 126:
+            frame = _SHORT_HEADERS[size] + data
+        elif size < 1 << 16:
+            frame = _MEDIUM_HEADER.pack(_MEDIUM_MARK, size) + data
+        else:
+            frame = binary_frame_header(size) + data
+        traffic = self.traffic
+        traffic.messages_out += 1
+        traffic.bytes_out += len(frame)
+        transport.write(frame)
+
+    def _backlog(self, queued: int) -> bool:
+        """``send`` found ``queued`` bytes in the transport's queue, or found some there the last time: count
+        them in the server's total; True when the update is dropped for a slow reader (which may close it).
+        (With nothing queued now or then, the reader is not slow: ``SlowReader.since`` is only set here.)"""
+        server = self.server
+        server.queued += queued - self._queued
+        self._queued = queued
         slow = self.slow
-        if queued and (queued > slow.max_buffer or self.server.queued > self.config.max_queued) and self.taking:
+        if queued and (queued > slow.max_buffer or server.queued > self.config.max_queued) and self.taking:
             if slow.since is None:
                 log.warning("%s: %s is slow: %d bytes queued (%d for all clients), its updates are dropped "
                             "(closed after %g s)", self.feed_id, self.who(), queued, server.queued, slow.timeout_s,
@@ -727,16 +754,9 @@ class Connection(asyncio.Protocol):
                                          peer=peer_text(self.peer)))
             if slow.dropped(self.clock()):
                 self.tell_and_close(CLOSE_POLICY, slow.reason())
-            return
+            return True
         slow.since = None
-        # Legitimate now that we are the I/O layer: everything the protocol had
-        # to send is written (_flush after each call into it), and it is OPEN.
-        size = len(data)
-        frame = (_SHORT_HEADERS[size] if size < 126 else binary_frame_header(size)) + data
-        traffic = self.traffic
-        traffic.messages_out += 1
-        traffic.bytes_out += len(frame)
-        transport.write(frame)
+        return False
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; from now on nothing is sent and no message is taken."""
@@ -1185,6 +1205,7 @@ class Connection(asyncio.Protocol):
         self._write(self.protocol.data_to_send())
 
     def _write(self, out: list[bytes]) -> None:
+        self._open = self.protocol.state is State.OPEN
         transport = self.transport
         for data in out:
             if data:

@@ -387,7 +387,8 @@ class Match:
         if member.joined and not member.spectator and member.player in self.inputs:
             self.inputs.submit(member.player, seq, values, view)
             member.played = True
-            self._enter(member)
+            if not member.entered:
+                self._enter(member)
 
     def _enter(self, member: Member) -> None:
         """``member`` answered an update (an ``ack`` or an ``input``): a player is in the roster from the next tick."""

@@ -448,6 +448,8 @@ def encode_update_prefix(tick: int, base: int | None, body: dict[str, Any], chec
 
 #: ``"ack": n`` packed, for every n below 128 (a positive fixint).
 _SMALL_ACKS = tuple(_ACK_KEY + bytes((n,)) for n in range(128))
+#: ``"ack"`` and the marker of each wider unsigned int.
+_ACK_U8, _ACK_U16, _ACK_U32, _ACK_U64 = (_ACK_KEY + bytes((marker,)) for marker in (0xCC, 0xCD, 0xCE, 0xCF))
 
 
 def ack_field(ack: int) -> bytes:
@@ -455,13 +457,11 @@ def ack_field(ack: int) -> bytes:
     without a packer per call: the per-client tail of every update."""
     if ack < 0x80:
         return _SMALL_ACKS[ack]
-    if ack < 0x100:
-        return _ACK_KEY + b"\xcc" + ack.to_bytes(1, "big")
-    if ack < 0x10000:
-        return _ACK_KEY + b"\xcd" + ack.to_bytes(2, "big")
+    if ack < 0x10000:  # a uint 16 from 256: an ack after 8.5 s at 30 Hz, for 36 minutes
+        return _ACK_U16 + ack.to_bytes(2, "big") if ack >= 0x100 else _ACK_U8 + ack.to_bytes(1, "big")
     if ack < 0x100000000:
-        return _ACK_KEY + b"\xce" + ack.to_bytes(4, "big")
-    return _ACK_KEY + b"\xcf" + ack.to_bytes(8, "big")
+        return _ACK_U32 + ack.to_bytes(4, "big")
+    return _ACK_U64 + ack.to_bytes(8, "big")
 
 
 def finish_update(prefix: bytes, ack: int) -> bytes:
