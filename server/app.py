@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import json
 import logging
 import random
@@ -130,6 +131,12 @@ Locate = Callable[[str], Awaitable[bool]]
 #: The readiness hook: why this server should get no new players now (its match directory is unreachable,
 #: it is draining), or None when it is ready. ``GET /healthz?ready`` answers 503 with it.
 Unready = Callable[[], str | None]
+
+#: The garbage collector's thresholds while serving (``gc.set_threshold``; Python's are 700, 10, 10). A full
+#: collection walks every connection's objects: 40-90 ms at 1,200 clients, two or three ticks skipped, and a
+#: ramp of joins set off one or two. Ten times fewer allocations between collections make those rare (the
+#: cyclic garbage of connections that left, some 27 objects each, waits up to ten times as long).
+GC_THRESHOLDS = (7000, 10, 10)
 
 #: Connections the kernel queues for ``accept``: a lobby's burst of matchmakes (hundreds at once) must not
 #: overflow it (asyncio's default is 100; past it, connections wait for SYN retransmits, a second or more).
@@ -1705,6 +1712,11 @@ async def serve(server: GameServer, on_ready: Callable[[int], None],
     """
     soft, raised, hard = raise_open_files()
     port = await server.start()
+    # What the process holds before its first client (modules, the matches) lives as long as it does: frozen,
+    # the garbage collector's full collections (tens of ms at a thousand clients) no longer look at it.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     log.info("open files: soft limit %d%s (hard limit %d); at most %d connections (--max-connections)", soft,
              f", raised to {raised}" if raised != soft else "", hard, server.max_connections,
              extra=fields("limits", open_files=raised, open_files_hard=hard, max_connections=server.max_connections))
