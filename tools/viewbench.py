@@ -8,7 +8,8 @@ encodes against several bases, as under load), their frames handed to
 in-memory clients. One of them applies every frame and checks its view sum
 (desyncs), after each tick's timing (a client's work). The warm-up counts
 from the tick every player has joined (a match lets in ``MAX_JOINS`` a tick),
-so the measured ticks hold no joins. The figure is the tick's CPU time (``time.process_time``: what a
+so the measured ticks hold no joins (``--churn`` puts a leave and a join
+in every few of them). The figure is the tick's CPU time (``time.process_time``: what a
 busy machine's other processes do not add), per tick and per client, for each
 E in turn, and each E's compared with the first one's: what
 ``tools.bench --variant interest`` measures end to end, less the sockets,
@@ -90,18 +91,20 @@ class _Sink:
 
 
 def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int,
-            callgrind: bool = False) -> dict[str, Any]:
+            callgrind: bool = False, churn: int = 0) -> dict[str, Any]:
     side = max(100, round(4000 * math.sqrt(npcs / 2000)))
     match = Match(get_ruleset("drift"), seed=seed, options={"npcs": npcs, "size": side, "view": view, "view_cell": cell},
-                  max_players=players + 1)
+                  max_players=players + 2)
     rng = np.random.default_rng(seed)
     sinks = [_Sink(match if i == 0 else None) for i in range(players)]
-    members = []
-    for i, sink in enumerate(sinks):
+
+    def join(i: int, sink: _Sink, now: float) -> Member:
         session = match.new_session()
-        hello = session.receive(encode_client(Hello(1, f"p{i}", interest=True)), 0.0, 0)
+        hello = session.receive(encode_client(Hello(1, f"p{i}", interest=True, roster_deltas=True)), now, match.tick_count)
         assert isinstance(hello, Hello)
-        members.append(match.connect(hello, session, sink, 0.0))
+        return match.connect(hello, session, sink, now)
+
+    members = [join(i, sink, 0.0) for i, sink in enumerate(sinks)]
     lags = rng.integers(1, lag + 1, players)
     dirs = rng.integers(-1, 2, (players, 2))
     seqs = [0] * players
@@ -116,15 +119,25 @@ def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: i
             raise RuntimeError(f"{players} players not all joined after {players} ticks")
         now = _step(match, members, now, None, rng, lags, dirs, seqs)
     sent0 = updates0 = 0
+    retired: list[_Sink] = []  # the sinks of players who left (their bytes still count)
     for step in range(warmup + ticks):
         if step == warmup:
             if callgrind:
                 subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
-            sent0, updates0 = sum(s.bytes for s in sinks), sum(s.updates for s in sinks)
+            sent0, updates0 = sum(s.bytes for s in sinks + retired), sum(s.updates for s in sinks + retired)
+        if churn and step > warmup and (step - warmup) % churn == 0 and players > 1:
+            # One player leaves (its entity is despawned at the next tick) and a new one joins in its place.
+            k = 1 + (step - warmup) // churn % (players - 1)  # never the verifying client
+            gone = members[k]
+            assert gone.client is not None
+            match.disconnect(gone, gone.client, now, left=True)
+            retired.append(sinks[k])
+            sinks[k] = _Sink(None)
+            members[k] = join(players + step, sinks[k], now)
         now = _step(match, members, now, cpu if step >= warmup else None, rng, lags, dirs, seqs)
         sinks[0].verify()
     cpu_ms = np.array(cpu) * 1000
-    updates = sum(s.updates for s in sinks) - updates0
+    updates = sum(s.updates for s in sinks + retired) - updates0
     return {
         "E": npcs, "P": players, "arena": side, "view": view, "cell": match.view_shape.cell if match.view_shape else None,
         "ticks": ticks, "tick_cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 3),
@@ -132,7 +145,7 @@ def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: i
         "tick_cpu_ms_max": round(float(cpu_ms.max()), 3),
         "tick_cpu_ms_mean": round(float(cpu_ms.mean()), 3),
         "us_per_client_tick": round(float(cpu_ms.mean()) * 1000 / players, 2),
-        "bytes_per_update": round((sum(s.bytes for s in sinks) - sent0) / max(updates, 1), 1),
+        "bytes_per_update": round((sum(s.bytes for s in sinks + retired) - sent0) / max(updates, 1), 1),
         "encodes_per_tick": round(match.stats.encodes / max(match.stats.ticks, 1), 2),
         "desyncs": sinks[0].desyncs, "verified_updates": sinks[0].updates,
     }
@@ -176,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=number(int, 0), default=30, help="ticks after every player joined, before measuring (default 30)")
     p.add_argument("--lag", type=number(int, 1), default=3, metavar="TICKS",
                    help="players acknowledge 1 to TICKS ticks late (default 3)")
+    p.add_argument("--churn", type=number(int, 0), default=0, metavar="TICKS",
+                   help="every TICKS measured ticks one player leaves and a new one joins in its place (default 0: none)")
     p.add_argument("--seed", type=seed_int, default=1, help="match and walk seed (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON line per E, then the comparison")
     p.add_argument("--callgrind", action="store_true",
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for e in args.npcs:
         r = measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed,
-                    args.callgrind)
+                    args.callgrind, args.churn)
         runs.append(r)
         if args.json:
             print(json.dumps(r), flush=True)

@@ -30,3 +30,13 @@ def test_viewbench_refuses_to_count_instructions_outside_valgrind() -> None:
                          text=True, timeout=60)
     assert res.returncode == 2 and "run under valgrind --tool=callgrind --instr-atstart=no" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_viewbench_with_players_leaving_and_joining_still_verifies_every_update() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-m", "tools.viewbench", "--npcs", "400", "--players", "6", "--ticks", "8",
+                          "--warmup", "2", "--churn", "2", "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    first = json.loads(res.stdout.splitlines()[0])
+    assert first["desyncs"] == 0 and first["verified_updates"] > 0 and first["tick_cpu_ms_max"] >= first["tick_cpu_ms_p50"]
