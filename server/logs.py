@@ -11,7 +11,7 @@ for ``python -m server`` and ``tools.replay play`` alike:
   extra=fields("join", match=..., player=...))``. Text shows only the
   message, which says the same in words; JSON adds the fields, so a shipper
   can filter by ``event``, ``match``, ``code``. The events: ``listening``,
-  ``join``, ``resume``, ``leave``, ``gone`` (a held player's seat freed),
+  ``join``, ``resume``, ``leave``, ``gone`` (a player's seat freed, one that answered an update),
   ``kick`` (the server closes a connection with an error code: ``code`` and
   ``reason``), ``match_start``, ``match_end``, ``ticks_dropped``, ``slow_client``; a drain's
   (``server.handover.drain``): ``drain``, ``handover_out``, ``handover_in``, ``handover_failed``,

@@ -449,6 +449,8 @@ class Match:
         for pid in leaves:
             gone = self.members[pid]
             self._forget(gone)
+            if not gone.entered:
+                continue  # it never answered an update: its connection's line said it left, no roster knew it
             why = "it left" if pid in left else f"not back within {self.hold_s:g} s"
             log.info("%s: player %d %r is gone (%s)", self.match_id, pid, gone.name, why,
                      extra=fields("gone", match=self.match_id, player=pid))

@@ -89,6 +89,7 @@ def test_the_json_log_has_a_line_per_match_start_join_leave_kick_and_match_end_w
     assert "text" in kick["reason"] and "1003" in kick["message"]
     assert leaves[kick["player"]]["by"] == "server"
     assert any(g["player"] == player for g in events(lines, "gone"))
+    assert all(g["player"] != kick["player"] for g in events(lines, "gone"))  # it never answered: its leave says all
     (end,) = events(lines, "match_end")
     assert end["match"] == match and "shutting down" in end["reason"]
 
