@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from game.rules import get_ruleset
-from server.match import Match, Member
+from server.match import MAX_JOINS, Match, Member
 from server.protocol.codec import decode_server, encode_client, encode_server
 from server.protocol.delta import apply_body
 from server.protocol.errors import ProtocolError
@@ -685,3 +685,17 @@ def test_a_silent_client_idles_until_its_next_keyframe_and_answering_ends_that_a
     for _ in range(3):
         match.tick(0.0)
     assert [(u.tick, u.base) for u in ac.updates()] == [(12, None)]  # the next grid tick, not 63
+
+
+def test_a_burst_of_joins_takes_max_joins_a_tick_lowest_ids_first_each_welcomed_in_its_own() -> None:
+    match = new_match()
+    joined = [join(match, f"p{i}") for i in range(2 * MAX_JOINS + 3)]
+    welcomed_at: dict[int, int] = {}
+    for _ in range(4):
+        match.tick(0.0)
+        for m, c in joined:
+            if c.frames and m.player not in welcomed_at:
+                welcomed_at[m.player] = match.tick_count
+    ticks = [welcomed_at[m.player] for m, _ in joined]
+    assert ticks == [1] * MAX_JOINS + [2] * MAX_JOINS + [3] * 3
+    assert all(isinstance(c.messages()[0], Welcome) for _, c in joined)
