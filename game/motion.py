@@ -51,15 +51,20 @@ def step_axis_in_place(pos: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi
 
 def _reflect(p: npt.NDArray[Any], vel: npt.NDArray[Any], lo: int, hi: int, work: type[np.signedinteger[Any]]) -> None:
     """Positions ``p`` past a wall come back off it, and their velocities turn (wrapped to ``vel``'s dtype)."""
-    low = p < lo
-    high = p > hi
-    if low.any():
-        p[low] = 2 * lo - p[low]
-    if high.any():
-        p[high] = 2 * hi - p[high]
-    flip = low | high
-    if flip.any():
-        vel[flip] = (-vel[flip].astype(work)).astype(vel.dtype)
+    if lo == 0 and p.dtype.kind == "i" and hi < 1 << (8 * p.itemsize - 1):
+        past = p.view(p.dtype.str.replace("i", "u")) > hi  # p < 0 or p > hi, in one comparison
+    else:
+        past = (p < lo) | (p > hi)
+    flip = np.flatnonzero(past)  # a few: the rest of the world is left alone
+    if len(flip) == 0:
+        return
+    q = p[flip]
+    low = q < lo
+    high = q > hi
+    q[low] = 2 * lo - q[low]
+    q[high] = 2 * hi - q[high]
+    p[flip] = q
+    vel[flip] = (-vel[flip].astype(work)).astype(vel.dtype)
 
 
 def extrapolate(motion: tuple[Axis, ...], columns: dict[str, npt.NDArray[Any]], steps: int) -> dict[str, npt.NDArray[Any]]:
