@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import faulthandler
-import gc
 import logging
 import os
 import re
@@ -285,7 +284,6 @@ async def run(host: Host, *, drain_deadline: float = DRAIN_DEADLINE_S, admin_tok
 
     def ready(port: int) -> None:
         nonlocal hosting, mailbox
-        freeze_startup_heap()
         host_name = f"[{config.host}]" if ":" in config.host else config.host
         s = "s" if config.tls_cert else ""
         log.info("listening on ws%s://%s:%d/ws (open http%s://%s:%d/ in a browser) ruleset=%s tick_rate=%d seed=%d",
@@ -314,15 +312,6 @@ async def run(host: Host, *, drain_deadline: float = DRAIN_DEADLINE_S, admin_tok
                     await task
     log.info("stopped after %d ticks", match.tick_count)
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
-
-
-def freeze_startup_heap() -> None:
-    """Put what startup made (modules, rulesets, the match and its world: some 40,000 objects) out of the
-    collector's sight (``gc.freeze``), once, before the first client: a full collection, which CPython starts
-    as the heap grows (300 connections, say), visits only what came since. It visited them all, 30 ms in one
-    tick (BENCHMARKS.md, *Silent clients*)."""
-    gc.collect()
-    gc.freeze()
 
 
 def build_host(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Host:
