@@ -114,11 +114,12 @@ class Proc:
 
     def __init__(self, args: list[str], name: str, cpu: int | None, timeout: float = 30.0, *, root: Path = ROOT,
                  nofile: int | tuple[int, int] | None = None, ready: re.Pattern[str] = _LISTENING,
-                 count: int = 1, log_file: Path | None = None) -> None:
+                 count: int = 1, log_file: Path | None = None, path: tuple[Path, ...] = ()) -> None:
         """Run ``python ARGS`` in ``root`` (another checkout: its code), with at most ``nofile`` open files
-        (a soft and hard limit, or a (soft, hard) pair); ``log_file``: where to keep its whole log too."""
+        (a soft and hard limit, or a (soft, hard) pair); ``log_file``: where to keep its whole log too;
+        ``path``: more directories on its ``PYTHONPATH``, after ``root``."""
         self.name = name
-        env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, (root, *path))), PYTHONUNBUFFERED="1")
         limits = (nofile, nofile) if isinstance(nofile, int) else nofile
         limit = None if limits is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         self.proc = subprocess.Popen([sys.executable, *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
