@@ -20,7 +20,8 @@ Optional, over the same window:
 - ``--perf FILE``: ``perf record -e cpu-clock -g`` of the server, written to FILE
   (``perf report -i FILE``);
 - ``--gc``: every collection of the garbage collector inside the window, by
-  generation (count, total and largest ms), from ``tools/gcprobe/sitecustomize.py``
+  generation (count, total and largest ms; and the count and largest since the
+  server started, the ramp of joins included), from ``tools/gcprobe/sitecustomize.py``
   put on the server's ``PYTHONPATH`` (the server's code is unchanged).
 
 ``--pairs K --before DIR`` alternates K windows of DIR's server (before) with K
@@ -121,7 +122,8 @@ def _finish(profiler: subprocess.Popen[str], what: str) -> None:
 
 
 def _gc_window(path: Path, t0: float, t1: float) -> dict[str, dict[str, float]]:
-    """The collections the probe saw start inside ``[t0, t1]``, by generation: count, total and largest ms."""
+    """The collections the probe saw start inside ``[t0, t1]``, by generation: count, total and largest ms; and
+    since the server started (the ramp of joins too): count and largest ms."""
     deadline = time.monotonic() + 5
     while True:  # the probe rewrites its file every 0.25 s: wait for one written after the window
         try:
@@ -136,7 +138,9 @@ def _gc_window(path: Path, t0: float, t1: float) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for gen in (0, 1, 2):
         ms = [d * 1000 for start, d, g, _ in seen if g == gen and t0 <= start <= t1]
-        out[str(gen)] = {"collections": len(ms), "ms_total": round(sum(ms), 1), "ms_max": round(max(ms, default=0), 1)}
+        run = [d * 1000 for start, d, g, _ in seen if g == gen and start <= t1]
+        out[str(gen)] = {"collections": len(ms), "ms_total": round(sum(ms), 1), "ms_max": round(max(ms, default=0), 1),
+                         "run_collections": len(run), "run_ms_max": round(max(run, default=0), 1)}
     return out
 
 

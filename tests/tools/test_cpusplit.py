@@ -50,6 +50,8 @@ def test_one_window_reports_the_servers_cpu_its_segments_and_its_collections() -
     assert sorted(w["gc"]) == ["0", "1", "2"]
     for gen in w["gc"].values():
         assert gen["collections"] >= 0 and gen["ms_max"] <= gen["ms_total"] + 0.1
+        assert gen["run_collections"] >= gen["collections"] and gen["run_ms_max"] >= gen["ms_max"]
+    assert w["gc"]["2"]["run_collections"] >= 1  # the server's start-up collects (gc.freeze's collect) before any client
     if has_ss:  # one data segment per update each way (an update out, an input in), hardly any pure ACK
         seg = w["segments_per_update"]
         assert 0.8 <= seg["server_data_out"] <= 1.3 and 0.8 <= seg["loadgen_data_out"] <= 1.3, seg
