@@ -18,7 +18,9 @@ Optional, over the same window:
 - ``--segments``: ``ss -ti`` over the server's sockets and the generator's:
   data segments and pure ACKs sent per update, each side;
 - ``--perf FILE``: ``perf record -e cpu-clock -g`` of the server, written to FILE
-  (``perf report -i FILE``);
+  (``perf report -i FILE``), and its samples split (% of all): the kernel in the
+  ``write``s, the peer socket's receive run inside them (loopback), the ``read``s,
+  ``epoll``, the rest of the kernel, user space;
 - ``--gc``: every collection of the garbage collector inside the window, by
   generation (count, total and largest ms; and the count and largest since the
   server started, the ramp of joins included), from ``tools/gcprobe/sitecustomize.py``
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -104,6 +107,39 @@ def _segments_window(proc: Proc, seconds: float) -> dict[str, float]:
         data, pure = _segments(before, after, k1 - k0)
         out |= {f"{side}_data_out": data, f"{side}_pure_acks_out": pure}
     return out
+
+
+#: The kernel's paths ``perf_split`` sorts samples by: a call stack is the first whose pattern it matches.
+_WRITE = re.compile(r"\b(ksys_write|__x64_sys_write|__sys_sendto|__sys_sendmsg|tcp_sendmsg)\b")
+_PEER_RX = re.compile(r"\b(__netif_receive_skb\w*|net_rx_action|tcp_v4_rcv|ip_rcv\w*|process_backlog)\b")
+_READ = re.compile(r"\b(ksys_read|__x64_sys_read|__sys_recvfrom|tcp_recvmsg)\b")
+_EPOLL = re.compile(r"\b(do_epoll_wait|ep_poll)\b")
+
+
+def perf_split(data: Path) -> dict[str, float]:
+    """Where ``perf record -g``'s samples of the server were (``perf script -i DATA``), % of all samples: the
+    kernel in its ``write``s (transmit), the peer socket's receive run inside them (loopback bills it to the
+    sender), its ``read``s, ``epoll``, the rest of the kernel; user space (Python, uvloop, numpy) as one."""
+    script = subprocess.run(["perf", "script", "-i", str(data)], capture_output=True, text=True, timeout=300)
+    counts = dict.fromkeys(("kernel_write", "kernel_peer_receive_in_write", "kernel_read", "kernel_epoll", "kernel_other",
+                            "user"), 0)
+    for sample in script.stdout.split("\n\n"):
+        frames = [line for line in sample.splitlines()[1:] if line.strip()]
+        if not frames:
+            continue
+        if "kernel" not in frames[0]:
+            key = "user"
+        elif _WRITE.search(sample):
+            key = "kernel_peer_receive_in_write" if _PEER_RX.search(sample) else "kernel_write"
+        elif _READ.search(sample):
+            key = "kernel_read"
+        else:
+            key = "kernel_epoll" if _EPOLL.search(sample) else "kernel_other"
+        counts[key] += 1
+    total = sum(counts.values())
+    if not total:
+        raise BenchError(f"perf recorded no sample of the server: {script.stderr.strip()[-200:] or 'none'}")
+    return {"samples": total, **{k: round(100 * v / total, 1) for k, v in counts.items()}}
 
 
 def _perf(args: list[str]) -> subprocess.Popen[str]:
@@ -213,6 +249,7 @@ async def _window(proc: Proc, root: Path, args: argparse.Namespace, lg_cpu: int,
             out["gc"] = _gc_window(gc_file, t0, t1)
         if args.perf is not None:
             out["perf_data"] = str(args.perf)
+            out["perf_split"] = perf_split(args.perf)
         return out
     finally:
         if segments is not None and not segments.done():
@@ -299,7 +336,7 @@ def _line(w: dict[str, Any]) -> str:
         if key in w:
             text += f"\n  {key}: {json.dumps(w[key])}"
     if "perf_data" in w:
-        text += f"\n  perf record: perf report -i {w['perf_data']}"
+        text += f"\n  perf_split (% of samples): {json.dumps(w['perf_split'])}; perf report -i {w['perf_data']}"
     return text
 
 
@@ -335,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", action="store_true",
                    help="TCP segments over the window (ss -ti): data segments and pure ACKs sent per update, each side")
     p.add_argument("--perf", type=Path, metavar="FILE",
-                   help="perf record -e cpu-clock -g of the server over the window, into FILE (perf report -i FILE)")
+                   help="perf record -e cpu-clock -g of the server over the window, into FILE (perf report -i FILE), "
+                        "and its samples split: kernel write, the peer's receive inside it, read, epoll, other, user")
     p.add_argument("--gc", action="store_true",
                    help="the garbage collector's collections in the window by generation (tools/gcprobe/sitecustomize.py)")
     p.add_argument("--pairs", type=number(int, 1), default=1, metavar="K",

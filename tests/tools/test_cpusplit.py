@@ -74,6 +74,24 @@ def test_syscalls_counts_one_read_and_one_write_per_client_per_tick_or_says_what
     assert sc["epoll"] >= 0 and sc["all"] >= sc["read"] + sc["write"] + sc["epoll"] - 0.01, sc
 
 
+def test_perf_records_the_window_and_splits_its_samples_or_says_what_is_missing(tmp_path: Path) -> None:
+    data = tmp_path / "server.data"
+    out = cpusplit(*TINY, "--perf", str(data))
+    if shutil.which("perf") is None:
+        assert (out.returncode, out.stdout, out.stderr) == (1, "", f"{PROG}: error: --perf needs perf, which is not on PATH\n")
+        return
+    if out.returncode != 0:  # perf is there but may not record here (perf_event_paranoid, a container)
+        assert out.returncode == 1 and out.stderr.startswith(f"{PROG}: error: perf record failed: "), out.stderr
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        return
+    w = json.loads(out.stdout)
+    assert_window(w, ROOT)
+    assert w["perf_data"] == str(data) and data.stat().st_size > 0
+    split = w["perf_split"]
+    assert split["samples"] > 0 and split["user"] > 0, split
+    assert abs(sum(v for k, v in split.items() if k != "samples") - 100) < 1, split
+
+
 def test_a_missing_tool_is_one_line_before_anything_runs(tmp_path: Path) -> None:
     env = dict(ENV, PATH=str(tmp_path))  # no perf, no ss
     for flag, tool in (("--syscalls", "perf"), ("--segments", "ss")):
