@@ -57,7 +57,7 @@ import msgpack
 from attrs import define, evolve, field, frozen
 
 from server.cli import positive
-from tools.bench import ROOT, BenchError, Proc, Scrape, metric_sum, parse_metrics, status_mib, window_ms
+from tools.bench import ROOT, BenchError, Proc, Scrape, cpus_for, metric_sum, parse_metrics, status_mib, window_ms
 from tools.cli import Parser
 from tools.client import GameClient, ServerClosed
 from tools.loadgen import LeanClient
@@ -489,6 +489,8 @@ class Options:
     root: Path
     nofile: int | None
     server_args: tuple[str, ...]
+    #: The CPU the server is pinned to (``--pin``), or None.
+    server_cpu: int | None = None
 
 
 def measure(opts: Options, attack: bool, bots_asked: int | None = None) -> dict[str, Any]:
@@ -496,7 +498,7 @@ def measure(opts: Options, attack: bool, bots_asked: int | None = None) -> dict[
     see ``_measure``)."""
     args = ["-m", "server", "--host", "127.0.0.1", "--port", "0", "--ruleset", opts.ruleset, "--no-record",
             *opts.server_args]
-    server = Proc(args, "server", None, root=opts.root, nofile=opts.nofile)
+    server = Proc(args, "server", opts.server_cpu, root=opts.root, nofile=opts.nofile)
     try:
         return asyncio.run(_measure(server, opts, attack, bots_asked))
     finally:
@@ -544,6 +546,7 @@ async def _measure(server: Proc, opts: Options, attack: bool, bots_asked: int | 
     rates = [(b - a) / window for a, b in zip(updates0, updates1)]
     return {
         "run": "attack" if attack else "baseline" if opts.bots == bots_asked else "control",
+        "server_cpu": opts.server_cpu,
         "attack": opts.kind if attack else None,
         "window_s": round(window, 1),
         "bots": opts.bots,
@@ -644,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-baseline", action="store_true", help="only the run under attack")
     p.add_argument("--control", action="store_true", help="a third run: --bots plus --count well-behaved bots and no "
                    "attack (what as many honest clients cost)")
+    p.add_argument("--pin", action="store_true", help="pin the server to the first CPU this process may use and this "
+                   "process (bots and attackers) to the second, as tools.bench does: what the attackers' own clients "
+                   "spend does not take the server's core (needs 2 CPUs)")
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p
 
@@ -651,8 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     count, seconds = DEFAULTS[args.kind]
+    try:
+        server_cpu, clients_cpus = cpus_for(args.pin)
+    except BenchError as exc:
+        print(f"python -m tools.attacks: error: {exc}", file=sys.stderr)
+        return 1
+    if clients_cpus is not None:
+        os.sched_setaffinity(0, clients_cpus)
     opts = Options(args.kind, args.count or count, args.seconds if args.seconds is not None else seconds, args.bots,
-                   args.ruleset, args.warmup, args.after, args.root.resolve(), args.nofile, tuple(args.server_arg))
+                   args.ruleset, args.warmup, args.after, args.root.resolve(), args.nofile, tuple(args.server_arg),
+                   server_cpu)
     try:
         runs = ([] if args.no_baseline else [measure(opts, False)]) + [measure(opts, True)]
         if args.control:

@@ -323,7 +323,8 @@ def wait(seconds: float, bar: Bar) -> None:
         bar.advance(step)
 
 
-def _cpus(pin: bool) -> tuple[int | None, set[int] | None]:
+def cpus_for(pin: bool) -> tuple[int | None, set[int] | None]:
+    """``--pin``: the CPU for the measured server and the CPUs for its clients (None, None without it)."""
     if not pin:
         return None, None
     cpus = sorted(os.sched_getaffinity(0))
@@ -446,7 +447,7 @@ def server_command(npcs: int, players: int, seed: int, extra: list[str]) -> list
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    server_cpu, lg_cpus = _cpus(args.pin)
+    server_cpu, lg_cpus = cpus_for(args.pin)
     side = arena_side(args.variant, args.npcs)
     variant = ["--option", f"size={side}", "--option", f"view={args.view}", "--option", f"view_cell={args.view_cell}"] \
         if args.variant == "interest" else []
@@ -659,7 +660,7 @@ def _sweep_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
     if args.plot is not None:
         run_or_exit(parser.prog, plots.require, plots.PlotError)
     # run as __main__, this module's BenchError is not tools.bench's (which tools.sweep raises)
-    out = run_or_exit(parser.prog, lambda: sweep.run_sweep(args, *_cpus(args.pin)), BenchError, bench.BenchError)
+    out = run_or_exit(parser.prog, lambda: sweep.run_sweep(args, *cpus_for(args.pin)), BenchError, bench.BenchError)
     if args.plot is not None:
         run_or_exit(parser.prog, lambda: sweep.plot_sweep(out, args.plot), plots.PlotError)
     print(json.dumps(out))
