@@ -75,8 +75,9 @@ class Layer:
         return found
 
 
-#: Annotations only: every layer may use them.
-PURE_TYPING = ("__future__", "typing")
+#: Annotations only: every layer may use them (``collections.abc``: the abstract types annotations name, such as
+#: ``Sequence``).
+PURE_TYPING = ("__future__", "typing", "collections.abc")
 
 GAME = Layer(
     "game",
