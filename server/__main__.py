@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import faulthandler
+import io
 import logging
 import os
 import re
@@ -305,13 +305,28 @@ async def run(host: Host, *, drain_deadline: float = DRAIN_DEADLINE_S, admin_tok
                 recorder.path.unlink(missing_ok=True)
         raise
     finally:
-        for task in (mailbox, hosting):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_tasks([t for t in (mailbox, hosting) if t is not None])
     log.info("stopped after %d ticks", match.tick_count)
     log.info("final state_hash %s at tick %d", match.state_hash(), match.tick_count)
+
+
+#: How long the node's own tasks (the rooms' timer, the hand-over mailbox) have to finish once cancelled at the end.
+STOP_WAIT_S = 10.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``STOP_WAIT_S``: one that has not finished by then is logged with
+    where it waits (its stack), not waited for in silence."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+    for task in stuck:
+        where = io.StringIO()
+        task.print_stack(file=where)
+        log.warning("stopping: the task %r has not finished %g s after its cancellation; it waits here:\n%s",
+                    task.get_name(), STOP_WAIT_S, where.getvalue().rstrip())
 
 
 def build_host(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Host:

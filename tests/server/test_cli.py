@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
 
 import pytest
 
+import server.__main__ as server_main
 from server.__main__ import build_parser, config_from_args, rooms_from_args
 from server.cli import MAX_SEED, name_equals_int, port, positive, seed_int
 from server.host import open_directory
@@ -91,3 +95,34 @@ def test_the_event_loop_flag_defaults_to_the_environment_then_auto(monkeypatch: 
     assert build_parser().parse_args(["--event-loop", "asyncio"]).event_loop == "asyncio"
     monkeypatch.setenv("TICKSERVER_EVENT_LOOP", "asyncio")
     assert build_parser().parse_args([]).event_loop == "asyncio"
+
+
+def test_a_node_task_that_ignores_its_cancellation_is_logged_with_where_it_waits_not_waited_for(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(server_main, "STOP_WAIT_S", 0.2)
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(60)  # swallows the first cancellation: a stuck shutdown
+
+    async def main() -> tuple[bool, bool]:
+        quick = asyncio.create_task(asyncio.sleep(60), name="quick")
+        stuck = asyncio.create_task(stubborn(), name="stubborn")
+        await asyncio.sleep(0)
+        async with asyncio.timeout(5):
+            await server_main.stop_tasks([quick, stuck])
+        done = quick.cancelled(), stuck.done()
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+        return done
+
+    with caplog.at_level(logging.WARNING, logger="server"):
+        quick_cancelled, stuck_done = asyncio.run(main())
+    assert quick_cancelled and not stuck_done
+    (record,) = [r for r in caplog.records if "stopping:" in r.getMessage()]
+    message = record.getMessage()
+    assert message.startswith("stopping: the task 'stubborn' has not finished 0.2 s after its cancellation; it waits here:")
+    assert "in stubborn" in message
