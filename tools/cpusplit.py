@@ -51,7 +51,7 @@ from typing import Any
 
 from tools.bench import ROOT, BenchError, Proc, parse_metrics, server_command, window_ms
 from tools.cli import Parser, number, run_or_exit
-from tools.sweep import LOADGEN
+from tools.sweep import LOADGEN, read_window, start_loadgen
 
 PROG = "python -m tools.cpusplit"
 GCPROBE = ROOT / "tools" / "gcprobe"
@@ -182,48 +182,37 @@ def _gc_window(path: Path, t0: float, t1: float) -> dict[str, dict[str, float]]:
 
 async def _window(proc: Proc, root: Path, args: argparse.Namespace, lg_cpu: int, gc_file: Path | None) -> dict[str, Any]:
     players: int = args.players
-    lg = await asyncio.create_subprocess_exec(
-        str(LOADGEN), "--port", str(proc.port), "--clients", str(players), "--rate", str(CONNECT_RATE),
-        "--warmup", str(args.warmup), "--duration", str(args.duration), "--timeout", str(60 + players / CONNECT_RATE),
-        "--seed", "1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        preexec_fn=lambda: os.sched_setaffinity(0, {lg_cpu}))
-    assert lg.stdout is not None and lg.stderr is not None
-    marks: dict[str, tuple[float, tuple[float, float], dict[str, Any], Any]] = {}
+    lg = await start_loadgen(proc.port, players, CONNECT_RATE, args.warmup, args.duration, 1, {lg_cpu})
     segments: asyncio.Future[dict[str, float]] | None = None
-    summary: dict[str, Any] = {}
     profilers: list[tuple[subprocess.Popen[str], str]] = []
     stat_file = Path(tempfile.mkstemp(prefix="cpusplit-", suffix=".perfstat")[1]) if args.syscalls else None
     # perf counts for most of the window, so that it ends inside it whatever its start-up costs
     perf_s = args.duration * 0.9
+
+    def mark(event: str) -> tuple[float, tuple[float, float], dict[str, Any], Any]:
+        nonlocal segments
+        taken = time.monotonic(), proc.cpu(), proc.get_json("/healthz"), parse_metrics(proc.get("/metrics").decode())
+        if event == "window_start" and args.segments:
+            segments = asyncio.ensure_future(asyncio.to_thread(_segments_window, proc, perf_s))
+        if event == "window_start" and args.perf is not None:
+            profilers.append((_perf(["record", "-q", "-e", "cpu-clock", "-g", "-p", str(proc.pid),
+                                     "-o", str(args.perf), "--", "sleep", f"{perf_s:.3f}"]), "perf record"))
+        if event == "window_start" and stat_file is not None:
+            events = ",".join(["raw_syscalls:sys_enter", *(f"syscalls:sys_enter_{n}" for n in SYSCALLS)])
+            profilers.append((_perf(["stat", "-x,", "-e", events, "-p", str(proc.pid), "-o", str(stat_file),
+                                     "--", "sleep", f"{perf_s:.3f}"]), "perf stat"))
+        return taken
+
     try:
         try:
             async with asyncio.timeout(120 + players / CONNECT_RATE + args.warmup + args.duration):
-                while line := await lg.stdout.readline():
-                    obj = json.loads(line)
-                    event = obj.get("event")
-                    if event not in ("window_start", "window_end"):
-                        summary = obj
-                        continue
-                    marks[event] = (time.monotonic(), proc.cpu(), proc.get_json("/healthz"),
-                                    parse_metrics(proc.get("/metrics").decode()))
-                    if event == "window_start" and args.segments:
-                        segments = asyncio.ensure_future(asyncio.to_thread(_segments_window, proc, perf_s))
-                    if event == "window_start" and args.perf is not None:
-                        profilers.append((_perf(["record", "-q", "-e", "cpu-clock", "-g", "-p", str(proc.pid),
-                                                 "-o", str(args.perf), "--", "sleep", f"{perf_s:.3f}"]), "perf record"))
-                    if event == "window_start" and stat_file is not None:
-                        events = ",".join(["raw_syscalls:sys_enter", *(f"syscalls:sys_enter_{n}" for n in SYSCALLS)])
-                        profilers.append((_perf(["stat", "-x,", "-e", events, "-p", str(proc.pid), "-o", str(stat_file),
-                                                 "--", "sleep", f"{perf_s:.3f}"]), "perf stat"))
-                await lg.wait()
+                summary, marks = await read_window(lg, mark)
         except TimeoutError:
             raise BenchError("the window did not end in time (the load generator hung?)") from None
         except json.JSONDecodeError as exc:
             raise BenchError(f"the load generator printed something not JSON: {exc}") from None
         for profiler, what in profilers:
             _finish(profiler, what)
-        if not summary or "window_start" not in marks or "window_end" not in marks:
-            raise BenchError(f"the load generator failed: {(await lg.stderr.read()).decode()[-300:]}")
         (t0, c0, h0, m0), (t1, c1, h1, m1) = marks["window_start"], marks["window_end"]
         wall = t1 - t0
         ticks = int(h1["tick"]) - int(h0["tick"])

@@ -31,7 +31,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from attrs import asdict, define
 
@@ -40,6 +41,8 @@ from tools.client import GameClient
 from tools.plots import Panel, Series, save_panels
 
 LOADGEN = ROOT / "build" / "loadgen"
+#: What ``read_window`` takes at each of the window's two marks.
+M = TypeVar("M")
 #: Updates per second every client must get for a P to hold (the tick rate is 30).
 HOLD_UPDATES_PER_S = 29.0
 
@@ -77,13 +80,39 @@ def _affinity(cpus: set[int] | None) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
 
 
+async def start_loadgen(port: int, clients: int, rate: float, warmup: float, duration: float, seed: int,
+                        cpus: set[int] | None) -> asyncio.subprocess.Process:
+    """``build/loadgen``: ``clients`` C clients of the server on ``port``, connected ``rate`` a second, then one
+    window of ``duration`` s after ``warmup`` s; on ``cpus`` (None: anywhere). Its stdout: JSON lines."""
+    cmd = [*_affinity(cpus), str(LOADGEN), "--port", str(port), "--clients", str(clients), "--rate", str(rate),
+           "--warmup", str(warmup), "--duration", str(duration), "--timeout", str(60 + clients / rate),
+           "--seed", str(seed % 10**18)]
+    return await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def read_window(lg: asyncio.subprocess.Process, mark: Callable[[str], M]) -> tuple[dict[str, Any], dict[str, M]]:
+    """Read ``start_loadgen``'s output to its end: its summary, and ``mark(event)`` taken as its window starts
+    and ends (``window_start``, ``window_end``); a BenchError when it printed either not."""
+    assert lg.stdout is not None and lg.stderr is not None
+    marks: dict[str, M] = {}
+    summary: dict[str, Any] = {}
+    while line := await lg.stdout.readline():
+        obj = json.loads(line)
+        event = obj.get("event")
+        if event in ("window_start", "window_end"):
+            marks[event] = mark(event)
+        else:
+            summary = obj
+    await lg.wait()
+    if not summary or "window_start" not in marks or "window_end" not in marks:
+        raise BenchError(f"the load generator failed: {(await lg.stderr.read()).decode()[-300:]}")
+    return summary, marks
+
+
 async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: set[int] | None) -> Point:
     """Run the C clients and the verifiers against ``proc`` through one window; its figures."""
     lean = players - min(args.verify, players - 1)
-    cmd = [*_affinity(lg_cpus), str(LOADGEN), "--port", str(proc.port), "--clients", str(lean),
-           "--rate", str(args.connect_rate), "--warmup", str(args.warmup), "--duration", str(args.duration),
-           "--timeout", str(60 + players / args.connect_rate), "--seed", str(args.seed % 10**18)]
-    lg = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    lg = await start_loadgen(proc.port, lean, args.connect_rate, args.warmup, args.duration, args.seed, lg_cpus)
     verifiers = [GameClient(proc.url, f"verify{i}") for i in range(players - lean)]
     errors: list[str] = []
     try:
@@ -97,21 +126,19 @@ async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: s
             await v.send_input((1, 0))
 
     players_tasks = [asyncio.ensure_future(play(v)) for v in verifiers if v.ws is not None]
-    assert lg.stdout is not None
-    marks: dict[str, tuple[float, tuple[float, float], dict[str, Any], list[int]]] = {}
-    summary: dict[str, Any] = {}
     open_verifiers = 0
-    async with asyncio.timeout(180 + players / args.connect_rate + args.warmup + args.duration):
-        while line := await lg.stdout.readline():
-            obj = json.loads(line)
-            event = obj.get("event")
-            if event in ("window_start", "window_end"):
-                marks[event] = (time.monotonic(), proc.cpu(), proc.get_json("/healthz"),
-                                [v.stats.updates for v in verifiers])
-                open_verifiers = sum(1 for v in verifiers if v.ws is not None and not v.closed)
-            else:
-                summary = obj
-        await lg.wait()
+
+    def mark(event: str) -> tuple[float, tuple[float, float], dict[str, Any], list[int]]:
+        nonlocal open_verifiers
+        open_verifiers = sum(1 for v in verifiers if v.ws is not None and not v.closed)
+        return time.monotonic(), proc.cpu(), proc.get_json("/healthz"), [v.stats.updates for v in verifiers]
+
+    failed: BenchError | None = None
+    try:
+        async with asyncio.timeout(180 + players / args.connect_rate + args.warmup + args.duration):
+            summary, marks = await read_window(lg, mark)
+    except BenchError as exc:  # the verifiers are closed first
+        failed = exc
     for t in players_tasks:
         t.cancel()
     await asyncio.gather(*players_tasks, return_exceptions=True)
@@ -119,9 +146,8 @@ async def _window(proc: Proc, args: argparse.Namespace, players: int, lg_cpus: s
         if v.ws is not None:
             await v.close()
         errors.extend(v.stats.errors)
-    if not summary or "window_start" not in marks or "window_end" not in marks:
-        assert lg.stderr is not None
-        raise BenchError(f"the load generator failed: {(await lg.stderr.read()).decode()[-300:]}")
+    if failed is not None:
+        raise failed
     (t0, c0, h0, v0), (t1, c1, h1, v1) = marks["window_start"], marks["window_end"]
     wall = t1 - t0
     cpu = (sum(c1) - sum(c0)) / wall
