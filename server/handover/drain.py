@@ -138,11 +138,10 @@ class Drainer:
         while True:
             try:
                 mail = await host.directory.receive(host.node_id, timeout=RECEIVE_S)
-            except DirectoryUnavailable:
-                await asyncio.sleep(RETRY_S)
-                continue
-            except Exception:
-                log.exception("handover: reading the mailbox failed; again in %g s", RETRY_S)
+            except Exception as exc:
+                _cancelled_meanwhile(exc)
+                if not isinstance(exc, DirectoryUnavailable):
+                    log.exception("handover: reading the mailbox failed; again in %g s", RETRY_S)
                 await asyncio.sleep(RETRY_S)
                 continue
             for data in mail:  # in order, one at a time: each takes a directory call or two
@@ -478,3 +477,15 @@ class Drainer:
         host = self.host
         return json_response({"draining": True, "node": host.node_id, "started": started,
                               "matches": len(host.matches), **self.stats}, 202 if started else 200)
+
+
+def _cancelled_meanwhile(exc: Exception) -> None:
+    """Raise CancelledError (from ``exc``) when this task was cancelled during the call that failed with ``exc``.
+
+    A client library may turn the cancellation of a blocked read into its own error (a read cut short looks like
+    a lost connection); a loop that retries on that error would swallow the cancellation and never end.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
+

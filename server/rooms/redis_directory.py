@@ -255,18 +255,28 @@ class RedisDirectory:
     @contextlib.asynccontextmanager
     async def _bounded(self, waiting: float = 0.0) -> AsyncIterator[None]:
         """Redis's answer within ``timeout`` (plus ``waiting``, what the call waits for on purpose), or
-        DirectoryUnavailable: never a redis-py exception, never a hang."""
+        DirectoryUnavailable: never a redis-py exception, never a hang.
+
+        A cancellation is never lost: redis-py 8.1 may swallow one that comes in the first moments of a call (a
+        ``BLPOP`` cancelled within about a millisecond returned None with its task still cancelling), and a loop
+        calling again would then never end. So a call during which the task was cancelled raises CancelledError
+        whatever redis-py did."""
+        task = asyncio.current_task()
+        cancels = 0 if task is None else task.cancelling()
         try:
             async with asyncio.timeout(waiting + self.timeout):
                 yield
         except (TimeoutError, RedisTimeout):  # ours or the socket's (the same time-out: whichever came first)
+            _honour_cancel(task, cancels)
             raise DirectoryUnavailable(self.backend, f"no answer within {self.timeout:g} s") from None
         except (RedisError, OSError) as exc:
+            _honour_cancel(task, cancels)
             if isinstance(exc, (RedisConnectionError, OSError)):
                 # Redis went away: every idle pooled connection is dead too. Dropped now, each reconnects when
                 # next used, instead of failing one call each once Redis is back (nothing is retried).
                 await self._redis.connection_pool.disconnect(inuse_connections=False)
             raise DirectoryUnavailable(self.backend, _cause(exc)) from exc
+        _honour_cancel(task, cancels)
 
     def _match_reply(self, reply: list[Any], match_id: MatchId, node_id: NodeId | None = None) -> MatchInfo:
         status = reply[0]
@@ -277,6 +287,12 @@ class RedisDirectory:
         if status == b"duplicate":
             raise DuplicateMatch(match_id)
         raise UnknownMatch(match_id)
+
+
+def _honour_cancel(task: asyncio.Task[Any] | None, before: int) -> None:
+    """Raise CancelledError if ``task`` was cancelled since it counted ``before`` cancellations."""
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError()
 
 
 def redacted(url: str) -> str:

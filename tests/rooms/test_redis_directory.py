@@ -381,3 +381,27 @@ def test_two_clusters_with_their_own_prefix_share_one_redis_without_seeing_each_
             await us.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_receive_cancelled_at_any_moment_raises_cancelled_error(redis_server: RedisServer, redis_prefix: str) -> None:
+    """redis-py 8.1 can swallow the cancellation of a BLPOP in its first moments (it returned None); the directory
+    never does, or the hand-over mailbox loop that calls it again would never end (the drained node that did not
+    exit)."""
+    async def scenario() -> list[str]:
+        directory = RedisDirectory(redis_server.url, prefix=redis_prefix)
+        outcomes = []
+        try:
+            for delay in [0.0, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.05] * 6:
+                task = asyncio.create_task(directory.receive(NODE, timeout=1.0))
+                await asyncio.sleep(delay)
+                task.cancel()
+                try:
+                    outcomes.append(f"returned {await task!r} after {delay}")
+                except asyncio.CancelledError:
+                    outcomes.append("cancelled")
+        finally:
+            await directory.aclose()
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert set(outcomes) == {"cancelled"}, [o for o in outcomes if o != "cancelled"]
