@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import numpy as np
@@ -575,6 +575,22 @@ def _expand(start: I64, count: I64) -> I64:
     return out
 
 
+def _group_order(rows: Idx, cells: Cells, groups: npt.NDArray[np.int8]) -> tuple[Idx, I64]:
+    """``rows`` (ascending) ordered by (cell, group, row), and their keys ``cell * 10 + group`` in that order:
+    one sort of the keys packed with each one's position (``key << 22 | position``, a stable order: a
+    half of ``np.lexsort``'s time for a few thousand), a stable ``argsort`` past 2**22 rows or 2**41 keys."""
+    key = cells[rows].astype(np.int64) * 10 + groups[rows]
+    n = len(rows)
+    if n >= 1 << 22 or n and int(key.max()) >= 1 << 41:
+        order: Idx = np.argsort(key, kind="stable")
+    else:
+        packed = key << 22
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        order = (packed & ((1 << 22) - 1)).astype(np.intp)
+    return rows[order], key[order]
+
+
 class _Groups:
     """Entities by (cell, group) in one buffer: ``keys`` (int64, ascending: ``cell * 10 + group``), and
     per key where its entities' bytes start and how many, per part (``at[part]``, ``size[part]``)."""
@@ -591,11 +607,10 @@ class _Groups:
             self.size[part] = prefix[first + counts] - prefix[first]
 
     @classmethod
-    def of(cls, cells: Cells, groups: npt.NDArray[np.int8], widths: dict[str, I64]) -> _Groups:
-        """Groups of entities given (already sorted by cell, group and id) by their cells and groups."""
-        key = cells.astype(np.int64) * 10 + groups
-        keys, counts = np.unique(key, return_counts=True)
-        return cls(keys, counts.astype(np.int64), widths)
+    def of(cls, key: I64, widths: dict[str, I64]) -> _Groups:
+        """Groups of entities given by their keys (``_group_order``'s, ascending)."""
+        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else np.zeros(0, np.intp)
+        return cls(key[first], np.diff(np.append(first, len(key))).astype(np.int64), widths)
 
     def find(self, key: I64) -> tuple[Idx, npt.NDArray[np.bool_]]:
         """Each key's group, and whether it has one."""
@@ -624,43 +639,39 @@ class BaseDelta:
     (what a client that gains the cell, or loses it, gets of it).
 
     Args:
-        suspects, movers: ids (uint32, ascending) outside which no entity can
-            differ from its extrapolation (``surprises`` since the base), and
-            outside which every entity stayed in its cell (``movers``); None:
+        suspects: ids (uint32, ascending) outside which no entity can differ
+            from its extrapolation (``surprises`` since the base); None:
             compare them all.
+        moves: the entities not in the same cell at the base and now, with
+            both cells (``movers`` since the base); None: compare them all.
         need_t, need_b: bool (ncells,): the cells now and at the base of the
             views of the base's clients; only theirs are encoded.
     """
 
-    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None, movers: U32 | None,
+    def __init__(self, grid: ViewGrid, base: Binned, cur: Binned, suspects: U32 | None, moves: Moves | None,
                  need_t: npt.NDArray[np.bool_], need_b: npt.NDArray[np.bool_], new: I64, dropped: I64) -> None:
         schema, b, c = grid.schema, base.snap, cur.snap
-        if movers is None or suspects is None:
+        if moves is None or suspects is None:
             in_c, in_b = _common(b.ids, c.ids)
-            movers = _moved(base, cur, in_c, in_b)
+            moves = _moves(base, cur, _moved(base, cur, in_c, in_b))
             suspects = (c.ids if in_b is None else c.ids[in_b]).astype(np.uint32)
         wanted_t, wanted_b = np.append(need_t, False), np.append(need_b, False)  # [-1]: absent
-        rb, hb = base.find(movers)
-        rc, hc = cur.find(movers)
-        cb = np.where(hb, _at(base.cell, rb), -1).astype(np.int32)
-        ct = np.where(hc, _at(cur.cell, rc), -1).astype(np.int32)
+        cb, ct = moves.before, moves.after
         moving = cb != ct
-        self.moved = movers[moving]  # (came back to its cell: stayed)
+        self.moved = moves.ids[moving]  # (came back to its cell: stayed)
         # Only those leaving or entering a cell the base's clients look at.
         seen = np.flatnonzero(moving & (wanted_b[cb] | wanted_t[ct]))
-        rb, hb, rc, hc, cb, ct = rb[seen], hb[seen], rc[seen], hc[seen], cb[seen], ct[seen]
+        ids, cb, ct = moves.ids[seen], cb[seen], ct[seen]
         g = grid.groups(cb, ct)
-        moved = np.ones(len(seen), dtype=np.bool_)
         # Entrants and leavers, by (cell, group, id).
-        into = np.flatnonzero(moved & hc & wanted_t[ct])
-        into = into[np.lexsort((g[into], ct[into]))]  # movers are in id order already
+        into, key = _group_order(np.flatnonzero(wanted_t[ct]), ct, g)
+        rc = cur.find(ids[into])[0]
         width = record_dtype(schema).itemsize
-        self.add = records(schema, c.ids[rc[into]], [col[rc[into]] for col in c.cols])
-        self.entrants = _Groups.of(ct[into], g[into], {"add": np.full(len(into), width, dtype=np.int64)})
-        out = np.flatnonzero(moved & hb & wanted_b[cb])
-        out = out[np.lexsort((g[out], cb[out]))]
-        self.gone = b.ids[rb[out]].astype(_U4).view(_U8)
-        self.leavers = _Groups.of(cb[out], g[out], {"gone": np.full(len(out), 4, dtype=np.int64)})
+        self.add = records(schema, ids[into], [col[rc] for col in c.cols])
+        self.entrants = _Groups.of(key, {"add": np.full(len(into), width, dtype=np.int64)})
+        out, key = _group_order(np.flatnonzero(wanted_b[cb]), cb, g)
+        self.gone = ids[out].astype(_U4).view(_U8)
+        self.leavers = _Groups.of(key, {"gone": np.full(len(out), 4, dtype=np.int64)})
         # Changes: the suspects that stayed or moved next door, by (cell, group, id).
         sc, hs = cur.find(suspects)
         sb, hsb = base.find(suspects)
@@ -675,13 +686,12 @@ class BaseDelta:
         diff = np.zeros(len(st), dtype=np.bool_)
         for act, pred in zip(actual, predicted):
             diff |= act != pred
-        ch = np.flatnonzero(diff)
-        ch = ch[np.lexsort((s_g[cand][ch], s_ct[cand][ch]))]  # suspects are in id order already
+        ch, key = _group_order(np.flatnonzero(diff), s_ct[cand], s_g[cand])
         masks, self.cval, row_bytes = encode_changes(schema, [x[ch] for x in actual], [x[ch] for x in predicted])
         self.cid = c.ids[st[ch]].astype(_U4).view(_U8)
         self.cmask = masks
         mw = mask_width(len(schema.columns))
-        self.changes = _Groups.of(s_ct[cand][ch], s_g[cand][ch], {
+        self.changes = _Groups.of(key, {
             "cid": np.full(len(ch), 4, dtype=np.int64), "cmask": np.full(len(ch), mw, dtype=np.int64),
             "cval": row_bytes})
         # What stayed in the cells clients gain (records) or lose (ids). An entity that stayed is in the same
@@ -720,13 +730,47 @@ def _at(values: Cells, rows: Idx) -> Cells:
     return values[rows] if len(values) else np.full(len(rows), -1, dtype=np.int32)
 
 
-def movers(prev: Binned, cur: Binned) -> U32:
-    """The ids (ascending) of entities that are not in the same cell at both ticks: moved to another cell,
-    came or went. Every other entity of either tick stays where it was."""
-    if cur.moved is not None and cur.moved_since is prev.snap:  # found when ``cur`` was binned
-        known: U32 = cur.snap.ids[cur.moved].astype(np.uint32)
-        return known
-    return _moved(prev, cur, *_common(prev.snap.ids, cur.snap.ids))
+class Moves(NamedTuple):
+    """Entities not in the same cell at two ticks (moved to another cell, came or went): ids (uint32,
+    ascending), and each one's cell at the first tick and at the last (int32, -1: absent). Every other
+    entity of either tick is in the same cell at both, and at every tick between them."""
+
+    ids: U32
+    before: Cells
+    after: Cells
+
+    @classmethod
+    def union(cls, moves: Sequence[Moves]) -> Moves:
+        """The moves over consecutive spans of ticks (in their order), as one: each entity's cell before the
+        first span it moved in, and after the last (its cell did not change in the others)."""
+        if len(moves) == 1:
+            return moves[0]
+        ids = np.concatenate([m.ids for m in moves])
+        # A few thousand ids in a few ascending runs: a stable sort (timsort, which merges the runs; the spans
+        # stay in order), not a bitmap of E nor np.unique's hash table.
+        n = len(ids)
+        order = np.argsort(ids, kind="stable")
+        key = ids[order]
+        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if n else np.zeros(0, np.intp)
+        last = np.append(first[1:] - 1, n - 1) if n else first
+        return cls(ids[order[first]], np.concatenate([m.before for m in moves])[order[first]],
+                   np.concatenate([m.after for m in moves])[order[last]])
+
+
+def movers(prev: Binned, cur: Binned) -> Moves:
+    """The entities not in the same cell at both ticks, with their cells (``Moves``)."""
+    if cur.moved is not None and cur.moved_since is prev.snap:  # found when ``cur`` was binned, rows alike
+        rows = cur.moved
+        return Moves(cur.snap.ids[rows].astype(np.uint32), prev.cell[rows], cur.cell[rows])
+    return _moves(prev, cur, _moved(prev, cur, *_common(prev.snap.ids, cur.snap.ids)))
+
+
+def _moves(prev: Binned, cur: Binned, ids: U32) -> Moves:
+    """``Moves`` of ``ids`` (``_moved``'s) between two binned ticks: each one's cells looked up."""
+    rb, hb = prev.find(ids)
+    rc, hc = cur.find(ids)
+    return Moves(ids, np.where(hb, _at(prev.cell, rb), -1).astype(np.int32),
+                 np.where(hc, _at(cur.cell, rc), -1).astype(np.int32))
 
 
 def _moved(prev: Binned, cur: Binned, in_cur: npt.NDArray[np.bool_] | None, in_prev: npt.NDArray[np.bool_] | None) -> U32:
@@ -833,7 +877,7 @@ class ViewEncoder:
         #: Per tick, ``surprises`` since the tick before (kept for the history's ticks).
         self._surprises: OrderedDict[int, U32] = OrderedDict()
         #: Per tick, ``movers`` since the tick before (kept for the history's ticks).
-        self._movers: OrderedDict[int, U32] = OrderedDict()
+        self._movers: OrderedDict[int, Moves] = OrderedDict()
         #: Per tick, the views of the entities of that tick's frames (``_keep_views``).
         self._views: OrderedDict[int, tuple[I64, I64, I64, I64]] = OrderedDict()
         self._cur: Snapshot | None = None
@@ -899,13 +943,14 @@ class ViewEncoder:
             return
         self._surprises[t] = surprises(self.grid.schema, prev, cur)
         self._movers[t] = movers(self._binned_at(prev), self._binned_at(cur))
-        for facts in (self._surprises, self._movers):
-            while len(facts) > self.history.size:
-                facts.popitem(last=False)
+        while len(self._surprises) > self.history.size:
+            self._surprises.popitem(last=False)
+        while len(self._movers) > self.history.size:
+            self._movers.popitem(last=False)
 
-    def _since(self, facts: OrderedDict[int, U32], base: int, tick: int) -> U32 | None:
-        """The union of ``facts`` over the ticks after ``base`` up to ``tick``, or None if one is missing."""
-        found = [facts.get(t) for t in range(base + 1, tick + 1)]
+    def _surprises_since(self, base: int, tick: int) -> U32 | None:
+        """The union of ``surprises`` over the ticks after ``base`` up to ``tick``, or None if one is missing."""
+        found = [self._surprises.get(t) for t in range(base + 1, tick + 1)]
         if any(f is None for f in found):
             return None
         if len(found) == 1:
@@ -914,6 +959,11 @@ class ViewEncoder:
         ids = np.sort(np.concatenate([f for f in found if f is not None]))
         out: U32 = ids[np.append(True, ids[1:] != ids[:-1])] if len(ids) else ids
         return out
+
+    def _movers_since(self, base: int, tick: int) -> Moves | None:
+        """``movers`` from ``base`` to ``tick`` (``Moves.union`` of each tick's), or None if one is missing."""
+        found = [self._movers.get(t) for t in range(base + 1, tick + 1)]
+        return None if any(f is None for f in found) else Moves.union([f for f in found if f is not None])
 
     def frames(self, entities: Sequence[int | None] | I64, bases: Sequence[int | None] | I64,
                acks: Sequence[int] | I64) -> list[bytes]:
@@ -981,8 +1031,8 @@ class ViewEncoder:
             need_t[c_t] = True
             need_b = np.zeros(grid.ncells, dtype=np.bool_)
             need_b[bc] = True
-            d = BaseDelta(grid, base, cur, self._since(self._surprises, b, cur_snap.tick),
-                          self._since(self._movers, b, cur_snap.tick), need_t, need_b, new, dropped)
+            d = BaseDelta(grid, base, cur, self._surprises_since(b, cur_snap.tick),
+                          self._movers_since(b, cur_snap.tick), need_t, need_b, new, dropped)
             self.encodes += 1
             off = {"add": src.add(d.add), "gone": src.add(d.gone), "cid": src.add(d.cid), "cmask": src.add(d.cmask),
                  "cval": src.add(d.cval)}
