@@ -13,7 +13,11 @@ in every few of them). The figure is the tick's CPU time (``time.process_time``:
 busy machine's other processes do not add), per tick and per client, for each
 E in turn, and each E's compared with the first one's: what
 ``tools.bench --variant interest`` measures end to end, less the sockets,
-which cost the same per client whatever E is.
+which cost the same per client whatever E is. With ``--alternate BLOCK``
+every E's match lives in the one process and they take turns, BLOCK ticks
+each (the first of each turn not measured): on a shared machine whose
+speed changes from one second to the next, every E is measured at the same
+times, and their ratio moves less than that of E measured one after another.
 
 Prints a table, or with ``--json`` one JSON line per E and a last one
 comparing them.
@@ -90,65 +94,116 @@ class _Sink:
         pass
 
 
+class _Bench:
+    """One E's match, its players and what its measured ticks cost: joined on construction (the warm-up counts
+    from the tick every player is in), then stepped a tick at a time."""
+
+    def __init__(self, npcs: int, players: int, view: int, cell: int, lag: int, seed: int, churn: int = 0) -> None:
+        self.npcs, self.players, self.view, self.churn = npcs, players, view, churn
+        self.side = max(100, round(4000 * math.sqrt(npcs / 2000)))
+        self.match = match = Match(get_ruleset("drift"), seed=seed, options={"npcs": npcs, "size": self.side, "view": view,
+                                                                               "view_cell": cell}, max_players=players + 2)
+        self.rng = rng = np.random.default_rng(seed)
+        self.sinks = [_Sink(match if i == 0 else None) for i in range(players)]
+        self.members = [self._join(i, sink, 0.0) for i, sink in enumerate(self.sinks)]
+        self.lags = rng.integers(1, lag + 1, players)
+        self.dirs = rng.integers(-1, 2, (players, 2))
+        self.seqs = [0] * players
+        self.now = 0.0
+        self.cpu: list[float] = []
+        self.retired: list[_Sink] = []  # the sinks of players who left (their bytes still count)
+        self.steps = 0  # ticks stepped after the joins
+        self.measured = 0  # of them, measured
+        self.sent0 = self.updates0 = 0
+        # The players join a few a tick (``MAX_JOINS``): the warm-up counts from the tick all of them are in, so that
+        # the measured ticks are the steady state's, without the joins' keyframes and id changes.
+        joining = 0
+        while not all(m.joined for m in self.members):
+            joining += 1
+            if joining > players:
+                raise RuntimeError(f"{players} players not all joined after {players} ticks")
+            self.now = _step(match, self.members, self.now, None, rng, self.lags, self.dirs, self.seqs)
+
+    def _join(self, i: int, sink: _Sink, now: float) -> Member:
+        session = self.match.new_session()
+        hello = session.receive(encode_client(Hello(1, f"p{i}", interest=True, roster_deltas=True)), now,
+                                self.match.tick_count)
+        assert isinstance(hello, Hello)
+        return self.match.connect(hello, session, sink, now)
+
+    def start(self) -> None:
+        """The measured ticks begin: bytes and updates count from here."""
+        everyone = self.sinks + self.retired
+        self.sent0, self.updates0 = sum(s.bytes for s in everyone), sum(s.updates for s in everyone)
+
+    def step(self, measured: bool) -> None:
+        """One tick (its CPU time kept if ``measured``), with a leave and a join every ``churn`` measured ticks."""
+        players, churn = self.players, self.churn
+        if measured and churn and self.measured and self.measured % churn == 0 and players > 1:
+            # One player leaves (its entity is despawned at the next tick) and a new one joins in its place.
+            k = 1 + self.measured // churn % (players - 1)  # never the verifying client
+            gone = self.members[k]
+            assert gone.client is not None
+            self.match.disconnect(gone, gone.client, self.now, left=True)
+            self.retired.append(self.sinks[k])
+            self.sinks[k] = _Sink(None)
+            self.members[k] = self._join(players + self.steps, self.sinks[k], self.now)
+        self.now = _step(self.match, self.members, self.now, self.cpu if measured else None, self.rng, self.lags,
+                         self.dirs, self.seqs)
+        self.sinks[0].verify()
+        self.steps += 1
+        self.measured += measured
+
+    def result(self) -> dict[str, Any]:
+        cpu_ms = np.array(self.cpu) * 1000
+        everyone = self.sinks + self.retired
+        updates = sum(s.updates for s in everyone) - self.updates0
+        match = self.match
+        return {
+            "E": self.npcs, "P": self.players, "arena": self.side, "view": self.view,
+            "cell": match.view_shape.cell if match.view_shape else None,
+            "ticks": len(cpu_ms), "tick_cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 3),
+            "tick_cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 3),
+            "tick_cpu_ms_max": round(float(cpu_ms.max()), 3),
+            "tick_cpu_ms_mean": round(float(cpu_ms.mean()), 3),
+            "us_per_client_tick": round(float(cpu_ms.mean()) * 1000 / self.players, 2),
+            "bytes_per_update": round((sum(s.bytes for s in everyone) - self.sent0) / max(updates, 1), 1),
+            "encodes_per_tick": round(match.stats.encodes / max(match.stats.ticks, 1), 2),
+            "desyncs": self.sinks[0].desyncs, "verified_updates": self.sinks[0].updates,
+        }
+
+
 def measure(npcs: int, players: int, view: int, cell: int, ticks: int, warmup: int, lag: int, seed: int,
             callgrind: bool = False, churn: int = 0) -> dict[str, Any]:
-    side = max(100, round(4000 * math.sqrt(npcs / 2000)))
-    match = Match(get_ruleset("drift"), seed=seed, options={"npcs": npcs, "size": side, "view": view, "view_cell": cell},
-                  max_players=players + 2)
-    rng = np.random.default_rng(seed)
-    sinks = [_Sink(match if i == 0 else None) for i in range(players)]
+    """One E measured alone: its warm-up, then its ``ticks`` measured ticks."""
+    bench = _Bench(npcs, players, view, cell, lag, seed, churn)
+    for _ in range(warmup):
+        bench.step(False)
+    if callgrind:
+        subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
+    bench.start()
+    for _ in range(ticks):
+        bench.step(True)
+    return bench.result()
 
-    def join(i: int, sink: _Sink, now: float) -> Member:
-        session = match.new_session()
-        hello = session.receive(encode_client(Hello(1, f"p{i}", interest=True, roster_deltas=True)), now, match.tick_count)
-        assert isinstance(hello, Hello)
-        return match.connect(hello, session, sink, now)
 
-    members = [join(i, sink, 0.0) for i, sink in enumerate(sinks)]
-    lags = rng.integers(1, lag + 1, players)
-    dirs = rng.integers(-1, 2, (players, 2))
-    seqs = [0] * players
-    now = 0.0
-    cpu: list[float] = []
-    # The players join a few a tick (``MAX_JOINS``): the warm-up counts from the tick all of them are in, so that
-    # the measured ticks are the steady state's, without the joins' keyframes and id changes.
-    joining = 0
-    while not all(m.joined for m in members):
-        joining += 1
-        if joining > players:
-            raise RuntimeError(f"{players} players not all joined after {players} ticks")
-        now = _step(match, members, now, None, rng, lags, dirs, seqs)
-    sent0 = updates0 = 0
-    retired: list[_Sink] = []  # the sinks of players who left (their bytes still count)
-    for step in range(warmup + ticks):
-        if step == warmup:
-            if callgrind:
-                subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True)
-            sent0, updates0 = sum(s.bytes for s in sinks + retired), sum(s.updates for s in sinks + retired)
-        if churn and step > warmup and (step - warmup) % churn == 0 and players > 1:
-            # One player leaves (its entity is despawned at the next tick) and a new one joins in its place.
-            k = 1 + (step - warmup) // churn % (players - 1)  # never the verifying client
-            gone = members[k]
-            assert gone.client is not None
-            match.disconnect(gone, gone.client, now, left=True)
-            retired.append(sinks[k])
-            sinks[k] = _Sink(None)
-            members[k] = join(players + step, sinks[k], now)
-        now = _step(match, members, now, cpu if step >= warmup else None, rng, lags, dirs, seqs)
-        sinks[0].verify()
-    cpu_ms = np.array(cpu) * 1000
-    updates = sum(s.updates for s in sinks + retired) - updates0
-    return {
-        "E": npcs, "P": players, "arena": side, "view": view, "cell": match.view_shape.cell if match.view_shape else None,
-        "ticks": ticks, "tick_cpu_ms_p50": round(float(np.percentile(cpu_ms, 50)), 3),
-        "tick_cpu_ms_p99": round(float(np.percentile(cpu_ms, 99)), 3),
-        "tick_cpu_ms_max": round(float(cpu_ms.max()), 3),
-        "tick_cpu_ms_mean": round(float(cpu_ms.mean()), 3),
-        "us_per_client_tick": round(float(cpu_ms.mean()) * 1000 / players, 2),
-        "bytes_per_update": round((sum(s.bytes for s in sinks + retired) - sent0) / max(updates, 1), 1),
-        "encodes_per_tick": round(match.stats.encodes / max(match.stats.ticks, 1), 2),
-        "desyncs": sinks[0].desyncs, "verified_updates": sinks[0].updates,
-    }
+def measure_alternating(npcs: list[int], players: int, view: int, cell: int, ticks: int, warmup: int, lag: int,
+                        seed: int, block: int, churn: int = 0) -> list[dict[str, Any]]:
+    """Every E's match in one process, their ticks taken in turns: ``block`` ticks of each in turn, the first of
+    each block a settling tick, not measured (its caches hold the other match's data), until each has
+    ``ticks`` measured ticks. A machine whose speed changes over the run (the other processes of a shared one)
+    changes every E's figures alike, not the one measured while it did."""
+    benches = [_Bench(e, players, view, cell, lag, seed, churn) for e in npcs]
+    for bench in benches:
+        for _ in range(warmup):
+            bench.step(False)
+        bench.start()
+    while benches[0].measured < ticks:
+        for bench in benches:
+            bench.step(False)
+            for _ in range(min(block - 1, ticks - bench.measured)):
+                bench.step(True)
+    return [b.result() for b in benches]
 
 
 def _step(match: Match, members: list[Member], now: float, cpu: list[float] | None, rng: np.random.Generator,
@@ -192,17 +247,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--churn", type=number(int, 0), default=0, metavar="TICKS",
                    help="every TICKS measured ticks one player leaves and a new one joins in its place (default 0: none)")
     p.add_argument("--seed", type=seed_int, default=1, help="match and walk seed (default 1)")
+    p.add_argument("--alternate", type=number(int, 2), default=0, metavar="BLOCK",
+                   help="every E's match in one process, BLOCK ticks of each in turn (the first of each block "
+                        "not measured), so that the machine's changing speed weighs on every E alike "
+                        "(default 0: each E measured alone, one after another)")
     p.add_argument("--json", action="store_true", help="one JSON line per E, then the comparison")
     p.add_argument("--callgrind", action="store_true",
                    help="under valgrind --tool=callgrind --instr-atstart=no: count the measured ticks' instructions only")
     args = p.parse_args(argv)
     if args.callgrind and "vgpreload" not in os.environ.get("LD_PRELOAD", ""):
         p.error("--callgrind: run under valgrind --tool=callgrind --instr-atstart=no")
-    runs = []
-    for e in args.npcs:
-        r = measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed,
-                    args.callgrind, args.churn)
-        runs.append(r)
+    if args.alternate and args.callgrind:
+        p.error("--callgrind counts one E alone: leave out --alternate")
+    if args.alternate:
+        runs = measure_alternating(args.npcs, args.players, args.view, args.view_cell, args.ticks, args.warmup,
+                                   args.lag, args.seed, args.alternate, args.churn)
+    else:
+        runs = [measure(e, args.players, args.view, args.view_cell, args.ticks, args.warmup, args.lag, args.seed,
+                        args.callgrind, args.churn) for e in args.npcs]
+    for r in runs:
         if args.json:
             print(json.dumps(r), flush=True)
         else:
