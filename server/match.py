@@ -522,11 +522,12 @@ class Match:
             acked = session.acked
             base = acked if acked in allowed and session.holds(acked) else encoder.choose(
                 None if session.last_ack is None else session.holds, session.last_keyframe, first, session.last_ack,
-                m.player)
+                m.player, session.silent_keyframes)
             if session.last_ack is None:
                 last_keyframe = tick if base is None else session.last_keyframe
                 if last_keyframe is not None:
-                    m.idle_until = encoder.next_keyframe(tick, last_keyframe, m.player)
+                    m.idle_until = encoder.next_keyframe(tick, last_keyframe, m.player,
+                                                         session.silent_keyframes + (base is None))
             if base != NO_UPDATE:
                 plan.append((m, client, base))
                 if base is not None:

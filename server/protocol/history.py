@@ -31,8 +31,10 @@ ticks after it, and then only on a tick of its own (its ``slot``, the player
 id): one of each ``KEYFRAME_GAP`` ticks for a client that never acknowledged
 any (300 clients that joined together and never acknowledge get about 10
 keyframes a tick, not 150 every 32 ticks), its own grid tick of each
-``KEYFRAME_GAP`` for one that did.
-A client that never acknowledges gets a keyframe a second, not one a tick;
+``KEYFRAME_GAP`` for one that did. A client that never acknowledged any
+waits twice as long for each keyframe as for the one before
+(``SILENT_DOUBLINGS``): 32, 64, 128 ticks, then 256.
+A client that never acknowledges gets a few keyframes, not one a tick;
 one that lags further than the anchors reach, one every grid tick; meanwhile
 they get nothing (``NO_UPDATE``).
 """
@@ -66,6 +68,10 @@ MAX_DELTAS = 3
 #: A client that has not acknowledged its last keyframe, and whose acknowledgements have not advanced for this
 #: many ticks, gets the next keyframe this many ticks after the last one at the earliest.
 KEYFRAME_GAP = 32
+
+#: A client that never acknowledged any tick waits twice as long for each keyframe as for the one before (from
+#: ``KEYFRAME_GAP`` after its first), up to ``KEYFRAME_GAP << SILENT_DOUBLINGS`` ticks (256: 8.5 s at 30 Hz).
+SILENT_DOUBLINGS = 3
 
 #: ``UpdateEncoder.choose``'s answer for a client that gets no update this tick.
 NO_UPDATE = -1
@@ -169,7 +175,7 @@ class UpdateEncoder:
             del predicted[tick]
 
     def choose(self, holds: Callable[[int], bool] | None, last_keyframe: int | None, first: bool = False,
-               last_ack: int | None = None, slot: int = 0) -> int | None:
+               last_ack: int | None = None, slot: int = 0, sent: int = 1) -> int | None:
         """The base of a client's update: the newest allowed base it ``holds`` (a tick), None for a keyframe,
         or ``NO_UPDATE`` (nothing for it this tick; see the module docstring).
 
@@ -181,6 +187,8 @@ class UpdateEncoder:
             last_ack: the feed's tick when the client's acknowledgements last advanced (None: never).
             slot: which grid tick of each ``keyframe_gap`` ticks is its own (any integer: the player id), for a
                 client whose acknowledgements do not advance.
+            sent: the keyframes a client that never acknowledged was sent (``ServerSession.silent_keyframes``):
+                it waits ``silent_wait(sent)`` ticks after the last.
         """
         if holds is not None:
             for tick in self.bases:
@@ -193,8 +201,9 @@ class UpdateEncoder:
             return None
         gap = self.keyframe_gap
         if last_keyframe is not None and (last_ack is None or not 0 <= cur.tick - last_ack < gap):
-            # Silent: a keyframe every ``gap`` ticks, on a tick of its own (clients that came together are spread).
-            if 0 <= cur.tick - last_keyframe < gap:
+            # Silent: a keyframe every ``gap`` ticks (longer and longer for one that never acknowledged any), on a
+            # tick of its own (clients that came together are spread).
+            if 0 <= cur.tick - last_keyframe < (gap if last_ack is not None else self.silent_wait(sent)):
                 return NO_UPDATE
             if last_ack is None:  # it never acknowledged one: no use waiting for the grid, any tick of its own
                 return None if self._own_tick(cur.tick, slot) else NO_UPDATE
@@ -209,12 +218,19 @@ class UpdateEncoder:
         """Whether ``tick`` is one of ``slot``'s for a client that never acknowledged a keyframe."""
         return not self.grid or (tick + slot) % self.keyframe_gap == 0
 
-    def next_keyframe(self, tick: int, last_keyframe: int, slot: int) -> int:
-        """For a client that never acknowledged any tick, sent its last keyframe at ``last_keyframe``: the first
-        tick after ``tick`` at which ``choose`` gives it one (None); on the ticks between, it gives it nothing
-        (``NO_UPDATE``). For a feed whose ticks only go forward (a match): a tick may skip such a client
-        until then, unless something changes (a message from it)."""
-        t = max(tick + 1, last_keyframe + self.keyframe_gap)
+    def silent_wait(self, sent: int) -> int:
+        """Ticks a client that never acknowledged any waits after the last of the ``sent`` keyframes it was sent
+        before the next: ``keyframe_gap`` after the first, twice as long after each one more, at most
+        ``keyframe_gap << SILENT_DOUBLINGS`` (a client slow to start gets the world again within a second;
+        one that never acknowledges costs a few keyframes before ``--ack-timeout`` closes it, not one a second)."""
+        return self.keyframe_gap << min(max(0, sent - 1), SILENT_DOUBLINGS)
+
+    def next_keyframe(self, tick: int, last_keyframe: int, slot: int, sent: int = 1) -> int:
+        """For a client that never acknowledged any tick, sent its last keyframe at ``last_keyframe`` (``sent``
+        in all): the first tick after ``tick`` at which ``choose`` gives it one (None); on the ticks between,
+        it gives it nothing (``NO_UPDATE``). For a feed whose ticks only go forward (a match): a tick may skip
+        such a client until then, unless something changes (a message from it)."""
+        t = max(tick + 1, last_keyframe + self.silent_wait(sent))
         return t + (-(t + slot)) % self.keyframe_gap if self.grid else t
 
     def base_for(self, acked: int | None) -> int | None:

@@ -145,6 +145,7 @@ class ServerSession:
         ack_floor: acks at or below this tick are ignored (set by a resync, or ``restart_acks``).
         last_keyframe: the tick of the last keyframe sent (None: none since the last ack).
         last_ack: the server's tick when the client's acknowledgements last advanced (None: never).
+        silent_keyframes: keyframes sent while ``last_ack`` was None (``UpdateEncoder.silent_wait``).
         ignored_keys: keys the client sent that their message does not have (a later minor version's:
             ignored, PROTOCOL.md *Versions*).
         on_ignored: called with the message's tag and such keys (the shell counts and logs them), or None.
@@ -162,6 +163,7 @@ class ServerSession:
     max_unacked: int = 1 << 62
     last_keyframe: int | None = None
     last_ack: int | None = None
+    silent_keyframes: int = 0
     ignored_keys: int = 0
     on_ignored: Callable[[str, list[str]], None] | None = None
     _tokens: float = field(init=False, default=0.0)
@@ -290,6 +292,7 @@ class ServerSession:
             self._behind_since = now
         if keyframe:
             self.last_keyframe = tick
+            self.silent_keyframes += self.last_ack is None
 
     def holds(self, tick: int) -> bool:
         """Whether the client holds the state of ``tick``: it was sent the update of ``tick`` and has since

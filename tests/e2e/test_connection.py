@@ -530,7 +530,11 @@ def test_the_server_announces_its_minor_version_ignores_and_counts_keys_it_does_
                 await ws.send(msgpack.packb({"t": "hello", "v": 1, "name": "newer", "later": {"x": 1}}))
                 welcome = decode_server(await ws.recv())
                 assert isinstance(welcome, Welcome)
-                await ws.send(msgpack.packb({"t": "input", "seq": 1, "in": [1, 0], "redundant": [], "also": 2}))
+                first = msgpack.unpackb(await ws.recv())
+                while first.get("t") != "update":
+                    first = msgpack.unpackb(await ws.recv())
+                await ws.send(msgpack.packb({"t": "input", "seq": 1, "in": [1, 0], "ack": first["tick"],
+                                             "redundant": [], "also": 2}))
                 updates = 0
                 while updates < 5:
                     updates += msgpack.unpackb(await ws.recv()).get("t") == "update"

@@ -15,6 +15,7 @@ from server.protocol.history import (
     KEYFRAME_GAP,
     MAX_BASES,
     NO_UPDATE,
+    SILENT_DOUBLINGS,
     SNAP,
     SnapshotHistory,
     UpdateEncoder,
@@ -90,6 +91,24 @@ def test_the_next_keyframe_of_a_client_that_never_acknowledged_is_the_first_tick
                 due = encoders[tick].next_keyframe(tick, last_keyframe, slot)
                 gets = [t for t in range(tick + 1, due + 1) if encoders[t].choose(None, last_keyframe, slot=slot) is None]
                 assert gets == [due]
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_a_client_that_never_acknowledges_waits_twice_as_long_for_each_keyframe_up_to_eight_times_the_gap(
+        grid: bool) -> None:
+    slot, last_keyframe, sent, got = 5, 40, 1, [40]  # its first keyframe, with the welcome, at 40
+    for tick in range(41, 41 + 24 * KEYFRAME_GAP):
+        enc = encoder_at(tick, grid)
+        if enc.choose(None, last_keyframe, slot=slot, sent=sent) is None:
+            assert tick == encoder_at(last_keyframe, grid).next_keyframe(last_keyframe, last_keyframe, slot, sent)
+            got.append(tick)
+            last_keyframe, sent = tick, sent + 1
+    waits = [b - a for a, b in zip(got, got[1:])]
+    limits = [KEYFRAME_GAP << min(i, SILENT_DOUBLINGS) for i in range(len(waits))]
+    assert all(lo <= w < lo + KEYFRAME_GAP for w, lo in zip(waits, limits))  # its own tick of the 32 after the wait
+    assert limits[:5] == [32, 64, 128, 256, 256] and len(waits) >= 5
+    # One that acknowledged once (last_ack) is not backed off: the gap, whatever it was sent.
+    assert encoder_at(96, grid).choose(set().__contains__, 40, last_ack=1, slot=0, sent=9) is None  # 56 ticks on
 
 
 def test_a_client_whose_acks_advance_gets_a_keyframe_every_grid_tick_though_it_lags_past_every_base() -> None:

@@ -493,14 +493,15 @@ def test_a_client_lagging_ten_ticks_gets_a_delta_every_tick_from_an_anchor_it_ho
     assert max(ticks[-1] - b for b in (match.encoder.bases)) <= 27
 
 
-def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_one_every_32_ticks_on_a_tick_of_its_own(
+def test_a_client_that_never_acknowledges_gets_a_keyframe_at_join_then_32_64_128_ticks_later_on_a_tick_of_its_own(
         ) -> None:
     match = new_match()
     clients = [join(match, f"p{i}")[1] for i in range(8)]
-    for _ in range(100):
+    for _ in range(300):
         match.tick(0.0)
-    # Player 1's tick is the 31st of each 32 (63, 95), 32 ticks after its welcome's keyframe at the earliest.
-    assert [(u.tick, u.base) for u in clients[0].updates()] == [(1, None), (63, None), (95, None)]
+    # Player 1's tick is the 31st of each 32: 32 ticks after its welcome's keyframe at the earliest (63), then 64
+    # after that one (127), then 128 (255).
+    assert [(u.tick, u.base) for u in clients[0].updates()] == [(1, None), (63, None), (127, None), (255, None)]
     # Players who joined together: each its own tick, not all at once.
     assert len({tuple(u.tick for u in c.updates()[1:]) for c in clients}) == 8
 
