@@ -45,7 +45,7 @@ import struct
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -744,6 +744,21 @@ class Connection(asyncio.Protocol):
         traffic.messages_out += 1
         traffic.bytes_out += len(frame)
         transport.write(frame)
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        """Write each of ``frames`` as one binary frame, all in one write (a joiner's welcome, roster and first
+        update: one system call, not three); dropped together where ``send`` would drop one."""
+        if not self._open:
+            return
+        transport = self.transport
+        queued = transport.get_write_buffer_size()
+        if (queued or self._queued) and self._backlog(queued):
+            return
+        out = b"".join(part for data in frames for part in (binary_frame_header(len(data)), data))
+        traffic = self.traffic
+        traffic.messages_out += len(frames)
+        traffic.bytes_out += len(out)
+        transport.write(out)
 
     def _backlog(self, queued: int) -> bool:
         """``send`` found ``queued`` bytes in the transport's queue, or found some there the last time: count

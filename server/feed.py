@@ -25,12 +25,13 @@ A connection's life against a feed, in the shell's calls:
    ``left``: the client closed it on purpose (code 1000), rather than
    dropping it: a match removes the player at once instead of holding it.
 
-The feed sends through its members' ``Client`` (``send``, ``close``),
+The feed sends through its members' ``Client`` (``send``, ``send_many``, ``close``),
 fire-and-forget: nothing a client does can hold up a tick.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 from server.protocol.messages import ClientMessage, Hello
@@ -43,6 +44,10 @@ class Client(Protocol):
 
     def send(self, data: bytes) -> None:
         """Queue ``data`` as one binary frame; never blocks, may drop for a slow reader."""
+        ...
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        """``send`` each of ``frames``, in one write to the socket (all dropped, or none)."""
         ...
 
     def close(self, code: int, reason: str) -> None:

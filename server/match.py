@@ -501,6 +501,8 @@ class Match:
         #: Who gets which base this tick, and how many clients each delta base serves.
         plan: list[tuple[Member, Client, int | None]] = []
         used: dict[int, int] = {}
+        #: A joiner's welcome and roster, by player: written with its first update, in one write.
+        intros: dict[PlayerId, list[bytes]] = {}
         for m in list(self.members.values()):
             client = m.client
             if client is None or not m.joined or m.idle_until > tick and delta is None:
@@ -508,8 +510,12 @@ class Match:
             first = m.needs_welcome
             if first:
                 m.needs_welcome = False
-                client.send(encode_server(self._welcome(m)))
-            if first or m.needs_roster:
+                m.needs_roster = False
+                if m.viewed:
+                    client.send_many((encode_server(self._welcome(m)), log.full()))
+                else:
+                    intros[m.player] = [encode_server(self._welcome(m)), log.full()]
+            elif m.needs_roster:
                 m.needs_roster = False
                 client.send(log.full())
             elif delta is not None:
@@ -555,7 +561,12 @@ class Match:
             frame = prefix + ack_field(ack)  # finish_update
             if surplus and m.player in surplus:
                 frame = with_surplus(frame, surplus[m.player])
-            client.send(frame)
+            intro = intros.pop(m.player, None) if intros else None
+            if intro is None:
+                client.send(frame)
+            else:
+                intro.append(frame)
+                client.send_many(intro)
             m.session.sent_update(tick, len(frame), now, base is None)
             sent += 1
             nbytes += len(frame)
@@ -579,6 +590,10 @@ class Match:
                 nbytes += len(frame)
                 keyframes += key
             sent += len(pframes)
+        for pid, intro in intros.items():  # a joiner that got no update this tick (none does today): its intro alone
+            joiner = self.members[pid].client
+            if joiner is not None:
+                joiner.send_many(intro)
         self.stats.frames_sent += sent
         self.stats.bytes_sent += nbytes
         self.stats.keyframes_sent += keyframes

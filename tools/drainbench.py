@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,10 @@ class _Quiet:
 
     def send(self, data: bytes) -> None:
         pass
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
 
     def close(self, code: int, reason: str) -> None:
         pass

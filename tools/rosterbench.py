@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ class _Sink:
                 assert isinstance(msg, (Roster, RosterDelta))
                 if not self.mirror.apply(msg):
                     raise AssertionError(f"a roster gap at revision {msg.rev}")
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
 
     def close(self, code: int, reason: str) -> None:
         pass

@@ -37,6 +37,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,10 @@ class _Sink:
             for old in [t for t in self.states if t < msg.tick - 40]:
                 del self.states[old]
         self.pending.clear()
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
 
     def close(self, code: int, reason: str) -> None:
         pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,10 @@ def batch(players: list[int], values: list[list[int]]) -> InputBatch:
 class NullClient:
     def send(self, data: bytes) -> None:
         pass
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
 
     def close(self, code: int, reason: str) -> None:
         pass

@@ -9,6 +9,7 @@ frame, and the playback gets the hello (``connect``) and every later message
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ class FakeClient:
 
     def send(self, data: bytes) -> None:
         self.frames.append(data)
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)

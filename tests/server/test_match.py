@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -24,10 +24,16 @@ from server.protocol.roster import RosterMirror
 class FakeClient:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.writes = 0  # to the socket: one a send, one a send_many
         self.closed: tuple[int, str] | None = None
 
     def send(self, data: bytes) -> None:
         self.frames.append(data)
+        self.writes += 1
+
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        self.frames.extend(frames)
+        self.writes += 1
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -77,6 +83,7 @@ def test_a_joining_player_gets_welcome_roster_and_a_keyframe_at_the_next_tick_an
     assert client.frames == []
     match.tick(0.0)
     welcome, roster, update = client.messages()
+    assert client.writes == 1  # all three in one write
     assert isinstance(welcome, Welcome) and welcome.entity == member.entity and welcome.token == "token0"
     assert welcome.ruleset["name"] == "drift" and welcome.tick_rate == 30
     assert roster == Roster((), 0)  # it has answered nothing yet: nobody else hears of it

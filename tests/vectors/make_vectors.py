@@ -107,6 +107,10 @@ class Recorder:
     def send(self, data: bytes) -> None:
         self.frames.append(data)
 
+    def send_many(self, frames: Sequence[bytes]) -> None:
+        for data in frames:
+            self.send(data)
+
     def close(self, code: int, reason: str) -> None:
         pass
 
