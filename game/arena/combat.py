@@ -125,7 +125,10 @@ def find_hits(world: World, census: Census, flying: Idx) -> Hits:
     hit = struck >= 0
     bullets, bullet_victims = flying[hit], struck[hit]
 
-    jp_c, jd_c, d2_c = drone_grid.pairs(x[players], y[players], PLAYER_RADIUS + DRONE_RADIUS)
+    # The drones query the players' grid (tens of drones, up to hundreds of players: the fewer queries). The
+    # pairs are those the players would find in the drones' grid, and nearest_of_pairs picks the same one of
+    # each drone's (the smallest d2, then the lowest player index) in whatever order they come.
+    jd_c, jp_c, d2_c = player_grid.pairs(x[drones], y[drones], PLAYER_RADIUS + DRONE_RADIUS)
     touched, _ = nearest_of_pairs(drones.size, jd_c, jp_c, d2_c)
     boom = touched >= 0
     exploded, drone_victims = drones[boom], players[touched[boom]]
