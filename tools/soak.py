@@ -146,9 +146,11 @@ async def flood(target: Target, count: int = 4, seconds: float = 0.0) -> AttackR
     return report_of("flood", clients)
 
 
-#: Every hostile kind of a wave: ``tools.attacks``' and this module's.
+#: Every hostile kind of a wave: ``tools.attacks``' and this module's; not ``no_ack_waves``, which is ``no_ack``
+#: again and again, as the soak's waves already are.
 HOSTILE: dict[str, Callable[[Target, int, float], Awaitable[AttackReport]]] = {
-    **ATTACKS, "flood": flood, "bad_frames": bad_frames,
+    **{kind: attack for kind, attack in ATTACKS.items() if kind != "no_ack_waves"}, "flood": flood,
+    "bad_frames": bad_frames,
 }
 
 
