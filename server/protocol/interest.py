@@ -552,11 +552,6 @@ class Binned:
         counts = all_counts[cells]
         return order[_expand(starts[cells], counts)], np.cumsum(counts) - counts
 
-    def ids_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
-        """The ids (uint32 LE bytes) of every entity in ``cells``, cell after cell, and each cell's first byte."""
-        rows, first = self.rows_of(cells)
-        return self.snap.ids[rows].astype(_U4).view(_U8), 4 * first
-
     def records_of(self, cells: I64) -> tuple[npt.NDArray[np.uint8], I64]:
         """The ``add`` records of every entity in ``cells``, cell after cell, and each cell's first byte."""
         rows, first = self.rows_of(cells)
