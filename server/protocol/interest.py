@@ -570,6 +570,13 @@ def _expand(start: I64, count: I64) -> I64:
     return out
 
 
+def _run_starts(key: npt.NDArray[Any]) -> Idx:
+    """Where each run of equal values of ``key`` (sorted) starts (int, ascending)."""
+    if not len(key):
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+
+
 def _group_order(rows: Idx, cells: Cells, groups: npt.NDArray[np.int8]) -> tuple[Idx, I64]:
     """``rows`` (ascending) ordered by (cell, group, row), and their keys ``cell * 10 + group`` in that order:
     one sort of the keys packed with each one's position (``key << 22 | position``, a stable order: a
@@ -604,7 +611,7 @@ class _Groups:
     @classmethod
     def of(cls, key: I64, widths: dict[str, I64]) -> _Groups:
         """Groups of entities given by their keys (``_group_order``'s, ascending)."""
-        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else np.zeros(0, np.intp)
+        first = _run_starts(key)
         return cls(key[first], np.diff(np.append(first, len(key))).astype(np.int64), widths)
 
     def find(self, key: I64) -> tuple[Idx, npt.NDArray[np.bool_]]:
@@ -746,7 +753,7 @@ class Moves(NamedTuple):
         n = len(ids)
         order = np.argsort(ids, kind="stable")
         key = ids[order]
-        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if n else np.zeros(0, np.intp)
+        first = _run_starts(key)
         last = np.append(first[1:] - 1, n - 1) if n else first
         return cls(ids[order[first]], np.concatenate([m.before for m in moves])[order[first]],
                    np.concatenate([m.after for m in moves])[order[last]])
