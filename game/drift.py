@@ -88,10 +88,16 @@ def _npc_slots(world: World) -> tuple[slice | np.ndarray, np.ndarray]:
     a world where that does not hold, which this ruleset never makes.)
     """
     high = world.high
-    npc = world.cols["player"][:high] < 0
-    n = int(np.count_nonzero(npc))
-    if npc[:n].all() and world.alive[:n].all():
+    player = world.cols["player"][:high]
+    # Where the NPCs' slots end if they come first: a binary search (``player`` is -1 in them and >= 0 after
+    # them), which the ids then confirm, not a pass over every slot. Slots 0..n-1 hold ids 0..n-1 (ascending
+    # and distinct), the NPCs' when the last is one (NPCs hold the first ids); the one after is a player's,
+    # so every later one is.
+    n = int(np.searchsorted(player, player.dtype.type(0)))  # a key of its dtype: no copy of the column
+    if ((n == 0 or int(world.ids[n - 1]) == n - 1 and player[n - 1] < 0) and (n == high or player[n] >= 0)
+            and world.alive[:n].all()):
         return slice(0, n), n + np.flatnonzero(world.alive[n:high])
+    npc = player < 0
     alive = world.alive[:high]
     return np.flatnonzero(npc & alive), np.flatnonzero(~npc & alive)
 

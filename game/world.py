@@ -54,6 +54,8 @@ class World:
     cols: dict[str, npt.NDArray[Any]] = field(init=False)
     _spawns: list[tuple[npt.NDArray[np.uint32], dict[str, Any]]] = field(init=False, factory=list)
     _despawns: list[SlotArray] = field(init=False, factory=list)
+    #: The live ids as ``replicated`` last returned them (read-only), while no commit changed who is alive.
+    _live_ids: npt.NDArray[np.uint32] | None = field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self.ids = np.zeros(self.capacity, dtype=np.uint32)
@@ -107,6 +109,8 @@ class World:
 
     def commit(self) -> None:
         """Apply queued despawns, then queued spawns (in the order queued)."""
+        if self._despawns or self._spawns:
+            self._live_ids = None
         if self._despawns:
             self.alive[np.concatenate(self._despawns)] = False
             self._despawns.clear()
@@ -146,12 +150,21 @@ class World:
     # -- digests -----------------------------------------------------------
 
     def replicated(self) -> tuple[npt.NDArray[np.uint32], list[npt.NDArray[Any]]]:
-        """Live ids (uint32 (N,)) and every replicated column in its wire dtype, id order (new arrays)."""
+        """Live ids (uint32 (N,)) and every replicated column in its wire dtype, id order (new arrays).
+
+        The ids array is read-only, and the same one from call to call until a commit spawns or despawns
+        (most ticks nobody comes or goes: a snapshot's ids compare with the tick before's by ``is``, no pass).
+        """
         high = self.high
-        alive = self.alive[:high]
         wire = [(self.cols[c.name][:high], np.dtype(c.wire).newbyteorder("<")) for c in self.spec.replicated]
+        if self._live_ids is not None and len(self._live_ids) == high:  # nobody came or went: no holes either
+            return self._live_ids, [col.astype(dt) for col, dt in wire]
+        alive = self.alive[:high]
         if int(np.count_nonzero(alive)) == high:  # no holes (the usual case): copy slices
-            return self.ids[:high].copy(), [col.astype(dt) for col, dt in wire]
+            ids = self.ids[:high].copy()
+            ids.flags.writeable = False
+            self._live_ids = ids
+            return ids, [col.astype(dt) for col, dt in wire]
         # Holes (after a despawn, until the next compaction): the live rows picked by the mask, which makes new
         # arrays already (a boolean mask over the slots costs a third of a gather by their indices).
         return self.ids[:high][alive], [col[alive].astype(dt, copy=False) for col, dt in wire]
