@@ -50,6 +50,7 @@ from typing import Any
 from attrs import frozen
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.app import default_max_connections
 from server.cli import seed_int
 from tools.ceiling import min_frame_bytes
 from tools.cli import Parser, number, run_or_exit
@@ -105,6 +106,15 @@ def run_queue_wait_of(pid: int) -> float:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def nofile_for(connections: int) -> int:
+    """The smallest open-file limit under which the server's default ``--max-connections`` admits
+    ``connections`` (it keeps a burst of accepts and a reserve below the limit: ``default_max_connections``)."""
+    files = connections
+    while default_max_connections(files) < connections:
+        files += connections - default_max_connections(files)
+    return files
 
 
 class Proc:

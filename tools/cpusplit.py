@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.bench import ROOT, BenchError, Proc, parse_metrics, server_command, window_ms
+from tools.bench import ROOT, BenchError, Proc, nofile_for, parse_metrics, server_command, window_ms
 from tools.cli import Parser, number, run_or_exit
 from tools.sweep import LOADGEN, read_window, start_loadgen
 
@@ -283,7 +283,7 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             os.environ["TICKSERVER_GCPROBE"] = str(gc_file)  # inherited by the server (Proc copies os.environ)
         try:
             proc = Proc(server_command(args.npcs, args.players, 1, ["--no-record", *args.server_arg]), "server", server_cpu,
-                        root=root, nofile=args.players + 1024, path=(GCPROBE,) if gc_file is not None else ())
+                        root=root, nofile=nofile_for(args.players + 16), path=(GCPROBE,) if gc_file is not None else ())
         finally:
             os.environ.pop("TICKSERVER_GCPROBE", None)
         try:

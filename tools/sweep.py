@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from attrs import asdict, define
 
-from tools.bench import ROOT, BenchError, Proc, server_command
+from tools.bench import ROOT, BenchError, Proc, nofile_for, server_command
 from tools.client import GameClient
 from tools.plots import Panel, Series, save_panels
 
@@ -171,7 +171,7 @@ def _measure(args: argparse.Namespace, side: str, players: int, frame: int, serv
         cmd = server_command(args.npcs[0], players, args.seed, ["--no-record", *args.server_arg])
     else:
         cmd = ["-m", "tools.ceiling", "--port", "0", "--frame-bytes", str(frame)]
-    proc = Proc(cmd, side, server_cpu, nofile=players + 1024)
+    proc = Proc(cmd, side, server_cpu, nofile=nofile_for(players + 16))
     try:
         return asyncio.run(_window(proc, args, players, lg_cpus))
     finally:

@@ -11,11 +11,13 @@ import sys
 import msgpack
 import pytest
 
+from server.app import default_max_connections
 from server.protocol.codec import decode_client, encode_update_prefix, finish_update
 from server.protocol.messages import Input
 from tests.conftest import ROOT
 from tools import bench, ceiling
 from tools.brains import drift_brain
+from tools.bench import nofile_for
 from tools.loadgen import FrameError, FrameReader, input_payload, mask_frame, peek_type, peek_update, walk_step
 
 
@@ -207,3 +209,11 @@ def test_bench_rejects_bad_flags_with_one_line_and_exit_2(args: list[str], messa
     res = run_cli(*args, timeout=20)
     assert res.returncode == 2
     assert res.stdout == "" and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("connections", [16, 100, 1016, 2716, 3016, 4016, 20016])
+def test_nofile_for_gives_the_smallest_limit_whose_server_admits_the_connections(connections: int) -> None:
+    # The sweep's server at P=3,000 had players + 1024 open files, and refused its last 48 clients with 503.
+    files = nofile_for(connections)
+    assert default_max_connections(files) >= connections
+    assert default_max_connections(files - 1) < connections
