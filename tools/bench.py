@@ -19,7 +19,11 @@ views (``--option view=R``, ``--view``, default 600 units) and the arena
 grows with E so that the density stays WORKLOAD's (2000 NPCs on 4000 x 4000:
 a side of ``4000 * sqrt(E / 2000)`` units, ``--option size``). ``--npcs``
 takes several values (``10000,100000``): each is measured in turn, in the
-same run, and the last is compared with the first (``vs_first``).
+same run, and each run is compared with the first (``vs_first``). An E
+given more than once is pooled: ``by_E`` has each E's mean over its runs and
+its ratio to the first E's (``10000,100000,100000,10000`` repeated, A-B-B-A:
+a drift of the machine's speed over the run weighs on both E alike, and
+the repeats average out what it does to a single window).
 
 Prints a table, or with ``--json`` one JSON line (the last line; with
 several E, one per run and then the comparison).
@@ -577,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m tools.bench", description="The standard benchmark against the real server: the drift "
                "workload defined in WORKLOAD.md (this repository), figures in BENCHMARKS.md.")
     p.add_argument("--npcs", type=_counts, default=[2000], metavar="E[,E...]",
-                   help="NPCs (default 2000); several: each measured in turn, compared with the first")
+                   help="NPCs (default 2000); several: each measured in turn, compared with the first; an E given more "
+                   "than once is pooled (the mean over its runs, compared with the first E's: repeat A,B,B,A)")
     p.add_argument("--players", type=number(int, 1, "at least 1"), default=100, metavar="P", help="players (default 100)")
     p.add_argument("--duration", type=number(float, 0.5, "at least 0.5"), default=15.0, metavar="SECONDS",
                    help="measured time (default 15)")
@@ -628,10 +633,27 @@ COMPARED = ("bytes_per_update", "server_us_per_client_tick", "tick_ms_mean", "ti
 
 
 def compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every run's ``COMPARED`` figures divided by the first run's (the baseline of the same sitting)."""
+    """Every run's ``COMPARED`` figures divided by the first run's (the baseline of the same sitting), and
+    ``by_E``: each E's runs pooled (the mean of each figure over them), divided by the first E's."""
     first = runs[0]
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(r["E"], []).append(r)
+    means = {e: {k: _mean([r[k] for r in rs]) for k in COMPARED} for e, rs in groups.items()}
+    base = means[first["E"]]
     return {"variant": first["variant"], "P": first["P"], "baseline_E": first["E"], "vs_first": [
-        {"E": r["E"], **{k: _r(r[k] / first[k], 3) if r[k] and first[k] else None for k in COMPARED}} for r in runs]}
+        {"E": r["E"], **{k: _ratio(r[k], first[k]) for k in COMPARED}} for r in runs],
+        "by_E": [{"E": e, "runs": len(groups[e]), "mean": {k: _r(v) for k, v in m.items()},
+                  **{k: _ratio(m[k], base[k]) for k in COMPARED}} for e, m in means.items()]}
+
+
+def _mean(values: list[Any]) -> float | None:
+    """The mean of ``values``, None if any is missing."""
+    return None if any(v is None for v in values) else sum(values) / len(values)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return _r(a / b, 3) if a and b else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -660,6 +682,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"compared with E={summary['baseline_E']} (the same run):")
             for v in summary["vs_first"]:
                 print(f"  E={v['E']:<8} " + "  ".join(f"{k} x{v[k]}" for k in COMPARED))
+            if len(summary["by_E"]) < len(runs):
+                print(f"each E pooled (the mean over its runs), compared with E={summary['baseline_E']}'s:")
+                for v in summary["by_E"]:
+                    print(f"  E={v['E']:<8} ({v['runs']} run{'s' if v['runs'] != 1 else ''}) " + "  ".join(f"{k} x{v[k]}" for k in COMPARED))
     ok = all(o["desyncs"] == 0 and o["errors"] == 0 and o["clients_still_connected"] == args.players for o in runs)
     return 0 if ok else 1
 

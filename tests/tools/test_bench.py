@@ -198,6 +198,41 @@ def test_bench_measures_a_small_real_run_and_its_ceiling_as_one_json_line() -> N
     assert out["ceiling_frame_bytes"] >= math.floor(out["bytes_per_update"]) and out["server_to_ceiling"] > 0
 
 
+def test_bench_compares_several_e_of_the_interest_variant_each_window_and_each_e_pooled() -> None:
+    res = run_cli("--variant", "interest", "--npcs", "300,1200,1200,300", "--players", "10", "--duration", "1",
+                  "--warmup", "0.5", "--no-pin", "--json", timeout=240)
+    assert res.returncode == 0, res.stderr + res.stdout
+    *windows, summary = (json.loads(line) for line in res.stdout.strip().splitlines())
+    assert [w["E"] for w in windows] == [300, 1200, 1200, 300]
+    # The arena grows with E (WORKLOAD.md's density), and every window's views were checked by its clients.
+    assert windows[1]["arena"] == 2 * windows[0]["arena"]
+    assert all(w["variant"] == "interest" and w["desyncs"] == 0 and w["errors"] == 0 for w in windows)
+    assert [v["E"] for v in summary["vs_first"]] == [300, 1200, 1200, 300]
+    assert summary["vs_first"][0]["server_us_per_client_tick"] == 1.0
+    assert [(v["E"], v["runs"]) for v in summary["by_E"]] == [(300, 2), (1200, 2)]
+    pooled = {v["E"]: v for v in summary["by_E"]}
+    mean = sum(w["server_us_per_client_tick"] for w in windows if w["E"] == 1200) / 2
+    assert pooled[1200]["mean"]["server_us_per_client_tick"] == pytest.approx(mean, abs=1e-3)
+    assert pooled[1200]["server_us_per_client_tick"] == pytest.approx(
+        mean / pooled[300]["mean"]["server_us_per_client_tick"], abs=2e-3)
+    assert pooled[300]["server_us_per_client_tick"] == 1.0
+
+
+def test_compare_pools_each_e_over_its_runs_and_divides_by_the_first_e() -> None:
+    def window(e: int, us: float, size: float) -> dict[str, object]:
+        return {"variant": "interest", "P": 500, "E": e, "bytes_per_update": size, "server_us_per_client_tick": us,
+                "tick_ms_mean": us / 2, "tick_ms_p99": None, "server_cpu_total": us / 50}
+
+    summary = bench.compare([window(10, 20.0, 100.0), window(100, 30.0, 99.0), window(100, 26.0, 101.0),
+                             window(10, 24.0, 100.0)])
+    assert [v["server_us_per_client_tick"] for v in summary["vs_first"]] == [1.0, 1.5, 1.3, 1.2]
+    ten, hundred = summary["by_E"]
+    assert (ten["E"], ten["runs"], hundred["E"], hundred["runs"]) == (10, 2, 100, 2)
+    assert hundred["mean"]["server_us_per_client_tick"] == 28.0 and hundred["server_us_per_client_tick"] == 1.273
+    assert hundred["bytes_per_update"] == 1.0 and ten["server_us_per_client_tick"] == 1.0
+    assert hundred["tick_ms_p99"] is None  # a figure a window lacks is not pooled
+
+
 @pytest.mark.parametrize("args, message", [
     (["--players", "0"], "--players: '0' must be at least 1"),
     (["--duration", "soon"], "--duration: 'soon' is not a number"),
